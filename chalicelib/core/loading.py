@@ -1,0 +1,37 @@
+"""Reads definitions written as JSON or YAML text, and names each version by its content."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import yaml
+
+from chalicelib.core.model import Definition
+
+
+class DefinitionTextError(ValueError):
+    """The text is neither JSON nor YAML that holds an object."""
+
+
+def load_definition_text(text: str) -> Any:
+    """Parses JSON or YAML (YAML is a superset of JSON); safe loading only."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise DefinitionTextError(f"not valid JSON or YAML{where}") from exc
+    if not isinstance(data, dict):
+        raise DefinitionTextError("a definition must be an object with name and steps")
+    return data
+
+
+def canonical_json(definition: Definition) -> str:
+    return json.dumps(definition.model_dump(mode="json", exclude_defaults=False), sort_keys=True, separators=(",", ":"))
+
+
+def revision_of(definition: Definition) -> str:
+    """A short content hash: the same definition always has the same revision."""
+    return hashlib.sha256(canonical_json(definition).encode()).hexdigest()[:16]

@@ -1,0 +1,196 @@
+"""Workflow definition model: the steps, edges and policies a user writes, as pydantic types."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.dataclasses import dataclass
+
+# Step ids become ASL state names (max 80 chars) with short suffixes such as "__fallback",
+# so they are kept to 64 characters of a conservative alphabet.
+STEP_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,79}$"
+DOTTED_PATH_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+
+_DURATION_RE = re.compile(
+    r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?$"
+)
+_SHORT_DURATION_RE = re.compile(r"^(?P<n>\d+)\s*(?P<u>[smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: int | str) -> int:
+    """Seconds from an int, an ISO-8601 duration ("PT48H", "P2D") or a short form ("30m", "2d")."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like 'PT4H' or '2d'")
+    if isinstance(value, int):
+        seconds = value
+    else:
+        text = value.strip()
+        short = _SHORT_DURATION_RE.match(text)
+        iso = _DURATION_RE.match(text.upper())
+        if short:
+            seconds = int(short["n"]) * _UNIT_SECONDS[short["u"]]
+        elif iso and text.upper() not in ("P", "PT"):
+            parts = {k: int(v or 0) for k, v in iso.groupdict().items()}
+            seconds = parts["d"] * 86400 + parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
+        else:
+            raise ValueError(f"'{value}' is not a duration; use seconds, 'PT4H' or '2d'")
+    if seconds < 1:
+        raise ValueError("a duration must be at least one second")
+    return seconds
+
+
+class _Strict(BaseModel):
+    # Unknown fields are errors: a typo such as "depend_on" must not be silently ignored.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A link between two steps; a condition only on edges that leave a gateway."""
+
+    source: str
+    target: str
+    condition: str | None = None
+
+
+class InputMapping(_Strict):
+    from_step: str = Field(max_length=64)
+    from_field: str = Field(max_length=256, pattern=DOTTED_PATH_PATTERN)
+    to_field: str = Field(max_length=256, pattern=DOTTED_PATH_PATTERN)
+
+
+class RetryPolicy(_Strict):
+    """max_attempts counts every attempt, the first included (1 = no retry)."""
+
+    max_attempts: int = Field(3, ge=1, le=20)
+    # Step Functions takes whole seconds, at least one.
+    interval_seconds: int = Field(1, ge=1, le=3600)
+    backoff_rate: float = Field(2.0, ge=1.0, le=10.0)
+    max_delay_seconds: int | None = Field(None, ge=1, le=86400)
+
+
+class Fallback(_Strict):
+    """A task run in place of the step once its retries are exhausted; its output becomes the step's."""
+
+    task_type: str = Field(max_length=128)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class _StepBase(_Strict):
+    id: str = Field(pattern=STEP_ID_PATTERN)
+    title: str | None = Field(None, max_length=255)
+    description: str | None = Field(None, max_length=1000)
+    depends_on: list[str] = Field(default_factory=list, max_length=100)
+    # With depends_on, the condition of the edge from a gateway this step depends on.
+    condition: str | None = Field(None, max_length=1000)
+
+    @property
+    def label(self) -> str:
+        return self.title or self.id
+
+
+class MachineStep(_StepBase):
+    type: Literal["machine"] = "machine"
+    task_type: str = Field(max_length=128)
+    config: dict[str, Any] = Field(default_factory=dict)
+    input_mappings: list[InputMapping] = Field(default_factory=list, max_length=100)
+    retry: RetryPolicy | None = None
+    timeout_seconds: int | None = Field(None, ge=1, le=900)
+    fallback: Fallback | None = None
+
+    @field_validator("fallback", mode="before")
+    @classmethod
+    def _fallback_shorthand(cls, value: Any) -> Any:
+        # "fallback": "util.log" is shorthand for {"task_type": "util.log"}.
+        return {"task_type": value} if isinstance(value, str) else value
+
+
+class Escalation(_Strict):
+    """What the overdue sweep does with a human task past its due date."""
+
+    action: Literal["reassign", "notify", "complete", "fail"] = "notify"
+    assignee: str | None = Field(None, max_length=255)
+    assignee_group: str | None = Field(None, max_length=255)
+    output: dict[str, Any] | None = None
+    error: str | None = Field(None, max_length=64)
+
+
+class HumanStep(_StepBase):
+    type: Literal["human"] = "human"
+    form_schema: dict[str, Any] | None = None
+    assignee: str | None = Field(None, max_length=255)
+    assignee_group: str | None = Field(None, max_length=255)
+    candidate_groups: list[str] = Field(default_factory=list, max_length=20)
+    priority: int = Field(0, ge=0, le=100)
+    due_in: int | None = None
+    reminder_before: int | None = None
+    escalation: Escalation | None = None
+    timeout_seconds: int | None = Field(None, ge=1, le=31_536_000)
+    heartbeat_seconds: int | None = Field(None, ge=1, le=31_536_000)
+
+    @field_validator("due_in", "reminder_before", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return None if value is None else parse_duration(value)
+
+
+class GatewayStep(_StepBase):
+    type: Literal["gateway"] = "gateway"
+
+
+class TimerStep(_StepBase):
+    type: Literal["timer"] = "timer"
+    seconds: int | None = Field(None, ge=0, le=31_536_000)
+    until: str | None = Field(None, max_length=256, pattern=DOTTED_PATH_PATTERN)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> TimerStep:
+        if (self.seconds is None) == (self.until is None):
+            raise ValueError("a timer needs exactly one of 'seconds' or 'until'")
+        return self
+
+
+class WebhookStep(_StepBase):
+    type: Literal["webhook"] = "webhook"
+    event_type: str | None = Field(None, max_length=128)
+    timeout_seconds: int | None = Field(None, ge=1, le=31_536_000)
+    heartbeat_seconds: int | None = Field(None, ge=1, le=31_536_000)
+
+
+Step = Annotated[
+    Union[MachineStep, HumanStep, GatewayStep, TimerStep, WebhookStep],
+    Field(discriminator="type"),
+]
+STEP_TYPES = ("machine", "human", "gateway", "timer", "webhook")
+CALLBACK_TYPES = ("human", "webhook")
+
+
+class Definition(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    version: str = Field("1.0.0", min_length=1, max_length=50)
+    description: str = Field("", max_length=1000)
+    input_schema: dict[str, Any] | None = None
+    steps: list[Step] = Field(min_length=1)
+    edges: list[Edge] = Field(default_factory=list)
+    initial_step: str | None = None
+    terminal_steps: list[str] | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: Any) -> Any:
+        # YAML reads `version: 1.0` as a float; a version is text.
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+    def step(self, step_id: str) -> Any:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+    @property
+    def step_ids(self) -> list[str]:
+        return [step.id for step in self.steps]

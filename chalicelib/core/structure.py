@@ -1,0 +1,150 @@
+"""Finds each gateway's exclusive branches and folds them into one compound node of the DAG.
+
+Step Functions can branch with a Choice only inside one scope, and can join parallel work only at
+the end of a Parallel state. So every gateway must open a single-entry region that closes at its
+immediate post-dominator (the merge step, or the workflow's end). Two kinds of region fold:
+
+- a sequential region (no step in it starts parallel work) compiles to plain Choice "gotos" in one
+  scope, so its branches may meet anywhere (exclusive merges); these are folded outermost first;
+- any other region needs branches that stay apart until the merge step, each planned on its own;
+  these are folded innermost first.
+
+What is left is a DAG of plain steps and compound gateway nodes that the scheduler turns into
+series-parallel form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.core.graph import Graph, immediate_postdominators
+from chalicelib.core.model import Edge
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One exclusive path out of a gateway: its condition (None = default) and its nodes."""
+
+    condition: str | None
+    target: str | None  # first node of the branch; None when the edge goes straight to the merge
+    nodes: tuple[str, ...]
+    edges: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class GatewayRegion:
+    id: str
+    branches: tuple[Branch, ...]  # conditioned branches in edge order, the default last
+    merge: str | None  # the step where the branches meet again; None = the workflow's end
+    # Set for a sequential region: the gateway and every step in it, in topological order.
+    members: tuple[str, ...] = ()
+
+    @property
+    def sequential(self) -> bool:
+        return bool(self.members)
+
+
+@dataclass(frozen=True)
+class StructureProblem:
+    code: str
+    step: str
+    message: str
+    hint: str
+
+
+@dataclass(frozen=True)
+class Structure:
+    """The DAG left once gateways are folded: plain steps and compound gateway nodes."""
+
+    nodes: tuple[str, ...]
+    edges: tuple[tuple[str, str], ...]
+    gateways: dict[str, GatewayRegion]  # in folding order: inner gateways before outer ones
+
+
+def analyse(graph: Graph, kinds: dict[str, str], order: list[str]) -> tuple[Structure, list[StructureProblem]]:
+    """Fold every gateway; problems name the step where the structure breaks."""
+    nodes = list(order)
+    succs = {n: list(graph.succs[n]) for n in nodes}
+    preds = {n: set(graph.preds[n]) for n in nodes}
+    gateways: dict[str, GatewayRegion] = {}
+    problems: list[StructureProblem] = []
+
+    def fold(gw: str, region: set[str], merge: str | None) -> None:
+        # Replace the gateway and its region by one node linked to the merge step.
+        for node in region:
+            nodes.remove(node)
+            del succs[node]
+            del preds[node]
+        succs[gw] = [merge] if merge else []
+        if merge:
+            preds[merge] = (preds[merge] - region - {gw}) | {gw}
+
+    def region_of(gw: str) -> tuple[Graph, str | None, set[str]]:
+        current = Graph.of(nodes, (Edge(s, t) for s in nodes for t in succs[s]))
+        merge = immediate_postdominators(current, current.topological_order() or nodes)[gw]
+        region = current.reachable_from(succs[gw], stop=merge) if merge else current.reachable_from(succs[gw])
+        return current, merge, region
+
+    for gw in order:
+        if kinds.get(gw) != "gateway" or gw not in succs:
+            continue
+        _, merge, region = region_of(gw)
+        sequential = all(kinds.get(n) == "gateway" or len(succs[n]) <= 1 for n in region)
+        if sequential and _entry_problem(gw, region, preds, merge) is None:
+            members = tuple(n for n in nodes if n == gw or n in region)
+            gateways[gw] = GatewayRegion(gw, (), merge, members)
+            fold(gw, region, merge)
+
+    for gw in reversed(order):
+        if kinds.get(gw) != "gateway" or gw not in succs or gw in gateways:
+            continue
+        current, merge, region = region_of(gw)
+        problem = _entry_problem(gw, region, preds, merge)
+        branches: list[Branch] = []
+        owner: dict[str, str] = {}
+        for edge in _ordered_out_edges(graph, gw):
+            if edge.target == merge:
+                branches.append(Branch(edge.condition, None, (), ()))
+                continue
+            members = current.reachable_from([edge.target], stop=merge) if merge else current.reachable_from([edge.target])
+            for node in members:
+                if node in owner and problem is None:
+                    problem = StructureProblem(
+                        "gateway_branches_overlap",
+                        node,
+                        f"step '{node}' is reached by two branches of gateway '{gw}' "
+                        f"(from '{owner[node]}' and '{edge.target}') before they meet",
+                        f"let the branches meet at '{merge or 'the end'}', or put another gateway before '{node}'",
+                    )
+                owner.setdefault(node, edge.target)
+            ordered = tuple(n for n in nodes if n in members)
+            inner = tuple((s, t) for s in ordered for t in succs[s] if t in members)
+            branches.append(Branch(edge.condition, edge.target, ordered, inner))
+        if problem:
+            problems.append(problem)
+            continue
+        gateways[gw] = GatewayRegion(gw, tuple(branches), merge)
+        fold(gw, region, merge)
+
+    edges = tuple((s, t) for s in nodes for t in succs[s])
+    return Structure(tuple(nodes), edges, gateways), problems
+
+
+def _ordered_out_edges(graph: Graph, gw: str) -> list[Edge]:
+    # First matching condition wins, as in a Choice state; the default edge comes last.
+    out = graph.out_edges(gw)
+    return [e for e in out if e.condition is not None] + [e for e in out if e.condition is None]
+
+
+def _entry_problem(gw: str, region: set[str], preds: dict[str, set[str]], merge: str | None) -> StructureProblem | None:
+    for node in sorted(region):
+        outside = sorted(p for p in preds[node] if p not in region and p != gw)
+        if outside:
+            return StructureProblem(
+                "gateway_branch_entered_from_outside",
+                node,
+                f"step '{node}' lies on a branch of gateway '{gw}' but also depends on '{outside[0]}', "
+                "which is not on that branch",
+                f"make '{outside[0]}' run before '{gw}', or let it join at '{merge or 'the end'}'",
+            )
+    return None

@@ -1,0 +1,172 @@
+"""Validation reports every problem at once, with locations and hints, in a stable order."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.core.loading import DefinitionTextError, load_definition_text
+from chalicelib.core.model import Definition, Edge, GatewayStep, MachineStep
+from chalicelib.core.validation import MAX_STEPS, parse_definition, validate_definition
+from chalicelib.examples import bundled
+from chalicelib.tasks.registry import default_registry
+
+REGISTRY = default_registry()
+
+
+def machine(step_id: str, **extra):
+    return {"id": step_id, "type": "machine", "task_type": "data.set", "config": {"values": {"x": 1}}, **extra}
+
+
+def issues_of(data):
+    definition, issues = parse_definition(data)
+    if definition is None:
+        return [(i.code, i.location) for i in issues]
+    return [(i.code, i.location) for i in validate_definition(definition, REGISTRY)]
+
+
+@pytest.mark.parametrize("name", sorted(bundled()))
+def test_bundled_examples_are_valid(name):
+    from chalicelib import custom_tasks
+
+    registry = default_registry()
+    custom_tasks.register(registry)
+    definition, issues = parse_definition(bundled()[name])
+    assert issues == []
+    assert validate_definition(definition, registry) == []
+
+
+def test_every_problem_is_reported_in_one_pass_in_location_order():
+    data = {
+        "name": "broken",
+        "steps": [
+            machine("a"),
+            machine("b", depends_on=["a", "ghost"]),
+            {"id": "gw", "type": "gateway", "depends_on": ["b"]},
+            machine("c", depends_on=["gw"], condition="amount >"),
+            machine("d", depends_on=["gw"], condition="amount > 5"),
+            {"id": "e", "type": "machine", "task_type": "nope.task", "depends_on": ["c", "d"]},
+            machine("f", depends_on=["a"], condition="x == 1",
+                    input_mappings=[{"from_step": "e", "from_field": "y", "to_field": "z"}]),
+            machine("a"),
+        ],
+    }
+    assert issues_of(data) == [
+        ("unknown_step", "steps[1].depends_on[1]"),
+        ("gateway_without_default", "steps[2]"),
+        ("invalid_condition", "steps[3].condition"),
+        ("unknown_task_type", "steps[5].task_type"),
+        ("condition_not_on_gateway", "steps[6].condition"),
+        ("mapping_not_upstream", "steps[6].input_mappings[0].from_step"),
+        ("duplicate_step", "steps[7].id"),
+    ]
+
+
+def test_issues_are_sorted_by_step_position_numerically():
+    steps = [machine(f"s{i}", depends_on=[f"missing{i}"]) for i in range(12)]
+    locations = [loc for _, loc in issues_of({"name": "many", "steps": steps})]
+    assert locations == [f"steps[{i}].depends_on[0]" for i in range(12)]
+
+
+def test_cycle_is_reported_with_its_path():
+    data = {"name": "loop", "steps": [machine("a", depends_on=["c"]), machine("b", depends_on=["a"]),
+                                      machine("c", depends_on=["b"])]}
+    definition, _ = parse_definition(data)
+    issues = validate_definition(definition, REGISTRY)
+    assert [i.code for i in issues] == ["cycle"]
+    assert "a -> b -> c -> a" in issues[0].message or "c -> a -> b -> c" in issues[0].message
+
+
+def test_schema_problems_name_the_field_and_drop_the_step_kind_tag():
+    data = {"name": "x", "steps": [{"id": "a", "type": "machine", "task_type": "data.set",
+                                    "retry": {"max_attempts": 0}, "depend_on": ["z"]}]}
+    assert issues_of(data) == [
+        ("extra_forbidden", "steps[0].depend_on"),
+        ("greater_than_equal", "steps[0].retry.max_attempts"),
+    ]
+
+
+def test_unknown_step_type_gets_a_hint():
+    definition, issues = parse_definition({"name": "x", "steps": [{"id": "a", "type": "robot"}]})
+    assert definition is None
+    assert issues[0].location == "steps[0]"
+    assert "machine, human, gateway, timer, webhook" in issues[0].hint
+
+
+def test_config_is_checked_against_the_task_type_schema():
+    data = {"name": "x", "steps": [{"id": "a", "type": "machine", "task_type": "data.set", "config": {}}]}
+    assert issues_of(data) == [("invalid_config", "steps[0].config.values")]
+
+
+def test_unknown_task_type_suggests_a_close_one():
+    definition, _ = parse_definition({"name": "x", "steps": [{"id": "a", "type": "machine", "task_type": "data.sett"}]})
+    issue = validate_definition(definition, REGISTRY)[0]
+    assert issue.code == "unknown_task_type" and "data.set" in issue.hint
+
+
+def test_mapping_from_a_field_the_step_cannot_produce():
+    data = {"name": "x", "steps": [
+        machine("a"),
+        machine("b", depends_on=["a"], input_mappings=[{"from_step": "a", "from_field": "y", "to_field": "z"}]),
+    ]}
+    assert issues_of(data) == [("unknown_field", "steps[1].input_mappings[0].from_field")]
+
+
+def test_edges_style_checks_initial_terminal_and_reachability():
+    data = {
+        "name": "x", "initial_step": "a", "terminal_steps": ["c"],
+        "steps": [machine("a"), machine("b"), machine("c"), machine("lonely")],
+        "edges": [{"source": "a", "target": "c"}, {"source": "b", "target": "c"}, {"source": "a", "target": "nowhere"}],
+    }
+    assert issues_of(data) == [
+        ("unreachable", "steps[1]"),
+        ("undeclared_end", "steps[3]"),
+        ("unreachable", "steps[3]"),
+        ("unknown_step", "edges[2].target"),
+    ]
+
+
+def test_gateway_branches_that_cross_parallel_work_are_refused_with_a_hint():
+    # b runs in parallel with the gateway's branch and then feeds into it: no Step Functions shape fits.
+    data = {"name": "x", "steps": [
+        machine("a"), machine("b", depends_on=["a"]),
+        {"id": "gw", "type": "gateway", "depends_on": ["a"]},
+        machine("c", depends_on=["gw"], condition="x == 1"), machine("d", depends_on=["gw"]),
+        machine("e", depends_on=["c", "b"]), machine("f", depends_on=["e", "d"]),
+    ]}
+    definition, _ = parse_definition(data)
+    issues = validate_definition(definition, REGISTRY)
+    assert [i.code for i in issues] == ["gateway_branch_entered_from_outside"]
+    assert issues[0].hint
+
+
+def test_too_many_steps():
+    steps = [machine("s0")] + [machine(f"s{i}", depends_on=[f"s{i - 1}"]) for i in range(1, MAX_STEPS + 1)]
+    assert ("too_many_steps", "steps") in issues_of({"name": "big", "steps": steps})
+
+
+def test_python_objects_build_the_same_definition_as_json():
+    built = Definition(
+        name="approval",
+        steps=[MachineStep(id="submit", task_type="data.set", config={"values": {"ok": True}}),
+               GatewayStep(id="gw"), MachineStep(id="yes", task_type="util.log", config={"message": "y"}),
+               MachineStep(id="no", task_type="util.log", config={"message": "n"})],
+        edges=[Edge("submit", "gw"), Edge("gw", "yes", "ok == true"), Edge("gw", "no")],
+        initial_step="submit",
+    )
+    assert validate_definition(built, REGISTRY) == []
+    again, issues = parse_definition(built.model_dump(mode="json"))
+    assert issues == [] and again == built
+
+
+def test_yaml_and_json_text_both_load():
+    assert load_definition_text('{"name": "x", "steps": []}')["name"] == "x"
+    assert load_definition_text("name: x\nversion: 1.0\nsteps: []\n")["version"] == 1.0
+    with pytest.raises(DefinitionTextError, match="line 1"):
+        load_definition_text("name: [unclosed")
+    with pytest.raises(DefinitionTextError):
+        load_definition_text("- just a list")
+
+
+def test_yaml_number_version_becomes_text():
+    definition, _ = parse_definition({"name": "x", "version": 2.1, "steps": [machine("a")]})
+    assert definition.version == "2.1"
