@@ -235,7 +235,8 @@ def _check_conditions(definition: Definition, kinds: dict[str, str], index: dict
             conditions.parse_condition(edge.condition)
         except conditions.ConditionError as exc:
             issues.append(_issue("invalid_condition", f"{location}.condition",
-                                 f"condition {edge.condition!r} of {edge.source} -> {edge.target}: {exc.message}",
+                                 f"condition {edge.condition!r} of {edge.source} -> {edge.target}: {exc.message}"
+                                 + (f" (at position {exc.position})" if exc.position is not None else ""),
                                  exc.hint or "see docs/definitions.md for the condition syntax"))
     for step in definition.steps:
         if step.type != "gateway":
