@@ -1,0 +1,321 @@
+"""Compiles a definition to Amazon States Language (JSONPath only): a pure, deterministic function.
+
+The state that flows between states is {"steps": {step id: output}, "data": {...}}. `data` is the
+instance data (the start input with every finished step's output merged in, in the definition's
+topological order); Lambda-backed states recompute it, and a Choice or a Wait on a timestamp reads
+it. At a Parallel join each branch hands back only its `steps` map and the maps are merged with
+States.JsonMerge, so `data` must be recomputed (a "merge" task) before a Choice or Wait reads it.
+The start input lives in the execution input ($$.Execution.Input.input), not in the state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.core import conditions
+from chalicelib.core.graph import Graph, build_graph
+from chalicelib.core.model import Definition, GatewayStep, HumanStep, MachineStep, TimerStep, WebhookStep
+from chalicelib.core.schedule import Leaf, Par, Plan, Seq, makespan, plan_series_parallel
+from chalicelib.core.structure import GatewayRegion, Structure, analyse
+
+STEP_RUNNER = "${StepRunnerFunctionArn}"
+TASK_REGISTRAR = "${TaskRegistrarFunctionArn}"
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+LAMBDA_CALLBACK = "arn:aws:states:::lambda:invoke.waitForTaskToken"
+# AWS's recommended retry for transient Lambda service errors, separate from the step's own policy.
+LAMBDA_SERVICE_ERRORS = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
+TIMED_OUT_ERROR = "Stepflow.TaskTimedOut"
+
+
+class CompileError(ValueError):
+    """The definition cannot be compiled; validation reports the same problems in detail."""
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    step_runner: str = STEP_RUNNER
+    task_registrar: str = TASK_REGISTRAR
+    # Share of extra Parallel states (billed transitions) traded for a shorter makespan.
+    parallel_budget: float = 0.15
+
+
+def compile_definition(definition: Definition, revision: str, options: CompileOptions = CompileOptions()) -> dict[str, Any]:
+    """The state machine for a definition; the same input always gives the same dict."""
+    graph = build_graph(definition)
+    order = graph.topological_order()
+    if order is None:
+        raise CompileError("the steps form a cycle")
+    kinds = {s.id: s.type for s in definition.steps}
+    structure, problems = analyse(graph, kinds, order)
+    if problems:
+        raise CompileError(problems[0].message)
+    emitter = _Emitter(definition, revision, options, structure, graph)
+    plan = emitter.plan(structure.nodes, structure.edges)
+    states: dict[str, Any] = {}
+    start = emitter.emit(plan, states, None, True)
+    asl: dict[str, Any] = {
+        "Comment": f"Stepflow workflow {definition.name} {definition.version} (revision {revision})",
+        "StartAt": start,
+        "States": _reading_order(states),
+    }
+    return asl
+
+
+class _Emitter:
+    """Turns a series-parallel plan into states; one method per kind of node."""
+
+    def __init__(self, definition: Definition, revision: str, options: CompileOptions, structure: Structure,
+                 graph: Graph):
+        self.definition = definition
+        self.graph = graph
+        self.steps = {s.id: s for s in definition.steps}
+        self.revision = revision
+        self.options = options
+        self.gateways: dict[str, GatewayRegion] = structure.gateways
+        self.gateway_plans: dict[str, list[Plan | None]] = {}
+        self.weights: dict[str, float] = {sid: 0.0 if s.type == "gateway" else 1.0 for sid, s in self.steps.items()}
+        self.parallel_count = 0
+        # Inner gateways were folded first, so their weights are known before outer ones need them.
+        for gw, region in structure.gateways.items():
+            if region.sequential:
+                self.weights[gw] = self._longest_path(region.members)
+                continue
+            plans = [self.plan(b.nodes, b.edges) if b.nodes else None for b in region.branches]
+            self.gateway_plans[gw] = plans
+            self.weights[gw] = max((makespan(p, self.weights) for p in plans if p is not None), default=0.0)
+
+    def _longest_path(self, members: tuple[str, ...]) -> float:
+        inside = set(members)
+        finish: dict[str, float] = {}
+        for node in members:  # topological order
+            start = max((finish[p] for p in self.graph.preds[node] if p in inside), default=0.0)
+            finish[node] = start + self.weights[node]
+        return max(finish.values(), default=0.0)
+
+    def plan(self, nodes: tuple[str, ...], edges: tuple[tuple[str, str], ...]) -> Plan:
+        return plan_series_parallel(nodes, edges, self.weights, parallel_budget=self.options.parallel_budget)
+
+    # -- data validity -------------------------------------------------------------------------
+    def valid_after(self, plan: Plan, valid: bool) -> bool:
+        """Whether `data` in the state is current after `plan`, given whether it was before."""
+        if isinstance(plan, Par):
+            return False
+        if isinstance(plan, Seq):
+            for part in plan.parts:
+                valid = self.valid_after(part, valid)
+            return valid
+        step = self.steps[plan.node]
+        if isinstance(step, GatewayStep):
+            if self.gateways[step.id].sequential:
+                return True  # only single steps run inside, and each leaves current data behind
+            ends = [self.valid_after(p, True) if p is not None else True for p in self.gateway_plans[step.id]]
+            return all(ends)
+        if isinstance(step, TimerStep):
+            return valid or step.until is not None
+        return True
+
+    # -- emission ------------------------------------------------------------------------------
+    def emit(self, plan: Plan, states: dict[str, Any], next_name: str | None, valid: bool) -> str:
+        """Adds the states of `plan` to `states`, continuing at `next_name` (None: end of scope)."""
+        if isinstance(plan, Seq):
+            entry_valid = [valid]
+            for part in plan.parts[:-1]:
+                entry_valid.append(self.valid_after(part, entry_valid[-1]))
+            for part, part_valid in zip(reversed(plan.parts), reversed(entry_valid), strict=True):
+                next_name = self.emit(part, states, next_name, part_valid)
+            assert next_name is not None
+            return next_name
+        if isinstance(plan, Par):
+            return self.emit_parallel(plan, states, next_name, valid)
+        step = self.steps[plan.node]
+        needs_data = isinstance(step, GatewayStep) or (isinstance(step, TimerStep) and step.until is not None)
+        if isinstance(step, GatewayStep):
+            name = self.emit_gateway(step, states, next_name)
+        elif isinstance(step, TimerStep):
+            name = self.emit_timer(step, states, next_name)
+        elif isinstance(step, MachineStep):
+            name = self.emit_machine(step, states, next_name)
+        else:
+            name = self.emit_callback(step, states, next_name)
+        if needs_data and not valid:
+            merge = f"{step.id}__merge"
+            states[merge] = self._lambda_task("merge", step.id, name)
+            return merge
+        return name
+
+    def _continue(self, state: dict[str, Any], next_name: str | None, *, payload: bool = False) -> dict[str, Any]:
+        # At the end of a scope a state hands back only its steps map: that is what joins merge.
+        if next_name is None:
+            state["OutputPath"] = "$.Payload.steps" if payload else "$.steps"
+            state["End"] = True
+        else:
+            if payload:
+                state["OutputPath"] = "$.Payload"
+            state["Next"] = next_name
+        return state
+
+    def _payload(self, kind: str, step_id: str) -> dict[str, Any]:
+        return {
+            "kind": kind,
+            "workflow": self.definition.name,
+            "revision": self.revision,
+            "step": step_id,
+            "input.$": "$$.Execution.Input.input",
+            "steps.$": "$.steps",
+            "execution.$": "$$.Execution.Id",
+        }
+
+    def _lambda_task(self, kind: str, step_id: str, next_name: str | None) -> dict[str, Any]:
+        state = {
+            "Type": "Task",
+            "Resource": LAMBDA_INVOKE,
+            "Parameters": {"FunctionName": self.options.step_runner, "Payload": self._payload(kind, step_id)},
+            "Retry": [_service_retry()],
+        }
+        return self._continue(state, next_name, payload=True)
+
+    def emit_machine(self, step: MachineStep, states: dict[str, Any], next_name: str | None) -> str:
+        state = self._lambda_task("machine", step.id, next_name)
+        if step.timeout_seconds:
+            state["TimeoutSeconds"] = step.timeout_seconds
+        if step.retry and step.retry.max_attempts > 1:
+            retrier: dict[str, Any] = {
+                "ErrorEquals": ["States.ALL"],
+                "IntervalSeconds": step.retry.interval_seconds,
+                "MaxAttempts": step.retry.max_attempts - 1,
+                "BackoffRate": step.retry.backoff_rate,
+            }
+            if step.retry.max_delay_seconds:
+                retrier["MaxDelaySeconds"] = step.retry.max_delay_seconds
+            state["Retry"].append(retrier)
+        if step.fallback:
+            fallback = f"{step.id}__fallback"
+            state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": fallback}]
+            fb_state = self._lambda_task("fallback", step.id, next_name)
+            fb_state["Parameters"]["Payload"]["failure.$"] = "$.failure"
+            states[fallback] = _ordered(fb_state)
+        states[step.id] = _ordered(state)
+        return step.id
+
+    def emit_callback(self, step: HumanStep | WebhookStep, states: dict[str, Any], next_name: str | None) -> str:
+        payload = self._payload(step.type, step.id)
+        payload["token.$"] = "$$.Task.Token"
+        payload["entered_at.$"] = "$$.State.EnteredTime"
+        state: dict[str, Any] = {
+            "Type": "Task",
+            "Resource": LAMBDA_CALLBACK,
+            "Parameters": {"FunctionName": self.options.task_registrar, "Payload": payload},
+            "Retry": [_service_retry()],
+        }
+        if step.timeout_seconds:
+            state["TimeoutSeconds"] = step.timeout_seconds
+        if step.heartbeat_seconds:
+            state["HeartbeatSeconds"] = step.heartbeat_seconds
+        if step.timeout_seconds or step.heartbeat_seconds:
+            # moto reports a heartbeat timeout as States.Timeout; AWS as States.HeartbeatTimeout.
+            timed_out = f"{step.id}__timed_out"
+            state["Catch"] = [{"ErrorEquals": ["States.Timeout", "States.HeartbeatTimeout"],
+                               "ResultPath": "$.failure", "Next": timed_out}]
+            states[timed_out] = {"Type": "Fail", "Error": TIMED_OUT_ERROR,
+                                 "Cause": f"{step.type} step '{step.id}' was not completed in time"}
+        # The callback's output is the whole new state, built by the service that completes it.
+        states[step.id] = _ordered(self._continue(state, next_name))
+        return step.id
+
+    def emit_timer(self, step: TimerStep, states: dict[str, Any], next_name: str | None) -> str:
+        state: dict[str, Any] = {"Type": "Wait"}
+        if step.until is not None:
+            state["TimestampPath"] = f"$.data.{step.until}"
+        else:
+            state["Seconds"] = step.seconds
+        states[step.id] = self._continue(state, next_name)
+        return step.id
+
+    def emit_gateway(self, step: GatewayStep, states: dict[str, Any], next_name: str | None) -> str:
+        region = self.gateways[step.id]
+        if region.sequential:
+            return self.emit_sequential(region, states, next_name)
+        entries = [self.emit(plan, states, next_name, True) if plan is not None else None
+                   for plan in self.gateway_plans[step.id]]
+        self._choice(step.id, [(b.condition, e) for b, e in zip(region.branches, entries, strict=True)],
+                     states, next_name)
+        return step.id
+
+    def emit_sequential(self, region: GatewayRegion, states: dict[str, Any], next_name: str | None) -> str:
+        """A region without parallel work: one state per step, linked by Next and Choice gotos."""
+        entry: dict[str, str | None] = {}
+        inside = set(region.members)
+        for node in reversed(region.members):
+            step = self.steps[node]
+            if isinstance(step, GatewayStep):
+                out = [e for e in self.graph.out_edges(node) if e.condition is not None]
+                out += [e for e in self.graph.out_edges(node) if e.condition is None]
+                targets = [(e.condition, entry[e.target] if e.target in inside else None) for e in out]
+                self._choice(node, targets, states, next_name)
+                entry[node] = node
+                continue
+            succ = self.graph.succs[node]
+            following = entry[succ[0]] if succ and succ[0] in inside else next_name
+            entry[node] = self.emit(Leaf(node), states, following, True)
+        return region.id
+
+    def _choice(self, gw: str, targets: list[tuple[str | None, str | None]], states: dict[str, Any],
+                next_name: str | None) -> None:
+        """A Choice state; a target of None continues at next_name (a Succeed at a scope's end)."""
+        end_name = f"{gw}__end"
+
+        def resolve(entry: str | None) -> str:
+            if entry is not None:
+                return entry
+            if next_name is not None:
+                return next_name
+            # A Choice cannot end a scope itself; an empty branch at the end goes to a Succeed.
+            states[end_name] = {"Type": "Succeed", "OutputPath": "$.steps"}
+            return end_name
+
+        choices = []
+        default = None
+        for condition, entry in targets:
+            if condition is None:
+                default = resolve(entry)
+            else:
+                rule = conditions.to_choice_rule(conditions.parse_condition(condition), "$.data")
+                choices.append({**rule, "Next": resolve(entry)})
+        states[gw] = {"Type": "Choice", "Choices": choices, "Default": default}
+
+    def emit_parallel(self, plan: Par, states: dict[str, Any], next_name: str | None, valid: bool) -> str:
+        self.parallel_count += 1
+        name = f"par__{self.parallel_count}"
+        branches = []
+        for branch in plan.branches:
+            inner: dict[str, Any] = {}
+            start = self.emit(branch, inner, None, valid)
+            branches.append({"StartAt": start, "States": _reading_order(inner)})
+        merged = "$[0]"
+        for i in range(1, len(branches)):
+            merged = f"States.JsonMerge({merged}, $[{i}], false)"
+        state: dict[str, Any] = {"Type": "Parallel", "Branches": branches, "ResultSelector": {"steps.$": merged}}
+        states[name] = self._continue(state, next_name)
+        return name
+
+
+def _reading_order(states: dict[str, Any]) -> dict[str, Any]:
+    # States are emitted from the end backwards; reversed, a scope reads from its start down.
+    return dict(reversed(states.items()))
+
+
+def _service_retry() -> dict[str, Any]:
+    return {"ErrorEquals": list(LAMBDA_SERVICE_ERRORS), "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0}
+
+
+def _ordered(state: dict[str, Any]) -> dict[str, Any]:
+    # A fixed key order keeps the JSON of committed state machines readable and stable.
+    keys = ["Type", "Resource", "Parameters", "TimeoutSeconds", "HeartbeatSeconds", "Retry", "Catch",
+            "OutputPath", "Next", "End"]
+    return {k: state[k] for k in keys if k in state} | {k: v for k, v in state.items() if k not in keys}
