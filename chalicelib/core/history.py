@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.core.times import as_iso
+
 # Suffixes the compiler gives to helper states of a step; "par__N" states belong to no step.
 _HELPER_SUFFIXES = ("__fallback", "__merge", "__timed_out", "__end")
 
@@ -59,8 +61,7 @@ def _step_of(state_name: str) -> tuple[str | None, str]:
 
 
 def _when(event: dict[str, Any]) -> str:
-    stamp = event.get("timestamp")
-    return stamp.isoformat() if hasattr(stamp, "isoformat") else str(stamp)
+    return as_iso(event.get("timestamp")) or ""
 
 
 def _json(text: Any) -> Any:

@@ -1,0 +1,50 @@
+"""Stepflow's composition root: the Chalice app, its blueprints and its Lambda functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Chalice
+
+from chalicelib.api import definitions, instances, plugins
+from chalicelib.api.http import json_response
+from chalicelib.observability import http_middleware, logger, step_finished
+from chalicelib.wiring import Services
+
+app = Chalice(app_name="stepflow")
+services = Services()
+
+
+def _services() -> Services:
+    return services
+
+
+_prefix = services.settings.api_prefix.rstrip("/")
+for module in (definitions, instances, plugins):
+    app.register_blueprint(module.create_blueprint(_services), url_prefix=_prefix or None)
+app.register_middleware(http_middleware, "http")
+
+
+@app.route("/health", methods=["GET"])
+def health() -> Any:
+    return json_response({"status": "healthy", "stage": services.settings.stage})
+
+
+@app.lambda_function(name="step_runner")
+def step_runner(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    logger.append_keys(workflow=event.get("workflow"), step=event.get("step"), execution=event.get("execution"))
+    try:
+        result = services.step_runner.handle(event)
+    except Exception as exc:
+        logger.info("step failed", extra={"error": type(exc).__name__})
+        step_finished(event.get("kind", "machine"), ok=False)
+        raise
+    step_finished(event.get("kind", "machine"), ok=True)
+    return result
+
+
+@app.lambda_function(name="task_registrar")
+def task_registrar(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    # The event carries the task token: it is stored, never logged.
+    logger.append_keys(workflow=event.get("workflow"), step=event.get("step"), execution=event.get("execution"))
+    return services.task_registrar.handle(event)

@@ -1,0 +1,51 @@
+"""Routes for workflow definitions: list, register, validate (dry run), get, compiled ASL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Blueprint
+
+from chalicelib.api.http import BODY_TYPES, handles_errors, json_response, query, read_body
+from chalicelib.service.definitions import summary
+
+
+def create_blueprint(services: Callable[[], Any]) -> Blueprint:
+    bp = Blueprint(__name__)
+
+    @bp.route("/definitions", methods=["GET"])
+    @handles_errors
+    def list_definitions() -> Any:
+        return json_response([summary(r) for r in services().definitions.list()])
+
+    @bp.route("/definitions", methods=["POST"], content_types=BODY_TYPES)
+    @handles_errors
+    def register_definition() -> Any:
+        data = read_body(bp.current_request, allow_yaml=True)
+        record = services().definitions.register(data)
+        created = record.pop("created")
+        return json_response(_full(record), 201 if created else 200)
+
+    @bp.route("/definitions/validate", methods=["POST"], content_types=BODY_TYPES)
+    @handles_errors
+    def validate_definition() -> Any:
+        data = read_body(bp.current_request, allow_yaml=True)
+        return json_response(services().definitions.validate(data))
+
+    @bp.route("/definitions/{name}", methods=["GET"])
+    @handles_errors
+    def get_definition(name: str) -> Any:
+        record = services().definitions.get(name, query(bp.current_request).get("version"))
+        return json_response(_full(record))
+
+    @bp.route("/definitions/{name}/asl", methods=["GET"])
+    @handles_errors
+    def get_asl(name: str) -> Any:
+        return json_response(services().definitions.asl(name, query(bp.current_request).get("version")))
+
+    return bp
+
+
+def _full(record: dict[str, Any]) -> dict[str, Any]:
+    return {**summary(record), "definition": record.get("body"), "state_machine_arn": record.get("state_machine_arn")}

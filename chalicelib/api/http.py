@@ -1,0 +1,107 @@
+"""HTTP helpers for the blueprints: JSON/YAML bodies, query parameters, and errors as {"detail": ...}."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Response
+
+from chalicelib.core.loading import DefinitionTextError, load_definition_text
+from chalicelib.errors import Conflict, InvalidInput, NotFound, StepflowError, UpstreamError
+
+logger = logging.getLogger("stepflow.api")
+
+MAX_BODY_BYTES = 256 * 1024
+BODY_TYPES = ["application/json", "application/x-yaml", "application/yaml", "text/yaml", "text/plain"]
+STATUS = {InvalidInput: 422, NotFound: 404, Conflict: 409, UpstreamError: 502}
+
+
+class BadRequest(StepflowError):
+    """The request cannot be read at all (malformed body, bad parameter)."""
+
+
+class TooLarge(StepflowError):
+    pass
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(body=json.dumps(body, default=str), status_code=status,
+                    headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def error_response(status: int, detail: Any) -> Response:
+    return json_response({"detail": detail}, status)
+
+
+def handles_errors(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Maps domain errors to status codes; anything unexpected is logged, never echoed."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except BadRequest as exc:
+            return error_response(400, exc.detail)
+        except TooLarge as exc:
+            return error_response(413, exc.detail)
+        except StepflowError as exc:
+            return error_response(STATUS.get(type(exc), 400), exc.detail)
+        except Exception:  # noqa: BLE001 - the edge of the API: log it, answer without internals
+            logger.exception("unhandled error in %s", view.__name__)
+            return error_response(500, "internal error; the request was logged")
+
+    return wrapper
+
+
+def read_body(request: Any, *, allow_yaml: bool = False) -> Any:
+    raw = request.raw_body or b""
+    if len(raw) > MAX_BODY_BYTES:
+        raise TooLarge(f"the body is {len(raw):,} bytes; at most {MAX_BODY_BYTES:,} are accepted")
+    if not raw.strip():
+        raise BadRequest("the request needs a JSON body")
+    content_type = (request.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not UTF-8 text") from None
+    if allow_yaml and content_type != "application/json":
+        try:
+            return load_definition_text(text)
+        except DefinitionTextError as exc:
+            raise BadRequest(str(exc)) from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+
+
+def query(request: Any) -> dict[str, str]:
+    return dict(request.query_params or {})
+
+
+def int_param(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"'{name}' must be a whole number") from None
+    if not low <= value <= high:
+        raise BadRequest(f"'{name}' must be between {low} and {high}")
+    return value
+
+
+def bool_param(params: dict[str, str], name: str, default: bool = False) -> bool:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise BadRequest(f"'{name}' must be true or false")

@@ -1,0 +1,90 @@
+"""Step Functions adapter: state machines and executions, AWS errors translated to ours."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.errors import Conflict, NotFound, UpstreamError
+
+
+class StateMachines:
+    def __init__(self, sfn: Any, role_arn: str, prefix: str):
+        self._sfn = sfn
+        self._role_arn = role_arn
+        self._prefix = prefix
+
+    def machine_name(self, workflow: str) -> str:
+        return f"{self._prefix}{workflow}"[:80]
+
+    def arn_for(self, workflow: str) -> str | None:
+        name = self.machine_name(workflow)
+        paginator = self._sfn.get_paginator("list_state_machines")
+        for page in paginator.paginate():
+            for machine in page["stateMachines"]:
+                if machine["name"] == name:
+                    return machine["stateMachineArn"]
+        return None
+
+    def ensure(self, workflow: str, asl: dict[str, Any], known_arn: str | None = None) -> str:
+        """Creates the workflow's state machine, or updates it to this definition."""
+        definition = json.dumps(asl, separators=(",", ":"))
+        arn = known_arn or self.arn_for(workflow)
+        try:
+            if arn:
+                self._sfn.update_state_machine(stateMachineArn=arn, definition=definition, roleArn=self._role_arn)
+                return arn
+            created = self._sfn.create_state_machine(
+                name=self.machine_name(workflow), definition=definition, roleArn=self._role_arn, type="STANDARD"
+            )
+            return created["stateMachineArn"]
+        except ClientError as exc:
+            raise UpstreamError(f"Step Functions refused the state machine: {_code(exc)}") from exc
+
+    def start(self, machine_arn: str, name: str, payload: dict[str, Any]) -> str:
+        try:
+            result = self._sfn.start_execution(stateMachineArn=machine_arn, name=name, input=json.dumps(payload))
+        except ClientError as exc:
+            if _code(exc) == "ExecutionAlreadyExists":
+                raise Conflict(f"an execution named '{name}' already exists") from exc
+            raise UpstreamError(f"Step Functions could not start the execution: {_code(exc)}") from exc
+        return result["executionArn"]
+
+    def describe(self, execution_arn: str) -> dict[str, Any]:
+        try:
+            return self._sfn.describe_execution(executionArn=execution_arn)
+        except ClientError as exc:
+            if _code(exc) == "ExecutionDoesNotExist":
+                raise NotFound("execution not found") from exc
+            raise UpstreamError(f"Step Functions: {_code(exc)}") from exc
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+            if token:
+                kwargs["nextToken"] = token
+            page = self._sfn.get_execution_history(**kwargs)
+            events.extend(page["events"])
+            token = page.get("nextToken")
+            if not token:
+                return events
+
+    def stop(self, execution_arn: str, error: str, cause: str) -> None:
+        try:
+            self._sfn.stop_execution(executionArn=execution_arn, error=error, cause=cause[:32768])
+        except ClientError as exc:
+            raise UpstreamError(f"Step Functions could not stop the execution: {_code(exc)}") from exc
+
+    def send_success(self, token: str, output: dict[str, Any]) -> None:
+        self._sfn.send_task_success(taskToken=token, output=json.dumps(output))
+
+    def send_failure(self, token: str, error: str, cause: str) -> None:
+        self._sfn.send_task_failure(taskToken=token, error=error, cause=cause)
+
+
+def _code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "Unknown")

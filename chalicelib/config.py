@@ -1,0 +1,40 @@
+"""Settings of one deployment, read from the environment once, at the edge of the app."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from chalicelib.resources import DEFINITIONS, INSTANCES, STEP_RUNNER, TASK_REGISTRAR, TASKS
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    region: str
+    definitions_table: str
+    instances_table: str
+    tasks_table: str
+    step_runner_arn: str
+    task_registrar_arn: str
+    state_machine_role_arn: str
+    state_machine_prefix: str
+    api_prefix: str
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        stage = env.get("STEPFLOW_STAGE", "local")
+        prefix = env.get("STEPFLOW_RESOURCE_PREFIX", f"stepflow-{stage}-")
+        return cls(
+            stage=stage,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            definitions_table=env.get(DEFINITIONS.env_var, DEFINITIONS.physical_name(prefix)),
+            instances_table=env.get(INSTANCES.env_var, INSTANCES.physical_name(prefix)),
+            tasks_table=env.get(TASKS.env_var, TASKS.physical_name(prefix)),
+            step_runner_arn=env.get(STEP_RUNNER.env_var, ""),
+            task_registrar_arn=env.get(TASK_REGISTRAR.env_var, ""),
+            state_machine_role_arn=env.get("STEPFLOW_STATE_MACHINE_ROLE_ARN", ""),
+            state_machine_prefix=env.get("STEPFLOW_STATE_MACHINE_PREFIX", prefix),
+            api_prefix="/" + env.get("STEPFLOW_API_PREFIX", "/workflows").strip("/"),
+        )

@@ -1,0 +1,27 @@
+"""Domain errors: one root, subclasses that carry context; HTTP codes are chosen at the API edge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StepflowError(Exception):
+    def __init__(self, detail: Any):
+        super().__init__(detail if isinstance(detail, str) else "stepflow error")
+        self.detail = detail
+
+
+class InvalidInput(StepflowError):
+    """The request is well-formed but its content is wrong (every problem listed)."""
+
+
+class NotFound(StepflowError):
+    pass
+
+
+class Conflict(StepflowError):
+    """The request does not fit the current state (already done, not waiting...)."""
+
+
+class UpstreamError(StepflowError):
+    """An AWS service refused or failed; reported without its raw message."""

@@ -1,0 +1,74 @@
+"""The AWS resources Stepflow needs, described once: the local runtime and the deploy template use it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    hash_key: str
+    range_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    """A DynamoDB table: logical id (used in templates), base name, string keys and indexes."""
+
+    logical_id: str
+    name: str
+    hash_key: str
+    range_key: str | None = None
+    indexes: tuple[Index, ...] = ()
+    ttl_attribute: str | None = None
+    env_var: str = ""
+
+    def physical_name(self, prefix: str) -> str:
+        return f"{prefix}{self.name}"
+
+    def key_attributes(self) -> list[str]:
+        names = [self.hash_key, *([self.range_key] if self.range_key else [])]
+        for index in self.indexes:
+            names += [index.hash_key, *([index.range_key] if index.range_key else [])]
+        return list(dict.fromkeys(names))
+
+
+DEFINITIONS = Table(
+    "DefinitionsTable", "definitions", "name", "sk",
+    indexes=(Index("by_kind", "kind", "name"),),
+    env_var="STEPFLOW_DEFINITIONS_TABLE",
+)
+INSTANCES = Table(
+    "InstancesTable", "instances", "id",
+    indexes=(Index("by_created", "partition", "created_key"),),
+    env_var="STEPFLOW_INSTANCES_TABLE",
+)
+TASKS = Table(
+    "TasksTable", "tasks", "id",
+    indexes=(Index("by_instance", "instance_id", "created_key"),),
+    env_var="STEPFLOW_TASKS_TABLE",
+)
+TABLES: tuple[Table, ...] = (DEFINITIONS, INSTANCES, TASKS)
+
+
+@dataclass(frozen=True)
+class Function:
+    """A Lambda function defined in app.py with @app.lambda_function(name=...)."""
+
+    name: str
+    handler: str
+    env_var: str
+    placeholder: str
+
+
+STEP_RUNNER = Function("step_runner", "app.step_runner", "STEPFLOW_STEP_RUNNER_ARN", "StepRunnerFunctionArn")
+TASK_REGISTRAR = Function("task_registrar", "app.task_registrar", "STEPFLOW_TASK_REGISTRAR_ARN", "TaskRegistrarFunctionArn")
+FUNCTIONS: tuple[Function, ...] = (STEP_RUNNER, TASK_REGISTRAR)
+
+
+@dataclass(frozen=True)
+class Resources:
+    tables: tuple[Table, ...] = TABLES
+    functions: tuple[Function, ...] = FUNCTIONS
+    extra: dict[str, str] = field(default_factory=dict)

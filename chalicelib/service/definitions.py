@@ -1,0 +1,119 @@
+"""Registers, validates and looks up definitions; keeps each workflow's state machine current."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib.core.compiler import CompileError, compile_definition
+from chalicelib.core.graph import build_graph
+from chalicelib.core.loading import revision_of
+from chalicelib.core.model import Definition
+from chalicelib.core.validation import Issue, compiled_size, parse_definition, validate_definition
+from chalicelib.errors import InvalidInput, NotFound
+from chalicelib.tasks.registry import TaskRegistry
+
+
+def bind_placeholders(asl: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
+    """What CloudFormation's DefinitionSubstitutions does: fill ${Name} placeholders."""
+    import json
+
+    text = json.dumps(asl, separators=(",", ":"))
+    for name, value in values.items():
+        text = text.replace("${" + name + "}", value)
+    return json.loads(text)
+
+
+def check(data: Any, registry: TaskRegistry) -> tuple[Definition | None, list[Issue], dict[str, Any] | None]:
+    """Dry run: the definition, every issue, and the compiled ASL when there are none."""
+    definition, issues = parse_definition(data)
+    if definition is None:
+        return None, issues, None
+    issues = validate_definition(definition, registry)
+    if issues:
+        return definition, issues, None
+    try:
+        asl = compile_definition(definition, revision_of(definition))
+    except CompileError as exc:  # validation should have caught it; report rather than fail
+        return definition, [Issue((9,), "compile_error", "definition", str(exc), "")], None
+    size_issues = validate_definition(definition, registry, compiled_size=compiled_size(asl))
+    return definition, size_issues, (None if size_issues else asl)
+
+
+def shape(definition: Definition) -> dict[str, Any]:
+    """The graph part of the seed's WorkflowDefinitionDTO: steps, edges, initial and terminal steps."""
+    graph = build_graph(definition)
+    return {
+        "steps": definition.step_ids,
+        "edges": [{"source": e.source, "target": e.target, "condition": e.condition} for e in graph.edges],
+        "initial_step": definition.initial_step or (graph.sources[0] if graph.sources else None),
+        "terminal_steps": definition.terminal_steps or graph.sinks,
+    }
+
+
+def summary(record: dict[str, Any]) -> dict[str, Any]:
+    """A stored definition as the API shows it in lists."""
+    out = {k: record.get(k) for k in ("name", "version", "revision", "description", "created_at", "created_by")}
+    return {**out, **(record.get("summary") or {})}
+
+
+class DefinitionService:
+    def __init__(self, store: Any, machines: Any, registry: TaskRegistry, placeholders: Callable[[], dict[str, str]],
+                 now: Callable[[], str]):
+        self._store = store
+        self._machines = machines
+        self._registry = registry
+        self._placeholders = placeholders
+        self._now = now
+
+    def validate(self, data: Any) -> dict[str, Any]:
+        definition, issues, asl = check(data, self._registry)
+        return {
+            "valid": not issues,
+            "issues": [i.as_dict() for i in issues],
+            "revision": revision_of(definition) if definition is not None and not issues else None,
+            "asl": asl,
+        }
+
+    def register(self, data: Any, created_by: str | None = None) -> dict[str, Any]:
+        definition, issues, asl = check(data, self._registry)
+        if issues or definition is None or asl is None:
+            raise InvalidInput({"message": "the definition is not valid", "issues": [i.as_dict() for i in issues]})
+        revision = revision_of(definition)
+        latest = self._store.latest(definition.name)
+        if latest and latest.get("revision") == revision and latest.get("state_machine_arn"):
+            return {**self.get(definition.name), "created": False}
+        record = {
+            "name": definition.name, "version": definition.version, "revision": revision,
+            "description": definition.description, "created_at": self._now(), "created_by": created_by,
+            "body": definition.model_dump(mode="json"), "summary": shape(definition),
+        }
+        # The revision is stored before the state machine runs it (its steps load it by revision),
+        # and the pointers move only once the state machine runs it.
+        self._store.put_revision(record)
+        arn = self._machines.ensure(definition.name, bind_placeholders(asl, self._placeholders()),
+                                    latest.get("state_machine_arn") if latest else None)
+        self._store.point_to({**record, "state_machine_arn": arn})
+        return {**record, "state_machine_arn": arn, "created": True}
+
+    def get(self, name: str, version: str | None = None) -> dict[str, Any]:
+        pointer = self._store.version(name, version) if version else self._store.latest(name)
+        if pointer is None:
+            raise NotFound(f"no definition named '{name}'" + (f" with version '{version}'" if version else ""))
+        record = self._store.revision(name, pointer["revision"])
+        if record is None:
+            raise NotFound(f"definition '{name}' revision {pointer['revision']} is missing")
+        return {**record, "state_machine_arn": pointer.get("state_machine_arn")}
+
+    def get_revision(self, name: str, revision: str) -> dict[str, Any]:
+        record = self._store.revision(name, revision)
+        if record is None:
+            raise NotFound(f"definition '{name}' revision {revision} is missing")
+        return record
+
+    def list(self) -> list[dict[str, Any]]:
+        return sorted(self._store.list_latest(), key=lambda r: r["name"])
+
+    def asl(self, name: str, version: str | None = None) -> dict[str, Any]:
+        record = self.get(name, version)
+        return compile_definition(Definition.model_validate(record["body"]), record["revision"])

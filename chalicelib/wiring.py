@@ -1,0 +1,84 @@
+"""Builds the service graph from settings, lazily: nothing touches AWS until a request needs it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cached_property
+
+from chalicelib import custom_tasks
+from chalicelib.aws.clients import client
+from chalicelib.aws.definition_store import DefinitionStore
+from chalicelib.aws.instance_store import InstanceStore
+from chalicelib.aws.state_machines import StateMachines
+from chalicelib.aws.task_store import TaskStore
+from chalicelib.config import Settings
+from chalicelib.core.times import iso
+from chalicelib.resources import STEP_RUNNER, TASK_REGISTRAR
+from chalicelib.runtime.definitions import RevisionLoader
+from chalicelib.runtime.step_runner import StepRunner
+from chalicelib.runtime.task_registrar import TaskRegistrar
+from chalicelib.service.definitions import DefinitionService
+from chalicelib.service.instances import InstanceService
+from chalicelib.tasks.registry import TaskRegistry, default_registry
+
+
+def utc_now() -> str:
+    return iso(datetime.now(UTC))
+
+
+class Services:
+    def __init__(self, settings: Settings | None = None):
+        self._settings = settings
+
+    @cached_property
+    def settings(self) -> Settings:
+        return self._settings or Settings.from_env()
+
+    @cached_property
+    def registry(self) -> TaskRegistry:
+        registry = default_registry()
+        custom_tasks.register(registry)
+        return registry
+
+    @cached_property
+    def ddb(self):  # type: ignore[no-untyped-def]
+        return client("dynamodb", self.settings.region)
+
+    @cached_property
+    def machines(self) -> StateMachines:
+        s = self.settings
+        return StateMachines(client("stepfunctions", s.region), s.state_machine_role_arn, s.state_machine_prefix)
+
+    @cached_property
+    def definition_store(self) -> DefinitionStore:
+        return DefinitionStore(self.ddb, self.settings.definitions_table)
+
+    @cached_property
+    def instance_store(self) -> InstanceStore:
+        return InstanceStore(self.ddb, self.settings.instances_table)
+
+    @cached_property
+    def task_store(self) -> TaskStore:
+        return TaskStore(self.ddb, self.settings.tasks_table)
+
+    @cached_property
+    def definitions(self) -> DefinitionService:
+        s = self.settings
+        placeholders = {STEP_RUNNER.placeholder: s.step_runner_arn, TASK_REGISTRAR.placeholder: s.task_registrar_arn}
+        return DefinitionService(self.definition_store, self.machines, self.registry, lambda: placeholders, utc_now)
+
+    @cached_property
+    def instances(self) -> InstanceService:
+        return InstanceService(self.definitions, self.instance_store, self.machines, utc_now)
+
+    @cached_property
+    def loader(self) -> RevisionLoader:
+        return RevisionLoader(self.definition_store.revision)
+
+    @cached_property
+    def step_runner(self) -> StepRunner:
+        return StepRunner(self.loader, self.registry)
+
+    @cached_property
+    def task_registrar(self) -> TaskRegistrar:
+        return TaskRegistrar(self.loader, self.task_store.put, utc_now)

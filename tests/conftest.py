@@ -1,0 +1,64 @@
+"""Shared fixtures: the embedded AWS runtime (moto, in-process Lambda) and an HTTP client for the app."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pytest_plugins = ["stepflow_local.pytest_plugin"]
+
+# Metrics are EMF lines on stdout: useful in CloudWatch, noise in a test log.
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+
+
+class Api:
+    """chalice.test.Client with JSON helpers and the default /workflows prefix."""
+
+    def __init__(self, client: Any, prefix: str = "/workflows"):
+        self.client = client
+        self.prefix = prefix
+
+    def _url(self, path: str) -> str:
+        return path if path.startswith("/health") else self.prefix + path
+
+    def get(self, path: str) -> tuple[int, Any]:
+        response = self.client.http.get(self._url(path))
+        return response.status_code, _body(response)
+
+    def post(self, path: str, body: Any = None, *, raw: str | None = None,
+             content_type: str = "application/json") -> tuple[int, Any]:
+        payload = raw if raw is not None else json.dumps(body)
+        response = self.client.http.post(self._url(path), body=payload, headers={"content-type": content_type})
+        return response.status_code, _body(response)
+
+    def wait(self, instance_id: str, until: tuple[str, ...] = ("completed", "failed", "canceled"),
+             timeout: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            status, body = self.get(f"/instances/{instance_id}")
+            assert status == 200, body
+            if body["status"] in until or time.monotonic() > deadline:
+                return body
+            time.sleep(0.1)  # not faster: a tight poll starves moto's interpreter threads
+
+
+def _body(response: Any) -> Any:
+    try:
+        return json.loads(response.body)
+    except ValueError:
+        return response.body
+
+
+@pytest.fixture
+def api(local_aws: Any) -> Iterator[Api]:
+    from chalice.test import Client
+
+    import app as app_module
+
+    with Client(app_module.app) as client:
+        yield Api(client)
