@@ -8,7 +8,7 @@ PORT ?= 8000
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "pip>=24,<26.3"  # chalice package needs pip below 26.3
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 

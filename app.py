@@ -48,3 +48,10 @@ def task_registrar(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # The event carries the task token: it is stored, never logged.
     logger.append_keys(workflow=event.get("workflow"), step=event.get("step"), execution=event.get("execution"))
     return services.task_registrar.handle(event)
+
+
+def register_bundled_examples() -> list[str]:
+    """Registers the example workflows (the local service calls this at start)."""
+    from chalicelib.examples import bundled
+
+    return [services.definitions.register(data, created_by="stepflow")["name"] for data in bundled().values()]

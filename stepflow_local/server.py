@@ -1,0 +1,158 @@
+"""`python -m stepflow_local.server`: the Stepflow REST API on Chalice's dev server, backed by the in-process LocalRuntime."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from stepflow_local.moto_patches import TIME_SCALE_ENV, time_scale
+from stepflow_local.runtime import LocalRuntime
+
+LOG = logging.getLogger("stepflow_local")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+HOOK_NAME = "register_bundled_examples"
+HOOK_MODULES = ("chalicelib.examples",)  # searched after the app module, in order
+
+
+def find_start_hook(app_module: Any) -> Callable[[], Any] | None:
+    """The module-level `register_bundled_examples` of the app module or chalicelib.examples, if any."""
+    hook = getattr(app_module, HOOK_NAME, None)
+    if callable(hook):
+        return hook
+    for name in HOOK_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+                continue  # the module does not exist (yet); a missing import *inside* it must still fail loudly
+            raise
+        hook = getattr(module, HOOK_NAME, None)
+        if callable(hook):
+            return hook
+    return None
+
+
+def banner(url: str, api_prefix: str, scale: float = 1.0) -> str:
+    base = url.rstrip("/")
+    prefix = "/" + api_prefix.strip("/") if api_prefix.strip("/") else ""
+    return "\n".join([
+        f"Stepflow local API: {base}",
+        "AWS is emulated in this process (moto): Step Functions, Lambda (our handlers, in-process), DynamoDB, SQS,",
+        "EventBridge. Nothing leaves this machine; all state is lost when the server stops. Ctrl-C to stop.",
+        *([f"Wait states and Retry intervals run at x{scale:g} ({TIME_SCALE_ENV})."] if scale != 1.0 else []),
+        "Try:",
+        f"  curl {base}/health",
+        f"  curl {base}{prefix}/definitions",
+        f"  curl -X POST {base}{prefix}/instances -H 'Content-Type: application/json' \\\n"
+        "       -d '{\"definition_name\": \"expense_approval\", "
+        "\"input_data\": {\"requester\": \"alice\", \"manager\": \"bob\", \"amount\": 120}}'",
+        "",
+    ])
+
+
+def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[[LocalRuntime], Any] | None = None,
+          *, app_module: str = "app", runtime: LocalRuntime | None = None,
+          ready: Callable[[str], Any] | None = None, stop_event: threading.Event | None = None) -> int:
+    """Serves the Chalice app until SIGINT/SIGTERM (or `stop_event`); returns the exit code (0 when stopped cleanly).
+
+    on_start(runtime) runs after the app is imported and before the first request; without it, a
+    module-level `register_bundled_examples()` in the app module or chalicelib.examples is called with
+    no arguments. port None means $PORT, else 8000; 0 picks a free port. ready(url) is called once serving.
+    A `runtime` already started by the caller is used as is and left running; otherwise serve owns it.
+    """
+    from chalice.config import Config
+    from chalice.local import create_local_server
+
+    if port is None:
+        port = int(os.environ.get("PORT", DEFAULT_PORT))
+    stop_event = stop_event or threading.Event()
+    runtime = runtime or LocalRuntime()
+    restore_signals = _install_signal_handlers(stop_event)
+    try:
+        with contextlib.nullcontext(runtime) if runtime.started else runtime:
+            # Only now: the app reads its settings (table names, ARNs) from the environment at import.
+            module = importlib.import_module(app_module)
+            # moto loads its Step Functions interpreter on first use (~1.5 s): pay it now, not in the first request.
+            runtime.client("stepfunctions").list_state_machines()
+            app = module.app
+            config = Config.create(chalice_stage=runtime.stage, app_name=getattr(app, "app_name", "stepflow"),
+                                   lambda_timeout=runtime.lambda_timeout,
+                                   lambda_memory_size=runtime.lambda_memory_mb)
+            server = create_local_server(app, config, host, port)  # binds now: a taken port fails before the hook
+            bound_host, bound_port = server.server.server_address[:2]
+            try:
+                if on_start is not None:
+                    on_start(runtime)
+                else:
+                    hook = find_start_hook(module)
+                    if hook is not None:
+                        hook()
+            except BaseException:
+                server.server.server_close()
+                raise
+            url = f"http://{bound_host}:{bound_port}"
+            thread = threading.Thread(target=server.server.serve_forever, kwargs={"poll_interval": 0.2},
+                                      name="stepflow-local-http", daemon=True)
+            thread.start()
+            try:
+                print(banner(url, runtime.settings().api_prefix, time_scale()), flush=True)
+                if ready is not None:
+                    ready(url)
+                while not stop_event.wait(0.5):  # a timed wait keeps the main thread responsive to signals
+                    pass
+            finally:
+                server.shutdown()
+                server.server.server_close()
+                thread.join(5)
+            print("Stepflow local API stopped.", flush=True)
+    finally:
+        restore_signals()
+    return 0
+
+
+def _install_signal_handlers(stop_event: threading.Event) -> Callable[[], None]:
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # signal handlers can only be set from the main thread (embedding in tests)
+
+    def handle(signum: int, frame: Any) -> None:
+        if stop_event.is_set():  # a second Ctrl-C while shutting down: give up waiting
+            raise KeyboardInterrupt
+        stop_event.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stepflow_local.server", description=__doc__)
+    parser.add_argument("--host", default=DEFAULT_HOST)
+    parser.add_argument("--port", type=int, default=None, help=f"default: $PORT or {DEFAULT_PORT}")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # moto logs every task failure at ERROR with the whole state tree, even when a Retry/Catch handles it.
+    logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
+    logging.getLogger("botocore.credentials").setLevel(logging.WARNING)  # "Found credentials" per client
+    try:
+        return serve(args.host, args.port)
+    except OSError as exc:  # typically the port is taken
+        print(f"stepflow_local.server: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
