@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.dataclasses import dataclass
@@ -162,7 +162,7 @@ class WebhookStep(_StepBase):
 
 
 Step = Annotated[
-    Union[MachineStep, HumanStep, GatewayStep, TimerStep, WebhookStep],
+    MachineStep | HumanStep | GatewayStep | TimerStep | WebhookStep,
     Field(discriminator="type"),
 ]
 STEP_TYPES = ("machine", "human", "gateway", "timer", "webhook")

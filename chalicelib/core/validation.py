@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import difflib
-import re
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
