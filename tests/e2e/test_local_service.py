@@ -1,0 +1,198 @@
+"""End to end: the local service as a user starts it, driven over HTTP like a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """/flaky/<key> fails twice with 500, then answers; /down always fails."""
+
+    calls: dict[str, int] = {}
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        count = self.calls[self.path] = self.calls.get(self.path, 0) + 1
+        if self.path.startswith("/flaky/") and count > 2:
+            body, status = json.dumps({"total": 42, "calls": count}).encode(), 200
+        else:
+            body, status = b'{"error": "try later"}', 500 if self.path.startswith("/flaky/") else 503
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("service") / "service.log"
+    env = {**os.environ, "PORT": str(port), "STEPFLOW_LOCAL_TIME_SCALE": "0.01", "POWERTOOLS_METRICS_DISABLED": "true"}
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "stepflow_local.server"], cwd=ROOT, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if call("GET", f"{base}/health")[0] == 200:
+                break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("the local service did not start:\n" + log.read_text()[-3000:])
+        time.sleep(0.25)
+    yield base, process, log
+    if process.poll() is None:
+        process.kill()
+
+
+def call(method: str, url: str, body: object = None) -> tuple[int, object]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def wait_until_done(base: str, instance_id: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = call("GET", f"{base}/workflows/instances/{instance_id}")
+        assert status == 200
+        if body["status"] in ("completed", "failed", "canceled"):
+            return body
+        time.sleep(0.2)
+    pytest.fail(f"instance {instance_id} did not finish: {body}")
+
+
+def dag(receiver: str) -> dict:
+    return {
+        "name": "e2e_dag", "version": "1.0.0",
+        "steps": [
+            {"id": "start", "type": "machine", "task_type": "data.set",
+             "config": {"values": {"order": "{{ order_id }}", "base": 10}}},
+            {"id": "fetch", "type": "machine", "task_type": "http.request", "depends_on": ["start"],
+             "config": {"url": f"{receiver}/flaky/{{{{ order_id }}}}", "timeout_seconds": 5},
+             "retry": {"max_attempts": 3, "interval_seconds": 1, "backoff_rate": 2.0}},
+            {"id": "price", "type": "machine", "task_type": "data.set", "depends_on": ["start"],
+             "config": {"values": {"price": 99.5}}},
+            {"id": "tag", "type": "machine", "task_type": "data.set", "depends_on": ["start"],
+             "config": {"values": {"tags": ["fast"]}}},
+            {"id": "route", "type": "gateway", "depends_on": ["fetch", "price", "tag"]},
+            {"id": "premium", "type": "machine", "task_type": "data.set", "depends_on": ["route"],
+             "condition": "status == 200 and price > 50", "config": {"values": {"lane": "premium"}}},
+            {"id": "standard", "type": "machine", "task_type": "data.set", "depends_on": ["route"],
+             "config": {"values": {"lane": "standard"}}},
+            {"id": "summary", "type": "machine", "task_type": "data.set", "depends_on": ["premium", "standard"],
+             "input_mappings": [{"from_step": "fetch", "from_field": "body.total", "to_field": "remote_total"},
+                                {"from_step": "price", "from_field": "price", "to_field": "quoted"}],
+             "config": {"values": {"line": "{{ order }}: {{ lane }} lane, {{ remote_total }} items at {{ quoted }}"}}},
+        ],
+    }
+
+
+def test_dag_with_fan_out_join_gateway_mappings_and_retry_completes(service, receiver):
+    base, _, _ = service
+    status, body = call("POST", f"{base}/workflows/definitions", dag(receiver))
+    assert status == 201, body
+    status, started = call("POST", f"{base}/workflows/instances",
+                           {"definition_name": "e2e_dag", "input_data": {"order_id": "A7"}})
+    assert status == 201, started
+    done = wait_until_done(base, started["id"])
+    assert done["status"] == "completed", done
+    data = done["context_data"]
+    assert data["lane"] == "premium"
+    assert data["line"] == "A7: premium lane, 42 items at 99.5"
+    assert data["tags"] == ["fast"] and data["status"] == 200
+    history = {s["step_name"]: s for s in done["step_history"]}
+    assert history["fetch"]["attempts"] == 3 and history["fetch"]["status"] == "succeeded"
+    assert "standard" not in history
+    assert Receiver.calls["/flaky/A7"] == 3
+
+
+def test_a_step_that_keeps_failing_fails_the_instance_with_its_error(service, receiver):
+    base, _, _ = service
+    definition = {"name": "e2e_failing", "steps": [
+        {"id": "prepare", "type": "machine", "task_type": "data.set", "config": {"values": {"ready": True}}},
+        {"id": "call_down", "type": "machine", "task_type": "http.request", "depends_on": ["prepare"],
+         "config": {"url": f"{receiver}/down"}, "retry": {"max_attempts": 2}},
+        {"id": "never", "type": "machine", "task_type": "util.log", "depends_on": ["call_down"],
+         "config": {"message": "unreachable"}},
+    ]}
+    assert call("POST", f"{base}/workflows/definitions", definition)[0] == 201
+    _, started = call("POST", f"{base}/workflows/instances", {"definition_name": "e2e_failing"})
+    done = wait_until_done(base, started["id"])
+    assert done["status"] == "failed"
+    assert done["error"]["error"] == "HttpStatusError"
+    history = {s["step_name"]: s for s in done["step_history"]}
+    assert history["call_down"]["status"] == "failed" and history["call_down"]["attempts"] == 2
+    assert history["call_down"]["error"]["error"] == "HttpStatusError"
+    assert "never" not in history
+    status, failed = call("GET", f"{base}/workflows/instances?status=failed")
+    assert [i["id"] for i in failed["items"]] == [started["id"]]
+
+
+def test_an_invalid_definition_gets_every_issue_at_once(service):
+    base, _, _ = service
+    status, body = call("POST", f"{base}/workflows/definitions", {"name": "e2e_bad", "steps": [
+        {"id": "a", "type": "machine", "task_type": "data.set", "config": {"values": {}}, "depends_on": ["b"]},
+        {"id": "b", "type": "machine", "task_type": "data.set", "config": {"values": {}}, "depends_on": ["a"]},
+        {"id": "c", "type": "machine", "task_type": "http.reqest", "depends_on": ["ghost"]},
+    ]})
+    assert status == 422
+    assert [(i["code"], i["location"]) for i in body["detail"]["issues"]] == [
+        ("cycle", "steps"),
+        ("unknown_step", "steps[2].depends_on[0]"),
+        ("unknown_task_type", "steps[2].task_type"),
+    ]
+
+
+def test_bundled_examples_are_registered_at_start(service):
+    base, _, _ = service
+    status, listed = call("GET", f"{base}/workflows/definitions")
+    assert status == 200
+    assert {"expense_approval", "image_pipeline", "order_fulfilment"} <= {d["name"] for d in listed}
+
+
+def test_ctrl_c_stops_the_service_cleanly(service):
+    _, process, log = service
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 0, log.read_text()[-2000:]
