@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice
+from chalice import Chalice, Rate
 
-from chalicelib.api import definitions, instances, plugins
+from chalicelib.api import definitions, instances, plugins, tasks
 from chalicelib.api.http import json_response
 from chalicelib.observability import http_middleware, logger, step_finished
 from chalicelib.wiring import Services
@@ -20,7 +20,7 @@ def _services() -> Services:
 
 
 _prefix = services.settings.api_prefix.rstrip("/")
-for module in (definitions, instances, plugins):
+for module in (definitions, instances, plugins, tasks):
     app.register_blueprint(module.create_blueprint(_services), url_prefix=_prefix or None)
 app.register_middleware(http_middleware, "http")
 
@@ -48,6 +48,14 @@ def task_registrar(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # The event carries the task token: it is stored, never logged.
     logger.append_keys(workflow=event.get("workflow"), step=event.get("step"), execution=event.get("execution"))
     return services.task_registrar.handle(event)
+
+
+@app.schedule(Rate(services.settings.sweep_minutes, unit=Rate.MINUTES), name="overdue_sweep")
+def overdue_sweep(event: Any) -> dict[str, int]:
+    """Escalates overdue tasks, sends reminders, redelivers interrupted completions."""
+    stats = services.tasks.sweep()
+    logger.info("sweep", extra=stats)
+    return stats
 
 
 def register_bundled_examples() -> list[str]:

@@ -20,6 +20,8 @@ class Settings:
     state_machine_role_arn: str
     state_machine_prefix: str
     api_prefix: str
+    event_bus: str = "default"
+    sweep_minutes: int = 5
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -37,4 +39,6 @@ class Settings:
             state_machine_role_arn=env.get("STEPFLOW_STATE_MACHINE_ROLE_ARN", ""),
             state_machine_prefix=env.get("STEPFLOW_STATE_MACHINE_PREFIX", prefix),
             api_prefix="/" + env.get("STEPFLOW_API_PREFIX", "/workflows").strip("/"),
+            event_bus=env.get("STEPFLOW_EVENT_BUS", "default"),
+            sweep_minutes=max(1, int(env.get("STEPFLOW_SWEEP_MINUTES", "5") or 5)),
         )

@@ -25,3 +25,11 @@ class Conflict(StepflowError):
 
 class UpstreamError(StepflowError):
     """An AWS service refused or failed; reported without its raw message."""
+
+
+class FieldErrors(InvalidInput):
+    """A submitted form does not match its schema; the detail lists each field's problem."""
+
+
+class Gone(StepflowError):
+    """The thing exists but can no longer be acted on (an expired or canceled task)."""

@@ -27,6 +27,29 @@ class Table:
     def physical_name(self, prefix: str) -> str:
         return f"{prefix}{self.name}"
 
+    def create_table_request(self, physical_name: str) -> dict:
+        """CreateTable arguments (on-demand, string keys, indexes projecting everything)."""
+        key_schema = [{"AttributeName": self.hash_key, "KeyType": "HASH"}]
+        if self.range_key:
+            key_schema.append({"AttributeName": self.range_key, "KeyType": "RANGE"})
+        request: dict = {
+            "TableName": physical_name,
+            "KeySchema": key_schema,
+            "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in self.key_attributes()],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        if self.indexes:
+            request["GlobalSecondaryIndexes"] = [
+                {
+                    "IndexName": index.name,
+                    "KeySchema": [{"AttributeName": index.hash_key, "KeyType": "HASH"}]
+                    + ([{"AttributeName": index.range_key, "KeyType": "RANGE"}] if index.range_key else []),
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for index in self.indexes
+            ]
+        return request
+
     def key_attributes(self) -> list[str]:
         names = [self.hash_key, *([self.range_key] if self.range_key else [])]
         for index in self.indexes:
@@ -44,9 +67,20 @@ INSTANCES = Table(
     indexes=(Index("by_created", "partition", "created_key"),),
     env_var="STEPFLOW_INSTANCES_TABLE",
 )
+# Inbox queries and the sweep read indexes, never the table. The *_state attributes exist only while
+# an item needs that attention, so those indexes are sparse: the sweep reads due items only.
 TASKS = Table(
     "TasksTable", "tasks", "id",
-    indexes=(Index("by_instance", "instance_id", "created_key"),),
+    indexes=(
+        Index("by_instance", "instance_id", "created_key"),
+        Index("by_assignee", "assignee_status", "created_key"),
+        Index("by_group", "group_status", "created_key"),
+        Index("by_status", "status", "created_key"),
+        Index("by_due", "due_state", "due_at"),
+        Index("by_reminder", "reminder_state", "reminder_at"),
+        Index("by_overdue", "overdue_state", "due_at"),
+        Index("by_outbox", "outbox_state", "completed_at"),
+    ),
     env_var="STEPFLOW_TASKS_TABLE",
 )
 TABLES: tuple[Table, ...] = (DEFINITIONS, INSTANCES, TASKS)

@@ -8,6 +8,7 @@ from functools import cached_property
 from chalicelib import custom_tasks
 from chalicelib.aws.clients import client
 from chalicelib.aws.definition_store import DefinitionStore
+from chalicelib.aws.events import EventPublisher
 from chalicelib.aws.instance_store import InstanceStore
 from chalicelib.aws.state_machines import StateMachines
 from chalicelib.aws.task_store import TaskStore
@@ -19,11 +20,16 @@ from chalicelib.runtime.step_runner import StepRunner
 from chalicelib.runtime.task_registrar import TaskRegistrar
 from chalicelib.service.definitions import DefinitionService
 from chalicelib.service.instances import InstanceService
+from chalicelib.service.tasks import TaskService
 from chalicelib.tasks.registry import TaskRegistry, default_registry
 
 
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
 def utc_now() -> str:
-    return iso(datetime.now(UTC))
+    return iso(now_utc())
 
 
 class Services:
@@ -81,4 +87,12 @@ class Services:
 
     @cached_property
     def task_registrar(self) -> TaskRegistrar:
-        return TaskRegistrar(self.loader, self.task_store.put, utc_now)
+        return TaskRegistrar(self.loader, self.task_store, now_utc)
+
+    @cached_property
+    def publisher(self) -> EventPublisher:
+        return EventPublisher(client("events", self.settings.region), self.settings.event_bus)
+
+    @cached_property
+    def tasks(self) -> TaskService:
+        return TaskService(self.task_store, self.machines, self.loader, self.publisher, now_utc)

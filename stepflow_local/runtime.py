@@ -363,26 +363,7 @@ class LocalRuntime:
         self.table_names = {}
         for table in self.tables:
             name = table.physical_name(self.prefix)
-            key_schema = [{"AttributeName": table.hash_key, "KeyType": "HASH"}]
-            if table.range_key:
-                key_schema.append({"AttributeName": table.range_key, "KeyType": "RANGE"})
-            kwargs: dict[str, Any] = {
-                "TableName": name,
-                "KeySchema": key_schema,
-                "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in table.key_attributes()],
-                "BillingMode": "PAY_PER_REQUEST",
-            }
-            if table.indexes:
-                kwargs["GlobalSecondaryIndexes"] = [
-                    {
-                        "IndexName": index.name,
-                        "KeySchema": [{"AttributeName": index.hash_key, "KeyType": "HASH"}]
-                        + ([{"AttributeName": index.range_key, "KeyType": "RANGE"}] if index.range_key else []),
-                        "Projection": {"ProjectionType": "ALL"},
-                    }
-                    for index in table.indexes
-                ]
-            ddb.create_table(**kwargs)
+            ddb.create_table(**table.create_table_request(name))
             if table.ttl_attribute:
                 ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={
                     "Enabled": True, "AttributeName": table.ttl_attribute})

@@ -15,6 +15,7 @@ from typing import Any
 
 from stepflow_local.moto_patches import TIME_SCALE_ENV, time_scale
 from stepflow_local.runtime import LocalRuntime
+from stepflow_local.schedules import deliver_schedules
 
 LOG = logging.getLogger("stepflow_local")
 
@@ -97,6 +98,8 @@ def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[
                     hook = find_start_hook(module)
                     if hook is not None:
                         hook()
+                # What EventBridge would trigger on AWS (the overdue sweep), the runtime triggers here.
+                deliver_schedules(app, runtime)
             except BaseException:
                 server.server.server_close()
                 raise

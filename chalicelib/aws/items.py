@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 # Attributes holding JSON documents: DynamoDB maps would turn floats into Decimals.
-JSON_ATTRIBUTES = frozenset({"input", "output", "error", "body", "context", "form_schema", "output_data", "snapshot", "summary"})
+JSON_ATTRIBUTES = frozenset({"input", "output", "error", "body", "context", "form_schema", "output_data", "snapshot",
+                             "summary", "escalation", "detail"})
 
 
 def to_item(record: dict[str, Any]) -> dict[str, Any]:

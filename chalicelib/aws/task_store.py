@@ -1,13 +1,26 @@
-"""DynamoDB store of callback tasks (human and webhook steps); the task token stays in here."""
+"""DynamoDB store of callback tasks (human and webhook steps); the task token stays in here.
+
+Every change of status is one conditional write, so two people (or two sweeps) racing on a task
+get exactly one winner; the loser's write fails and nothing half-happens.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.aws.items import from_item, to_item
+from botocore.exceptions import ClientError
 
-# Never returned to clients, logged or published: whoever holds it can complete the step.
+from chalicelib.aws.items import from_item, to_item
+from chalicelib.core.tasks import OPEN, index_keys
+
+# Never returned to clients, logged or published: whoever holds the token can complete the step.
 SECRET_ATTRIBUTES = frozenset({"token", "snapshot"})
+INTERNAL_ATTRIBUTES = frozenset({"created_key", "assignee_status", "group_status", "due_state", "reminder_state",
+                                 "overdue_state", "outbox_state"})
+
+
+class TransitionRefused(Exception):
+    """The task was not in the state the write required (someone else got there first)."""
 
 
 class TaskStore:
@@ -15,21 +28,101 @@ class TaskStore:
         self._ddb = ddb
         self._table = table
 
+    # -- writes ------------------------------------------------------------------------------
     def put(self, record: dict[str, Any]) -> None:
-        item = to_item({**record, "created_key": f"{record['created_at']}#{record['id']}"})
-        self._ddb.put_item(TableName=self._table, Item=item)
+        """Writes a task as registered (a new attempt replaces the previous attempt's record)."""
+        item = {**record, **index_keys(record), "created_key": f"{record['created_at']}#{record['id']}"}
+        if record["status"] == "pending":
+            item["due_state"] = OPEN if record.get("due_at") else None
+            item["reminder_state"] = OPEN if record.get("reminder_at") else None
+        self._ddb.put_item(TableName=self._table, Item=to_item(item))
 
+    def transition(self, task_id: str, *, expect: dict[str, Any] | None = None, set_: dict[str, Any] | None = None,
+                   remove: tuple[str, ...] = (), require: tuple[str, ...] = (), absent: tuple[str, ...] = (),
+                   after: dict[str, Any]) -> None:
+        """One conditional write: `expect` attributes must equal, `require` ones exist, `absent` ones not.
+
+        `after` is the record as it will be, so the derived index keys are kept in step.
+        """
+        changes = {**(set_ or {}), **{k: v for k, v in index_keys(after).items() if v is not None}}
+        dropped = [k for k, v in index_keys(after).items() if v is None]
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        sets, removes, conditions = [], [], ["attribute_exists(id)"]
+        for i, (key, value) in enumerate(changes.items()):
+            names[f"#s{i}"] = key
+            if value is None:
+                removes.append(f"#s{i}")
+            else:
+                values[f":s{i}"] = to_item({key: value})[key]
+                sets.append(f"#s{i} = :s{i}")
+        for i, key in enumerate((*remove, *dropped)):
+            names[f"#r{i}"] = key
+            removes.append(f"#r{i}")
+        for i, (key, value) in enumerate((expect or {}).items()):
+            names[f"#e{i}"] = key
+            values[f":e{i}"] = to_item({key: value})[key]
+            conditions.append(f"#e{i} = :e{i}")
+        for i, key in enumerate(require):
+            names[f"#q{i}"] = key
+            conditions.append(f"attribute_exists(#q{i})")
+        for i, key in enumerate(absent):
+            names[f"#a{i}"] = key
+            conditions.append(f"attribute_not_exists(#a{i})")
+        expression = " ".join(
+            part for part in (("SET " + ", ".join(sets)) if sets else "", ("REMOVE " + ", ".join(removes)) if removes else "")
+            if part
+        )
+        kwargs: dict[str, Any] = {
+            "TableName": self._table, "Key": {"id": {"S": task_id}}, "UpdateExpression": expression,
+            "ConditionExpression": " AND ".join(conditions), "ExpressionAttributeNames": names,
+        }
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        try:
+            self._ddb.update_item(**kwargs)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise TransitionRefused(task_id) from exc
+            raise
+
+    # -- reads -------------------------------------------------------------------------------
     def get(self, task_id: str) -> dict[str, Any] | None:
+        if not task_id or len(task_id) > 64:
+            return None
         item = self._ddb.get_item(TableName=self._table, Key={"id": {"S": task_id}}, ConsistentRead=True)
         return from_item(item["Item"]) if "Item" in item else None
 
+    def query(self, index: str, key: str, value: str, *, upto: tuple[str, str] | None = None, limit: int = 100,
+              start: dict[str, Any] | None = None, newest_first: bool = True) -> tuple[list[dict[str, Any]], Any]:
+        """One page of an index: items and the key to continue from (None at the end)."""
+        names = {"#h": key}
+        values: dict[str, Any] = {":h": {"S": value}}
+        condition = "#h = :h"
+        if upto is not None:
+            names["#r"] = upto[0]
+            values[":r"] = {"S": upto[1]}
+            condition += " AND #r <= :r"
+        kwargs: dict[str, Any] = {
+            "TableName": self._table, "IndexName": index, "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names, "ExpressionAttributeValues": values, "Limit": limit,
+            "ScanIndexForward": not newest_first,
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        page = self._ddb.query(**kwargs)
+        return [from_item(i) for i in page["Items"]], page.get("LastEvaluatedKey")
+
     def for_instance(self, instance_id: str) -> list[dict[str, Any]]:
-        page = self._ddb.query(
-            TableName=self._table, IndexName="by_instance", KeyConditionExpression="instance_id = :i",
-            ExpressionAttributeValues={":i": {"S": instance_id}},
-        )
-        return [from_item(i) for i in page["Items"]]
+        items: list[dict[str, Any]] = []
+        start = None
+        while True:
+            page, start = self.query("by_instance", "instance_id", instance_id, start=start, newest_first=False)
+            items += page
+            if not start:
+                return items
 
 
 def public(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if k not in SECRET_ATTRIBUTES and k != "created_key"}
+    """A task as clients may see it: no token, no snapshot, no index bookkeeping."""
+    return {k: v for k, v in record.items() if k not in SECRET_ATTRIBUTES and k not in INTERNAL_ATTRIBUTES}

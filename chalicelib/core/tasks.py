@@ -1,0 +1,66 @@
+"""Human-task rules that need no AWS: ids, index keys, form checks, the state a completion resumes."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from chalicelib.core.instance_data import merge_instance_data
+
+STATUSES = ("pending", "completed", "expired", "canceled")
+OPEN = "open"
+
+
+def task_id_for(execution_arn: str, step_id: str) -> str:
+    """One task per step of an execution: a retried or timed-out attempt updates the same record."""
+    return hashlib.sha256(f"{execution_arn}/{step_id}".encode()).hexdigest()[:32]
+
+
+def index_keys(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The derived attributes the inbox indexes are keyed on, for a record in its current status."""
+    status = record["status"]
+    keys: dict[str, Any] = {
+        "assignee_status": f"{record['assignee']}#{status}" if record.get("assignee") else None,
+        "group_status": f"{record['assignee_group']}#{status}" if record.get("assignee_group") else None,
+    }
+    return keys
+
+
+def form_issues(schema: Mapping[str, Any] | None, output: Any) -> list[dict[str, str]]:
+    """Every field error of a submission against the task's form schema, sorted by field."""
+    if not isinstance(output, dict):
+        return [{"location": "output_data", "message": "output_data must be an object"}]
+    if not schema:
+        return []
+    issues = []
+    for error in Draft202012Validator(dict(schema)).iter_errors(output):
+        path = list(error.absolute_path)
+        if error.validator == "required":
+            # Name the missing field itself, not the object that lacks it.
+            missing = error.message.split("'")[1] if "'" in error.message else ""
+            path = [*path, missing] if missing else path
+        location = ".".join(["output_data", *map(str, path)])
+        issues.append({"location": location, "message": error.message})
+    return sorted(issues, key=lambda i: (i["location"], i["message"]))
+
+
+def resumed_state(snapshot: Mapping[str, Any], step_id: str, output: Mapping[str, Any],
+                  order: Sequence[str]) -> dict[str, Any]:
+    """What SendTaskSuccess hands the workflow: the step's output recorded and the data recomputed."""
+    steps = dict(snapshot.get("steps") or {})
+    steps[step_id] = dict(output)
+    return {"steps": steps, "data": merge_instance_data(snapshot.get("input") or {}, steps, order)}
+
+
+def may_act(record: Mapping[str, Any], principal: str | None, groups: Sequence[str] = (), *,
+            admin: bool = False) -> bool:
+    """The assignee, a member of the task's groups, or an admin may work a task."""
+    if admin or principal is None:
+        return True
+    if record.get("assignee") == principal:
+        return True
+    task_groups = {record.get("assignee_group"), *(record.get("candidate_groups") or [])}
+    return bool(task_groups & set(groups))

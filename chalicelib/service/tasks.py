@@ -1,0 +1,342 @@
+"""Human tasks: the inbox, exactly-once completion, reassign/claim, approvals, metrics and the sweep."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.aws.task_store import TransitionRefused, public
+from chalicelib.core.tasks import OPEN, STATUSES, form_issues, resumed_state
+from chalicelib.core.times import iso
+from chalicelib.errors import Conflict, FieldErrors, Gone, InvalidInput, NotFound
+
+MAX_PAGE = 100
+TASK_FIELDS = ("id", "instance_id", "workflow", "step_name", "kind", "title", "description", "form_schema", "assignee",
+               "assignee_group", "candidate_groups", "priority", "status", "created_at", "due_at", "reminder_at",
+               "completed_at", "completed_by", "comment", "output_data", "attempt", "claimed_by", "escalated_at",
+               "reassigned_from", "reassign_reason")
+ESCALATION_ACTOR = "stepflow:escalation"
+DEFAULT_OVERDUE_ERROR = "Stepflow.TaskOverdue"
+# A completion still marked as being delivered after this long was interrupted: the sweep resends it.
+REDELIVERY_AFTER = timedelta(seconds=30)
+# Step Functions' answers when a token no longer waits (AWS says TaskTimedOut; moto says InvalidToken).
+DEAD_TOKEN_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
+
+
+class TaskService:
+    def __init__(self, store: Any, machines: Any, loader: Any, publisher: Any, now: Callable[[], datetime]):
+        self._store = store
+        self._machines = machines
+        self._loader = loader
+        self._publisher = publisher
+        self._now = now
+
+    # -- reading -----------------------------------------------------------------------------
+    def get(self, task_id: str) -> dict[str, Any]:
+        record = self._store.get(task_id)
+        if record is None:
+            raise NotFound(f"no task '{task_id}'")
+        return record
+
+    def view(self, task_id: str) -> dict[str, Any]:
+        return self._present(self.get(task_id))
+
+    def _present(self, record: dict[str, Any]) -> dict[str, Any]:
+        # Every documented field is present (null when unset), whatever the stored item omits.
+        view = {name: record.get(name) for name in TASK_FIELDS} | public(record)
+        view["due_date"] = record.get("due_at")  # the plugin DTO's name for it
+        view["overdue"] = bool(record.get("escalated_at")) or (
+            record["status"] == "pending" and bool(record.get("due_at")) and record["due_at"] <= iso(self._now()))
+        return view
+
+    def list(self, *, status: str | None = None, assignee_id: str | None = None, assignee_group: str | None = None,
+             instance_id: str | None = None, overdue: bool = False, limit: int = 20,
+             cursor: str | None = None) -> dict[str, Any]:
+        """One page from the most selective index; status is `pending` unless given (or by instance)."""
+        if status is not None and status not in STATUSES:
+            raise InvalidInput({"message": f"status must be one of {', '.join(STATUSES)}", "issues": []})
+        if instance_id:
+            index, key, value = "by_instance", "instance_id", instance_id
+        elif overdue:
+            index, key, value = "by_overdue", "overdue_state", OPEN
+        elif assignee_id:
+            index, key, value = "by_assignee", "assignee_status", f"{assignee_id}#{status or 'pending'}"
+        elif assignee_group:
+            index, key, value = "by_group", "group_status", f"{assignee_group}#{status or 'pending'}"
+        else:
+            index, key, value = "by_status", "status", status or "pending"
+        start = _decode_cursor(cursor, index)
+        try:
+            items, last = self._store.query(index, key, value, limit=limit, start=start)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ValidationException":  # a cursor that was tampered with
+                raise InvalidInput({"message": "cursor is not valid for this query", "issues": []}) from None
+            raise
+
+        def keep(record: dict[str, Any]) -> bool:
+            # The index chose by one filter; the others narrow the page.
+            return ((status is None or record["status"] == status)
+                    and (not assignee_id or record.get("assignee") == assignee_id)
+                    and (not assignee_group or assignee_group == record.get("assignee_group")
+                         or assignee_group in (record.get("candidate_groups") or [])))
+
+        return {"items": [self._present(r) for r in items if keep(r)], "limit": limit,
+                "next_cursor": _encode_cursor(last, index)}
+
+    def metrics(self) -> dict[str, Any]:
+        """Pending tasks per group, how many are overdue, and how long the oldest has been overdue."""
+        per_group: dict[str, int] = {}
+        for record in self._all("by_status", "status", "pending"):
+            group = record.get("assignee_group") or "(none)"
+            per_group[group] = per_group.get(group, 0) + 1
+        overdue = list(self._all("by_overdue", "overdue_state", OPEN, newest_first=False))
+        oldest = min((r["due_at"] for r in overdue), default=None)
+        age = (self._now() - datetime.fromisoformat(oldest.replace("Z", "+00:00"))).total_seconds() if oldest else None
+        return {"pending_by_group": dict(sorted(per_group.items())), "pending_total": sum(per_group.values()),
+                "overdue_count": len(overdue), "oldest_overdue_due_at": oldest,
+                "oldest_overdue_age_seconds": round(age) if age is not None else None}
+
+    def _all(self, index: str, key: str, value: str, *, newest_first: bool = True):
+        start = None
+        while True:
+            items, start = self._store.query(index, key, value, start=start, newest_first=newest_first)
+            yield from items
+            if not start:
+                return
+
+    # -- acting ------------------------------------------------------------------------------
+    def complete(self, task_id: str, output: Any, completed_by: str, comment: str | None = None) -> dict[str, Any]:
+        record = self.get(task_id)
+        self._require_pending(record)
+        if record.get("kind") == "human":
+            issues = form_issues(record.get("form_schema"), output)
+            if issues:
+                raise FieldErrors({"message": "the form has errors", "issues": issues})
+        elif not isinstance(output, dict):
+            raise FieldErrors({"message": "output_data must be an object", "issues": []})
+        return self._finish(record, output, completed_by, comment)
+
+    def _finish(self, record: dict[str, Any], output: dict[str, Any], completed_by: str,
+                comment: str | None) -> dict[str, Any]:
+        now = iso(self._now())
+        after = {**record, "status": "completed", "completed_at": now, "completed_by": completed_by,
+                 "comment": comment, "output_data": output}
+        try:
+            # The one write that decides who completed the task; outbox_state marks it undelivered.
+            self._store.transition(
+                record["id"], expect={"status": "pending", "attempt": record["attempt"]},
+                set_={"status": "completed", "completed_at": now, "completed_by": completed_by, "comment": comment,
+                      "output_data": output, "outbox_state": OPEN},
+                remove=("due_state", "reminder_state", "overdue_state"), after=after)
+        except TransitionRefused:
+            self._require_pending(self.get(record["id"]))
+            raise Conflict("the task changed while it was being completed; reload it") from None
+        self._deliver(after)
+        self._publisher.publish("task.completed", {"task": public(after)})
+        return self._present(self.get(record["id"]))
+
+    def _deliver(self, record: dict[str, Any]) -> None:
+        """SendTaskSuccess with the resumed state, then clear the outbox mark (the sweep retries)."""
+        order = self._loader.load(record["workflow"], record["revision"]).order
+        state = resumed_state(record.get("snapshot") or {}, record["step_name"], record["output_data"], order)
+        try:
+            self._machines.send_success(record["token"], state)
+        except Exception as exc:  # noqa: BLE001 - sorted below: a dead token or a passing failure
+            if _error_code(exc) in DEAD_TOKEN_ERRORS:
+                # The step stopped waiting (timed out, or the instance ended): the attempt expired.
+                self._store.transition(record["id"], set_={"status": "expired"}, remove=("outbox_state",),
+                                       after={**record, "status": "expired"})
+                raise Gone("the task expired before it was completed; its workflow no longer waits for it") from None
+            return  # left marked: the sweep delivers it
+        self._store.transition(record["id"], remove=("outbox_state",), after=record)
+
+    def _require_pending(self, record: dict[str, Any]) -> None:
+        status = record["status"]
+        if status == "completed":
+            raise Conflict(f"task already completed by {record.get('completed_by') or 'someone'}")
+        if status in ("expired", "canceled"):
+            raise Gone(f"task is {status}")
+
+    def reassign(self, task_id: str, new_assignee: str, reason: str | None, by: str | None) -> dict[str, Any]:
+        record = self.get(task_id)
+        self._require_pending(record)
+        changes = {"assignee": new_assignee, "reassigned_from": record.get("assignee"), "reassign_reason": reason,
+                   "reassigned_by": by, "reassigned_at": iso(self._now()), "claimed_by": None}
+        self._change(record, changes)
+        self._publisher.publish("task.reassigned", {"task_id": task_id, "assignee": new_assignee})
+        return self.view(task_id)
+
+    def claim(self, task_id: str, user: str) -> dict[str, Any]:
+        record = self.get(task_id)
+        self._require_pending(record)
+        if record.get("assignee") == user:
+            return self._present(record)
+        if record.get("assignee"):
+            raise Conflict(f"task is assigned to {record['assignee']}; unclaim or reassign it first")
+        self._change(record, {"assignee": user, "claimed_by": user}, expect_absent_assignee=True)
+        return self.view(task_id)
+
+    def unclaim(self, task_id: str, user: str) -> dict[str, Any]:
+        record = self.get(task_id)
+        self._require_pending(record)
+        if record.get("claimed_by") != user:
+            raise Conflict("only the person who claimed the task can unclaim it")
+        self._change(record, {"assignee": None, "claimed_by": None})
+        return self.view(task_id)
+
+    def _change(self, record: dict[str, Any], changes: dict[str, Any], *, expect_absent_assignee: bool = False) -> None:
+        expect = {"status": "pending", "attempt": record["attempt"]}
+        if record.get("assignee") and not expect_absent_assignee:
+            expect["assignee"] = record["assignee"]
+        try:
+            self._store.transition(record["id"], expect=expect, set_=changes, after={**record, **changes},
+                                   absent=("assignee",) if expect_absent_assignee else ())
+        except TransitionRefused:
+            raise Conflict("the task changed meanwhile; reload it") from None
+
+    # -- approvals ---------------------------------------------------------------------------
+    def approval(self, task_id: str) -> dict[str, Any]:
+        record = self.get(task_id)
+        _approval_fields(record)
+        return self._present(record)
+
+    def decide(self, task_id: str, approved: bool, by: str, comment: str | None) -> dict[str, Any]:
+        record = self.get(task_id)
+        decision_field, comment_field = _approval_fields(record)
+        output: dict[str, Any] = {decision_field: approved}
+        if comment is not None and comment_field:
+            output[comment_field] = comment
+        return self.complete(task_id, output, by, comment)
+
+    # -- the sweep ---------------------------------------------------------------------------
+    def sweep(self) -> dict[str, int]:
+        """Escalates due tasks once, sends due reminders once, redelivers interrupted completions.
+
+        Reads only the sparse indexes, so its cost follows the number of due items, not all tasks.
+        """
+        now = self._now()
+        stats = {"read": 0, "escalated": 0, "reminded": 0, "redelivered": 0}
+        for record in self._due("by_due", "due_state", "due_at", now):
+            stats["read"] += 1
+            stats["escalated"] += self._escalate(record, now)
+        for record in self._due("by_reminder", "reminder_state", "reminder_at", now):
+            stats["read"] += 1
+            try:
+                self._store.transition(record["id"], expect={"status": "pending"}, require=("reminder_state",),
+                                       set_={"reminded_at": iso(now)}, remove=("reminder_state",), after=record)
+            except TransitionRefused:
+                continue
+            self._publisher.publish("task.reminder", {"task": public(record)})
+            stats["reminded"] += 1
+        for record in self._due("by_outbox", "outbox_state", "completed_at", now - REDELIVERY_AFTER):
+            stats["read"] += 1
+            try:
+                self._deliver(record)
+            except Gone:
+                pass
+            stats["redelivered"] += 1
+        return stats
+
+    def _due(self, index: str, key: str, field: str, upto: datetime):
+        start = None
+        while True:
+            items, start = self._store.query(index, key, OPEN, upto=(field, iso(upto)), start=start,
+                                             newest_first=False)
+            yield from items
+            if not start:
+                return
+
+    def _escalate(self, record: dict[str, Any], now: datetime) -> int:
+        escalation = record.get("escalation") or {}
+        action = escalation.get("action", "notify")
+        changes: dict[str, Any] = {"escalated_at": iso(now), "overdue_state": OPEN}
+        if action == "reassign":
+            # To a person, or to a group whose members can then claim it.
+            changes["reassigned_from"] = record.get("assignee")
+            changes["assignee"] = escalation.get("assignee")
+            if escalation.get("assignee_group"):
+                changes["assignee_group"] = escalation["assignee_group"]
+        after = {**record, **changes}
+        try:
+            # Only the sweep that removes due_state escalates: overlapping sweeps cannot both win.
+            self._store.transition(record["id"], expect={"status": "pending"}, require=("due_state",),
+                                   set_=changes, remove=("due_state",), after=after)
+        except TransitionRefused:
+            return 0
+        self._publisher.publish("task.overdue", {"task": public(after), "action": action})
+        if action == "complete":
+            try:
+                self._finish(after, dict(escalation.get("output") or {}), ESCALATION_ACTOR, "completed when overdue")
+            except (Conflict, Gone):
+                pass
+        elif action == "fail":
+            self._fail(after, escalation.get("error") or DEFAULT_OVERDUE_ERROR)
+        return 1
+
+    def _fail(self, record: dict[str, Any], error: str) -> None:
+        try:
+            self._store.transition(record["id"], expect={"status": "pending"}, set_={"status": "expired",
+                                   "completed_at": iso(self._now()), "completed_by": ESCALATION_ACTOR},
+                                   remove=("overdue_state", "reminder_state"), after={**record, "status": "expired"})
+        except TransitionRefused:
+            return
+        try:
+            self._machines.send_failure(record["token"], error, f"task '{record['step_name']}' was not done in time")
+        except Exception as exc:  # noqa: BLE001 - a dead token means the workflow stopped waiting anyway
+            if _error_code(exc) not in DEAD_TOKEN_ERRORS:
+                raise
+
+    def cancel_for_instance(self, instance_id: str) -> int:
+        """Cancels the instance's pending tasks (the instance was stopped)."""
+        canceled = 0
+        for record in self._store.for_instance(instance_id):
+            if record["status"] != "pending":
+                continue
+            try:
+                self._store.transition(record["id"], expect={"status": "pending"}, set_={"status": "canceled"},
+                                       remove=("due_state", "reminder_state", "overdue_state"),
+                                       after={**record, "status": "canceled"})
+                canceled += 1
+            except TransitionRefused:
+                continue
+        return canceled
+
+
+def _approval_fields(record: dict[str, Any]) -> tuple[str, str | None]:
+    """An approval is a human task whose form has a boolean `approved` (or `*_approved`) field."""
+    properties = (record.get("form_schema") or {}).get("properties") or {}
+    decision = next((name for name, spec in properties.items()
+                     if (name == "approved" or name.endswith("_approved")) and spec.get("type") == "boolean"), None)
+    if record.get("kind") != "human" or decision is None:
+        raise Conflict("this task is not an approval (its form has no boolean 'approved' field); "
+                       "complete it through /tasks/{id}/complete")
+    comment = next((n for n in properties if n in ("comments", "comment") or n.endswith("_comments")), None)
+    return decision, comment
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code", type(exc).__name__)
+
+
+def _encode_cursor(last: Any, index: str) -> str | None:
+    if not last:
+        return None
+    return base64.urlsafe_b64encode(json.dumps({"i": index, "k": last}).encode()).decode()
+
+
+def _decode_cursor(cursor: str | None, index: str) -> Any:
+    if not cursor:
+        return None
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if decoded["i"] != index or not isinstance(decoded["k"], dict):
+            raise ValueError
+        return decoded["k"]
+    except (ValueError, KeyError, TypeError):
+        raise InvalidInput({"message": "cursor is not valid for this query; start without it", "issues": []}) from None

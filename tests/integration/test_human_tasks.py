@@ -1,0 +1,148 @@
+"""Human tasks through the API: the expense approval of the plugin reference, start to finish."""
+
+from __future__ import annotations
+
+import json
+
+from chalicelib.examples import bundled
+
+
+def start_expense(api, amount, manager="bob"):
+    status, body = api.post("/definitions", bundled()["expense_approval"])
+    assert status in (200, 201), body
+    status, started = api.post("/instances", {"definition_name": "expense_approval", "user_id": "alice",
+                                              "input_data": {"requester": "alice", "manager": manager,
+                                                             "amount": amount, "description": "Conference"}})
+    assert status == 201, started
+    return started["id"]
+
+
+def only_task(api, query):
+    status, page = api.get(f"/tasks?{query}")
+    assert status == 200, page
+    assert len(page["items"]) == 1, page
+    return page["items"][0]
+
+
+def test_expense_approval_over_the_threshold_goes_through_manager_and_finance(api):
+    instance_id = start_expense(api, 2500)
+    waiting = api.wait(instance_id, until=("waiting", "failed"))
+    assert waiting["status"] == "waiting" and waiting["current_step"] == "manager_approval"
+
+    by_assignee = only_task(api, "assignee_id=bob")
+    by_group = only_task(api, "assignee_group=managers")
+    assert by_assignee["id"] == by_group["id"]
+    task_id = by_assignee["id"]
+    status, task = api.get(f"/tasks/{task_id}")
+    assert status == 200
+    assert task["form_schema"]["required"] == ["approved"]
+    assert task["title"] == "Manager Approval" and task["description"] == "Approve the expense of alice"
+    assert task["instance_id"] == instance_id and task["step_name"] == "manager_approval"
+    assert task["due_date"] and task["status"] == "pending"
+    assert "token" not in json.dumps(task) and "snapshot" not in task
+
+    status, invalid = api.post(f"/tasks/{task_id}/complete", {"output_data": {"approved": "yes", "comments": 5},
+                                                              "completed_by": "bob"})
+    assert status == 400
+    assert [i["location"] for i in invalid["detail"]["issues"]] == ["output_data.approved", "output_data.comments"]
+    status, missing = api.post(f"/tasks/{task_id}/complete", {"output_data": {}, "completed_by": "bob"})
+    assert status == 400 and missing["detail"]["issues"][0]["location"] == "output_data.approved"
+
+    status, done = api.post(f"/tasks/{task_id}/complete", {"output_data": {"approved": True, "comments": "fine"},
+                                                           "completed_by": "bob", "comment": "ok"})
+    assert status == 200 and done["status"] == "completed" and done["completed_by"] == "bob"
+    status, again = api.post(f"/tasks/{task_id}/complete", {"output_data": {"approved": True}, "completed_by": "eve"})
+    assert status == 409 and "already completed" in again["detail"]
+
+    # 2500 is over the threshold: finance is next, as a group task.
+    waiting = api.wait(instance_id, until=("waiting",))
+    assert waiting["current_step"] == "finance_approval", waiting
+    finance = only_task(api, "assignee_group=finance")
+    assert api.get("/tasks?assignee_group=finance&status=completed")[1]["items"] == []
+    status, approval = api.get(f"/approvals/{finance['id']}")
+    assert status == 200 and approval["step_name"] == "finance_approval"
+    status, _ = api.post(f"/approvals/{finance['id']}/approve", {"decided_by": "carol", "comment": "paid"})
+    assert status == 200
+
+    done = api.wait(instance_id)
+    assert done["status"] == "completed", done
+    data = done["context_data"]
+    assert data["approved"] is True and data["comments"] == "fine"
+    assert data["finance_approved"] is True and data["finance_comments"] == "paid"
+    assert data["paid"] is True and data["paid_amount"] == 2500
+    assert "rejected" not in data
+    by_instance = api.get(f"/tasks?instance_id={instance_id}")[1]["items"]
+    assert sorted(t["step_name"] for t in by_instance) == ["finance_approval", "manager_approval"]
+    assert {t["status"] for t in by_instance} == {"completed"}
+
+
+def test_a_rejection_takes_the_other_branch(api):
+    instance_id = start_expense(api, 50, manager="dave")
+    api.wait(instance_id, until=("waiting",))
+    task = only_task(api, "assignee_id=dave")
+    status, _ = api.post(f"/approvals/{task['id']}/reject", {"decided_by": "dave", "comment": "no receipt"})
+    assert status == 200
+    done = api.wait(instance_id)
+    assert done["status"] == "completed"
+    assert done["context_data"]["rejected"] is True and done["context_data"]["approved"] is False
+    assert "paid" not in done["context_data"]
+    assert [s["step_name"] for s in done["step_history"]][-1] == "rejected"
+
+
+def test_small_expense_skips_finance(api):
+    instance_id = start_expense(api, 100)
+    api.wait(instance_id, until=("waiting",))
+    task = only_task(api, "assignee_id=bob")
+    assert api.post(f"/tasks/{task['id']}/complete", {"output_data": {"approved": True},
+                                                      "completed_by": "bob"})[0] == 200
+    done = api.wait(instance_id)
+    assert done["status"] == "completed" and done["context_data"]["paid"] is True
+    assert "finance_approval" not in {s["step_name"] for s in done["step_history"]}
+
+
+def test_reassign_claim_and_unclaim(api):
+    instance_id = start_expense(api, 2500)
+    api.wait(instance_id, until=("waiting",))
+    task = only_task(api, "assignee_id=bob")
+    status, moved = api.post(f"/tasks/{task['id']}/reassign", {"new_assignee": "erin", "reason": "holiday"})
+    assert status == 200 and moved["assignee"] == "erin" and moved["reassigned_from"] == "bob"
+    assert api.get("/tasks?assignee_id=bob")[1]["items"] == []
+    assert only_task(api, "assignee_id=erin")["id"] == task["id"]
+    assert api.post(f"/tasks/{task['id']}/complete", {"output_data": {"approved": True},
+                                                      "completed_by": "erin"})[0] == 200
+
+    api.wait(instance_id, until=("waiting",))
+    finance = only_task(api, "assignee_group=finance")
+    assert finance["assignee"] is None
+    status, claimed = api.post(f"/tasks/{finance['id']}/claim", {"user": "frank"})
+    assert status == 200 and claimed["assignee"] == "frank"
+    assert api.post(f"/tasks/{finance['id']}/claim", {"user": "gina"})[0] == 409
+    assert api.post(f"/tasks/{finance['id']}/unclaim", {"user": "gina"})[0] == 409
+    status, released = api.post(f"/tasks/{finance['id']}/unclaim", {"user": "frank"})
+    assert status == 200 and released["assignee"] is None
+
+
+def test_task_errors_are_4xx(api):
+    assert api.get("/tasks/nope")[0] == 404
+    assert api.post("/tasks/nope/complete", {"output_data": {}, "completed_by": "x"})[0] == 404
+    assert api.post("/tasks/nope/complete", {"output_data": {}})[0] == 422
+    assert api.get("/tasks?status=weird")[0] == 422
+    assert api.get("/tasks?cursor=not-a-cursor")[0] == 422
+    assert api.get("/tasks?limit=0")[0] == 400
+
+
+def test_metrics_count_pending_per_group(api):
+    start_expense(api, 2500)
+    start_expense(api, 20, manager="zoe")
+    deadline_ok = False
+    for _ in range(100):
+        metrics = api.get("/tasks/metrics")[1]
+        if metrics["pending_total"] == 2:
+            deadline_ok = True
+            break
+        import time
+
+        time.sleep(0.1)
+    assert deadline_ok, metrics
+    assert metrics["pending_by_group"] == {"managers": 2}
+    assert metrics["overdue_count"] == 0 and metrics["oldest_overdue_age_seconds"] is None

@@ -1,0 +1,189 @@
+"""Exactly-once task completion and escalation, proven on DynamoDB Local's atomic conditional writes."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+
+from chalicelib.aws.task_store import TaskStore
+from chalicelib.core.times import iso
+from chalicelib.errors import Conflict
+from chalicelib.resources import TASKS
+from chalicelib.service.tasks import TaskService
+from tests.dynamodb_local import DynamoDBLocal
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+_tables = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def dynamodb():
+    server = DynamoDBLocal()
+    yield server
+    server.stop()
+
+
+class FakeMachines:
+    """Records callbacks; can fail the first N deliveries to mimic a crash before SendTaskSuccess."""
+
+    def __init__(self, fail_first: int = 0):
+        self.successes: list[tuple[str, dict]] = []
+        self.failures: list[tuple[str, str]] = []
+        self._fail = fail_first
+        self._lock = threading.Lock()
+
+    def send_success(self, token, output):
+        with self._lock:
+            if self._fail:
+                self._fail -= 1
+                raise ConnectionError("lost the connection before Step Functions answered")
+            self.successes.append((token, output))
+
+    def send_failure(self, token, error, cause):
+        with self._lock:
+            self.failures.append((token, error))
+
+
+class Publisher:
+    def __init__(self):
+        self.events: list[tuple[str, dict]] = []
+        self._lock = threading.Lock()
+
+    def publish(self, detail_type, detail):
+        with self._lock:
+            self.events.append((detail_type, detail))
+
+
+class Clock:
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+LOADER = SimpleNamespace(load=lambda workflow, revision: SimpleNamespace(order=("submit", "review")))
+
+
+@pytest.fixture
+def world(dynamodb):
+    client = dynamodb.client()
+    name = f"tasks_{next(_tables)}"
+    client.create_table(**TASKS.create_table_request(name))
+    store = TaskStore(client, name)
+    machines, publisher, clock = FakeMachines(), Publisher(), Clock(T0)
+    service = TaskService(store, machines, LOADER, publisher, clock)
+    return SimpleNamespace(store=store, machines=machines, publisher=publisher, clock=clock, service=service)
+
+
+def task(i, **extra):
+    record = {
+        "id": f"task{i:04d}", "instance_id": f"inst{i}", "execution_arn": f"arn:exec:inst{i}", "workflow": "w",
+        "revision": "r", "step_name": "review", "kind": "human", "title": "Review", "status": "pending",
+        "created_at": iso(T0), "attempt": 1, "token": f"token-{i}", "assignee_group": "reviewers",
+        "snapshot": {"input": {"amount": i}, "steps": {"submit": {"ok": True}}},
+        "form_schema": {"type": "object", "properties": {"approved": {"type": "boolean"}}},
+    }
+    record.update(extra)
+    return record
+
+
+def test_32_concurrent_completions_of_each_task_give_exactly_one_success(world):
+    tasks = [task(i) for i in range(12)]
+    for record in tasks:
+        world.store.put(record)
+    barrier = threading.Barrier(32)
+
+    def complete(task_id, who):
+        barrier.wait()
+        try:
+            world.service.complete(task_id, {"approved": who % 2 == 0}, f"user{who}")
+            return "ok"
+        except Conflict:
+            return "conflict"
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        for record in tasks:
+            outcomes = list(pool.map(lambda who, tid=record["id"]: complete(tid, who), range(32)))
+            assert outcomes.count("ok") == 1, outcomes
+            assert outcomes.count("conflict") == 31
+    delivered = [token for token, _ in world.machines.successes]
+    assert sorted(delivered) == sorted(r["token"] for r in tasks)  # one SendTaskSuccess per task
+    for record in tasks:
+        stored = world.store.get(record["id"])
+        assert stored["status"] == "completed" and "outbox_state" not in stored
+        # The resumed state carries the winner's form and the recomputed data.
+        output = next(o for t, o in world.machines.successes if t == record["token"])
+        assert output["steps"]["review"] == stored["output_data"]
+        assert output["data"]["approved"] == stored["output_data"]["approved"]
+
+
+def test_overlapping_sweeps_escalate_each_overdue_task_once_and_read_only_due_items(world):
+    for i in range(300):  # not due: no due date, or due later
+        world.store.put(task(i, due_at=iso(T0 + timedelta(days=2))) if i % 2 else task(i))
+    due = [task(1000 + i, due_at=iso(T0 + timedelta(minutes=i)), escalation={"action": "reassign",
+                                                                                "assignee_group": "leads"})
+           for i in range(5)]
+    for record in due:
+        world.store.put(record)
+    world.clock.now = T0 + timedelta(hours=1)
+    barrier = threading.Barrier(4)
+
+    def sweep():
+        barrier.wait()
+        return world.service.sweep()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: sweep(), range(4)))
+    assert sum(r["escalated"] for r in results) == 5
+    assert all(r["read"] <= 5 for r in results), results  # 300 other tasks are never read
+    overdue_events = [d for kind, d in world.publisher.events if kind == "task.overdue"]
+    assert sorted(e["task"]["id"] for e in overdue_events) == sorted(r["id"] for r in due)
+    for record in due:
+        stored = world.store.get(record["id"])
+        assert stored["assignee_group"] == "leads" and stored["escalated_at"] == iso(world.clock.now)
+    assert world.service.sweep() == {"read": 0, "escalated": 0, "reminded": 0, "redelivered": 0}
+    listed = world.service.list(overdue=True, limit=100)["items"]
+    assert sorted(t["id"] for t in listed) == sorted(r["id"] for r in due)
+    metrics = world.service.metrics()
+    assert metrics["overdue_count"] == 5 and metrics["oldest_overdue_age_seconds"] == 3600
+    assert metrics["pending_total"] == 305
+
+
+def test_escalation_can_fail_the_step_with_a_named_error_or_complete_it(world):
+    world.store.put(task(1, due_at=iso(T0), escalation={"action": "fail", "error": "Expense.NotReviewed"}))
+    world.store.put(task(2, due_at=iso(T0), escalation={"action": "complete", "output": {"approved": False}}))
+    world.clock.now = T0 + timedelta(seconds=1)
+    assert world.service.sweep()["escalated"] == 2
+    assert world.machines.failures == [("token-1", "Expense.NotReviewed")]
+    assert world.store.get("task0001")["status"] == "expired"
+    [(token, output)] = world.machines.successes
+    assert token == "token-2" and output["steps"]["review"] == {"approved": False}
+    assert world.store.get("task0002")["completed_by"] == "stepflow:escalation"
+
+
+def test_reminders_are_sent_once(world):
+    world.store.put(task(1, due_at=iso(T0 + timedelta(hours=2)), reminder_at=iso(T0 + timedelta(hours=1))))
+    world.clock.now = T0 + timedelta(minutes=61)
+    assert world.service.sweep()["reminded"] == 1
+    assert world.service.sweep()["reminded"] == 0
+    assert [kind for kind, _ in world.publisher.events] == ["task.reminder"]
+
+
+def test_a_completion_interrupted_before_step_functions_is_redelivered_by_the_sweep(world):
+    world.machines._fail = 1
+    world.store.put(task(7))
+    world.service.complete("task0007", {"approved": True}, "ann")
+    assert world.machines.successes == []  # the delivery was lost...
+    assert world.store.get("task0007")["status"] == "completed"  # ...but the completion was recorded
+    world.clock.now = T0 + timedelta(seconds=10)
+    assert world.service.sweep()["redelivered"] == 0  # too recent: it may still be in flight
+    world.clock.now = T0 + timedelta(minutes=5)
+    assert world.service.sweep()["redelivered"] == 1
+    assert [t for t, _ in world.machines.successes] == ["token-7"]
+    assert world.service.sweep()["redelivered"] == 0  # delivered once, never twice
