@@ -79,7 +79,10 @@ class _Emitter:
         self.options = options
         self.gateways: dict[str, GatewayRegion] = structure.gateways
         self.gateway_plans: dict[str, list[Plan | None]] = {}
-        self.weights: dict[str, float] = {sid: 0.0 if s.type == "gateway" else 1.0 for sid, s in self.steps.items()}
+        self.weights: dict[str, float] = {
+            sid: 0.0 if s.type == "gateway" else (s.expected_seconds if s.expected_seconds is not None else 1.0)
+            for sid, s in self.steps.items()
+        }
         self.parallel_count = 0
         # Inner gateways were folded first, so their weights are known before outer ones need them.
         for gw, region in structure.gateways.items():
@@ -171,21 +174,23 @@ class _Emitter:
             "execution.$": "$$.Execution.Id",
         }
 
-    def _lambda_task(self, kind: str, step_id: str, next_name: str | None) -> dict[str, Any]:
-        state = {
+    def _lambda_task(self, kind: str, step_id: str, next_name: str | None, *, timeout: int | None = None,
+                     extra_retry: dict[str, Any] | None = None) -> dict[str, Any]:
+        # Built in its final key order: this runs once per step, so no re-sorting afterwards.
+        state: dict[str, Any] = {
             "Type": "Task",
             "Resource": LAMBDA_INVOKE,
             "Parameters": {"FunctionName": self.options.step_runner, "Payload": self._payload(kind, step_id)},
-            "Retry": [_service_retry()],
         }
+        if timeout:
+            state["TimeoutSeconds"] = timeout
+        state["Retry"] = [_service_retry(), extra_retry] if extra_retry else [_service_retry()]
         return self._continue(state, next_name, payload=True)
 
     def emit_machine(self, step: MachineStep, states: dict[str, Any], next_name: str | None) -> str:
-        state = self._lambda_task("machine", step.id, next_name)
-        if step.timeout_seconds:
-            state["TimeoutSeconds"] = step.timeout_seconds
+        retrier: dict[str, Any] | None = None
         if step.retry and step.retry.max_attempts > 1:
-            retrier: dict[str, Any] = {
+            retrier = {
                 "ErrorEquals": ["States.ALL"],
                 "IntervalSeconds": step.retry.interval_seconds,
                 "MaxAttempts": step.retry.max_attempts - 1,
@@ -193,14 +198,16 @@ class _Emitter:
             }
             if step.retry.max_delay_seconds:
                 retrier["MaxDelaySeconds"] = step.retry.max_delay_seconds
-            state["Retry"].append(retrier)
+        state = self._lambda_task("machine", step.id, next_name, timeout=step.timeout_seconds, extra_retry=retrier)
         if step.fallback:
             fallback = f"{step.id}__fallback"
-            state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": fallback}]
+            catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": fallback}]
+            # Catch sits before OutputPath/Next, as in every state of the committed machines.
+            state = _insert_before(state, "OutputPath", "Catch", catch)
             fb_state = self._lambda_task("fallback", step.id, next_name)
             fb_state["Parameters"]["Payload"]["failure.$"] = "$.failure"
-            states[fallback] = _ordered(fb_state)
-        states[step.id] = _ordered(state)
+            states[fallback] = fb_state
+        states[step.id] = state
         return step.id
 
     def emit_callback(self, step: HumanStep | WebhookStep, states: dict[str, Any], next_name: str | None) -> str:
@@ -312,6 +319,15 @@ def _reading_order(states: dict[str, Any]) -> dict[str, Any]:
 
 def _service_retry() -> dict[str, Any]:
     return {"ErrorEquals": list(LAMBDA_SERVICE_ERRORS), "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0}
+
+
+def _insert_before(state: dict[str, Any], before: str, key: str, value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in state.items():
+        if k == before:
+            out[key] = value
+        out[k] = v
+    return out
 
 
 def _ordered(state: dict[str, Any]) -> dict[str, Any]:

@@ -5,8 +5,17 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from chalicelib.core.model import Definition, Edge
+from chalicelib.core.model import Definition
+
+
+class Link(NamedTuple):
+    """An edge inside the graph: a plain tuple, cheap to make by the thousand."""
+
+    source: str
+    target: str
+    condition: str | None = None
 
 
 @dataclass(frozen=True)
@@ -14,16 +23,16 @@ class Graph:
     """Steps in declaration order and normalised edges; helpers for order and reachability."""
 
     nodes: tuple[str, ...]
-    edges: tuple[Edge, ...]
+    edges: tuple[Link, ...]
     succs: dict[str, list[str]] = field(repr=False, compare=False)
     preds: dict[str, list[str]] = field(repr=False, compare=False)
 
     @classmethod
-    def of(cls, nodes: Sequence[str], edges: Iterable[Edge]) -> Graph:
+    def of(cls, nodes: Sequence[str], edges: Iterable[Link]) -> Graph:
         # A repeated step id is reported by validation; the graph keeps its first occurrence.
         nodes = tuple(dict.fromkeys(nodes))
         known = set(nodes)
-        kept: list[Edge] = []
+        kept: list[Link] = []
         seen: set[tuple[str, str]] = set()
         for edge in edges:
             key = (edge.source, edge.target)
@@ -46,7 +55,7 @@ class Graph:
     def sinks(self) -> list[str]:
         return [n for n in self.nodes if not self.succs[n]]
 
-    def out_edges(self, node: str) -> list[Edge]:
+    def out_edges(self, node: str) -> list[Link]:
         return [e for e in self.edges if e.source == node]
 
     def topological_order(self) -> list[str] | None:
@@ -113,12 +122,12 @@ class Graph:
         return seen
 
 
-def definition_edges(definition: Definition) -> list[Edge]:
+def definition_edges(definition: Definition) -> list[Link]:
     """Top-level edges followed by the edges that depends_on implies, in declaration order."""
-    edges = list(definition.edges)
+    edges = [Link(e.source, e.target, e.condition) for e in definition.edges]
     for step in definition.steps:
         for dep in step.depends_on:
-            edges.append(Edge(dep, step.id, step.condition))
+            edges.append(Link(dep, step.id, step.condition))
     return edges
 
 

@@ -87,6 +87,9 @@ class _StepBase(_Strict):
     depends_on: list[str] = Field(default_factory=list, max_length=100)
     # With depends_on, the condition of the edge from a gateway this step depends on.
     condition: str | None = Field(None, max_length=1000)
+    # How long the step usually takes: the compiler's series-parallel plan keeps long steps off
+    # each other's critical path. Without it every step counts as one unit.
+    expected_seconds: float | None = Field(None, ge=0, le=31_536_000)
 
     @property
     def label(self) -> str:

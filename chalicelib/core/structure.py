@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.core.graph import Graph, immediate_postdominators
-from chalicelib.core.model import Edge
+from chalicelib.core.graph import Graph, Link, immediate_postdominators
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ def analyse(graph: Graph, kinds: dict[str, str], order: list[str]) -> tuple[Stru
             preds[merge] = (preds[merge] - region - {gw}) | {gw}
 
     def region_of(gw: str) -> tuple[Graph, str | None, set[str]]:
-        current = Graph.of(nodes, (Edge(s, t) for s in nodes for t in succs[s]))
+        current = Graph.of(nodes, (Link(s, t) for s in nodes for t in succs[s]))
         merge = immediate_postdominators(current, current.topological_order() or nodes)[gw]
         region = current.reachable_from(succs[gw], stop=merge) if merge else current.reachable_from(succs[gw])
         return current, merge, region
@@ -130,7 +129,7 @@ def analyse(graph: Graph, kinds: dict[str, str], order: list[str]) -> tuple[Stru
     return Structure(tuple(nodes), edges, gateways), problems
 
 
-def _ordered_out_edges(graph: Graph, gw: str) -> list[Edge]:
+def _ordered_out_edges(graph: Graph, gw: str) -> list[Link]:
     # First matching condition wins, as in a Choice state; the default edge comes last.
     out = graph.out_edges(gw)
     return [e for e in out if e.condition is not None] + [e for e in out if e.condition is None]

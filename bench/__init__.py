@@ -1,0 +1,1 @@
+"""Benchmarks for Stepflow (run a module with `python -m bench.<name>`)."""

@@ -1,0 +1,31 @@
+"""`python -m bench` (make bench): runs every benchmark and writes bench/results.md."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import compile_bench, dag_schedule
+
+RESULTS = Path(__file__).with_name("results.md")
+
+
+def main() -> int:
+    header = [
+        "# Stepflow benchmarks",
+        "",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on Python {platform.python_version()}, "
+        f"{platform.machine()}; the level-barrier baseline is measured in the same run.",
+        "",
+    ]
+    sections = [compile_bench.report_markdown(compile_bench.run()), dag_schedule.report_markdown(dag_schedule.run())]
+    text = "\n".join(header) + "\n" + "\n".join(sections)
+    RESULTS.write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
