@@ -1,0 +1,48 @@
+"""Routes for workflow graphs: a definition's graph, and an instance's graph coloured by execution state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Blueprint
+
+from chalicelib.api.http import BadRequest, handles_errors, json_response, query
+from chalicelib.core.graph_render import FORMATS, render, render_instance
+from chalicelib.core.model import Definition
+
+
+def graph_format(params: dict[str, str]) -> str:
+    value = params.get("graph_format", "mermaid")
+    if value not in FORMATS:
+        raise BadRequest(f"'graph_format' must be one of {', '.join(FORMATS)}")
+    return value
+
+
+def create_blueprint(services: Callable[[], Any]) -> Blueprint:
+    bp = Blueprint(__name__)
+
+    @bp.route("/definitions/{name}/graph", methods=["GET"])
+    @handles_errors
+    def definition_graph(name: str) -> Any:
+        params = query(bp.current_request)
+        fmt = graph_format(params)
+        record = services().definitions.get(name, params.get("version"))
+        graph = render(Definition.model_validate(record["body"]), graph_format=fmt)
+        return json_response({"name": record["name"], "version": record.get("version"),
+                              "revision": record.get("revision"), **graph})
+
+    @bp.route("/instances/{instance_id}/graph", methods=["GET"])
+    @handles_errors
+    def instance_graph(instance_id: str) -> Any:
+        fmt = graph_format(query(bp.current_request))
+        found = services()
+        instance = found.instances.get(instance_id, with_outputs=False)
+        # The revision the instance runs, not the newest one: its steps are the ones in its history.
+        body = found.definitions.get_revision(instance["definition_name"], instance["revision"])["body"]
+        statuses = {step["step_name"]: step["status"] for step in instance["step_history"]}
+        graph = render_instance(Definition.model_validate(body), statuses, instance["status"], graph_format=fmt)
+        return json_response({"instance_id": instance["id"], "definition_name": instance["definition_name"],
+                              "status": instance["status"], "current_steps": instance["current_steps"], **graph})
+
+    return bp

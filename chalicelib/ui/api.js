@@ -1,0 +1,94 @@
+// The REST API as the UI uses it: base paths from the page, the bearer token, errors as ApiError.
+
+const meta = (name, fallback) => document.querySelector(`meta[name="${name}"]`)?.content || fallback;
+
+export const UI_BASE = meta('stepflow-ui', '/ui');
+export const API_BASE = meta('stepflow-api', '/workflows');
+
+const TOKEN_KEY = 'stepflow.token';
+const USER_KEY = 'stepflow.user';
+const GROUPS_KEY = 'stepflow.groups';
+
+export class ApiError extends Error {
+  constructor(status, detail, message) {
+    super(message);
+    this.status = status;
+    this.detail = detail;
+  }
+
+  // Field issues of a 400/422 answer ({"detail": {"message", "issues": [{location, message}]}}).
+  get issues() {
+    return (this.detail && typeof this.detail === 'object' && Array.isArray(this.detail.issues))
+      ? this.detail.issues : [];
+  }
+}
+
+export function errorText(status, body) {
+  const detail = body && typeof body === 'object' ? body.detail : undefined;
+  if (typeof detail === 'string') return detail;
+  if (detail && typeof detail.message === 'string') return detail.message;
+  if (status === 404 || status === 403) {
+    if (body && body.message) return `This action is not available on this server (HTTP ${status}: ${body.message}).`;
+  }
+  if (body && typeof body.message === 'string') return body.message;
+  return `The API answered HTTP ${status}.`;
+}
+
+export const token = {
+  get: () => sessionStorage.getItem(TOKEN_KEY),
+  set: (value) => sessionStorage.setItem(TOKEN_KEY, value),
+  clear: () => sessionStorage.removeItem(TOKEN_KEY),
+};
+
+export const identity = {
+  get user() { return localStorage.getItem(USER_KEY) || ''; },
+  get groups() {
+    return (localStorage.getItem(GROUPS_KEY) || '').split(',').map((g) => g.trim()).filter(Boolean);
+  },
+  save(user, groups) {
+    localStorage.setItem(USER_KEY, user.trim());
+    localStorage.setItem(GROUPS_KEY, groups.split(',').map((g) => g.trim()).filter(Boolean).join(', '));
+  },
+};
+
+// Called with (message) when the API answers 401, so the page can ask for a token.
+let onUnauthorized = () => {};
+export function whenUnauthorized(handler) { onUnauthorized = handler; }
+
+export async function request(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const bearer = token.get();
+  if (bearer) headers.Authorization = `Bearer ${bearer}`;
+  let response;
+  try {
+    response = await fetch(API_BASE + path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (error) {
+    throw new ApiError(0, null, `The API could not be reached (${error.message}).`);
+  }
+  const text = await response.text();
+  let parsed = null;
+  try { parsed = text ? JSON.parse(text) : null; } catch { parsed = text; }
+  if (!response.ok) {
+    const message = errorText(response.status, parsed);
+    if (response.status === 401) onUnauthorized(message);
+    throw new ApiError(response.status, parsed && parsed.detail !== undefined ? parsed.detail : parsed, message);
+  }
+  return parsed;
+}
+
+export const api = {
+  get: (path) => request('GET', path),
+  post: (path, body = {}) => request('POST', path, body),
+};
+
+export function qs(params) {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== '') search.set(key, value);
+  }
+  const text = search.toString();
+  return text ? `?${text}` : '';
+}

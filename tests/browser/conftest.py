@@ -1,0 +1,124 @@
+"""Browser tests: the local service as a process, and Debian's Chromium driven by playwright-core.
+
+`make browser-deps` installs Chromium with apt; `make screenshots` runs them with their screenshots
+written to docs/screenshots/ (a failing scenario always leaves one of the page in the test's tmp_path). STEPFLOW_SKIP_BROWSER=1
+skips them on a machine that cannot install Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.support import HOSTILE, call
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = Path(__file__).with_name("scenarios.mjs")
+CHROMIUM = os.environ.get("STEPFLOW_CHROMIUM", "/usr/bin/chromium")
+
+
+def pytest_configure(config: Any) -> None:
+    config.addinivalue_line("markers", "scenario(name): the browser scenario (tests/browser/scenarios.mjs) a test checks")
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    if os.environ.get("STEPFLOW_SKIP_BROWSER") == "1":
+        skip = pytest.mark.skip(reason="STEPFLOW_SKIP_BROWSER=1")
+        for item in items:
+            if Path(str(item.fspath)).parent == Path(__file__).parent:
+                item.add_marker(skip)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def browser_ready() -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser-deps` (apt-get install chromium)")
+    if shutil.which("node") is None or not (ROOT / "node_modules" / "playwright-core").is_dir():
+        pytest.fail("node and node_modules/playwright-core are needed: run `npm ci`")
+
+
+@pytest.fixture(scope="session")
+def ui_service(tmp_path_factory: Any, browser_ready: None) -> Iterator[str]:
+    """`python -m stepflow_local.server` on a free port, time at x0.01; yields its base URL."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("ui-service") / "service.log"
+    env = {**os.environ, "PORT": str(port), "STEPFLOW_LOCAL_TIME_SCALE": "0.01", "POWERTOOLS_METRICS_DISABLED": "true"}
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "stepflow_local.server"], cwd=ROOT, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if call("GET", f"{base}/health")[0] == 200:
+                break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("the local service did not start:\n" + log.read_text()[-3000:])
+        time.sleep(0.25)
+    yield base
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path | None:
+    """Where pages are photographed: $STEPFLOW_SCREENSHOTS (`make screenshots`: docs/screenshots), else nowhere."""
+    wanted = os.environ.get("STEPFLOW_SCREENSHOTS")
+    return (ROOT / wanted) if wanted else None
+
+
+@pytest.fixture(scope="session")
+def browser_outcomes(request: Any, ui_service: str, screenshots: Path | None,
+                     tmp_path_factory: Any) -> dict[str, dict[str, Any]]:
+    """Runs, once and at the same time, the scenarios the selected tests need; their outcomes by name."""
+    names = sorted({m.args[0] for item in request.session.items for m in item.iter_markers("scenario")})
+    status, body = call("POST", f"{ui_service}/workflows/definitions", HOSTILE)
+    assert status in (200, 201), body
+    failures = tmp_path_factory.mktemp("browser-failures")
+    args = {"scenarios": names, "base": ui_service, "shots": str(screenshots or ""), "failures": str(failures),
+            "shotNames": {"hostile_titles": "hostile-titles", "expense_approval": "definition-expense"}}
+    done = subprocess.run(["node", str(SCENARIOS), json.dumps(args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=240)
+    outcomes = {}
+    for line in done.stdout.splitlines():
+        if line.startswith("{"):
+            outcome = json.loads(line)
+            outcomes[outcome["scenario"]] = outcome
+    for name in names:
+        outcomes.setdefault(name, {"ok": False, "error": f"no outcome (exit {done.returncode}):\n"
+                                                         f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}"})
+    return outcomes
+
+
+@pytest.fixture
+def scenario_result(request: Any, browser_outcomes: dict[str, dict[str, Any]]) -> Any:
+    """The result of the test's scenario (@pytest.mark.scenario(name)); fails with the browser's story if it failed."""
+    name = request.node.get_closest_marker("scenario").args[0]
+    outcome = browser_outcomes[name]
+    if not outcome.get("ok"):
+        pytest.fail(f"browser scenario '{name}' failed after {outcome.get('seconds')} s:\n{outcome.get('error')}\n"
+                    f"problems: {outcome.get('problems')}\nurl: {outcome.get('url')}\n"
+                    f"screenshot: {outcome.get('screenshot')}")
+    return outcome["result"]

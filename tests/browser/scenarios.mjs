@@ -1,0 +1,363 @@
+// Browser scenarios for the Stepflow UI, run by tests/browser/conftest.py as
+//   node tests/browser/scenarios.mjs '<json: {scenarios: [names], base, shots, failures}>'
+// Debian's /usr/bin/chromium, driven by playwright-core (no browser download): one browser (a fresh
+// profile), each scenario in its own context, all at once (they mostly wait for the workflows).
+// Prints one JSON line per scenario; a failed one leaves a screenshot of its page in `failures`.
+
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const options = JSON.parse(process.argv[2] || '{}');
+const { base, shots } = options;
+const CHROMIUM = process.env.STEPFLOW_CHROMIUM || '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
+// How Mermaid draws each step type: rectangle, hexagon (6 points), diamond (4), stadium (a path), subroutine (10).
+const SHAPES = { machine: 'rect', human: 'polygon6', gateway: 'polygon4', timer: 'g', webhook: 'polygon10' };
+const FILLS = { completed: 'rgb(144, 238, 144)', current: 'rgb(255, 215, 0)', failed: 'rgb(255, 107, 107)' };
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+// One scenario's browser context, the problems its pages report, and its screenshots.
+class Run {
+  constructor(browser, name) {
+    this.browser = browser;
+    this.name = name;
+    this.problems = [];
+    this.marks = [];
+    this.started = Date.now();
+  }
+
+  async open() {
+    this.context = await this.browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId: 'UTC', locale: 'en-GB' });
+    this.context.setDefaultTimeout(20000);
+    this.context.on('page', (page) => {
+      page.on('pageerror', (error) => this.problems.push(`page error: ${error.message}`));
+      page.on('console', (message) => {
+        // The API's validation and sign-in answers (400, 401, 409, 422) are expected in these flows.
+        const expected = /Failed to load resource: the server responded with a status of (400|401|409|422)/.test(message.text());
+        if (message.type() === 'error' && !expected) this.problems.push(`console error: ${message.text()}`);
+      });
+    });
+    return this;
+  }
+
+  // Elapsed seconds at each screenshot are reported with the outcome (where a slow run spends its time).
+  async shot(page, name) {
+    this.marks.push([name, (Date.now() - this.started) / 1000]);
+    if (!shots) return;
+    mkdirSync(shots, { recursive: true });
+    await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+  }
+}
+
+async function apiGet(pathname) {
+  const response = await fetch(`${base}/workflows${pathname}`);
+  check(response.ok, `GET ${pathname} answered ${response.status}`);
+  return response.json();
+}
+
+// The rendered graph's nodes: the step each one draws, its state class, its label text and its fill.
+async function graphNodes(page, selector) {
+  return page.$$eval(`${selector} svg g.node`, (nodes) => nodes.map((node) => {
+    const container = node.querySelector(':scope > .label-container');
+    const shape = container?.tagName === 'g' ? container.querySelector('path') : container;
+    const states = ['completed', 'current', 'waiting', 'failed', 'canceled', 'not_reached'];
+    return {
+      id: node.id,
+      state: states.find((s) => node.classList.contains(s)) || null,
+      label: (node.querySelector('.nodeLabel, .label')?.textContent || '').replace(/\s+/g, ' ').trim(),
+      fill: shape ? getComputedStyle(shape).fill : null,
+      shape: container ? `${container.tagName}${container.tagName === 'polygon' ? container.points.length : ''}` : null,
+    };
+  }));
+}
+
+async function waitForGraph(page, selector) {
+  await page.waitForSelector(`${selector}[data-graph-state="rendered"], ${selector}[data-graph-state="error"]`);
+  const state = await page.getAttribute(selector, 'data-graph-state');
+  const error = await page.getAttribute(selector, 'data-graph-error');
+  check(state === 'rendered', `the graph did not render: ${error}`);
+}
+
+async function waitForInstance(page, status, timeout = 30000) {
+  await page.waitForSelector(`#instance-graph[data-instance-status="${status}"][data-graph-state="rendered"]`, { timeout });
+}
+
+// Every form control on the page has a label a screen reader announces.
+async function unlabelled(page, selector) {
+  return page.$$eval(`${selector} input, ${selector} select, ${selector} textarea`, (controls) => controls
+    .filter((c) => c.type !== 'hidden' && c.labels.length === 0 && !c.getAttribute('aria-label'))
+    .map((c) => c.outerHTML));
+}
+
+function countStates(nodes) {
+  const counts = {};
+  for (const node of nodes) counts[node.state] = (counts[node.state] || 0) + 1;
+  return counts;
+}
+
+const scenarios = {
+  // Start order_fulfilment from its start form (after an empty submission shows the field errors)
+  // and watch the instance complete with every step it ran drawn green.
+  async start_order(run) {
+    const { context } = run;
+    const page = await context.newPage();
+    await page.goto(`${base}/ui`);
+    await page.waitForSelector('#workflows');
+    await run.shot(page, 'workflows');
+    await page.getByRole('link', { name: 'order_fulfilment', exact: true }).click();
+    await waitForGraph(page, '#definition-graph');
+
+    const missing = await unlabelled(page, '#start-form');
+    check(missing.length === 0, `controls without a label: ${missing.join(' ')}`);
+    await page.getByRole('button', { name: 'Start' }).click();
+    await page.waitForSelector('#start-form .field-error:not([hidden])');
+    const errors = await page.$$eval('#start-form .has-error', (els) => els.map((e) => e.dataset.path || e.id));
+    check(errors.length >= 3, `expected the three required fields to be flagged, got ${JSON.stringify(errors)}`);
+    const focused = await page.evaluate(() => document.activeElement?.getAttribute('aria-invalid'));
+    check(focused === 'true', 'focus should move to the first field in error');
+    await run.shot(page, 'definition-errors');
+
+    await page.getByLabel('order_id').fill('A-1001');
+    await page.getByLabel('amount').fill('120');
+    await page.getByLabel('name').fill('Ada Lovelace');
+    await run.shot(page, 'definition');
+    await page.getByRole('button', { name: 'Start' }).click();
+    await page.waitForURL(/#\/instances\/[0-9a-f-]{36}$/);
+    const instanceId = decodeURIComponent(page.url().split('#/instances/')[1]);
+    await waitForInstance(page, 'completed');
+
+    const nodes = await graphNodes(page, '#instance-graph');
+    const counts = countStates(nodes);
+    check(nodes.length === 8, `expected 8 nodes, saw ${nodes.length}`);
+    check(counts.completed === 7 && counts.not_reached === 1, `expected 7 completed and 1 not reached: ${JSON.stringify(counts)}`);
+    for (const node of nodes.filter((n) => n.state === 'completed')) {
+      check(node.fill === FILLS.completed, `completed node ${node.id} is filled ${node.fill}`);
+    }
+    const skipped = nodes.find((n) => n.state === 'not_reached');
+    check(skipped.label === 'Flag for review', `the branch not taken should be 'Flag for review', not ${skipped.label}`);
+    // The page polls once more after the instance stops, as its last events can trail its status.
+    await page.waitForFunction(() => {
+      const statuses = [...document.querySelectorAll('#history tbody tr')].map((tr) => tr.dataset.status);
+      return statuses.length === 7 && statuses.every((s) => s === 'succeeded');
+    }, null, { timeout: 10000 }).catch(() => {});
+    const rows = await page.$$eval('#history tbody tr', (trs) => trs.map((tr) => [tr.dataset.step, tr.dataset.status]));
+    check(rows.length === 7 && rows.every(([, s]) => s === 'succeeded'), `step history: ${JSON.stringify(rows)}`);
+    await run.shot(page, 'instance');
+
+    await page.getByRole('link', { name: 'Instances', exact: true }).first().click();
+    await page.waitForSelector(`#instances tr[data-instance="${instanceId}"][data-status="completed"]`);
+    await page.selectOption('#filter-status', 'completed');
+    await page.waitForSelector(`#instances tr[data-instance="${instanceId}"]`);
+    check(page.url().includes('status=completed'), 'the filter should be kept in the address');
+    await run.shot(page, 'instances');
+    return { instanceId, counts };
+  },
+
+  // Each named workflow's definition graph drawn by the real Mermaid: no parse error, one node per
+  // step, every label shown exactly as written, nothing injected into the page.
+  async graphs(run) {
+    const { context } = run;
+    const page = await context.newPage();
+    const results = {};
+    const names = (await apiGet('/definitions')).map((d) => d.name).sort();
+    for (const name of names) {
+      const graph = await apiGet(`/definitions/${encodeURIComponent(name)}/graph`);
+      await page.goto(`${base}/ui#/workflows/${encodeURIComponent(name)}`);
+      // Only the hash changes, so the previous workflow's page is still there until the new one replaces it.
+      await page.waitForFunction((wanted) => document.querySelector('main h1')?.textContent === wanted, name);
+      await waitForGraph(page, '#definition-graph');
+      const nodes = await graphNodes(page, '#definition-graph');
+      check(nodes.length === graph.nodes.length, `${name}: ${nodes.length} nodes drawn for ${graph.nodes.length} steps`);
+      const drawn = new Map(nodes.map((n) => [n.id.replace(/^.*flowchart-(.+)-\d+$/, '$1'), n]));
+      for (const node of graph.nodes) {
+        const label = drawn.get(node.mermaid_id)?.label;
+        const shape = drawn.get(node.mermaid_id)?.shape;
+        check(!SHAPES[node.type] || shape === SHAPES[node.type], `${name}: ${node.type} step ${node.id} drawn as ${shape}`);
+        const expected = node.label.replace(/\s+/g, ' ').trim();
+        check(label === expected, `${name}: step ${node.id} shows ${JSON.stringify(label)}, not ${JSON.stringify(expected)}`);
+      }
+      const edgeLabels = await page.$$eval('#definition-graph svg .edgeLabel', (els) => els.map((e) => e.textContent.replace(/\s+/g, ' ').trim()).filter(Boolean));
+      for (const edge of graph.edges.filter((e) => e.condition)) {
+        const expected = edge.condition.replace(/\s+/g, ' ').trim();
+        check(edgeLabels.includes(expected), `${name}: condition ${JSON.stringify(expected)} not shown; saw ${JSON.stringify(edgeLabels)}`);
+      }
+      const injected = await page.evaluate(() => ({
+        pwned: window.__pwned ?? null,
+        scripts: document.querySelectorAll('#definition-graph script, #definition-graph iframe, #definition-graph [onerror], #definition-graph [onclick]').length,
+        title: document.title,
+      }));
+      check(injected.pwned === null && injected.scripts === 0, `${name}: markup got through: ${JSON.stringify(injected)}`);
+      results[name] = nodes.length;
+      if (options.shotNames?.[name]) await run.shot(page, options.shotNames[name]);
+    }
+    return results;
+  },
+
+  // Expense approval through the inbox: start it, find the task under "Mine", submit the form
+  // without a decision (an inline error), approve, and watch the instance complete all green.
+  // A second tab that still shows the form then gets "already completed".
+  async inbox(run) {
+    const { context } = run;
+    const page = await context.newPage();
+    await page.goto(`${base}/ui#/workflows/expense_approval`);
+    await page.fill('#identity-user', 'bob');
+    await page.fill('#identity-groups', 'managers');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await waitForGraph(page, '#definition-graph');
+    await page.getByLabel('requester').fill('alice');
+    await page.getByLabel('manager').fill('bob');
+    await page.getByLabel('amount').fill('250');
+    await page.getByLabel('description').fill('Conference train tickets');
+    await page.getByRole('button', { name: 'Start' }).click();
+    await page.waitForURL(/#\/instances\/[0-9a-f-]{36}$/);
+    const instanceId = decodeURIComponent(page.url().split('#/instances/')[1]);
+    await waitForInstance(page, 'waiting');
+    const waiting = await graphNodes(page, '#instance-graph');
+    const waitingNode = waiting.find((n) => n.state === 'waiting');
+    check(waitingNode && waitingNode.label === 'Manager Approval', `expected Manager Approval waiting: ${JSON.stringify(waiting)}`);
+    await page.waitForSelector('#instance-tasks a');
+    await run.shot(page, 'instance-waiting');
+
+    await page.getByRole('link', { name: 'Task inbox' }).click();
+    await page.waitForSelector(`#tasks tr[data-step="manager_approval"]`);
+    await run.shot(page, 'inbox');
+    const taskLink = page.locator('#tasks tr[data-step="manager_approval"] th a');
+    const taskHref = await taskLink.getAttribute('href');
+    await taskLink.click();
+    await page.waitForSelector('#complete-form');
+
+    const missing = await unlabelled(page, 'main');
+    check(missing.length === 0, `controls without a label: ${missing.join(' ')}`);
+
+    const other = await context.newPage(); // a second tab on the same task
+    await other.goto(`${base}/ui${taskHref}`);
+    await other.waitForSelector('#complete-form');
+
+    await page.getByLabel('Comments').fill('Fine by me');
+    await page.getByRole('button', { name: 'Complete task' }).click();
+    const error = page.locator('.field-boolean .field-error');
+    await error.waitFor({ state: 'visible' });
+    check((await error.textContent()).includes('required'), `the decision's error: ${await error.textContent()}`);
+    const invalid = await page.getAttribute('.field-boolean input[value="true"]', 'aria-invalid');
+    check(invalid === 'true', 'the radio buttons should be marked aria-invalid');
+    await page.waitForSelector('#complete-message[role="alert"]');
+    await run.shot(page, 'task-form-error');
+
+    await page.getByRole('radio', { name: 'Yes' }).check();
+    await page.getByRole('button', { name: 'Complete task' }).click();
+    await page.waitForSelector('#task-outcome.message-success');
+    const outcomeFocused = await page.evaluate(() => document.activeElement?.id);
+    check(outcomeFocused === 'task-outcome', `focus should move to the outcome, not ${outcomeFocused}`);
+
+    await other.getByRole('radio', { name: 'No' }).check();
+    await other.getByRole('button', { name: 'Complete task' }).click();
+    const conflict = other.locator('#complete-message');
+    await conflict.filter({ hasText: 'Already completed' }).waitFor();
+
+    await page.click('#completed-instance');
+    await waitForInstance(page, 'completed');
+    const nodes = await graphNodes(page, '#instance-graph');
+    const counts = countStates(nodes);
+    check(counts.completed === 5 && counts.not_reached === 3 && nodes.length === 8,
+      `expected 5 completed and 3 not reached: ${JSON.stringify(counts)}`);
+    for (const node of nodes.filter((n) => n.state === 'completed')) {
+      check(node.fill === FILLS.completed, `completed node ${node.id} is filled ${node.fill}`);
+    }
+    await run.shot(page, 'instance-approved');
+    await other.close();
+    return { instanceId, counts };
+  },
+
+  // The instance page's actions: cancel a waiting instance (its open step turns grey), then retry it,
+  // which opens the new instance.
+  async actions(run) {
+    const { context } = run;
+    const page = await context.newPage();
+    const response = await fetch(`${base}/workflows/instances`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ definition_name: 'expense_approval', input_data: { requester: 'carol', manager: 'dave', amount: 40 } }),
+    });
+    check(response.status === 201, `starting the instance answered ${response.status}`);
+    const { id } = await response.json();
+    await page.goto(`${base}/ui#/instances/${id}`);
+    await waitForInstance(page, 'waiting');
+    page.once('dialog', (dialog) => dialog.accept());
+    await page.getByRole('button', { name: 'Cancel instance' }).click();
+    await waitForInstance(page, 'canceled');
+    const nodes = await graphNodes(page, '#instance-graph');
+    const step = nodes.find((n) => n.label === 'Manager Approval');
+    check(step.state === 'canceled' && step.fill === 'rgb(211, 211, 211)', `the open step: ${JSON.stringify(step)}`);
+    await run.shot(page, 'instance-canceled');
+    await page.getByRole('button', { name: 'Retry' }).click();
+    await page.waitForURL((url) => url.hash.startsWith('#/instances/') && !url.hash.endsWith(id));
+    await waitForInstance(page, 'waiting');
+    const retried = decodeURIComponent(page.url().split('#/instances/')[1]);
+    return { canceled: id, retried };
+  },
+
+  // With authentication on, the API answers 401 (simulated here, in front of the real API): the UI asks
+  // for a bearer token, keeps it in sessionStorage and sends it with every request.
+  async auth(run) {
+    const { context } = run;
+    const page = await context.newPage();
+    const seen = [];
+    await page.route('**/workflows/**', async (route) => {
+      const authorization = route.request().headers().authorization || null;
+      seen.push(authorization);
+      if (authorization !== 'Bearer s3cret-token') {
+        await route.fulfill({ status: 401, contentType: 'application/json', body: '{"detail": "a bearer token is required"}' });
+      } else {
+        await route.continue();
+      }
+    });
+    await page.goto(`${base}/ui#/workflows`);
+    const token = page.getByLabel('Bearer token');
+    await token.waitFor({ state: 'visible' });
+    check(await token.evaluate((el) => el === document.activeElement), 'focus should be in the token field');
+    check((await page.textContent('#auth-reason')).includes('a bearer token is required'), 'the reason is shown');
+    await run.shot(page, 'sign-in');
+    await token.fill('s3cret-token');
+    await page.getByRole('button', { name: 'Use token' }).click();
+    await page.waitForSelector('#workflows');
+    check(await page.isHidden('#auth'), 'the token panel should close');
+    const stored = await page.evaluate(() => sessionStorage.getItem('stepflow.token'));
+    check(stored === 's3cret-token', `sessionStorage holds ${stored}`);
+    check(seen.at(-1) === 'Bearer s3cret-token', `the last request carried ${seen.at(-1)}`);
+    return { requests: seen.length };
+  },
+};
+
+async function runScenario(browser, name) {
+  const run = new Run(browser, name);
+  try {
+    check(scenarios[name], `no scenario '${name}'`);
+    await run.open();
+    const result = await scenarios[name](run);
+    check(run.problems.length === 0, `the page reported errors:\n${run.problems.join('\n')}`);
+    return { ok: true, scenario: name, seconds: (Date.now() - run.started) / 1000, marks: run.marks, result };
+  } catch (error) {
+    const page = run.context?.pages().at(-1);
+    const failureShot = path.join(options.failures || tmpdir(), `failure-${name}.png`);
+    try { await page?.screenshot({ path: failureShot, fullPage: true }); } catch { /* the page may be gone */ }
+    return { ok: false, scenario: name, seconds: (Date.now() - run.started) / 1000, error: String(error?.stack || error),
+      problems: run.problems, url: page?.url(), screenshot: failureShot };
+  } finally {
+    await run.context?.close();
+  }
+}
+
+const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+let outcomes;
+try {
+  outcomes = await Promise.all((options.scenarios || [options.scenario]).map((name) => runScenario(browser, name)));
+} finally {
+  await browser.close();
+}
+for (const outcome of outcomes) console.log(JSON.stringify(outcome));
+process.exit(outcomes.every((o) => o.ok) ? 0 : 1);
