@@ -1,0 +1,1 @@
+"""Deployment tooling (never deployed): the template generator, packaging, deploy and LocalStack runners."""

@@ -1,0 +1,540 @@
+"""Generates the infra part of the deployment template from chalicelib.resources and the Chalice app.
+
+`chalice package --merge-template` deep-merges what this writes into the template Chalice generates:
+Chalice contributes the API, the Lambda functions (one per @app.lambda_function / @app.schedule /
+@app.on_cw_event...), their schedules, log groups and the DefaultRole; this adds what Chalice cannot
+know about, all of it derived from the same description the local runtime is created from:
+
+- the DynamoDB tables and their indexes (resources.TABLES): point-in-time recovery on, TTL where a
+  table declares ttl_attribute;
+- the Step Functions execution role (lambda:InvokeFunction on our placeholder functions only) and one
+  state machine per bundled workflow in statemachines/, named as the app names them at runtime, with
+  its ${...} placeholders bound by DefinitionSubstitutions;
+- the Stepflow event bus; the rule that feeds the instance index from Step Functions execution status
+  changes (when the app defines `execution_events`) with its dead-letter queue;
+- for every function of the app: a fixed FunctionName (`{prefix}{name}`, as the local runtime names
+  them, so ARNs are built with !Sub and nothing depends on a function to know another's ARN) and the
+  environment chalicelib.config reads;
+- the DefaultRole's policies: DynamoDB on our tables and indexes only, the Step Functions calls the
+  service makes, iam:PassRole on the execution role only, events:PutEvents on our bus only.
+
+Run: python -m infra.build --stage dev [--out build/infra/dev.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
+STATEMACHINES = ROOT / "statemachines"
+ASL_SUFFIX = ".asl.json"
+
+API_FUNCTION = "api"  # the name given to Chalice's API handler (logical id APIHandler)
+# Functions the lead adds to app.py; their extra wiring is generated as soon as they exist.
+EXECUTION_EVENTS = "execution_events"  # Lambda fed by "Step Functions Execution Status Change" events
+OVERDUE_SWEEP = "overdue_sweep"  # @app.schedule(..., name="overdue_sweep")
+EXECUTION_STATUS_DETAIL_TYPE = "Step Functions Execution Status Change"
+# Tables are kept when a stage's stack is deleted or a table must be replaced.
+RETAIN_DATA_STAGES = frozenset({"prod"})
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # the SQS maximum
+EVENT_MAX_AGE_SECONDS = 24 * 3600
+EVENT_RETRY_ATTEMPTS = 185  # EventBridge's default and maximum
+
+DYNAMODB_ACTIONS = (
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:DescribeTable",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
+)
+STATE_MACHINE_ACTIONS = (
+    "states:CreateStateMachine",
+    "states:ListExecutions",
+    "states:StartExecution",
+    "states:UpdateStateMachine",
+)
+EXECUTION_ACTIONS = ("states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution")
+# These take no resource-level permissions: "*" is the narrowest AWS allows.
+UNSCOPED_STATES_ACTIONS = (
+    "states:ListStateMachines",
+    "states:SendTaskFailure",
+    "states:SendTaskHeartbeat",
+    "states:SendTaskSuccess",
+)
+
+
+@dataclass(frozen=True)
+class AppFunction:
+    """A Lambda function of the Chalice app, as `chalice package` emits it."""
+
+    name: str  # the Chalice name (API_FUNCTION for the API handler)
+    logical_id: str  # its resource in the generated template
+    handler: str
+    kind: str  # "api", "lambda", "schedule", "cloudwatch_event", or the event source's class name
+    schedule: str | None = None  # the schedule expression of a "schedule"
+    event_pattern: dict[str, Any] | None = None  # the pattern of a "cloudwatch_event"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One Chalice stage's settings, resolved the way the deployed app resolves them."""
+
+    name: str
+    prefix: str
+    environment: dict[str, str]
+    retain_data: bool
+    log_retention_days: int | None = None
+    machine_prefix: str = ""  # state machine names (Settings.state_machine_prefix; the resource prefix by default)
+
+    def function_name(self, function: str) -> str:
+        return f"{self.prefix}{function}"
+
+
+@dataclass
+class Build:
+    """The generated infra template, plus what was left out and why (printed by the CLI)."""
+
+    stage: Stage
+    template: dict[str, Any]
+    functions: tuple[AppFunction, ...]
+    notes: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------ inputs
+
+
+def cfn_name(name: str) -> str:
+    """The CamelCase logical id Chalice derives from a name (chalice.utils.to_cfn_resource_name)."""
+    for separator in ("-", "_"):
+        name = "".join(part[0].upper() + part[1:] for part in name.split(separator) if part)
+    return re.sub(r"[^A-Za-z0-9]+", "", name)
+
+
+def chalice_config(path: Path = CHALICE_CONFIG) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def resolve_stage(stage: str, config: dict[str, Any] | None = None) -> Stage:
+    """The stage's environment (global, then the stage's own) and the resource prefix the app derives."""
+    from chalicelib.config import Settings
+    from chalicelib.resources import TABLES
+
+    config = chalice_config() if config is None else config
+    stages = config.get("stages", {})
+    if stage not in stages:
+        raise SystemExit(f"infra.build: no stage '{stage}' in .chalice/config.json (stages: {', '.join(stages)})")
+    env = {**config.get("environment_variables", {}), **stages[stage].get("environment_variables", {})}
+    env.setdefault("STEPFLOW_STAGE", stage)
+    settings = Settings.from_env(env)
+    prefix = env.get("STEPFLOW_RESOURCE_PREFIX", f"stepflow-{settings.stage}-")
+    # Settings derives table names from the same prefix: a mismatch means config.py changed its rule.
+    derived = {t.env_var: t.physical_name(prefix) for t in TABLES}
+    read = {t.env_var: getattr(settings, f"{t.name}_table", None) for t in TABLES}
+    if derived != read:
+        raise SystemExit(f"infra.build: table names derived from prefix {prefix!r} differ from Settings: {read}")
+    retention = stages[stage].get("log_retention_in_days", config.get("log_retention_in_days"))
+    return Stage(stage, prefix, env, retain_data=stage in RETAIN_DATA_STAGES, log_retention_days=retention,
+                 machine_prefix=settings.state_machine_prefix)
+
+
+def app_functions(app: Any = None) -> tuple[AppFunction, ...]:
+    """Every Lambda function `chalice package` will emit for the app (importing app.py when not given)."""
+    from chalice.app import CloudWatchEventConfig, ScheduledEventConfig
+
+    if app is None:
+        import app as app_module
+
+        app = app_module.app
+    found: list[AppFunction] = []
+    if app.routes:
+        found.append(AppFunction(API_FUNCTION, "APIHandler", "app.app", "api"))
+    for function in app.pure_lambda_functions:
+        found.append(AppFunction(function.name, cfn_name(function.name), function.handler_string, "lambda"))
+    for source in app.event_sources:
+        if isinstance(source, ScheduledEventConfig):
+            expression = source.schedule_expression
+            text = expression if isinstance(expression, str) else expression.to_string()
+            found.append(AppFunction(source.name, cfn_name(source.name), source.handler_string, "schedule",
+                                     schedule=text))
+        elif isinstance(source, CloudWatchEventConfig):
+            found.append(AppFunction(source.name, cfn_name(source.name), source.handler_string, "cloudwatch_event",
+                                     event_pattern=dict(source.event_pattern)))
+        else:
+            found.append(AppFunction(source.name, cfn_name(source.name), source.handler_string,
+                                     type(source).__name__))
+    return tuple(found)
+
+
+def bundled_state_machines(folder: Path = STATEMACHINES) -> dict[str, dict[str, Any]]:
+    """Workflow name -> compiled ASL (with its ${...} placeholders) of every statemachines/*.asl.json."""
+    return {
+        path.name[: -len(ASL_SUFFIX)]: json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted(folder.glob(f"*{ASL_SUFFIX}"))
+    }
+
+
+def placeholders_in(asl: Any) -> set[str]:
+    return set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", json.dumps(asl)))
+
+
+# ---------------------------------------------------------------------------------------- template
+
+
+def sub(text: str) -> dict[str, str]:
+    return {"Fn::Sub": text}
+
+
+def get_att(logical_id: str, attribute: str = "Arn") -> dict[str, list[str]]:
+    return {"Fn::GetAtt": [logical_id, attribute]}
+
+
+def function_arn(name: str) -> dict[str, str]:
+    # Built from the known name, not !GetAtt: the functions and the execution role refer to each other.
+    return sub(f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:{name}")
+
+
+def state_machine_arn(name_pattern: str) -> dict[str, str]:
+    return sub(f"arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{name_pattern}")
+
+
+def execution_arn(pattern: str) -> dict[str, str]:
+    return sub(f"arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{pattern}")
+
+
+def log_group_id(function: AppFunction) -> str:
+    """The logical id of the log group Chalice creates for a function (log_retention_in_days set)."""
+    return ("ApiHandler" if function.kind == "api" else function.logical_id) + "LogGroup"
+
+
+def create_table_request(table: Any, physical_name: str) -> dict[str, Any]:
+    """CreateTable arguments for a resources.Table: the local runtime's, when resources provides them."""
+    own = getattr(table, "create_table_request", None)
+    if callable(own):
+        return dict(own(physical_name))
+    key_schema = [{"AttributeName": table.hash_key, "KeyType": "HASH"}]
+    if table.range_key:
+        key_schema.append({"AttributeName": table.range_key, "KeyType": "RANGE"})
+    request: dict[str, Any] = {
+        "TableName": physical_name,
+        "KeySchema": key_schema,
+        "AttributeDefinitions": [{"AttributeName": name, "AttributeType": "S"} for name in table.key_attributes()],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if table.indexes:
+        request["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": index.name,
+                "KeySchema": [{"AttributeName": index.hash_key, "KeyType": "HASH"}]
+                + ([{"AttributeName": index.range_key, "KeyType": "RANGE"}] if index.range_key else []),
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index in table.indexes
+        ]
+    return request
+
+
+def table_resource(table: Any, stage: Stage) -> dict[str, Any]:
+    # CreateTable's request and AWS::DynamoDB::Table share their property names and shapes.
+    properties = create_table_request(table, table.physical_name(stage.prefix))
+    properties["PointInTimeRecoverySpecification"] = {"PointInTimeRecoveryEnabled": True}
+    if table.ttl_attribute:
+        properties["TimeToLiveSpecification"] = {"AttributeName": table.ttl_attribute, "Enabled": True}
+    if stage.retain_data:
+        properties["DeletionProtectionEnabled"] = True
+    policy = "Retain" if stage.retain_data else "Delete"
+    return {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": policy, "UpdateReplacePolicy": policy,
+            "Properties": properties}
+
+
+def execution_role(stage: Stage, functions: Iterable[Any]) -> dict[str, Any]:
+    """Step Functions' role: invoke our placeholder functions (and their versions), nothing else."""
+    arns: list[Any] = []
+    for function in functions:
+        name = stage.function_name(function.name)
+        arns += [function_arn(name), function_arn(f"{name}:*")]
+    return {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "Description": f"Stepflow {stage.name}: the role every Stepflow state machine runs as",
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": {"Service": "states.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+                }],
+            },
+            "Policies": [{
+                "PolicyName": "invoke-stepflow-functions",
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": arns}],
+                },
+            }],
+        },
+    }
+
+
+def app_policy(stage: Stage, tables: Sequence[Any], queues: Sequence[str]) -> dict[str, Any]:
+    """What the API and every Lambda of the app may do (Chalice's DefaultRole)."""
+    table_arns: list[Any] = []
+    for table in tables:
+        table_arns.append(get_att(table.logical_id))
+        if table.indexes:
+            table_arns.append(sub(f"${{{table.logical_id}.Arn}}/index/*"))
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "Logs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": sub(f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:"
+                            f"/aws/lambda/{stage.prefix}*"),
+        },
+        {"Sid": "Tables", "Effect": "Allow", "Action": list(DYNAMODB_ACTIONS), "Resource": table_arns},
+        {"Sid": "StateMachines", "Effect": "Allow", "Action": list(STATE_MACHINE_ACTIONS),
+         "Resource": state_machine_arn(f"{stage.machine_prefix}*")},
+        {"Sid": "Executions", "Effect": "Allow", "Action": list(EXECUTION_ACTIONS),
+         "Resource": execution_arn(f"{stage.machine_prefix}*:*")},
+        {"Sid": "StepFunctionsUnscoped", "Effect": "Allow", "Action": list(UNSCOPED_STATES_ACTIONS), "Resource": "*"},
+        {
+            "Sid": "PassExecutionRole",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": get_att("StateMachineRole"),
+            "Condition": {"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}},
+        },
+        {"Sid": "LifecycleEvents", "Effect": "Allow", "Action": "events:PutEvents", "Resource": get_att("EventBus")},
+    ]
+    if queues:
+        statements.append({"Sid": "DeadLetters", "Effect": "Allow", "Action": "sqs:SendMessage",
+                           "Resource": [get_att(queue) for queue in queues]})
+    return {"PolicyName": "stepflow", "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}
+
+
+def app_environment(stage: Stage, tables: Sequence[Any], functions: Sequence[Any]) -> dict[str, Any]:
+    """The variables chalicelib.config reads, for every function (the local runtime exports the same)."""
+    env: dict[str, Any] = {
+        "STEPFLOW_STAGE": stage.environment.get("STEPFLOW_STAGE", stage.name),
+        "STEPFLOW_RESOURCE_PREFIX": stage.prefix,
+        "STEPFLOW_STATE_MACHINE_ROLE_ARN": get_att("StateMachineRole"),
+        "STEPFLOW_EVENT_BUS": {"Ref": "EventBus"},
+    }
+    for table in tables:
+        if table.env_var:
+            env[table.env_var] = {"Ref": table.logical_id}
+    for function in functions:
+        if function.env_var:
+            env[function.env_var] = function_arn(stage.function_name(function.name))
+    return env
+
+
+def build(stage_name: str, *, functions: Sequence[AppFunction] | None = None,
+          config: dict[str, Any] | None = None, state_machines: dict[str, dict[str, Any]] | None = None,
+          resources: Any = None) -> Build:
+    """The infra template for one stage (pass `functions` to build for an app other than app.py's)."""
+    from chalicelib.aws.state_machines import StateMachines
+
+    if resources is None:
+        from chalicelib import resources
+    stage = resolve_stage(stage_name, config)
+    functions = tuple(app_functions() if functions is None else functions)
+    machines = bundled_state_machines() if state_machines is None else state_machines
+    tables = tuple(resources.TABLES)
+    placeholder_functions = tuple(f for f in resources.FUNCTIONS if f.placeholder)
+    by_name = {f.name: f for f in functions}
+    notes: list[str] = []
+
+    missing = [f.name for f in resources.FUNCTIONS if f.name not in by_name]
+    if missing:
+        raise SystemExit(f"infra.build: resources.FUNCTIONS names {missing} but app.py does not define them")
+
+    out: dict[str, Any] = {}  # logical id -> resource
+    outputs: dict[str, Any] = {}
+
+    for table in tables:
+        out[table.logical_id] = table_resource(table, stage)
+        outputs[f"{table.logical_id}Name"] = {"Value": {"Ref": table.logical_id}}
+
+    out["StateMachineRole"] = execution_role(stage, placeholder_functions)
+    outputs["StateMachineRoleArn"] = {"Value": get_att("StateMachineRole")}
+
+    namer = StateMachines(None, "", stage.machine_prefix)  # the app's own naming rule
+    known = {f.placeholder: f for f in placeholder_functions}
+    for workflow, asl in machines.items():
+        used = placeholders_in(asl)
+        unknown = used - set(known)
+        if unknown:
+            raise SystemExit(f"infra.build: {workflow} uses placeholders {sorted(unknown)} no function provides")
+        logical_id = f"{cfn_name(workflow)}StateMachine"
+        properties: dict[str, Any] = {
+            "StateMachineName": namer.machine_name(workflow),
+            "StateMachineType": "STANDARD",
+            "RoleArn": get_att("StateMachineRole"),
+            "Definition": asl,
+        }
+        if used:
+            properties["DefinitionSubstitutions"] = {
+                name: function_arn(stage.function_name(known[name].name)) for name in sorted(used)
+            }
+        out[logical_id] = {"Type": "AWS::StepFunctions::StateMachine", "Properties": properties}
+        outputs[f"{logical_id}Arn"] = {"Value": {"Ref": logical_id}}
+
+    out["EventBus"] = {"Type": "AWS::Events::EventBus", "Properties": {"Name": f"{stage.prefix}bus"}}
+    outputs["EventBusName"] = {"Value": {"Ref": "EventBus"}}
+
+    queues: list[str] = []
+    function_extra: dict[str, dict[str, Any]] = {}
+    consumer = by_name.get(EXECUTION_EVENTS)
+    if consumer is None:
+        notes.append(f"app.py defines no '{EXECUTION_EVENTS}' function: the execution status rule and its "
+                     "dead-letter queue are left out until it does")
+    elif consumer.kind not in ("lambda", "cloudwatch_event"):
+        notes.append(f"'{EXECUTION_EVENTS}' is a {consumer.kind}: no execution status rule is generated for it")
+    else:
+        queue = f"{consumer.logical_id}DeadLetterQueue"
+        queues.append(queue)
+        rule_name = f"{stage.prefix}execution-status"
+        rule_arn = sub(f"arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{rule_name}")
+        out[queue] = {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": f"{stage.prefix}{EXECUTION_EVENTS}-dlq",
+                "MessageRetentionPeriod": DLQ_RETENTION_SECONDS,
+                "SqsManagedSseEnabled": True,
+            },
+        }
+        outputs[f"{queue}Url"] = {"Value": {"Ref": queue}}
+        # EventBridge's undeliverable events, and events the function failed on after Lambda's two async
+        # retries, both land in the queue: the instance index can be repaired from it.
+        out[f"{queue}Policy"] = {
+            "Type": "AWS::SQS::QueuePolicy",
+            "Properties": {
+                "Queues": [{"Ref": queue}],
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [{
+                        "Effect": "Allow",
+                        "Principal": {"Service": "events.amazonaws.com"},
+                        "Action": "sqs:SendMessage",
+                        "Resource": get_att(queue),
+                        "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+                    }],
+                },
+            },
+        }
+        function_extra[consumer.name] = {"DeadLetterQueue": {"Type": "SQS", "TargetArn": get_att(queue)}}
+        pattern_filter = {"detail": {"stateMachineArn": [{"prefix": state_machine_arn(stage.machine_prefix)}]}}
+        retry = {"MaximumEventAgeInSeconds": EVENT_MAX_AGE_SECONDS, "MaximumRetryAttempts": EVENT_RETRY_ATTEMPTS}
+        if consumer.kind == "cloudwatch_event":
+            # Chalice emits a SAM CloudWatchEvent (no dead-letter queue, every state machine in the account).
+            # Merged into it: an EventBridgeRule with the same pattern narrowed to our state machines.
+            function_extra[consumer.name]["Events"] = {f"{consumer.logical_id}Event": {
+                "Type": "EventBridgeRule",
+                "Properties": {
+                    "RuleName": rule_name,
+                    "Pattern": pattern_filter,
+                    "DeadLetterConfig": {"Arn": get_att(queue)},
+                    "RetryPolicy": retry,
+                },
+            }}
+        else:
+            rule = "ExecutionStatusRule"
+            out[rule] = {
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "Name": rule_name,
+                    "Description": "Step Functions execution status changes of Stepflow's state machines",
+                    "EventPattern": {
+                        "source": ["aws.states"],
+                        "detail-type": [EXECUTION_STATUS_DETAIL_TYPE],
+                        **pattern_filter,
+                    },
+                    "State": "ENABLED",
+                    "Targets": [{
+                        "Id": EXECUTION_EVENTS,
+                        "Arn": get_att(consumer.logical_id),
+                        "DeadLetterConfig": {"Arn": get_att(queue)},
+                        "RetryPolicy": retry,
+                    }],
+                },
+            }
+            out[f"{rule}Permission"] = {
+                "Type": "AWS::Lambda::Permission",
+                "Properties": {
+                    "Action": "lambda:InvokeFunction",
+                    "FunctionName": {"Ref": consumer.logical_id},
+                    "Principal": "events.amazonaws.com",
+                    "SourceArn": get_att(rule),
+                },
+            }
+
+    sweep = by_name.get(OVERDUE_SWEEP)
+    if sweep is None:
+        notes.append(f"app.py defines no '{OVERDUE_SWEEP}' schedule yet: Chalice adds it (function, EventBridge "
+                     "schedule, log group) to the package as soon as it does; nothing here needs to change")
+    elif sweep.kind != "schedule":
+        notes.append(f"'{OVERDUE_SWEEP}' is a {sweep.kind}, not an @app.schedule: it has no schedule")
+
+    # Chalice's own resources, completed: names, environment, log groups, the role's policies.
+    if stage.log_retention_days is None:
+        raise SystemExit(f"infra.build: set log_retention_in_days for stage '{stage.name}' in .chalice/config.json "
+                         "(Chalice then creates every function's log group with that retention)")
+    environment = app_environment(stage, tables, resources.FUNCTIONS)
+    for function in functions:
+        name = stage.function_name(function.name)
+        out[function.logical_id] = {"Properties": {
+            "FunctionName": name,
+            "Environment": {"Variables": environment},
+            **function_extra.get(function.name, {}),
+        }}
+        # Chalice names it /aws/lambda/${<logical id>}, and for the API handler it refers to a logical id
+        # that does not exist (ApiHandler, renamed APIHandler): the function's name is known, use it.
+        out[log_group_id(function)] = {"Properties": {"LogGroupName": f"/aws/lambda/{name}"}}
+    # Lists do not deep-merge: this replaces Chalice's autogenerated policy (logs only) as a whole.
+    out["DefaultRole"] = {"Properties": {"Policies": [app_policy(stage, tables, queues)]}}
+
+    template = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Transform": "AWS::Serverless-2016-10-31",
+        "Description": f"Stepflow {stage.name}: API, Lambda functions, tables, state machines and events "
+                       "(generated by infra/build.py from chalicelib/resources.py; do not edit)",
+        "Resources": out,
+        "Outputs": outputs,
+    }
+    return Build(stage, template, functions, notes)
+
+
+def write(result: Build, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result.template, indent=2) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.build", description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", default="dev")
+    parser.add_argument("--out", type=Path, default=None, help="default: build/infra/<stage>.json")
+    args = parser.parse_args(argv)
+    result = build(args.stage)
+    path = args.out or ROOT / "build" / "infra" / f"{args.stage}.json"
+    write(result, path)
+    kinds = ", ".join(f"{f.name} ({f.kind})" for f in result.functions)
+    print(f"infra.build: wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} "
+          f"for stage {args.stage} (prefix {result.stage.prefix}); functions: {kinds}")
+    for note in result.notes:
+        print(f"infra.build: note: {note}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""Deploys a stage to AWS with CloudFormation, or tears it down (make deploy / make destroy STAGE=...).
+
+One path, in this order, stopping at the first problem with a message that says what to do:
+1. credentials and region: boto3's usual chain (AWS_PROFILE, AWS_ACCESS_KEY_ID..., SSO), checked with
+   sts:GetCallerIdentity before anything is built;
+2. `infra.package` for the stage (the merged template and deployment.zip), then cfn-lint on the template;
+3. the zip and the template go to an artifact bucket (created when missing; --bucket to choose one);
+4. a CloudFormation change set on stack `stepflow-<stage>` (CAPABILITY_IAM, CAPABILITY_AUTO_EXPAND for the
+   SAM transform), executed and waited for; the stack's outputs are printed;
+5. the bundled example workflows are registered through the deployed API, so the definitions their
+   state machines run are stored (registering is idempotent).
+
+--destroy deletes the stack, then the state machines the API created at runtime under the stage's prefix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from infra import build as infra_build
+
+ROOT = infra_build.ROOT
+CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
+WAIT_DELAY = 10
+WAIT_ATTEMPTS = 180  # 30 minutes
+
+
+class DeployError(SystemExit):
+    def __init__(self, message: str):
+        super().__init__(f"infra.deploy: {message}")
+
+
+def stack_name(stage: str) -> str:
+    return f"stepflow-{stage}"
+
+
+def default_bucket(account: str, region: str) -> str:
+    return f"stepflow-deploy-{account}-{region}"
+
+
+# --------------------------------------------------------------------------------------- credentials
+
+
+def aws_session(region: str | None = None) -> tuple[Any, str, str]:
+    """(boto3 session, account id, region), or a DeployError that says what is missing."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    session = boto3.session.Session(region_name=region) if region else boto3.session.Session()
+    if session.get_credentials() is None:
+        raise DeployError(
+            "no AWS credentials found, nothing was packaged or deployed. Give boto3 some: `aws configure`, "
+            "`aws sso login --profile NAME` then AWS_PROFILE=NAME, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+            "(see docs/deploy.md).")
+    if not session.region_name:
+        raise DeployError("no AWS region: set AWS_REGION (e.g. AWS_REGION=us-east-1) or pass REGION=... to make")
+    sts = session.client("sts", config=Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 1}))
+    try:
+        account = sts.get_caller_identity()["Account"]
+    except (BotoCoreError, ClientError) as exc:
+        raise DeployError(f"AWS did not accept these credentials or could not be reached ({exc}); "
+                          "nothing was deployed") from exc
+    return session, account, session.region_name
+
+
+# ------------------------------------------------------------------------------------------ artifacts
+
+
+def ensure_bucket(s3: Any, bucket: str, region: str) -> None:
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+            raise DeployError(f"cannot use bucket {bucket}: {exc}") from exc
+    print(f"infra.deploy: creating artifact bucket {bucket}")
+    kwargs: dict[str, Any] = {"Bucket": bucket}
+    if region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    s3.create_bucket(**kwargs)
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+
+
+def with_code_location(template: dict[str, Any], bucket: str, key: str) -> dict[str, Any]:
+    """A copy of the template whose functions' local CodeUri (./deployment.zip) points at s3://bucket/key."""
+    template = json.loads(json.dumps(template))
+    for resource in template["Resources"].values():
+        if resource.get("Type") == "AWS::Serverless::Function" and isinstance(
+                resource["Properties"].get("CodeUri"), str):
+            resource["Properties"]["CodeUri"] = {"Bucket": bucket, "Key": key}
+    return template
+
+
+def upload_artifacts(s3: Any, bucket: str, prefix: str, template: dict[str, Any], zip_path: Path,
+                     region: str) -> str:
+    """Uploads the zip (content-addressed), points every function's CodeUri at it, uploads the template;
+    returns the template's URL (templates over 51,200 bytes cannot be passed inline)."""
+    data = zip_path.read_bytes()
+    zip_key = f"{prefix}/{hashlib.sha256(data).hexdigest()}.zip"
+    s3.put_object(Bucket=bucket, Key=zip_key, Body=data)
+    template = with_code_location(template, bucket, zip_key)
+    body = json.dumps(template, indent=1).encode("utf-8")
+    template_key = f"{prefix}/{hashlib.sha256(body).hexdigest()}.template.json"
+    s3.put_object(Bucket=bucket, Key=template_key, Body=body)
+    host = "s3.amazonaws.com" if region == "us-east-1" else f"s3.{region}.amazonaws.com"
+    return f"https://{bucket}.{host}/{template_key}"
+
+
+def lint(template_path: Path) -> None:
+    linter = Path(sys.executable).parent / "cfn-lint"
+    if not linter.exists():
+        print("infra.deploy: cfn-lint not installed beside this Python; skipping the lint", file=sys.stderr)
+        return
+    completed = subprocess.run([str(linter), "--non-zero-exit-code", "error", str(template_path)])
+    if completed.returncode != 0:
+        raise DeployError(f"cfn-lint found errors in {template_path}; nothing was deployed")
+
+
+# ------------------------------------------------------------------------------------- CloudFormation
+
+
+def stack_status(cfn: Any, name: str) -> str | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        return cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
+    except ClientError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+
+
+def failure_reasons(cfn: Any, name: str, limit: int = 15) -> str:
+    events = cfn.describe_stack_events(StackName=name)["StackEvents"]
+    failed = [e for e in events if e.get("ResourceStatus", "").endswith("FAILED")][:limit]
+    return "\n".join(f"  {e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}" for e in failed)
+
+
+def deploy_stack(cfn: Any, name: str, template_url: str, stage: str) -> dict[str, str]:
+    status = stack_status(cfn, name)
+    if status == "ROLLBACK_COMPLETE":  # a failed first create can only be deleted
+        print(f"infra.deploy: {name} is ROLLBACK_COMPLETE after a failed create; deleting it first")
+        cfn.delete_stack(StackName=name)
+        cfn.get_waiter("stack_delete_complete").wait(StackName=name)
+        status = None
+    change_set_type = "CREATE" if status is None else "UPDATE"
+    change_set = f"stepflow-{int(time.time())}"
+    cfn.create_change_set(StackName=name, ChangeSetName=change_set, ChangeSetType=change_set_type,
+                          TemplateURL=template_url, Capabilities=CAPABILITIES,
+                          Tags=[{"Key": "stepflow:stage", "Value": stage}])
+    try:
+        cfn.get_waiter("change_set_create_complete").wait(
+            StackName=name, ChangeSetName=change_set, WaiterConfig={"Delay": 5, "MaxAttempts": 120})
+    except Exception as exc:  # noqa: BLE001 - the waiter's error hides the reason; describe says it
+        described = cfn.describe_change_set(StackName=name, ChangeSetName=change_set)
+        reason = described.get("StatusReason", "")
+        if "didn't contain changes" in reason or "No updates" in reason:
+            print(f"infra.deploy: {name} is already up to date")
+            cfn.delete_change_set(StackName=name, ChangeSetName=change_set)
+            return outputs(cfn, name)
+        raise DeployError(f"change set {change_set} failed: {reason}") from exc
+    print(f"infra.deploy: executing change set {change_set} ({change_set_type}) on {name}; this takes a few minutes")
+    cfn.execute_change_set(StackName=name, ChangeSetName=change_set)
+    waiter = "stack_create_complete" if change_set_type == "CREATE" else "stack_update_complete"
+    try:
+        cfn.get_waiter(waiter).wait(StackName=name, WaiterConfig={"Delay": WAIT_DELAY, "MaxAttempts": WAIT_ATTEMPTS})
+    except Exception as exc:  # noqa: BLE001
+        raise DeployError(f"{name} did not deploy ({stack_status(cfn, name)}):\n{failure_reasons(cfn, name)}") from exc
+    return outputs(cfn, name)
+
+
+def outputs(cfn: Any, name: str) -> dict[str, str]:
+    stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+# ------------------------------------------------------------------------------------------- seeding
+
+
+def register_examples(endpoint: str, api_prefix: str) -> list[str]:
+    """POSTs every bundled example to the deployed API (the definitions their state machines run)."""
+    from chalicelib.examples import FOLDER
+
+    base = endpoint.rstrip("/") + "/" + api_prefix.strip("/")
+    lines = []
+    for path in sorted(FOLDER.glob("*.yaml")):
+        request = urllib.request.Request(f"{base}/definitions", data=path.read_bytes(), method="POST",
+                                         headers={"Content-Type": "application/x-yaml"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                body = json.loads(response.read() or b"{}")
+            lines.append(f"{body.get('name', path.stem)}: {'registered' if body.get('created') else 'unchanged'}")
+        except urllib.error.HTTPError as exc:
+            raise DeployError(f"registering {path.name} failed: HTTP {exc.code} {exc.read()[:500]!r}") from exc
+    return lines
+
+
+# ------------------------------------------------------------------------------------------ commands
+
+
+def deploy(stage_name: str, *, region: str | None, bucket: str | None, seed: bool) -> int:
+    session, account, region = aws_session(region)
+    print(f"infra.deploy: account {account}, region {region}, stage {stage_name}")
+    from infra.package import package
+
+    built = package(stage_name)
+    lint(built.template_path)
+    name = stack_name(stage_name)
+    s3 = session.client("s3")
+    bucket = bucket or default_bucket(account, region)
+    ensure_bucket(s3, bucket, region)
+    url = upload_artifacts(s3, bucket, name, built.template, built.zip_path, region)
+    result = deploy_stack(session.client("cloudformation"), name, url, stage_name)
+    for key, value in sorted(result.items()):
+        print(f"  {key} = {value}")
+    if seed and "EndpointURL" in result:
+        stage = infra_build.resolve_stage(stage_name)
+        for line in register_examples(result["EndpointURL"], stage.environment.get("STEPFLOW_API_PREFIX", "/workflows")):
+            print(f"infra.deploy: example {line}")
+    print(f"infra.deploy: {name} is deployed. API: {result.get('EndpointURL', '?')}")
+    return 0
+
+
+def destroy(stage_name: str, *, region: str | None, yes: bool) -> int:
+    session, account, region = aws_session(region)
+    name = stack_name(stage_name)
+    stage = infra_build.resolve_stage(stage_name)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise DeployError(f"refusing to delete {name} without confirmation: run `make destroy STAGE={stage_name} "
+                              "YES=1` (or answer the prompt in a terminal)")
+        answer = input(f"Delete stack {name} in {account}/{region}? Type its name to confirm: ")
+        if answer.strip() != name:
+            raise DeployError("not confirmed; nothing deleted")
+    cfn = session.client("cloudformation")
+    if stack_status(cfn, name) is not None:
+        print(f"infra.deploy: deleting {name}")
+        cfn.delete_stack(StackName=name)
+        cfn.get_waiter("stack_delete_complete").wait(
+            StackName=name, WaiterConfig={"Delay": WAIT_DELAY, "MaxAttempts": WAIT_ATTEMPTS})
+    sfn = session.client("stepfunctions")
+    for page in sfn.get_paginator("list_state_machines").paginate():
+        for machine in page["stateMachines"]:
+            if machine["name"].startswith(stage.prefix):  # registered through the API, not by the stack
+                print(f"infra.deploy: deleting state machine {machine['name']}")
+                sfn.delete_state_machine(stateMachineArn=machine["stateMachineArn"])
+    if stage.retain_data:
+        print(f"infra.deploy: the {stage_name} tables are kept (DeletionPolicy Retain, deletion protection); "
+              "see docs/deploy.md to delete them")
+    print(f"infra.deploy: {name} deleted. The artifact bucket {default_bucket(account, region)} (if used) is kept.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.deploy", description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", default="dev")
+    parser.add_argument("--region", default=None, help="default: boto3's (AWS_REGION, the profile's region)")
+    parser.add_argument("--bucket", default=None, help="artifact bucket (default: stepflow-deploy-<account>-<region>)")
+    parser.add_argument("--no-seed", action="store_true", help="do not register the bundled examples")
+    parser.add_argument("--destroy", action="store_true", help="delete the stage's stack instead")
+    parser.add_argument("--yes", action="store_true", help="with --destroy: do not ask for confirmation")
+    args = parser.parse_args(argv)
+    if args.stage == "local":
+        raise DeployError("the local stage is never deployed: `make run` serves it")
+    if args.destroy:
+        return destroy(args.stage, region=args.region, yes=args.yes)
+    return deploy(args.stage, region=args.region, bucket=args.bucket or None, seed=not args.no_seed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

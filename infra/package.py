@@ -1,0 +1,189 @@
+"""Packages one stage for AWS: the infra template, `chalice package --merge-template`, checks, SIZE.md.
+
+Run by `make package` under Python 3.12+ (build/venv-deploy): Chalice gives every Lambda function the runtime
+of the Python that runs it, and downloads the dependencies' wheels for that runtime.
+
+Writes build/package/<stage>/: sam.json (the merged CloudFormation/SAM template), deployment.zip (the
+code of every function) and SIZE.md (what the zip holds and how long packaging took).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infra import build as infra_build
+
+ROOT = infra_build.ROOT
+MIN_RUNTIME = (3, 12)
+TEMPLATE = "sam.json"
+ZIP = "deployment.zip"
+# Top-level names that must never be in the Lambda zip: test, dev and deploy tooling, and boto3/botocore
+# (the Lambda runtime provides them; requirements.txt leaves them out on purpose).
+FORBIDDEN_IN_ZIP = frozenset({
+    "_pytest", "pytest", "moto", "mypy", "ruff", "statelint", "localstack_client", "cfnlint", "samtranslator",
+    "boto3", "botocore", "s3transfer", "tests", "stepflow_local", "infra", "bench", "node_modules",
+})
+
+
+@dataclass(frozen=True)
+class Package:
+    stage: str
+    folder: Path
+    template: dict[str, Any]
+    zip_bytes: int
+    unzipped_bytes: int
+    files: int
+    top_level: list[tuple[str, int]]  # (name, uncompressed bytes), largest first
+    seconds: float
+    runtime: str
+
+    @property
+    def template_path(self) -> Path:
+        return self.folder / TEMPLATE
+
+    @property
+    def zip_path(self) -> Path:
+        return self.folder / ZIP
+
+
+def runtime_of(version: tuple[int, int]) -> str:
+    return f"python{version[0]}.{version[1]}"
+
+
+def chalice_command() -> list[str]:
+    """Chalice from this interpreter's environment (its console script sits beside the interpreter)."""
+    script = Path(sys.executable).parent / "chalice"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from chalice.cli import main; sys.exit(main())"]
+
+
+def stage_env(stage: infra_build.Stage, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The packaging environment: app.py reads settings at import (API prefix, sweep rate), so it must see
+    the stage's variables, as the deployed functions will. A region is all Chalice needs offline."""
+    env = dict(os.environ if base is None else base)
+    env.update(stage.environment)
+    env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION") or "us-east-1")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def inspect_zip(path: Path) -> tuple[int, int, list[tuple[str, int]]]:
+    sizes: Counter[str] = Counter()
+    files = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            files += 1
+            sizes[info.filename.split("/", 1)[0]] += info.file_size
+    return files, sum(sizes.values()), sizes.most_common()
+
+
+def check(package: Package) -> list[str]:
+    """Problems with a package: a runtime below 3.12, a dev dependency in the zip, a function without a name."""
+    problems = []
+    names = {name for name, _ in package.top_level}
+    for name in sorted(names):
+        base = name.split("-", 1)[0].removesuffix(".py").lower()
+        if base in FORBIDDEN_IN_ZIP:
+            problems.append(f"{ZIP} holds {name}: test/dev/deploy tooling must stay out of the Lambda package")
+    for logical_id, resource in package.template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        properties = resource["Properties"]
+        runtime = properties.get("Runtime", "")
+        version = tuple(int(part) for part in runtime.removeprefix("python").split(".")) if runtime else (0, 0)
+        if version < MIN_RUNTIME:
+            problems.append(f"{logical_id} has runtime {runtime!r}; package under Python 3.12+ (make package)")
+        if not properties.get("FunctionName"):
+            problems.append(f"{logical_id} has no FunctionName: infra/build.py did not know this function")
+    return problems
+
+
+def size_report(package: Package) -> str:
+    mib = 1024 * 1024
+    rows = "\n".join(f"| `{name}` | {size / mib:.2f} |" for name, size in package.top_level[:15])
+    functions = [
+        f"`{r['Properties'].get('FunctionName')}` ({r['Properties']['Handler']})"
+        for r in package.template["Resources"].values() if r.get("Type") == "AWS::Serverless::Function"
+    ]
+    return (
+        f"# Package size: stage `{package.stage}`\n\n"
+        f"- `{ZIP}`: **{package.zip_bytes / mib:.2f} MiB** ({package.zip_bytes:,} bytes) compressed, "
+        f"{package.unzipped_bytes / mib:.2f} MiB unzipped, {package.files} files "
+        f"(Lambda's limits: 50 MiB zipped upload, 250 MiB unzipped)\n"
+        f"- runtime: `{package.runtime}`; every function shares this zip: {', '.join(functions)}\n"
+        f"- packaging took {package.seconds:.1f} s (Python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} cores)\n\n"
+        "Largest top-level entries (uncompressed):\n\n| entry | MiB |\n|---|---|\n"
+        f"{rows}\n"
+    )
+
+
+def package(stage_name: str, out: Path | None = None, *, quiet: bool = False) -> Package:
+    if sys.version_info[:2] < MIN_RUNTIME:
+        raise SystemExit(
+            f"infra.package: this is Python {sys.version.split()[0]}; Chalice makes the Lambda runtime the "
+            f"packaging Python's, and Stepflow needs {runtime_of(MIN_RUNTIME)}+. Run `make package` (it builds "
+            "build/venv-deploy with Python 3.12+) or run this module with such a Python.")
+    started = time.monotonic()
+    stage = infra_build.resolve_stage(stage_name)
+    env = stage_env(stage)
+    os.environ.update({k: v for k, v in env.items() if k in stage.environment})  # the app import below
+    result = infra_build.build(stage_name)
+    infra_path = ROOT / "build" / "infra" / f"{stage_name}.json"
+    infra_build.write(result, infra_path)
+    for note in result.notes:
+        print(f"infra.package: note: {note}", file=sys.stderr)
+
+    folder = out or ROOT / "build" / "package" / stage_name
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    command = [*chalice_command(), "package", "--stage", stage_name, "--merge-template", str(infra_path),
+               str(folder)]
+    completed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise SystemExit(f"infra.package: chalice package failed ({completed.returncode}):\n"
+                         f"{completed.stdout}{completed.stderr}")
+    template = json.loads((folder / TEMPLATE).read_text(encoding="utf-8"))
+    files, unzipped, top = inspect_zip(folder / ZIP)
+    runtimes = {r["Properties"].get("Runtime") for r in template["Resources"].values()
+                if r.get("Type") == "AWS::Serverless::Function"}
+    result_package = Package(stage_name, folder, template, (folder / ZIP).stat().st_size, unzipped, files, top,
+                             time.monotonic() - started, ", ".join(sorted(r for r in runtimes if r)))
+    problems = check(result_package)
+    if problems:
+        raise SystemExit("infra.package: the package is not deployable:\n  " + "\n  ".join(problems))
+    (folder / "SIZE.md").write_text(size_report(result_package), encoding="utf-8")
+    if not quiet:
+        print(f"infra.package: {folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}: "
+              f"{TEMPLATE} ({len(template['Resources'])} resources) and {ZIP} "
+              f"({result_package.zip_bytes / 1024 / 1024:.2f} MiB, {files} files, runtime {result_package.runtime}) "
+              f"in {result_package.seconds:.1f} s; see SIZE.md")
+    return result_package
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.package", description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", default="dev")
+    parser.add_argument("--out", type=Path, default=None, help="default: build/package/<stage>")
+    args = parser.parse_args(argv)
+    package(args.stage, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,463 @@
+"""The deployment template and the local stack come from one description and cannot drift apart.
+
+The infra part of the template is built in-process by infra/build.py and compared with what
+stepflow_local.LocalRuntime creates in moto from chalicelib.resources: tables (names modulo the stage
+prefix, keys, indexes, TTL), functions (names, handlers), the environment the app reads, schedules,
+and the state machines the API itself creates. The real `chalice package` output is checked too, when
+the Python 3.12 packaging venv exists (make package / make check-package create it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib import resources
+from infra import build as infra_build
+from infra import deploy as infra_deploy
+from infra import package as infra_package
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGE = "dev"
+DEPLOY_PYTHON = ROOT / "build" / "venv-deploy" / "bin" / "python"
+PACKAGE_TIMEOUT = 180  # seconds; `chalice package` of one stage takes ~8-12 s on 2 cores with a warm wheel cache
+PACKAGE_INPUTS = ("app.py", "chalicelib", "statemachines", "infra", ".chalice/config.json", "requirements.txt")
+
+
+# ----------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def app_module(local_runtime):
+    # The app reads its settings once, at import: import it only inside the runtime, as every test does.
+    import app
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def infra(app_module) -> infra_build.Build:
+    return infra_build.build(STAGE)
+
+
+def by_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {lid: r for lid, r in template["Resources"].items() if r.get("Type") == kind}
+
+
+def without_prefix(name: str, prefix: str) -> str:
+    assert name.startswith(prefix), (name, prefix)
+    return name[len(prefix):]
+
+
+class Resolver:
+    """Resolves the intrinsics the template uses (Ref, Fn::GetAtt, Fn::Sub) in an emulated account."""
+
+    def __init__(self, template: dict[str, Any], account: str, region: str):
+        self.resources = template["Resources"]
+        self.pseudo = {"AWS::Partition": "aws", "AWS::Region": region, "AWS::AccountId": account}
+
+    def name_of(self, logical_id: str) -> str:
+        props = self.resources[logical_id].get("Properties", {})
+        for key in ("TableName", "Name", "FunctionName", "QueueName", "StateMachineName"):
+            if key in props:
+                return props[key]
+        return f"<{logical_id}>"
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, dict) and len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref":
+                return self.pseudo.get(arg) or self.name_of(arg)
+            if key == "Fn::GetAtt":
+                return f"<{arg[0]}.{arg[1]}>"
+            if key == "Fn::Sub":
+                return re.sub(r"\$\{([^}]+)\}", lambda m: self.pseudo.get(m[1]) or self.name_of(m[1].split(".")[0]),
+                              arg)
+        if isinstance(value, dict):
+            return {k: self(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        return value
+
+
+def references(value: Any) -> set[str]:
+    """Logical ids a value refers to (Ref, Fn::GetAtt, ${X} and ${X.Attr} in Fn::Sub)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, arg in value.items():
+            if key == "Ref" and isinstance(arg, str):
+                found.add(arg)
+            elif key == "Fn::GetAtt":
+                found.add(arg[0] if isinstance(arg, list) else arg.split(".")[0])
+            elif key == "Fn::Sub" and isinstance(arg, str):
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", arg)}
+            else:
+                found |= references(arg)
+    elif isinstance(value, list):
+        for item in value:
+            found |= references(item)
+    return {name for name in found if not name.startswith("AWS::")}
+
+
+# ------------------------------------------------------------------------------------------- tables
+
+
+def test_tables_match_the_local_runtime(local_runtime, infra):
+    ddb = local_runtime.client("dynamodb")
+    tables = by_type(infra.template, "AWS::DynamoDB::Table")
+    assert set(tables) == {t.logical_id for t in resources.TABLES}
+    assert sorted(ddb.list_tables()["TableNames"]) == sorted(local_runtime.table_names.values())
+    for table in resources.TABLES:
+        packaged = tables[table.logical_id]["Properties"]
+        local = ddb.describe_table(TableName=local_runtime.table_names[table.name])["Table"]
+        assert without_prefix(packaged["TableName"], infra.stage.prefix) == \
+            without_prefix(local["TableName"], local_runtime.prefix) == table.name
+        assert packaged["KeySchema"] == local["KeySchema"]
+        assert sorted(packaged["AttributeDefinitions"], key=str) == sorted(local["AttributeDefinitions"], key=str)
+        assert packaged["BillingMode"] == local["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+        local_indexes = {i["IndexName"]: (i["KeySchema"], i["Projection"])
+                         for i in local.get("GlobalSecondaryIndexes", [])}
+        packaged_indexes = {i["IndexName"]: (i["KeySchema"], i["Projection"])
+                            for i in packaged.get("GlobalSecondaryIndexes", [])}
+        assert packaged_indexes == local_indexes
+        assert set(packaged_indexes) == {i.name for i in table.indexes}
+        ttl = ddb.describe_time_to_live(TableName=local["TableName"])["TimeToLiveDescription"]
+        if table.ttl_attribute:
+            assert packaged["TimeToLiveSpecification"] == {"AttributeName": table.ttl_attribute, "Enabled": True}
+            assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": table.ttl_attribute}
+        else:
+            assert "TimeToLiveSpecification" not in packaged and ttl["TimeToLiveStatus"] == "DISABLED"
+        assert packaged["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_prod_keeps_its_data_and_dev_does_not(app_module):
+    prod = infra_build.build("prod")
+    dev = infra_build.build("dev")
+    for table in resources.TABLES:
+        kept = prod.template["Resources"][table.logical_id]
+        assert kept["DeletionPolicy"] == kept["UpdateReplacePolicy"] == "Retain"
+        assert kept["Properties"]["DeletionProtectionEnabled"] is True
+        assert kept["Properties"]["TableName"] == table.physical_name("stepflow-prod-")
+        assert dev.template["Resources"][table.logical_id]["DeletionPolicy"] == "Delete"
+
+
+# ---------------------------------------------------------------------------- functions and environment
+
+
+def test_functions_match_the_local_runtime(local_runtime, infra):
+    lam = local_runtime.client("lambda")
+    declared = {f.name: f for f in infra.functions}
+    for function in resources.FUNCTIONS:
+        local = lam.get_function(FunctionName=local_runtime.function_names[function.name])["Configuration"]
+        assert declared[function.name].handler == function.handler == local["Handler"]
+        packaged = infra.template["Resources"][declared[function.name].logical_id]["Properties"]
+        assert without_prefix(packaged["FunctionName"], infra.stage.prefix) == \
+            without_prefix(local["FunctionName"], local_runtime.prefix) == function.name
+    # Every function of the app gets a fixed name, the app's environment and a log group named after it.
+    for function in infra.functions:
+        packaged = infra.template["Resources"][function.logical_id]["Properties"]
+        assert packaged["FunctionName"] == infra.stage.function_name(function.name)
+        log_group = infra.template["Resources"][infra_build.log_group_id(function)]["Properties"]
+        assert log_group["LogGroupName"] == f"/aws/lambda/{packaged['FunctionName']}"
+
+
+def test_every_function_gets_the_environment_the_local_runtime_exports(local_runtime, infra):
+    resolve = Resolver(infra.template, local_runtime.account_id, local_runtime.region)
+    local_env = {k: v for k, v in local_runtime.env.items()
+                 if k.startswith("STEPFLOW_") and k != "STEPFLOW_LOCAL_RUNTIME"}
+    for function in infra.functions:
+        env = resolve(infra.template["Resources"][function.logical_id]["Properties"]["Environment"]["Variables"])
+        assert set(local_env) <= set(env), f"{function.name} misses {set(local_env) - set(env)}"
+        for name, value in local_env.items():
+            if name == "STEPFLOW_STATE_MACHINE_ROLE_ARN":
+                assert env[name] == "<StateMachineRole.Arn>"
+            elif name == "STEPFLOW_STAGE":
+                assert (value, env[name]) == (local_runtime.stage, STAGE)
+            else:
+                assert value.replace(local_runtime.prefix, "{prefix}") == env[name].replace(
+                    infra.stage.prefix, "{prefix}"), name
+        assert env["STEPFLOW_EVENT_BUS"] == f"{infra.stage.prefix}bus"
+    # What the deployed app reads from that environment names the template's resources.
+    from chalicelib.config import Settings
+
+    env = resolve(infra.template["Resources"]["StepRunner"]["Properties"]["Environment"]["Variables"])
+    settings = Settings.from_env(env)
+    tables = by_type(infra.template, "AWS::DynamoDB::Table")
+    assert {getattr(settings, f"{t.name}_table") for t in resources.TABLES} == {
+        t["Properties"]["TableName"] for t in tables.values()}
+    assert settings.state_machine_prefix == infra.stage.prefix
+
+
+# ------------------------------------------------------------------------------------ state machines
+
+
+def test_state_machines_are_the_ones_the_api_manages(local_aws, infra, app_module):
+    """Registering the bundled examples through the service names and compiles the machines as the template does."""
+    from chalicelib.service.definitions import bind_placeholders
+
+    machines = by_type(infra.template, "AWS::StepFunctions::StateMachine")
+    bundled = infra_build.bundled_state_machines()
+    assert len(machines) == len(bundled) > 0
+    app_module.register_bundled_examples()
+    sfn = local_aws.client("stepfunctions")
+    # Other tests of the session may have left machines of their own: look at the bundled workflows'.
+    local = {m["name"]: m["stateMachineArn"]
+             for page in sfn.get_paginator("list_state_machines").paginate() for m in page["stateMachines"]}
+    local_by_workflow = {workflow: local.get(f"{local_aws.prefix}{workflow}") for workflow in bundled}
+    assert all(local_by_workflow.values()), local_by_workflow
+    arns = {f.placeholder: local_aws.function_arns[f.name] for f in resources.FUNCTIONS if f.placeholder}
+    for resource in machines.values():
+        props = resource["Properties"]
+        workflow = without_prefix(props["StateMachineName"], infra.stage.prefix)
+        assert props["StateMachineType"] == "STANDARD"
+        assert props["RoleArn"] == {"Fn::GetAtt": ["StateMachineRole", "Arn"]}
+        # The template's definition, bound as CloudFormation binds it, is what the API deployed locally.
+        deployed = json.loads(sfn.describe_state_machine(stateMachineArn=local_by_workflow[workflow])["definition"])
+        assert bind_placeholders(props["Definition"], arns) == deployed
+        used = infra_build.placeholders_in(props["Definition"])
+        assert set(props.get("DefinitionSubstitutions", {})) == used
+        for placeholder, value in props.get("DefinitionSubstitutions", {}).items():
+            function = next(f for f in resources.FUNCTIONS if f.placeholder == placeholder)
+            assert value == infra_build.function_arn(infra.stage.function_name(function.name))
+
+
+def test_execution_role_may_only_invoke_our_functions(infra):
+    role = infra.template["Resources"]["StateMachineRole"]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "states.amazonaws.com"}
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    assert [s["Action"] for s in statements] == ["lambda:InvokeFunction"]
+    names = {f"{infra.stage.prefix}{f.name}" for f in resources.FUNCTIONS if f.placeholder}
+    allowed = {value["Fn::Sub"].rsplit(":function:", 1)[1] for value in statements[0]["Resource"]}
+    assert allowed == names | {f"{name}:*" for name in names}
+
+
+def test_app_policy_is_scoped_to_our_resources(infra):
+    policies = infra.template["Resources"]["DefaultRole"]["Properties"]["Policies"]
+    statements = {s["Sid"]: s for p in policies for s in p["PolicyDocument"]["Statement"]}
+    table_ids = {t.logical_id for t in resources.TABLES}
+    assert references(statements["Tables"]["Resource"]) == table_ids
+    assert all(a.startswith("dynamodb:") for a in statements["Tables"]["Action"])
+    granted = {a for s in statements.values() for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert {"states:CreateStateMachine", "states:UpdateStateMachine", "states:StartExecution",
+            "states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution",
+            "states:ListStateMachines", "states:ListExecutions", "states:SendTaskSuccess",
+            "states:SendTaskFailure", "states:SendTaskHeartbeat"} <= granted
+    prefix_arn = statements["StateMachines"]["Resource"]["Fn::Sub"]
+    assert prefix_arn.endswith(f":stateMachine:{infra.stage.prefix}*")
+    assert statements["PassExecutionRole"]["Resource"] == {"Fn::GetAtt": ["StateMachineRole", "Arn"]}
+    assert statements["LifecycleEvents"] == {"Sid": "LifecycleEvents", "Effect": "Allow",
+                                             "Action": "events:PutEvents", "Resource": {"Fn::GetAtt": ["EventBus", "Arn"]}}
+    unscoped = [s for s in statements.values() if s["Resource"] == "*"]
+    assert [s["Sid"] for s in unscoped] == ["StepFunctionsUnscoped"]
+
+
+def test_the_infra_part_has_no_circular_dependencies(infra):
+    graph = {lid: references(r) - {lid} for lid, r in infra.template["Resources"].items()}
+    done: set[str] = set()
+
+    def visit(node: str, path: tuple[str, ...]) -> None:
+        assert node not in path, f"circular dependency: {' -> '.join((*path, node))}"
+        if node in done or node not in graph:
+            return
+        for nxt in graph[node]:
+            visit(nxt, (*path, node))
+        done.add(node)
+
+    for node in graph:
+        visit(node, ())
+
+
+def test_the_infra_part_can_be_created_through_the_apis(local_aws, infra):
+    """What `make test-localstack` does against LocalStack, here against moto: every infra resource creates."""
+    from infra.localstack import apply_infra
+
+    names = apply_infra(infra.template, local_aws.client, local_aws.account_id, local_aws.region)
+    created = {lid for lid in names if "." not in lid}
+    kinds = {"AWS::DynamoDB::Table", "AWS::IAM::Role", "AWS::Events::EventBus", "AWS::SQS::Queue",
+             "AWS::StepFunctions::StateMachine"}
+    assert created == {lid for lid, r in infra.template["Resources"].items() if r.get("Type") in kinds}
+    sfn = local_aws.client("stepfunctions")
+    for workflow in infra_build.bundled_state_machines():
+        arn = names[f"{infra_build.cfn_name(workflow)}StateMachine"]
+        definition = sfn.describe_state_machine(stateMachineArn=arn)["definition"]
+        assert "${" not in definition and f":function:{infra.stage.prefix}" in definition
+
+
+# -------------------------------------------------------------------------------- schedules and rules
+
+
+def test_schedules_are_the_ones_the_local_runtime_delivers(local_runtime, infra, app_module):
+    schedules = {f.name: f.schedule for f in infra.functions if f.kind == "schedule"}
+    if infra_build.OVERDUE_SWEEP not in schedules:
+        pytest.skip(f"app.py has no @app.schedule named {infra_build.OVERDUE_SWEEP} yet")
+    from stepflow_local.schedules import deliver_schedules
+
+    before = set(map(id, local_runtime.scheduler.jobs))
+    names = deliver_schedules(app_module.app, local_runtime)
+    try:
+        assert set(names) == set(schedules)
+    finally:  # the session runtime must not go on sweeping for the rest of the suite
+        for job in local_runtime.scheduler.jobs:
+            if id(job) not in before:
+                job.cancel()
+    for expression in schedules.values():
+        assert re.fullmatch(r"(rate|cron)\(.+\)", expression), expression
+
+
+def test_execution_status_rule_follows_the_execution_events_function(app_module):
+    functions = (
+        infra_build.AppFunction("api", "APIHandler", "app.app", "api"),
+        *(infra_build.AppFunction(f.name, infra_build.cfn_name(f.name), f.handler, "lambda")
+          for f in resources.FUNCTIONS),
+        infra_build.AppFunction("overdue_sweep", "OverdueSweep", "app.overdue_sweep", "schedule",
+                                schedule="rate(5 minutes)"),
+        infra_build.AppFunction("execution_events", "ExecutionEvents", "app.execution_events", "lambda"),
+    )
+    built = infra_build.build(STAGE, functions=functions).template["Resources"]
+    rule = built["ExecutionStatusRule"]["Properties"]
+    assert rule["EventPattern"]["source"] == ["aws.states"]
+    assert rule["EventPattern"]["detail-type"] == ["Step Functions Execution Status Change"]
+    prefix = rule["EventPattern"]["detail"]["stateMachineArn"][0]["prefix"]["Fn::Sub"]
+    assert prefix.endswith(":stateMachine:stepflow-dev-")
+    target = rule["Targets"][0]
+    assert target["Arn"] == {"Fn::GetAtt": ["ExecutionEvents", "Arn"]}
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["ExecutionEventsDeadLetterQueue", "Arn"]}}
+    assert built["ExecutionStatusRulePermission"]["Properties"]["Principal"] == "events.amazonaws.com"
+    assert built["ExecutionEvents"]["Properties"]["DeadLetterQueue"]["Type"] == "SQS"
+    queue = built["ExecutionEventsDeadLetterQueue"]["Properties"]
+    assert queue["QueueName"] == "stepflow-dev-execution_events-dlq" and queue["SqsManagedSseEnabled"] is True
+    dead_letters = next(s for p in built["DefaultRole"]["Properties"]["Policies"]
+                        for s in p["PolicyDocument"]["Statement"] if s["Sid"] == "DeadLetters")
+    assert dead_letters["Resource"] == [{"Fn::GetAtt": ["ExecutionEventsDeadLetterQueue", "Arn"]}]
+
+    without = infra_build.build(STAGE, functions=functions[:-1])
+    assert "ExecutionStatusRule" not in without.template["Resources"]
+    assert any("execution_events" in note for note in without.notes)
+
+
+def test_the_app_s_execution_events_function_gets_its_rule(infra):
+    if infra_build.EXECUTION_EVENTS not in {f.name for f in infra.functions}:
+        pytest.skip(f"app.py has no '{infra_build.EXECUTION_EVENTS}' function yet: the rule is added when it does")
+    resources_ = infra.template["Resources"]
+    kinds = {f.name: f.kind for f in infra.functions}
+    if kinds[infra_build.EXECUTION_EVENTS] == "lambda":
+        assert "ExecutionStatusRule" in resources_
+    assert any(r.get("Type") == "AWS::SQS::Queue" for r in resources_.values())
+
+
+# ------------------------------------------------------------------------------- the real package
+
+
+def newest_input_mtime() -> float:
+    newest = 0.0
+    for name in PACKAGE_INPUTS:
+        path = ROOT / name
+        paths = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+        newest = max([newest, *(p.stat().st_mtime for p in paths)])
+    return newest
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory) -> tuple[dict[str, Any], Path]:
+    """build/package/dev when `make package` left it up to date, else a fresh package (needs build/venv-deploy)."""
+    folder = ROOT / "build" / "package" / STAGE
+    template = folder / infra_package.TEMPLATE
+    if template.exists() and (folder / "SIZE.md").exists() and template.stat().st_mtime >= newest_input_mtime():
+        return json.loads(template.read_text()), folder / infra_package.ZIP
+    if not DEPLOY_PYTHON.exists():
+        pytest.skip("no build/venv-deploy (the Python 3.12 packaging venv): `make package` creates it")
+    folder = tmp_path_factory.mktemp("package") / STAGE
+    started = time.monotonic()
+    try:
+        completed = subprocess.run([str(DEPLOY_PYTHON), "-m", "infra.package", "--stage", STAGE, "--out", str(folder)],
+                                   cwd=ROOT, capture_output=True, text=True, timeout=PACKAGE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"chalice package took over {PACKAGE_TIMEOUT}s here; make check-package covers it")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    print(f"packaged {STAGE} in {time.monotonic() - started:.1f}s")
+    return json.loads((folder / infra_package.TEMPLATE).read_text()), folder / infra_package.ZIP
+
+
+def test_the_packaged_template_is_chalice_merged_with_the_infra_part(packaged, infra, local_runtime):
+    template, zip_path = packaged
+    assert template["Transform"] == "AWS::Serverless-2016-10-31"
+    functions = by_type(template, "AWS::Serverless::Function")
+    assert {f.logical_id for f in infra.functions} == set(functions)
+    lam = local_runtime.client("lambda")
+    for function in infra.functions:
+        props = functions[function.logical_id]["Properties"]
+        assert props["Handler"] == function.handler
+        assert props["FunctionName"] == infra.stage.function_name(function.name)
+        version = tuple(int(p) for p in props["Runtime"].removeprefix("python").split("."))
+        assert version >= (3, 12), props["Runtime"]
+        assert props["Role"] == {"Fn::GetAtt": ["DefaultRole", "Arn"]}
+        if function.name in local_runtime.function_names:
+            local = lam.get_function(FunctionName=local_runtime.function_names[function.name])["Configuration"]
+            assert local["Handler"] == props["Handler"]
+        if function.kind == "schedule":
+            events = list(props["Events"].values())
+            assert [(e["Type"], e["Properties"]["Schedule"]) for e in events] == [("Schedule", function.schedule)]
+        if function.kind == "cloudwatch_event":
+            (event,) = props["Events"].values()  # Chalice's rule, turned into one with a filter and a DLQ
+            assert event["Type"] == "EventBridgeRule"
+            assert {k: v for k, v in event["Properties"]["Pattern"].items() if k != "detail"} == {
+                k: v for k, v in function.event_pattern.items() if k != "detail"}
+            if function.name == infra_build.EXECUTION_EVENTS:
+                assert set(event["Properties"]) >= {"DeadLetterConfig", "RetryPolicy", "RuleName"}
+                assert "prefix" in event["Properties"]["Pattern"]["detail"]["stateMachineArn"][0]
+        log_group = template["Resources"][infra_build.log_group_id(function)]["Properties"]
+        assert log_group["LogGroupName"] == f"/aws/lambda/{props['FunctionName']}"
+        assert log_group["RetentionInDays"] == infra.stage.log_retention_days
+    # Everything the infra part declares is in the package, merged as generated.
+    for logical_id, resource in infra.template["Resources"].items():
+        if "Type" in resource:
+            assert template["Resources"][logical_id] == resource, logical_id
+    assert template["Resources"]["DefaultRole"]["Properties"]["Policies"] == \
+        infra.template["Resources"]["DefaultRole"]["Properties"]["Policies"]
+    with zipfile.ZipFile(zip_path) as archive:
+        top = {name.split("/", 1)[0] for name in archive.namelist()}
+    assert {"app.py", "chalicelib"} <= top
+    assert not {name.split("-", 1)[0].removesuffix(".py").lower() for name in top} & infra_package.FORBIDDEN_IN_ZIP
+
+
+# ----------------------------------------------------------------------------------------- deploying
+
+
+def test_deploy_fails_clearly_without_credentials(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(HOME=str(tmp_path), AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(
+        tmp_path / "none"), AWS_EC2_METADATA_DISABLED="true", AWS_DEFAULT_REGION="us-east-1")
+    completed = subprocess.run([sys.executable, "-m", "infra.deploy", "--stage", STAGE], cwd=ROOT, env=env,
+                               capture_output=True, text=True, timeout=60)
+    assert completed.returncode != 0
+    assert "no AWS credentials found, nothing was packaged or deployed" in completed.stderr
+    assert not completed.stdout
+
+
+def test_deploy_uploads_the_zip_and_points_every_function_at_it(local_runtime, tmp_path):
+    s3 = local_runtime.client("s3")
+    zip_path = tmp_path / "deployment.zip"
+    zip_path.write_bytes(b"PK-not-really")
+    template = {"Resources": {
+        "Fn": {"Type": "AWS::Serverless::Function", "Properties": {"CodeUri": "./deployment.zip"}},
+        "Table": {"Type": "AWS::DynamoDB::Table", "Properties": {}},
+    }}
+    infra_deploy.ensure_bucket(s3, "stepflow-deploy-test", local_runtime.region)
+    infra_deploy.ensure_bucket(s3, "stepflow-deploy-test", local_runtime.region)  # exists: nothing to do
+    url = infra_deploy.upload_artifacts(s3, "stepflow-deploy-test", "stepflow-dev", template, zip_path,
+                                        local_runtime.region)
+    key = url.split(".amazonaws.com/", 1)[1]
+    uploaded = json.loads(s3.get_object(Bucket="stepflow-deploy-test", Key=key)["Body"].read())
+    code = uploaded["Resources"]["Fn"]["Properties"]["CodeUri"]
+    assert code["Bucket"] == "stepflow-deploy-test" and code["Key"].startswith("stepflow-dev/")
+    assert s3.get_object(Bucket="stepflow-deploy-test", Key=code["Key"])["Body"].read() == b"PK-not-really"
+    assert template["Resources"]["Fn"]["Properties"]["CodeUri"] == "./deployment.zip"  # the input is untouched
