@@ -6,7 +6,7 @@ from typing import Any
 
 from chalice import Chalice, Rate
 
-from chalicelib.api import definitions, instances, plugins, tasks
+from chalicelib.api import definitions, events, graphs, instances, plugins, tasks, ui
 from chalicelib.api.http import json_response
 from chalicelib.observability import http_middleware, logger, step_finished
 from chalicelib.wiring import Services
@@ -20,8 +20,9 @@ def _services() -> Services:
 
 
 _prefix = services.settings.api_prefix.rstrip("/")
-for module in (definitions, instances, plugins, tasks):
+for module in (definitions, instances, plugins, tasks, graphs, events):
     app.register_blueprint(module.create_blueprint(_services), url_prefix=_prefix or None)
+app.register_blueprint(ui.create_blueprint(_services))  # the web UI at /ui, outside the API prefix
 app.register_middleware(http_middleware, "http")
 
 
@@ -52,10 +53,19 @@ def task_registrar(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @app.schedule(Rate(services.settings.sweep_minutes, unit=Rate.MINUTES), name="overdue_sweep")
 def overdue_sweep(event: Any) -> dict[str, int]:
-    """Escalates overdue tasks, sends reminders, redelivers interrupted completions."""
+    """Escalates overdue tasks, sends reminders, redelivers interrupted completions and webhooks."""
     stats = services.tasks.sweep()
+    stats["notifications"] = services.instances.deliver_notifications()
+    stats["reconciled"] = services.instances.reconcile()
     logger.info("sweep", extra=stats)
     return stats
+
+
+@app.on_cw_event({"source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"]},
+                 name="execution_events")
+def execution_events(event: Any) -> str | None:
+    """Keeps the instance index in step with Step Functions (locally the runtime delivers these)."""
+    return services.instances.on_execution_event(event.detail)
 
 
 def register_bundled_examples() -> list[str]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from chalicelib.resources import DEFINITIONS, INSTANCES, STEP_RUNNER, TASK_REGISTRAR, TASKS
+from chalicelib.resources import DEFINITIONS, EVENTS, INSTANCES, STEP_RUNNER, TASK_REGISTRAR, TASKS
+
+LOCAL_WEBHOOK_SECRET = "stepflow-local-webhook-secret"
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,15 @@ class Settings:
     api_prefix: str
     event_bus: str = "default"
     sweep_minutes: int = 5
+    events_table: str = ""
+    event_settle_seconds: float = 1.0
+    webhook_secret: str | None = None
+    tenant_webhook_secrets: dict[str, str] = field(default_factory=dict)
+
+    def webhook_secret_for(self, tenant_id: str | None) -> bytes | None:
+        """The tenant's own signing secret, else the deployment's; None when neither is set."""
+        secret = self.tenant_webhook_secrets.get(tenant_id or "") or self.webhook_secret
+        return secret.encode() if secret else None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -34,6 +46,8 @@ class Settings:
             definitions_table=env.get(DEFINITIONS.env_var, DEFINITIONS.physical_name(prefix)),
             instances_table=env.get(INSTANCES.env_var, INSTANCES.physical_name(prefix)),
             tasks_table=env.get(TASKS.env_var, TASKS.physical_name(prefix)),
+            events_table=env.get(EVENTS.env_var, EVENTS.physical_name(prefix)),
+            event_settle_seconds=float(env.get("STEPFLOW_EVENT_SETTLE_SECONDS", "1") or 1),
             step_runner_arn=env.get(STEP_RUNNER.env_var, ""),
             task_registrar_arn=env.get(TASK_REGISTRAR.env_var, ""),
             state_machine_role_arn=env.get("STEPFLOW_STATE_MACHINE_ROLE_ARN", ""),
@@ -41,4 +55,7 @@ class Settings:
             api_prefix="/" + env.get("STEPFLOW_API_PREFIX", "/workflows").strip("/"),
             event_bus=env.get("STEPFLOW_EVENT_BUS", "default"),
             sweep_minutes=max(1, int(env.get("STEPFLOW_SWEEP_MINUTES", "5") or 5)),
+            # The local stage signs with a fixed, documented development secret unless one is given.
+            webhook_secret=env.get("STEPFLOW_WEBHOOK_SECRET") or (LOCAL_WEBHOOK_SECRET if stage == "local" else None),
+            tenant_webhook_secrets=json.loads(env.get("STEPFLOW_TENANT_WEBHOOK_SECRETS") or "{}"),
         )

@@ -62,9 +62,19 @@ DEFINITIONS = Table(
     indexes=(Index("by_kind", "kind", "name"),),
     env_var="STEPFLOW_DEFINITIONS_TABLE",
 )
+# Every listing filter has an index (newest first by created_key); notify_state is sparse: only
+# instances whose completion webhook still has to be (re)delivered are in by_notify.
 INSTANCES = Table(
     "InstancesTable", "instances", "id",
-    indexes=(Index("by_created", "partition", "created_key"),),
+    indexes=(
+        Index("by_created", "partition", "created_key"),
+        Index("by_workflow", "definition_name", "created_key"),
+        Index("by_status", "status", "created_key"),
+        Index("by_tenant", "tenant_id", "created_key"),
+        Index("by_correlation", "correlation_id", "created_key"),
+        Index("by_creator", "created_by", "created_key"),
+        Index("by_notify", "notify_state", "next_notify_at"),
+    ),
     env_var="STEPFLOW_INSTANCES_TABLE",
 )
 # Inbox queries and the sweep read indexes, never the table. The *_state attributes exist only while
@@ -80,10 +90,14 @@ TASKS = Table(
         Index("by_reminder", "reminder_state", "reminder_at"),
         Index("by_overdue", "overdue_state", "due_at"),
         Index("by_outbox", "outbox_state", "completed_at"),
+        # Webhook tasks only (sparse): POST /callbacks/{key} finds its task without a scan.
+        Index("by_callback_key", "callback_key"),
     ),
     env_var="STEPFLOW_TASKS_TABLE",
 )
-TABLES: tuple[Table, ...] = (DEFINITIONS, INSTANCES, TASKS)
+# Each instance's event log (core/event_stream.py): seq is time-ordered and unique per writer.
+EVENTS = Table("EventsTable", "events", "instance_id", "seq", env_var="STEPFLOW_EVENTS_TABLE")
+TABLES: tuple[Table, ...] = (DEFINITIONS, INSTANCES, TASKS, EVENTS)
 
 
 @dataclass(frozen=True)

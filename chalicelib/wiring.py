@@ -8,18 +8,22 @@ from functools import cached_property
 from chalicelib import custom_tasks
 from chalicelib.aws.clients import client
 from chalicelib.aws.definition_store import DefinitionStore
+from chalicelib.aws.event_store import EventStore
 from chalicelib.aws.events import EventPublisher
 from chalicelib.aws.instance_store import InstanceStore
 from chalicelib.aws.state_machines import StateMachines
 from chalicelib.aws.task_store import TaskStore
 from chalicelib.config import Settings
 from chalicelib.core.times import iso
+from chalicelib.outbound import post_json
 from chalicelib.resources import STEP_RUNNER, TASK_REGISTRAR
 from chalicelib.runtime.definitions import RevisionLoader
 from chalicelib.runtime.step_runner import StepRunner
 from chalicelib.runtime.task_registrar import TaskRegistrar
 from chalicelib.service.definitions import DefinitionService
+from chalicelib.service.events import EventService
 from chalicelib.service.instances import InstanceService
+from chalicelib.service.notifications import Notifier
 from chalicelib.service.tasks import TaskService
 from chalicelib.tasks.registry import TaskRegistry, default_registry
 
@@ -74,8 +78,14 @@ class Services:
         return DefinitionService(self.definition_store, self.machines, self.registry, lambda: placeholders, utc_now)
 
     @cached_property
+    def notifier(self) -> Notifier:
+        return Notifier(self.instance_store, post_json, self.settings.webhook_secret_for, now_utc)
+
+    @cached_property
     def instances(self) -> InstanceService:
-        return InstanceService(self.definitions, self.instance_store, self.machines, utc_now)
+        return InstanceService(self.definitions, self.instance_store, self.machines, self.loader, now_utc,
+                               tasks=self.tasks, notifier=self.notifier, publisher=self.publisher,
+                               events=lambda: getattr(self, "events", None))
 
     @cached_property
     def loader(self) -> RevisionLoader:
@@ -83,11 +93,13 @@ class Services:
 
     @cached_property
     def step_runner(self) -> StepRunner:
-        return StepRunner(self.loader, self.registry)
+        return StepRunner(self.loader, self.registry, events=self.event_store)
 
     @cached_property
     def task_registrar(self) -> TaskRegistrar:
-        return TaskRegistrar(self.loader, self.task_store, now_utc)
+        return TaskRegistrar(self.loader, self.task_store, now_utc, self.machines.send_success,
+                             events=self.event_store, api_prefix=self.settings.api_prefix,
+                             on_waiting=lambda instance_id: self.instances.waiting_changed(instance_id, True))
 
     @cached_property
     def publisher(self) -> EventPublisher:
@@ -95,4 +107,15 @@ class Services:
 
     @cached_property
     def tasks(self) -> TaskService:
-        return TaskService(self.task_store, self.machines, self.loader, self.publisher, now_utc)
+        return TaskService(self.task_store, self.machines, self.loader, self.publisher, now_utc,
+                           events=self.event_store, api_prefix=self.settings.api_prefix,
+                           on_closed=lambda instance_id, waiting: self.instances.waiting_changed(instance_id, waiting))
+
+    @cached_property
+    def event_store(self) -> EventStore:
+        return EventStore(self.ddb, self.settings.events_table)
+
+    @cached_property
+    def events(self) -> EventService:
+        return EventService(self.event_store, self.instance_store, self.tasks, now_utc,
+                            settle_seconds=self.settings.event_settle_seconds)

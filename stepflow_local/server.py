@@ -16,6 +16,7 @@ from typing import Any
 from stepflow_local.moto_patches import TIME_SCALE_ENV, time_scale
 from stepflow_local.runtime import LocalRuntime
 from stepflow_local.schedules import deliver_schedules
+from stepflow_local.status_events import deliver_status_changes
 
 LOG = logging.getLogger("stepflow_local")
 
@@ -100,6 +101,7 @@ def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[
                         hook()
                 # What EventBridge would trigger on AWS (the overdue sweep), the runtime triggers here.
                 deliver_schedules(app, runtime)
+                deliver_status_changes(app, runtime)
             except BaseException:
                 server.server.server_close()
                 raise

@@ -1,4 +1,5 @@
-"""Routes for workflow instances: start, list, and one instance with its step history."""
+"""Routes for workflow instances: start (idempotent, or to start later), run and wait, results,
+listing with filters, one instance with its step history, cancel, retry, resume, cleanup."""
 
 from __future__ import annotations
 
@@ -9,19 +10,47 @@ from chalice import Blueprint
 
 from chalicelib.api.http import BadRequest, bool_param, handles_errors, int_param, json_response, query, read_body
 from chalicelib.service.instances import MAX_PAGE
-from chalicelib.service.requests import StartInstance, parse_body
+from chalicelib.service.requests import RunInstance, StartInstance, parse_body
 
 STATUSES = ("pending", "running", "waiting", "completed", "failed", "canceled")
+FILTERS = ("workflow_name", "tenant_id", "correlation_id", "created_by", "status")
+MAX_KEY = 255
 
 
 def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     bp = Blueprint(__name__)
 
+    def idempotency_key() -> str | None:
+        key = bp.current_request.headers.get("idempotency-key")
+        if key is not None and not 0 < len(key) <= MAX_KEY:
+            raise BadRequest(f"Idempotency-Key must be 1 to {MAX_KEY} characters")
+        return key
+
+    def optional_body() -> dict[str, Any]:
+        raw = bp.current_request.raw_body
+        if not raw or not raw.strip():
+            return {}
+        body = read_body(bp.current_request)
+        if body is None:
+            return {}
+        if not isinstance(body, dict):
+            raise BadRequest("the body must be a JSON object")
+        return body
+
     @bp.route("/instances", methods=["POST"])
     @handles_errors
     def start_instance() -> Any:
         request = parse_body(StartInstance, read_body(bp.current_request))
-        return json_response(services().instances.start(request), 201)
+        view, created = services().instances.start(request, idempotency_key())
+        return json_response(view, 201 if created else 200)
+
+    @bp.route("/definitions/{name}/run", methods=["POST"])
+    @handles_errors
+    def run_definition(name: str) -> Any:
+        body = optional_body()
+        request = parse_body(RunInstance, {**body, "definition_name": name})
+        code, result = services().instances.run(request, request.wait_seconds, idempotency_key())
+        return json_response(result, code)
 
     @bp.route("/instances", methods=["GET"])
     @handles_errors
@@ -30,10 +59,14 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         status = params.get("status")
         if status is not None and status not in STATUSES:
             raise BadRequest(f"'status' must be one of {', '.join(STATUSES)}")
+        filters = {("definition_name" if f == "workflow_name" else f): params.get(f) for f in FILTERS}
+        for field in ("started_after", "started_before"):
+            if params.get(field) and not _looks_like_time(params[field]):
+                raise BadRequest(f"'{field}' must be an ISO 8601 time such as 2026-01-31T12:00:00Z")
         return json_response(services().instances.list(
-            status=status, workflow_name=params.get("workflow_name"),
-            limit=int_param(params, "limit", 20, 1, MAX_PAGE), offset=int_param(params, "offset", 0, 0, 100_000),
-        ))
+            filters=filters, started_after=params.get("started_after"), started_before=params.get("started_before"),
+            include_deleted=bool_param(params, "include_deleted"), limit=int_param(params, "limit", 20, 1, MAX_PAGE),
+            cursor=params.get("cursor"), offset=int_param(params, "offset", 0, 0, 10_000)))
 
     @bp.route("/instances/{instance_id}", methods=["GET"])
     @handles_errors
@@ -41,4 +74,49 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         with_outputs = bool_param(query(bp.current_request), "include_outputs", True)
         return json_response(services().instances.get(instance_id, with_outputs=with_outputs))
 
+    @bp.route("/instances/{instance_id}", methods=["DELETE"])
+    @handles_errors
+    def delete_instance(instance_id: str) -> Any:
+        purge = bool_param(query(bp.current_request), "purge")
+        return json_response(services().instances.delete(instance_id, purge=purge))
+
+    @bp.route("/instances/{instance_id}/start", methods=["POST"])
+    @handles_errors
+    def start_pending(instance_id: str) -> Any:
+        return json_response(services().instances.start_pending(instance_id))
+
+    @bp.route("/instances/{instance_id}/result", methods=["GET"])
+    @handles_errors
+    def get_result(instance_id: str) -> Any:
+        code, body = services().instances.result(instance_id)
+        return json_response(body, code)
+
+    @bp.route("/instances/{instance_id}/cancel", methods=["POST"])
+    @handles_errors
+    def cancel_instance(instance_id: str) -> Any:
+        reason = query(bp.current_request).get("reason") or optional_body().get("reason")
+        if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
+            raise BadRequest("'reason' must be text of at most 1,000 characters")
+        return json_response(services().instances.cancel(instance_id, reason))
+
+    @bp.route("/instances/{instance_id}/retry", methods=["POST"])
+    @handles_errors
+    def retry_instance(instance_id: str) -> Any:
+        return json_response(services().instances.retry(instance_id), 201)
+
+    @bp.route("/instances/{instance_id}/resume", methods=["POST"])
+    @handles_errors
+    def resume_instance(instance_id: str) -> Any:
+        return json_response(services().instances.resume(instance_id))
+
     return bp
+
+
+def _looks_like_time(text: str) -> bool:
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return True
+    except ValueError:
+        return False

@@ -1,4 +1,4 @@
-"""DynamoDB store of workflow instances, listed newest first through the by_created index."""
+"""DynamoDB store of workflow instances: the index every listing is served from (never a scan)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,13 @@ from chalicelib.aws.items import from_item, to_item
 from chalicelib.errors import Conflict
 
 PARTITION = "instance"
+# Listing filters that have an index of their own, most selective first.
+INDEXED_FILTERS = (("correlation_id", "by_correlation"), ("created_by", "by_creator"), ("tenant_id", "by_tenant"),
+                   ("definition_name", "by_workflow"), ("status", "by_status"))
+
+
+class TransitionRefused(Exception):
+    pass
 
 
 class InstanceStore:
@@ -18,6 +25,7 @@ class InstanceStore:
         self._table = table
 
     def create(self, record: dict[str, Any]) -> None:
+        """Creates the instance; Conflict when its id exists (an idempotent repeat, or a clash)."""
         item = to_item({**record, "partition": PARTITION, "created_key": f"{record['created_at']}#{record['id']}"})
         try:
             self._ddb.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(id)")
@@ -27,30 +35,122 @@ class InstanceStore:
             raise
 
     def get(self, instance_id: str) -> dict[str, Any] | None:
+        if not instance_id or len(instance_id) > 64:
+            return None
         item = self._ddb.get_item(TableName=self._table, Key={"id": {"S": instance_id}}, ConsistentRead=True)
         return from_item(item["Item"]) if "Item" in item else None
 
-    def update(self, instance_id: str, changes: dict[str, Any]) -> None:
-        if not changes:
-            return
-        typed = to_item(changes)
-        names = {f"#k{i}": k for i, k in enumerate(typed)}
-        values = {f":v{i}": v for i, v in enumerate(typed.values())}
-        expression = "SET " + ", ".join(f"#k{i} = :v{i}" for i in range(len(typed)))
-        self._ddb.update_item(TableName=self._table, Key={"id": {"S": instance_id}}, UpdateExpression=expression,
-                              ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+    def update(self, instance_id: str, changes: dict[str, Any], *, expect: dict[str, Any] | None = None,
+               expect_not: dict[str, list[Any]] | None = None) -> None:
+        """Sets (None removes) attributes; `expect` must equal and `expect_not` values must not match."""
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        sets, removes = [], []
+        for i, (key, value) in enumerate(changes.items()):
+            names[f"#k{i}"] = key
+            if value is None:
+                removes.append(f"#k{i}")
+            else:
+                values[f":v{i}"] = to_item({key: value})[key]
+                sets.append(f"#k{i} = :v{i}")
+        conditions = ["attribute_exists(id)"]
+        for i, (key, value) in enumerate((expect or {}).items()):
+            names[f"#e{i}"] = key
+            values[f":e{i}"] = to_item({key: value})[key]
+            conditions.append(f"#e{i} = :e{i}")
+        for i, (key, banned) in enumerate((expect_not or {}).items()):
+            names[f"#n{i}"] = key
+            for j, value in enumerate(banned):
+                values[f":n{i}_{j}"] = to_item({key: value})[key]
+                conditions.append(f"#n{i} <> :n{i}_{j}")
+        expression = " ".join(p for p in (("SET " + ", ".join(sets)) if sets else "",
+                                          ("REMOVE " + ", ".join(removes)) if removes else "") if p)
+        kwargs: dict[str, Any] = {"TableName": self._table, "Key": {"id": {"S": instance_id}},
+                                  "UpdateExpression": expression, "ExpressionAttributeNames": names,
+                                  "ConditionExpression": " AND ".join(conditions)}
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        try:
+            self._ddb.update_item(**kwargs)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise TransitionRefused(instance_id) from exc
+            raise
 
-    def newest_first(self, page_size: int = 100):
-        """Yields instances newest first, page by page from the index (never a scan)."""
+    def delete(self, instance_id: str) -> None:
+        self._ddb.delete_item(TableName=self._table, Key={"id": {"S": instance_id}})
+
+    def search(self, filters: dict[str, str], *, started_after: str | None = None, started_before: str | None = None,
+               include_deleted: bool = False, limit: int = 20,
+               start: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Newest first through the most selective index; returns the page and where the next begins."""
+        index, key, value = "by_created", "partition", PARTITION
+        for field, index_name in INDEXED_FILTERS:
+            if filters.get(field):
+                index, key, value = index_name, field, filters[field]
+                break
+        names = {"#h": key}
+        values: dict[str, Any] = {":h": {"S": value}}
+        condition = "#h = :h"
+        if started_after or started_before:
+            names["#c"] = "created_key"
+        if started_after and started_before:
+            condition += " AND #c BETWEEN :lo AND :hi"
+            values[":lo"], values[":hi"] = {"S": started_after}, {"S": started_before + "~"}
+        elif started_after:
+            condition += " AND #c >= :lo"
+            values[":lo"] = {"S": started_after}
+        elif started_before:
+            condition += " AND #c <= :hi"
+            values[":hi"] = {"S": started_before + "~"}  # '~' sorts after the '#id' suffix
+        filter_parts = []
+        for i, (field, wanted) in enumerate(sorted((f, v) for f, v in filters.items() if v and f != key)):
+            names[f"#f{i}"] = field
+            values[f":f{i}"] = {"S": wanted}
+            filter_parts.append(f"#f{i} = :f{i}")
+        if not include_deleted:
+            names["#d"] = "deleted_at"
+            filter_parts.append("attribute_not_exists(#d)")
+        items: list[dict[str, Any]] = []
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self._table, "IndexName": index, "KeyConditionExpression": condition,
+                "ExpressionAttributeNames": names, "ExpressionAttributeValues": values, "ScanIndexForward": False,
+                "Limit": max(limit, 25),
+            }
+            if filter_parts:
+                kwargs["FilterExpression"] = " AND ".join(filter_parts)
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            page = self._ddb.query(**kwargs)
+            for raw in page["Items"]:
+                items.append(from_item(raw))
+                if len(items) == limit:
+                    # Continue right after this item, even if the page had more.
+                    following = {"id": raw["id"], "created_key": raw["created_key"], key: raw[key]}
+                    more = "LastEvaluatedKey" in page or raw is not page["Items"][-1]
+                    return items, following if more else None
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return items, None
+
+    def due_notifications(self, upto: str) -> list[dict[str, Any]]:
+        page = self._ddb.query(
+            TableName=self._table, IndexName="by_notify", KeyConditionExpression="notify_state = :o AND next_notify_at <= :t",
+            ExpressionAttributeValues={":o": {"S": "open"}, ":t": {"S": upto}})
+        return [from_item(i) for i in page["Items"]]
+
+    def with_status(self, status: str, *, created_before: str) -> list[dict[str, Any]]:
+        """Instances in a status created before a time (the reconciler's view of possibly stale ones)."""
+        items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
-            "TableName": self._table, "IndexName": "by_created", "ScanIndexForward": False, "Limit": page_size,
-            "KeyConditionExpression": "#p = :p", "ExpressionAttributeNames": {"#p": "partition"},
-            "ExpressionAttributeValues": {":p": {"S": PARTITION}},
+            "TableName": self._table, "IndexName": "by_status",
+            "KeyConditionExpression": "#s = :s AND created_key <= :t", "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":s": {"S": status}, ":t": {"S": created_before}},
         }
         while True:
             page = self._ddb.query(**kwargs)
-            for item in page["Items"]:
-                yield from_item(item)
+            items += [from_item(i) for i in page["Items"]]
             if "LastEvaluatedKey" not in page:
-                return
+                return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

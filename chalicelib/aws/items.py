@@ -7,7 +7,7 @@ from typing import Any
 
 # Attributes holding JSON documents: DynamoDB maps would turn floats into Decimals.
 JSON_ATTRIBUTES = frozenset({"input", "output", "error", "body", "context", "form_schema", "output_data", "snapshot",
-                             "summary", "escalation", "detail"})
+                             "summary", "escalation", "detail", "runs", "notifications", "data"})
 
 
 def to_item(record: dict[str, Any]) -> dict[str, Any]:

@@ -86,6 +86,9 @@ class TaskStore:
                 raise TransitionRefused(task_id) from exc
             raise
 
+    def delete(self, task_id: str) -> None:
+        self._ddb.delete_item(TableName=self._table, Key={"id": {"S": task_id}})
+
     # -- reads -------------------------------------------------------------------------------
     def get(self, task_id: str) -> dict[str, Any] | None:
         if not task_id or len(task_id) > 64:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.core.event_stream import custom_type, run_of_execution
 from chalicelib.core.instance_data import get_path, merge_instance_data, set_path
 from chalicelib.core.model import MachineStep
 from chalicelib.runtime.definitions import RevisionLoader
@@ -13,15 +15,19 @@ from chalicelib.tasks.errors import StepError
 from chalicelib.tasks.registry import TaskContext, TaskRegistry
 
 MAPPING_ERROR = "Stepflow.MappingError"
+MAX_CAUSE = 1000  # characters of an error's cause kept in a step.failed / step.retried event
+events_log = logging.getLogger("stepflow.events")
 
 
 class StepRunner:
     def __init__(self, loader: RevisionLoader, registry: TaskRegistry, *,
-                 log: Callable[..., None] | None = None, sleep: Callable[[float], None] | None = None):
+                 log: Callable[..., None] | None = None, sleep: Callable[[float], None] | None = None,
+                 events: Any = None):
         self._loader = loader
         self._registry = registry
         self._log = log
         self._sleep = sleep
+        self._events = events  # an EventStore: the instance's event log (None: no log)
 
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
         """Event from the compiled Task state; returns {"steps", "data"} or raises a named error."""
@@ -32,20 +38,36 @@ class StepRunner:
             return {"steps": steps, "data": merge_instance_data(start_input, steps, loaded.order)}
         step = loaded.definition.step(event["step"])
         assert isinstance(step, MachineStep)
+        if event["kind"] == "machine" and step.id in steps:
+            # A resumed run carries the outputs of steps an earlier run finished: pass them through.
+            return {"steps": steps, "data": merge_instance_data(start_input, steps, loaded.order)}
         data = merge_instance_data(start_input, steps, loaded.order)
-        step_input = self._step_input(step, data, steps)
         if event["kind"] == "fallback":
             task_type, config = step.fallback.task_type, step.fallback.config  # type: ignore[union-attr]
-            step_input["failure"] = _failure(event.get("failure"))
         else:
             task_type, config = step.task_type, step.config
-        ctx = TaskContext(step_id=step.id, execution_id=event.get("execution", ""), config=config, input=step_input,
-                          **({"log": self._log} if self._log else {}),
-                          **({"sleep": self._sleep} if self._sleep else {}))
+        journal = _Journal(self._events, event.get("execution", ""), step, event["kind"], task_type)
+        attempt = journal.started()
+        hooks: dict[str, Any] = {}
+        if self._log:
+            hooks["log"] = self._log
+        if self._sleep:
+            hooks["sleep"] = self._sleep
+        ctx = TaskContext(step_id=step.id, execution_id=event.get("execution", ""), attempt=attempt - 1,
+                          config=config, **hooks)
         try:
+            ctx.input = self._step_input(step, data, steps)
+            if event["kind"] == "fallback":
+                ctx.input["failure"] = _failure(event.get("failure"))
             output = self._registry.run(task_type, ctx)
         except StepError as exc:
+            journal.failed(ctx.events, exc.error, exc.message)
             raise exc.as_lambda_exception() from None
+        except Exception as exc:
+            # The Lambda runtime names the error after the exception's class, as Step Functions sees it.
+            journal.failed(ctx.events, type(exc).__name__, str(exc))
+            raise
+        journal.succeeded(ctx.events, output)
         steps[step.id] = output
         return {"steps": steps, "data": merge_instance_data(start_input, steps, loaded.order)}
 
@@ -67,3 +89,60 @@ def _failure(caught: Any) -> dict[str, Any]:
     if isinstance(caught, dict):
         return {"error": caught.get("Error"), "cause": caught.get("Cause")}
     return {"error": None, "cause": None}
+
+
+class _Journal:
+    """Writes one attempt's events: step.started, the step's custom events, then step.succeeded,
+    step.retried (another attempt follows) or step.failed. Best effort: a failed write is logged,
+    never fails the step (the workflow matters more than its log)."""
+
+    def __init__(self, store: Any, execution: str, step: MachineStep, kind: str, task_type: str):
+        self._store = store
+        self._instance, self._run = run_of_execution(execution)
+        self._step = step
+        self._kind = kind
+        self._task_type = task_type
+        self._attempt = 1
+
+    def _write(self, event_type: str, data: dict[str, Any]) -> None:
+        if self._store is None or not self._instance:
+            return
+        try:
+            self._store.append(self._instance, event_type, data, step=self._step.id)
+        except Exception:  # noqa: BLE001 - see the class docstring
+            events_log.exception("event not recorded", extra={"event_type": event_type, "step": self._step.id})
+
+    def _base(self) -> dict[str, Any]:
+        base: dict[str, Any] = {"attempt": self._attempt}
+        if self._kind == "fallback":
+            base["fallback"] = True
+        return base
+
+    def started(self) -> int:
+        if self._store is not None and self._instance:
+            try:
+                # Counted per run, so the number matches the retrier's view of this execution.
+                self._attempt = self._store.next_attempt(self._instance, self._run, self._step.id, self._kind)
+            except Exception:  # noqa: BLE001 - see the class docstring
+                events_log.exception("attempt not counted", extra={"step": self._step.id})
+        self._write("step.started", {**self._base(), "task_type": self._task_type})
+        return self._attempt
+
+    def _custom(self, emitted: list[dict[str, Any]]) -> None:
+        for item in emitted:
+            self._write(custom_type(item.get("type", "event")), item.get("payload") or {})
+
+    def succeeded(self, emitted: list[dict[str, Any]], output: dict[str, Any]) -> None:
+        self._custom(emitted)
+        self._write("step.succeeded", {**self._base(), "output": output})
+
+    def failed(self, emitted: list[dict[str, Any]], error: str, cause: str) -> None:
+        self._custom(emitted)
+        retry = self._step.retry
+        data = {**self._base(), "error": error, "cause": (cause or "")[:MAX_CAUSE]}
+        if self._kind == "machine" and retry is not None and self._attempt < retry.max_attempts:
+            self._write("step.retried", {**data, "next_attempt": self._attempt + 1})
+            return
+        if self._kind == "machine":
+            data["fallback_follows"] = self._step.fallback is not None
+        self._write("step.failed", data)

@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from chalicelib.core.event_stream import callback_path, run_of_execution
 from chalicelib.core.instance_data import merge_instance_data
-from chalicelib.core.model import HumanStep
+from chalicelib.core.model import HumanStep, WebhookStep
 from chalicelib.core.tasks import task_id_for
 from chalicelib.core.times import iso
 from chalicelib.runtime.definitions import RevisionLoader
 from chalicelib.tasks import templating
 from chalicelib.tasks.errors import StepError
 
+events_log = logging.getLogger("stepflow.events")
+
 
 class TaskRegistrar:
-    def __init__(self, loader: RevisionLoader, store: Any, now: Callable[[], datetime]):
+    def __init__(self, loader: RevisionLoader, store: Any, now: Callable[[], datetime],
+                 send_success: Callable[[str, dict[str, Any]], None] | None = None, *,
+                 events: Any = None, api_prefix: str = "/workflows",
+                 on_waiting: Callable[[str], None] | None = None):
         self._loader = loader
         self._store = store
         self._now = now
+        self._send_success = send_success
+        self._events = events  # an EventStore: the instance's event log (None: no log)
+        self._api_prefix = api_prefix
+        self._on_waiting = on_waiting  # the instance index shows `waiting` while a task is open
 
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
         loaded = self._loader.load(event["workflow"], event["revision"])
@@ -28,12 +40,16 @@ class TaskRegistrar:
         start_input = event.get("input") or {}
         steps = event.get("steps") or {}
         data = merge_instance_data(start_input, steps, loaded.order)
+        if step.id in steps and self._send_success is not None:
+            # A resumed run: this step was done before, so it completes at once with its old output.
+            self._send_success(event["token"], {"steps": steps, "data": data})
+            return {"task_id": None, "carried": True}
         task_id = task_id_for(execution, step.id)
         previous = self._store.get(task_id)
         now = self._now()
         record: dict[str, Any] = {
             "id": task_id,
-            "instance_id": execution.rsplit(":", 1)[-1],
+            "instance_id": run_of_execution(execution)[0],  # a resumed run's execution is <id>--<run>
             "execution_arn": execution,
             "workflow": event["workflow"],
             "revision": event["revision"],
@@ -61,9 +77,32 @@ class TaskRegistrar:
                 reminder_at=iso(due - timedelta(seconds=step.reminder_before)) if due and step.reminder_before else None,
                 escalation=step.escalation.model_dump() if step.escalation else None,
             )
+        if isinstance(step, WebhookStep):
+            # The callback URL holds this key, never the token. A re-registered attempt of a task still
+            # pending keeps its key, so a URL already handed out keeps working.
+            kept = previous.get("callback_key") if previous and previous.get("status") == "pending" else None
+            record.update(event_type=step.event_type, callback_key=kept or secrets.token_urlsafe(32))
         self._store.put(record)
+        self._record_created(record)
+        if self._on_waiting is not None:
+            self._on_waiting(record["instance_id"])
         # A waitForTaskToken state ignores the function's result; the token is not echoed.
         return {"task_id": task_id}
+
+    def _record_created(self, record: dict[str, Any]) -> None:
+        """task.created in the instance's event log: who and what, never the token or snapshot."""
+        instance_id, _ = run_of_execution(record["execution_arn"])
+        if self._events is None or not instance_id:
+            return
+        data = {k: record.get(k) for k in ("kind", "title", "assignee", "assignee_group", "priority", "due_at",
+                                           "event_type") if record.get(k) is not None}
+        data.update(task_id=record["id"], attempt=record["attempt"])
+        if record.get("callback_key"):
+            data["callback_url"] = callback_path(self._api_prefix, record["callback_key"])
+        try:
+            self._events.append(instance_id, "task.created", data, step=record["step_name"])
+        except Exception:  # noqa: BLE001 - the log is best effort; the task is registered
+            events_log.exception("event not recorded", extra={"event_type": "task.created"})
 
 
 def _text(template: str | None, data: dict[str, Any]) -> str | None:

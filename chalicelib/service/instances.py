@@ -1,23 +1,33 @@
-"""Starts instances and reports them: status, current step, step history and data from Step Functions."""
+"""Instance lifecycle: start (idempotent, or created to start later), report, list, cancel, retry,
+resume, clean up, and keep the instance index in step with Step Functions."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from chalicelib.core.graph import build_graph
-from chalicelib.core.history import STATUS_BY_EXECUTION, summarise
+from chalicelib.aws.instance_store import TransitionRefused
+from chalicelib.core.history import STATUS_BY_EXECUTION, StepRecord, summarise
 from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.model import Definition
-from chalicelib.core.times import as_iso
+from chalicelib.core.times import as_iso, iso
 from chalicelib.errors import Conflict, InvalidInput, NotFound
 from chalicelib.service.requests import StartInstance
 
 TERMINAL = frozenset({"completed", "failed", "canceled"})
+LIVE = frozenset({"running", "waiting"})
 MAX_PAGE = 100
+SYNC_WAIT_CAP = 25.0  # inside API Gateway's 29 s integration timeout
+ID_NAMESPACE = uuid.UUID("5d0c7b54-6a55-4a5e-9a2e-3f1f4c3c9b71")
+RUN_SEPARATOR = "--"  # execution name = instance id [-- run number]; uuids never contain "--"
 
 
 def input_issues(schema: dict[str, Any] | None, data: dict[str, Any]) -> list[dict[str, str]]:
@@ -32,115 +42,382 @@ def input_issues(schema: dict[str, Any] | None, data: dict[str, Any]) -> list[di
     return issues
 
 
+def instance_id_of(execution_name: str) -> str:
+    return execution_name.split(RUN_SEPARATOR, 1)[0]
+
+
 class InstanceService:
-    def __init__(self, definitions: Any, store: Any, machines: Any, now: Callable[[], str]):
+    def __init__(self, definitions: Any, store: Any, machines: Any, loader: Any, now: Callable[[], datetime], *,
+                 tasks: Any = None, notifier: Any = None, publisher: Any = None,
+                 events: Callable[[], Any] | None = None, sleep: Callable[[float], None] = time.sleep):
         self._definitions = definitions
         self._store = store
         self._machines = machines
+        self._loader = loader  # cached, immutable revisions
         self._now = now
+        self._tasks = tasks
+        self._notifier = notifier
+        self._publisher = publisher
+        self._events = events or (lambda: None)
+        self._sleep = sleep
 
-    def start(self, request: StartInstance) -> dict[str, Any]:
+    # -- starting ------------------------------------------------------------------------------
+    def start(self, request: StartInstance, idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
+        """The instance and whether it was created now (False: an idempotent repeat)."""
         definition = self._definitions.get(request.definition_name)
         if not definition.get("state_machine_arn"):
             raise Conflict(f"definition '{request.definition_name}' has no state machine yet; register it again")
         issues = input_issues(definition["body"].get("input_schema"), request.input_data)
         if issues:
             raise InvalidInput({"message": "input_data does not match the workflow's input_schema", "issues": issues})
-        instance_id = str(uuid.uuid4())
-        now = self._now()
+        key = idempotency_key or request.correlation_id
+        fingerprint = hashlib.sha256(json.dumps(request.model_dump(exclude={"start"}), sort_keys=True,
+                                                default=str).encode()).hexdigest()
+        if key:
+            # The key names the instance (and so the execution): a repeat finds the same one.
+            instance_id = str(uuid.uuid5(ID_NAMESPACE, f"{request.tenant_id or ''}/{request.definition_name}/{key}"))
+        else:
+            instance_id = str(uuid.uuid4())
+        now = iso(self._now())
         record = {
             "id": instance_id, "definition_name": definition["name"], "version": definition["version"],
-            "revision": definition["revision"], "status": "running", "created_at": now, "started_at": now,
-            "created_by": request.user_id, "tenant_id": request.tenant_id, "correlation_id": request.correlation_id,
-            "input": request.input_data,
+            "revision": definition["revision"], "status": "running" if request.start else "pending",
+            "created_at": now, "created_by": request.user_id, "tenant_id": request.tenant_id,
+            "correlation_id": request.correlation_id, "idempotency_key": idempotency_key,
+            "request_hash": fingerprint, "input": request.input_data, "webhook_url": request.webhook_url,
+            **request.origin(),
         }
-        self._store.create(record)
-        # The instance id is the execution name: unique, and it ties history events back to us.
-        arn = self._machines.start(definition["state_machine_arn"], instance_id,
-                                   {"input": request.input_data, "steps": {}, "data": request.input_data})
-        self._store.update(instance_id, {"execution_arn": arn})
+        try:
+            self._store.create(record)
+        except Conflict:
+            existing = self._store.get(instance_id) or {}
+            if existing.get("request_hash") != fingerprint:
+                raise Conflict(f"a different request already used this idempotency key (instance {instance_id})") from None
+            return self.get(instance_id), False
+        if request.start:
+            self._launch(record, definition["state_machine_arn"])
+        return self.get(instance_id), True
+
+    def start_pending(self, instance_id: str) -> dict[str, Any]:
+        record = self._record(instance_id)
+        if record["status"] != "pending":
+            raise Conflict(f"instance is {record['status']}; only a pending instance can be started")
+        try:
+            self._store.update(instance_id, {"status": "running"}, expect={"status": "pending"})
+        except TransitionRefused:
+            raise Conflict("the instance was started meanwhile") from None
+        definition = self._definitions.get(record["definition_name"])
+        self._launch({**record, "revision": definition["revision"], "version": definition["version"]},
+                     definition["state_machine_arn"])
         return self.get(instance_id)
 
+    def _launch(self, record: dict[str, Any], machine_arn: str, *, steps: dict[str, Any] | None = None,
+                run: int = 0, kind: str = "start") -> str:
+        name = record["id"] if run == 0 else f"{record['id']}{RUN_SEPARATOR}{run}"
+        carried = steps or {}
+        order = self._order(record)
+        payload = {"input": record["input"], "steps": carried,
+                   "data": merge_instance_data(record["input"] or {}, carried, order)}
+        # Logged before the execution starts, so it precedes the first step's events.
+        self._publish("instance.started", {"id": record["id"], "workflow": record["definition_name"], "run": kind})
+        arn = self._machines.start(machine_arn, name, payload)
+        runs = [*record.get("runs", []), {"execution_arn": arn, "kind": kind, "started_at": iso(self._now())}]
+        self._store.update(record["id"], {"execution_arn": arn, "runs": runs, "started_at": record.get("started_at")
+                                          or iso(self._now()), "revision": record["revision"],
+                                          "version": record.get("version")})
+        return arn
+
+    def run(self, request: StartInstance, wait_seconds: float, idempotency_key: str | None = None) -> tuple[int, dict[str, Any]]:
+        """Starts and waits up to `wait_seconds` (capped at 25 s) for the result; 202 if still running."""
+        view, _ = self.start(request, idempotency_key)
+        deadline = time.monotonic() + min(max(wait_seconds, 0.0), SYNC_WAIT_CAP)
+        while True:
+            code, body = self.result(view["id"])
+            if code == 200 or time.monotonic() >= deadline:
+                return code, body
+            self._sleep(0.2)  # describe calls are cheap, but not free: ~5 a second
+
+    def result(self, instance_id: str) -> tuple[int, dict[str, Any]]:
+        """202 while the instance runs; 200 with the result, or the error, once it has ended."""
+        record = self._refresh(self._record(instance_id))
+        body = {"id": instance_id, "status": record["status"]}
+        if record["status"] not in TERMINAL:
+            return 202, {**body, "result_url": f"/instances/{instance_id}/result"}
+        return 200, {**body, "result": record.get("output"), "error": record.get("error"),
+                     "completed_at": record.get("completed_at")}
+
+    # -- reading -------------------------------------------------------------------------------
     def _record(self, instance_id: str) -> dict[str, Any]:
-        record = self._store.get(instance_id) if len(instance_id) <= 64 else None
+        record = self._store.get(instance_id)
         if record is None:
             raise NotFound(f"no instance '{instance_id}'")
         return record
 
-    def get(self, instance_id: str, *, with_outputs: bool = True) -> dict[str, Any]:
-        record = self._record(instance_id)
-        arn = record.get("execution_arn")
-        if not arn:
-            return self._view(record, None, None)
-        definition = Definition.model_validate(self._definitions.get_revision(record["definition_name"],
-                                                                               record["revision"])["body"])
-        execution = self._machines.describe(arn)
-        events = self._machines.history(arn)
+    def _order(self, record: dict[str, Any]) -> tuple[str, ...]:
+        return self._loader.load(record["definition_name"], record["revision"]).order
+
+    def _definition(self, record: dict[str, Any]) -> Definition:
+        return self._loader.load(record["definition_name"], record["revision"]).definition
+
+    def _execution_view(self, record: dict[str, Any]) -> tuple[Any, dict[str, Any], str]:
+        """The history summary of every run (carried steps included), the latest execution, status."""
+        definition = self._definition(record)
         kinds = {s.id: s.type for s in definition.steps}
-        summary = summarise(events, kinds)
+        # Status first, then history: an execution ending between the two reads leaves a history
+        # with every step in it rather than a "completed" whose last step is missing.
+        execution = self._machines.describe(record["execution_arn"])
+        runs = record.get("runs") or [{"execution_arn": record["execution_arn"]}]
+        summaries = [summarise(self._machines.history(run["execution_arn"]), kinds) for run in runs]
+        summary = summaries[-1]
+        # A resumed run skips the steps an earlier run finished: show their earlier records.
+        for earlier in reversed(summaries[:-1]):
+            for step, step_record in earlier.steps.items():
+                if step_record.status == "succeeded" and step not in summary.outputs:
+                    summary.outputs[step] = earlier.outputs.get(step)
+                current = summary.steps.get(step)
+                if current is None or (step_record.status == "succeeded" and current.attempts == 0):
+                    summary.steps[step] = step_record
         status = STATUS_BY_EXECUTION.get(execution["status"], "running")
+        if status == "completed":
+            _trust_final_output(summary, execution)
         if status == "running" and any(kinds.get(s) in ("human", "webhook") for s in summary.current_steps):
             status = "waiting"
-        order = build_graph(definition).topological_order() or []
-        data = merge_instance_data(record.get("input") or {}, summary.outputs, order)
-        changes: dict[str, Any] = {}
-        if record.get("status") != status:
-            changes["status"] = status
-        if status in TERMINAL and not record.get("completed_at"):
-            changes["completed_at"] = as_iso(execution.get("stopDate")) or self._now()
-            changes["output"] = data if status == "completed" else None
-            changes["error"] = summary.error
-        if changes:
-            self._store.update(instance_id, changes)
-            record.update(changes)
-        return self._view(record, summary, data, with_outputs=with_outputs, total=len(kinds))
+        return summary, execution, status
 
-    @staticmethod
-    def _view(record: dict[str, Any], summary: Any, data: Any, *, with_outputs: bool = True,
-              total: int = 0) -> dict[str, Any]:
+    def get(self, instance_id: str, *, with_outputs: bool = True) -> dict[str, Any]:
+        record = self._record(instance_id)
+        if not record.get("execution_arn"):
+            return self._view(record, None, with_outputs=with_outputs)
+        summary, execution, status = self._execution_view(record)
+        record = self._settle(record, status, summary, execution)
+        return self._view(record, summary, with_outputs=with_outputs)
+
+    def _refresh(self, record: dict[str, Any]) -> dict[str, Any]:
+        if record.get("execution_arn") and record["status"] not in TERMINAL:
+            summary, execution, status = self._execution_view(record)
+            record = self._settle(record, status, summary, execution)
+        return record
+
+    def _settle(self, record: dict[str, Any], status: str, summary: Any, execution: dict[str, Any]) -> dict[str, Any]:
+        """Records what Step Functions says; the first to record an end also sends the notifications."""
+        if record.get("execution_arn") != execution.get("executionArn", record.get("execution_arn")):
+            return record  # an event about an earlier run
+        order = self._order(record)
+        data = merge_instance_data(record.get("input") or {}, summary.outputs, order)
+        if status in TERMINAL:
+            if record["status"] in TERMINAL and record.get("completed_at"):
+                return record
+            changes = {"status": status, "completed_at": as_iso(execution.get("stopDate")) or iso(self._now()),
+                       "output": data if status == "completed" else None,
+                       "error": (summary.error or _execution_error(execution)) if status == "failed" else None,
+                       "context": data}
+            return self._end(record, changes)
+        if record["status"] != status and record["status"] in LIVE | {"pending"}:
+            try:
+                self._store.update(record["id"], {"status": status}, expect={"status": record["status"]})
+            except TransitionRefused:
+                pass
+            record = {**record, "status": status}
+        return {**record, "context": data}
+
+    def _end(self, record: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+        """Moves the instance to its end once; only that one writer cancels tasks and notifies."""
+        try:
+            self._store.update(record["id"], changes, expect_not={"status": sorted(TERMINAL)})
+        except TransitionRefused:
+            return self._store.get(record["id"]) or record
+        ended = {**record, **changes}
+        if changes["status"] == "canceled" and self._tasks is not None:
+            self._tasks.cancel_for_instance(record["id"])
+        self._publish("instance.ended", {"id": record["id"], "workflow": record["definition_name"],
+                                         "status": changes["status"]})
+        if self._notifier is not None and record.get("webhook_url"):
+            self._notifier.notify(ended)
+        return self._store.get(record["id"]) or ended
+
+    def _view(self, record: dict[str, Any], summary: Any, *, with_outputs: bool = True) -> dict[str, Any]:
         steps = list(summary.steps.values()) if summary else []
+        total = len(self._definition(record).steps) if record.get("revision") else 0
         done = sum(1 for s in steps if s.status == "succeeded")
-        # Steps on branches a gateway did not take never run; once the instance completes they
-        # count as skipped, so a completed instance is at 100 %.
+        # Steps on branches a gateway did not take never run: once the instance completes they count
+        # as skipped, so a completed instance is at 100 %.
         skipped = total - done if record["status"] == "completed" else 0
         percent = 100 if record["status"] == "completed" else (round(100 * done / total) if total else 0)
         return {
-            "id": record["id"], "definition_name": record["definition_name"], "version": record.get("version"),
-            "revision": record.get("revision"), "status": record["status"],
+            **_brief(record),
+            "revision": record.get("revision"),
             "current_step": summary.current_steps[-1] if summary and summary.current_steps else None,
             "current_steps": summary.current_steps if summary else [],
-            "started_at": record.get("started_at"), "completed_at": record.get("completed_at"),
-            "created_by": record.get("created_by"), "tenant_id": record.get("tenant_id"),
-            "correlation_id": record.get("correlation_id"),
-            "context_data": data if data is not None else record.get("input"),
+            "context_data": record.get("context") if record.get("context") is not None else record.get("input"),
+            "input_data": record.get("input"),
             "output": record.get("output"),
-            "error": record.get("error") if record.get("error") else (summary.error if summary else None),
+            "error": record.get("error") or (summary.error if summary else None),
             "progress": {"completed_steps": done, "skipped_steps": skipped, "total_steps": total, "percent": percent},
             "step_history": [s.as_dict(with_output=with_outputs) for s in steps],
+            "runs": record.get("runs") or [],
+            "notifications": record.get("notifications") or [],
         }
 
-    def list(self, *, status: str | None = None, workflow_name: str | None = None, limit: int = 20,
+    def list(self, *, filters: dict[str, str], started_after: str | None = None, started_before: str | None = None,
+             include_deleted: bool = False, limit: int = 20, cursor: str | None = None,
              offset: int = 0) -> dict[str, Any]:
-        items: list[dict[str, Any]] = []
-        skipped = 0
-        for record in self._store.newest_first():
-            if workflow_name and record["definition_name"] != workflow_name:
-                continue
-            if record.get("status") not in TERMINAL and record.get("execution_arn"):
-                # Until execution events keep the index current, a live record is refreshed on read.
-                record = {**record, "status": self.get(record["id"], with_outputs=False)["status"]}
-            if status and record.get("status") != status:
-                continue
-            if skipped < offset:
-                skipped += 1
-                continue
-            items.append(_brief(record))
-            if len(items) >= limit:
-                break
-        return {"items": items, "limit": limit, "offset": offset}
+        """Newest first; pages follow `next_cursor` (an `offset` is also accepted, and read past)."""
+        start = _decode_cursor(cursor)
+        items, following = self._store.search(
+            {k: v for k, v in filters.items() if v}, started_after=started_after, started_before=started_before,
+            include_deleted=include_deleted, limit=limit + offset, start=start)
+        return {"items": [_brief(r) for r in items[offset:]], "limit": limit, "offset": offset,
+                "next_cursor": _encode_cursor(following)}
+
+    # -- control -------------------------------------------------------------------------------
+    def cancel(self, instance_id: str, reason: str | None) -> dict[str, Any]:
+        record = self._refresh(self._record(instance_id))
+        if record["status"] in TERMINAL:
+            raise Conflict(f"instance already {record['status']}")
+        if record.get("execution_arn"):
+            self._machines.stop(record["execution_arn"], "Stepflow.Canceled", reason or "canceled through the API")
+        # Recorded now: Step Functions' own status change arrives later and then finds it settled.
+        self._end(record, {"status": "canceled", "completed_at": iso(self._now()),
+                           "cancel_reason": reason or "canceled", "context": record.get("context")})
+        return self.get(instance_id)
+
+    def retry(self, instance_id: str, user_id: str | None = None) -> dict[str, Any]:
+        """A new instance that runs the same input from the start, linked both ways."""
+        record = self._refresh(self._record(instance_id))
+        if record["status"] not in ("failed", "canceled"):
+            raise Conflict(f"only a failed or canceled instance can be retried; this one is {record['status']}")
+        request = StartInstance(definition_name=record["definition_name"], input_data=record.get("input") or {},
+                                user_id=user_id or record.get("created_by"), tenant_id=record.get("tenant_id"),
+                                webhook_url=record.get("webhook_url"))
+        view, _ = self.start(request)
+        self._store.update(view["id"], {"retry_of": instance_id})
+        self._store.update(instance_id, {"retried_by": view["id"]})
+        return {**view, "retry_of": instance_id}
+
+    def resume(self, instance_id: str) -> dict[str, Any]:
+        """Continues a failed instance from the failed step; finished steps keep their outputs."""
+        record = self._refresh(self._record(instance_id))
+        if record["status"] != "failed":
+            raise Conflict(f"only a failed instance can be resumed; this one is {record['status']}")
+        summary, _, _ = self._execution_view(record)
+        definition = self._definitions.get(record["definition_name"])
+        try:
+            self._store.update(instance_id, {"status": "running", "completed_at": None, "error": None,
+                                             "output": None}, expect={"status": "failed"})
+        except TransitionRefused:
+            raise Conflict("the instance changed meanwhile") from None
+        runs = record.get("runs") or [{"execution_arn": record["execution_arn"]}]
+        # A new execution of the current state machine whose input carries the finished steps'
+        # outputs; the step runner and task registrar pass a step through when its output is there.
+        self._launch({**record, "runs": runs, "revision": definition["revision"], "version": definition["version"]},
+                     definition["state_machine_arn"], steps=dict(summary.outputs), run=len(runs), kind="resume")
+        return self.get(instance_id)
+
+    def delete(self, instance_id: str, *, purge: bool = False) -> dict[str, Any]:
+        record = self._refresh(self._record(instance_id))
+        if record["status"] in LIVE:
+            raise Conflict("the instance is still running; cancel it first")
+        if purge:
+            for task in (self._tasks.for_instance(instance_id) if self._tasks else []):
+                self._tasks.purge(task["id"])
+            events = self._events()
+            if events is not None and hasattr(events, "purge"):
+                events.purge(instance_id)
+            self._store.delete(instance_id)
+            return {"id": instance_id, "purged": True}
+        self._store.update(instance_id, {"deleted_at": iso(self._now())})
+        return {"id": instance_id, "deleted": True}
+
+    # -- keeping the index in step -----------------------------------------------------------------
+    def on_execution_event(self, detail: dict[str, Any]) -> str | None:
+        """An EventBridge 'Step Functions Execution Status Change': the instance's status follows it."""
+        name = detail.get("name") or str(detail.get("executionArn", "")).rsplit(":", 1)[-1]
+        record = self._store.get(instance_id_of(name))
+        if record is None or record.get("execution_arn") != detail.get("executionArn"):
+            return None  # not ours, or an earlier run of a resumed instance
+        return self.get(record["id"], with_outputs=False)["status"]
+
+    def reconcile(self, older_than: timedelta = timedelta(minutes=2)) -> int:
+        """Catches missed status events: live instances whose execution has ended are settled."""
+        settled = 0
+        cutoff = iso(self._now() - older_than)
+        for status in LIVE:
+            for record in self._store.with_status(status, created_before=cutoff):
+                if record.get("execution_arn") and self._refresh(record)["status"] in TERMINAL:
+                    settled += 1
+        return settled
+
+    def deliver_notifications(self) -> int:
+        """Retries completion webhooks whose next attempt is due."""
+        if self._notifier is None:
+            return 0
+        due = self._store.due_notifications(iso(self._now()))
+        for record in due:
+            self._notifier.notify(record)
+        return len(due)
+
+    def waiting_changed(self, instance_id: str, waiting: bool) -> None:
+        """Human/webhook tasks opened or closed: the index shows `waiting` while one is pending."""
+        new, old = ("waiting", "running") if waiting else ("running", "waiting")
+        try:
+            self._store.update(instance_id, {"status": new}, expect={"status": old})
+        except TransitionRefused:
+            pass
+
+    def _publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        if self._publisher is not None:
+            self._publisher.publish(detail_type, detail)
+        events = self._events()
+        if events is not None:
+            events.record(detail["id"], detail_type, detail)
+
+
+def _trust_final_output(summary: Any, execution: dict[str, Any]) -> None:
+    """A succeeded execution's output is its final steps map: authoritative where the history may
+    still trail the status (it does in moto), so no finished step is missing from the data."""
+    try:
+        final = json.loads(execution.get("output") or "{}")
+    except ValueError:
+        return
+    if not isinstance(final, dict):
+        return
+    for step, output in final.items():
+        summary.outputs[step] = output
+        record = summary.steps.get(step)
+        if record is None:
+            summary.steps[step] = StepRecord(step, "succeeded", completed_at=as_iso(execution.get("stopDate")),
+                                             output=output, attempts=1)
+        elif record.status != "succeeded":
+            record.status, record.output = "succeeded", output
+            record.completed_at = record.completed_at or as_iso(execution.get("stopDate"))
+    summary.current_steps = []
+
+
+def _execution_error(execution: dict[str, Any]) -> dict[str, Any] | None:
+    if execution.get("error") or execution.get("cause"):
+        return {"error": execution.get("error"), "cause": execution.get("cause")}
+    return None
 
 
 def _brief(record: dict[str, Any]) -> dict[str, Any]:
-    keys = ("id", "definition_name", "version", "status", "started_at", "completed_at", "created_by", "tenant_id",
-            "correlation_id")
+    keys = ("id", "definition_name", "version", "status", "created_at", "started_at", "completed_at", "created_by",
+            "tenant_id", "correlation_id", "webhook_url", "origin_instance", "origin_zone", "origin_tenant_id",
+            "origin_reference", "retry_of", "retried_by", "deleted_at", "cancel_reason")
     return {k: record.get(k) for k in keys}
+
+
+def _encode_cursor(key: dict[str, Any] | None) -> str | None:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode() if key else None
+
+
+def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not (isinstance(key, dict) and all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str)
+                                              for v in key.values()) and "id" in key and "created_key" in key):
+            raise ValueError
+        return key
+    except (ValueError, TypeError):
+        raise InvalidInput({"message": "cursor is not valid; start without it", "issues": []}) from None

@@ -14,11 +14,30 @@ class _Body(BaseModel):
 
 
 class StartInstance(_Body):
+    """The plugin's StartWorkflowDTO plus the DAG API's start, webhook_url and origin_* fields."""
+
     definition_name: str = Field(min_length=1, max_length=80)
     input_data: dict[str, Any] = Field(default_factory=dict)
-    correlation_id: str | None = Field(None, max_length=255)
+    correlation_id: str | None = Field(None, min_length=1, max_length=255)
     user_id: str | None = Field(None, max_length=255)
-    tenant_id: str | None = Field(None, max_length=100)
+    tenant_id: str | None = Field(None, min_length=1, max_length=100)
+    start: bool = True
+    webhook_url: str | None = Field(None, max_length=512, pattern=r"^https?://[^\s]+$")
+    origin_instance: str | None = Field(None, max_length=100)
+    origin_zone: str | None = Field(None, max_length=50)
+    origin_tenant_id: str | None = Field(None, max_length=100)
+    origin_reference: str | None = Field(None, max_length=512)
+
+    def origin(self) -> dict[str, str | None]:
+        return {"origin_instance": self.origin_instance, "origin_zone": self.origin_zone,
+                "origin_tenant_id": self.origin_tenant_id, "origin_reference": self.origin_reference}
+
+
+class RunInstance(StartInstance):
+    """A start that waits for the result (definition_name comes from the path)."""
+
+    definition_name: str = Field("", max_length=80)
+    wait_seconds: float = Field(25.0, ge=0, le=25)
 
 
 def parse_body(model: type[_Body], data: Any) -> Any:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import builtins
 import json
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.aws.task_store import TransitionRefused, public
+from chalicelib.core.event_stream import callback_path, run_of_execution
 from chalicelib.core.tasks import OPEN, STATUSES, form_issues, resumed_state
 from chalicelib.core.times import iso
 from chalicelib.errors import Conflict, FieldErrors, Gone, InvalidInput, NotFound
@@ -26,15 +29,23 @@ DEFAULT_OVERDUE_ERROR = "Stepflow.TaskOverdue"
 REDELIVERY_AFTER = timedelta(seconds=30)
 # Step Functions' answers when a token no longer waits (AWS says TaskTimedOut; moto says InvalidToken).
 DEAD_TOKEN_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
+CALLBACK_ACTOR = "stepflow:callback"
+events_log = logging.getLogger("stepflow.events")
 
 
 class TaskService:
-    def __init__(self, store: Any, machines: Any, loader: Any, publisher: Any, now: Callable[[], datetime]):
+    def __init__(self, store: Any, machines: Any, loader: Any, publisher: Any, now: Callable[[], datetime], *,
+                 events: Any = None, api_prefix: str = "/workflows",
+                 on_closed: Callable[[str, bool], None] | None = None):
         self._store = store
         self._machines = machines
         self._loader = loader
         self._publisher = publisher
         self._now = now
+        self._events = events  # an EventStore: instance event logs (None: no log)
+        self._api_prefix = api_prefix
+        # Told (instance id, whether other tasks still wait) when a task closes: the index shows `waiting`.
+        self._on_closed = on_closed
 
     # -- reading -----------------------------------------------------------------------------
     def get(self, task_id: str) -> dict[str, Any]:
@@ -50,6 +61,11 @@ class TaskService:
         # Every documented field is present (null when unset), whatever the stored item omits.
         view = {name: record.get(name) for name in TASK_FIELDS} | public(record)
         view["due_date"] = record.get("due_at")  # the plugin DTO's name for it
+        key = view.pop("callback_key", None)
+        if record.get("kind") == "webhook":
+            # Where an external system completes the step: a path holding the key, never the token.
+            view["callback_url"] = callback_path(self._api_prefix, key) if key else None
+            view["event_type"] = record.get("event_type")
         view["overdue"] = bool(record.get("escalated_at")) or (
             record["status"] == "pending" and bool(record.get("due_at")) and record["due_at"] <= iso(self._now()))
         return view
@@ -122,7 +138,7 @@ class TaskService:
         return self._finish(record, output, completed_by, comment)
 
     def _finish(self, record: dict[str, Any], output: dict[str, Any], completed_by: str,
-                comment: str | None) -> dict[str, Any]:
+                comment: str | None, *, received: dict[str, Any] | None = None) -> dict[str, Any]:
         now = iso(self._now())
         after = {**record, "status": "completed", "completed_at": now, "completed_by": completed_by,
                  "comment": comment, "output_data": output}
@@ -136,9 +152,24 @@ class TaskService:
         except TransitionRefused:
             self._require_pending(self.get(record["id"]))
             raise Conflict("the task changed while it was being completed; reload it") from None
-        self._deliver(after)
+        # Logged by the one winner, before the workflow resumes, so it precedes what the next step writes.
+        if received is not None:
+            self._record(after, "event.received", received)
+        self._record(after, "task.completed", {"completed_by": completed_by, "comment": comment,
+                                               "output": output})
+        try:
+            self._deliver(after)
+        except Gone:
+            self._record(after, "task.expired", {"reason": "the workflow no longer waits for this task"})
+            raise
         self._publisher.publish("task.completed", {"task": public(after)})
+        self._closed(after["instance_id"])
         return self._present(self.get(record["id"]))
+
+    def _closed(self, instance_id: str) -> None:
+        if self._on_closed is not None:
+            still_waiting = any(r["status"] == "pending" for r in self._store.for_instance(instance_id))
+            self._on_closed(instance_id, still_waiting)
 
     def _deliver(self, record: dict[str, Any]) -> None:
         """SendTaskSuccess with the resumed state, then clear the outbox mark (the sweep retries)."""
@@ -154,6 +185,61 @@ class TaskService:
                 raise Gone("the task expired before it was completed; its workflow no longer waits for it") from None
             return  # left marked: the sweep delivers it
         self._store.transition(record["id"], remove=("outbox_state",), after=record)
+
+    def _record(self, record: dict[str, Any], event_type: str, data: dict[str, Any]) -> None:
+        """An event in the task's instance log; best effort (a failed write is logged, the action stands)."""
+        instance_id = run_of_execution(record.get("execution_arn"))[0] or record.get("instance_id")
+        if self._events is None or not instance_id:
+            return
+        try:
+            self._events.append(instance_id, event_type,
+                                {"task_id": record["id"], "kind": record.get("kind"), **data},
+                                step=record.get("step_name"))
+        except Exception:  # noqa: BLE001 - see the docstring
+            events_log.exception("event not recorded", extra={"event_type": event_type})
+
+    # -- webhook steps ---------------------------------------------------------------------------
+    def pending_webhooks(self, instance_id: str) -> builtins.list[dict[str, Any]]:
+        """The instance's webhook tasks that wait now (stored records; for the services only)."""
+        return [r for r in self._store.for_instance(instance_id)
+                if r.get("kind") == "webhook" and r["status"] == "pending"]
+
+    def complete_webhook(self, record: dict[str, Any], output: dict[str, Any], completed_by: str,
+                         comment: str | None = None, *, received: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Completes a waiting webhook step with `output` as its output: exactly once, like any task.
+
+        `received` (the event that completed it) is logged as event.received by the winner only.
+        """
+        if record.get("kind") != "webhook":
+            raise Conflict("this task is not a webhook step")
+        if not isinstance(output, dict):
+            raise FieldErrors({"message": "the data must be an object", "issues": []})
+        self._require_pending(record)
+        return self._finish(record, output, completed_by, comment, received=received)
+
+    def by_callback_key(self, key: str) -> dict[str, Any]:
+        """The webhook task a callback key was given to (through the sparse by_callback_key index)."""
+        if not key or len(key) > 128:
+            raise NotFound("no such callback")
+        found, _ = self._store.query("by_callback_key", "callback_key", key, limit=1)
+        if not found:
+            raise NotFound("no such callback")
+        record = self._store.get(found[0]["id"])  # the index lags; the table has the truth
+        if record is None:
+            raise NotFound("no such callback")
+        if record.get("callback_key") != key:
+            raise Gone("this callback belonged to an earlier attempt of the step; it no longer waits")
+        return record
+
+    def complete_callback(self, key: str, output: Any, *, record: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST /callbacks/{key}: completes the webhook step the key was given to; the task's view."""
+        record = record if record is not None and record.get("callback_key") == key else self.by_callback_key(key)
+        return self.complete_webhook(record, output, CALLBACK_ACTOR, received={
+            "source": "callback", "event_type": record.get("event_type"), "data": output})
+
+    def require_pending(self, record: dict[str, Any]) -> None:
+        """Conflict when the task is done, Gone when it expired or was canceled."""
+        self._require_pending(record)
 
     def _require_pending(self, record: dict[str, Any]) -> None:
         status = record["status"]
@@ -290,6 +376,12 @@ class TaskService:
         except Exception as exc:  # noqa: BLE001 - a dead token means the workflow stopped waiting anyway
             if _error_code(exc) not in DEAD_TOKEN_ERRORS:
                 raise
+
+    def for_instance(self, instance_id: str) -> list[dict[str, Any]]:
+        return [self._present(r) for r in self._store.for_instance(instance_id)]
+
+    def purge(self, task_id: str) -> None:
+        self._store.delete(task_id)
 
     def cancel_for_instance(self, instance_id: str) -> int:
         """Cancels the instance's pending tasks (the instance was stopped)."""

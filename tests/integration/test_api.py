@@ -155,8 +155,11 @@ def test_list_instances_filters_and_pages(api):
         api.wait(instance_id)
     status, page = api.get("/instances?workflow_name=image_pipeline&limit=2")
     assert status == 200 and [i["id"] for i in page["items"]] == [ids[2], ids[1]]
+    status, rest = api.get(f"/instances?workflow_name=image_pipeline&limit=2&cursor={page['next_cursor']}")
+    assert [i["id"] for i in rest["items"]] == [ids[0]] and rest["next_cursor"] is None
     status, page = api.get("/instances?workflow_name=image_pipeline&limit=2&offset=2")
     assert [i["id"] for i in page["items"]] == [ids[0]]
+    assert api.get("/instances?cursor=garbage")[0] == 422
     status, page = api.get("/instances?status=completed&limit=100")
     assert {i["id"] for i in page["items"]} == {*ids, bad}
     assert api.get("/instances?status=failed")[1]["items"] == []

@@ -28,6 +28,7 @@ def test_expense_approval_over_the_threshold_goes_through_manager_and_finance(ap
     instance_id = start_expense(api, 2500)
     waiting = api.wait(instance_id, until=("waiting", "failed"))
     assert waiting["status"] == "waiting" and waiting["current_step"] == "manager_approval"
+    assert [i["id"] for i in api.get("/instances?status=waiting")[1]["items"]] == [instance_id]
 
     by_assignee = only_task(api, "assignee_id=bob")
     by_group = only_task(api, "assignee_group=managers")
@@ -66,6 +67,7 @@ def test_expense_approval_over_the_threshold_goes_through_manager_and_finance(ap
 
     done = api.wait(instance_id)
     assert done["status"] == "completed", done
+    assert api.get("/instances?status=waiting")[1]["items"] == []
     data = done["context_data"]
     assert data["approved"] is True and data["comments"] == "fine"
     assert data["finance_approved"] is True and data["finance_comments"] == "paid"

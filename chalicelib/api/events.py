@@ -1,0 +1,95 @@
+"""Routes for instance events: read the log (NDJSON or SSE), send an event, webhook callbacks.
+
+API Gateway buffers a response until it ends, so the log is read in requests: each returns what is
+there (after waiting up to `wait` seconds when nothing is), and the client asks again from its
+cursor. An EventSource does that by itself: it reconnects `retry` ms after a response ends, sending
+the last `id:` it saw as Last-Event-ID; a 204 tells it the instance has ended and it has everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Blueprint, Response
+from pydantic import Field
+
+from chalicelib.api.http import BadRequest, bool_param, handles_errors, int_param, json_response, query, read_body
+from chalicelib.core import event_stream as es
+from chalicelib.errors import InvalidInput
+from chalicelib.service.requests import _Body, parse_body
+
+
+class SendEvent(_Body):
+    step: str | None = Field(None, min_length=1, max_length=80)
+    event_type: str | None = Field(None, min_length=1, max_length=128)
+    data: dict[str, Any] = Field(default_factory=dict)
+    sent_by: str | None = Field(None, min_length=1, max_length=255)
+
+
+def _float_param(params: dict[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(f"'{name}' must be a number of seconds") from None
+    if not low <= value <= high:
+        raise BadRequest(f"'{name}' must be between {low:g} and {high:g}")
+    return value
+
+
+def create_blueprint(services: Callable[[], Any]) -> Blueprint:
+    bp = Blueprint(__name__)
+
+    @bp.route("/instances/{instance_id}/events", methods=["GET"])
+    @handles_errors
+    def read_events(instance_id: str) -> Any:
+        request = bp.current_request
+        params = query(request)
+        as_sse = bool_param(params, "sse", False)
+        # The query's cursor wins over the header an EventSource sends when it reconnects.
+        raw_cursor = params.get("after") or request.headers.get("last-event-id")
+        try:
+            after = es.parse_cursor(raw_cursor)
+        except es.BadCursor as exc:
+            raise BadRequest(str(exc)) from None
+        page = services().events.read(
+            instance_id, after=after, limit=int_param(params, "limit", es.DEFAULT_LIMIT, 1, es.MAX_LIMIT),
+            wait=_float_param(params, "wait", 0.0, 0.0, es.MAX_WAIT_SECONDS))
+        headers: dict[str, Any] = {"Cache-Control": "no-cache", "Stepflow-Instance-Status": str(page["status"]),
+                   "Stepflow-More": "true" if page["more"] else "false",
+                   "Stepflow-Ended": "true" if page["ended"] else "false"}
+        if page["cursor"]:
+            headers["Stepflow-Cursor"] = page["cursor"]
+        if as_sse:
+            if page["ended"] and not page["events"]:
+                return Response(body="", status_code=204, headers=headers)
+            return Response(body=es.sse(page["events"]), status_code=200,
+                            headers={"Content-Type": f"{es.SSE}; charset=utf-8", **headers})
+        return Response(body=es.ndjson(page["events"]), status_code=200,
+                        headers={"Content-Type": es.NDJSON, **headers})
+
+    @bp.route("/instances/{instance_id}/events", methods=["POST"])
+    @handles_errors
+    def send_event(instance_id: str) -> Any:
+        request = parse_body(SendEvent, read_body(bp.current_request))
+        result = services().events.send(instance_id, request.data, step=request.step,
+                                        event_type=request.event_type, sent_by=request.sent_by)
+        return json_response(result, 202)
+
+    @bp.route("/callbacks/{key}", methods=["POST"])
+    @handles_errors
+    def callback(key: str) -> Any:
+        raw = bp.current_request.raw_body or b""
+        data = read_body(bp.current_request) if raw.strip() else {}
+        if not isinstance(data, dict):
+            raise InvalidInput({"message": "a callback body is a JSON object (it becomes the step's output)",
+                                "issues": []})
+        task = services().events.callback(key, data)
+        # The caller holds a key to one step: it learns that the step is done, nothing more.
+        return json_response({"task_id": task["id"], "step_name": task["step_name"], "status": task["status"],
+                              "completed_at": task["completed_at"]})
+
+    return bp

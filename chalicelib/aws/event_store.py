@@ -1,0 +1,118 @@
+"""DynamoDB store of instance events (hash instance_id, range seq); see core/event_stream for the rules.
+
+The same partition keeps each run's per-step attempt counters under keys that sort below every seq
+(``!attempt#...``), so reading events never meets them and purging an instance removes them too.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.core.event_stream import FLOOR, SeqClock, at_of, bounded_data, make_seq, public_event
+
+COUNTER_PREFIX = "!attempt#"
+_PUT_TRIES = 3
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class EventStore:
+    def __init__(self, ddb: Any, table: str, *, now: Callable[[], datetime] = _utc_now,
+                 suffix: Callable[[], str] = lambda: secrets.token_hex(8)):
+        self._ddb = ddb
+        self._table = table
+        self._clock = SeqClock(now)
+        self._suffix = suffix
+
+    # -- writes ------------------------------------------------------------------------------
+    def append(self, instance_id: str, event_type: str, data: Any = None, *, step: str | None = None) -> dict[str, Any]:
+        """Writes one event under a fresh seq (stamped now, just before the write); returns it as readers see it."""
+        body = bounded_data(data)
+        for attempt in range(_PUT_TRIES):
+            seq = make_seq(self._clock.next(), self._suffix())
+            record = {"instance_id": instance_id, "seq": seq, "type": event_type, "at": at_of(seq), "step": step,
+                      "data": body}
+            try:
+                self._ddb.put_item(TableName=self._table, Item=_to_item(record),
+                                   ConditionExpression="attribute_not_exists(seq)")
+                return public_event(record)
+            except ClientError as exc:
+                # 64 random bits make a collision all but impossible; never overwrite one anyway.
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException" or attempt == _PUT_TRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def next_attempt(self, instance_id: str, run: str, step: str, kind: str = "machine") -> int:
+        """1 for a step's first attempt in this run (execution), 2 for its first retry, and so on.
+
+        Attempts of one step follow each other, so the counter is never raced (moto's non-atomic
+        updates are safe here; on DynamoDB an ADD is atomic anyway).
+        """
+        result = self._ddb.update_item(
+            TableName=self._table,
+            Key={"instance_id": {"S": instance_id}, "seq": {"S": f"{COUNTER_PREFIX}{run}#{step}#{kind}"}},
+            UpdateExpression="ADD attempts :one", ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW")
+        return int(result["Attributes"]["attempts"]["N"])
+
+    def purge(self, instance_id: str) -> int:
+        """Deletes every item of the instance (events and counters); returns how many."""
+        deleted = 0
+        for key in list(self._keys(instance_id)):
+            self._ddb.delete_item(TableName=self._table, Key=key)
+            deleted += 1
+        return deleted
+
+    # -- reads -------------------------------------------------------------------------------
+    def after(self, instance_id: str, after: str | None, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` events with a seq above `after` (or from the start), oldest first."""
+        page = self._ddb.query(
+            TableName=self._table, KeyConditionExpression="instance_id = :i AND seq > :a",
+            ExpressionAttributeValues={":i": {"S": instance_id}, ":a": {"S": after or FLOOR}},
+            ScanIndexForward=True, Limit=limit, ConsistentRead=True)
+        return [_from_item(item) for item in page["Items"]]
+
+    def last(self, instance_id: str) -> dict[str, Any] | None:
+        """The newest event, or None."""
+        page = self._ddb.query(
+            TableName=self._table, KeyConditionExpression="instance_id = :i AND seq > :a",
+            ExpressionAttributeValues={":i": {"S": instance_id}, ":a": {"S": FLOOR}},
+            ScanIndexForward=False, Limit=1, ConsistentRead=True)
+        return _from_item(page["Items"][0]) if page["Items"] else None
+
+    def _keys(self, instance_id: str):
+        kwargs: dict[str, Any] = {
+            "TableName": self._table, "KeyConditionExpression": "instance_id = :i",
+            "ExpressionAttributeValues": {":i": {"S": instance_id}}, "ProjectionExpression": "instance_id, seq",
+        }
+        while True:
+            page = self._ddb.query(**kwargs)
+            for item in page["Items"]:
+                yield {"instance_id": item["instance_id"], "seq": item["seq"]}
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _to_item(record: dict[str, Any]) -> dict[str, Any]:
+    item = {key: {"S": str(record[key])} for key in ("instance_id", "seq", "type", "at")}
+    if record.get("step"):
+        item["step"] = {"S": str(record["step"])}
+    item["data"] = {"S": json.dumps(record.get("data") or {}, separators=(",", ":"))}
+    return item
+
+
+def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+    record: dict[str, Any] = {key: item[key]["S"] for key in ("instance_id", "seq", "type", "at") if key in item}
+    if "step" in item:
+        record["step"] = item["step"]["S"]
+    record["data"] = json.loads(item["data"]["S"]) if "data" in item else {}
+    return record

@@ -1,0 +1,71 @@
+"""Delivers Step Functions execution status changes to the app locally, as EventBridge does on AWS.
+
+moto emits no status-change events, so the runtime watches executions and hands each change to
+the app's `@app.on_cw_event` handler for `Step Functions Execution Status Change`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from datetime import UTC, datetime
+from typing import Any
+
+from stepflow_local.runtime import LocalRuntime
+
+DETAIL_TYPE = "Step Functions Execution Status Change"
+
+
+def status_handlers(app: Any) -> list[Any]:
+    """The app's handlers subscribed to execution status changes."""
+    handlers = []
+    for source in getattr(app, "event_sources", []):
+        pattern = getattr(source, "event_pattern", None) or {}
+        if DETAIL_TYPE in (pattern.get("detail-type") or []):
+            module_name, attribute = source.handler_string.rsplit(".", 1)
+            handlers.append(getattr(importlib.import_module(module_name), attribute))
+    return handlers
+
+
+def status_event(execution: dict[str, Any], region: str) -> dict[str, Any]:
+    return {
+        "version": "0", "id": f"local-{execution['name']}-{execution['status']}", "detail-type": DETAIL_TYPE,
+        "source": "aws.states", "account": "123456789012", "time": datetime.now(UTC).isoformat(), "region": region,
+        "resources": [execution["executionArn"]],
+        "detail": {"executionArn": execution["executionArn"], "stateMachineArn": execution["stateMachineArn"],
+                   "name": execution["name"], "status": execution["status"]},
+    }
+
+
+class StatusWatcher:
+    """Remembers each execution's last delivered status and delivers every change once."""
+
+    def __init__(self, runtime: LocalRuntime, handlers: list[Any]):
+        self._runtime = runtime
+        self._handlers = handlers
+        self._seen: dict[str, str] = {}
+
+    def poll(self) -> int:
+        sfn = self._runtime.client("stepfunctions")
+        delivered = 0
+        for machine in sfn.list_state_machines().get("stateMachines", []):
+            pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=machine["stateMachineArn"])
+            for page in pages:
+                for execution in page["executions"]:
+                    arn, status = execution["executionArn"], execution["status"]
+                    if self._seen.get(arn) == status:
+                        continue
+                    self._seen[arn] = status
+                    event = status_event(execution, self._runtime.region)
+                    for handler in self._handlers:
+                        handler(event, None)
+                    delivered += 1
+        return delivered
+
+
+def deliver_status_changes(app: Any, runtime: LocalRuntime, every_seconds: float = 1.0) -> StatusWatcher | None:
+    handlers = status_handlers(app)
+    if not handlers:
+        return None
+    watcher = StatusWatcher(runtime, handlers)
+    runtime.every(every_seconds, watcher.poll, name="execution-status-changes")
+    return watcher

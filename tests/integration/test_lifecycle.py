@@ -1,0 +1,261 @@
+"""Instance lifecycle through the API: idempotent and deferred starts, sync runs, cancel, retry,
+resume, cleanup, listing filters, status events and completion webhooks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from chalicelib.config import LOCAL_WEBHOOK_SECRET
+from chalicelib.examples import bundled
+from stepflow_local.schedules import scheduled_event
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """Records every request; answers with the status set for its path (200 by default)."""
+
+    requests: list[dict] = []
+    status: dict[str, int] = {}
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        code = self.status.get(self.path.split("?")[0], 200)
+        self.send_response(code)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    do_GET = do_POST = _answer  # noqa: N815
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def receiver():
+    Receiver.requests, Receiver.status = [], {}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def register(api, data):
+    status, body = api.post("/definitions", data)
+    assert status in (200, 201), body
+
+
+def pipeline(api):
+    register(api, bundled()["image_pipeline"])
+
+
+def test_idempotent_start_returns_the_same_instance_and_refuses_a_different_body(api):
+    pipeline(api)
+    body = {"definition_name": "image_pipeline", "input_data": {"prompt": "cat"}}
+    headers = {"content-type": "application/json", "idempotency-key": "order-17"}
+    first = api.client.http.post("/workflows/instances", body=json.dumps(body), headers=headers)
+    again = api.client.http.post("/workflows/instances", body=json.dumps(body), headers=headers)
+    assert first.status_code == 201 and again.status_code == 200
+    assert json.loads(first.body)["id"] == json.loads(again.body)["id"]
+    other = api.client.http.post("/workflows/instances", headers=headers, body=json.dumps(
+        {**body, "input_data": {"prompt": "dog"}}))
+    assert other.status_code == 409
+    # correlation_id works as the key when no header is given
+    status, a = api.post("/instances", {**body, "correlation_id": "c-9"})
+    status2, b = api.post("/instances", {**body, "correlation_id": "c-9"})
+    assert (status, status2) == (201, 200) and a["id"] == b["id"]
+    assert len(api.get("/instances?workflow_name=image_pipeline")[1]["items"]) == 2
+
+
+def test_create_without_starting_then_start(api):
+    pipeline(api)
+    status, created = api.post("/instances", {"definition_name": "image_pipeline", "input_data": {"prompt": "x"},
+                                              "start": False})
+    assert status == 201 and created["status"] == "pending" and created["step_history"] == []
+    assert api.get("/instances?status=pending")[1]["items"][0]["id"] == created["id"]
+    status, started = api.post(f"/instances/{created['id']}/start")
+    assert status == 200 and started["status"] in ("running", "completed")
+    assert api.wait(created["id"])["status"] == "completed"
+    assert api.post(f"/instances/{created['id']}/start")[0] == 409
+
+
+def test_sync_run_returns_the_result_and_a_slow_one_returns_202(api):
+    pipeline(api)
+    status, body = api.post("/definitions/image_pipeline/run", {"input_data": {"prompt": "sun"}})
+    assert status == 200 and body["status"] == "completed"
+    assert body["result"]["refined"] == "s3://bucket/sun.png"
+    register(api, {"name": "slow", "steps": [{"id": "nap", "type": "timer", "seconds": 3000},
+                                             {"id": "done", "type": "machine", "task_type": "data.set",
+                                              "depends_on": ["nap"], "config": {"values": {"woke": True}}}]})
+    status, pending = api.post("/definitions/slow/run", {"wait_seconds": 0.3})
+    assert status == 202 and pending["status"] == "running"
+    assert api.get(f"/instances/{pending['id']}/result")[0] == 202
+    deadline = time.monotonic() + 60
+    while (result := api.get(f"/instances/{pending['id']}/result"))[0] == 202 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert result[0] == 200 and result[1]["result"]["woke"] is True  # 3000 s at the tests' 1/100 time scale
+    assert api.post("/definitions/missing/run", {})[0] == 404
+
+
+def test_cancel_ends_the_instance_and_cancels_its_pending_tasks(api):
+    register(api, bundled()["expense_approval"])
+    _, started = api.post("/instances", {"definition_name": "expense_approval",
+                                         "input_data": {"requester": "a", "manager": "m", "amount": 5}})
+    api.wait(started["id"], until=("waiting",))
+    status, canceled = api.post(f"/instances/{started['id']}/cancel?reason=duplicate%20request")
+    assert status == 200 and canceled["status"] == "canceled" and canceled["cancel_reason"] == "duplicate request"
+    [task] = api.get(f"/tasks?instance_id={started['id']}")[1]["items"]
+    assert task["status"] == "canceled"
+    assert api.post(f"/tasks/{task['id']}/complete", {"output_data": {"approved": True}, "completed_by": "m"})[0] == 410
+    assert api.post(f"/instances/{started['id']}/cancel")[0] == 409
+
+
+def failing_then_fixable(receiver):
+    return {"name": "flaky_chain", "steps": [
+        {"id": "count", "type": "machine", "task_type": "http.request", "config": {"url": f"{receiver}/count"}},
+        {"id": "call", "type": "machine", "task_type": "http.request", "depends_on": ["count"],
+         "config": {"url": f"{receiver}/fragile"}},
+        {"id": "finish", "type": "machine", "task_type": "data.set", "depends_on": ["call"],
+         "config": {"values": {"finished": True}}},
+    ]}
+
+
+def test_resume_continues_from_the_failed_step_without_rerunning_finished_ones(api, receiver):
+    register(api, failing_then_fixable(receiver))
+    Receiver.status["/fragile"] = 503
+    _, started = api.post("/instances", {"definition_name": "flaky_chain"})
+    failed = api.wait(started["id"])
+    assert failed["status"] == "failed" and failed["error"]["error"] == "HttpStatusError"
+    status, again = api.post(f"/instances/{started['id']}/resume")
+    assert status == 200, again
+    done = api.wait(started["id"])
+    assert done["status"] == "failed"  # still broken: resuming again fails the same way
+    Receiver.status["/fragile"] = 200  # the cause is fixed
+    status, resumed = api.post(f"/instances/{started['id']}/resume")
+    assert status == 200 and resumed["status"] in ("running", "completed")
+    done = api.wait(started["id"])
+    assert done["status"] == "completed", done
+    assert done["context_data"]["finished"] is True
+    assert [r["path"] for r in Receiver.requests].count("/count") == 1  # never run again
+    assert [r["kind"] for r in done["runs"]] == ["start", "resume", "resume"]
+    history = {s["step_name"]: s["status"] for s in done["step_history"]}
+    assert history == {"count": "succeeded", "call": "succeeded", "finish": "succeeded"}
+    assert api.post(f"/instances/{started['id']}/resume")[0] == 409
+
+
+def test_retry_starts_a_new_linked_run(api, receiver):
+    register(api, failing_then_fixable(receiver))
+    Receiver.status["/fragile"] = 500
+    _, started = api.post("/instances", {"definition_name": "flaky_chain", "tenant_id": "acme"})
+    assert api.wait(started["id"])["status"] == "failed"
+    Receiver.status["/fragile"] = 200
+    status, retry = api.post(f"/instances/{started['id']}/retry")
+    assert status == 201 and retry["id"] != started["id"] and retry["retry_of"] == started["id"]
+    assert api.wait(retry["id"])["status"] == "completed"
+    assert api.get(f"/instances/{started['id']}")[1]["retried_by"] == retry["id"]
+    assert api.get(f"/instances/{retry['id']}")[1]["tenant_id"] == "acme"
+    assert api.post(f"/instances/{retry['id']}/retry")[0] == 409
+
+
+def test_listing_filters_return_exactly_the_matching_instances_across_pages(api):
+    pipeline(api)
+    made = {}
+    for i in range(7):
+        _, body = api.post("/instances", {"definition_name": "image_pipeline", "input_data": {"prompt": str(i)},
+                                          "tenant_id": "t1" if i % 2 else "t2", "user_id": f"u{i % 3}",
+                                          "correlation_id": f"c{i}", "start": False})
+        made[body["id"]] = body
+    def all_pages(query):
+        ids, cursor = [], None
+        while True:
+            status, page = api.get(f"/instances?{query}&limit=2" + (f"&cursor={cursor}" if cursor else ""))
+            assert status == 200, page
+            ids += [i["id"] for i in page["items"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return ids
+    newest_first = sorted(made, key=lambda i: made[i]["created_at"], reverse=True)
+    assert all_pages("workflow_name=image_pipeline") == newest_first
+    assert all_pages("tenant_id=t1") == [i for i in newest_first if made[i]["tenant_id"] == "t1"]
+    assert all_pages("created_by=u0&tenant_id=t2") == [
+        i for i in newest_first if made[i]["created_by"] == "u0" and made[i]["tenant_id"] == "t2"]
+    assert all_pages("correlation_id=c3") == [i for i in made if made[i]["correlation_id"] == "c3"]
+    middle = made[newest_first[3]]["created_at"]
+    assert all_pages(f"started_before={middle}") == newest_first[3:]
+    assert all_pages(f"started_after={middle}") == newest_first[:4]
+    gone = newest_first[0]
+    assert api.post(f"/instances/{gone}/cancel")[0] == 200
+    assert api.client.http.delete(f"/workflows/instances/{gone}").status_code == 200
+    assert gone not in all_pages("workflow_name=image_pipeline")
+    assert gone in all_pages("workflow_name=image_pipeline&include_deleted=true")
+    assert api.client.http.delete(f"/workflows/instances/{gone}?purge=true").status_code == 200
+    assert api.get(f"/instances/{gone}")[0] == 404
+    assert api.get("/instances?started_after=yesterday")[0] == 400
+
+
+def test_status_change_events_keep_the_index_in_step(api, local_aws):
+    import app as app_module
+
+    pipeline(api)
+    _, started = api.post("/instances", {"definition_name": "image_pipeline", "input_data": {"prompt": "q"}})
+    execution_arn = app_module.services.instance_store.get(started["id"])["execution_arn"]
+    local_aws.wait_for_execution(execution_arn)
+    # No read of the instance since: the index still says running until the event arrives.
+    assert app_module.services.instance_store.get(started["id"])["status"] == "running"
+    event = {"source": "aws.states", "detail-type": "Step Functions Execution Status Change", "account": "1",
+             "region": "us-east-1", "time": "2026-01-01T00:00:00Z", "id": "e", "version": "0", "resources": [],
+             "detail": {"executionArn": execution_arn, "name": started["id"], "status": "SUCCEEDED"}}
+    assert app_module.execution_events(event, None) == "completed"
+    assert api.get("/instances?status=completed")[1]["items"][0]["id"] == started["id"]
+
+
+def test_completion_webhook_is_signed_and_a_failing_receiver_is_retried(api, receiver):
+    import app as app_module
+
+    pipeline(api)
+    Receiver.status["/hook"] = 500
+    notifier = app_module.services.notifier
+    saved, notifier.backoff = notifier.backoff, (0, 0, 0)  # retry at the next sweep, not in 10 s
+    try:
+        _, started = api.post("/instances", {"definition_name": "image_pipeline", "input_data": {"prompt": "w"},
+                                             "webhook_url": f"{receiver}/hook"})
+        assert api.wait(started["id"])["status"] == "completed"
+        first = api.get(f"/instances/{started['id']}")[1]["notifications"]
+        assert [(n["attempt"], n["ok"], n["status_code"]) for n in first] == [(1, False, 500)]
+        Receiver.status["/hook"] = 200
+        app_module.overdue_sweep(scheduled_event("overdue_sweep", "us-east-1"), None)
+    finally:
+        notifier.backoff = saved
+    attempts = api.get(f"/instances/{started['id']}")[1]["notifications"]
+    assert [(n["attempt"], n["ok"]) for n in attempts] == [(1, False), (2, True)]
+    delivered = [r for r in Receiver.requests if r["path"] == "/hook"]
+    assert len(delivered) == 2
+    last = delivered[-1]
+    body, stamp = last["body"], last["headers"]["X-Stepflow-Timestamp"]
+    expected = hmac.new(LOCAL_WEBHOOK_SECRET.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    assert last["headers"]["X-Stepflow-Signature"] == f"v1={expected}"
+    summary = json.loads(body)
+    assert summary["id"] == started["id"] and summary["status"] == "completed"
+    assert summary["result"]["refined"] == "s3://bucket/w.png"
+
+
+def test_the_local_runtime_delivers_status_changes_to_the_app(api, local_aws):
+    import app as app_module
+    from stepflow_local.status_events import StatusWatcher, status_handlers
+
+    pipeline(api)
+    _, started = api.post("/instances", {"definition_name": "image_pipeline", "input_data": {"prompt": "z"}})
+    record = app_module.services.instance_store.get(started["id"])
+    local_aws.wait_for_execution(record["execution_arn"])
+    watcher = StatusWatcher(local_aws, status_handlers(app_module.app))
+    assert watcher.poll() >= 1
+    assert app_module.services.instance_store.get(started["id"])["status"] == "completed"
+    assert watcher.poll() == 0  # each change is delivered once
