@@ -73,6 +73,14 @@ class StateMachines:
             if not token:
                 return events
 
+    def redrive(self, execution_arn: str) -> None:
+        """Restarts a failed execution from its failed state (AWS only; within 14 days of the failure)."""
+        try:
+            self._sfn.redrive_execution(executionArn=execution_arn)
+        except (ClientError, NotImplementedError) as exc:
+            # Not redrivable (too old, a Map run, limits), or an emulator without the call.
+            raise RedriveUnavailable(str(exc)) from exc
+
     def stop(self, execution_arn: str, error: str, cause: str) -> None:
         try:
             self._sfn.stop_execution(executionArn=execution_arn, error=error, cause=cause[:32768])
@@ -84,6 +92,10 @@ class StateMachines:
 
     def send_failure(self, token: str, error: str, cause: str) -> None:
         self._sfn.send_task_failure(taskToken=token, error=error, cause=cause)
+
+
+class RedriveUnavailable(Exception):
+    """Step Functions cannot redrive this execution; the caller continues it another way."""
 
 
 def _code(exc: ClientError) -> str:

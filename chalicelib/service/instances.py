@@ -15,6 +15,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from chalicelib.aws.instance_store import TransitionRefused
+from chalicelib.aws.state_machines import RedriveUnavailable
 from chalicelib.core.history import STATUS_BY_EXECUTION, StepRecord, summarise
 from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.model import Definition
@@ -167,7 +168,9 @@ class InstanceService:
         # with every step in it rather than a "completed" whose last step is missing.
         execution = self._machines.describe(record["execution_arn"])
         runs = record.get("runs") or [{"execution_arn": record["execution_arn"]}]
-        summaries = [summarise(self._machines.history(run["execution_arn"]), kinds) for run in runs]
+        # A redrive continues the same execution: read each execution's history once.
+        arns = list(dict.fromkeys(run["execution_arn"] for run in runs))
+        summaries = [summarise(self._machines.history(arn), kinds) for arn in arns]
         summary = summaries[-1]
         # A resumed run skips the steps an earlier run finished: show their earlier records.
         for earlier in reversed(summaries[:-1]):
@@ -307,8 +310,22 @@ class InstanceService:
         except TransitionRefused:
             raise Conflict("the instance changed meanwhile") from None
         runs = record.get("runs") or [{"execution_arn": record["execution_arn"]}]
-        # A new execution of the current state machine whose input carries the finished steps'
-        # outputs; the step runner and task registrar pass a step through when its output is there.
+        if definition["revision"] == record["revision"]:
+            # Unchanged definition: Step Functions' own redrive restarts at the failed state.
+            try:
+                self._machines.redrive(record["execution_arn"])
+            except RedriveUnavailable:
+                pass
+            else:
+                runs = [*runs, {"execution_arn": record["execution_arn"], "kind": "redrive",
+                                "started_at": iso(self._now())}]
+                self._store.update(instance_id, {"runs": runs})
+                self._publish("instance.started", {"id": instance_id, "workflow": record["definition_name"],
+                                                   "run": "redrive"})
+                return self.get(instance_id)
+        # Otherwise (a new revision, or no redrive): a new execution of the current state machine whose
+        # input carries the finished steps' outputs; the step runner and task registrar pass a step
+        # straight through when its output is there.
         self._launch({**record, "runs": runs, "revision": definition["revision"], "version": definition["version"]},
                      definition["state_machine_arn"], steps=dict(summary.outputs), run=len(runs), kind="resume")
         return self.get(instance_id)
