@@ -137,13 +137,14 @@ class _Emitter:
         if isinstance(plan, Par):
             return self.emit_parallel(plan, states, next_name, valid)
         step = self.steps[plan.node]
-        needs_data = isinstance(step, GatewayStep) or (isinstance(step, TimerStep) and step.until is not None)
-        if isinstance(step, GatewayStep):
+        kind = step.type
+        if kind == "machine":  # by far the most common: checked first
+            return self.emit_machine(step, states, next_name)
+        needs_data = kind == "gateway" or (kind == "timer" and step.until is not None)
+        if kind == "gateway":
             name = self.emit_gateway(step, states, next_name)
-        elif isinstance(step, TimerStep):
+        elif kind == "timer":
             name = self.emit_timer(step, states, next_name)
-        elif isinstance(step, MachineStep):
-            name = self.emit_machine(step, states, next_name)
         else:
             name = self.emit_callback(step, states, next_name)
         if needs_data and not valid:
@@ -184,7 +185,7 @@ class _Emitter:
         }
         if timeout:
             state["TimeoutSeconds"] = timeout
-        state["Retry"] = [_service_retry(), extra_retry] if extra_retry else [_service_retry()]
+        state["Retry"] = [SERVICE_RETRY, extra_retry] if extra_retry else [SERVICE_RETRY]
         return self._continue(state, next_name, payload=True)
 
     def emit_machine(self, step: MachineStep, states: dict[str, Any], next_name: str | None) -> str:
@@ -218,7 +219,7 @@ class _Emitter:
             "Type": "Task",
             "Resource": LAMBDA_CALLBACK,
             "Parameters": {"FunctionName": self.options.task_registrar, "Payload": payload},
-            "Retry": [_service_retry()],
+            "Retry": [SERVICE_RETRY],
         }
         if step.timeout_seconds:
             state["TimeoutSeconds"] = step.timeout_seconds
@@ -319,6 +320,10 @@ def _reading_order(states: dict[str, Any]) -> dict[str, Any]:
 
 def _service_retry() -> dict[str, Any]:
     return {"ErrorEquals": list(LAMBDA_SERVICE_ERRORS), "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0}
+
+
+# One shared, never-mutated retrier: the output is data to serialise, so sharing it is safe and cheap.
+SERVICE_RETRY = _service_retry()
 
 
 def _insert_before(state: dict[str, Any], before: str, key: str, value: Any) -> dict[str, Any]:
