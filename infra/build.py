@@ -218,29 +218,7 @@ def log_group_id(function: AppFunction) -> str:
 
 def create_table_request(table: Any, physical_name: str) -> dict[str, Any]:
     """CreateTable arguments for a resources.Table: the local runtime's, when resources provides them."""
-    own = getattr(table, "create_table_request", None)
-    if callable(own):
-        return dict(own(physical_name))
-    key_schema = [{"AttributeName": table.hash_key, "KeyType": "HASH"}]
-    if table.range_key:
-        key_schema.append({"AttributeName": table.range_key, "KeyType": "RANGE"})
-    request: dict[str, Any] = {
-        "TableName": physical_name,
-        "KeySchema": key_schema,
-        "AttributeDefinitions": [{"AttributeName": name, "AttributeType": "S"} for name in table.key_attributes()],
-        "BillingMode": "PAY_PER_REQUEST",
-    }
-    if table.indexes:
-        request["GlobalSecondaryIndexes"] = [
-            {
-                "IndexName": index.name,
-                "KeySchema": [{"AttributeName": index.hash_key, "KeyType": "HASH"}]
-                + ([{"AttributeName": index.range_key, "KeyType": "RANGE"}] if index.range_key else []),
-                "Projection": {"ProjectionType": "ALL"},
-            }
-            for index in table.indexes
-        ]
-    return request
+    return dict(table.create_table_request(physical_name))
 
 
 def table_resource(table: Any, stage: Stage) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.aws.conditional_update import conditional_update
 from chalicelib.aws.items import from_item, to_item
 from chalicelib.errors import Conflict
 
@@ -13,10 +14,6 @@ PARTITION = "instance"
 # Listing filters that have an index of their own, most selective first.
 INDEXED_FILTERS = (("correlation_id", "by_correlation"), ("created_by", "by_creator"), ("tenant_id", "by_tenant"),
                    ("definition_name", "by_workflow"), ("status", "by_status"))
-
-
-class TransitionRefused(Exception):
-    pass
 
 
 class InstanceStore:
@@ -43,39 +40,8 @@ class InstanceStore:
     def update(self, instance_id: str, changes: dict[str, Any], *, expect: dict[str, Any] | None = None,
                expect_not: dict[str, list[Any]] | None = None) -> None:
         """Sets (None removes) attributes; `expect` must equal and `expect_not` values must not match."""
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {}
-        sets, removes = [], []
-        for i, (key, value) in enumerate(changes.items()):
-            names[f"#k{i}"] = key
-            if value is None:
-                removes.append(f"#k{i}")
-            else:
-                values[f":v{i}"] = to_item({key: value})[key]
-                sets.append(f"#k{i} = :v{i}")
-        conditions = ["attribute_exists(id)"]
-        for i, (key, value) in enumerate((expect or {}).items()):
-            names[f"#e{i}"] = key
-            values[f":e{i}"] = to_item({key: value})[key]
-            conditions.append(f"#e{i} = :e{i}")
-        for i, (key, banned) in enumerate((expect_not or {}).items()):
-            names[f"#n{i}"] = key
-            for j, value in enumerate(banned):
-                values[f":n{i}_{j}"] = to_item({key: value})[key]
-                conditions.append(f"#n{i} <> :n{i}_{j}")
-        expression = " ".join(p for p in (("SET " + ", ".join(sets)) if sets else "",
-                                          ("REMOVE " + ", ".join(removes)) if removes else "") if p)
-        kwargs: dict[str, Any] = {"TableName": self._table, "Key": {"id": {"S": instance_id}},
-                                  "UpdateExpression": expression, "ExpressionAttributeNames": names,
-                                  "ConditionExpression": " AND ".join(conditions)}
-        if values:
-            kwargs["ExpressionAttributeValues"] = values
-        try:
-            self._ddb.update_item(**kwargs)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise TransitionRefused(instance_id) from exc
-            raise
+        conditional_update(self._ddb, self._table, {"id": {"S": instance_id}}, set_=changes, expect=expect,
+                           expect_not=expect_not)
 
     def delete(self, instance_id: str) -> None:
         self._ddb.delete_item(TableName=self._table, Key={"id": {"S": instance_id}})

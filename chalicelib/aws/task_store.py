@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from chalicelib.aws.conditional_update import conditional_update
 from chalicelib.aws.items import from_item, to_item
 from chalicelib.core.tasks import OPEN, index_keys
 
@@ -17,10 +16,6 @@ from chalicelib.core.tasks import OPEN, index_keys
 SECRET_ATTRIBUTES = frozenset({"token", "snapshot"})
 INTERNAL_ATTRIBUTES = frozenset({"created_key", "assignee_status", "group_status", "due_state", "reminder_state",
                                  "overdue_state", "outbox_state"})
-
-
-class TransitionRefused(Exception):
-    """The task was not in the state the write required (someone else got there first)."""
 
 
 class TaskStore:
@@ -44,47 +39,11 @@ class TaskStore:
 
         `after` is the record as it will be, so the derived index keys are kept in step.
         """
-        changes = {**(set_ or {}), **{k: v for k, v in index_keys(after).items() if v is not None}}
-        dropped = [k for k, v in index_keys(after).items() if v is None]
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {}
-        sets, removes, conditions = [], [], ["attribute_exists(id)"]
-        for i, (key, value) in enumerate(changes.items()):
-            names[f"#s{i}"] = key
-            if value is None:
-                removes.append(f"#s{i}")
-            else:
-                values[f":s{i}"] = to_item({key: value})[key]
-                sets.append(f"#s{i} = :s{i}")
-        for i, key in enumerate((*remove, *dropped)):
-            names[f"#r{i}"] = key
-            removes.append(f"#r{i}")
-        for i, (key, value) in enumerate((expect or {}).items()):
-            names[f"#e{i}"] = key
-            values[f":e{i}"] = to_item({key: value})[key]
-            conditions.append(f"#e{i} = :e{i}")
-        for i, key in enumerate(require):
-            names[f"#q{i}"] = key
-            conditions.append(f"attribute_exists(#q{i})")
-        for i, key in enumerate(absent):
-            names[f"#a{i}"] = key
-            conditions.append(f"attribute_not_exists(#a{i})")
-        expression = " ".join(
-            part for part in (("SET " + ", ".join(sets)) if sets else "", ("REMOVE " + ", ".join(removes)) if removes else "")
-            if part
-        )
-        kwargs: dict[str, Any] = {
-            "TableName": self._table, "Key": {"id": {"S": task_id}}, "UpdateExpression": expression,
-            "ConditionExpression": " AND ".join(conditions), "ExpressionAttributeNames": names,
-        }
-        if values:
-            kwargs["ExpressionAttributeValues"] = values
-        try:
-            self._ddb.update_item(**kwargs)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise TransitionRefused(task_id) from exc
-            raise
+        keys = index_keys(after)
+        changes = {**(set_ or {}), **{k: v for k, v in keys.items() if v is not None}}
+        dropped = tuple(k for k, v in keys.items() if v is None)
+        conditional_update(self._ddb, self._table, {"id": {"S": task_id}}, set_=changes, remove=(*remove, *dropped),
+                           expect=expect, require=require, absent=absent)
 
     def delete(self, task_id: str) -> None:
         self._ddb.delete_item(TableName=self._table, Key={"id": {"S": task_id}})

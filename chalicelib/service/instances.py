@@ -14,7 +14,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from chalicelib.aws.instance_store import TransitionRefused
+from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.aws.state_machines import RedriveUnavailable
 from chalicelib.core.history import STATUS_BY_EXECUTION, StepRecord, summarise
 from chalicelib.core.instance_data import merge_instance_data

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.aws.instance_store import TransitionRefused
+from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.core.times import iso
 from chalicelib.outbound import dumps
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
-from chalicelib.aws.instance_store import TransitionRefused
+from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.aws.state_machines import RedriveUnavailable
 from chalicelib.core.model import Definition
 from chalicelib.service.instances import InstanceService
