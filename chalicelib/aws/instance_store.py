@@ -6,7 +6,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws.conditional_update import conditional_update
+from chalicelib.aws.conditional_update import TransitionRefused, conditional_update  # noqa: F401 - re-exported
 from chalicelib.aws.items import from_item, to_item
 from chalicelib.errors import Conflict
 

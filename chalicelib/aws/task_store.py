@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.aws.conditional_update import conditional_update
+from chalicelib.aws.conditional_update import TransitionRefused, conditional_update  # noqa: F401 - re-exported
 from chalicelib.aws.items import from_item, to_item
 from chalicelib.core.tasks import OPEN, index_keys
 
