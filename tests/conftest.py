@@ -47,6 +47,18 @@ class Api:
             time.sleep(0.1)  # not faster: a tight poll starves moto's interpreter threads
 
 
+    def one_task(self, query: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The one task a /tasks query finds; a step shows as waiting a moment before its task is stored."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status, page = self.get(f"/tasks?{query}")
+            assert status == 200, page
+            if page["items"] or time.monotonic() > deadline:
+                assert len(page["items"]) == 1, page
+                return page["items"][0]
+            time.sleep(0.1)
+
+
 def _body(response: Any) -> Any:
     try:
         return json.loads(response.body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from chalicelib.examples import bundled
 
@@ -18,10 +19,7 @@ def start_expense(api, amount, manager="bob"):
 
 
 def only_task(api, query):
-    status, page = api.get(f"/tasks?{query}")
-    assert status == 200, page
-    assert len(page["items"]) == 1, page
-    return page["items"][0]
+    return api.one_task(query)
 
 
 def test_expense_approval_over_the_threshold_goes_through_manager_and_finance(api):
@@ -142,8 +140,6 @@ def test_metrics_count_pending_per_group(api):
         if metrics["pending_total"] == 2:
             deadline_ok = True
             break
-        import time
-
         time.sleep(0.1)
     assert deadline_ok, metrics
     assert metrics["pending_by_group"] == {"managers": 2}

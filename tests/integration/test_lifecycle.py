@@ -110,6 +110,7 @@ def test_cancel_ends_the_instance_and_cancels_its_pending_tasks(api):
     _, started = api.post("/instances", {"definition_name": "expense_approval",
                                          "input_data": {"requester": "a", "manager": "m", "amount": 5}})
     api.wait(started["id"], until=("waiting",))
+    api.one_task(f"instance_id={started['id']}")  # the manager's task is open
     status, canceled = api.post(f"/instances/{started['id']}/cancel?reason=duplicate%20request")
     assert status == 200 and canceled["status"] == "canceled" and canceled["cancel_reason"] == "duplicate request"
     [task] = api.get(f"/tasks?instance_id={started['id']}")[1]["items"]
