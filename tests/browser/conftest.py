@@ -10,10 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.browser.support import HOSTILE, call
+from tests.local_service import LocalService
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = Path(__file__).with_name("scenarios.mjs")
@@ -39,12 +37,6 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
                 item.add_marker(skip)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def browser_ready() -> None:
     if not Path(CHROMIUM).exists():
@@ -56,30 +48,13 @@ def browser_ready() -> None:
 @pytest.fixture(scope="session")
 def ui_service(tmp_path_factory: Any, browser_ready: None) -> Iterator[str]:
     """`python -m stepflow_local.server` on a free port, time at x0.01; yields its base URL."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("ui-service") / "service.log"
-    env = {**os.environ, "PORT": str(port), "STEPFLOW_LOCAL_TIME_SCALE": "0.01", "POWERTOOLS_METRICS_DISABLED": "true"}
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "stepflow_local.server"], cwd=ROOT, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if call("GET", f"{base}/health")[0] == 200:
-                break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("the local service did not start:\n" + log.read_text()[-3000:])
-        time.sleep(0.25)
-    yield base
-    process.terminate()
+    service = LocalService(tmp_path_factory.mktemp("ui-service") / "service.log")
     try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        service.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield service.base
+    service.stop()
 
 
 @pytest.fixture(scope="session")

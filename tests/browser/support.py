@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
-from typing import Any
+from tests import local_service
 
 # Titles and conditions that would break a naively written Mermaid diagram or inject markup.
 HOSTILE = {
@@ -29,11 +26,4 @@ HOSTILE = {
 }
 
 
-def call(method: str, url: str, body: object = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+call = local_service.call  # one JSON client for every test that talks to a running service

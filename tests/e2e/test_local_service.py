@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.local_service import LocalService, call
+
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -59,37 +47,13 @@ def receiver():
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("service") / "service.log"
-    env = {**os.environ, "PORT": str(port), "STEPFLOW_LOCAL_TIME_SCALE": "0.01", "POWERTOOLS_METRICS_DISABLED": "true"}
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "stepflow_local.server"], cwd=ROOT, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if call("GET", f"{base}/health")[0] == 200:
-                break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("the local service did not start:\n" + log.read_text()[-3000:])
-        time.sleep(0.25)
-    yield base, process, log
-    if process.poll() is None:
-        process.kill()
-
-
-def call(method: str, url: str, body: object = None) -> tuple[int, object]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    started = LocalService(tmp_path_factory.mktemp("service") / "service.log")
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+        started.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield started.base, started.process, started.log
+    started.stop()
 
 
 def wait_until_done(base: str, instance_id: str, timeout: float = 60) -> dict:
