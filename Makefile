@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test lint statemachines bench clean
+.PHONY: run test lint statemachines bench clean token
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,13 @@ node_modules/.installed: package.json package-lock.json
 ## run: serve the API on http://127.0.0.1:$(PORT) over the embedded AWS emulation
 run: $(VENV)/.installed
 	PORT=$(PORT) $(PY) -m stepflow_local.server
+
+## token: a development JWT signed with the local secret: make token ROLE=editor TENANT=acme USER=alice [GROUPS=a,b]
+ROLE ?= viewer
+TENANT ?= default
+GROUPS ?=
+token: $(VENV)/.installed
+	@$(PY) -m chalicelib.tools.mint_token --role $(ROLE) --tenant $(TENANT) --user $(or $(USER),dev) --groups "$(GROUPS)"
 
 ## test: lint, package and cfn-lint the AWS template, then the whole suite (unit, integration, end to end, browser)
 test: $(VENV)/.installed node_modules/.installed browser-deps

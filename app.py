@@ -6,7 +6,8 @@ from typing import Any
 
 from chalice import Chalice, Rate
 
-from chalicelib.api import definitions, events, graphs, instances, plugins, tasks, ui
+from chalicelib.api import definitions, events, graphs, instances, openapi, plugins, tasks, ui
+from chalicelib.api.auth import make_middleware
 from chalicelib.api.http import json_response
 from chalicelib.observability import http_middleware, logger, step_finished
 from chalicelib.wiring import Services
@@ -23,7 +24,10 @@ _prefix = services.settings.api_prefix.rstrip("/")
 for module in (definitions, instances, plugins, tasks, graphs, events):
     app.register_blueprint(module.create_blueprint(_services), url_prefix=_prefix or None)
 app.register_blueprint(ui.create_blueprint(_services))  # the web UI at /ui, outside the API prefix
+app.register_blueprint(openapi.create_blueprint(_services, lambda: app))  # /openapi.json and /docs, public
 app.register_middleware(http_middleware, "http")
+# Authentication and the route guards (chalicelib/api/auth.py): inside the request log, so 401/403 are logged.
+app.register_middleware(make_middleware(_services), "http")
 
 
 @app.route("/health", methods=["GET"])

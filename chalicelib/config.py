@@ -9,6 +9,19 @@ from dataclasses import dataclass, field
 from chalicelib.resources import DEFINITIONS, EVENTS, INSTANCES, STEP_RUNNER, TASK_REGISTRAR, TASKS
 
 LOCAL_WEBHOOK_SECRET = "stepflow-local-webhook-secret"
+# The development signing secret of the local stage (make token signs with it). Never used elsewhere.
+LOCAL_JWT_SECRET = "stepflow-local-jwt-secret-change-me-0123456789"
+AUTH_MODES = ("off", "hs256", "jwks")
+
+
+class SettingsError(ValueError):
+    """The environment asks for something a stage does not allow (e.g. auth off on a deployed stage)."""
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,19 @@ class Settings:
     event_settle_seconds: float = 1.0
     webhook_secret: str | None = None
     tenant_webhook_secrets: dict[str, str] = field(default_factory=dict)
+    # Authentication (docs/security.md): off only on the local stage.
+    auth_mode: str = "off"
+    jwt_secret: str | None = None
+    jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    # Egress of http.request steps and completion webhooks: private ranges only where allowed.
+    egress_allow_private: bool = True
+    openapi_include_workflows: bool = True
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth_mode != "off"
 
     def webhook_secret_for(self, tenant_id: str | None) -> bytes | None:
         """The tenant's own signing secret, else the deployment's; None when neither is set."""
@@ -40,6 +66,12 @@ class Settings:
         env = dict(os.environ if env is None else env)
         stage = env.get("STEPFLOW_STAGE", "local")
         prefix = env.get("STEPFLOW_RESOURCE_PREFIX", f"stepflow-{stage}-")
+        local = stage == "local"
+        auth_mode = (env.get("STEPFLOW_AUTH") or ("off" if local else "jwks")).strip().lower()
+        if auth_mode not in AUTH_MODES:
+            raise SettingsError(f"STEPFLOW_AUTH must be one of {', '.join(AUTH_MODES)}, not '{auth_mode}'")
+        if auth_mode == "off" and not local:
+            raise SettingsError(f"stage '{stage}' is deployed: authentication cannot be off (STEPFLOW_AUTH)")
         return cls(
             stage=stage,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
@@ -58,4 +90,11 @@ class Settings:
             # The local stage signs with a fixed, documented development secret unless one is given.
             webhook_secret=env.get("STEPFLOW_WEBHOOK_SECRET") or (LOCAL_WEBHOOK_SECRET if stage == "local" else None),
             tenant_webhook_secrets=json.loads(env.get("STEPFLOW_TENANT_WEBHOOK_SECRETS") or "{}"),
+            auth_mode=auth_mode,
+            jwt_secret=env.get("STEPFLOW_JWT_SECRET") or (LOCAL_JWT_SECRET if local else None),
+            jwks_url=env.get("STEPFLOW_JWKS_URL") or None,
+            jwt_issuer=env.get("STEPFLOW_JWT_ISSUER") or None,
+            jwt_audience=env.get("STEPFLOW_JWT_AUDIENCE") or None,
+            egress_allow_private=_flag(env.get("STEPFLOW_EGRESS_ALLOW_PRIVATE"), local),
+            openapi_include_workflows=_flag(env.get("STEPFLOW_OPENAPI_INCLUDE_WORKFLOWS"), True),
         )

@@ -31,5 +31,9 @@ class FieldErrors(InvalidInput):
     """A submitted form does not match its schema; the detail lists each field's problem."""
 
 
+class Forbidden(StepflowError):
+    """The caller is known and may see the thing, but may not do this to it."""
+
+
 class Gone(StepflowError):
     """The thing exists but can no longer be acted on (an expired or canceled task)."""

@@ -7,14 +7,23 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from chalicelib import egress
+
 MAX_ANSWER_BYTES = 64 * 1024
 
 
-def post_json(url: str, body: bytes, headers: dict[str, str], timeout: float = 5.0) -> int:
-    """The receiver's status code; raises OSError for a connection failure or a timeout."""
+def post_json(url: str, body: bytes, headers: dict[str, str], timeout: float = 5.0, *,
+              allow_private: bool = True) -> int:
+    """The receiver's status code; raises OSError for a connection failure, a timeout, or an address the
+    egress policy refuses (chalicelib/egress.py: never link-local/metadata; private ranges per stage)."""
     request = urllib.request.Request(url, data=body, method="POST",
                                      headers={"Content-Type": "application/json", **headers})
-    opener = urllib.request.build_opener(urllib.request.HTTPHandler, urllib.request.HTTPSHandler)
+    egress.check_url(url, allow_private=allow_private)
+    opener = urllib.request.OpenerDirector()
+    for handler in (urllib.request.ProxyHandler({}), urllib.request.UnknownHandler(),
+                    egress.GuardedHTTPHandler(allow_private), egress.GuardedHTTPSHandler(allow_private),
+                    urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPErrorProcessor()):
+        opener.add_handler(handler)  # no redirects followed: a webhook's answer is its status
     try:
         with opener.open(request, timeout=timeout) as answer:
             answer.read(MAX_ANSWER_BYTES)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from functools import cached_property
 
-from chalicelib import custom_tasks
+from chalicelib import custom_tasks, egress
+from chalicelib.auth import Authenticator
 from chalicelib.aws.clients import client
 from chalicelib.aws.definition_store import DefinitionStore
 from chalicelib.aws.event_store import EventStore
@@ -45,8 +47,13 @@ class Services:
         return self._settings or Settings.from_env()
 
     @cached_property
+    def auth(self) -> Authenticator:
+        s = self.settings
+        return Authenticator(s.auth_mode, s.jwt_secret, s.jwks_url, s.jwt_issuer, s.jwt_audience)
+
+    @cached_property
     def registry(self) -> TaskRegistry:
-        registry = default_registry()
+        registry = default_registry(http_client=egress.http_client(self.settings.egress_allow_private))
         custom_tasks.register(registry)
         return registry
 
@@ -79,7 +86,8 @@ class Services:
 
     @cached_property
     def notifier(self) -> Notifier:
-        return Notifier(self.instance_store, post_json, self.settings.webhook_secret_for, now_utc)
+        post = functools.partial(post_json, allow_private=self.settings.egress_allow_private)
+        return Notifier(self.instance_store, post, self.settings.webhook_secret_for, now_utc)
 
     @cached_property
     def instances(self) -> InstanceService:
@@ -99,7 +107,8 @@ class Services:
     def task_registrar(self) -> TaskRegistrar:
         return TaskRegistrar(self.loader, self.task_store, now_utc, self.machines.send_success,
                              events=self.event_store, api_prefix=self.settings.api_prefix,
-                             on_waiting=lambda instance_id: self.instances.waiting_changed(instance_id, True))
+                             on_waiting=lambda instance_id: self.instances.waiting_changed(instance_id, True),
+                             tenant_of=lambda instance_id: (self.instance_store.get(instance_id) or {}).get("tenant_id"))
 
     @cached_property
     def publisher(self) -> EventPublisher:

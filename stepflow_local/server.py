@@ -62,6 +62,17 @@ def banner(url: str, api_prefix: str, scale: float = 1.0) -> str:
     ])
 
 
+def auth_banner(services: Any) -> str:
+    """One line saying whether requests are authenticated; a warning is logged when they are not."""
+    settings = getattr(services, "settings", None)
+    mode = getattr(settings, "auth_mode", "off")
+    if mode == "off":
+        LOG.warning("AUTHENTICATION IS OFF: every request acts as an admin with no tenant (local stage only)")
+        return ("WARNING: AUTHENTICATION IS OFF - every request acts as an admin of no tenant. "
+                "Turn it on with STEPFLOW_AUTH=hs256 STEPFLOW_JWT_SECRET=... make run; make token ROLE=editor.")
+    return f"Authentication: {mode} bearer tokens required (make token ROLE=editor TENANT=acme USER=alice)."
+
+
 def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[[LocalRuntime], Any] | None = None,
           *, app_module: str = "app", runtime: LocalRuntime | None = None,
           ready: Callable[[str], Any] | None = None, stop_event: threading.Event | None = None) -> int:
@@ -111,6 +122,7 @@ def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[
             thread.start()
             try:
                 print(banner(url, runtime.settings().api_prefix, time_scale()), flush=True)
+                print(auth_banner(getattr(module, "services", None)), flush=True)
                 if ready is not None:
                     ready(url)
                 while not stop_event.wait(0.5):  # a timed wait keeps the main thread responsive to signals

@@ -7,6 +7,7 @@ from typing import Any
 
 from chalice import Blueprint
 
+from chalicelib.api.auth import may_register, principal, require_definition, visible
 from chalicelib.api.http import BODY_TYPES, handles_errors, json_response, query, read_body
 from chalicelib.service.definitions import summary
 
@@ -17,13 +18,17 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @bp.route("/definitions", methods=["GET"])
     @handles_errors
     def list_definitions() -> Any:
-        return json_response([summary(r) for r in services().definitions.list()])
+        return json_response([summary(r) for r in services().definitions.list() if visible(r, shared_ok=True)])
 
     @bp.route("/definitions", methods=["POST"], content_types=BODY_TYPES)
     @handles_errors
     def register_definition() -> Any:
         data = read_body(bp.current_request, allow_yaml=True)
-        record = services().definitions.register(data)
+        found = services()
+        may_register(found, data.get("name") if isinstance(data, dict) else None)
+        caller = principal()
+        record = found.definitions.register(data, created_by=caller.id if caller.authenticated else None,
+                                            tenant_id=caller.tenant_id)
         created = record.pop("created")
         return json_response(_full(record), 201 if created else 200)
 
@@ -36,13 +41,15 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @bp.route("/definitions/{name}", methods=["GET"])
     @handles_errors
     def get_definition(name: str) -> Any:
-        record = services().definitions.get(name, query(bp.current_request).get("version"))
+        record = require_definition(services(), name, query(bp.current_request).get("version"))
         return json_response(_full(record))
 
     @bp.route("/definitions/{name}/asl", methods=["GET"])
     @handles_errors
     def get_asl(name: str) -> Any:
-        return json_response(services().definitions.asl(name, query(bp.current_request).get("version")))
+        version = query(bp.current_request).get("version")
+        require_definition(services(), name, version)
+        return json_response(services().definitions.asl(name, version))
 
     return bp
 

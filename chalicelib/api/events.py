@@ -14,6 +14,7 @@ from typing import Any
 from chalice import Blueprint, Response
 from pydantic import Field
 
+from chalicelib.api.auth import actor, require_instance
 from chalicelib.api.http import BadRequest, bool_param, handles_errors, int_param, json_response, query, read_body
 from chalicelib.core import event_stream as es
 from chalicelib.errors import InvalidInput
@@ -47,6 +48,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @handles_errors
     def read_events(instance_id: str) -> Any:
         request = bp.current_request
+        require_instance(services(), instance_id)
         params = query(request)
         as_sse = bool_param(params, "sse", False)
         # The query's cursor wins over the header an EventSource sends when it reconnects.
@@ -75,8 +77,10 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @handles_errors
     def send_event(instance_id: str) -> Any:
         request = parse_body(SendEvent, read_body(bp.current_request))
+        require_instance(services(), instance_id)
+        sent_by = actor({"sent_by": request.sent_by}, "sent_by")
         result = services().events.send(instance_id, request.data, step=request.step,
-                                        event_type=request.event_type, sent_by=request.sent_by)
+                                        event_type=request.event_type, sent_by=sent_by)
         return json_response(result, 202)
 
     @bp.route("/callbacks/{key}", methods=["POST"])

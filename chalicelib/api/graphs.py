@@ -7,6 +7,7 @@ from typing import Any
 
 from chalice import Blueprint
 
+from chalicelib.api.auth import require_definition, require_instance
 from chalicelib.api.http import BadRequest, handles_errors, json_response, query
 from chalicelib.core.graph_render import FORMATS, render, render_instance
 from chalicelib.core.model import Definition
@@ -27,7 +28,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     def definition_graph(name: str) -> Any:
         params = query(bp.current_request)
         fmt = graph_format(params)
-        record = services().definitions.get(name, params.get("version"))
+        record = require_definition(services(), name, params.get("version"))
         graph = render(Definition.model_validate(record["body"]), graph_format=fmt)
         return json_response({"name": record["name"], "version": record.get("version"),
                               "revision": record.get("revision"), **graph})
@@ -37,6 +38,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     def instance_graph(instance_id: str) -> Any:
         fmt = graph_format(query(bp.current_request))
         found = services()
+        require_instance(found, instance_id)
         instance = found.instances.get(instance_id, with_outputs=False)
         # The revision the instance runs, not the newest one: its steps are the ones in its history.
         body = found.definitions.get_revision(instance["definition_name"], instance["revision"])["body"]

@@ -11,13 +11,23 @@ from typing import Any
 from chalice import Response
 
 from chalicelib.core.loading import DefinitionTextError, load_definition_text
-from chalicelib.errors import Conflict, FieldErrors, Gone, InvalidInput, NotFound, StepflowError, UpstreamError
+from chalicelib.errors import (
+    Conflict,
+    FieldErrors,
+    Forbidden,
+    Gone,
+    InvalidInput,
+    NotFound,
+    StepflowError,
+    UpstreamError,
+)
 
 logger = logging.getLogger("stepflow.api")
 
 MAX_BODY_BYTES = 256 * 1024
 BODY_TYPES = ["application/json", "application/x-yaml", "application/yaml", "text/yaml", "text/plain"]
-STATUS = {InvalidInput: 422, FieldErrors: 400, NotFound: 404, Conflict: 409, Gone: 410, UpstreamError: 502}
+STATUS = {InvalidInput: 422, FieldErrors: 400, NotFound: 404, Conflict: 409, Gone: 410, UpstreamError: 502,
+          Forbidden: 403}
 
 
 class BadRequest(StepflowError):

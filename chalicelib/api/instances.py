@@ -8,6 +8,7 @@ from typing import Any
 
 from chalice import Blueprint
 
+from chalicelib.api.auth import actor, principal, require_definition, require_instance, tenant_for_write
 from chalicelib.api.http import BadRequest, bool_param, handles_errors, int_param, json_response, query, read_body
 from chalicelib.service.instances import MAX_PAGE
 from chalicelib.service.requests import RunInstance, StartInstance, parse_body
@@ -37,10 +38,17 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
             raise BadRequest("the body must be a JSON object")
         return body
 
+    def owned(request: Any) -> Any:
+        """Who starts it and for which tenant come from the token when authentication is on."""
+        found = services()
+        require_definition(found, request.definition_name)
+        user = actor(request.model_dump(include={"user_id"}), "user_id")
+        return request.model_copy(update={"user_id": user, "tenant_id": tenant_for_write(request.tenant_id)})
+
     @bp.route("/instances", methods=["POST"])
     @handles_errors
     def start_instance() -> Any:
-        request = parse_body(StartInstance, read_body(bp.current_request))
+        request = owned(parse_body(StartInstance, read_body(bp.current_request)))
         view, created = services().instances.start(request, idempotency_key())
         return json_response(view, 201 if created else 200)
 
@@ -48,7 +56,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @handles_errors
     def run_definition(name: str) -> Any:
         body = optional_body()
-        request = parse_body(RunInstance, {**body, "definition_name": name})
+        request = owned(parse_body(RunInstance, {**body, "definition_name": name}))
         code, result = services().instances.run(request, request.wait_seconds, idempotency_key())
         return json_response(result, code)
 
@@ -60,6 +68,12 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         if status is not None and status not in STATUSES:
             raise BadRequest(f"'status' must be one of {', '.join(STATUSES)}")
         filters = {("definition_name" if f == "workflow_name" else f): params.get(f) for f in FILTERS}
+        caller = principal()
+        if caller.authenticated:
+            if filters.get("tenant_id") not in (None, caller.tenant_id):
+                return json_response({"items": [], "limit": int_param(params, "limit", 20, 1, MAX_PAGE),
+                                      "offset": 0, "next_cursor": None})
+            filters["tenant_id"] = caller.tenant_id  # a tenant lists its own instances only
         for field in ("started_after", "started_before"):
             if params.get(field) and not _looks_like_time(params[field]):
                 raise BadRequest(f"'{field}' must be an ISO 8601 time such as 2026-01-31T12:00:00Z")
@@ -71,29 +85,34 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @bp.route("/instances/{instance_id}", methods=["GET"])
     @handles_errors
     def get_instance(instance_id: str) -> Any:
+        require_instance(services(), instance_id)
         with_outputs = bool_param(query(bp.current_request), "include_outputs", True)
         return json_response(services().instances.get(instance_id, with_outputs=with_outputs))
 
     @bp.route("/instances/{instance_id}", methods=["DELETE"])
     @handles_errors
     def delete_instance(instance_id: str) -> Any:
+        require_instance(services(), instance_id)
         purge = bool_param(query(bp.current_request), "purge")
         return json_response(services().instances.delete(instance_id, purge=purge))
 
     @bp.route("/instances/{instance_id}/start", methods=["POST"])
     @handles_errors
     def start_pending(instance_id: str) -> Any:
+        require_instance(services(), instance_id)
         return json_response(services().instances.start_pending(instance_id))
 
     @bp.route("/instances/{instance_id}/result", methods=["GET"])
     @handles_errors
     def get_result(instance_id: str) -> Any:
+        require_instance(services(), instance_id)
         code, body = services().instances.result(instance_id)
         return json_response(body, code)
 
     @bp.route("/instances/{instance_id}/cancel", methods=["POST"])
     @handles_errors
     def cancel_instance(instance_id: str) -> Any:
+        require_instance(services(), instance_id)
         reason = query(bp.current_request).get("reason") or optional_body().get("reason")
         if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
             raise BadRequest("'reason' must be text of at most 1,000 characters")
@@ -102,11 +121,14 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @bp.route("/instances/{instance_id}/retry", methods=["POST"])
     @handles_errors
     def retry_instance(instance_id: str) -> Any:
-        return json_response(services().instances.retry(instance_id), 201)
+        require_instance(services(), instance_id)
+        caller = principal()
+        return json_response(services().instances.retry(instance_id, caller.id if caller.authenticated else None), 201)
 
     @bp.route("/instances/{instance_id}/resume", methods=["POST"])
     @handles_errors
     def resume_instance(instance_id: str) -> Any:
+        require_instance(services(), instance_id)
         return json_response(services().instances.resume(instance_id))
 
     return bp

@@ -8,14 +8,17 @@ from typing import Any
 from chalice import Blueprint
 from pydantic import Field
 
+from chalicelib.api.auth import actor, principal, require_may_act, require_task, task_tenant, visible
 from chalicelib.api.http import bool_param, handles_errors, int_param, json_response, query, read_body
 from chalicelib.service.requests import _Body, parse_body
 from chalicelib.service.tasks import MAX_PAGE
 
 
 class CompleteTask(_Body):
+    """completed_by is required while authentication is off; with it on it comes from the token."""
+
     output_data: dict[str, Any]
-    completed_by: str = Field(min_length=1, max_length=255)
+    completed_by: str | None = Field(None, min_length=1, max_length=255)
     comment: str | None = Field(None, max_length=2000)
 
 
@@ -26,11 +29,15 @@ class ReassignTask(_Body):
 
 
 class ClaimTask(_Body):
-    user: str = Field(min_length=1, max_length=255)
+    """user is required while authentication is off; with it on it comes from the token."""
+
+    user: str | None = Field(None, min_length=1, max_length=255)
 
 
 class Decision(_Body):
-    decided_by: str = Field(min_length=1, max_length=255)
+    """decided_by is required while authentication is off; with it on it comes from the token."""
+
+    decided_by: str | None = Field(None, min_length=1, max_length=255)
     comment: str | None = Field(None, max_length=2000)
 
 
@@ -40,6 +47,22 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     def body(model: type[_Body]) -> Any:
         return parse_body(model, read_body(bp.current_request))
 
+    def acting(task_id: str, model: type[_Body], field: str, *, may_act: bool = True) -> tuple[Any, str | None]:
+        """The parsed body and who acts; the task must be the caller's tenant's (404) and theirs to work (403)."""
+        request = body(model)
+        who = actor(request.model_dump(include={field}), field, required_when_off=field != "reassigned_by")
+        record = require_task(services(), task_id)
+        if may_act:
+            require_may_act(record)
+        return request, who
+
+    def tenant_filter() -> Any:
+        caller = principal()
+        if not caller.authenticated:
+            return None
+        found = services()
+        return lambda record: visible({"tenant_id": task_tenant(found, record)})
+
     @bp.route("/tasks", methods=["GET"])
     @handles_errors
     def list_tasks() -> Any:
@@ -48,58 +71,60 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
             status=params.get("status"), assignee_id=params.get("assignee_id"),
             assignee_group=params.get("assignee_group"), instance_id=params.get("instance_id"),
             overdue=bool_param(params, "overdue"), limit=int_param(params, "limit", 20, 1, MAX_PAGE),
-            cursor=params.get("cursor"),
+            cursor=params.get("cursor"), keep=tenant_filter(),
         ))
 
     @bp.route("/tasks/metrics", methods=["GET"])
     @handles_errors
     def task_metrics() -> Any:
-        return json_response(services().tasks.metrics())
+        return json_response(services().tasks.metrics(keep=tenant_filter()))
 
     @bp.route("/tasks/{task_id}", methods=["GET"])
     @handles_errors
     def get_task(task_id: str) -> Any:
+        require_task(services(), task_id)
         return json_response(services().tasks.view(task_id))
 
     @bp.route("/tasks/{task_id}/complete", methods=["POST"])
     @handles_errors
     def complete_task(task_id: str) -> Any:
-        request = body(CompleteTask)
-        return json_response(services().tasks.complete(task_id, request.output_data, request.completed_by,
-                                                       request.comment))
+        request, who = acting(task_id, CompleteTask, "completed_by")
+        return json_response(services().tasks.complete(task_id, request.output_data, who, request.comment))
 
     @bp.route("/tasks/{task_id}/reassign", methods=["POST"])
     @handles_errors
     def reassign_task(task_id: str) -> Any:
-        request = body(ReassignTask)
-        return json_response(services().tasks.reassign(task_id, request.new_assignee, request.reason,
-                                                       request.reassigned_by))
+        request, who = acting(task_id, ReassignTask, "reassigned_by")
+        return json_response(services().tasks.reassign(task_id, request.new_assignee, request.reason, who))
 
     @bp.route("/tasks/{task_id}/claim", methods=["POST"])
     @handles_errors
     def claim_task(task_id: str) -> Any:
-        return json_response(services().tasks.claim(task_id, body(ClaimTask).user))
+        _, who = acting(task_id, ClaimTask, "user")
+        return json_response(services().tasks.claim(task_id, who))
 
     @bp.route("/tasks/{task_id}/unclaim", methods=["POST"])
     @handles_errors
     def unclaim_task(task_id: str) -> Any:
-        return json_response(services().tasks.unclaim(task_id, body(ClaimTask).user))
+        _, who = acting(task_id, ClaimTask, "user", may_act=False)  # only the claimer may unclaim (the service checks)
+        return json_response(services().tasks.unclaim(task_id, who))
 
     @bp.route("/approvals/{task_id}", methods=["GET"])
     @handles_errors
     def get_approval(task_id: str) -> Any:
+        require_task(services(), task_id)
         return json_response(services().tasks.approval(task_id))
 
     @bp.route("/approvals/{task_id}/approve", methods=["POST"])
     @handles_errors
     def approve(task_id: str) -> Any:
-        request = body(Decision)
-        return json_response(services().tasks.decide(task_id, True, request.decided_by, request.comment))
+        request, who = acting(task_id, Decision, "decided_by")
+        return json_response(services().tasks.decide(task_id, True, who, request.comment))
 
     @bp.route("/approvals/{task_id}/reject", methods=["POST"])
     @handles_errors
     def reject(task_id: str) -> Any:
-        request = body(Decision)
-        return json_response(services().tasks.decide(task_id, False, request.decided_by, request.comment))
+        request, who = acting(task_id, Decision, "decided_by")
+        return json_response(services().tasks.decide(task_id, False, who, request.comment))
 
     return bp

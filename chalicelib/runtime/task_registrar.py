@@ -24,7 +24,8 @@ class TaskRegistrar:
     def __init__(self, loader: RevisionLoader, store: Any, now: Callable[[], datetime],
                  send_success: Callable[[str, dict[str, Any]], None] | None = None, *,
                  events: Any = None, api_prefix: str = "/workflows",
-                 on_waiting: Callable[[str], None] | None = None):
+                 on_waiting: Callable[[str], None] | None = None,
+                 tenant_of: Callable[[str], str | None] | None = None):
         self._loader = loader
         self._store = store
         self._now = now
@@ -32,6 +33,7 @@ class TaskRegistrar:
         self._events = events  # an EventStore: the instance's event log (None: no log)
         self._api_prefix = api_prefix
         self._on_waiting = on_waiting  # the instance index shows `waiting` while a task is open
+        self._tenant_of = tenant_of  # a task belongs to its instance's tenant
 
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
         loaded = self._loader.load(event["workflow"], event["revision"])
@@ -65,6 +67,8 @@ class TaskRegistrar:
             # What a completion needs to resume the workflow without reading the execution.
             "snapshot": {"input": start_input, "steps": steps},
         }
+        if self._tenant_of is not None:
+            record["tenant_id"] = self._tenant_of(record["instance_id"])
         if isinstance(step, HumanStep):
             due = now + timedelta(seconds=step.due_in) if step.due_in else None
             record.update(

@@ -53,7 +53,8 @@ def shape(definition: Definition) -> dict[str, Any]:
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:
     """A stored definition as the API shows it in lists."""
-    out = {k: record.get(k) for k in ("name", "version", "revision", "description", "created_at", "created_by")}
+    out = {k: record.get(k) for k in ("name", "version", "revision", "description", "created_at", "created_by",
+                                      "tenant_id")}
     return {**out, **(record.get("summary") or {})}
 
 
@@ -75,18 +76,19 @@ class DefinitionService:
             "asl": asl,
         }
 
-    def register(self, data: Any, created_by: str | None = None) -> dict[str, Any]:
+    def register(self, data: Any, created_by: str | None = None, tenant_id: str | None = None) -> dict[str, Any]:
         definition, issues, asl = check(data, self._registry)
         if issues or definition is None or asl is None:
             raise InvalidInput({"message": "the definition is not valid", "issues": [i.as_dict() for i in issues]})
         revision = revision_of(definition)
         latest = self._store.latest(definition.name)
-        if latest and latest.get("revision") == revision and latest.get("state_machine_arn"):
+        if (latest and latest.get("revision") == revision and latest.get("state_machine_arn")
+                and latest.get("tenant_id") == tenant_id):
             return {**self.get(definition.name), "created": False}
         record = {
             "name": definition.name, "version": definition.version, "revision": revision,
             "description": definition.description, "created_at": self._now(), "created_by": created_by,
-            "body": definition.model_dump(mode="json"), "summary": shape(definition),
+            "tenant_id": tenant_id, "body": definition.model_dump(mode="json"), "summary": shape(definition),
         }
         # The revision is stored before the state machine runs it (its steps load it by revision),
         # and the pointers move only once the state machine runs it.

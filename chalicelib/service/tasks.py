@@ -12,7 +12,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws.task_store import TransitionRefused, public
+from chalicelib.aws.conditional_update import TransitionRefused
+from chalicelib.aws.task_store import public
 from chalicelib.core.event_stream import callback_path, run_of_execution
 from chalicelib.core.tasks import OPEN, STATUSES, form_issues, resumed_state
 from chalicelib.core.times import iso
@@ -72,7 +73,7 @@ class TaskService:
 
     def list(self, *, status: str | None = None, assignee_id: str | None = None, assignee_group: str | None = None,
              instance_id: str | None = None, overdue: bool = False, limit: int = 20,
-             cursor: str | None = None) -> dict[str, Any]:
+             cursor: str | None = None, keep: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
         """One page from the most selective index; status is `pending` unless given (or by instance)."""
         if status is not None and status not in STATUSES:
             raise InvalidInput({"message": f"status must be one of {', '.join(STATUSES)}", "issues": []})
@@ -94,23 +95,26 @@ class TaskService:
                 raise InvalidInput({"message": "cursor is not valid for this query", "issues": []}) from None
             raise
 
-        def keep(record: dict[str, Any]) -> bool:
-            # The index chose by one filter; the others narrow the page.
-            return ((status is None or record["status"] == status)
+        def selected(record: dict[str, Any]) -> bool:
+            # The index chose by one filter; the others narrow the page (keep: the caller's tenant).
+            return (keep is None or keep(record)) and ((status is None or record["status"] == status)
                     and (not assignee_id or record.get("assignee") == assignee_id)
                     and (not assignee_group or assignee_group == record.get("assignee_group")
                          or assignee_group in (record.get("candidate_groups") or [])))
 
-        return {"items": [self._present(r) for r in items if keep(r)], "limit": limit,
+        return {"items": [self._present(r) for r in items if selected(r)], "limit": limit,
                 "next_cursor": _encode_cursor(last, index)}
 
-    def metrics(self) -> dict[str, Any]:
+    def metrics(self, keep: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
         """Pending tasks per group, how many are overdue, and how long the oldest has been overdue."""
         per_group: dict[str, int] = {}
         for record in self._all("by_status", "status", "pending"):
+            if keep is not None and not keep(record):
+                continue
             group = record.get("assignee_group") or "(none)"
             per_group[group] = per_group.get(group, 0) + 1
-        overdue = list(self._all("by_overdue", "overdue_state", OPEN, newest_first=False))
+        overdue = [r for r in self._all("by_overdue", "overdue_state", OPEN, newest_first=False)
+                   if keep is None or keep(r)]
         oldest = min((r["due_at"] for r in overdue), default=None)
         age = (self._now() - datetime.fromisoformat(oldest.replace("Z", "+00:00"))).total_seconds() if oldest else None
         return {"pending_by_group": dict(sorted(per_group.items())), "pending_total": sum(per_group.values()),

@@ -1,0 +1,244 @@
+"""Authentication and authorization at the HTTP edge: one guard table, one middleware, tenant checks.
+
+Why a Chalice middleware and not an `@app.authorizer` custom authorizer: a middleware runs the same
+code in every place the app runs (chalice.test.Client, `chalice local`/stepflow_local.server, Lambda
+behind API Gateway), sees the matched route (`requestContext.resourcePath`) so the guard table can
+be keyed on it, answers with our own `{"detail": ...}` errors (401/403/503), needs no per-route
+`authorizer=` argument on every blueprint route, and cannot be left off a new route: a route
+missing from GUARDS is refused (admin only) and a test fails. A custom authorizer would add a Lambda
+invocation and API Gateway's result cache in front of every request and answer errors in API
+Gateway's own shape. The verified principal is kept for the duration of the request in a
+ContextVar; views read it with `principal()`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.api.http import error_response
+from chalicelib.auth import ANONYMOUS_ADMIN, RANK, AuthError, NotConfigured, Principal
+from chalicelib.core.tasks import may_act
+from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound
+
+logger = logging.getLogger("stepflow.auth")
+
+PUBLIC = "public"  # no token needed
+BY_KEY = "key"  # no token: the unguessable key in the path is the credential (webhook callbacks)
+
+
+@dataclass(frozen=True)
+class Guard:
+    role: str  # minimum role, or PUBLIC / BY_KEY
+    # A query flag that raises the bar, e.g. DELETE ...?purge=true needs admin.
+    elevated: tuple[tuple[str, str], ...] = ()
+
+
+V, X, E, A = Guard("viewer"), Guard("executor"), Guard("editor"), Guard("admin")
+
+# Every route the app serves, as (method, path under the API prefix) -> the guard. One place.
+GUARDS: dict[tuple[str, str], Guard] = {
+    # definitions
+    ("GET", "/definitions"): V,
+    ("POST", "/definitions"): E,
+    ("POST", "/definitions/validate"): E,
+    ("GET", "/definitions/{name}"): V,
+    ("GET", "/definitions/{name}/asl"): V,
+    ("GET", "/definitions/{name}/graph"): V,
+    ("POST", "/definitions/{name}/run"): X,
+    # instances
+    ("POST", "/instances"): X,
+    ("GET", "/instances"): V,
+    ("GET", "/instances/{instance_id}"): V,
+    ("DELETE", "/instances/{instance_id}"): Guard("executor", (("purge", "admin"),)),
+    ("POST", "/instances/{instance_id}/start"): X,
+    ("GET", "/instances/{instance_id}/result"): V,
+    ("POST", "/instances/{instance_id}/cancel"): X,
+    ("POST", "/instances/{instance_id}/retry"): X,
+    ("POST", "/instances/{instance_id}/resume"): X,
+    ("GET", "/instances/{instance_id}/graph"): V,
+    ("GET", "/instances/{instance_id}/events"): V,
+    ("POST", "/instances/{instance_id}/events"): X,
+    # tasks and approvals
+    ("GET", "/tasks"): V,
+    ("GET", "/tasks/metrics"): V,
+    ("GET", "/tasks/{task_id}"): V,
+    ("POST", "/tasks/{task_id}/complete"): X,
+    ("POST", "/tasks/{task_id}/reassign"): X,
+    ("POST", "/tasks/{task_id}/claim"): X,
+    ("POST", "/tasks/{task_id}/unclaim"): X,
+    ("GET", "/approvals/{task_id}"): V,
+    ("POST", "/approvals/{task_id}/approve"): X,
+    ("POST", "/approvals/{task_id}/reject"): X,
+    # catalog
+    ("GET", "/plugins"): V,
+    ("GET", "/plugins/{plugin_id}"): V,
+    # callbacks authenticate by their key
+    ("POST", "/callbacks/{key}"): Guard(BY_KEY),
+}
+# Outside the API prefix: health, the web UI, the contract and its page.
+PUBLIC_ROUTES = {("GET", "/health"), ("GET", "/ui"), ("GET", "/ui/{name}"), ("GET", "/ui/vendor/{name}"),
+                 ("GET", "/openapi.json"), ("GET", "/docs")}
+FAIL_CLOSED = A
+
+_current: contextvars.ContextVar[Principal] = contextvars.ContextVar("stepflow_principal", default=ANONYMOUS_ADMIN)
+
+
+def principal() -> Principal:
+    """The caller of the request being served (ANONYMOUS_ADMIN when authentication is off)."""
+    return _current.get()
+
+
+def guard_for(method: str, resource_path: str, api_prefix: str) -> Guard:
+    if (method, resource_path) in PUBLIC_ROUTES:
+        return Guard(PUBLIC)
+    prefix = api_prefix.rstrip("/")
+    path = resource_path[len(prefix):] if prefix and resource_path.startswith(prefix + "/") else resource_path
+    return GUARDS.get((method, path), FAIL_CLOSED)
+
+
+def required_role(guard: Guard, query: Mapping[str, str] | None) -> str:
+    role = guard.role
+    for flag, elevated in guard.elevated:
+        if (query or {}).get(flag, "").lower() in ("1", "true", "yes") and RANK[elevated] > RANK.get(role, -1):
+            role = elevated
+    return role
+
+
+def make_middleware(services: Callable[[], Any]) -> Callable[[Any, Callable[[Any], Any]], Any]:
+    """The http middleware: authenticates, applies the route's guard, keeps the principal for the views."""
+
+    def auth_middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
+        found = services()
+        authenticator = found.auth
+        context = getattr(event, "context", None) or {}
+        guard = guard_for(event.method, context.get("resourcePath") or event.path, found.settings.api_prefix)
+        if not authenticator.enabled or guard.role in (PUBLIC, BY_KEY):
+            token = _current.set(ANONYMOUS_ADMIN if not authenticator.enabled else _PUBLIC_CALLER)
+            try:
+                return get_response(event)
+            finally:
+                _current.reset(token)
+        try:
+            caller = authenticator.authenticate((event.headers or {}).get("authorization"))
+        except NotConfigured as exc:
+            logger.error("authentication is not configured: %s", exc)
+            return error_response(503, "authentication is not configured on this stage")
+        except AuthError as exc:
+            response = error_response(401, str(exc))
+            response.headers["WWW-Authenticate"] = 'Bearer realm="stepflow"'
+            return response
+        need = required_role(guard, event.query_params)
+        if not caller.has(need):
+            return error_response(403, f"this needs the {need} role" + (f"; you have {caller.role}" if caller.role
+                                                                         else "; your token has no known role"))
+        if caller.tenant_id is None:
+            return error_response(403, "the token names no tenant (claim tenant_id or custom:tenant_id)")
+        token = _current.set(caller)
+        try:
+            return get_response(event)
+        finally:
+            _current.reset(token)
+
+    return auth_middleware
+
+
+_PUBLIC_CALLER = Principal("public", (), (), None, authenticated=False)
+
+
+# -- tenant isolation: a foreign tenant's record is "not found", never "forbidden" -------------------
+def visible(record: Mapping[str, Any] | None, *, shared_ok: bool = False) -> bool:
+    """Whether the caller may see a record carrying tenant_id (shared_ok: tenant-less records are shared)."""
+    if record is None:
+        return False
+    caller = principal()
+    if not caller.authenticated:
+        return True
+    owner = record.get("tenant_id")
+    return owner == caller.tenant_id or (shared_ok and owner is None)
+
+
+def require_instance(services: Any, instance_id: str) -> dict[str, Any]:
+    record = services.instance_store.get(instance_id) if instance_id and len(instance_id) <= 255 else None
+    if not visible(record):
+        raise NotFound(f"no instance '{instance_id}'")
+    return record  # type: ignore[return-value]
+
+
+def task_tenant(services: Any, record: Mapping[str, Any]) -> str | None:
+    if "tenant_id" in record:
+        return record.get("tenant_id")
+    instance = services.instance_store.get(record.get("instance_id") or "") or {}
+    return instance.get("tenant_id")
+
+
+def require_task(services: Any, task_id: str) -> dict[str, Any]:
+    record = services.task_store.get(task_id) if task_id and len(task_id) <= 255 else None
+    if record is None or not visible({"tenant_id": task_tenant(services, record)}):
+        raise NotFound(f"no task '{task_id}'")
+    return record
+
+
+def require_definition(services: Any, name: str, version: str | None = None) -> dict[str, Any]:
+    """The definition as DefinitionService.get gives it, when the caller's tenant (or everyone) owns it."""
+    record = services.definitions.get(name, version)
+    if not visible(record, shared_ok=True):
+        raise NotFound(f"no definition named '{name}'" + (f" with version '{version}'" if version else ""))
+    return record
+
+
+def may_register(services: Any, name: Any) -> None:
+    """Registering a name another tenant owns, or a shared (tenant-less) one without admin, is refused."""
+    caller = principal()
+    if not caller.authenticated or not isinstance(name, str) or not name:
+        return
+    latest = services.definition_store.latest(name) if len(name) <= 255 else None
+    if latest is None:
+        return
+    owner = latest.get("tenant_id")
+    if owner == caller.tenant_id or (owner is None and caller.is_admin):
+        return
+    # Definition names are global (one state machine each): a name in use elsewhere is not available.
+    raise Conflict(f"the definition name '{name}' is not available")
+
+
+def require_may_act(record: Mapping[str, Any]) -> None:
+    """Only the assignee, a member of the task's group, or an admin works a task (403 otherwise)."""
+    caller = principal()
+    if not caller.authenticated:
+        return
+    open_to_all = not record.get("assignee") and not record.get("assignee_group") and not record.get("candidate_groups")
+    if open_to_all or may_act(record, caller.id, caller.groups, admin=caller.is_admin):
+        return
+    raise Forbidden("only the task's assignee, a member of its group, or an admin may do this")
+
+
+def actor(body: Mapping[str, Any], field: str, *, required_when_off: bool = False) -> str | None:
+    """Who acts: the principal when authentication is on (a differing body value is refused with 422,
+    no mass assignment); the body's value when it is off."""
+    given = body.get(field)
+    caller = principal()
+    if caller.authenticated:
+        if given is not None and given != caller.id:
+            raise InvalidInput({"message": "the request body is not valid", "issues": [
+                {"code": "not_allowed", "location": field,
+                 "message": f"'{field}' is taken from your token; leave it out or send your own id"}]})
+        return caller.id
+    if given is None and required_when_off:
+        raise InvalidInput({"message": "the request body is not valid", "issues": [
+            {"code": "missing", "location": field, "message": "Field required"}]})
+    return given
+
+
+def tenant_for_write(body_tenant: str | None) -> str | None:
+    caller = principal()
+    if not caller.authenticated:
+        return body_tenant
+    if body_tenant is not None and body_tenant != caller.tenant_id:
+        raise InvalidInput({"message": "the request body is not valid", "issues": [
+            {"code": "not_allowed", "location": "tenant_id",
+             "message": "'tenant_id' is taken from your token; leave it out or send your own tenant"}]})
+    return caller.tenant_id

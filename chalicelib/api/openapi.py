@@ -1,0 +1,283 @@
+"""The API's OpenAPI 3.1 contract, generated from the route table (app.routes) and the pydantic request
+models, served at /openapi.json with a self-contained docs page at /docs (no scripts, no CDN).
+
+Every route the app serves is in the document (a test holds it to that); request bodies come from
+the models' JSON Schemas, errors share the {"detail": ...} schema, the guards table (api/auth.py)
+gives each operation its security and minimum role. STEPFLOW_OPENAPI_INCLUDE_WORKFLOWS=false leaves
+the workflow routes (everything under the API prefix) out of the document.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Blueprint, Response
+
+from chalicelib.api import auth
+from chalicelib.api.http import json_response
+from chalicelib.core import event_stream as es
+from chalicelib.core.model import Definition
+from chalicelib.service.instances import MAX_PAGE
+from chalicelib.service.requests import RunInstance, StartInstance
+
+ERROR_CODES = {"400": "The request cannot be read (malformed body or parameter)",
+               "401": "Authentication required or the token is not valid",
+               "403": "The token's role or tenant does not allow this",
+               "404": "Not found (also for another tenant's resources)",
+               "409": "Conflicts with the current state",
+               "410": "Gone: the task expired or was canceled",
+               "413": "The body is over 256 KiB",
+               "415": "Unsupported Content-Type",
+               "422": "The body or a field is not valid (every issue listed)",
+               "502": "An AWS service failed",
+               "503": "Authentication is not configured on this stage"}
+TAGS = [
+    {"name": "definitions", "description": "Workflow definitions: register, validate, read, compiled ASL, run"},
+    {"name": "instances", "description": "Workflow instances: start, list, read, control, results"},
+    {"name": "events", "description": "Instance event logs, events into running instances, webhook callbacks"},
+    {"name": "tasks", "description": "Human tasks (the inbox) and approval gates"},
+    {"name": "graphs", "description": "Mermaid graphs of definitions and instances"},
+    {"name": "plugins", "description": "The task-type catalog"},
+    {"name": "service", "description": "Health, the web UI and this contract"},
+]
+
+
+def _text(max_length: int = 255, **extra: Any) -> dict[str, Any]:
+    return {"type": "string", "maxLength": max_length, **extra}
+
+
+BOOL = {"type": "boolean"}
+LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 20}
+QUERY: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
+    ("GET", "/definitions/{name}"): {"version": _text(64)},
+    ("GET", "/definitions/{name}/asl"): {"version": _text(64)},
+    ("GET", "/definitions/{name}/graph"): {"version": _text(64),
+                                          "graph_format": {"type": "string", "enum": ["mermaid", "json"]}},
+    ("GET", "/instances"): {
+        "status": {"type": "string", "enum": ["pending", "running", "waiting", "completed", "failed", "canceled"]},
+        "workflow_name": _text(80), "tenant_id": _text(100), "correlation_id": _text(), "created_by": _text(),
+        "started_after": {"type": "string", "format": "date-time"},
+        "started_before": {"type": "string", "format": "date-time"},
+        "include_deleted": BOOL, "limit": LIMIT, "cursor": _text(2048),
+        "offset": {"type": "integer", "minimum": 0, "maximum": 10_000}},
+    ("GET", "/instances/{instance_id}"): {"include_outputs": BOOL},
+    ("DELETE", "/instances/{instance_id}"): {"purge": BOOL},
+    ("POST", "/instances/{instance_id}/cancel"): {"reason": _text(1000)},
+    ("GET", "/instances/{instance_id}/graph"): {"graph_format": {"type": "string", "enum": ["mermaid", "json"]}},
+    ("GET", "/instances/{instance_id}/events"): {
+        "sse": BOOL, "after": _text(64), "limit": {"type": "integer", "minimum": 1, "maximum": es.MAX_LIMIT},
+        "wait": {"type": "number", "minimum": 0, "maximum": es.MAX_WAIT_SECONDS}},
+    ("GET", "/tasks"): {"status": {"type": "string", "enum": ["pending", "completed", "expired", "canceled"]},
+                        "assignee_id": _text(), "assignee_group": _text(), "instance_id": _text(),
+                        "overdue": BOOL, "limit": LIMIT, "cursor": _text(2048)},
+}
+HEADERS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
+    ("POST", "/instances"): {"Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255}},
+    ("POST", "/definitions/{name}/run"): {"Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255}},
+}
+SUCCESS: dict[tuple[str, str], dict[str, str]] = {
+    ("POST", "/definitions"): {"201": "Registered", "200": "Already registered (same revision)"},
+    ("POST", "/instances"): {"201": "Started (or created pending)", "200": "An idempotent repeat"},
+    ("POST", "/definitions/{name}/run"): {"200": "Finished within wait_seconds", "202": "Still running"},
+    ("GET", "/instances/{instance_id}/result"): {"200": "Ended", "202": "Still running"},
+    ("POST", "/instances/{instance_id}/retry"): {"201": "The new instance"},
+    ("POST", "/instances/{instance_id}/events"): {"202": "Accepted"},
+}
+NOT_JSON = {("GET", "/instances/{instance_id}/events"), ("GET", "/ui"), ("GET", "/ui/{name}"),
+            ("GET", "/ui/vendor/{name}"), ("GET", "/docs")}
+
+
+def _definition_schema() -> dict[str, Any]:
+    return Definition.model_json_schema(ref_template="#/components/schemas/{model}")
+
+
+def _model_schema(model: Any) -> dict[str, Any]:
+    return model.model_json_schema(ref_template="#/components/schemas/{model}")
+
+
+def _bodies() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
+    from chalicelib.api.events import SendEvent
+    from chalicelib.api.tasks import ClaimTask, CompleteTask, Decision, ReassignTask
+
+    run = _model_schema(RunInstance)
+    run["properties"].pop("definition_name", None)  # from the path
+    free = {"type": "object", "additionalProperties": True}
+    return {
+        ("POST", "/definitions"): ("required", {"$ref": "#/components/schemas/Definition"}),
+        ("POST", "/definitions/validate"): ("required", {"$ref": "#/components/schemas/Definition"}),
+        ("POST", "/instances"): ("required", _model_schema(StartInstance)),
+        ("POST", "/definitions/{name}/run"): ("optional", run),
+        ("POST", "/instances/{instance_id}/cancel"): ("optional", {"type": "object", "properties": {
+            "reason": _text(1000)}}),
+        ("POST", "/instances/{instance_id}/events"): ("required", _model_schema(SendEvent)),
+        ("POST", "/tasks/{task_id}/complete"): ("required", _model_schema(CompleteTask)),
+        ("POST", "/tasks/{task_id}/reassign"): ("required", _model_schema(ReassignTask)),
+        ("POST", "/tasks/{task_id}/claim"): ("required", _model_schema(ClaimTask)),
+        ("POST", "/tasks/{task_id}/unclaim"): ("required", _model_schema(ClaimTask)),
+        ("POST", "/approvals/{task_id}/approve"): ("required", _model_schema(Decision)),
+        ("POST", "/approvals/{task_id}/reject"): ("required", _model_schema(Decision)),
+        ("POST", "/callbacks/{key}"): ("optional", free),
+    }
+
+
+def _lift_defs(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    for name, sub in schema.pop("$defs", {}).items():
+        components.setdefault(name, sub)
+    return schema
+
+
+def _tag(path: str) -> str:
+    if path.startswith("/callbacks") or path.endswith("/events"):
+        return "events"
+    if path.endswith("/graph"):
+        return "graphs"
+    if path.endswith("/run"):
+        return "instances"
+    for tag in ("definitions", "instances", "tasks", "plugins"):
+        if path.startswith("/" + tag):
+            return tag
+    if path.startswith("/approvals"):
+        return "tasks"
+    return "service"
+
+
+def build(app: Any, settings: Any) -> dict[str, Any]:
+    prefix = settings.api_prefix.rstrip("/")
+    components: dict[str, Any] = {
+        "Error": {"type": "object", "required": ["detail"], "properties": {"detail": {
+            "description": "A message, or {message, issues: [{code, location, message}]}"}}},
+        "Definition": {},
+    }
+    definition = _definition_schema()
+    components["Definition"] = _lift_defs(definition, components)
+    bodies = {key: (need, _lift_defs(schema, components)) for key, (need, schema) in _bodies().items()}
+    paths: dict[str, Any] = {}
+    for full_path, methods in sorted(app.routes.items()):
+        inside = bool(prefix) and full_path.startswith(prefix + "/")
+        path = full_path[len(prefix):] if inside else full_path
+        if inside and not settings.openapi_include_workflows:
+            continue
+        for method, entry in sorted(methods.items()):
+            key = (method, path)
+            guard = auth.guard_for(method, full_path, settings.api_prefix)
+            operation: dict[str, Any] = {
+                "operationId": entry.view_name, "tags": [_tag(path)],
+                "summary": (entry.view_function.__doc__ or entry.view_name.replace("_", " ")).strip().split("\n")[0],
+            }
+            params = [{"name": name, "in": "path", "required": True,
+                       "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^/]+$"}}
+                      for name in re.findall(r"{(\w+)}", path)]
+            params += [{"name": name, "in": "query", "required": False, "schema": schema}
+                       for name, schema in QUERY.get(key, {}).items()]
+            params += [{"name": name, "in": "header", "required": False, "schema": schema}
+                       for name, schema in HEADERS.get(key, {}).items()]
+            if params:
+                operation["parameters"] = params
+            if key in bodies:
+                need, schema = bodies[key]
+                content = {"application/json": {"schema": schema}}
+                if path in ("/definitions", "/definitions/validate"):
+                    content["application/x-yaml"] = {"schema": {"type": "string", "maxLength": 262_144}}
+                operation["requestBody"] = {"required": need == "required", "content": content}
+            operation["responses"] = _responses(key, guard)
+            if guard.role in (auth.PUBLIC, auth.BY_KEY):
+                operation["security"] = []
+            else:
+                role = auth.required_role(guard, {flag: "true" for flag, _ in guard.elevated})
+                operation["x-stepflow-role"] = guard.role
+                operation["description"] = (f"Needs the **{guard.role}** role" +
+                                            (f" ({role} with the elevating flag)" if role != guard.role else "") +
+                                            " when authentication is on.")
+            paths.setdefault(full_path, {})[method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Stepflow API", "version": "1.0.0",
+                 "description": "Workflows compiled to AWS Step Functions. Errors are {\"detail\": ...}. "
+                                "See docs/security.md for roles, tenants and limits."},
+        "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+        "tags": TAGS,
+        "paths": paths,
+        "components": {"schemas": components, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+        "security": [{"bearer": []}],
+    }
+
+
+def _responses(key: tuple[str, str], guard: auth.Guard) -> dict[str, Any]:
+    method, path = key
+    anything: dict[str, Any] = {}
+    if key in NOT_JSON:
+        if path.endswith("/events"):
+            content = {es.NDJSON: {"schema": {"type": "string"}}, es.SSE: {"schema": {"type": "string"}}}
+            success: dict[str, Any] = {"200": {"description": "Events (NDJSON, or SSE with sse=true)",
+                                               "content": content},
+                                       "204": {"description": "The instance has ended and every event was sent"}}
+        else:
+            success = {"200": {"description": "A page or asset", "content": {"text/html": {"schema": {}}}}}
+            if path != "/docs":
+                success["304"] = {"description": "Not modified"}
+    else:
+        codes = SUCCESS.get(key, {"200": "OK"})
+        success = {code: {"description": text, "content": {"application/json": {"schema": anything}}}
+                   for code, text in codes.items()}
+    if path.startswith("/ui"):  # the UI's own 404 is plain text, and it is public
+        return {**success, "404": {"description": "No such asset",
+                                   "content": {"text/plain": {"schema": {"type": "string"}}}}}
+    error = {"description": "", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    errors = dict(ERROR_CODES)
+    if guard.role == auth.PUBLIC:
+        for code in ("401", "403", "503"):
+            errors.pop(code)
+    return {**success, **{code: {**error, "description": text} for code, text in errors.items()}}
+
+
+def docs_page(spec: dict[str, Any]) -> str:
+    rows = []
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            role = op.get("x-stepflow-role", "public" if op.get("security") == [] else "")
+            rows.append(f"<tr><td class=m>{method.upper()}</td><td><code>{html.escape(path)}</code></td>"
+                        f"<td>{html.escape(op['tags'][0])}</td><td>{html.escape(role)}</td>"
+                        f"<td>{html.escape(op.get('summary', ''))}</td>"
+                        f"<td>{', '.join(sorted(op['responses']))}</td></tr>")
+    return ("<!doctype html><html lang=en><head><meta charset=utf-8><title>Stepflow API</title>"
+            "<style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}.m{font-weight:bold}</style></head><body>"
+            f"<h1>{html.escape(spec['info']['title'])} {html.escape(spec['info']['version'])}</h1>"
+            f"<p>{html.escape(spec['info']['description'])}</p>"
+            "<p>The machine-readable contract: <a href=openapi.json>openapi.json</a> (OpenAPI 3.1). "
+            "Send <code>Authorization: Bearer &lt;JWT&gt;</code> when authentication is on.</p>"
+            "<table><tr><th>Method</th><th>Path</th><th>Tag</th><th>Role</th><th>Summary</th><th>Statuses</th></tr>"
+            + "".join(rows) + "</table></body></html>")
+
+
+def create_blueprint(services: Callable[[], Any], app: Callable[[], Any]) -> Blueprint:
+    bp = Blueprint(__name__)
+    cache: dict[str, Any] = {}
+
+    def spec() -> dict[str, Any]:
+        if "spec" not in cache:
+            cache["spec"] = build(app(), services().settings)
+        return cache["spec"]
+
+    @bp.route("/openapi.json", methods=["GET"])
+    def openapi_json() -> Any:
+        """The OpenAPI 3.1 contract of this API."""
+        return json_response(spec())
+
+    @bp.route("/docs", methods=["GET"])
+    def docs() -> Any:
+        """A page listing every operation."""
+        return Response(body=docs_page(spec()), status_code=200,
+                        headers={"Content-Type": "text/html; charset=utf-8", "X-Content-Type-Options": "nosniff",
+                                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+
+    return bp
+
+
+def dumps(spec: dict[str, Any]) -> str:
+    return json.dumps(spec, indent=2, sort_keys=True)

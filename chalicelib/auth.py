@@ -1,0 +1,184 @@
+"""Who is calling: JWT bearer tokens verified per stage (HS256 with a secret, or RS256 from a JWKS),
+turned into a Principal (id, roles, groups, tenant). No HTTP here: chalicelib/api/auth.py applies it.
+
+Claims read:
+  sub                                  the principal's id (required)
+  roles | cognito:groups               roles; the highest known one counts (viewer < executor < editor < admin)
+  groups                               task groups the principal belongs to (who may work a group's tasks)
+  tenant_id | custom:tenant_id         the tenant; every read and write is confined to it
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+
+ROLES = ("viewer", "executor", "editor", "admin")
+RANK = {role: i for i, role in enumerate(ROLES)}
+MODES = ("off", "hs256", "jwks")
+JWKS_CACHE_SECONDS = 600
+MAX_TOKEN_CHARS = 8192
+LEEWAY_SECONDS = 30
+
+
+class AuthError(Exception):
+    """The token is missing, malformed, expired or not signed by a trusted key (HTTP 401)."""
+
+
+class NotConfigured(AuthError):
+    """Authentication is on but its keys are not configured (HTTP 503)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    id: str
+    roles: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    tenant_id: str | None = None
+    authenticated: bool = True
+
+    @property
+    def role(self) -> str | None:
+        """The highest known role, or None."""
+        known = [r for r in self.roles if r in RANK]
+        return max(known, key=RANK.__getitem__) if known else None
+
+    def has(self, role: str) -> bool:
+        mine = self.role
+        return mine is not None and RANK[mine] >= RANK[role]
+
+    @property
+    def is_admin(self) -> bool:
+        return self.has("admin")
+
+
+# Auth off (the local stage by default): every request acts as this principal, with every right and
+# no tenant; bodies may name the acting user and tenant as before.
+ANONYMOUS_ADMIN = Principal("anonymous", ("admin",), (), None, authenticated=False)
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(v for v in value.replace(",", " ").split() if v)
+    if isinstance(value, Iterable) and not isinstance(value, Mapping):
+        return tuple(str(v) for v in value if isinstance(v, str | int))
+    return ()
+
+
+def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub or len(sub) > 255:
+        raise AuthError("the token has no usable 'sub' claim")
+    roles = _strings(claims.get("roles")) + _strings(claims.get("cognito:groups"))
+    tenant = claims.get("tenant_id", claims.get("custom:tenant_id"))
+    if tenant is not None and (not isinstance(tenant, str) or not 0 < len(tenant) <= 100):
+        raise AuthError("the token's tenant claim is not valid")
+    return Principal(sub, roles, _strings(claims.get("groups")), tenant)
+
+
+@dataclass
+class Authenticator:
+    """Verifies bearer tokens for one stage; `mode` off means every request is ANONYMOUS_ADMIN."""
+
+    mode: str = "off"
+    secret: str | None = None
+    jwks_url: str | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    _jwks: Any = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "off"
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        if not self.enabled:
+            return ANONYMOUS_ADMIN
+        if not authorization:
+            raise AuthError("authentication required: send 'Authorization: Bearer <token>'")
+        scheme, _, token = authorization.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise AuthError("the Authorization header must be 'Bearer <token>'")
+        if len(token) > MAX_TOKEN_CHARS:
+            raise AuthError("the token is too long")
+        return principal_from_claims(self.verify(token))
+
+    def verify(self, token: str) -> dict[str, Any]:
+        options = {"require": ["sub", "exp"], "verify_aud": self.audience is not None}
+        kwargs: dict[str, Any] = {"options": options, "leeway": LEEWAY_SECONDS}
+        if self.issuer:
+            kwargs["issuer"] = self.issuer
+        if self.audience:
+            kwargs["audience"] = self.audience
+        try:
+            if self.mode == "hs256":
+                if not self.secret:
+                    raise NotConfigured("authentication is on but STEPFLOW_JWT_SECRET is not set")
+                return jwt.decode(token, self.secret, algorithms=["HS256"], **kwargs)
+            if self.mode == "jwks":
+                key = self._signing_key(token)
+                return jwt.decode(token, key, algorithms=["RS256"], **kwargs)
+        except NotConfigured:
+            raise
+        except jwt.ExpiredSignatureError:
+            raise AuthError("the token has expired") from None
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            # The library's message names the failed check, never the token.
+            raise AuthError(f"the token is not valid: {type(exc).__name__}") from None
+        raise NotConfigured(f"unknown authentication mode '{self.mode}'")
+
+    def _signing_key(self, token: str) -> Any:
+        if not self.jwks_url:
+            raise NotConfigured("authentication is jwks but STEPFLOW_JWKS_URL is not set")
+        kid = jwt.get_unverified_header(token).get("kid")
+        keys = self._keyset()
+        for key in keys:
+            if kid is None or key.key_id == kid:
+                return key.key
+        # A key rotated in since the last fetch: fetch once more.
+        for key in self._keyset(refresh=True):
+            if kid is None or key.key_id == kid:
+                return key.key
+        raise jwt.InvalidKeyError("no key in the JWKS matches the token's kid")
+
+    def _keyset(self, refresh: bool = False) -> list[Any]:
+        with self._lock:
+            if self._jwks is None or refresh or self._jwks[0] < time.monotonic():
+                self._jwks = (time.monotonic() + JWKS_CACHE_SECONDS, load_jwks(self.jwks_url or ""))
+            return self._jwks[1]
+
+
+def load_jwks(url: str) -> list[Any]:
+    """The keys of a JWKS document at an https:// URL (e.g. Cognito's), a file:// URL or a plain path."""
+    if url.startswith(("https://", "http://")):
+        with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 - a configured, trusted URL
+            data = json.loads(answer.read(1024 * 1024))
+    else:
+        path = url.removeprefix("file://")
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    return [key for key in jwt.PyJWKSet.from_dict(data).keys if key.key_id or len(data.get("keys", [])) == 1]
+
+
+def mint(secret: str, sub: str, *, roles: Iterable[str] = (), groups: Iterable[str] = (), tenant: str | None = None,
+         ttl_seconds: int = 3600, issuer: str | None = None, audience: str | None = None) -> str:
+    """An HS256 token (development and tests)."""
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": sub, "roles": list(roles), "groups": list(groups), "iat": now,
+                              "exp": now + ttl_seconds}
+    if tenant is not None:
+        claims["tenant_id"] = tenant
+    if issuer:
+        claims["iss"] = issuer
+    if audience:
+        claims["aud"] = audience
+    return jwt.encode(claims, secret, algorithm="HS256")

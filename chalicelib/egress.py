@@ -1,0 +1,151 @@
+"""Egress policy for outbound calls made on a workflow's behalf (http.request steps, completion webhooks).
+
+* Link-local (169.254.0.0/16, fe80::/10) and cloud metadata addresses (169.254.169.254,
+  fd00:ec2::254, metadata.google.internal, metadata) are always refused.
+* Private and loopback ranges (10/8, 172.16/12, 192.168/16, 127/8, 100.64/10, ::1, fc00::/7, and
+  unspecified/multicast/reserved addresses) only where the stage allows them
+  (STEPFLOW_EGRESS_ALLOW_PRIVATE: default true on the local stage, false on deployed ones).
+* DNS is resolved once per connection, every resolved address is checked, and the socket connects
+  to a checked address (no second lookup a rebinding DNS server could answer differently). TLS still
+  verifies the certificate against the host name (SNI and hostname check are unchanged).
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import socket
+import urllib.request
+from typing import Any
+from urllib.parse import urlsplit
+
+ALWAYS_REFUSED_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "0.0.0.0/8", "::/128"))
+PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "100.64.0.0/10", "::1/128", "fc00::/7"))
+REFUSED_NAMES = frozenset({"metadata.google.internal", "metadata", "metadata.goog", "instance-data",
+                           "instance-data.ec2.internal"})
+
+
+class EgressDenied(OSError):
+    """An outbound call to an address the policy refuses (an OSError: callers treat it as a failed connection)."""
+
+
+def check_address(address: str, *, allow_private: bool) -> None:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if any(ip in net for net in ALWAYS_REFUSED_NETWORKS) or ip.is_link_local:
+        raise EgressDenied(f"{ip} is a link-local or cloud metadata address; calls to it are never made")
+    private = any(ip in net for net in PRIVATE_NETWORKS) or ip.is_private or ip.is_loopback
+    odd = ip.is_multicast or ip.is_unspecified or (ip.is_reserved and not private)
+    if odd or (private and not allow_private):
+        raise EgressDenied(f"{ip} is a private, loopback or reserved address; this stage does not call those")
+
+
+def check_host(host: str) -> None:
+    name = host.strip("[]").rstrip(".").lower()
+    if name in REFUSED_NAMES:
+        raise EgressDenied(f"'{name}' is a cloud metadata host; calls to it are never made")
+
+
+def resolve(host: str, port: int, *, allow_private: bool) -> list[tuple[Any, ...]]:
+    """getaddrinfo once; every address checked (one refused address refuses the host)."""
+    check_host(host)
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise OSError(f"cannot resolve {host}: {exc}") from None
+    if not infos:
+        raise OSError(f"cannot resolve {host}")
+    for info in infos:
+        check_address(info[4][0], allow_private=allow_private)
+    return infos
+
+
+def check_url(url: str, *, allow_private: bool) -> None:
+    """Resolves and checks a URL's host (a pre-flight check; connections check again themselves)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise EgressDenied("the URL has no host")
+    resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), allow_private=allow_private)
+
+
+def guarded_create_connection(allow_private: bool):  # type: ignore[no-untyped-def]
+    """A socket.create_connection that resolves once, checks, and connects to a checked address."""
+
+    def create_connection(address: tuple[str, int], timeout: Any = socket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
+                          source_address: Any = None) -> socket.socket:
+        host, port = address
+        error: OSError | None = None
+        for family, kind, proto, _, sockaddr in resolve(host, port, allow_private=allow_private):
+            sock = socket.socket(family, kind, proto)
+            try:
+                if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
+                    sock.settimeout(timeout)
+                if source_address:
+                    sock.bind(source_address)
+                sock.connect(sockaddr)  # the checked address, not the name
+                return sock
+            except OSError as exc:
+                error = exc
+                sock.close()
+        raise error or OSError(f"cannot connect to {host}")
+
+    return create_connection
+
+
+def _connection_class(base: type[http.client.HTTPConnection], allow_private: bool) -> Any:
+    class Guarded(base):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._create_connection = guarded_create_connection(allow_private)
+
+    return Guarded
+
+
+class GuardedHTTPHandler(urllib.request.HTTPHandler):
+    handler_order = 400  # opens before a plain HTTPHandler in the same opener
+
+    def __init__(self, allow_private: bool):
+        super().__init__()
+        self._conn = _connection_class(http.client.HTTPConnection, allow_private)
+
+    def http_open(self, req: Any) -> Any:
+        return self.do_open(self._conn, req)
+
+
+class GuardedHTTPSHandler(urllib.request.HTTPSHandler):
+    handler_order = 400
+
+    def __init__(self, allow_private: bool, context: Any = None):
+        super().__init__(context=context)
+        self._conn = _connection_class(http.client.HTTPSConnection, allow_private)
+
+    def https_open(self, req: Any) -> Any:
+        return self.do_open(self._conn, req, context=self._context)
+
+
+def http_client(allow_private: bool) -> Any:
+    """The http.request step's HttpClient under this policy: a pre-flight check of every URL (the first
+    and each redirect target) refused as HttpEgressDenied, and connections pinned to checked addresses."""
+    from chalicelib.tasks.builtin.http_request import HTTP_EGRESS_DENIED, HttpClient
+    from chalicelib.tasks.errors import StepError
+
+    class EgressHttpClient(HttpClient):
+        def resolve_and_check(self, url: str) -> None:
+            try:
+                check_url(url, allow_private=allow_private)
+            except EgressDenied as exc:
+                raise StepError(HTTP_EGRESS_DENIED, str(exc)) from None
+            except OSError:
+                pass  # a name that does not resolve: the connection reports it as HttpConnectionError
+
+        def build_opener(self, *, follow_redirects: bool = True) -> urllib.request.OpenerDirector:
+            opener = super().build_opener(follow_redirects=follow_redirects)
+            context = self._ssl_context
+            opener.add_handler(GuardedHTTPHandler(allow_private))
+            opener.add_handler(GuardedHTTPSHandler(allow_private, context))
+            return opener
+
+    return EgressHttpClient()

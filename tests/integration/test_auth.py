@@ -1,0 +1,279 @@
+"""Authentication, roles and tenant isolation through the API (chalice.test.Client, auth turned on here).
+
+The authorization matrix: every endpoint x every role (none, viewer, executor, editor, admin) x own and
+foreign tenant, each with the exact status it must get.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import jwt
+import pytest
+
+from chalicelib.api.auth import GUARDS, PUBLIC_ROUTES, guard_for
+from chalicelib.auth import RANK, Authenticator, mint
+from chalicelib.config import Settings, SettingsError
+
+SECRET = "test-secret-0123456789-0123456789-abcdef"
+OWN, FOREIGN = "acme", "globex"
+ROLES = (None, "viewer", "executor", "editor", "admin")
+
+FLOW = {"name": "acme_flow", "version": "1.0.0",
+        "input_schema": {"type": "object", "required": ["n"], "properties": {"n": {"type": "number"}}},
+        "steps": [{"id": "one", "type": "machine", "task_type": "data.set", "config": {"values": {"done": True}}}]}
+GATE = {"name": "acme_gate", "version": "1.0.0",
+        "steps": [{"id": "review", "type": "human", "title": "Review", "assignee": "alice",
+                   "assignee_group": "reviewers",
+                   "form_schema": {"type": "object", "required": ["note"], "properties": {"note": {"type": "string"}}}}]}
+
+
+def token(role: str | None, tenant: str = OWN, user: str | None = None, groups: tuple[str, ...] = ()) -> str:
+    return mint(SECRET, user or f"user-{role}", roles=[role] if role else [], groups=groups, tenant=tenant)
+
+
+class Caller:
+    def __init__(self, api: Any):
+        self.api = api
+        self.seen: list[str] = []  # every response body, for the leak test
+
+    def __call__(self, method: str, path: str, body: Any = None, bearer: str | None = None,
+                 raw_path: bool = False) -> tuple[int, Any]:
+        headers = {"content-type": "application/json"}
+        if bearer:
+            headers["authorization"] = f"Bearer {bearer}"
+        url = path if raw_path else self.api.prefix + path
+        call = getattr(self.api.client.http, method.lower())
+        kwargs: dict[str, Any] = {"headers": headers}
+        if body is not None:
+            kwargs["body"] = json.dumps(body)
+        response = call(url, **kwargs)
+        text = response.body.decode() if isinstance(response.body, bytes) else str(response.body)
+        self.seen.append(text)
+        try:
+            return response.status_code, json.loads(text)
+        except ValueError:
+            return response.status_code, text
+
+
+@pytest.fixture
+def secured(api):
+    import app as app_module
+
+    app_module.services.auth = Authenticator("hs256", SECRET)
+    try:
+        yield Caller(api)
+    finally:
+        del app_module.services.auth  # back to the settings' (off on the local stage)
+
+
+def wait_status(call, instance_id: str, until: tuple[str, ...], bearer: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        status, body = call("GET", f"/instances/{instance_id}", bearer=bearer)
+        assert status == 200, body
+        if body["status"] in until or time.monotonic() > deadline:
+            return body
+        time.sleep(0.1)
+
+
+def setup_tenant(call) -> dict[str, str]:
+    editor, executor = token("editor"), token("executor")
+    for definition in (FLOW, GATE):
+        status, body = call("POST", "/definitions", definition, editor)
+        assert status == 201, body
+        assert body["tenant_id"] == OWN and body["created_by"] == "user-editor"
+    status, done = call("POST", "/instances", {"definition_name": "acme_flow", "input_data": {"n": 1}}, executor)
+    assert status == 201, done
+    assert done["tenant_id"] == OWN and done["created_by"] == "user-executor"
+    wait_status(call, done["id"], ("completed", "failed"), executor)
+    status, gate = call("POST", "/instances", {"definition_name": "acme_gate"}, executor)
+    assert status == 201, gate
+    wait_status(call, gate["id"], ("waiting", "failed"), executor)
+    status, page = call("GET", f"/tasks?instance_id={gate['id']}", bearer=executor)
+    assert status == 200 and len(page["items"]) == 1, page
+    return {"done": done["id"], "gate": gate["id"], "task": page["items"][0]["id"]}
+
+
+def test_settings_refuse_auth_off_on_deployed_stages():
+    for stage in ("dev", "prod"):
+        with pytest.raises(SettingsError):
+            Settings.from_env({"STEPFLOW_STAGE": stage, "STEPFLOW_AUTH": "off"})
+        assert Settings.from_env({"STEPFLOW_STAGE": stage}).auth_mode == "jwks"  # on unless said otherwise
+        assert Settings.from_env({"STEPFLOW_STAGE": stage}).egress_allow_private is False
+    local = Settings.from_env({"STEPFLOW_STAGE": "local"})
+    assert local.auth_mode == "off" and local.egress_allow_private is True
+    assert Settings.from_env({"STEPFLOW_STAGE": "local", "STEPFLOW_AUTH": "hs256"}).auth_enabled
+    with pytest.raises(SettingsError):
+        Settings.from_env({"STEPFLOW_AUTH": "maybe"})
+
+
+def test_every_route_has_a_guard(api):
+    import app as app_module
+
+    prefix = app_module.services.settings.api_prefix
+    for path, methods in app_module.app.routes.items():
+        for method in methods:
+            inner = path[len(prefix):] if path.startswith(prefix + "/") else path
+            assert (method, inner) in GUARDS or (method, path) in PUBLIC_ROUTES, (method, path)
+    assert guard_for("GET", "/workflows/not-a-route", prefix).role == "admin"  # fails closed
+
+
+def test_tokens_are_verified(secured):
+    call = secured
+    assert call("GET", "/definitions")[0] == 401
+    assert call("GET", "/definitions", bearer="not-a-jwt")[0] == 401
+    wrong = mint("another-secret-another-secret-12345", "mallory", roles=["admin"], tenant=OWN)
+    assert call("GET", "/definitions", bearer=wrong)[0] == 401
+    expired = mint(SECRET, "old", roles=["admin"], tenant=OWN, ttl_seconds=-3600)
+    status, body = call("GET", "/definitions", bearer=expired)
+    assert status == 401 and "expired" in body["detail"]
+    unsigned = jwt.encode({"sub": "x", "roles": ["admin"], "tenant_id": OWN, "exp": time.time() + 60}, None,
+                          algorithm="none")
+    assert call("GET", "/definitions", bearer=unsigned)[0] == 401
+    no_tenant = mint(SECRET, "x", roles=["admin"])
+    assert call("GET", "/definitions", bearer=no_tenant)[0] == 403
+    assert call("GET", "/definitions", bearer=token("viewer"))[0] == 200
+    cognito = jwt.encode({"sub": "c", "cognito:groups": ["editor"], "custom:tenant_id": OWN,
+                          "exp": time.time() + 60}, SECRET, algorithm="HS256")
+    assert call("POST", "/definitions/validate", FLOW, cognito)[0] == 200
+    assert call("GET", "/health", raw_path=True)[0] == 200
+    assert call("GET", "/openapi.json", raw_path=True)[0] == 200
+
+
+def test_authorization_matrix(secured, capsys):
+    call = secured
+    ids = setup_tenant(call)
+    done, gate, task = ids["done"], ids["gate"], ids["task"]
+    # (method, path, body, status for an allowed caller of the own tenant, tenant-scoped, works-a-task)
+    cases: list[tuple[str, str, Any, int, bool, bool]] = [
+        ("GET", "/definitions", None, 200, False, False),
+        ("POST", "/definitions", FLOW, 200, True, False),  # same revision again: 200; another tenant: 409
+        ("POST", "/definitions/validate", FLOW, 200, False, False),
+        ("GET", "/definitions/acme_flow", None, 200, True, False),
+        ("GET", "/definitions/acme_flow/asl", None, 200, True, False),
+        ("GET", "/definitions/acme_flow/graph", None, 200, True, False),
+        ("POST", "/definitions/acme_flow/run", {"input_data": {}}, 422, True, False),
+        ("POST", "/instances", {"definition_name": "acme_flow", "input_data": {}}, 422, True, False),
+        ("GET", "/instances", None, 200, False, False),
+        ("GET", f"/instances/{done}", None, 200, True, False),
+        ("DELETE", f"/instances/{gate}", None, 409, True, False),
+        ("DELETE", f"/instances/{gate}?purge=true", None, 409, True, False),
+        ("POST", f"/instances/{done}/start", None, 409, True, False),
+        ("GET", f"/instances/{done}/result", None, 200, True, False),
+        ("POST", f"/instances/{done}/cancel", None, 409, True, False),
+        ("POST", f"/instances/{done}/retry", None, 409, True, False),
+        ("POST", f"/instances/{done}/resume", None, 409, True, False),
+        ("GET", f"/instances/{done}/graph", None, 200, True, False),
+        ("GET", f"/instances/{done}/events", None, 200, True, False),
+        ("POST", f"/instances/{done}/events", {"step": "one", "data": {}}, 409, True, False),
+        ("GET", "/tasks", None, 200, False, False),
+        ("GET", "/tasks/metrics", None, 200, False, False),
+        ("GET", f"/tasks/{task}", None, 200, True, False),
+        ("POST", f"/tasks/{task}/complete", {"output_data": {}}, 400, True, True),
+        ("POST", f"/tasks/{task}/reassign", {"new_assignee": "alice"}, 200, True, True),
+        ("POST", f"/tasks/{task}/claim", {}, 409, True, True),
+        ("POST", f"/tasks/{task}/unclaim", {}, 409, True, False),
+        ("GET", f"/approvals/{task}", None, 409, True, False),
+        ("POST", f"/approvals/{task}/approve", {}, 409, True, True),
+        ("POST", f"/approvals/{task}/reject", {}, 409, True, True),
+        ("GET", "/plugins", None, 200, False, False),
+        ("GET", "/plugins/data.set", None, 200, False, False),
+        ("POST", "/callbacks/no-such-key", {}, 404, False, False),
+    ]
+    public = [("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/ui")]
+    import app as app_module
+
+    prefix = app_module.services.settings.api_prefix
+    covered = {(m, p.split("?")[0]) for m, p, *_ in cases}
+    templates = {(m, path) for (m, path) in GUARDS}
+    assert len(templates) == len({(m, _template(p, ids)) for m, p in covered}), "a guarded route has no case"
+
+    failures, count = [], 0
+    for method, path, body, allowed, scoped, works_task in cases:
+        guard = guard_for(method, prefix + _template(path.split("?")[0], ids), prefix)
+        need = "admin" if "purge=true" in path else guard.role
+        for role in ROLES:
+            for tenant in (OWN, FOREIGN):
+                if guard.role == "key":
+                    want = allowed
+                elif role is None:
+                    want = 401
+                elif RANK[role] < RANK[need]:
+                    want = 403
+                elif scoped and tenant == FOREIGN:
+                    want = 409 if (method, path) == ("POST", "/definitions") else 404
+                elif works_task and role != "admin":
+                    want = 403  # not the assignee, not in the group
+                else:
+                    want = allowed
+                got, answer = call(method, path, body, token(role, tenant) if role else None)
+                count += 1
+                if got != want:
+                    failures.append(f"{method} {path} role={role} tenant={tenant}: {got} != {want} {answer}")
+    for method, path in public:
+        for role in ROLES:
+            got, _ = call(method, path, None, token(role) if role else None, raw_path=True)
+            count += 1
+            if got != 200:
+                failures.append(f"{method} {path} role={role}: {got}")
+    with capsys.disabled():
+        print(f"\nauthorization matrix: {count} cases")
+    assert not failures, "\n".join(failures)
+    # Foreign tenants see nothing in lists.
+    for path in ("/definitions", "/instances", "/tasks"):
+        status, body = call("GET", path, bearer=token("admin", FOREIGN))
+        items = body if isinstance(body, list) else body["items"]
+        assert status == 200 and [i for i in items if i.get("tenant_id") == OWN] == [], (path, body)
+    status, metrics = call("GET", "/tasks/metrics", bearer=token("admin", FOREIGN))
+    assert metrics["pending_total"] == 0
+    assert call("GET", "/tasks/metrics", bearer=token("viewer"))[1]["pending_total"] == 1
+
+
+def _template(path: str, ids: dict[str, str]) -> str:
+    for name, value in ids.items():
+        param = "{task_id}" if name == "task" else "{instance_id}"
+        path = path.replace(value, param)
+    return (path.replace("/acme_flow", "/{name}").replace("/data.set", "/{plugin_id}")
+            .replace("/no-such-key", "/{key}"))
+
+
+def test_actors_come_from_the_token_and_mass_assignment_is_refused(secured, caplog, capsys):
+    call = secured
+    caplog.set_level(logging.INFO)  # our loggers at INFO (botocore DEBUG dumps whole AWS answers by design)
+    ids = setup_tenant(call)
+    executor = token("executor")
+    status, body = call("POST", "/instances", {"definition_name": "acme_flow", "input_data": {"n": 1},
+                                               "tenant_id": FOREIGN}, executor)
+    assert status == 422 and body["detail"]["issues"][0]["location"] == "tenant_id"
+    status, body = call("POST", "/instances", {"definition_name": "acme_flow", "input_data": {"n": 1},
+                                               "user_id": "someone-else"}, executor)
+    assert status == 422 and body["detail"]["issues"][0]["location"] == "user_id"
+    # The foreign tenant cannot start the own tenant's workflow either.
+    assert call("POST", "/instances", {"definition_name": "acme_flow", "input_data": {"n": 1}},
+                token("executor", FOREIGN))[0] == 404
+    alice = token("executor", user="alice")
+    status, body = call("POST", f"/tasks/{ids['task']}/complete", {"output_data": {"note": "ok"},
+                                                                   "completed_by": "bob"}, alice)
+    assert status == 422 and body["detail"]["issues"][0]["location"] == "completed_by"
+    # A member of the task's group may work it; the acting user is the token's.
+    member = token("executor", user="carol", groups=("reviewers",))
+    status, body = call("POST", f"/tasks/{ids['task']}/complete", {"output_data": {"note": "ok"}}, member)
+    assert status == 200, body
+    assert body["completed_by"] == "carol"
+    wait_status(call, ids["gate"], ("completed", "failed"), executor)
+
+    # No task token, secret or token signature in any response or log line.
+    import app as app_module
+
+    stored = app_module.services.task_store.get(ids["task"])
+    secrets_ = [stored["token"], SECRET, alice.rsplit(".", 1)[1], member.rsplit(".", 1)[1], executor.rsplit(".", 1)[1]]
+    call("GET", f"/instances/{ids['gate']}/events", bearer=executor)
+    call("GET", f"/tasks/{ids['task']}", bearer=executor)
+    logs = caplog.text + capsys.readouterr().out  # std logging and Powertools' JSON lines on stdout
+    for secret in secrets_:
+        assert not any(secret in seen for seen in call.seen), "a secret is in a response"
+        assert secret not in logs, "a secret is in the log"
