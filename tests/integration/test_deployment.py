@@ -297,8 +297,7 @@ def test_the_infra_part_can_be_created_through_the_apis(local_aws, infra):
 
 def test_schedules_are_the_ones_the_local_runtime_delivers(local_runtime, infra, app_module):
     schedules = {f.name: f.schedule for f in infra.functions if f.kind == "schedule"}
-    if infra_build.OVERDUE_SWEEP not in schedules:
-        pytest.skip(f"app.py has no @app.schedule named {infra_build.OVERDUE_SWEEP} yet")
+    assert infra_build.OVERDUE_SWEEP in schedules, f"app.py has no @app.schedule named {infra_build.OVERDUE_SWEEP}"
     from stepflow_local.schedules import deliver_schedules
 
     before = set(map(id, local_runtime.scheduler.jobs))
@@ -345,8 +344,8 @@ def test_execution_status_rule_follows_the_execution_events_function(app_module)
 
 
 def test_the_app_s_execution_events_function_gets_its_rule(infra):
-    if infra_build.EXECUTION_EVENTS not in {f.name for f in infra.functions}:
-        pytest.skip(f"app.py has no '{infra_build.EXECUTION_EVENTS}' function yet: the rule is added when it does")
+    assert infra_build.EXECUTION_EVENTS in {f.name for f in infra.functions}, (
+        f"app.py has no '{infra_build.EXECUTION_EVENTS}' function: the instance index would never hear of endings")
     resources_ = infra.template["Resources"]
     kinds = {f.name: f.kind for f in infra.functions}
     if kinds[infra_build.EXECUTION_EVENTS] == "lambda":
