@@ -15,7 +15,16 @@ from chalice import Blueprint, Response
 from pydantic import Field
 
 from chalicelib.api.auth import actor, require_instance
-from chalicelib.api.http import BadRequest, bool_param, handles_errors, int_param, json_response, query, read_body
+from chalicelib.api.http import (
+    BadRequest,
+    bool_param,
+    float_param,
+    handles_errors,
+    int_param,
+    json_response,
+    query,
+    read_body,
+)
 from chalicelib.core import event_stream as es
 from chalicelib.errors import InvalidInput
 from chalicelib.service.requests import _Body, parse_body
@@ -26,19 +35,6 @@ class SendEvent(_Body):
     event_type: str | None = Field(None, min_length=1, max_length=128)
     data: dict[str, Any] = Field(default_factory=dict)
     sent_by: str | None = Field(None, min_length=1, max_length=255)
-
-
-def _float_param(params: dict[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadRequest(f"'{name}' must be a number of seconds") from None
-    if not low <= value <= high:
-        raise BadRequest(f"'{name}' must be between {low:g} and {high:g}")
-    return value
 
 
 def create_blueprint(services: Callable[[], Any]) -> Blueprint:
@@ -59,7 +55,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
             raise BadRequest(str(exc)) from None
         page = services().events.read(
             instance_id, after=after, limit=int_param(params, "limit", es.DEFAULT_LIMIT, 1, es.MAX_LIMIT),
-            wait=_float_param(params, "wait", 0.0, 0.0, es.MAX_WAIT_SECONDS))
+            wait=float_param(params, "wait", 0.0, 0.0, es.MAX_WAIT_SECONDS))
         headers: dict[str, Any] = {"Cache-Control": "no-cache", "Stepflow-Instance-Status": str(page["status"]),
                    "Stepflow-More": "true" if page["more"] else "false",
                    "Stepflow-Ended": "true" if page["ended"] else "false"}

@@ -93,17 +93,27 @@ def query(request: Any) -> dict[str, str]:
     return dict(request.query_params or {})
 
 
-def int_param(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+def _ranged(params: dict[str, str], name: str, default: Any, low: Any, high: Any, parse: Callable[[str], Any],
+            what: str) -> Any:
     raw = params.get(name)
     if raw is None:
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise BadRequest(f"'{name}' must be a whole number") from None
+        raise BadRequest(f"'{name}' must be {what}") from None
     if not low <= value <= high:
-        raise BadRequest(f"'{name}' must be between {low} and {high}")
+        raise BadRequest(f"'{name}' must be between {low:g} and {high:g}")
     return value
+
+
+def int_param(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    return _ranged(params, name, default, low, high, int, "a whole number")
+
+
+def float_param(params: dict[str, str], name: str, default: float, low: float, high: float) -> float:
+    """A number of seconds (wait times)."""
+    return _ranged(params, name, default, low, high, float, "a number of seconds")
 
 
 def bool_param(params: dict[str, str], name: str, default: bool = False) -> bool:
