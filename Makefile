@@ -31,7 +31,7 @@ token: $(VENV)/.installed
 test: $(VENV)/.installed node_modules/.installed browser-deps
 	$(PY) -m ruff check .
 	$(MAKE) --no-print-directory check-package
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile  # one test file per worker: each has its own emulated AWS
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

@@ -483,7 +483,14 @@ def test_every_comparison_is_guarded_and_nothing_has_next(text):
 
 # ------------------------------------------------------------------- evaluate
 
-MISSING = object()
+class _Missing:
+    """Marks 'no field at all'; a stable repr keeps test ids the same in every process."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING = _Missing()
 
 
 def _data(value):
