@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.aws.items import from_item, to_item
+from chalicelib.aws.paging import query_all
 
 KIND = "definition"
 
@@ -40,14 +41,6 @@ class DefinitionStore:
         return self._get(name, f"ver#{version}")
 
     def list_latest(self) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._table, "IndexName": "by_kind",
-            "KeyConditionExpression": "kind = :k", "ExpressionAttributeValues": {":k": {"S": KIND}},
-        }
-        while True:
-            page = self._ddb.query(**kwargs)
-            records += [from_item(i) for i in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return records
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [from_item(i) for i in query_all(
+            self._ddb, TableName=self._table, IndexName="by_kind", KeyConditionExpression="kind = :k",
+            ExpressionAttributeValues={":k": {"S": KIND}})]

@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.aws.paging import query_all
 from chalicelib.core.event_stream import FLOOR, SeqClock, at_of, bounded_data, make_seq, public_event
 
 COUNTER_PREFIX = "!attempt#"
@@ -89,17 +90,10 @@ class EventStore:
         return _from_item(page["Items"][0]) if page["Items"] else None
 
     def _keys(self, instance_id: str):
-        kwargs: dict[str, Any] = {
-            "TableName": self._table, "KeyConditionExpression": "instance_id = :i",
-            "ExpressionAttributeValues": {":i": {"S": instance_id}}, "ProjectionExpression": "instance_id, seq",
-        }
-        while True:
-            page = self._ddb.query(**kwargs)
-            for item in page["Items"]:
-                yield {"instance_id": item["instance_id"], "seq": item["seq"]}
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        for item in query_all(self._ddb, TableName=self._table, KeyConditionExpression="instance_id = :i",
+                              ExpressionAttributeValues={":i": {"S": instance_id}},
+                              ProjectionExpression="instance_id, seq"):
+            yield {"instance_id": item["instance_id"], "seq": item["seq"]}
 
 
 def _to_item(record: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.aws.conditional_update import TransitionRefused, conditional_update  # noqa: F401 - re-exported
 from chalicelib.aws.items import from_item, to_item
+from chalicelib.aws.paging import query_all
 from chalicelib.errors import Conflict
 
 PARTITION = "instance"
@@ -101,22 +102,14 @@ class InstanceStore:
                 return items, None
 
     def due_notifications(self, upto: str) -> list[dict[str, Any]]:
-        page = self._ddb.query(
-            TableName=self._table, IndexName="by_notify", KeyConditionExpression="notify_state = :o AND next_notify_at <= :t",
-            ExpressionAttributeValues={":o": {"S": "open"}, ":t": {"S": upto}})
-        return [from_item(i) for i in page["Items"]]
+        return [from_item(i) for i in query_all(
+            self._ddb, TableName=self._table, IndexName="by_notify",
+            KeyConditionExpression="notify_state = :o AND next_notify_at <= :t",
+            ExpressionAttributeValues={":o": {"S": "open"}, ":t": {"S": upto}})]
 
     def with_status(self, status: str, *, created_before: str) -> list[dict[str, Any]]:
         """Instances in a status created before a time (the reconciler's view of possibly stale ones)."""
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._table, "IndexName": "by_status",
-            "KeyConditionExpression": "#s = :s AND created_key <= :t", "ExpressionAttributeNames": {"#s": "status"},
-            "ExpressionAttributeValues": {":s": {"S": status}, ":t": {"S": created_before}},
-        }
-        while True:
-            page = self._ddb.query(**kwargs)
-            items += [from_item(i) for i in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [from_item(i) for i in query_all(
+            self._ddb, TableName=self._table, IndexName="by_status",
+            KeyConditionExpression="#s = :s AND created_key <= :t", ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": {"S": status}, ":t": {"S": created_before}})]

@@ -1,0 +1,16 @@
+"""Every item of a DynamoDB query, page after page (a query answers at most 1 MB at a time)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+
+def query_all(ddb: Any, **request: Any) -> Iterator[dict[str, Any]]:
+    """Yields raw items of `ddb.query(**request)`, following LastEvaluatedKey to the end."""
+    while True:
+        page = ddb.query(**request)
+        yield from page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return
+        request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
