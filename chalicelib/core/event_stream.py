@@ -195,15 +195,6 @@ def public_event(record: Mapping[str, Any]) -> dict[str, Any]:
     return event
 
 
-RUN_SEPARATOR = "--"  # execution name = instance id [-- run number] (service/instances.py names them so)
-
-
-def run_of_execution(execution: str | None) -> tuple[str, str]:
-    """(instance id, execution name) of an execution ARN (or name); ("", "") for none."""
-    name = str(execution or "").rsplit(":", 1)[-1]
-    return name.split(RUN_SEPARATOR, 1)[0], name
-
-
 def callback_path(api_prefix: str, key: str) -> str:
     """The path an external system POSTs to, to complete a webhook step (the key, never the token)."""
     return f"{api_prefix.rstrip('/')}/callbacks/{key}"

@@ -7,9 +7,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.core.event_stream import custom_type, run_of_execution
+from chalicelib.core.event_stream import custom_type
 from chalicelib.core.instance_data import get_path, merge_instance_data, set_path
 from chalicelib.core.model import MachineStep
+from chalicelib.core.runs import run_of_execution
 from chalicelib.runtime.definitions import RevisionLoader
 from chalicelib.tasks.errors import StepError
 from chalicelib.tasks.registry import TaskContext, TaskRegistry

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.core.event_stream import callback_path, run_of_execution
+from chalicelib.core.event_stream import callback_path
 from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.model import HumanStep, WebhookStep
+from chalicelib.core.runs import run_of_execution
 from chalicelib.core.tasks import task_id_for
 from chalicelib.core.times import iso
 from chalicelib.runtime.definitions import RevisionLoader

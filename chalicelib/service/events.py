@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.core import event_stream as es
+from chalicelib.core.runs import run_of_execution
 from chalicelib.errors import Conflict, Gone, InvalidInput, NotFound
 
 POLL_SECONDS = 0.25  # while a reader waits for new events
@@ -147,7 +148,7 @@ class EventService:
         """POST /callbacks/{key}: NotFound (unknown key), Conflict (done), Gone (expired)."""
         record = self._tasks.by_callback_key(key)
         self._tasks.require_pending(record)
-        instance = self._instances.get(es.run_of_execution(record.get("execution_arn"))[0] or record["instance_id"])
+        instance = self._instances.get(run_of_execution(record.get("execution_arn"))[0] or record["instance_id"])
         if instance is None or es.is_ended(instance.get("status")):
             raise Gone("the workflow has ended; it no longer waits for this callback")
         return self._tasks.complete_callback(key, data, record=record)

@@ -19,6 +19,7 @@ from chalicelib.aws.state_machines import RedriveUnavailable
 from chalicelib.core.history import STATUS_BY_EXECUTION, StepRecord, summarise
 from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.model import Definition
+from chalicelib.core.runs import execution_name, run_of_execution
 from chalicelib.core.times import as_iso, iso
 from chalicelib.errors import Conflict, InvalidInput, NotFound
 from chalicelib.service.requests import StartInstance
@@ -28,7 +29,6 @@ LIVE = frozenset({"running", "waiting"})
 MAX_PAGE = 100
 SYNC_WAIT_CAP = 25.0  # inside API Gateway's 29 s integration timeout
 ID_NAMESPACE = uuid.UUID("5d0c7b54-6a55-4a5e-9a2e-3f1f4c3c9b71")
-RUN_SEPARATOR = "--"  # execution name = instance id [-- run number]; uuids never contain "--"
 
 
 def input_issues(schema: dict[str, Any] | None, data: dict[str, Any]) -> list[dict[str, str]]:
@@ -41,10 +41,6 @@ def input_issues(schema: dict[str, Any] | None, data: dict[str, Any]) -> list[di
         issues.append({"code": "input_schema", "location": "input_data" + (f".{where}" if where else ""),
                        "message": error.message})
     return issues
-
-
-def instance_id_of(execution_name: str) -> str:
-    return execution_name.split(RUN_SEPARATOR, 1)[0]
 
 
 class InstanceService:
@@ -114,7 +110,7 @@ class InstanceService:
 
     def _launch(self, record: dict[str, Any], machine_arn: str, *, steps: dict[str, Any] | None = None,
                 run: int = 0, kind: str = "start") -> str:
-        name = record["id"] if run == 0 else f"{record['id']}{RUN_SEPARATOR}{run}"
+        name = execution_name(record["id"], run)
         carried = steps or {}
         order = self._order(record)
         payload = {"input": record["input"], "steps": carried,
@@ -349,7 +345,7 @@ class InstanceService:
     def on_execution_event(self, detail: dict[str, Any]) -> str | None:
         """An EventBridge 'Step Functions Execution Status Change': the instance's status follows it."""
         name = detail.get("name") or str(detail.get("executionArn", "")).rsplit(":", 1)[-1]
-        record = self._store.get(instance_id_of(name))
+        record = self._store.get(run_of_execution(name)[0])
         if record is None or record.get("execution_arn") != detail.get("executionArn"):
             return None  # not ours, or an earlier run of a resumed instance
         return self.get(record["id"], with_outputs=False)["status"]

@@ -14,7 +14,8 @@ from botocore.exceptions import ClientError
 
 from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.aws.task_store import public
-from chalicelib.core.event_stream import callback_path, run_of_execution
+from chalicelib.core.event_stream import callback_path
+from chalicelib.core.runs import run_of_execution
 from chalicelib.core.tasks import OPEN, STATUSES, form_issues, resumed_state
 from chalicelib.core.times import iso
 from chalicelib.errors import Conflict, FieldErrors, Gone, InvalidInput, NotFound

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chalicelib.core import event_stream as es
+from chalicelib.core.runs import run_of_execution
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
@@ -158,10 +159,10 @@ def test_sse_fields_never_break_lines():
 
 def test_run_of_execution():
     arn = "arn:aws:states:us-east-1:123:execution:machine:5d0c7b54-6a55-4a5e-9a2e-3f1f4c3c9b71--2"
-    assert es.run_of_execution(arn) == ("5d0c7b54-6a55-4a5e-9a2e-3f1f4c3c9b71",
+    assert run_of_execution(arn) == ("5d0c7b54-6a55-4a5e-9a2e-3f1f4c3c9b71",
                                         "5d0c7b54-6a55-4a5e-9a2e-3f1f4c3c9b71--2")
-    assert es.run_of_execution("arn:aws:states:r:1:execution:m:abc") == ("abc", "abc")
-    assert es.run_of_execution(None) == ("", "")
+    assert run_of_execution("arn:aws:states:r:1:execution:m:abc") == ("abc", "abc")
+    assert run_of_execution(None) == ("", "")
 
 
 def test_callback_path():
