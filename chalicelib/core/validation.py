@@ -102,7 +102,7 @@ def _schema_hint(error: dict[str, Any]) -> str:
     return ""
 
 
-def validate_definition(definition: Definition, catalog: TaskCatalog, *, compiled_size: int | None = None) -> list[Issue]:
+def validate_definition(definition: Definition, catalog: TaskCatalog) -> list[Issue]:
     """Every semantic problem of a schema-valid definition, in a stable order."""
     issues: list[Issue] = []
     ids = definition.step_ids
@@ -162,11 +162,21 @@ def validate_definition(definition: Definition, catalog: TaskCatalog, *, compile
     issues += _check_steps(definition, catalog)
     if definition.input_schema is not None:
         issues += _check_schema(definition.input_schema, "input_schema")
-    if compiled_size is not None and compiled_size > MAX_DEFINITION_BYTES:
-        issues.append(_issue("too_large", "definition",
-                             f"the compiled state machine is {compiled_size:,} bytes; Step Functions takes at most "
-                             f"{MAX_DEFINITION_BYTES:,}", "split the workflow or shorten step configs"))
     return sorted(issues)
+
+
+def size_issues(asl: dict[str, Any]) -> list[Issue]:
+    """The compiled state machine is over Step Functions' limit (checked once it compiles)."""
+    size = compiled_size(asl)
+    if size <= MAX_DEFINITION_BYTES:
+        return []
+    return [_issue("too_large", "definition", f"the compiled state machine is {size:,} bytes; Step Functions "
+                   f"takes at most {MAX_DEFINITION_BYTES:,}", "split the workflow or shorten step configs")]
+
+
+def compile_failure(message: str) -> Issue:
+    """Validation should catch whatever the compiler refuses; if it did not, say so as an issue."""
+    return _issue("compile_error", "definition", message)
 
 
 def _did_you_mean(name: str, candidates: Iterable[str], otherwise: str = "check the step id") -> str:

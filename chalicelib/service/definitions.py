@@ -9,7 +9,7 @@ from chalicelib.core.compiler import CompileError, compile_definition
 from chalicelib.core.graph import build_graph
 from chalicelib.core.loading import revision_of
 from chalicelib.core.model import Definition
-from chalicelib.core.validation import Issue, compiled_size, parse_definition, validate_definition
+from chalicelib.core.validation import Issue, compile_failure, parse_definition, size_issues, validate_definition
 from chalicelib.errors import InvalidInput, NotFound
 from chalicelib.tasks.registry import TaskRegistry
 
@@ -35,9 +35,9 @@ def check(data: Any, registry: TaskRegistry) -> tuple[Definition | None, list[Is
     try:
         asl = compile_definition(definition, revision_of(definition))
     except CompileError as exc:  # validation should have caught it; report rather than fail
-        return definition, [Issue((9,), "compile_error", "definition", str(exc), "")], None
-    size_issues = validate_definition(definition, registry, compiled_size=compiled_size(asl))
-    return definition, size_issues, (None if size_issues else asl)
+        return definition, [compile_failure(str(exc))], None
+    too_large = size_issues(asl)
+    return definition, too_large, (None if too_large else asl)
 
 
 def shape(definition: Definition) -> dict[str, Any]:

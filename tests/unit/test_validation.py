@@ -170,3 +170,18 @@ def test_yaml_and_json_text_both_load():
 def test_yaml_number_version_becomes_text():
     definition, _ = parse_definition({"name": "x", "version": 2.1, "steps": [machine("a")]})
     assert definition.version == "2.1"
+
+
+def test_a_definition_whose_state_machine_exceeds_1_mib_is_refused_with_one_issue():
+    from chalicelib.service.definitions import check
+
+    # Configs stay out of the ASL, but conditions do not: each comparison becomes a guarded Choice rule.
+    condition = " and ".join(["amount > 1"] * 66)  # just under the 1,000-character cap
+    count = 140
+    steps = [{"id": f"g{i}", "type": "gateway"} for i in range(count)] + [machine("end"), machine("done")]
+    edges = [{"source": f"g{i}", "target": f"g{i + 1}" if i + 1 < count else "done", "condition": condition}
+             for i in range(count)] + [{"source": f"g{i}", "target": "end"} for i in range(count)]
+    definition, issues, asl = check({"name": "huge", "steps": steps, "edges": edges}, REGISTRY)
+    assert definition is not None and asl is None
+    assert [(i.code, i.location) for i in issues] == [("too_large", "definition")]
+    assert "1,048,576" in issues[0].message
