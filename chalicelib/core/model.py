@@ -13,6 +13,8 @@ from pydantic.dataclasses import dataclass
 STEP_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,79}$"
 DOTTED_PATH_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+FIELD_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+FieldName = Annotated[str, Field(max_length=128, pattern=FIELD_PATTERN)]
 
 _DURATION_RE = re.compile(
     r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?$"
@@ -134,6 +136,11 @@ class HumanStep(_StepBase):
     escalation: Escalation | None = None
     timeout_seconds: int | None = Field(None, ge=1, le=31_536_000)
     heartbeat_seconds: int | None = Field(None, ge=1, le=31_536_000)
+    # What a completion writes into instance data (chalicelib/core/decisions.py): the form's fields, or
+    # the whole submission under output_namespace; overwrites names form fields that may replace a value
+    # the instance data already holds.
+    output_namespace: FieldName | None = None
+    overwrites: list[FieldName] = Field(default_factory=list, max_length=100)
 
     @field_validator("due_in", "reminder_before", mode="before")
     @classmethod
@@ -162,6 +169,10 @@ class WebhookStep(_StepBase):
     event_type: str | None = Field(None, max_length=128)
     timeout_seconds: int | None = Field(None, ge=1, le=31_536_000)
     heartbeat_seconds: int | None = Field(None, ge=1, le=31_536_000)
+    # A callback body lands under output_namespace (default: the step id); overwrites names payload
+    # fields also written at the top level of the instance data.
+    output_namespace: FieldName | None = None
+    overwrites: list[FieldName] = Field(default_factory=list, max_length=100)
 
 
 Step = Annotated[

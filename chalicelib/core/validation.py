@@ -14,8 +14,9 @@ from jsonschema.exceptions import SchemaError
 from pydantic import ValidationError
 
 from chalicelib.core import conditions
+from chalicelib.core.decisions import writes_of_step
 from chalicelib.core.graph import Graph, build_graph, definition_edges
-from chalicelib.core.model import Definition, HumanStep, MachineStep, TimerStep
+from chalicelib.core.model import Definition, HumanStep, MachineStep, TimerStep, WebhookStep
 from chalicelib.core.structure import analyse
 
 # Step Functions refuses definitions over 1 MiB; a step count cap keeps one run's history
@@ -159,7 +160,9 @@ def validate_definition(definition: Definition, catalog: TaskCatalog) -> list[Is
             location = _loc(["steps", index[p.step]])
             issues.append(_issue(p.code, location, p.message, p.hint))
         issues += _check_mappings(definition, graph, catalog, index)
+        issues += _check_decided(definition, graph, catalog, index)
     issues += _check_steps(definition, catalog)
+    issues += _check_writes(definition)
     if definition.input_schema is not None:
         issues += _check_schema(definition.input_schema, "input_schema")
     return sorted(issues)
@@ -278,8 +281,11 @@ def declared_output_fields(step: Any, catalog: TaskCatalog) -> set[str] | None:
         if isinstance(schema, dict) and schema.get("additionalProperties") is False:
             return set(schema.get("properties", {}))
         return None
-    if isinstance(step, HumanStep) and step.form_schema and isinstance(step.form_schema.get("properties"), dict):
-        return set(step.form_schema["properties"])
+    if isinstance(step, HumanStep | WebhookStep):
+        writes = writes_of_step(step)
+        if writes.namespace is not None:
+            return {writes.namespace, *writes.overwrites}
+        return set(writes.fields or ())
     return None
 
 
@@ -309,6 +315,68 @@ def _check_mappings(definition: Definition, graph: Graph, catalog: TaskCatalog, 
                 issues.append(_issue("unknown_field", f"{location}.from_field",
                                      f"step '{mapping.from_step}' does not produce '{mapping.from_field}' "
                                      f"(it produces: {known})", _did_you_mean(head, fields)))
+    return issues
+
+
+def _check_writes(definition: Definition) -> list[Issue]:
+    """A human step's overwrites and escalation output name fields of its form (core/decisions.py)."""
+    issues = []
+    for i, step in enumerate(definition.steps):
+        if not isinstance(step, HumanStep):
+            continue
+        fields = writes_of_step(step).fields
+        if fields is None:
+            continue  # a formless step under a namespace: any field stays there
+        known = ", ".join(sorted(fields)) or "no fields"
+        for j, name in enumerate(step.overwrites):
+            if name not in fields:
+                issues.append(_issue("unknown_field", _loc(["steps", i, "overwrites", j]),
+                                     f"'{name}' is not a field of the form of '{step.id}' (it has: {known}), "
+                                     "so the step never writes it", _did_you_mean(name, fields,
+                                                                                  "add it to form_schema.properties")))
+        escalation = step.escalation
+        if escalation is not None and escalation.action == "complete":
+            for name in sorted(escalation.output or {}):
+                if name not in fields:
+                    issues.append(_issue("unknown_field", _loc(["steps", i, "escalation", "output", name]),
+                                         f"the escalation completes '{step.id}' with '{name}', which is not a "
+                                         f"field of its form (it has: {known})", "use fields of form_schema"))
+    return issues
+
+
+def _check_decided(definition: Definition, graph: Graph, catalog: TaskCatalog, index: dict[str, int]) -> list[Issue]:
+    """A human or webhook step that would write a field set before it (by the input or an earlier step).
+
+    At run time such a completion is refused (core/decisions.py); here the cases visible in the
+    definition are named: input_schema properties and the known outputs of the steps upstream.
+    """
+    issues = []
+    declared_input = (definition.input_schema or {}).get("properties")
+    for step in definition.steps:
+        if not isinstance(step, HumanStep | WebhookStep):
+            continue
+        earlier: dict[str, str] = {}
+        for ancestor in sorted(graph.ancestors(step.id), key=index.__getitem__, reverse=True):
+            for name in declared_output_fields(definition.step(ancestor), catalog) or ():
+                earlier[name] = f"step '{ancestor}'"
+        if isinstance(declared_input, dict):
+            earlier.update({name: "the input_schema" for name in declared_input})
+        writes = writes_of_step(step)
+        base = ["steps", index[step.id]]
+        if writes.namespace is not None:
+            if writes.namespace in earlier:
+                where = [*base, "output_namespace"] if step.output_namespace else base
+                issues.append(_issue("decided_field", _loc(where),
+                                     f"'{step.id}' keeps its output under '{writes.namespace}', which "
+                                     f"{earlier[writes.namespace]} already sets", "set another output_namespace"))
+            continue
+        for name in sorted(writes.fields or ()):
+            if name in earlier and name not in writes.overwrites:
+                issues.append(_issue("decided_field", _loc([*base, "form_schema", "properties", name]),
+                                     f"form field '{name}' of '{step.id}' is already set by {earlier[name]}; "
+                                     "a completion may not change it",
+                                     "rename the field, keep the answers under output_namespace, or list it "
+                                     "in overwrites if this step may change it"))
     return issues
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from chalicelib.core.decisions import writes_of_step
 from chalicelib.core.event_stream import callback_path
 from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.model import HumanStep, WebhookStep
@@ -67,6 +68,8 @@ class TaskRegistrar:
             "token": event["token"],
             # What a completion needs to resume the workflow without reading the execution.
             "snapshot": {"input": start_input, "steps": steps},
+            # What a completion may write into instance data, checked against the snapshot.
+            **writes_of_step(step).as_record(),
         }
         if self._tenant_of is not None:
             record["tenant_id"] = self._tenant_of(record["instance_id"])

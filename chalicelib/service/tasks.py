@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.aws.task_store import public
+from chalicelib.core.decisions import Writes, decided_fields
 from chalicelib.core.event_stream import callback_path
 from chalicelib.core.runs import run_of_execution
 from chalicelib.core.tasks import OPEN, STATUSES, form_issues, resumed_state
@@ -24,7 +25,7 @@ MAX_PAGE = 100
 TASK_FIELDS = ("id", "instance_id", "workflow", "step_name", "kind", "title", "description", "form_schema", "assignee",
                "assignee_group", "candidate_groups", "priority", "status", "created_at", "due_at", "reminder_at",
                "completed_at", "completed_by", "comment", "output_data", "attempt", "claimed_by", "escalated_at",
-               "reassigned_from", "reassign_reason")
+               "reassigned_from", "reassign_reason", "output_namespace", "overwrites")
 ESCALATION_ACTOR = "stepflow:escalation"
 DEFAULT_OVERDUE_ERROR = "Stepflow.TaskOverdue"
 # A completion still marked as being delivered after this long was interrupted: the sweep resends it.
@@ -140,7 +141,19 @@ class TaskService:
                 raise FieldErrors({"message": "the form has errors", "issues": issues})
         elif not isinstance(output, dict):
             raise FieldErrors({"message": "output_data must be an object", "issues": []})
-        return self._finish(record, output, completed_by, comment)
+        return self._finish(record, self._declared(record, output), completed_by, comment)
+
+    def _declared(self, record: dict[str, Any], output: dict[str, Any]) -> dict[str, Any]:
+        """The output as the step writes it into instance data; FieldErrors for what it may not write.
+
+        Every completion passes here (form, approval, webhook, escalation): a decider cannot change
+        what the workflow had already decided when the task opened.
+        """
+        writes = Writes.of_task(record)
+        issues = writes.issues(output, decided_fields(record.get("snapshot"), record["step_name"]))
+        if issues:
+            raise FieldErrors({"message": "the output writes fields this step may not write", "issues": issues})
+        return writes.recorded(output)
 
     def _finish(self, record: dict[str, Any], output: dict[str, Any], completed_by: str,
                 comment: str | None, *, received: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -220,7 +233,7 @@ class TaskService:
         if not isinstance(output, dict):
             raise FieldErrors({"message": "the data must be an object", "issues": []})
         self._require_pending(record)
-        return self._finish(record, output, completed_by, comment, received=received)
+        return self._finish(record, self._declared(record, output), completed_by, comment, received=received)
 
     def by_callback_key(self, key: str) -> dict[str, Any]:
         """The webhook task a callback key was given to (through the sparse by_callback_key index)."""
@@ -362,9 +375,15 @@ class TaskService:
         self._publisher.publish("task.overdue", {"task": public(after), "action": action})
         if action == "complete":
             try:
-                self._finish(after, dict(escalation.get("output") or {}), ESCALATION_ACTOR, "completed when overdue")
+                output = self._declared(after, dict(escalation.get("output") or {}))
+                self._finish(after, output, ESCALATION_ACTOR, "completed when overdue")
             except (Conflict, Gone):
                 pass
+            except FieldErrors as exc:
+                # Registration checks the configured output; data that arrived since can still collide.
+                # The task stays pending and overdue for a person to finish.
+                events_log.warning("escalation output refused", extra={
+                    "task_id": record["id"], "fields": [i["location"] for i in exc.detail["issues"]]})
         elif action == "fail":
             self._fail(after, escalation.get("error") or DEFAULT_OVERDUE_ERROR)
         return 1

@@ -219,9 +219,11 @@ def test_the_log_read_in_pages_while_the_instance_runs_has_every_event_once_in_o
         assert position[(step, "step.succeeded")] < position[("payment", "task.created")]
     assert position[("delivery", "task.completed")] < position[("finish", "step.started")]
 
-    # The webhook data became the steps' outputs, and so instance data.
+    # The webhook data became the steps' outputs, each under its step's id, and so instance data.
     data = done["context_data"]
-    assert data["paid"] == 42 and data["carrier"] == "ups" and data["signed_by"] == "carol"
+    assert data["payment"] == {"paid": 42} and data["shipping"] == {"carrier": "ups"}
+    assert data["delivery"] == {"signed_by": "carol"}
+    assert "paid" not in data and "carrier" not in data and "signed_by" not in data
     assert data["checked"] is True and data["a"] == 1 and data["b"] == 2
 
     # Read again from the start in pages of 3: the same events.
@@ -319,10 +321,11 @@ def test_sending_events_that_nothing_waits_for(api, app_services):
                                                                  "data": {"n": 1}})
     assert status == 202
     assert [t["step_name"] for t in body["completed"]] == ["reply"]
-    assert body["completed"][0]["status"] == "completed" and body["completed"][0]["output_data"] == {"n": 1}
+    [completed] = body["completed"]
+    assert completed["status"] == "completed" and completed["output_data"] == {"reply": {"n": 1}}
     # The step no longer waits; once the instance has ended, nothing takes events.
     assert api.post(f"/instances/{instance_id}/events", {"step": "reply", "data": {}})[0] == 409
-    assert api.wait(instance_id)["context_data"]["n"] == 1
+    assert api.wait(instance_id)["context_data"]["reply"] == {"n": 1}
     status, body = api.post(f"/instances/{instance_id}/events", {"step": "reply", "data": {}})
     assert status == 409 and "completed" in body["detail"]
 
@@ -367,8 +370,8 @@ def test_webhook_callbacks(api, app_services, local_aws):
     again = api.client.http.post(url, body="{}", headers={"content-type": "application/json"})
     assert again.status_code == 409
     done = api.wait(instance_id)
-    assert done["status"] == "completed" and done["context_data"]["answer"] == "yes"
-    assert api.get(f"/tasks/{task['id']}")[1]["output_data"] == {"answer": "yes"}
+    assert done["status"] == "completed" and done["context_data"]["reply"] == {"answer": "yes"}
+    assert api.get(f"/tasks/{task['id']}")[1]["output_data"] == {"reply": {"answer": "yes"}}
 
 
 def test_a_callback_after_the_step_timed_out_is_gone(api, app_services):

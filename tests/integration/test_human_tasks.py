@@ -144,3 +144,37 @@ def test_metrics_count_pending_per_group(api):
     assert deadline_ok, metrics
     assert metrics["pending_by_group"] == {"managers": 2}
     assert metrics["overdue_count"] == 0 and metrics["oldest_overdue_age_seconds"] is None
+
+
+def test_the_manager_cannot_steer_the_expense_past_finance(api):
+    """The manager decides `approved`; the amount being decided is not theirs to change."""
+    instance_id = start_expense(api, 2500)
+    api.wait(instance_id, until=("waiting",))
+    task = only_task(api, "assignee_id=bob")
+
+    status, refused = api.post(f"/tasks/{task['id']}/complete", {"output_data": {"approved": True, "amount": 1},
+                                                                 "completed_by": "bob"})
+    assert status == 400, refused
+    assert [i["location"] for i in refused["detail"]["issues"]] == ["output_data.amount"]
+    assert "amount" in refused["detail"]["issues"][0]["message"]
+    # Nothing changed: the task still waits, and the instance still holds the amount it was started with.
+    assert api.get(f"/tasks/{task['id']}")[1]["status"] == "pending"
+    waiting = api.get(f"/instances/{instance_id}")[1]
+    assert waiting["status"] == "waiting" and waiting["context_data"]["amount"] == 2500
+
+    status, done = api.post(f"/tasks/{task['id']}/complete", {"output_data": {"approved": True},
+                                                              "completed_by": "bob"})
+    assert status == 200 and done["output_data"] == {"approved": True}
+    waiting = api.wait(instance_id, until=("waiting", "completed", "failed"))
+    assert waiting["current_step"] == "finance_approval", waiting
+    finance = only_task(api, "assignee_group=finance")
+    assert finance["step_name"] == "finance_approval" and finance["status"] == "pending"
+    assert waiting["context_data"]["amount"] == 2500
+
+
+def test_the_starter_cannot_seed_a_decision_of_the_expense(api):
+    status, _ = api.post("/definitions", bundled()["expense_approval"])
+    assert status in (200, 201)
+    status, refused = api.post("/instances", {"definition_name": "expense_approval", "input_data": {
+        "requester": "alice", "manager": "bob", "amount": 2500, "finance_approved": True}})
+    assert status == 422 and refused["detail"]["issues"][0]["location"].startswith("input_data")

@@ -167,6 +167,22 @@ def test_escalation_can_fail_the_step_with_a_named_error_or_complete_it(world):
     assert world.store.get("task0002")["completed_by"] == "stepflow:escalation"
 
 
+def test_an_escalation_completes_only_within_the_steps_declared_writes(world):
+    # Task 1 keeps its answer under a namespace; task 2's configured answer would replace a decided value.
+    world.store.put(task(1, due_at=iso(T0), output_namespace="auto_review",
+                         escalation={"action": "complete", "output": {"approved": False}}))
+    world.store.put(task(2, due_at=iso(T0), snapshot={"input": {"amount": 2, "approved": True}, "steps": {}},
+                         escalation={"action": "complete", "output": {"approved": False}}))
+    world.clock.now = T0 + timedelta(seconds=1)
+    assert world.service.sweep()["escalated"] == 2
+    [(token, output)] = world.machines.successes
+    assert token == "token-1" and output["steps"]["review"] == {"auto_review": {"approved": False}}
+    assert output["data"]["auto_review"] == {"approved": False} and "approved" not in output["data"]
+    refused = world.store.get("task0002")
+    assert refused["status"] == "pending" and refused["escalated_at"] and "output_data" not in refused
+    assert [t["id"] for t in world.service.list(overdue=True)["items"]] == ["task0002"]
+
+
 def test_reminders_are_sent_once(world):
     world.store.put(task(1, due_at=iso(T0 + timedelta(hours=2)), reminder_at=iso(T0 + timedelta(hours=1))))
     world.clock.now = T0 + timedelta(minutes=61)
