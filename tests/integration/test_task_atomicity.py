@@ -1,8 +1,11 @@
-"""Exactly-once task completion and escalation, proven on DynamoDB Local's atomic conditional writes."""
+"""Exactly-once task completion and escalation, proven on both stores: the emulated DynamoDB that
+`make run` uses (moto in the LocalRuntime, serialised by stepflow_local.moto_patches) and DynamoDB Local."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -21,11 +24,34 @@ T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 _tables = itertools.count()
 
 
+BACKENDS = ("default_store", "dynamodb_local")
+
+
 @pytest.fixture(scope="module")
 def dynamodb():
     server = DynamoDBLocal()
     yield server
     server.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def ddb(request):
+    """A DynamoDB client of each store: the LocalRuntime's (as `make run` serves) and DynamoDB Local."""
+    if request.param == "default_store":
+        return request.getfixturevalue("local_aws").client("dynamodb")
+    return request.getfixturevalue("dynamodb").client()
+
+
+@contextlib.contextmanager
+def eager_thread_switches():
+    # Threads switch every 5 ms by default, so a race inside one emulated write is rare; every 10 us,
+    # a store that checks a condition and writes in separate steps shows two winners within a few rounds.
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 class FakeMachines:
@@ -71,8 +97,8 @@ LOADER = SimpleNamespace(load=lambda workflow, revision: SimpleNamespace(order=(
 
 
 @pytest.fixture
-def world(dynamodb):
-    client = dynamodb.client()
+def world(ddb):
+    client = ddb
     name = f"tasks_{next(_tables)}"
     client.create_table(**TASKS.create_table_request(name))
     store = TaskStore(client, name)
@@ -107,7 +133,7 @@ def test_32_concurrent_completions_of_each_task_give_exactly_one_success(world):
         except Conflict:
             return "conflict"
 
-    with ThreadPoolExecutor(max_workers=32) as pool:
+    with ThreadPoolExecutor(max_workers=32) as pool, eager_thread_switches():
         for record in tasks:
             outcomes = list(pool.map(lambda who, tid=record["id"]: complete(tid, who), range(32)))
             assert outcomes.count("ok") == 1, outcomes
@@ -138,7 +164,7 @@ def test_overlapping_sweeps_escalate_each_overdue_task_once_and_read_only_due_it
         barrier.wait()
         return world.service.sweep()
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=4) as pool, eager_thread_switches():
         results = list(pool.map(lambda _: sweep(), range(4)))
     assert sum(r["escalated"] for r in results) == 5
     assert all(r["read"] <= 5 for r in results), results  # 300 other tasks are never read
