@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -213,3 +215,52 @@ def test_a_completion_interrupted_before_step_functions_is_redelivered_by_the_sw
     assert world.service.sweep()["redelivered"] == 1
     assert [t for t, _ in world.machines.successes] == ["token-7"]
     assert world.service.sweep()["redelivered"] == 0  # delivered once, never twice
+
+
+OVERDUE_REVIEW = {
+    "name": "overdue_review", "version": "1.0.0",
+    "steps": [{"id": "review", "type": "human", "title": "Review", "assignee_group": "reviewers", "due_in": 1,
+               "escalation": {"action": "reassign", "assignee_group": "leads"},
+               "form_schema": {"type": "object", "properties": {"approved": {"type": "boolean"}}}}],
+    "edges": [], "initial_step": "review", "terminal_steps": ["review"],
+}
+
+
+def test_overlapping_sweep_handlers_on_the_local_runtime_escalate_each_task_once(api, local_aws):
+    """The app's own overdue_sweep, run from four threads at once on the store `make run` uses."""
+    sqs, events = local_aws.client("sqs"), local_aws.client("events")
+    queue = sqs.create_queue(QueueName="overdue-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="overdue", EventPattern='{"detail-type": ["task.overdue"]}')
+    events.put_targets(Rule="overdue", Targets=[{"Id": "queue", "Arn": queue_arn}])
+    assert api.post("/definitions", OVERDUE_REVIEW)[0] in (200, 201)
+    ids = [api.post("/instances", {"definition_name": "overdue_review", "input_data": {}})[1]["id"] for _ in range(6)]
+    tasks = [api.one_task(f"instance_id={i}") for i in ids]
+    latest_due = max(t["due_date"] for t in tasks)
+    deadline = time.monotonic() + 10
+    while iso(datetime.now(UTC)) <= latest_due:  # due_in is one second: wait for the clock to pass it
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+    event = api.client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event", detail={},
+                                                resources=[])
+    barrier = threading.Barrier(4)
+
+    def sweep(_):
+        barrier.wait()
+        return api.client.lambda_.invoke("overdue_sweep", event).payload
+
+    with ThreadPoolExecutor(max_workers=4) as pool, eager_thread_switches():
+        results = list(pool.map(sweep, range(4)))
+    assert sum(r["escalated"] for r in results) == len(tasks), results
+
+    published = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        if not batch:
+            break
+        published += [json.loads(m["Body"])["detail"]["task"]["id"] for m in batch]
+    assert sorted(published) == sorted(t["id"] for t in tasks)  # one task.overdue per task, none twice
+    for t in tasks:
+        status, stored = api.get(f"/tasks/{t['id']}")
+        assert status == 200 and stored["assignee_group"] == "leads" and stored["escalated_at"]
