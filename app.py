@@ -9,7 +9,7 @@ from chalice import Chalice, Rate
 from chalicelib.api import definitions, events, graphs, instances, openapi, plugins, tasks, ui
 from chalicelib.api.auth import make_middleware
 from chalicelib.api.http import json_response
-from chalicelib.observability import http_middleware, logger, step_finished
+from chalicelib.observability import http_middleware, invocation_keys, logger, step_finished
 from chalicelib.wiring import Services
 
 app = Chalice(app_name="stepflow")
@@ -37,22 +37,25 @@ def health() -> Any:
 
 @app.lambda_function(name="step_runner")
 def step_runner(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    logger.append_keys(workflow=event.get("workflow"), step=event.get("step"), execution=event.get("execution"))
-    try:
-        result = services.step_runner.handle(event)
-    except Exception as exc:
-        logger.info("step failed", extra={"error": type(exc).__name__})
-        step_finished(event.get("kind", "machine"), ok=False)
-        raise
-    step_finished(event.get("kind", "machine"), ok=True)
-    return result
+    # Keys for this invocation's lines only: locally many steps and requests share one process.
+    with invocation_keys(context, workflow=event.get("workflow"), step=event.get("step"),
+                         execution=event.get("execution")):
+        try:
+            result = services.step_runner.handle(event)
+        except Exception as exc:
+            logger.info("step failed", extra={"error": type(exc).__name__})
+            step_finished(event.get("kind", "machine"), ok=False)
+            raise
+        step_finished(event.get("kind", "machine"), ok=True)
+        return result
 
 
 @app.lambda_function(name="task_registrar")
 def task_registrar(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # The event carries the task token: it is stored, never logged.
-    logger.append_keys(workflow=event.get("workflow"), step=event.get("step"), execution=event.get("execution"))
-    return services.task_registrar.handle(event)
+    with invocation_keys(context, workflow=event.get("workflow"), step=event.get("step"),
+                         execution=event.get("execution")):
+        return services.task_registrar.handle(event)
 
 
 @app.schedule(Rate(services.settings.sweep_minutes, unit=Rate.MINUTES), name="overdue_sweep")

@@ -1,39 +1,88 @@
-"""Structured logs and CloudWatch metrics (Powertools Logger and EMF Metrics), shared by every handler."""
+"""Structured logs and CloudWatch metrics (Powertools Logger and EMF Metrics), shared by every handler.
+
+Safe under threads, because the local service serves each request on its own thread and runs steps
+on Step Functions' interpreter threads in the same process: per-request/per-invocation log keys live in
+the calling thread's context (never in the shared formatter), each request flushes its own metrics
+object, and every line is capped (chalicelib/log_caps.py).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit, single_metric
 
-logger = Logger(service="stepflow")
-metrics = Metrics(namespace="Stepflow", service="stepflow")
+from chalicelib.log_caps import capped_json
+
+NAMESPACE, SERVICE = "Stepflow", "stepflow"
+
+# `stepflow.*` stdlib loggers are children of this one: their records go through the same capped JSON.
+logger = Logger(service=SERVICE, json_serializer=capped_json)
+
+
+@contextlib.contextmanager
+def log_keys(**keys: Any) -> Iterator[None]:
+    """Adds keys to every line this thread logs until the block ends; other threads never see them.
+
+    The shared formatter's append_keys would put one request's keys on every thread's lines and keep
+    them after the request; these live in the thread's context and are put back as they were.
+    """
+    previous = dict(logger.thread_safe_get_current_keys())
+    logger.thread_safe_append_keys(**{k: v for k, v in keys.items() if v is not None})
+    try:
+        yield
+    finally:
+        logger.thread_safe_clear_keys()
+        if previous:
+            logger.thread_safe_append_keys(**previous)
+
+
+def invocation_keys(context: Any, **keys: Any) -> contextlib.AbstractContextManager[None]:
+    """log_keys for one Lambda invocation: the function and its request id, plus `keys`."""
+    return log_keys(function_name=getattr(context, "function_name", None),
+                    function_request_id=getattr(context, "aws_request_id", None), **keys)
+
+
+@contextlib.contextmanager
+def _one_writer() -> Iterator[None]:
+    # Metrics are printed to stdout, where the log handler writes too: holding the handler's lock keeps
+    # an EMF blob and a log line from interleaving on one line when two threads write at once.
+    handler = logger.registered_handler
+    handler.acquire()
+    try:
+        yield
+    finally:
+        handler.release()
 
 
 def http_middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
-    """One structured line per request with its status and duration; metrics flushed per request."""
+    """One structured line per request with its status and duration; its own metrics, flushed per request."""
     started = time.perf_counter()
     context = getattr(event, "context", None) or {}
-    logger.append_keys(request_id=context.get("requestId"), path=event.path, method=event.method)
-    try:
+    # API Gateway gives every request an id; the local dev server gives none, so one is made up.
+    request_id = context.get("requestId") or str(uuid.uuid4())
+    with log_keys(request_id=request_id, path=event.path, method=event.method):
         response = get_response(event)
-    finally:
-        logger.remove_keys(["request_id", "path", "method"])
-    elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-    logger.info("request", extra={"status": response.status_code, "elapsed_ms": elapsed_ms,
-                                  "path": event.path, "method": event.method})
-    metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        logger.info("request", extra={"status": response.status_code, "elapsed_ms": elapsed_ms})
+    # A Metrics object shares its metric set across instances and threads: one request's flush could
+    # serialise a set another thread was adding to. An EphemeralMetrics belongs to this request alone.
+    request_metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+    request_metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     if response.status_code >= 500:
-        metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
-    metrics.flush_metrics()
+        request_metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+    with _one_writer():
+        request_metrics.flush_metrics()
     return response
 
 
 def step_finished(kind: str, ok: bool) -> None:
-    # One metric with its own dimension: the shared Metrics object keeps dimensions between calls.
-    with single_metric(name="StepsRun" if ok else "StepsFailed", unit=MetricUnit.Count, value=1,
-                       namespace="Stepflow") as metric:
+    # One metric with its own dimension (single_metric is its own object, flushed when the block ends).
+    with _one_writer(), single_metric(name="StepsRun" if ok else "StepsFailed", unit=MetricUnit.Count, value=1,
+                                      namespace=NAMESPACE) as metric:
         metric.add_dimension(name="kind", value=kind)

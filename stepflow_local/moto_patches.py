@@ -349,6 +349,47 @@ def step_functions_execution_enabled() -> bool:
     return bool(default_user_config.get("stepfunctions", {}).get("execute_state_machine", False))
 
 
+# ----------------------------------------------------------------------------------------- dynamodb
+
+# One DynamoDB request at a time, process-wide. moto evaluates a ConditionExpression and applies the
+# update as separate Python steps on shared dicts, so two threads could both pass the check (two
+# winners of one task), and a Query/Scan could iterate a table while a put resized it ("dictionary
+# changed size during iteration"). DynamoDB itself is atomic per item; serialising the emulation is
+# the simplest way to be at least as strict. Re-entrant: nothing inside a DynamoDB call calls back
+# into DynamoDB today, but a deadlock would be far worse than a nested acquire.
+DYNAMODB_LOCK = threading.RLock()
+
+
+def _serialised(original: Any) -> Any:
+    @functools.wraps(original)
+    def call_action(self: Any) -> Any:
+        with DYNAMODB_LOCK:
+            return original(self)
+
+    call_action.__stepflow_serialised__ = True  # type: ignore[attr-defined]
+    return call_action
+
+
+def _patch_dynamodb() -> None:
+    from moto.dynamodb.responses import DynamoHandler
+
+    current = DynamoHandler.__dict__.get("call_action")
+    if getattr(current, "__stepflow_serialised__", False):
+        return
+    # Every DynamoDB operation, from the app's boto3 clients or from a state machine's dynamodb:
+    # integration, reaches the backend through this method (the response is serialised inside it too).
+    _check_signature(current, ["self"], "DynamoHandler.call_action")
+    ORIGINALS["DynamoHandler.call_action"] = current
+    setattr(DynamoHandler, "call_action", _serialised(current))  # noqa: B010
+
+
+def dynamodb_serialised() -> bool:
+    """True when moto's DynamoDB handles one request at a time."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    return bool(getattr(DynamoHandler.__dict__.get("call_action"), "__stepflow_serialised__", False))
+
+
 # -------------------------------------------------------------------------------------------- apply
 
 
@@ -368,6 +409,7 @@ _PATCHES = {
     "lambda": _patch_lambda,
     "time_scale": _patch_time_scale,
     "stop": _patch_stop,
+    "dynamodb": _patch_dynamodb,
 }
 
 

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.log_caps import CappedTextFormatter
 from stepflow_local.moto_patches import TIME_SCALE_ENV, time_scale
 from stepflow_local.runtime import LocalRuntime
 from stepflow_local.schedules import deliver_schedules
@@ -24,6 +25,9 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 HOOK_NAME = "register_bundled_examples"
 HOOK_MODULES = ("chalicelib.examples",)  # searched after the app module, in order
+# Connections the kernel queues before the server accepts them. socketserver's default of 5 made a burst
+# of a few dozen simultaneous requests (a team clicking "approve" at once) fail with connection resets.
+LISTEN_BACKLOG = 128
 
 
 def find_start_hook(app_module: Any) -> Callable[[], Any] | None:
@@ -102,6 +106,7 @@ def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[
                                    lambda_timeout=runtime.lambda_timeout,
                                    lambda_memory_size=runtime.lambda_memory_mb)
             server = create_local_server(app, config, host, port)  # binds now: a taken port fails before the hook
+            server.server.socket.listen(LISTEN_BACKLOG)  # listening again only resizes the queue
             bound_host, bound_port = server.server.server_address[:2]
             try:
                 if on_start is not None:
@@ -160,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=DEFAULT_HOST)
     parser.add_argument("--port", type=int, default=None, help=f"default: $PORT or {DEFAULT_PORT}")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(CappedTextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     # moto logs every task failure at ERROR with the whole state tree, even when a Retry/Catch handles it.
     logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
     logging.getLogger("botocore.credentials").setLevel(logging.WARNING)  # "Found credentials" per client

@@ -80,6 +80,18 @@ def wait_status(call, instance_id: str, until: tuple[str, ...], bearer: str) -> 
         time.sleep(0.1)
 
 
+def wait_task(call, instance_id: str, bearer: str) -> dict[str, Any]:
+    """The instance's one task: it is stored a moment after the instance shows as waiting."""
+    deadline = time.monotonic() + 30
+    while True:
+        status, page = call("GET", f"/tasks?instance_id={instance_id}", bearer=bearer)
+        assert status == 200, page
+        if page["items"] or time.monotonic() > deadline:
+            assert len(page["items"]) == 1, page
+            return page["items"][0]
+        time.sleep(0.1)
+
+
 def setup_tenant(call) -> dict[str, str]:
     editor, executor = token("editor"), token("executor")
     for definition in (FLOW, GATE):
@@ -93,9 +105,7 @@ def setup_tenant(call) -> dict[str, str]:
     status, gate = call("POST", "/instances", {"definition_name": "acme_gate"}, executor)
     assert status == 201, gate
     wait_status(call, gate["id"], ("waiting", "failed"), executor)
-    status, page = call("GET", f"/tasks?instance_id={gate['id']}", bearer=executor)
-    assert status == 200 and len(page["items"]) == 1, page
-    return {"done": done["id"], "gate": gate["id"], "task": page["items"][0]["id"]}
+    return {"done": done["id"], "gate": gate["id"], "task": wait_task(call, gate["id"], executor)["id"]}
 
 
 def test_settings_refuse_auth_off_on_deployed_stages():

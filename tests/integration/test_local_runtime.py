@@ -76,7 +76,7 @@ def _lambda_task(function_arn: str, **extra: object) -> dict:
 def test_moto_private_hooks_have_the_shape_we_patched(rt):
     from moto.awslambda.models import LambdaFunction
 
-    assert moto_patches.applied() >= {"jsonpath", "lambda", "time_scale", "stop"}
+    assert moto_patches.applied() >= {"jsonpath", "lambda", "time_scale", "stop", "dynamodb"}
     original = moto_patches.ORIGINALS["LambdaFunction._invoke_lambda"]
     signature = inspect.signature(original)
     assert list(signature.parameters) == ["self", "event"]
@@ -86,6 +86,27 @@ def test_moto_private_hooks_have_the_shape_we_patched(rt):
     assert moto_patches.lambda_in_process()
     moto_patches.apply()  # idempotent: nothing is wrapped twice
     assert moto_patches.lambda_in_process() and moto_patches.jsonpath_memoised()
+
+
+def test_every_dynamodb_request_goes_through_the_serialised_handler(rt):
+    from moto.core.responses import BaseResponse
+    from moto.dynamodb import urls
+    from moto.dynamodb.responses import DynamoHandler
+
+    assert "dynamodb" in moto_patches.applied() and moto_patches.dynamodb_serialised()
+    assert list(inspect.signature(moto_patches.ORIGINALS["DynamoHandler.call_action"]).parameters) == ["self"]
+    # The route moto dispatches DynamoDB requests to, and the call the patched method sits behind.
+    assert set(urls.url_paths.values()) == {DynamoHandler.dispatch}
+    assert "return self.call_action()" in inspect.getsource(BaseResponse._dispatch)
+
+    ddb = rt.client("dynamodb")
+    done = threading.Event()
+    caller = threading.Thread(target=lambda: (ddb.list_tables(), done.set()), daemon=True)
+    with moto_patches.DYNAMODB_LOCK:  # while the lock is held elsewhere, a request waits for it
+        caller.start()
+        assert not done.wait(0.5)
+    assert done.wait(10)
+    caller.join(10)
 
 
 def test_lambda_invoke_round_trips_the_payload_and_context(rt):

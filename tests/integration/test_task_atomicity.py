@@ -1,9 +1,14 @@
-"""Exactly-once task completion and escalation, proven on DynamoDB Local's atomic conditional writes."""
+"""Exactly-once task completion and escalation, proven on both stores: the emulated DynamoDB that
+`make run` uses (moto in the LocalRuntime, serialised by stepflow_local.moto_patches) and DynamoDB Local."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
+import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -21,11 +26,34 @@ T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 _tables = itertools.count()
 
 
+BACKENDS = ("default_store", "dynamodb_local")
+
+
 @pytest.fixture(scope="module")
 def dynamodb():
     server = DynamoDBLocal()
     yield server
     server.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def ddb(request):
+    """A DynamoDB client of each store: the LocalRuntime's (as `make run` serves) and DynamoDB Local."""
+    if request.param == "default_store":
+        return request.getfixturevalue("local_aws").client("dynamodb")
+    return request.getfixturevalue("dynamodb").client()
+
+
+@contextlib.contextmanager
+def eager_thread_switches():
+    # Threads switch every 5 ms by default, so a race inside one emulated write is rare; every 10 us,
+    # a store that checks a condition and writes in separate steps shows two winners within a few rounds.
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 class FakeMachines:
@@ -71,8 +99,8 @@ LOADER = SimpleNamespace(load=lambda workflow, revision: SimpleNamespace(order=(
 
 
 @pytest.fixture
-def world(dynamodb):
-    client = dynamodb.client()
+def world(ddb):
+    client = ddb
     name = f"tasks_{next(_tables)}"
     client.create_table(**TASKS.create_table_request(name))
     store = TaskStore(client, name)
@@ -107,7 +135,7 @@ def test_32_concurrent_completions_of_each_task_give_exactly_one_success(world):
         except Conflict:
             return "conflict"
 
-    with ThreadPoolExecutor(max_workers=32) as pool:
+    with ThreadPoolExecutor(max_workers=32) as pool, eager_thread_switches():
         for record in tasks:
             outcomes = list(pool.map(lambda who, tid=record["id"]: complete(tid, who), range(32)))
             assert outcomes.count("ok") == 1, outcomes
@@ -138,7 +166,7 @@ def test_overlapping_sweeps_escalate_each_overdue_task_once_and_read_only_due_it
         barrier.wait()
         return world.service.sweep()
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=4) as pool, eager_thread_switches():
         results = list(pool.map(lambda _: sweep(), range(4)))
     assert sum(r["escalated"] for r in results) == 5
     assert all(r["read"] <= 5 for r in results), results  # 300 other tasks are never read
@@ -203,3 +231,52 @@ def test_a_completion_interrupted_before_step_functions_is_redelivered_by_the_sw
     assert world.service.sweep()["redelivered"] == 1
     assert [t for t, _ in world.machines.successes] == ["token-7"]
     assert world.service.sweep()["redelivered"] == 0  # delivered once, never twice
+
+
+OVERDUE_REVIEW = {
+    "name": "overdue_review", "version": "1.0.0",
+    "steps": [{"id": "review", "type": "human", "title": "Review", "assignee_group": "reviewers", "due_in": 1,
+               "escalation": {"action": "reassign", "assignee_group": "leads"},
+               "form_schema": {"type": "object", "properties": {"approved": {"type": "boolean"}}}}],
+    "edges": [], "initial_step": "review", "terminal_steps": ["review"],
+}
+
+
+def test_overlapping_sweep_handlers_on_the_local_runtime_escalate_each_task_once(api, local_aws):
+    """The app's own overdue_sweep, run from four threads at once on the store `make run` uses."""
+    sqs, events = local_aws.client("sqs"), local_aws.client("events")
+    queue = sqs.create_queue(QueueName="overdue-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="overdue", EventPattern='{"detail-type": ["task.overdue"]}')
+    events.put_targets(Rule="overdue", Targets=[{"Id": "queue", "Arn": queue_arn}])
+    assert api.post("/definitions", OVERDUE_REVIEW)[0] in (200, 201)
+    ids = [api.post("/instances", {"definition_name": "overdue_review", "input_data": {}})[1]["id"] for _ in range(6)]
+    tasks = [api.one_task(f"instance_id={i}") for i in ids]
+    latest_due = max(t["due_date"] for t in tasks)
+    deadline = time.monotonic() + 10
+    while iso(datetime.now(UTC)) <= latest_due:  # due_in is one second: wait for the clock to pass it
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+    event = api.client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event", detail={},
+                                                resources=[])
+    barrier = threading.Barrier(4)
+
+    def sweep(_):
+        barrier.wait()
+        return api.client.lambda_.invoke("overdue_sweep", event).payload
+
+    with ThreadPoolExecutor(max_workers=4) as pool, eager_thread_switches():
+        results = list(pool.map(sweep, range(4)))
+    assert sum(r["escalated"] for r in results) == len(tasks), results
+
+    published = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        if not batch:
+            break
+        published += [json.loads(m["Body"])["detail"]["task"]["id"] for m in batch]
+    assert sorted(published) == sorted(t["id"] for t in tasks)  # one task.overdue per task, none twice
+    for t in tasks:
+        status, stored = api.get(f"/tasks/{t['id']}")
+        assert status == 200 and stored["assignee_group"] == "leads" and stored["escalated_at"]
