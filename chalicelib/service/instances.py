@@ -14,6 +14,7 @@ from typing import Any
 
 from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.aws.state_machines import RedriveUnavailable
+from chalicelib.core.failures import public_error
 from chalicelib.core.history import STATUS_BY_EXECUTION, StepRecord, summarise
 from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.model import Definition
@@ -406,7 +407,7 @@ def _trust_final_output(summary: Any, execution: dict[str, Any]) -> None:
 
 def _execution_error(execution: dict[str, Any]) -> dict[str, Any] | None:
     if execution.get("error") or execution.get("cause"):
-        return {"error": execution.get("error"), "cause": execution.get("cause")}
+        return public_error(execution.get("error"), execution.get("cause"))
     return None
 
 
