@@ -10,6 +10,7 @@ from typing import Any
 
 from chalice import Response
 
+from chalicelib.core.bounds import TooDeep, check_json_text
 from chalicelib.core.loading import DefinitionTextError, load_definition_text
 from chalicelib.errors import (
     Conflict,
@@ -84,7 +85,11 @@ def read_body(request: Any, *, allow_yaml: bool = False) -> Any:
         except DefinitionTextError as exc:
             raise BadRequest(str(exc)) from None
     try:
+        # Before json.loads: its decoder, pydantic and jsonschema all recurse into nested values.
+        check_json_text(text)
         return json.loads(text)
+    except TooDeep as exc:
+        raise BadRequest(str(exc)) from None
     except ValueError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
 

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.core.failures import public_error
 from chalicelib.core.times import as_iso
 
 # Suffixes the compiler gives to helper states of a step; "par__N" states belong to no step.
@@ -95,7 +96,7 @@ def summarise(events: list[dict[str, Any]], step_kinds: dict[str, str]) -> Summa
                 record.fallback_used = True
             elif suffix == "__timed_out":
                 record.status = "timed_out"
-                record.error = {"error": "Stepflow.TaskTimedOut", "cause": "not completed in time"}
+                record.error = {"error": "Stepflow.TaskTimedOut", "message": "not completed in time"}
             continue
         name = owner.get(previous) if previous is not None else None
         if name is not None:
@@ -106,7 +107,7 @@ def summarise(events: list[dict[str, Any]], step_kinds: dict[str, str]) -> Summa
             record.attempts += 1
         elif kind in ("TaskFailed", "LambdaFunctionFailed", "TaskTimedOut") and record:
             details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
-            record.error = {"error": details.get("error"), "cause": details.get("cause")}
+            record.error = public_error(details.get("error"), details.get("cause"))
         elif kind.endswith("StateExited"):
             exited = event["stateExitedEventDetails"]["name"]
             step, suffix = _step_of(exited)
@@ -124,7 +125,7 @@ def summarise(events: list[dict[str, Any]], step_kinds: dict[str, str]) -> Summa
         elif kind in ("ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"):
             details = next((v for k, v in event.items() if k.endswith("EventDetails")), {}) or {}
             if kind != "ExecutionAborted":
-                summary.error = {"error": details.get("error"), "cause": details.get("cause")}
+                summary.error = public_error(details.get("error"), details.get("cause"))
             for open_step in open_steps:
                 rec = summary.steps[open_step]
                 if rec.status not in ("timed_out",):

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from chalicelib.core.bounds import TooDeep, load_yaml
 from chalicelib.core.model import Definition
 
 
@@ -16,9 +17,11 @@ class DefinitionTextError(ValueError):
 
 
 def load_definition_text(text: str) -> Any:
-    """Parses JSON or YAML (YAML is a superset of JSON); safe loading only."""
+    """Parses JSON or YAML (YAML is a superset of JSON); safe loading, with bounded depth, size and aliases."""
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
+    except TooDeep as exc:
+        raise DefinitionTextError(str(exc)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -6,9 +6,8 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
 from chalicelib.core.instance_data import merge_instance_data
+from chalicelib.core.schemas import schema_errors
 
 STATUSES = ("pending", "completed", "expired", "canceled")
 OPEN = "open"
@@ -36,7 +35,7 @@ def form_issues(schema: Mapping[str, Any] | None, output: Any) -> list[dict[str,
     if not schema:
         return []
     issues = []
-    for error in Draft202012Validator(dict(schema)).iter_errors(output):
+    for error in schema_errors(dict(schema), output):
         path = list(error.absolute_path)
         if error.validator == "required":
             # Name the missing field itself, not the object that lacks it.

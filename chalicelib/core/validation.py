@@ -9,14 +9,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import ValidationError
 
 from chalicelib.core import conditions
 from chalicelib.core.decisions import writes_of_step
 from chalicelib.core.graph import Graph, build_graph, definition_edges
 from chalicelib.core.model import Definition, HumanStep, MachineStep, TimerStep, WebhookStep
+from chalicelib.core.schemas import schema_problems
 from chalicelib.core.structure import analyse
 
 # Step Functions refuses definitions over 1 MiB; a step count cap keeps one run's history
@@ -419,13 +418,13 @@ def _check_task(task_type: str, config: dict[str, Any], known: set[str], catalog
 
 
 def _check_schema(schema: dict[str, Any], location: str) -> list[Issue]:
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        where = "/".join(str(p) for p in exc.path)
-        return [_issue("invalid_schema", location, f"not a valid JSON Schema{f' at {where}' if where else ''}: "
-                       f"{exc.message}", "see json-schema.org (draft 2020-12)")]
-    return []
+    # Refused here, a pattern that could backtrack or a remote $ref never meets a request.
+    issues = []
+    for problem in schema_problems(schema):
+        where = f" at {problem.where}" if problem.where else ""
+        prefix = "not a valid JSON Schema" if problem.code == "invalid_schema" else "not accepted"
+        issues.append(_issue(problem.code, location, f"{prefix}{where}: {problem.message}", problem.hint))
+    return issues
 
 
 def compiled_size(asl: dict[str, Any]) -> int:

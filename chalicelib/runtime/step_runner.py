@@ -8,16 +8,17 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.core.event_stream import custom_type
+from chalicelib.core.failures import clean_message, public_error
 from chalicelib.core.instance_data import get_path, merge_instance_data, set_path
 from chalicelib.core.model import MachineStep
 from chalicelib.core.runs import run_of_execution
 from chalicelib.runtime.definitions import RevisionLoader
-from chalicelib.tasks.errors import StepError
+from chalicelib.tasks.errors import StepError, lambda_exception
 from chalicelib.tasks.registry import TaskContext, TaskRegistry
 
 MAPPING_ERROR = "Stepflow.MappingError"
-MAX_CAUSE = 1000  # characters of an error's cause kept in a step.failed / step.retried event
 events_log = logging.getLogger("stepflow.events")
+steps_log = logging.getLogger("stepflow.steps")
 
 
 class StepRunner:
@@ -64,10 +65,14 @@ class StepRunner:
         except StepError as exc:
             journal.failed(ctx.events, exc.error, exc.message)
             raise exc.as_lambda_exception() from None
-        except Exception as exc:
-            # The Lambda runtime names the error after the exception's class, as Step Functions sees it.
-            journal.failed(ctx.events, type(exc).__name__, str(exc))
-            raise
+        except Exception as exc:  # noqa: BLE001 - any task failure fails the step, under its class's name
+            # Step Functions names the error after the exception's class: keep the name and the message,
+            # and leave the traceback in the log, where the Lambda payload's stackTrace cannot carry it out.
+            name = type(exc).__name__
+            steps_log.exception("step %s failed with %s", step.id, name)
+            message = clean_message(str(exc))
+            journal.failed(ctx.events, name, message)
+            raise lambda_exception(name, message) from None
         journal.succeeded(ctx.events, output)
         steps[step.id] = output
         return {"steps": steps, "data": merge_instance_data(start_input, steps, loaded.order)}
@@ -80,16 +85,16 @@ class StepRunner:
                 value = get_path(steps[mapping.from_step], mapping.from_field)
             except KeyError:
                 raise StepError(MAPPING_ERROR, f"input mapping of '{step.id}': step '{mapping.from_step}' produced "
-                                f"no '{mapping.from_field}'").as_lambda_exception() from None
+                                f"no '{mapping.from_field}'") from None
             set_path(step_input, mapping.to_field, copy.deepcopy(value))
         return step_input
 
 
 def _failure(caught: Any) -> dict[str, Any]:
-    # Catch puts {"Error", "Cause"} in the state; the fallback sees it as input.failure.
+    # Catch puts {"Error", "Cause"} in the state; the fallback sees it as input.failure {error, message}.
     if isinstance(caught, dict):
-        return {"error": caught.get("Error"), "cause": caught.get("Cause")}
-    return {"error": None, "cause": None}
+        return public_error(caught.get("Error"), caught.get("Cause"))
+    return {"error": None, "message": ""}
 
 
 class _Journal:
@@ -137,10 +142,10 @@ class _Journal:
         self._custom(emitted)
         self._write("step.succeeded", {**self._base(), "output": output})
 
-    def failed(self, emitted: list[dict[str, Any]], error: str, cause: str) -> None:
+    def failed(self, emitted: list[dict[str, Any]], error: str, message: str) -> None:
         self._custom(emitted)
         retry = self._step.retry
-        data = {**self._base(), "error": error, "cause": (cause or "")[:MAX_CAUSE]}
+        data = {**self._base(), "error": error, "message": clean_message(message)}
         if self._kind == "machine" and retry is not None and self._attempt < retry.max_attempts:
             self._write("step.retried", {**data, "next_attempt": self._attempt + 1})
             return

@@ -12,14 +12,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
 from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.aws.state_machines import RedriveUnavailable
+from chalicelib.core.failures import public_error
 from chalicelib.core.history import STATUS_BY_EXECUTION, StepRecord, summarise
 from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.model import Definition
 from chalicelib.core.runs import execution_name, run_of_execution
+from chalicelib.core.schemas import schema_errors
 from chalicelib.core.times import as_iso, iso
 from chalicelib.errors import Conflict, InvalidInput, NotFound
 from chalicelib.service.requests import StartInstance
@@ -34,9 +34,8 @@ ID_NAMESPACE = uuid.UUID("5d0c7b54-6a55-4a5e-9a2e-3f1f4c3c9b71")
 def input_issues(schema: dict[str, Any] | None, data: dict[str, Any]) -> list[dict[str, str]]:
     if not schema:
         return []
-    validator = Draft202012Validator(schema)
     issues = []
-    for error in sorted(validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message)):
+    for error in sorted(schema_errors(schema, data), key=lambda e: (list(map(str, e.absolute_path)), e.message)):
         where = ".".join(str(p) for p in error.absolute_path)
         issues.append({"code": "input_schema", "location": "input_data" + (f".{where}" if where else ""),
                        "message": error.message})
@@ -408,7 +407,7 @@ def _trust_final_output(summary: Any, execution: dict[str, Any]) -> None:
 
 def _execution_error(execution: dict[str, Any]) -> dict[str, Any] | None:
     if execution.get("error") or execution.get("cause"):
-        return {"error": execution.get("error"), "cause": execution.get("cause")}
+        return public_error(execution.get("error"), execution.get("cause"))
     return None
 
 

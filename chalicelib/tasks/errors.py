@@ -23,6 +23,7 @@ __all__ = [
     "check_error_name",
     "error_name_problem",
     "is_valid_error_name",
+    "lambda_exception",
 ]
 
 ERROR_NAME_MAX_LENGTH = 64
@@ -73,6 +74,11 @@ def _lambda_exception_type(name: str) -> type[Exception]:
     return cls
 
 
+def lambda_exception(name: str, message: str) -> Exception:
+    """An exception the Lambda runtime reports as error ``name`` with ``message`` and nothing else."""
+    return _lambda_exception_type(name)(message)
+
+
 class StepError(Exception):
     """Fail the step with a named error.
 
@@ -97,7 +103,7 @@ class StepError(Exception):
 
     def as_lambda_exception(self) -> Exception:
         """An exception whose class ``__name__`` is ``self.error`` and whose message is ``self.message``."""
-        return _lambda_exception_type(self.error)(self.message)
+        return lambda_exception(self.error, self.message)
 
     def to_dict(self) -> dict[str, Any]:
         """``{"error", "cause"}``, the shape of a Step Functions error output."""

@@ -202,7 +202,7 @@ function historyTable(instance) {
       h('td', { class: 'num' }, s.attempts ?? ''),
       h('td', {}, clock(s.started_at)),
       h('td', {}, clock(s.completed_at)),
-      errors ? h('td', { class: 'error-text' }, s.error ? `${s.error.error || ''}${s.error.cause ? `: ${s.error.cause}` : ''}` : '') : null))));
+      errors ? h('td', { class: 'error-text' }, s.error ? `${s.error.error || ''}${s.error.message ? `: ${s.error.message}` : ''}` : '') : null))));
 }
 
 async function loadTasks(box, id) {

@@ -203,6 +203,7 @@ def test_the_log_read_in_pages_while_the_instance_runs_has_every_event_once_in_o
     flaky = [e["data"] for e in log if e.get("step") == "flaky" and e["type"].startswith("step.")]
     assert [d["attempt"] for d in flaky] == [1, 1, 2, 2]
     assert flaky[1]["error"] == "Test.Flaky" and flaky[1]["next_attempt"] == 2
+    assert flaky[1]["message"] == "the first attempt fails" and "cause" not in flaky[1]
     assert flaky[3]["output"] == {"flaky_attempts": 2}
     assert of("payment") == ["task.created", "event.received", "task.completed"]
     assert of("shipping") == ["task.created", "event.received", "task.completed"]

@@ -161,8 +161,10 @@ def test_python_objects_build_the_same_definition_as_json():
 def test_yaml_and_json_text_both_load():
     assert load_definition_text('{"name": "x", "steps": []}')["name"] == "x"
     assert load_definition_text("name: x\nversion: 1.0\nsteps: []\n")["version"] == 1.0
-    with pytest.raises(DefinitionTextError, match="line 1"):
-        load_definition_text("name: [unclosed")
+    with pytest.raises(DefinitionTextError, match="line 2, column 8"):
+        load_definition_text("name: x\nsteps: ]\n")
+    with pytest.raises(DefinitionTextError, match="line"):
+        load_definition_text("name: [unclosed")  # libyaml marks where the text ends
     with pytest.raises(DefinitionTextError):
         load_definition_text("- just a list")
 
