@@ -233,7 +233,12 @@ class TaskService:
         digest = callback_digest(key)
         found, _ = self._store.query("by_callback_key", "callback_key", digest, limit=1)
         if not found:
-            raise NotFound(unknown)
+            # A task registered before keys were stored hashed holds its key as it is (and no nonce).
+            found, _ = self._store.query("by_callback_key", "callback_key", key, limit=1)
+            if found and not found[0].get("callback_nonce"):
+                digest = key
+            else:
+                raise NotFound(unknown)
         record = self._store.get(found[0]["id"])  # the index lags; the table has the truth
         if record is None or not record.get("callback_key"):
             raise NotFound(unknown)
@@ -250,16 +255,19 @@ class TaskService:
         if record.get("kind") != "webhook":
             raise Conflict("this task is not a webhook step; it has no callback")
         self._require_pending(record)
-        if not record.get("callback_nonce"):
+        if record.get("callback_nonce"):
+            key = callback_key(self._callback_secret, record["callback_nonce"])
+        elif record.get("callback_key"):
+            key = record["callback_key"]  # registered before keys were stored hashed
+        else:
             raise Gone("this step's callback is no longer live")
-        key = callback_key(self._callback_secret, record["callback_nonce"])
         return {"task_id": record["id"], "instance_id": record.get("instance_id"), "step_name": record["step_name"],
                 "event_type": record.get("event_type"), "status": record["status"], "attempt": record.get("attempt"),
                 "callback_url": callback_path(self._api_prefix, key)}
 
     def complete_callback(self, key: str, output: Any, *, record: dict[str, Any] | None = None) -> dict[str, Any]:
         """POST /callbacks/{key}: completes the webhook step the key was given to; the task's view."""
-        if record is None or record.get("callback_key") != callback_digest(key):
+        if record is None or record.get("callback_key") not in (callback_digest(key), key):
             record = self.by_callback_key(key)
         return self.complete_webhook(record, output, CALLBACK_ACTOR, received={
             "source": "callback", "event_type": record.get("event_type"), "data": output})

@@ -107,6 +107,7 @@ def test_viewers_never_see_callback_keys_and_whoever_may_act_reads_them_delibera
     item = local_aws.client("dynamodb").get_item(TableName=tasks_table, Key={"id": {"S": task["id"]}})["Item"]
     assert key not in json.dumps(item)
     assert item["callback_key"]["S"] == hashlib.sha256(key.encode()).hexdigest()
+    assert callback_post(call, "/workflows/callbacks/" + item["callback_key"]["S"], {})[0] == 404  # the hash is no key
 
     # Single use: the key completes the step once, then it is dead (gone from the index and the record).
     status, answer = callback_post(call, url, {"answer": "yes"})
@@ -173,3 +174,17 @@ def test_cursors_are_sealed_to_their_tenant_and_query(call):
     assert status == 400 and "different query" in body["detail"], body
     status, body = call("GET", f"/instances?limit=1&cursor={cursor[:-2]}", bearer=viewer)
     assert status == 400, body
+
+
+def test_a_key_stored_before_keys_were_hashed_still_completes_its_step(call, local_aws):
+    instance_id = register_and_start(call, HOOK)
+    task = the_task(call, instance_id)
+    ddb, table = local_aws.client("dynamodb"), local_aws.table_names["tasks"]
+    legacy = "legacy-" + "k" * 40
+    ddb.update_item(TableName=table, Key={"id": {"S": task["id"]}}, UpdateExpression="SET callback_key = :k "
+                    "REMOVE callback_nonce", ExpressionAttributeValues={":k": {"S": legacy}})
+    status, read = call("GET", f"/tasks/{task['id']}/callback", bearer=token("executor"))
+    assert status == 200 and read["callback_url"] == f"/workflows/callbacks/{legacy}", read
+    status, answer = callback_post(call, read["callback_url"], {"ok": True})
+    assert status == 200 and answer["status"] == "completed", answer
+    assert callback_post(call, read["callback_url"], {"ok": True})[0] == 404
