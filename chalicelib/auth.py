@@ -26,6 +26,8 @@ MODES = ("off", "hs256", "jwks")
 JWKS_CACHE_SECONDS = 600
 MAX_TOKEN_CHARS = 8192
 LEEWAY_SECONDS = 30
+# RFC 7518 3.2: an HS256 key must be at least as long as the hash output.
+MIN_HS256_SECRET_BYTES = 32
 
 
 class AuthError(Exception):
@@ -83,6 +85,28 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     return Principal(sub, roles, _strings(claims.get("groups")), tenant)
 
 
+def deployment_problems(mode: str, secret: str | None, jwks_url: str | None, issuer: str | None,
+                        audience: str | None) -> list[str]:
+    """What a deployed stage's authentication lacks (empty: it may start). Without an issuer and an
+    audience a token minted for any other service signed by the same keys would be accepted."""
+    problems = []
+    if mode == "off":
+        problems.append("authentication cannot be off (STEPFLOW_AUTH)")
+    if not issuer:
+        problems.append("set STEPFLOW_JWT_ISSUER (the 'iss' every token must carry)")
+    if not audience:
+        problems.append("set STEPFLOW_JWT_AUDIENCE (the 'aud' every token must carry)")
+    if mode == "hs256" and len((secret or "").encode()) < MIN_HS256_SECRET_BYTES:
+        problems.append(f"STEPFLOW_JWT_SECRET must be at least {MIN_HS256_SECRET_BYTES} bytes for hs256")
+    if mode == "jwks" and not jwks_url:
+        problems.append("set STEPFLOW_JWKS_URL (the issuer's JWKS) for jwks")
+    return problems
+
+
+class AuthConfigError(ValueError):
+    """An authenticator a deployed stage must not run with (missing issuer, audience, keys, weak secret)."""
+
+
 @dataclass
 class Authenticator:
     """Verifies bearer tokens for one stage; `mode` off means every request is ANONYMOUS_ADMIN."""
@@ -92,8 +116,15 @@ class Authenticator:
     jwks_url: str | None = None
     issuer: str | None = None
     audience: str | None = None
+    deployed: bool = False  # a deployed stage: refuses to be built without issuer, audience and strong keys
     _jwks: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.deployed:
+            problems = deployment_problems(self.mode, self.secret, self.jwks_url, self.issuer, self.audience)
+            if problems:
+                raise AuthConfigError("; ".join(problems))
 
     @property
     def enabled(self) -> bool:
@@ -113,7 +144,8 @@ class Authenticator:
         return principal_from_claims(self.verify(token))
 
     def verify(self, token: str) -> dict[str, Any]:
-        options = {"require": ["sub", "exp"], "verify_aud": self.audience is not None}
+        required = ["sub", "exp"] + (["iss"] if self.issuer else []) + (["aud"] if self.audience else [])
+        options = {"require": required, "verify_aud": self.audience is not None}
         kwargs: dict[str, Any] = {"options": options, "leeway": LEEWAY_SECONDS}
         if self.issuer:
             kwargs["issuer"] = self.issuer

@@ -6,12 +6,17 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from chalicelib.auth import deployment_problems
+from chalicelib.core.cursors import derive_key
 from chalicelib.resources import DEFINITIONS, EVENTS, INSTANCES, STEP_RUNNER, TASK_REGISTRAR, TASKS
 
 LOCAL_WEBHOOK_SECRET = "stepflow-local-webhook-secret"
 # The development signing secret of the local stage (make token signs with it). Never used elsewhere.
 LOCAL_JWT_SECRET = "stepflow-local-jwt-secret-change-me-0123456789"
+# The local stage's development server secret (cursors and callback keys derive from it).
+LOCAL_SERVER_SECRET = "stepflow-local-server-secret-change-me-0123456789"
 AUTH_MODES = ("off", "hs256", "jwks")
+MIN_SERVER_SECRET_BYTES = 32
 
 
 class SettingsError(ValueError):
@@ -51,6 +56,16 @@ class Settings:
     # Egress of http.request steps and completion webhooks: private ranges only where allowed.
     egress_allow_private: bool = True
     openapi_include_workflows: bool = True
+    # Seals page cursors and derives webhook callback keys (STEPFLOW_SERVER_SECRET; see docs/security.md).
+    server_secret: str = LOCAL_SERVER_SECRET
+
+    @property
+    def cursor_key(self) -> bytes:
+        return derive_key(self.server_secret, "cursors")
+
+    @property
+    def callback_secret(self) -> bytes:
+        return derive_key(self.server_secret, "callbacks")
 
     @property
     def auth_enabled(self) -> bool:
@@ -62,7 +77,9 @@ class Settings:
         return secret.encode() if secret else None
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, env: dict[str, str] | None = None, *, check: bool = True) -> Settings:
+        """The settings; a deployed stage whose authentication or secrets are incomplete is refused
+        (SettingsError at cold start) unless `check` is off (the template builder reads names only)."""
         env = dict(os.environ if env is None else env)
         stage = env.get("STEPFLOW_STAGE", "local")
         prefix = env.get("STEPFLOW_RESOURCE_PREFIX", f"stepflow-{stage}-")
@@ -70,8 +87,24 @@ class Settings:
         auth_mode = (env.get("STEPFLOW_AUTH") or ("off" if local else "jwks")).strip().lower()
         if auth_mode not in AUTH_MODES:
             raise SettingsError(f"STEPFLOW_AUTH must be one of {', '.join(AUTH_MODES)}, not '{auth_mode}'")
-        if auth_mode == "off" and not local:
+        if auth_mode == "off" and not local and check:
             raise SettingsError(f"stage '{stage}' is deployed: authentication cannot be off (STEPFLOW_AUTH)")
+        jwt_secret = env.get("STEPFLOW_JWT_SECRET") or (LOCAL_JWT_SECRET if local else None)
+        server_secret = env.get("STEPFLOW_SERVER_SECRET") or None
+        if server_secret is None and jwt_secret:
+            server_secret = derive_key(jwt_secret, "server").hex()  # one secret to manage where HS256 is used
+        if not local and check:
+            problems = deployment_problems(auth_mode, jwt_secret, env.get("STEPFLOW_JWKS_URL") or None,
+                                           env.get("STEPFLOW_JWT_ISSUER") or None,
+                                           env.get("STEPFLOW_JWT_AUDIENCE") or None)
+            if env.get("STEPFLOW_SERVER_SECRET") is not None and \
+                    len(env["STEPFLOW_SERVER_SECRET"].encode()) < MIN_SERVER_SECRET_BYTES:
+                problems.append(f"STEPFLOW_SERVER_SECRET must be at least {MIN_SERVER_SECRET_BYTES} bytes")
+            elif server_secret is None:
+                problems.append("set STEPFLOW_SERVER_SECRET (at least 32 random bytes): it seals page cursors "
+                                "and derives callback keys")
+            if problems:
+                raise SettingsError(f"stage '{stage}' is deployed and refuses to start: " + "; ".join(problems))
         return cls(
             stage=stage,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
@@ -91,10 +124,11 @@ class Settings:
             webhook_secret=env.get("STEPFLOW_WEBHOOK_SECRET") or (LOCAL_WEBHOOK_SECRET if stage == "local" else None),
             tenant_webhook_secrets=json.loads(env.get("STEPFLOW_TENANT_WEBHOOK_SECRETS") or "{}"),
             auth_mode=auth_mode,
-            jwt_secret=env.get("STEPFLOW_JWT_SECRET") or (LOCAL_JWT_SECRET if local else None),
+            jwt_secret=jwt_secret,
             jwks_url=env.get("STEPFLOW_JWKS_URL") or None,
             jwt_issuer=env.get("STEPFLOW_JWT_ISSUER") or None,
             jwt_audience=env.get("STEPFLOW_JWT_AUDIENCE") or None,
             egress_allow_private=_flag(env.get("STEPFLOW_EGRESS_ALLOW_PRIVATE"), local),
             openapi_include_workflows=_flag(env.get("STEPFLOW_OPENAPI_INCLUDE_WORKFLOWS"), True),
+            server_secret=server_secret or LOCAL_SERVER_SECRET,
         )

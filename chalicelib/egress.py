@@ -1,10 +1,15 @@
 """Egress policy for outbound calls made on a workflow's behalf (http.request steps, completion webhooks).
 
-* Link-local (169.254.0.0/16, fe80::/10) and cloud metadata addresses (169.254.169.254,
-  fd00:ec2::254, metadata.google.internal, metadata) are always refused.
-* Private and loopback ranges (10/8, 172.16/12, 192.168/16, 127/8, 100.64/10, ::1, fc00::/7, and
-  unspecified/multicast/reserved addresses) only where the stage allows them
-  (STEPFLOW_EGRESS_ALLOW_PRIVATE: default true on the local stage, false on deployed ones).
+* Only global unicast addresses are called on deployed stages. Refused everywhere, on every stage:
+  link-local (169.254.0.0/16, fe80::/10) and cloud metadata (169.254.169.254, fd00:ec2::254,
+  metadata.google.internal, metadata), 0.0.0.0/8 and ::, multicast, 192.0.0.0/24 (IETF protocol
+  assignments, e.g. 192.0.0.192), 240.0.0.0/4, documentation, benchmarking and other special ranges.
+* Private and loopback ranges (10/8, 172.16/12, 192.168/16, 127/8, 100.64/10, ::1, fc00::/7) only where
+  the stage allows them (STEPFLOW_EGRESS_ALLOW_PRIVATE: default true on the local stage, false on
+  deployed ones).
+* An IPv6 address that carries an IPv4 one (IPv4-mapped ::ffff:a.b.c.d, IPv4-compatible ::a.b.c.d,
+  6to4 2002::/16, Teredo 2001::/32, NAT64 64:ff9b::/96 and 64:ff9b:1::/48) is judged by the IPv4 it
+  carries, so 2002:a9fe:a9fe:: is refused like 169.254.169.254.
 * DNS is resolved once per connection, every resolved address is checked, and the socket connects
   to a checked address (no second lookup a rebinding DNS server could answer differently). TLS still
   verifies the certificate against the host name (SNI and hostname check are unchanged).
@@ -19,10 +24,22 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
 ALWAYS_REFUSED_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
-    "169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "0.0.0.0/8", "::/128"))
+    "169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "0.0.0.0/8", "::/128", "224.0.0.0/4", "ff00::/8",
+    "192.0.0.0/24", "240.0.0.0/4"))
 PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
     "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "100.64.0.0/10", "::1/128", "fc00::/7"))
+# Not globally reachable (IANA special-purpose registries), named rather than left to the running
+# Python's is_global, whose tables differ between versions (3.11 calls 192.0.0.192 global).
+NOT_GLOBAL_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "192.0.2.0/24", "192.88.99.0/24", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "100::/64",
+    "2001::/23", "2001:db8::/32", "3fff::/20", "5f00::/16", "fec0::/10"))
+# IPv6 forms that carry an IPv4 address; the address is judged by the IPv4 it carries.
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 REFUSED_NAMES = frozenset({"metadata.google.internal", "metadata", "metadata.goog", "instance-data",
                            "instance-data.ec2.internal"})
 
@@ -31,16 +48,53 @@ class EgressDenied(OSError):
     """An outbound call to an address the policy refuses (an OSError: callers treat it as a failed connection)."""
 
 
+def embedded_ipv4(ip: IPAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (empty for a plain one)."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return []
+    if ip.ipv4_mapped is not None:
+        return [ip.ipv4_mapped]
+    if ip.sixtofour is not None:
+        return [ip.sixtofour]
+    if ip.teredo is not None:
+        return list(ip.teredo)  # (server, client); the client is stored XOR 0xffffffff, undone here
+    value = int(ip)
+    if ip in NAT64:
+        return [ipaddress.IPv4Address(value & 0xFFFFFFFF)]
+    if ip in NAT64_LOCAL:
+        # RFC 6052 puts the IPv4 after a /48 prefix at bits 48-63 and 72-87 (bits 64-71 are zero);
+        # gateways that use a /96 inside this prefix put it in the last 32 bits: check both.
+        rfc6052 = ((value >> 64) & 0xFFFF) << 16 | (value >> 40) & 0xFFFF
+        return [ipaddress.IPv4Address(rfc6052), ipaddress.IPv4Address(value & 0xFFFFFFFF)]
+    if ip in IPV4_COMPATIBLE and value > 1:  # not :: or ::1
+        return [ipaddress.IPv4Address(value)]
+    return []
+
+
+def _check_one(ip: IPAddress, allow_private: bool) -> None:
+    if any(ip in net for net in ALWAYS_REFUSED_NETWORKS) or ip.is_link_local or ip.is_multicast \
+            or ip.is_unspecified:
+        raise EgressDenied(f"{ip} is a link-local, metadata, multicast or reserved address; calls to it are "
+                           "never made")
+    if any(ip in net for net in PRIVATE_NETWORKS) or ip.is_loopback:
+        if allow_private:
+            return
+        raise EgressDenied(f"{ip} is a private or loopback address; this stage does not call those")
+    if any(ip in net for net in NOT_GLOBAL_NETWORKS) or not ip.is_global:
+        raise EgressDenied(f"{ip} is not a globally reachable address; calls to it are never made")
+
+
 def check_address(address: str, *, allow_private: bool) -> None:
+    """EgressDenied unless the policy lets this stage call the address (an IPv4 inside an IPv6 too)."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if any(ip in net for net in ALWAYS_REFUSED_NETWORKS) or ip.is_link_local:
-        raise EgressDenied(f"{ip} is a link-local or cloud metadata address; calls to it are never made")
-    private = any(ip in net for net in PRIVATE_NETWORKS) or ip.is_private or ip.is_loopback
-    odd = ip.is_multicast or ip.is_unspecified or (ip.is_reserved and not private)
-    if odd or (private and not allow_private):
-        raise EgressDenied(f"{ip} is a private, loopback or reserved address; this stage does not call those")
+    carried = embedded_ipv4(ip)
+    for inner in carried:
+        try:
+            _check_one(inner, allow_private)
+        except EgressDenied as exc:
+            raise EgressDenied(f"{ip} carries {inner}: {exc}") from None
+    if not carried:
+        _check_one(ip, allow_private)
 
 
 def check_host(host: str) -> None:

@@ -49,7 +49,8 @@ class Services:
     @cached_property
     def auth(self) -> Authenticator:
         s = self.settings
-        return Authenticator(s.auth_mode, s.jwt_secret, s.jwks_url, s.jwt_issuer, s.jwt_audience)
+        return Authenticator(s.auth_mode, s.jwt_secret, s.jwks_url, s.jwt_issuer, s.jwt_audience,
+                             deployed=s.stage != "local")
 
     @cached_property
     def registry(self) -> TaskRegistry:
@@ -106,7 +107,7 @@ class Services:
     @cached_property
     def task_registrar(self) -> TaskRegistrar:
         return TaskRegistrar(self.loader, self.task_store, now_utc, self.machines.send_success,
-                             events=self.event_store, api_prefix=self.settings.api_prefix,
+                             events=self.event_store, callback_secret=self.settings.callback_secret,
                              on_waiting=lambda instance_id: self.instances.waiting_changed(instance_id, True),
                              tenant_of=lambda instance_id: (self.instance_store.get(instance_id) or {}).get("tenant_id"))
 
@@ -118,6 +119,7 @@ class Services:
     def tasks(self) -> TaskService:
         return TaskService(self.task_store, self.machines, self.loader, self.publisher, now_utc,
                            events=self.event_store, api_prefix=self.settings.api_prefix,
+                           callback_secret=self.settings.callback_secret,
                            on_closed=lambda instance_id, waiting: self.instances.waiting_changed(instance_id, waiting))
 
     @cached_property

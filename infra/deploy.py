@@ -6,7 +6,10 @@ One path, in this order, stopping at the first problem with a message that says 
 2. `infra.package` for the stage (the merged template and deployment.zip), then cfn-lint on the template;
 3. the zip and the template go to an artifact bucket (created when missing; --bucket to choose one);
 4. a CloudFormation change set on stack `stepflow-<stage>` (CAPABILITY_IAM, CAPABILITY_AUTO_EXPAND for the
-   SAM transform), executed and waited for; the stack's outputs are printed;
+   SAM transform), executed and waited for; the stack's outputs are printed. Its parameters (issuer,
+   audience, JWKS URL or HS256 secret, server secret) come from the deploying shell's STEPFLOW_*
+   variables; an update keeps the previous value of any not given; a first create without the
+   required ones stops before anything is built;
 5. the bundled example workflows are registered through the deployed API, so the definitions their
    state machines run are stored (registering is idempotent).
 
@@ -18,11 +21,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +154,36 @@ def failure_reasons(cfn: Any, name: str, limit: int = 15) -> str:
     return "\n".join(f"  {e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}" for e in failed)
 
 
-def deploy_stack(cfn: Any, name: str, template_url: str, stage: str) -> dict[str, str]:
+def stack_parameters(env: Mapping[str, str], *, updating: bool) -> list[dict[str, Any]]:
+    """The stack's parameters from the deploying shell's variables (infra/build.py PARAMETERS).
+
+    An update keeps the stack's value of a parameter not given; a create needs every parameter
+    without a default, and refuses an HS256 secret or server secret the app would refuse to start with.
+    """
+    from chalicelib.auth import MIN_HS256_SECRET_BYTES
+
+    found, missing = [], []
+    for parameter, (variable, declaration) in infra_build.PARAMETERS.items():
+        value = env.get(variable)
+        if value:
+            found.append({"ParameterKey": parameter, "ParameterValue": value})
+        elif updating:
+            found.append({"ParameterKey": parameter, "UsePreviousValue": True})
+        elif "Default" not in declaration:
+            missing.append(variable)
+    if missing:
+        raise DeployError(f"set {', '.join(missing)} for the first deployment of this stage (docs/deploy.md, "
+                          "'Authentication'); nothing was packaged or deployed")
+    secret = env.get("STEPFLOW_JWT_SECRET")
+    if secret and len(secret.encode()) < MIN_HS256_SECRET_BYTES:
+        raise DeployError(f"STEPFLOW_JWT_SECRET must be at least {MIN_HS256_SECRET_BYTES} bytes")
+    if env.get("STEPFLOW_SERVER_SECRET") and len(env["STEPFLOW_SERVER_SECRET"].encode()) < 32:
+        raise DeployError("STEPFLOW_SERVER_SECRET must be at least 32 bytes")
+    return found
+
+
+def deploy_stack(cfn: Any, name: str, template_url: str, stage: str,
+                 parameters: list[dict[str, Any]] | None = None) -> dict[str, str]:
     status = stack_status(cfn, name)
     if status == "ROLLBACK_COMPLETE":  # a failed first create can only be deleted
         print(f"infra.deploy: {name} is ROLLBACK_COMPLETE after a failed create; deleting it first")
@@ -159,7 +193,7 @@ def deploy_stack(cfn: Any, name: str, template_url: str, stage: str) -> dict[str
     change_set_type = "CREATE" if status is None else "UPDATE"
     change_set = f"stepflow-{int(time.time())}"
     cfn.create_change_set(StackName=name, ChangeSetName=change_set, ChangeSetType=change_set_type,
-                          TemplateURL=template_url, Capabilities=CAPABILITIES,
+                          TemplateURL=template_url, Capabilities=CAPABILITIES, Parameters=parameters or [],
                           Tags=[{"Key": "stepflow:stage", "Value": stage}])
     try:
         cfn.get_waiter("change_set_create_complete").wait(
@@ -216,14 +250,16 @@ def deploy(stage_name: str, *, region: str | None, bucket: str | None, seed: boo
     print(f"infra.deploy: account {account}, region {region}, stage {stage_name}")
     from infra.package import package
 
+    name = stack_name(stage_name)
+    cfn = session.client("cloudformation")
+    parameters = stack_parameters(os.environ, updating=stack_status(cfn, name) not in (None, "ROLLBACK_COMPLETE"))
     built = package(stage_name)
     lint(built.template_path)
-    name = stack_name(stage_name)
     s3 = session.client("s3")
     bucket = bucket or default_bucket(account, region)
     ensure_bucket(s3, bucket, region)
     url = upload_artifacts(s3, bucket, name, built.template, built.zip_path, region)
-    result = deploy_stack(session.client("cloudformation"), name, url, stage_name)
+    result = deploy_stack(cfn, name, url, stage_name, parameters)
     for key, value in sorted(result.items()):
         print(f"  {key} = {value}")
     if seed and "EndpointURL" in result:

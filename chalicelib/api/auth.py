@@ -66,6 +66,8 @@ GUARDS: dict[tuple[str, str], Guard] = {
     ("GET", "/tasks"): V,
     ("GET", "/tasks/metrics"): V,
     ("GET", "/tasks/{task_id}"): V,
+    # a webhook step's callback URL is a capability: only who may work the task reads it
+    ("GET", "/tasks/{task_id}/callback"): X,
     ("POST", "/tasks/{task_id}/complete"): X,
     ("POST", "/tasks/{task_id}/reassign"): X,
     ("POST", "/tasks/{task_id}/claim"): X,

@@ -9,6 +9,7 @@ from typing import Any
 from chalice import Blueprint
 
 from chalicelib.api.auth import actor, principal, require_definition, require_instance, tenant_for_write
+from chalicelib.api.cursors import open_cursor, seal
 from chalicelib.api.http import BadRequest, bool_param, handles_errors, int_param, json_response, query, read_body
 from chalicelib.service.instances import MAX_PAGE
 from chalicelib.service.requests import RunInstance, StartInstance, parse_body
@@ -77,10 +78,16 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         for field in ("started_after", "started_before"):
             if params.get(field) and not _looks_like_time(params[field]):
                 raise BadRequest(f"'{field}' must be an ISO 8601 time such as 2026-01-31T12:00:00Z")
-        return json_response(services().instances.list(
+        found = services()
+        # The cursor is bound to the caller's tenant and to the filters (which choose the index).
+        selection = {"list": "instances", **filters, "started_after": params.get("started_after"),
+                     "started_before": params.get("started_before"),
+                     "include_deleted": bool_param(params, "include_deleted")}
+        page = found.instances.list(
             filters=filters, started_after=params.get("started_after"), started_before=params.get("started_before"),
-            include_deleted=bool_param(params, "include_deleted"), limit=int_param(params, "limit", 20, 1, MAX_PAGE),
-            cursor=params.get("cursor"), offset=int_param(params, "offset", 0, 0, 10_000)))
+            include_deleted=selection["include_deleted"], limit=int_param(params, "limit", 20, 1, MAX_PAGE),
+            start=open_cursor(found, params.get("cursor"), selection), offset=int_param(params, "offset", 0, 0, 10_000))
+        return json_response(seal(found, page, selection))
 
     @bp.route("/instances/{instance_id}", methods=["GET"])
     @handles_errors

@@ -9,6 +9,7 @@ from chalice import Blueprint
 from pydantic import Field
 
 from chalicelib.api.auth import actor, principal, require_may_act, require_task, task_tenant, visible
+from chalicelib.api.cursors import open_cursor, seal
 from chalicelib.api.http import bool_param, handles_errors, int_param, json_response, query, read_body
 from chalicelib.service.requests import _Body, parse_body
 from chalicelib.service.tasks import MAX_PAGE
@@ -67,12 +68,18 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @handles_errors
     def list_tasks() -> Any:
         params = query(bp.current_request)
-        return json_response(services().tasks.list(
-            status=params.get("status"), assignee_id=params.get("assignee_id"),
-            assignee_group=params.get("assignee_group"), instance_id=params.get("instance_id"),
-            overdue=bool_param(params, "overdue"), limit=int_param(params, "limit", 20, 1, MAX_PAGE),
-            cursor=params.get("cursor"), keep=tenant_filter(),
-        ))
+        found = services()
+        # The cursor is bound to the caller's tenant and to the filters (which choose the index).
+        selection = {"list": "tasks", "status": params.get("status"), "assignee_id": params.get("assignee_id"),
+                     "assignee_group": params.get("assignee_group"), "instance_id": params.get("instance_id"),
+                     "overdue": bool_param(params, "overdue")}
+        page = found.tasks.list(
+            status=selection["status"], assignee_id=selection["assignee_id"],
+            assignee_group=selection["assignee_group"], instance_id=selection["instance_id"],
+            overdue=selection["overdue"], limit=int_param(params, "limit", 20, 1, MAX_PAGE),
+            start=open_cursor(found, params.get("cursor"), selection), keep=tenant_filter(),
+        )
+        return json_response(seal(found, page, selection))
 
     @bp.route("/tasks/metrics", methods=["GET"])
     @handles_errors
@@ -84,6 +91,15 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     def get_task(task_id: str) -> Any:
         require_task(services(), task_id)
         return json_response(services().tasks.view(task_id))
+
+    @bp.route("/tasks/{task_id}/callback", methods=["GET"])
+    @handles_errors
+    def get_task_callback(task_id: str) -> Any:
+        """The callback URL of a waiting webhook step, for whoever may work the task (executor and up,
+        assignee or group member or admin): the one deliberate read of the capability."""
+        record = require_task(services(), task_id)
+        require_may_act(record)
+        return json_response(services().tasks.callback_view(task_id))
 
     @bp.route("/tasks/{task_id}/complete", methods=["POST"])
     @handles_errors

@@ -12,8 +12,12 @@ from chalicelib.aws.conditional_update import TransitionRefused, conditional_upd
 from chalicelib.aws.items import from_item, to_item
 from chalicelib.core.tasks import OPEN, index_keys
 
-# Never returned to clients, logged or published: whoever holds the token can complete the step.
-SECRET_ATTRIBUTES = frozenset({"token", "snapshot"})
+# Never returned to clients, logged or published: whoever holds the token can complete the step, and
+# the callback nonce (with the server secret) makes the callback key; its hash is bookkeeping.
+SECRET_ATTRIBUTES = frozenset({"token", "snapshot", "callback_nonce", "callback_key"})
+# A webhook step's callback key lives while the step waits: closing the task removes these, which also
+# drops it from the sparse by_callback_key index, so a used or ended key finds nothing.
+CALLBACK_ATTRIBUTES = ("callback_key", "callback_nonce")
 INTERNAL_ATTRIBUTES = frozenset({"created_key", "assignee_status", "group_status", "due_state", "reminder_state",
                                  "overdue_state", "outbox_state"})
 
@@ -42,6 +46,8 @@ class TaskStore:
         keys = index_keys(after)
         changes = {**(set_ or {}), **{k: v for k, v in keys.items() if v is not None}}
         dropped = tuple(k for k, v in keys.items() if v is None)
+        if after.get("status") != "pending":
+            dropped += tuple(a for a in CALLBACK_ATTRIBUTES if a not in remove and a not in changes)
         conditional_update(self._ddb, self._table, {"id": {"S": task_id}}, set_=changes, remove=(*remove, *dropped),
                            expect=expect, require=require, absent=absent)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +19,23 @@ OPEN = "open"
 def task_id_for(execution_arn: str, step_id: str) -> str:
     """One task per step of an execution: a retried or timed-out attempt updates the same record."""
     return hashlib.sha256(f"{execution_arn}/{step_id}".encode()).hexdigest()[:32]
+
+
+def new_callback_nonce() -> str:
+    """The random part of a webhook step's callback key (stored; the key itself is not)."""
+    return secrets.token_urlsafe(32)
+
+
+def callback_key(secret: bytes, nonce: str) -> str:
+    """The key in a callback URL: derived from the stored nonce with a server secret, so reading the
+    task table does not hand out working callback URLs."""
+    mac = hmac.new(secret, nonce.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def callback_digest(key: str) -> str:
+    """What the sparse by_callback_key index holds: a hash of the key, looked up by hashing the URL's key."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def index_keys(record: Mapping[str, Any]) -> dict[str, Any]:

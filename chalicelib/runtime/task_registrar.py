@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.core.decisions import writes_of_step
-from chalicelib.core.event_stream import callback_path
 from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.model import HumanStep, WebhookStep
 from chalicelib.core.runs import run_of_execution
-from chalicelib.core.tasks import task_id_for
+from chalicelib.core.tasks import callback_digest, callback_key, new_callback_nonce, task_id_for
 from chalicelib.core.times import iso
 from chalicelib.runtime.definitions import RevisionLoader
 from chalicelib.tasks import templating
@@ -25,7 +23,7 @@ events_log = logging.getLogger("stepflow.events")
 class TaskRegistrar:
     def __init__(self, loader: RevisionLoader, store: Any, now: Callable[[], datetime],
                  send_success: Callable[[str, dict[str, Any]], None] | None = None, *,
-                 events: Any = None, api_prefix: str = "/workflows",
+                 events: Any = None, callback_secret: bytes = b"",
                  on_waiting: Callable[[str], None] | None = None,
                  tenant_of: Callable[[str], str | None] | None = None):
         self._loader = loader
@@ -33,7 +31,7 @@ class TaskRegistrar:
         self._now = now
         self._send_success = send_success
         self._events = events  # an EventStore: the instance's event log (None: no log)
-        self._api_prefix = api_prefix
+        self._callback_secret = callback_secret  # callback keys derive from it (core/tasks.py callback_key)
         self._on_waiting = on_waiting  # the instance index shows `waiting` while a task is open
         self._tenant_of = tenant_of  # a task belongs to its instance's tenant
 
@@ -86,10 +84,15 @@ class TaskRegistrar:
                 escalation=step.escalation.model_dump() if step.escalation else None,
             )
         if isinstance(step, WebhookStep):
-            # The callback URL holds this key, never the token. A re-registered attempt of a task still
-            # pending keeps its key, so a URL already handed out keeps working.
-            kept = previous.get("callback_key") if previous and previous.get("status") == "pending" else None
-            record.update(event_type=step.event_type, callback_key=kept or secrets.token_urlsafe(32))
+            # The callback URL holds a key, never the token. Stored are a nonce the key derives from (with
+            # the server secret) and the key's hash, which the by_callback_key index is keyed on: the
+            # table alone hands out no working URL. A re-registered attempt of a task still pending
+            # keeps its key, so a URL already handed out keeps working; a closed step's key died with it.
+            live = previous if previous and previous.get("status") == "pending" and previous.get("callback_nonce") \
+                else None
+            nonce = live["callback_nonce"] if live else new_callback_nonce()
+            record.update(event_type=step.event_type, callback_nonce=nonce,
+                          callback_key=callback_digest(callback_key(self._callback_secret, nonce)))
         self._store.put(record)
         self._record_created(record)
         if self._on_waiting is not None:
@@ -98,15 +101,14 @@ class TaskRegistrar:
         return {"task_id": task_id}
 
     def _record_created(self, record: dict[str, Any]) -> None:
-        """task.created in the instance's event log: who and what, never the token or snapshot."""
+        """task.created in the instance's event log: who and what, never the token, snapshot or callback
+        key (every viewer reads the log; the key completes the step)."""
         instance_id, _ = run_of_execution(record["execution_arn"])
         if self._events is None or not instance_id:
             return
         data = {k: record.get(k) for k in ("kind", "title", "assignee", "assignee_group", "priority", "due_at",
                                            "event_type") if record.get(k) is not None}
         data.update(task_id=record["id"], attempt=record["attempt"])
-        if record.get("callback_key"):
-            data["callback_url"] = callback_path(self._api_prefix, record["callback_key"])
         try:
             self._events.append(instance_id, "task.created", data, step=record["step_name"])
         except Exception:  # noqa: BLE001 - the log is best effort; the task is registered

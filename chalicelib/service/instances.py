@@ -3,7 +3,6 @@ resume, clean up, and keep the instance index in step with Step Functions."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import time
@@ -257,15 +256,17 @@ class InstanceService:
         }
 
     def list(self, *, filters: dict[str, str], started_after: str | None = None, started_before: str | None = None,
-             include_deleted: bool = False, limit: int = 20, cursor: str | None = None,
+             include_deleted: bool = False, limit: int = 20, start: dict[str, Any] | None = None,
              offset: int = 0) -> dict[str, Any]:
-        """Newest first; pages follow `next_cursor` (an `offset` is also accepted, and read past)."""
-        start = _decode_cursor(cursor)
+        """Newest first; pages follow `next_cursor` (an `offset` is also accepted, and read past).
+
+        `start`/`next_cursor` are raw index keys: the API seals them for clients (core/cursors.py).
+        """
         items, following = self._store.search(
             {k: v for k, v in filters.items() if v}, started_after=started_after, started_before=started_before,
             include_deleted=include_deleted, limit=limit + offset, start=start)
         return {"items": [_brief(r) for r in items[offset:]], "limit": limit, "offset": offset,
-                "next_cursor": _encode_cursor(following)}
+                "next_cursor": following or None}
 
     # -- control -------------------------------------------------------------------------------
     def cancel(self, instance_id: str, reason: str | None) -> dict[str, Any]:
@@ -416,20 +417,3 @@ def _brief(record: dict[str, Any]) -> dict[str, Any]:
             "tenant_id", "correlation_id", "webhook_url", "origin_instance", "origin_zone", "origin_tenant_id",
             "origin_reference", "retry_of", "retried_by", "deleted_at", "cancel_reason")
     return {k: record.get(k) for k in keys}
-
-
-def _encode_cursor(key: dict[str, Any] | None) -> str | None:
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode() if key else None
-
-
-def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
-    if not cursor:
-        return None
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if not (isinstance(key, dict) and all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str)
-                                              for v in key.values()) and "id" in key and "created_key" in key):
-            raise ValueError
-        return key
-    except (ValueError, TypeError):
-        raise InvalidInput({"message": "cursor is not valid; start without it", "issues": []}) from None

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import builtins
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -17,7 +15,7 @@ from chalicelib.aws.task_store import public
 from chalicelib.core.decisions import Writes, decided_fields
 from chalicelib.core.event_stream import callback_path
 from chalicelib.core.runs import run_of_execution
-from chalicelib.core.tasks import OPEN, STATUSES, form_issues, resumed_state
+from chalicelib.core.tasks import OPEN, STATUSES, callback_digest, callback_key, form_issues, resumed_state
 from chalicelib.core.times import iso
 from chalicelib.errors import Conflict, FieldErrors, Gone, InvalidInput, NotFound
 
@@ -38,7 +36,7 @@ events_log = logging.getLogger("stepflow.events")
 
 class TaskService:
     def __init__(self, store: Any, machines: Any, loader: Any, publisher: Any, now: Callable[[], datetime], *,
-                 events: Any = None, api_prefix: str = "/workflows",
+                 events: Any = None, api_prefix: str = "/workflows", callback_secret: bytes = b"",
                  on_closed: Callable[[str, bool], None] | None = None):
         self._store = store
         self._machines = machines
@@ -47,6 +45,7 @@ class TaskService:
         self._now = now
         self._events = events  # an EventStore: instance event logs (None: no log)
         self._api_prefix = api_prefix
+        self._callback_secret = callback_secret  # derives a webhook step's callback key from its nonce
         # Told (instance id, whether other tasks still wait) when a task closes: the index shows `waiting`.
         self._on_closed = on_closed
 
@@ -64,10 +63,9 @@ class TaskService:
         # Every documented field is present (null when unset), whatever the stored item omits.
         view = {name: record.get(name) for name in TASK_FIELDS} | public(record)
         view["due_date"] = record.get("due_at")  # the plugin DTO's name for it
-        key = view.pop("callback_key", None)
         if record.get("kind") == "webhook":
-            # Where an external system completes the step: a path holding the key, never the token.
-            view["callback_url"] = callback_path(self._api_prefix, key) if key else None
+            # No callback URL here: every viewer reads this view, and the URL completes the step.
+            # Who may work the task reads it deliberately (callback_view, GET /tasks/{id}/callback).
             view["event_type"] = record.get("event_type")
         view["overdue"] = bool(record.get("escalated_at")) or (
             record["status"] == "pending" and bool(record.get("due_at")) and record["due_at"] <= iso(self._now()))
@@ -75,8 +73,13 @@ class TaskService:
 
     def list(self, *, status: str | None = None, assignee_id: str | None = None, assignee_group: str | None = None,
              instance_id: str | None = None, overdue: bool = False, limit: int = 20,
-             cursor: str | None = None, keep: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
-        """One page from the most selective index; status is `pending` unless given (or by instance)."""
+             start: dict[str, Any] | None = None,
+             keep: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+        """One page from the most selective index; status is `pending` unless given (or by instance).
+
+        `start`/`next_cursor` are raw index keys: the API seals them (core/cursors.py), since the key
+        where a page stopped may be an item the page left out (another tenant's).
+        """
         if status is not None and status not in STATUSES:
             raise InvalidInput({"message": f"status must be one of {', '.join(STATUSES)}", "issues": []})
         if instance_id:
@@ -89,7 +92,6 @@ class TaskService:
             index, key, value = "by_group", "group_status", f"{assignee_group}#{status or 'pending'}"
         else:
             index, key, value = "by_status", "status", status or "pending"
-        start = _decode_cursor(cursor, index)
         try:
             items, last = self._store.query(index, key, value, limit=limit, start=start)
         except ClientError as exc:
@@ -105,7 +107,7 @@ class TaskService:
                          or assignee_group in (record.get("candidate_groups") or [])))
 
         return {"items": [self._present(r) for r in items if selected(r)], "limit": limit,
-                "next_cursor": _encode_cursor(last, index)}
+                "next_cursor": last or None}
 
     def metrics(self, keep: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
         """Pending tasks per group, how many are overdue, and how long the oldest has been overdue."""
@@ -236,22 +238,50 @@ class TaskService:
         return self._finish(record, self._declared(record, output), completed_by, comment, received=received)
 
     def by_callback_key(self, key: str) -> dict[str, Any]:
-        """The webhook task a callback key was given to (through the sparse by_callback_key index)."""
+        """The webhook task a callback key was given to (the sparse by_callback_key index holds the key's
+        hash while the step waits; a used or ended key is in it no more: NotFound)."""
+        unknown = "no such callback: the key is unknown, was used, or its step has ended"
         if not key or len(key) > 128:
-            raise NotFound("no such callback")
-        found, _ = self._store.query("by_callback_key", "callback_key", key, limit=1)
+            raise NotFound(unknown)
+        digest = callback_digest(key)
+        found, _ = self._store.query("by_callback_key", "callback_key", digest, limit=1)
         if not found:
-            raise NotFound("no such callback")
+            # A task registered before keys were stored hashed holds its key as it is (and no nonce).
+            found, _ = self._store.query("by_callback_key", "callback_key", key, limit=1)
+            if found and not found[0].get("callback_nonce"):
+                digest = key
+            else:
+                raise NotFound(unknown)
         record = self._store.get(found[0]["id"])  # the index lags; the table has the truth
-        if record is None:
-            raise NotFound("no such callback")
-        if record.get("callback_key") != key:
+        if record is None or not record.get("callback_key"):
+            raise NotFound(unknown)
+        if record["callback_key"] != digest:
             raise Gone("this callback belonged to an earlier attempt of the step; it no longer waits")
         return record
 
+    def callback_view(self, task_id: str) -> dict[str, Any]:
+        """Where an external system completes a waiting webhook step: a URL holding the key, never the token.
+
+        Conflict when the task is not a webhook step or is done; Gone when it expired or was canceled.
+        """
+        record = self.get(task_id)
+        if record.get("kind") != "webhook":
+            raise Conflict("this task is not a webhook step; it has no callback")
+        self._require_pending(record)
+        if record.get("callback_nonce"):
+            key = callback_key(self._callback_secret, record["callback_nonce"])
+        elif record.get("callback_key"):
+            key = record["callback_key"]  # registered before keys were stored hashed
+        else:
+            raise Gone("this step's callback is no longer live")
+        return {"task_id": record["id"], "instance_id": record.get("instance_id"), "step_name": record["step_name"],
+                "event_type": record.get("event_type"), "status": record["status"], "attempt": record.get("attempt"),
+                "callback_url": callback_path(self._api_prefix, key)}
+
     def complete_callback(self, key: str, output: Any, *, record: dict[str, Any] | None = None) -> dict[str, Any]:
         """POST /callbacks/{key}: completes the webhook step the key was given to; the task's view."""
-        record = record if record is not None and record.get("callback_key") == key else self.by_callback_key(key)
+        if record is None or record.get("callback_key") not in (callback_digest(key), key):
+            record = self.by_callback_key(key)
         return self.complete_webhook(record, output, CALLBACK_ACTOR, received={
             "source": "callback", "event_type": record.get("event_type"), "data": output})
 
@@ -438,21 +468,3 @@ def _approval_fields(record: dict[str, Any]) -> tuple[str, str | None]:
 def _error_code(exc: Exception) -> str:
     response = getattr(exc, "response", None) or {}
     return response.get("Error", {}).get("Code", type(exc).__name__)
-
-
-def _encode_cursor(last: Any, index: str) -> str | None:
-    if not last:
-        return None
-    return base64.urlsafe_b64encode(json.dumps({"i": index, "k": last}).encode()).decode()
-
-
-def _decode_cursor(cursor: str | None, index: str) -> Any:
-    if not cursor:
-        return None
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if decoded["i"] != index or not isinstance(decoded["k"], dict):
-            raise ValueError
-        return decoded["k"]
-    except (ValueError, KeyError, TypeError):
-        raise InvalidInput({"message": "cursor is not valid for this query; start without it", "issues": []}) from None

@@ -108,17 +108,106 @@ def setup_tenant(call) -> dict[str, str]:
     return {"done": done["id"], "gate": gate["id"], "task": wait_task(call, gate["id"], executor)["id"]}
 
 
+DEPLOYED = {"STEPFLOW_JWT_ISSUER": "https://issuer.example", "STEPFLOW_JWT_AUDIENCE": "stepflow",
+            "STEPFLOW_JWKS_URL": "https://issuer.example/jwks.json", "STEPFLOW_SERVER_SECRET": "s" * 32}
+
+
 def test_settings_refuse_auth_off_on_deployed_stages():
     for stage in ("dev", "prod"):
         with pytest.raises(SettingsError):
-            Settings.from_env({"STEPFLOW_STAGE": stage, "STEPFLOW_AUTH": "off"})
-        assert Settings.from_env({"STEPFLOW_STAGE": stage}).auth_mode == "jwks"  # on unless said otherwise
-        assert Settings.from_env({"STEPFLOW_STAGE": stage}).egress_allow_private is False
+            Settings.from_env({"STEPFLOW_STAGE": stage, "STEPFLOW_AUTH": "off", **DEPLOYED})
+        deployed = Settings.from_env({"STEPFLOW_STAGE": stage, **DEPLOYED})
+        assert deployed.auth_mode == "jwks"  # on unless said otherwise
+        assert deployed.egress_allow_private is False
     local = Settings.from_env({"STEPFLOW_STAGE": "local"})
     assert local.auth_mode == "off" and local.egress_allow_private is True
     assert Settings.from_env({"STEPFLOW_STAGE": "local", "STEPFLOW_AUTH": "hs256"}).auth_enabled
     with pytest.raises(SettingsError):
         Settings.from_env({"STEPFLOW_AUTH": "maybe"})
+
+
+STRONG = "k" * 32
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"STEPFLOW_JWT_ISSUER": ""}, "STEPFLOW_JWT_ISSUER"),
+    ({"STEPFLOW_JWT_AUDIENCE": ""}, "STEPFLOW_JWT_AUDIENCE"),
+    ({"STEPFLOW_JWKS_URL": ""}, "STEPFLOW_JWKS_URL"),
+    ({"STEPFLOW_SERVER_SECRET": ""}, "STEPFLOW_SERVER_SECRET"),
+    ({"STEPFLOW_SERVER_SECRET": "s" * 31}, "STEPFLOW_SERVER_SECRET"),
+    ({"STEPFLOW_AUTH": "hs256", "STEPFLOW_JWT_SECRET": "x"}, "STEPFLOW_JWT_SECRET"),
+    ({"STEPFLOW_AUTH": "hs256", "STEPFLOW_JWT_SECRET": "x" * 31}, "STEPFLOW_JWT_SECRET"),
+    ({"STEPFLOW_AUTH": "hs256"}, "STEPFLOW_JWT_SECRET"),
+], ids=["no-issuer", "no-audience", "jwks-without-url", "no-server-secret", "short-server-secret",
+        "one-byte-hs256-secret", "31-byte-hs256-secret", "hs256-without-secret"])
+def test_a_deployed_stage_refuses_to_start_without_each_piece(env, named):
+    with pytest.raises(SettingsError, match=named) as refused:
+        Settings.from_env({"STEPFLOW_STAGE": "prod", **DEPLOYED, **env})
+    assert "prod" in str(refused.value) and "refuses to start" in str(refused.value)
+    # The local stage needs none of it.
+    Settings.from_env({"STEPFLOW_STAGE": "local", **env})
+
+
+def test_a_deployed_stage_starts_with_a_complete_configuration():
+    jwks = Settings.from_env({"STEPFLOW_STAGE": "dev", **DEPLOYED})
+    assert jwks.server_secret == "s" * 32 and jwks.cursor_key != jwks.callback_secret
+    # HS256 with a strong secret: the server secret may be derived from it.
+    hs = Settings.from_env({"STEPFLOW_STAGE": "dev", "STEPFLOW_AUTH": "hs256", "STEPFLOW_JWT_SECRET": STRONG,
+                            "STEPFLOW_JWT_ISSUER": "iss", "STEPFLOW_JWT_AUDIENCE": "aud"})
+    assert hs.server_secret not in ("", STRONG) and len(hs.cursor_key) == 32
+
+
+def test_a_deployed_authenticator_refuses_each_missing_piece():
+    from chalicelib.auth import AuthConfigError
+
+    Authenticator("hs256", STRONG, issuer="iss", audience="aud", deployed=True)
+    Authenticator("jwks", jwks_url="https://issuer.example/jwks.json", issuer="iss", audience="aud", deployed=True)
+    Authenticator("hs256", "x")  # the local stage may
+    for kwargs, named in [({"issuer": None}, "STEPFLOW_JWT_ISSUER"), ({"audience": None}, "STEPFLOW_JWT_AUDIENCE"),
+                          ({"secret": "x"}, "STEPFLOW_JWT_SECRET"), ({"mode": "off"}, "STEPFLOW_AUTH")]:
+        given = {"mode": "hs256", "secret": STRONG, "issuer": "iss", "audience": "aud", **kwargs}
+        with pytest.raises(AuthConfigError, match=named):
+            Authenticator(**given, deployed=True)
+    with pytest.raises(AuthConfigError, match="STEPFLOW_JWKS_URL"):
+        Authenticator("jwks", issuer="iss", audience="aud", deployed=True)
+
+
+def test_the_app_does_not_start_on_a_deployed_stage_without_issuer_and_audience(tmp_path):
+    """Cold start: importing app.py (what Lambda does first) fails with the configuration error."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEPFLOW_")}
+    env.update(STEPFLOW_STAGE="dev", STEPFLOW_AUTH="hs256", STEPFLOW_JWT_SECRET="x", AWS_DEFAULT_REGION="us-east-1")
+    done = subprocess.run([sys.executable, "-c", "import app"], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode != 0
+    assert "SettingsError" in done.stderr and "STEPFLOW_JWT_ISSUER" in done.stderr
+    assert "STEPFLOW_JWT_AUDIENCE" in done.stderr and "at least 32 bytes" in done.stderr
+    env.update(STEPFLOW_JWT_SECRET=STRONG, STEPFLOW_JWT_ISSUER="iss", STEPFLOW_JWT_AUDIENCE="aud")
+    started = subprocess.run([sys.executable, "-c", "import app; print(app.services.auth.mode)"], cwd=root, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0 and started.stdout.strip() == "hs256", started.stderr[-2000:]
+
+
+def test_issuer_and_audience_are_checked_when_configured(api):
+    import app as app_module
+
+    app_module.services.auth = Authenticator("hs256", SECRET, issuer="https://issuer.example", audience="stepflow")
+    try:
+        call = Caller(api)
+        right = mint(SECRET, "u", roles=["viewer"], tenant=OWN, issuer="https://issuer.example", audience="stepflow")
+        assert call("GET", "/definitions", bearer=right)[0] == 200
+        for claims in ({}, {"issuer": "https://issuer.example"}, {"audience": "stepflow"},
+                       {"issuer": "https://other.example", "audience": "stepflow"},
+                       {"issuer": "https://issuer.example", "audience": "another-service"}):
+            status, body = call("GET", "/definitions", bearer=mint(SECRET, "u", roles=["viewer"], tenant=OWN, **claims))
+            assert status == 401, (claims, body)
+    finally:
+        del app_module.services.auth
 
 
 def test_every_route_has_a_guard(api):
@@ -183,6 +272,7 @@ def test_authorization_matrix(secured, capsys):
         ("GET", "/tasks", None, 200, False, False),
         ("GET", "/tasks/metrics", None, 200, False, False),
         ("GET", f"/tasks/{task}", None, 200, True, False),
+        ("GET", f"/tasks/{task}/callback", None, 409, True, True),  # a human task has no callback
         ("POST", f"/tasks/{task}/complete", {"output_data": {}}, 400, True, True),
         ("POST", f"/tasks/{task}/reassign", {"new_assignee": "alice"}, 200, True, True),
         ("POST", f"/tasks/{task}/claim", {}, 409, True, True),

@@ -61,9 +61,11 @@ def without_prefix(name: str, prefix: str) -> str:
 class Resolver:
     """Resolves the intrinsics the template uses (Ref, Fn::GetAtt, Fn::Sub) in an emulated account."""
 
-    def __init__(self, template: dict[str, Any], account: str, region: str):
+    def __init__(self, template: dict[str, Any], account: str, region: str,
+                 parameters: dict[str, str] | None = None):
         self.resources = template["Resources"]
-        self.pseudo = {"AWS::Partition": "aws", "AWS::Region": region, "AWS::AccountId": account}
+        self.pseudo = {"AWS::Partition": "aws", "AWS::Region": region, "AWS::AccountId": account,
+                       **(parameters or {})}
 
     def name_of(self, logical_id: str) -> str:
         props = self.resources[logical_id].get("Properties", {})
@@ -76,7 +78,7 @@ class Resolver:
         if isinstance(value, dict) and len(value) == 1:
             (key, arg), = value.items()
             if key == "Ref":
-                return self.pseudo.get(arg) or self.name_of(arg)
+                return self.pseudo[arg] if arg in self.pseudo else self.name_of(arg)
             if key == "Fn::GetAtt":
                 return f"<{arg[0]}.{arg[1]}>"
             if key == "Fn::Sub":
@@ -105,7 +107,13 @@ def references(value: Any) -> set[str]:
     elif isinstance(value, list):
         for item in value:
             found |= references(item)
-    return {name for name in found if not name.startswith("AWS::")}
+    return {name for name in found if not name.startswith("AWS::") and name not in infra_build.PARAMETERS}
+
+
+# What a deployment passes for the stack's parameters (infra/deploy.py reads them from the environment).
+PARAMETER_VALUES = {"AuthMode": "jwks", "JwtIssuer": "https://issuer.example", "JwtAudience": "stepflow",
+                    "JwksUrl": "https://issuer.example/.well-known/jwks.json", "JwtSecret": "",
+                    "ServerSecret": "s" * 40}
 
 
 # ------------------------------------------------------------------------------------------- tables
@@ -171,7 +179,7 @@ def test_functions_match_the_local_runtime(local_runtime, infra):
 
 
 def test_every_function_gets_the_environment_the_local_runtime_exports(local_runtime, infra):
-    resolve = Resolver(infra.template, local_runtime.account_id, local_runtime.region)
+    resolve = Resolver(infra.template, local_runtime.account_id, local_runtime.region, PARAMETER_VALUES)
     local_env = {k: v for k, v in local_runtime.env.items()
                  if k.startswith("STEPFLOW_") and k != "STEPFLOW_LOCAL_RUNTIME"}
     for function in infra.functions:
@@ -195,6 +203,48 @@ def test_every_function_gets_the_environment_the_local_runtime_exports(local_run
     assert {getattr(settings, f"{t.name}_table") for t in resources.TABLES} == {
         t["Properties"]["TableName"] for t in tables.values()}
     assert settings.state_machine_prefix == infra.stage.prefix
+
+
+def test_the_template_takes_authentication_and_secrets_from_parameters(local_runtime, infra):
+    """Issuer, audience, keys and the server secret are stack parameters bound into every function's
+    environment; secrets are NoEcho; the deployed app refuses to start without each required one."""
+    from chalicelib.config import Settings, SettingsError
+
+    declared = infra.template["Parameters"]
+    assert set(declared) == set(infra_build.PARAMETERS) == set(PARAMETER_VALUES)
+    for required in ("JwtIssuer", "JwtAudience", "ServerSecret"):
+        assert "Default" not in declared[required] and declared[required]["MinLength"] >= 1, required
+    assert declared["ServerSecret"]["MinLength"] >= 32
+    assert declared["JwtSecret"]["NoEcho"] and declared["ServerSecret"]["NoEcho"]
+    for function in infra.functions:
+        env = infra.template["Resources"][function.logical_id]["Properties"]["Environment"]["Variables"]
+        for parameter, (variable, _) in infra_build.PARAMETERS.items():
+            assert env[variable] == {"Ref": parameter}, (function.name, variable)
+    resolve = Resolver(infra.template, local_runtime.account_id, local_runtime.region, PARAMETER_VALUES)
+    env = resolve(infra.template["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"])
+    settings = Settings.from_env(env)
+    assert (settings.auth_mode, settings.jwt_issuer, settings.jwt_audience) == ("jwks", "https://issuer.example",
+                                                                                 "stepflow")
+    for variable in ("STEPFLOW_JWT_ISSUER", "STEPFLOW_JWT_AUDIENCE", "STEPFLOW_JWKS_URL", "STEPFLOW_SERVER_SECRET"):
+        with pytest.raises(SettingsError, match=variable):
+            Settings.from_env({**env, variable: ""})
+
+
+def test_a_first_deployment_needs_the_parameters_and_an_update_keeps_them():
+    with pytest.raises(SystemExit) as refused:
+        infra_deploy.stack_parameters({}, updating=False)
+    for variable in ("STEPFLOW_JWT_ISSUER", "STEPFLOW_JWT_AUDIENCE", "STEPFLOW_SERVER_SECRET"):
+        assert variable in str(refused.value)
+    given = {"STEPFLOW_JWT_ISSUER": "https://issuer.example", "STEPFLOW_JWT_AUDIENCE": "stepflow",
+             "STEPFLOW_SERVER_SECRET": "s" * 40, "STEPFLOW_JWKS_URL": "https://issuer.example/jwks.json"}
+    created = {p["ParameterKey"]: p["ParameterValue"] for p in infra_deploy.stack_parameters(given, updating=False)}
+    assert created == {"JwtIssuer": "https://issuer.example", "JwtAudience": "stepflow", "ServerSecret": "s" * 40,
+                       "JwksUrl": "https://issuer.example/jwks.json"}
+    kept = infra_deploy.stack_parameters({}, updating=True)
+    assert kept == [{"ParameterKey": p, "UsePreviousValue": True} for p in infra_build.PARAMETERS]
+    for weak in ({"STEPFLOW_JWT_SECRET": "x"}, {"STEPFLOW_SERVER_SECRET": "short"}):
+        with pytest.raises(SystemExit, match="at least"):
+            infra_deploy.stack_parameters({**given, **weak}, updating=False)
 
 
 # ------------------------------------------------------------------------------------ state machines
@@ -416,7 +466,8 @@ def test_the_packaged_template_is_chalice_merged_with_the_infra_part(packaged, i
         log_group = template["Resources"][infra_build.log_group_id(function)]["Properties"]
         assert log_group["LogGroupName"] == f"/aws/lambda/{props['FunctionName']}"
         assert log_group["RetentionInDays"] == infra.stage.log_retention_days
-    # Everything the infra part declares is in the package, merged as generated.
+    # Everything the infra part declares is in the package, merged as generated, parameters included.
+    assert template["Parameters"] == infra.template["Parameters"]
     for logical_id, resource in infra.template["Resources"].items():
         if "Type" in resource:
             assert template["Resources"][logical_id] == resource, logical_id

@@ -168,7 +168,8 @@ def test_the_log_read_in_pages_while_the_instance_runs_has_every_event_once_in_o
                 status, body = api.post(f"/instances/{instance_id}/events",
                                         {"step": "shipping", "data": {"carrier": "ups"}, "sent_by": "warehouse"})
             else:
-                url = event["data"]["callback_url"]
+                assert "callback_url" not in event["data"]  # the log is for viewers; the key is not
+                url = api.get(f"/tasks/{event['data']['task_id']}/callback")[1]["callback_url"]
                 assert url.startswith("/workflows/callbacks/") and len(url) > len("/workflows/callbacks/") + 40
                 response = api.client.http.post(url, body=json.dumps({"signed_by": "carol"}),
                                                 headers={"content-type": "application/json"})
@@ -346,17 +347,20 @@ def test_reading_errors(api, app_services):
 def test_webhook_callbacks(api, app_services, local_aws):
     instance_id = start(api, SMALL)
     task = wait_for_task(api, instance_id, "reply")
-    # GET /tasks/{id} shows where to call back: a path with a key, not the token.
+    # GET /tasks/{id}/callback shows where to call back: a path with a key, not the token.
     status, view = api.get(f"/tasks/{task['id']}")
     assert status == 200 and view["kind"] == "webhook" and view["event_type"] == "reply.sent"
-    url = view["callback_url"]
+    assert "callback_url" not in view and "callback_key" not in view
+    assert "form_schema" in view and view["form_schema"] is None
+    status, callback = api.get(f"/tasks/{task['id']}/callback")
+    assert status == 200, callback
+    url = callback["callback_url"]
     key = url.rsplit("/", 1)[-1]
     assert url == f"/workflows/callbacks/{key}" and len(key) >= 43
-    assert "callback_key" not in view and "form_schema" in view and view["form_schema"] is None
     # The instance runs: its events are handed out once they are a settle window (1 s) old.
     created = wait_for_event(api, instance_id, "task.created")
-    assert created["data"]["callback_url"] == url
-    assert_no_secrets(local_aws, view, created)
+    assert "callback_url" not in created["data"] and key not in json.dumps(created)
+    assert_no_secrets(local_aws, view, callback, created)
 
     unknown = api.client.http.post("/workflows/callbacks/" + "x" * 43, body="{}",
                                    headers={"content-type": "application/json"})
@@ -368,8 +372,9 @@ def test_webhook_callbacks(api, app_services, local_aws):
     answer = json.loads(ok.body)
     assert answer == {"task_id": task["id"], "step_name": "reply", "status": "completed",
                       "completed_at": answer["completed_at"]}
+    # Single use: the key died with the step.
     again = api.client.http.post(url, body="{}", headers={"content-type": "application/json"})
-    assert again.status_code == 409
+    assert again.status_code == 404
     done = api.wait(instance_id)
     assert done["status"] == "completed" and done["context_data"]["reply"] == {"answer": "yes"}
     assert api.get(f"/tasks/{task['id']}")[1]["output_data"] == {"reply": {"answer": "yes"}}
@@ -380,7 +385,7 @@ def test_a_callback_after_the_step_timed_out_is_gone(api, app_services):
         {"id": "reply", "type": "webhook", "timeout_seconds": 1}]}
     instance_id = start(api, definition)
     task = wait_for_task(api, instance_id, "reply")
-    url = api.get(f"/tasks/{task['id']}")[1]["callback_url"]
+    url = api.get(f"/tasks/{task['id']}/callback")[1]["callback_url"]
     assert api.wait(instance_id)["status"] == "failed"
     empty = api.client.http.post(url, body="", headers={"content-type": "application/json"})
     assert empty.status_code == 410, empty.body
@@ -395,12 +400,14 @@ def test_a_callback_the_workflow_no_longer_waits_for_expires_the_task(api, app_s
         {"id": "reply", "type": "webhook", "timeout_seconds": 1}]}
     instance_id = start(api, definition)
     task = wait_for_task(api, instance_id, "reply")
-    url = api.get(f"/tasks/{task['id']}")[1]["callback_url"]
+    url = api.get(f"/tasks/{task['id']}/callback")[1]["callback_url"]
     local_aws.wait_for_execution(next(iter(local_aws.running_executions())))
     empty = api.client.http.post(url, body="", headers={"content-type": "application/json"})
     assert empty.status_code == 410, empty.body
     assert api.get(f"/tasks/{task['id']}")[1]["status"] == "expired"
-    assert api.client.http.post(url, body="{}", headers={"content-type": "application/json"}).status_code == 410
+    # The expired step's key died with it.
+    assert api.client.http.post(url, body="{}", headers={"content-type": "application/json"}).status_code == 404
+    assert api.get(f"/tasks/{task['id']}/callback")[0] == 410
     assert api.wait(instance_id)["status"] == "failed"
     types = [e["type"] for e in read_all(api, instance_id)]
     assert types[-4:-1] == ["event.received", "task.completed", "task.expired"] and types[-1] == "instance.ended"

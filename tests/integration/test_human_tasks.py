@@ -127,7 +127,7 @@ def test_task_errors_are_4xx(api):
     assert api.post("/tasks/nope/complete", {"output_data": {}, "completed_by": "x"})[0] == 404
     assert api.post("/tasks/nope/complete", {"output_data": {}})[0] == 422
     assert api.get("/tasks?status=weird")[0] == 422
-    assert api.get("/tasks?cursor=not-a-cursor")[0] == 422
+    assert api.get("/tasks?cursor=not-a-cursor")[0] == 400
     assert api.get("/tasks?limit=0")[0] == 400
 
 
