@@ -16,6 +16,9 @@ LOCAL_JWT_SECRET = "stepflow-local-jwt-secret-change-me-0123456789"
 # The local stage's development server secret (cursors and callback keys derive from it).
 LOCAL_SERVER_SECRET = "stepflow-local-server-secret-change-me-0123456789"
 AUTH_MODES = ("off", "hs256", "jwks")
+# Set by `make package` only: `chalice package` imports app.py for a deployed stage on a machine that
+# holds none of its secrets. Never in a function's environment (a test reads the packaged template).
+PACKAGING_ENV = "STEPFLOW_PACKAGING"
 MIN_SERVER_SECRET_BYTES = 32
 
 
@@ -81,6 +84,7 @@ class Settings:
         """The settings; a deployed stage whose authentication or secrets are incomplete is refused
         (SettingsError at cold start) unless `check` is off (the template builder reads names only)."""
         env = dict(os.environ if env is None else env)
+        check = check and env.get(PACKAGING_ENV) != "1"
         stage = env.get("STEPFLOW_STAGE", "local")
         prefix = env.get("STEPFLOW_RESOURCE_PREFIX", f"stepflow-{stage}-")
         local = stage == "local"

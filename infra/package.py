@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chalicelib.config import PACKAGING_ENV
 from infra import build as infra_build
 
 ROOT = infra_build.ROOT
@@ -76,6 +77,7 @@ def stage_env(stage: infra_build.Stage, base: dict[str, str] | None = None) -> d
     env.update(stage.environment)
     env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION") or "us-east-1")
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env[PACKAGING_ENV] = "1"  # the stage's secrets are stack parameters, not on this machine
     return env
 
 
@@ -141,7 +143,8 @@ def package(stage_name: str, out: Path | None = None, *, quiet: bool = False) ->
     started = time.monotonic()
     stage = infra_build.resolve_stage(stage_name)
     env = stage_env(stage)
-    os.environ.update({k: v for k, v in env.items() if k in stage.environment})  # the app import below
+    # The app import below sees the stage's variables, as `chalice package` will.
+    os.environ.update({k: v for k, v in env.items() if k in stage.environment or k == PACKAGING_ENV})
     result = infra_build.build(stage_name)
     infra_path = ROOT / "build" / "infra" / f"{stage_name}.json"
     infra_build.write(result, infra_path)

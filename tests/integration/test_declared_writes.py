@@ -121,7 +121,7 @@ def test_a_webhook_payload_lands_under_its_step_and_lifts_only_declared_fields(a
     assert status == 202, sent
     assert sent["completed"][0]["output_data"] == {"pay": {"status": "paid", "amount": 1}, "status": "paid"}
     note = pending(api, instance_id, "note")
-    url = api.get(f"/tasks/{note['id']}")[1]["callback_url"]
+    url = api.get(f"/tasks/{note['id']}/callback")[1]["callback_url"]
     # A callback body naming instance fields cannot replace them: it is kept under the step's id.
     status, _ = callback(api, url, {"status": "refunded", "amount": 0})
     assert status == 200
@@ -136,7 +136,7 @@ def test_a_webhook_whose_namespace_is_already_taken_is_refused_and_keeps_waiting
     definition = {"name": "writes_taken", "steps": [{"id": "note", "type": "webhook"}]}
     instance_id = start(api, definition, {"note": "from the starter"})
     task = pending(api, instance_id, "note")
-    url = api.get(f"/tasks/{task['id']}")[1]["callback_url"]
+    url = api.get(f"/tasks/{task['id']}/callback")[1]["callback_url"]
     status, refused = callback(api, url, {"text": "hi"})
     assert status == 400 and refused["detail"]["issues"][0]["location"] == "output_data"
     status, refused = api.post(f"/instances/{instance_id}/events", {"step": "note", "data": {"text": "hi"}})

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from chalicelib import resources
+from chalicelib.config import PACKAGING_ENV
 from infra import build as infra_build
 from infra import deploy as infra_deploy
 from infra import package as infra_package
@@ -449,6 +450,9 @@ def test_the_packaged_template_is_chalice_merged_with_the_infra_part(packaged, i
         version = tuple(int(p) for p in props["Runtime"].removeprefix("python").split("."))
         assert version >= (3, 12), props["Runtime"]
         assert props["Role"] == {"Fn::GetAtt": ["DefaultRole", "Arn"]}
+        # Packaging skips the deployed-stage checks; a deployed function never may.
+        assert PACKAGING_ENV not in json.dumps(props.get("Environment") or {}) + json.dumps(
+            template.get("Globals") or {})
         if function.name in local_runtime.function_names:
             local = lam.get_function(FunctionName=local_runtime.function_names[function.name])["Configuration"]
             assert local["Handler"] == props["Handler"]
