@@ -15,7 +15,7 @@ from chalicelib.core.tasks import OPEN, index_keys
 # Never returned to clients, logged or published: whoever holds the token can complete the step.
 SECRET_ATTRIBUTES = frozenset({"token", "snapshot"})
 INTERNAL_ATTRIBUTES = frozenset({"created_key", "assignee_status", "group_status", "due_state", "reminder_state",
-                                 "overdue_state", "outbox_state"})
+                                 "overdue_state", "outbox_state", "completed_seq"})
 
 
 class TaskStore:
