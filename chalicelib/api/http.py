@@ -62,6 +62,8 @@ def handles_errors(view: Callable[..., Any]) -> Callable[..., Any]:
             return error_response(400, exc.detail)
         except TooLarge as exc:
             return error_response(413, exc.detail)
+        except Unavailable as exc:
+            return json_response({"detail": exc.detail}, 503, {"Retry-After": "1"})
         except StepflowError as exc:
             return error_response(STATUS.get(type(exc), 400), exc.detail)
         except Exception as exc:  # noqa: BLE001 - the edge of the API: log it, answer without internals
