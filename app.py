@@ -60,10 +60,19 @@ def task_registrar(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @app.schedule(Rate(services.settings.sweep_minutes, unit=Rate.MINUTES), name="overdue_sweep")
 def overdue_sweep(event: Any) -> dict[str, int]:
-    """Escalates overdue tasks, sends reminders, redelivers interrupted completions and webhooks."""
-    stats = services.tasks.sweep()
-    stats["notifications"] = services.instances.deliver_notifications()
-    stats["reconciled"] = services.instances.reconcile()
+    """Escalates overdue tasks, sends reminders, redelivers interrupted completions and webhooks, finishes
+    interrupted starts and endings, and settles instances whose status event was missed."""
+    stats: dict[str, int] = {"failed_passes": 0}
+    # Each pass on its own: one that fails (AWS unavailable for a moment) leaves the others to run.
+    for run in (services.tasks.sweep, services.instances.recover_launches,
+                lambda: {"endings_finished": services.instances.finish_endings()},
+                lambda: {"notifications": services.instances.deliver_notifications()},
+                lambda: {"reconciled": services.instances.reconcile()}):
+        try:
+            stats.update(run())
+        except Exception:  # noqa: BLE001 - logged; the next sweep repeats the pass
+            logger.exception("sweep pass failed; the next sweep repeats it")
+            stats["failed_passes"] += 1
     logger.info("sweep", extra=stats)
     return stats
 

@@ -27,6 +27,10 @@ class UpstreamError(StepflowError):
     """An AWS service refused or failed; reported without its raw message."""
 
 
+class Unavailable(StepflowError):
+    """An AWS service failed for now; the request may be retried (the detail says how)."""
+
+
 class FieldErrors(InvalidInput):
     """A submitted form does not match its schema; the detail lists each field's problem."""
 

@@ -63,7 +63,9 @@ DEFINITIONS = Table(
     env_var="STEPFLOW_DEFINITIONS_TABLE",
 )
 # Every listing filter has an index (newest first by created_key); notify_state is sparse: only
-# instances whose completion webhook still has to be (re)delivered are in by_notify.
+# instances whose completion webhook still has to be (re)delivered are in by_notify. `chore` is sparse
+# too: it names the follow-up work an instance still needs ("launch": its execution is not recorded
+# yet; "close": it ended and its tasks or notifications may still be open), so the sweep reads only those.
 INSTANCES = Table(
     "InstancesTable", "instances", "id",
     indexes=(
@@ -74,6 +76,7 @@ INSTANCES = Table(
         Index("by_correlation", "correlation_id", "created_key"),
         Index("by_creator", "created_by", "created_key"),
         Index("by_notify", "notify_state", "next_notify_at"),
+        Index("by_chore", "chore", "chore_at"),
     ),
     env_var="STEPFLOW_INSTANCES_TABLE",
 )

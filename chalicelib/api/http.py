@@ -10,6 +10,7 @@ from typing import Any
 
 from chalice import Response
 
+from chalicelib.aws.transient import is_transient
 from chalicelib.core.bounds import TooDeep, check_json_text
 from chalicelib.core.loading import DefinitionTextError, load_definition_text
 from chalicelib.errors import (
@@ -20,6 +21,7 @@ from chalicelib.errors import (
     InvalidInput,
     NotFound,
     StepflowError,
+    Unavailable,
     UpstreamError,
 )
 
@@ -28,7 +30,9 @@ logger = logging.getLogger("stepflow.api")
 MAX_BODY_BYTES = 256 * 1024
 BODY_TYPES = ["application/json", "application/x-yaml", "application/yaml", "text/yaml", "text/plain"]
 STATUS = {InvalidInput: 422, FieldErrors: 400, NotFound: 404, Conflict: 409, Gone: 410, UpstreamError: 502,
-          Forbidden: 403}
+          Forbidden: 403, Unavailable: 503}
+# A passing AWS failure (throttling, a 5xx, a lost connection) outside any decision: retrying may work.
+UNAVAILABLE = "a service Stepflow depends on did not answer; try again shortly"
 
 
 class BadRequest(StepflowError):
@@ -59,9 +63,14 @@ def handles_errors(view: Callable[..., Any]) -> Callable[..., Any]:
             return error_response(400, exc.detail)
         except TooLarge as exc:
             return error_response(413, exc.detail)
+        except Unavailable as exc:
+            return json_response({"detail": exc.detail}, 503, {"Retry-After": "1"})
         except StepflowError as exc:
             return error_response(STATUS.get(type(exc), 400), exc.detail)
-        except Exception:  # noqa: BLE001 - the edge of the API: log it, answer without internals
+        except Exception as exc:  # noqa: BLE001 - the edge of the API: log it, answer without internals
+            if is_transient(exc):
+                logger.warning("AWS unavailable in %s: %s", view.__name__, type(exc).__name__)
+                return json_response({"detail": UNAVAILABLE}, 503, {"Retry-After": "1"})
             logger.exception("unhandled error in %s", view.__name__)
             return error_response(500, "internal error; the request was logged")
 

@@ -51,6 +51,25 @@ class EventStore:
                     raise
         raise AssertionError("unreachable")
 
+    def stamp(self) -> str:
+        """A seq taken now, for an event written later at this place in the log (put_at)."""
+        return make_seq(self._clock.next(), self._suffix())
+
+    def put_at(self, instance_id: str, seq: str, event_type: str, data: Any = None, *,
+               step: str | None = None) -> bool:
+        """Writes an event under a seq stamped earlier; False when that seq is taken: writing the same
+        event again (a redelivery after a crash) leaves it once, where it was stamped."""
+        record = {"instance_id": instance_id, "seq": seq, "type": event_type, "at": at_of(seq), "step": step,
+                  "data": bounded_data(data)}
+        try:
+            self._ddb.put_item(TableName=self._table, Item=_to_item(record),
+                               ConditionExpression="attribute_not_exists(seq)")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def next_attempt(self, instance_id: str, run: str, step: str, kind: str = "machine") -> int:
         """1 for a step's first attempt in this run (execution), 2 for its first retry, and so on.
 

@@ -113,3 +113,10 @@ class InstanceStore:
             self._ddb, TableName=self._table, IndexName="by_status",
             KeyConditionExpression="#s = :s AND created_key <= :t", ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":s": {"S": status}, ":t": {"S": created_before}})]
+
+    def due_chores(self, chore: str, upto: str) -> list[dict[str, Any]]:
+        """Instances whose follow-up `chore` has been waiting since `upto` or earlier (the sparse by_chore)."""
+        return [from_item(i) for i in query_all(
+            self._ddb, TableName=self._table, IndexName="by_chore",
+            KeyConditionExpression="chore = :c AND chore_at <= :t",
+            ExpressionAttributeValues={":c": {"S": chore}, ":t": {"S": upto}})]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.errors import Conflict, NotFound, UpstreamError
 
@@ -43,14 +43,30 @@ class StateMachines:
         except ClientError as exc:
             raise UpstreamError(f"Step Functions refused the state machine: {_code(exc)}") from exc
 
+    @staticmethod
+    def execution_arn(machine_arn: str, name: str) -> str:
+        """The ARN an execution of this state machine with this name has (or will have): Step Functions
+        derives it, so a start whose answer was lost can be looked up by name."""
+        return f"{machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
+
     def start(self, machine_arn: str, name: str, payload: dict[str, Any]) -> str:
+        """StartExecution; with the same name and input it is idempotent while that execution is open."""
         try:
             result = self._sfn.start_execution(stateMachineArn=machine_arn, name=name, input=json.dumps(payload))
         except ClientError as exc:
             if _code(exc) == "ExecutionAlreadyExists":
                 raise Conflict(f"an execution named '{name}' already exists") from exc
             raise UpstreamError(f"Step Functions could not start the execution: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise UpstreamError(f"Step Functions could not be reached: {type(exc).__name__}") from exc
         return result["executionArn"]
+
+    def find(self, execution_arn: str) -> dict[str, Any] | None:
+        """DescribeExecution, or None when no such execution exists."""
+        try:
+            return self.describe(execution_arn)
+        except NotFound:
+            return None
 
     def describe(self, execution_arn: str) -> dict[str, Any]:
         try:
@@ -59,6 +75,8 @@ class StateMachines:
             if _code(exc) == "ExecutionDoesNotExist":
                 raise NotFound("execution not found") from exc
             raise UpstreamError(f"Step Functions: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise UpstreamError(f"Step Functions could not be reached: {type(exc).__name__}") from exc
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
@@ -86,6 +104,8 @@ class StateMachines:
             self._sfn.stop_execution(executionArn=execution_arn, error=error, cause=cause[:32768])
         except ClientError as exc:
             raise UpstreamError(f"Step Functions could not stop the execution: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise UpstreamError(f"Step Functions could not be reached: {type(exc).__name__}") from exc
 
     def send_success(self, token: str, output: dict[str, Any]) -> None:
         self._sfn.send_task_success(taskToken=token, output=json.dumps(output))

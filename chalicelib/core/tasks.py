@@ -83,3 +83,21 @@ def may_act(record: Mapping[str, Any], principal: str | None, groups: Sequence[s
         return True
     task_groups = {record.get("assignee_group"), *(record.get("candidate_groups") or [])}
     return bool(task_groups & set(groups))
+
+
+def closing(instance: Mapping[str, Any]) -> tuple[str, str]:
+    """How an ended instance's still-open tasks close: (status, reason).
+
+    Canceled (through the API, or its execution stopped) -> `canceled`; failed, timed out, or ended
+    any other way -> `expired`: nobody stopped the work on purpose, it just can no longer be done.
+    """
+    status = instance.get("status")
+    if status == "canceled":
+        reason = instance.get("cancel_reason")
+        return "canceled", f"the instance was canceled ({reason})" if reason and reason != "canceled" \
+            else "the instance was canceled"
+    if status == "failed":
+        error = instance.get("error")
+        name = error.get("error") if isinstance(error, Mapping) else None
+        return "expired", f"the instance failed ({name})" if name else "the instance failed"
+    return "expired", f"the instance {status or 'ended'} without this task"

@@ -96,7 +96,10 @@ class TaskRegistrar:
         self._store.put(record)
         self._record_created(record)
         if self._on_waiting is not None:
-            self._on_waiting(record["instance_id"])
+            try:
+                self._on_waiting(record["instance_id"])
+            except Exception:  # noqa: BLE001 - the task is registered and the step waits; reads settle the status
+                events_log.warning("instance status not updated to waiting", exc_info=True)
         # A waitForTaskToken state ignores the function's result; the token is not echoed.
         return {"task_id": task_id}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -17,10 +18,12 @@ from chalicelib.core.failures import public_error
 from chalicelib.core.history import STATUS_BY_EXECUTION, StepRecord, summarise
 from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.model import Definition
-from chalicelib.core.runs import execution_name, run_of_execution
+from chalicelib.core.runs import run_of_execution
 from chalicelib.core.schemas import schema_errors
 from chalicelib.core.times import as_iso, iso
 from chalicelib.errors import Conflict, InvalidInput, NotFound
+from chalicelib.service.endings import CLOSE, Endings
+from chalicelib.service.launches import LAUNCH_DONE, Launches, launch_intent
 from chalicelib.service.requests import StartInstance
 
 TERMINAL = frozenset({"completed", "failed", "canceled"})
@@ -28,6 +31,7 @@ LIVE = frozenset({"running", "waiting"})
 MAX_PAGE = 100
 SYNC_WAIT_CAP = 25.0  # inside API Gateway's 29 s integration timeout
 ID_NAMESPACE = uuid.UUID("5d0c7b54-6a55-4a5e-9a2e-3f1f4c3c9b71")
+log = logging.getLogger("stepflow.instances")
 
 
 def input_issues(schema: dict[str, Any] | None, data: dict[str, Any]) -> list[dict[str, str]]:
@@ -41,7 +45,7 @@ def input_issues(schema: dict[str, Any] | None, data: dict[str, Any]) -> list[di
     return issues
 
 
-class InstanceService:
+class InstanceService(Launches, Endings):
     def __init__(self, definitions: Any, store: Any, machines: Any, loader: Any, now: Callable[[], datetime], *,
                  tasks: Any = None, notifier: Any = None, publisher: Any = None,
                  events: Callable[[], Any] | None = None, sleep: Callable[[float], None] = time.sleep):
@@ -74,13 +78,15 @@ class InstanceService:
         else:
             instance_id = str(uuid.uuid4())
         now = iso(self._now())
+        # A started instance is written with its launch intent: the start converges from here.
+        intent = launch_intent(now) if request.start else {}
         record = {
             "id": instance_id, "definition_name": definition["name"], "version": definition["version"],
             "revision": definition["revision"], "status": "running" if request.start else "pending",
             "created_at": now, "created_by": request.user_id, "tenant_id": request.tenant_id,
             "correlation_id": request.correlation_id, "idempotency_key": idempotency_key,
             "request_hash": fingerprint, "input": request.input_data, "webhook_url": request.webhook_url,
-            **request.origin(),
+            **request.origin(), **intent,
         }
         try:
             self._store.create(record)
@@ -88,39 +94,26 @@ class InstanceService:
             existing = self._store.get(instance_id) or {}
             if existing.get("request_hash") != fingerprint:
                 raise Conflict(f"a different request already used this idempotency key (instance {instance_id})") from None
+            if existing.get("chore") == "launch" and existing.get("status") in LIVE:
+                self._repeat_launch(existing)  # its first start failed or was cut short
             return self.get(instance_id), False
         if request.start:
-            self._launch(record, definition["state_machine_arn"])
+            self._launch(record, definition["state_machine_arn"], intent_written=True)
         return self.get(instance_id), True
 
     def start_pending(self, instance_id: str) -> dict[str, Any]:
         record = self._record(instance_id)
         if record["status"] != "pending":
             raise Conflict(f"instance is {record['status']}; only a pending instance can be started")
+        definition = self._definitions.get(record["definition_name"])
+        intent = launch_intent(iso(self._now()))
         try:
-            self._store.update(instance_id, {"status": "running"}, expect={"status": "pending"})
+            self._store.update(instance_id, {"status": "running", **intent}, expect={"status": "pending"})
         except TransitionRefused:
             raise Conflict("the instance was started meanwhile") from None
-        definition = self._definitions.get(record["definition_name"])
-        self._launch({**record, "revision": definition["revision"], "version": definition["version"]},
-                     definition["state_machine_arn"])
+        self._launch({**record, **intent, "revision": definition["revision"], "version": definition["version"]},
+                     definition["state_machine_arn"], intent_written=True)
         return self.get(instance_id)
-
-    def _launch(self, record: dict[str, Any], machine_arn: str, *, steps: dict[str, Any] | None = None,
-                run: int = 0, kind: str = "start") -> str:
-        name = execution_name(record["id"], run)
-        carried = steps or {}
-        order = self._order(record)
-        payload = {"input": record["input"], "steps": carried,
-                   "data": merge_instance_data(record["input"] or {}, carried, order)}
-        # Logged before the execution starts, so it precedes the first step's events.
-        self._publish("instance.started", {"id": record["id"], "workflow": record["definition_name"], "run": kind})
-        arn = self._machines.start(machine_arn, name, payload)
-        runs = [*record.get("runs", []), {"execution_arn": arn, "kind": kind, "started_at": iso(self._now())}]
-        self._store.update(record["id"], {"execution_arn": arn, "runs": runs, "started_at": record.get("started_at")
-                                          or iso(self._now()), "revision": record["revision"],
-                                          "version": record.get("version")})
-        return arn
 
     def run(self, request: StartInstance, wait_seconds: float, idempotency_key: str | None = None) -> tuple[int, dict[str, Any]]:
         """Starts and waits up to `wait_seconds` (capped at 25 s) for the result; 202 if still running."""
@@ -183,14 +176,14 @@ class InstanceService:
 
     def get(self, instance_id: str, *, with_outputs: bool = True) -> dict[str, Any]:
         record = self._record(instance_id)
-        if not record.get("execution_arn"):
+        if not _settled_launch(record):
             return self._view(record, None, with_outputs=with_outputs)
         summary, execution, status = self._execution_view(record)
         record = self._settle(record, status, summary, execution)
         return self._view(record, summary, with_outputs=with_outputs)
 
     def _refresh(self, record: dict[str, Any]) -> dict[str, Any]:
-        if record.get("execution_arn") and record["status"] not in TERMINAL:
+        if _settled_launch(record) and record["status"] not in TERMINAL:
             summary, execution, status = self._execution_view(record)
             record = self._settle(record, status, summary, execution)
         return record
@@ -218,18 +211,21 @@ class InstanceService:
         return {**record, "context": data}
 
     def _end(self, record: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-        """Moves the instance to its end once; only that one writer cancels tasks and notifies."""
+        """Moves the instance to its end once; only that one writer closes its tasks and notifies.
+
+        The end write also leaves the `close` chore (and drops a launch intent): if closing is cut short,
+        the sweep finishes it (finish_endings), so no task of an ended instance stays open.
+        """
+        changes = {**changes, **LAUNCH_DONE, "chore": CLOSE, "chore_at": iso(self._now())}
         try:
             self._store.update(record["id"], changes, expect_not={"status": sorted(TERMINAL)})
         except TransitionRefused:
             return self._store.get(record["id"]) or record
         ended = {**record, **changes}
-        if changes["status"] == "canceled" and self._tasks is not None:
-            self._tasks.cancel_for_instance(record["id"])
-        self._publish("instance.ended", {"id": record["id"], "workflow": record["definition_name"],
-                                         "status": changes["status"]})
-        if self._notifier is not None and record.get("webhook_url"):
-            self._notifier.notify(ended)
+        try:
+            self._close(ended)
+        except Exception:  # noqa: BLE001 - the end stands; the sweep closes what is left
+            log.warning("closing instance %s was cut short; the sweep finishes it", record["id"], exc_info=True)
         return self._store.get(record["id"]) or ended
 
     def _view(self, record: dict[str, Any], summary: Any, *, with_outputs: bool = True) -> dict[str, Any]:
@@ -273,8 +269,10 @@ class InstanceService:
         record = self._refresh(self._record(instance_id))
         if record["status"] in TERMINAL:
             raise Conflict(f"instance already {record['status']}")
-        if record.get("execution_arn"):
+        if _settled_launch(record):
             self._machines.stop(record["execution_arn"], "Stepflow.Canceled", reason or "canceled through the API")
+        elif record.get("chore") == "launch":
+            self._stop_unrecorded(record, reason or "canceled through the API")
         # Recorded now: Step Functions' own status change arrives later and then finds it settled.
         self._end(record, {"status": "canceled", "completed_at": iso(self._now()),
                            "cancel_reason": reason or "canceled", "context": record.get("context")})
@@ -356,8 +354,10 @@ class InstanceService:
         cutoff = iso(self._now() - older_than)
         for status in LIVE:
             for record in self._store.with_status(status, created_before=cutoff):
-                if record.get("execution_arn") and self._refresh(record)["status"] in TERMINAL:
-                    settled += 1
+                try:
+                    settled += _settled_launch(record) and self._refresh(record)["status"] in TERMINAL
+                except Exception:  # noqa: BLE001 - left for the next sweep; the others still get theirs
+                    log.warning("reconciling %s failed; the next sweep retries", record["id"], exc_info=True)
         return settled
 
     def deliver_notifications(self) -> int:
@@ -369,20 +369,18 @@ class InstanceService:
             self._notifier.notify(record)
         return len(due)
 
-    def waiting_changed(self, instance_id: str, waiting: bool) -> None:
-        """Human/webhook tasks opened or closed: the index shows `waiting` while one is pending."""
-        new, old = ("waiting", "running") if waiting else ("running", "waiting")
-        try:
-            self._store.update(instance_id, {"status": new}, expect={"status": old})
-        except TransitionRefused:
-            pass
-
     def _publish(self, detail_type: str, detail: dict[str, Any]) -> None:
         if self._publisher is not None:
             self._publisher.publish(detail_type, detail)
         events = self._events()
         if events is not None:
             events.record(detail["id"], detail_type, detail)
+
+
+def _settled_launch(record: dict[str, Any]) -> bool:
+    """Whether the record's execution is its current one: not while a launch (a start or a resume) is
+    unfinished, when execution_arn is missing or still names the run before it."""
+    return bool(record.get("execution_arn")) and record.get("chore") != "launch"
 
 
 def _trust_final_output(summary: Any, execution: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -14,10 +14,10 @@ from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.aws.task_store import public
 from chalicelib.core.decisions import Writes, decided_fields
 from chalicelib.core.event_stream import callback_path
-from chalicelib.core.runs import run_of_execution
-from chalicelib.core.tasks import OPEN, STATUSES, callback_digest, callback_key, form_issues, resumed_state
+from chalicelib.core.tasks import OPEN, STATUSES, callback_digest, callback_key, form_issues
 from chalicelib.core.times import iso
 from chalicelib.errors import Conflict, FieldErrors, Gone, InvalidInput, NotFound
+from chalicelib.service.task_delivery import DEAD_TOKEN_ERRORS, Delivery, error_code
 
 MAX_PAGE = 100
 TASK_FIELDS = ("id", "instance_id", "workflow", "step_name", "kind", "title", "description", "form_schema", "assignee",
@@ -26,15 +26,11 @@ TASK_FIELDS = ("id", "instance_id", "workflow", "step_name", "kind", "title", "d
                "reassigned_from", "reassign_reason", "output_namespace", "overwrites")
 ESCALATION_ACTOR = "stepflow:escalation"
 DEFAULT_OVERDUE_ERROR = "Stepflow.TaskOverdue"
-# A completion still marked as being delivered after this long was interrupted: the sweep resends it.
-REDELIVERY_AFTER = timedelta(seconds=30)
-# Step Functions' answers when a token no longer waits (AWS says TaskTimedOut; moto says InvalidToken).
-DEAD_TOKEN_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
 CALLBACK_ACTOR = "stepflow:callback"
 events_log = logging.getLogger("stepflow.events")
 
 
-class TaskService:
+class TaskService(Delivery):
     def __init__(self, store: Any, machines: Any, loader: Any, publisher: Any, now: Callable[[], datetime], *,
                  events: Any = None, api_prefix: str = "/workflows", callback_secret: bytes = b"",
                  on_closed: Callable[[str, bool], None] | None = None):
@@ -160,63 +156,28 @@ class TaskService:
     def _finish(self, record: dict[str, Any], output: dict[str, Any], completed_by: str,
                 comment: str | None, *, received: dict[str, Any] | None = None) -> dict[str, Any]:
         now = iso(self._now())
+        # task.completed's place in the log, taken before the workflow resumes, so it precedes what the
+        # next step writes; the event is written there only once the completion stands (delivered).
+        received_seq = self._stamp() if received is not None else None
+        seq = self._stamp()
         after = {**record, "status": "completed", "completed_at": now, "completed_by": completed_by,
-                 "comment": comment, "output_data": output}
+                 "comment": comment, "output_data": output, "completed_seq": seq}
         try:
             # The one write that decides who completed the task; outbox_state marks it undelivered.
             self._store.transition(
                 record["id"], expect={"status": "pending", "attempt": record["attempt"]},
                 set_={"status": "completed", "completed_at": now, "completed_by": completed_by, "comment": comment,
-                      "output_data": output, "outbox_state": OPEN},
+                      "output_data": output, "outbox_state": OPEN, "completed_seq": seq},
                 remove=("due_state", "reminder_state", "overdue_state"), after=after)
         except TransitionRefused:
             self._require_pending(self.get(record["id"]))
             raise Conflict("the task changed while it was being completed; reload it") from None
         # Logged by the one winner, before the workflow resumes, so it precedes what the next step writes.
         if received is not None:
-            self._record(after, "event.received", received)
-        self._record(after, "task.completed", {"completed_by": completed_by, "comment": comment,
-                                               "output": output})
-        try:
-            self._deliver(after)
-        except Gone:
-            self._record(after, "task.expired", {"reason": "the workflow no longer waits for this task"})
-            raise
-        self._publisher.publish("task.completed", {"task": public(after)})
-        self._closed(after["instance_id"])
-        return self._present(self.get(record["id"]))
-
-    def _closed(self, instance_id: str) -> None:
-        if self._on_closed is not None:
-            still_waiting = any(r["status"] == "pending" for r in self._store.for_instance(instance_id))
-            self._on_closed(instance_id, still_waiting)
-
-    def _deliver(self, record: dict[str, Any]) -> None:
-        """SendTaskSuccess with the resumed state, then clear the outbox mark (the sweep retries)."""
-        order = self._loader.load(record["workflow"], record["revision"]).order
-        state = resumed_state(record.get("snapshot") or {}, record["step_name"], record["output_data"], order)
-        try:
-            self._machines.send_success(record["token"], state)
-        except Exception as exc:  # noqa: BLE001 - sorted below: a dead token or a passing failure
-            if _error_code(exc) in DEAD_TOKEN_ERRORS:
-                # The step stopped waiting (timed out, or the instance ended): the attempt expired.
-                self._store.transition(record["id"], set_={"status": "expired"}, remove=("outbox_state",),
-                                       after={**record, "status": "expired"})
-                raise Gone("the task expired before it was completed; its workflow no longer waits for it") from None
-            return  # left marked: the sweep delivers it
-        self._store.transition(record["id"], remove=("outbox_state",), after=record)
-
-    def _record(self, record: dict[str, Any], event_type: str, data: dict[str, Any]) -> None:
-        """An event in the task's instance log; best effort (a failed write is logged, the action stands)."""
-        instance_id = run_of_execution(record.get("execution_arn"))[0] or record.get("instance_id")
-        if self._events is None or not instance_id:
-            return
-        try:
-            self._events.append(instance_id, event_type,
-                                {"task_id": record["id"], "kind": record.get("kind"), **data},
-                                step=record.get("step_name"))
-        except Exception:  # noqa: BLE001 - see the docstring
-            events_log.exception("event not recorded", extra={"event_type": event_type})
+            self._record(after, "event.received", received, seq=received_seq)
+        # Gone when the step no longer waits; not delivered yet (a passing failure): the sweep delivers it.
+        self._deliver(after)
+        return self._present(after)
 
     # -- webhook steps ---------------------------------------------------------------------------
     def pending_webhooks(self, instance_id: str) -> builtins.list[dict[str, Any]]:
@@ -367,13 +328,8 @@ class TaskService:
                 continue
             self._publisher.publish("task.reminder", {"task": public(record)})
             stats["reminded"] += 1
-        for record in self._due("by_outbox", "outbox_state", "completed_at", now - REDELIVERY_AFTER):
-            stats["read"] += 1
-            try:
-                self._deliver(record)
-            except Gone:
-                pass
-            stats["redelivered"] += 1
+        read, stats["redelivered"] = self.redeliver(now)
+        stats["read"] += read
         return stats
 
     def _due(self, index: str, key: str, field: str, upto: datetime):
@@ -428,7 +384,7 @@ class TaskService:
         try:
             self._machines.send_failure(record["token"], error, f"task '{record['step_name']}' was not done in time")
         except Exception as exc:  # noqa: BLE001 - a dead token means the workflow stopped waiting anyway
-            if _error_code(exc) not in DEAD_TOKEN_ERRORS:
+            if error_code(exc) not in DEAD_TOKEN_ERRORS:
                 raise
 
     def for_instance(self, instance_id: str) -> list[dict[str, Any]]:
@@ -437,20 +393,6 @@ class TaskService:
     def purge(self, task_id: str) -> None:
         self._store.delete(task_id)
 
-    def cancel_for_instance(self, instance_id: str) -> int:
-        """Cancels the instance's pending tasks (the instance was stopped)."""
-        canceled = 0
-        for record in self._store.for_instance(instance_id):
-            if record["status"] != "pending":
-                continue
-            try:
-                self._store.transition(record["id"], expect={"status": "pending"}, set_={"status": "canceled"},
-                                       remove=("due_state", "reminder_state", "overdue_state"),
-                                       after={**record, "status": "canceled"})
-                canceled += 1
-            except TransitionRefused:
-                continue
-        return canceled
 
 
 def _approval_fields(record: dict[str, Any]) -> tuple[str, str | None]:
@@ -465,6 +407,3 @@ def _approval_fields(record: dict[str, Any]) -> tuple[str, str | None]:
     return decision, comment
 
 
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return response.get("Error", {}).get("Code", type(exc).__name__)

@@ -390,8 +390,10 @@ def test_a_callback_after_the_step_timed_out_is_gone(api, app_services):
     empty = api.client.http.post(url, body="", headers={"content-type": "application/json"})
     assert empty.status_code == 410, empty.body
     assert api.post(f"/instances/{instance_id}/events", {"step": "reply", "data": {}})[0] == 409
-    # Nothing was completed: the log ends with the instance.
-    assert [e["type"] for e in read_all(api, instance_id)][-2:] == ["task.created", "instance.ended"]
+    # Nothing was completed: the task closed with the instance, saying why.
+    log = read_all(api, instance_id)
+    assert [e["type"] for e in log][-3:] == ["task.created", "task.expired", "instance.ended"]
+    assert log[-2]["data"]["reason"] == "the instance failed (Stepflow.TaskTimedOut)"
 
 
 def test_a_callback_the_workflow_no_longer_waits_for_expires_the_task(api, app_services, local_aws):
@@ -410,7 +412,8 @@ def test_a_callback_the_workflow_no_longer_waits_for_expires_the_task(api, app_s
     assert api.get(f"/tasks/{task['id']}/callback")[0] == 410
     assert api.wait(instance_id)["status"] == "failed"
     types = [e["type"] for e in read_all(api, instance_id)]
-    assert types[-4:-1] == ["event.received", "task.completed", "task.expired"] and types[-1] == "instance.ended"
+    # A refused completion leaves no task.completed: the event arrived, the task had expired.
+    assert types[-3:] == ["event.received", "task.expired", "instance.ended"] and "task.completed" not in types
 
 
 def test_concurrent_writers_and_a_concurrent_reader_on_moto(local_aws):

@@ -1,0 +1,70 @@
+"""After an instance ends: its open tasks closed with the reason, instance.ended logged, its webhook
+sent (InstanceService's ending half, mixed into it). Repeatable, so the sweep finishes what a process
+that stopped half-way left: the end write leaves the sparse `chore = "close"` until all of it is done.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from chalicelib.aws.conditional_update import TransitionRefused
+from chalicelib.core.tasks import closing
+from chalicelib.core.times import iso
+
+CLOSE = "close"
+CLOSE_GRACE = timedelta(seconds=30)  # an ending younger than this may still be closing in its process
+TERMINAL = frozenset({"completed", "failed", "canceled"})
+log = logging.getLogger("stepflow.instances")
+
+
+class Endings:
+    """Uses InstanceService's _store, _tasks, _notifier, _now and _publish."""
+
+    _store: Any
+    _tasks: Any
+    _notifier: Any
+    _now: Any
+
+    def _close(self, record: dict[str, Any]) -> None:
+        """An ended instance's follow-up: its open tasks closed, instance.ended, the webhook; repeatable."""
+        if self._tasks is not None:
+            self._tasks.close_for_instance(record["id"], *closing(record))
+        self._publish("instance.ended", {"id": record["id"], "workflow": record["definition_name"],
+                                         "status": record["status"]})
+        if (self._notifier is not None and record.get("webhook_url") and not record.get("notifications")
+                and not record.get("notify_state")):
+            self._notifier.notify(record)  # its own retries take over from its first attempt
+        try:
+            self._store.update(record["id"], {"chore": None, "chore_at": None}, expect={"chore": CLOSE})
+        except TransitionRefused:
+            pass
+
+    def finish_endings(self, grace: timedelta = CLOSE_GRACE) -> int:
+        """The sweep's pass over ended instances whose closing was cut short (older than `grace`)."""
+        finished = 0
+        for stale in self._store.due_chores(CLOSE, iso(self._now() - grace)):
+            record = self._store.get(stale["id"])  # the index lags; the table has the truth
+            if record is None or record.get("chore") != CLOSE:
+                continue
+            try:
+                self._close(record)
+                finished += 1
+            except Exception:  # noqa: BLE001 - left for the next sweep; the others still get theirs
+                log.warning("closing instance %s failed; the next sweep retries", record["id"], exc_info=True)
+        return finished
+
+    def waiting_changed(self, instance_id: str, waiting: bool) -> None:
+        """Human/webhook tasks opened or closed: the index shows `waiting` while one is pending."""
+        new, old = ("waiting", "running") if waiting else ("running", "waiting")
+        try:
+            self._store.update(instance_id, {"status": new}, expect={"status": old})
+        except TransitionRefused:
+            if not waiting or self._tasks is None:
+                return
+            current = self._store.get(instance_id)
+            if current is not None and current["status"] in TERMINAL:
+                # The instance ended while this task was being registered: its end may not have seen it.
+                self._tasks.close_for_instance(instance_id, *closing(current))
+
