@@ -10,6 +10,7 @@ from chalicelib.api import definitions, events, graphs, instances, openapi, plug
 from chalicelib.api.auth import make_middleware
 from chalicelib.api.http import json_response
 from chalicelib.observability import http_middleware, invocation_keys, logger, step_finished
+from chalicelib.service.sweep import run_passes
 from chalicelib.wiring import Services
 
 app = Chalice(app_name="stepflow")
@@ -62,17 +63,13 @@ def task_registrar(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def overdue_sweep(event: Any) -> dict[str, int]:
     """Escalates overdue tasks, sends reminders, redelivers interrupted completions and webhooks, finishes
     interrupted starts and endings, and settles instances whose status event was missed."""
-    stats: dict[str, int] = {"failed_passes": 0}
-    # Each pass on its own: one that fails (AWS unavailable for a moment) leaves the others to run.
-    for run in (services.tasks.sweep, services.instances.recover_launches,
-                lambda: {"endings_finished": services.instances.finish_endings()},
-                lambda: {"notifications": services.instances.deliver_notifications()},
-                lambda: {"reconciled": services.instances.reconcile()}):
-        try:
-            stats.update(run())
-        except Exception:  # noqa: BLE001 - logged; the next sweep repeats the pass
-            logger.exception("sweep pass failed; the next sweep repeats it")
-            stats["failed_passes"] += 1
+    stats = run_passes({
+        "tasks": services.tasks.sweep,
+        "launches": services.instances.recover_launches,
+        "endings_finished": services.instances.finish_endings,
+        "notifications": services.instances.deliver_notifications,
+        "reconciled": services.instances.reconcile,
+    })
     logger.info("sweep", extra=stats)
     return stats
 
