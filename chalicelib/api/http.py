@@ -10,8 +10,6 @@ from typing import Any
 
 from chalice import Response
 
-from chalicelib.core.bounds import TooDeep, check_json_text
-from chalicelib.core.loading import DefinitionTextError, load_definition_text
 from chalicelib.errors import (
     Conflict,
     FieldErrors,
@@ -69,6 +67,10 @@ def handles_errors(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def read_body(request: Any, *, allow_yaml: bool = False) -> Any:
+    # Imported here: the bounded YAML loader and the definition model are cold-start cost a GET never needs.
+    from chalicelib.core.bounds import TooDeep, check_json_text
+    from chalicelib.core.loading import DefinitionTextError, load_definition_text
+
     raw = request.raw_body or b""
     if len(raw) > MAX_BODY_BYTES:
         raise TooLarge(f"the body is {len(raw):,} bytes; at most {MAX_BODY_BYTES:,} are accepted")
