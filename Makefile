@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test lint statemachines bench clean token
+.PHONY: run test lint statemachines bench bench-load clean token
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,9 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
 
-## run: serve the API on http://127.0.0.1:$(PORT) over the embedded AWS emulation
+## run: serve the API on http://127.0.0.1:$(PORT) over the embedded AWS emulation (quiet; VERBOSE=1 logs each request)
 run: $(VENV)/.installed
-	PORT=$(PORT) $(PY) -m stepflow_local.server
+	PORT=$(PORT) $(PY) -m stepflow_local.server $(if $(VERBOSE),--verbose)
 
 ## token: a development JWT signed with the local secret: make token ROLE=editor TENANT=acme USER=alice [GROUPS=a,b]
 ROLE ?= viewer
@@ -41,9 +41,13 @@ lint: $(VENV)/.installed
 statemachines: $(VENV)/.installed
 	$(PY) -m chalicelib.tools.build_statemachines
 
-## bench: compile and scheduling benchmarks, written to bench/results.md
+## bench: compile and scheduling benchmarks, written to bench/results.md (with the last bench-load section)
 bench: $(VENV)/.installed
 	$(PY) -m bench
+
+## bench-load: the local service under load, 1,000 waiting instances, a soak (SOAK_SECONDS=60; 600 for the real figure), cold import (~5 min)
+bench-load: $(VENV)/.installed
+	$(PY) -m bench.local_load
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .mypy_cache

@@ -13,12 +13,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import jwt
 
 ROLES = ("viewer", "executor", "editor", "admin")
 RANK = {role: i for i, role in enumerate(ROLES)}
@@ -144,6 +141,8 @@ class Authenticator:
         return principal_from_claims(self.verify(token))
 
     def verify(self, token: str) -> dict[str, Any]:
+        import jwt  # here, not at import: loading PyJWT (and cryptography) is cold-start time
+
         required = ["sub", "exp"] + (["iss"] if self.issuer else []) + (["aud"] if self.audience else [])
         options = {"require": required, "verify_aud": self.audience is not None}
         kwargs: dict[str, Any] = {"options": options, "leeway": LEEWAY_SECONDS}
@@ -171,6 +170,8 @@ class Authenticator:
     def _signing_key(self, token: str) -> Any:
         if not self.jwks_url:
             raise NotConfigured("authentication is jwks but STEPFLOW_JWKS_URL is not set")
+        import jwt
+
         kid = jwt.get_unverified_header(token).get("kid")
         keys = self._keyset()
         for key in keys:
@@ -191,6 +192,10 @@ class Authenticator:
 
 def load_jwks(url: str) -> list[Any]:
     """The keys of a JWKS document at an https:// URL (e.g. Cognito's), a file:// URL or a plain path."""
+    import urllib.request  # with http.client and ssl: only a jwks stage needs them
+
+    import jwt
+
     if url.startswith(("https://", "http://")):
         with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 - a configured, trusted URL
             data = json.loads(answer.read(1024 * 1024))
@@ -204,6 +209,8 @@ def load_jwks(url: str) -> list[Any]:
 def mint(secret: str, sub: str, *, roles: Iterable[str] = (), groups: Iterable[str] = (), tenant: str | None = None,
          ttl_seconds: int = 3600, issuer: str | None = None, audience: str | None = None) -> str:
     """An HS256 token (development and tests)."""
+    import jwt
+
     now = int(time.time())
     claims: dict[str, Any] = {"sub": sub, "roles": list(roles), "groups": list(groups), "iat": now,
                               "exp": now + ttl_seconds}

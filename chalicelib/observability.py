@@ -16,6 +16,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from chalicelib.log_caps import capped_json
 
@@ -82,6 +83,8 @@ def http_middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
 
 
 def step_finished(kind: str, ok: bool) -> None:
+    if is_metrics_disabled():  # Powertools' single_metric prints even when metrics are turned off
+        return
     # One metric with its own dimension (single_metric is its own object, flushed when the block ends).
     with _one_writer(), single_metric(name="StepsRun" if ok else "StepsFailed", unit=MetricUnit.Count, value=1,
                                       namespace=NAMESPACE) as metric:

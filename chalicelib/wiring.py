@@ -5,30 +5,29 @@ from __future__ import annotations
 import functools
 from datetime import UTC, datetime
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from chalicelib import custom_tasks, egress
-from chalicelib.auth import Authenticator
-from chalicelib.aws.clients import client
-from chalicelib.aws.definition_store import DefinitionStore
-from chalicelib.aws.event_store import EventStore
-from chalicelib.aws.events import EventPublisher
-from chalicelib.aws.instance_store import InstanceStore
-from chalicelib.aws.state_machines import StateMachines
-from chalicelib.aws.task_store import TaskStore
 from chalicelib.config import Settings
 from chalicelib.core.times import iso
-from chalicelib.outbound import post_json
 from chalicelib.resources import STEP_RUNNER, TASK_REGISTRAR
-from chalicelib.runtime.definitions import RevisionLoader
-from chalicelib.runtime.step_runner import StepRunner
-from chalicelib.runtime.task_registrar import TaskRegistrar
-from chalicelib.service.definitions import DefinitionService
-from chalicelib.service.events import EventService
-from chalicelib.service.instances import InstanceService
-from chalicelib.service.notifications import Notifier
-from chalicelib.service.tasks import TaskService
-from chalicelib.tasks.registry import TaskRegistry, default_registry
 
+if TYPE_CHECKING:  # each property imports its own class: a cold start loads only what its first request builds
+    from chalicelib.auth import Authenticator
+    from chalicelib.aws.definition_store import DefinitionStore
+    from chalicelib.aws.event_store import EventStore
+    from chalicelib.aws.events import EventPublisher
+    from chalicelib.aws.instance_store import InstanceStore
+    from chalicelib.aws.state_machines import StateMachines
+    from chalicelib.aws.task_store import TaskStore
+    from chalicelib.runtime.definitions import RevisionLoader
+    from chalicelib.runtime.step_runner import StepRunner
+    from chalicelib.runtime.task_registrar import TaskRegistrar
+    from chalicelib.service.definitions import DefinitionService
+    from chalicelib.service.events import EventService
+    from chalicelib.service.instances import InstanceService
+    from chalicelib.service.notifications import Notifier
+    from chalicelib.service.tasks import TaskService
+    from chalicelib.tasks.registry import TaskRegistry
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
@@ -48,64 +47,93 @@ class Services:
 
     @cached_property
     def auth(self) -> Authenticator:
+        from chalicelib.auth import Authenticator
+
         s = self.settings
         return Authenticator(s.auth_mode, s.jwt_secret, s.jwks_url, s.jwt_issuer, s.jwt_audience,
                              deployed=s.stage != "local")
 
     @cached_property
     def registry(self) -> TaskRegistry:
+        from chalicelib import custom_tasks, egress
+        from chalicelib.tasks.registry import default_registry
+
         registry = default_registry(http_client=egress.http_client(self.settings.egress_allow_private))
         custom_tasks.register(registry)
         return registry
 
     @cached_property
     def ddb(self):  # type: ignore[no-untyped-def]
+        from chalicelib.aws.clients import client
+
         return client("dynamodb", self.settings.region)
 
     @cached_property
     def machines(self) -> StateMachines:
+        from chalicelib.aws.clients import client
+        from chalicelib.aws.state_machines import StateMachines
+
         s = self.settings
         return StateMachines(client("stepfunctions", s.region), s.state_machine_role_arn, s.state_machine_prefix)
 
     @cached_property
     def definition_store(self) -> DefinitionStore:
+        from chalicelib.aws.definition_store import DefinitionStore
+
         return DefinitionStore(self.ddb, self.settings.definitions_table)
 
     @cached_property
     def instance_store(self) -> InstanceStore:
+        from chalicelib.aws.instance_store import InstanceStore
+
         return InstanceStore(self.ddb, self.settings.instances_table)
 
     @cached_property
     def task_store(self) -> TaskStore:
+        from chalicelib.aws.task_store import TaskStore
+
         return TaskStore(self.ddb, self.settings.tasks_table)
 
     @cached_property
     def definitions(self) -> DefinitionService:
+        from chalicelib.service.definitions import DefinitionService
+
         s = self.settings
         placeholders = {STEP_RUNNER.placeholder: s.step_runner_arn, TASK_REGISTRAR.placeholder: s.task_registrar_arn}
         return DefinitionService(self.definition_store, self.machines, self.registry, lambda: placeholders, utc_now)
 
     @cached_property
     def notifier(self) -> Notifier:
+        from chalicelib.outbound import post_json
+        from chalicelib.service.notifications import Notifier
+
         post = functools.partial(post_json, allow_private=self.settings.egress_allow_private)
         return Notifier(self.instance_store, post, self.settings.webhook_secret_for, now_utc)
 
     @cached_property
     def instances(self) -> InstanceService:
+        from chalicelib.service.instances import InstanceService
+
         return InstanceService(self.definitions, self.instance_store, self.machines, self.loader, now_utc,
                                tasks=self.tasks, notifier=self.notifier, publisher=self.publisher,
                                events=lambda: getattr(self, "events", None))
 
     @cached_property
     def loader(self) -> RevisionLoader:
+        from chalicelib.runtime.definitions import RevisionLoader
+
         return RevisionLoader(self.definition_store.revision)
 
     @cached_property
     def step_runner(self) -> StepRunner:
+        from chalicelib.runtime.step_runner import StepRunner
+
         return StepRunner(self.loader, self.registry, events=self.event_store)
 
     @cached_property
     def task_registrar(self) -> TaskRegistrar:
+        from chalicelib.runtime.task_registrar import TaskRegistrar
+
         return TaskRegistrar(self.loader, self.task_store, now_utc, self.machines.send_success,
                              events=self.event_store, callback_secret=self.settings.callback_secret,
                              on_waiting=lambda instance_id: self.instances.waiting_changed(instance_id, True),
@@ -113,10 +141,15 @@ class Services:
 
     @cached_property
     def publisher(self) -> EventPublisher:
+        from chalicelib.aws.clients import client
+        from chalicelib.aws.events import EventPublisher
+
         return EventPublisher(client("events", self.settings.region), self.settings.event_bus)
 
     @cached_property
     def tasks(self) -> TaskService:
+        from chalicelib.service.tasks import TaskService
+
         return TaskService(self.task_store, self.machines, self.loader, self.publisher, now_utc,
                            events=self.event_store, api_prefix=self.settings.api_prefix,
                            callback_secret=self.settings.callback_secret,
@@ -124,9 +157,13 @@ class Services:
 
     @cached_property
     def event_store(self) -> EventStore:
+        from chalicelib.aws.event_store import EventStore
+
         return EventStore(self.ddb, self.settings.events_table)
 
     @cached_property
     def events(self) -> EventService:
+        from chalicelib.service.events import EventService
+
         return EventService(self.event_store, self.instance_store, self.tasks, now_utc,
                             settle_seconds=self.settings.event_settle_seconds)

@@ -404,12 +404,26 @@ def _check_signature(function: Any, expected: list[str], what: str) -> None:
         )
 
 
+def _patch_execution_events() -> None:
+    from stepflow_local.moto_executions import patch_execution_events
+
+    patch_execution_events()
+
+
+def _patch_program_thread() -> None:
+    from stepflow_local.moto_executions import patch_program_thread
+
+    patch_program_thread()
+
+
 _PATCHES = {
     "jsonpath": _patch_jsonpath,
     "lambda": _patch_lambda,
     "time_scale": _patch_time_scale,
     "stop": _patch_stop,
     "dynamodb": _patch_dynamodb,
+    "execution_events": _patch_execution_events,  # stepflow_local/moto_executions.py
+    "program_thread": _patch_program_thread,
 }
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from stepflow_local import moto_patches
+from stepflow_local import moto_executions, moto_patches
 from stepflow_local.scheduler import ScheduledJob, Scheduler
 
 LOG = logging.getLogger("stepflow_local")
@@ -106,6 +106,9 @@ class LocalRuntime:
         self._added_sys_path = False
         self._mock: Any = None
         self._started = False
+        # ARNs of executions that started or ended since the last execution_changes() (insertion-ordered).
+        self._changes: dict[str, None] = {}
+        self._changes_lock = threading.Lock()
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -141,6 +144,7 @@ class LocalRuntime:
 
         moto_patches.apply()
         moto_patches.interrupt_sleeps(False)
+        moto_executions.add_listener(self.note_execution)
         if self.time_scale is not None:
             moto_patches.set_time_scale(self.time_scale)
         for name, value in FAKE_CREDENTIALS.items():
@@ -170,6 +174,7 @@ class LocalRuntime:
         self._teardown()
 
     def _teardown(self) -> None:
+        moto_executions.remove_listener(self.note_execution)
         try:
             self.scheduler.stop()
             if self._started:
@@ -215,6 +220,7 @@ class LocalRuntime:
                 moto_patches.interrupt_sleeps(False)
             _prune_interpreter_threads()
             BackendDict.reset()
+            self.execution_changes()  # what changed before the reset no longer exists
             self._provision()
             self._run_ready_callbacks(self._ready_callbacks)
 
@@ -269,6 +275,16 @@ class LocalRuntime:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"execution {execution_arn} still RUNNING after {timeout}s")
             time.sleep(poll_interval)
+
+    def note_execution(self, execution_arn: str) -> None:
+        with self._changes_lock:
+            self._changes[execution_arn] = None
+
+    def execution_changes(self) -> list[str]:
+        """ARNs of the executions that started or ended since the last call (each once), oldest first."""
+        with self._changes_lock:
+            changed, self._changes = list(self._changes), {}
+        return changed
 
     def running_executions(self) -> list[str]:
         if "moto.stepfunctions.parser.models" not in sys.modules:

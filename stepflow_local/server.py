@@ -1,4 +1,4 @@
-"""`python -m stepflow_local.server`: the Stepflow REST API on Chalice's dev server, backed by the in-process LocalRuntime."""
+"""`python -m stepflow_local.server`: the Stepflow REST API (Chalice's request handling, our threaded server), backed by the in-process LocalRuntime."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.log_caps import CappedTextFormatter
+from stepflow_local.http_server import create_server, verbose_from_env
 from stepflow_local.moto_patches import TIME_SCALE_ENV, time_scale
 from stepflow_local.runtime import LocalRuntime
 from stepflow_local.schedules import deliver_schedules
@@ -25,9 +26,10 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 HOOK_NAME = "register_bundled_examples"
 HOOK_MODULES = ("chalicelib.examples",)  # searched after the app module, in order
-# Connections the kernel queues before the server accepts them. socketserver's default of 5 made a burst
-# of a few dozen simultaneous requests (a team clicking "approve" at once) fail with connection resets.
-LISTEN_BACKLOG = 128
+APP_LOGGER = "stepflow"  # the app's request log (chalicelib.observability): one INFO line per request
+# Powertools prints one CloudWatch metrics (EMF) JSON line per request to stdout; on AWS CloudWatch reads
+# them, locally they are only noise. Quiet mode turns them off unless the variable is set already.
+METRICS_DISABLED_ENV = "POWERTOOLS_METRICS_DISABLED"
 
 
 def find_start_hook(app_module: Any) -> Callable[[], Any] | None:
@@ -79,20 +81,27 @@ def auth_banner(services: Any) -> str:
 
 def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[[LocalRuntime], Any] | None = None,
           *, app_module: str = "app", runtime: LocalRuntime | None = None,
-          ready: Callable[[str], Any] | None = None, stop_event: threading.Event | None = None) -> int:
+          ready: Callable[[str], Any] | None = None, stop_event: threading.Event | None = None,
+          verbose: bool | None = None) -> int:
     """Serves the Chalice app until SIGINT/SIGTERM (or `stop_event`); returns the exit code (0 when stopped cleanly).
 
     on_start(runtime) runs after the app is imported and before the first request; without it, a
     module-level `register_bundled_examples()` in the app module or chalicelib.examples is called with
     no arguments. port None means $PORT, else 8000; 0 picks a free port. ready(url) is called once serving.
     A `runtime` already started by the caller is used as is and left running; otherwise serve owns it.
+    Quiet unless `verbose` (None: $STEPFLOW_LOCAL_VERBOSE): no line per request, warnings and errors only.
     """
     from chalice.config import Config
-    from chalice.local import create_local_server
 
     if port is None:
         port = int(os.environ.get("PORT", DEFAULT_PORT))
     stop_event = stop_event or threading.Event()
+    verbose = verbose_from_env() if verbose is None else verbose
+    app_logger = logging.getLogger(APP_LOGGER)
+    app_level = app_logger.level
+    quieted_metrics = not verbose and METRICS_DISABLED_ENV not in os.environ
+    if quieted_metrics:
+        os.environ[METRICS_DISABLED_ENV] = "true"
     runtime = runtime or LocalRuntime()
     restore_signals = _install_signal_handlers(stop_event)
     try:
@@ -102,11 +111,12 @@ def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[
             # moto loads its Step Functions interpreter on first use (~1.5 s): pay it now, not in the first request.
             runtime.client("stepfunctions").list_state_machines()
             app = module.app
+            if not verbose:  # set after the import: the app's logger sets its own level when it is created
+                app_logger.setLevel(max(app_logger.getEffectiveLevel(), logging.WARNING))
             config = Config.create(chalice_stage=runtime.stage, app_name=getattr(app, "app_name", "stepflow"),
                                    lambda_timeout=runtime.lambda_timeout,
                                    lambda_memory_size=runtime.lambda_memory_mb)
-            server = create_local_server(app, config, host, port)  # binds now: a taken port fails before the hook
-            server.server.socket.listen(LISTEN_BACKLOG)  # listening again only resizes the queue
+            server = create_server(app, config, host, port, verbose=verbose)  # binds now: a taken port fails first
             bound_host, bound_port = server.server.server_address[:2]
             try:
                 if on_start is not None:
@@ -139,6 +149,9 @@ def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[
             print("Stepflow local API stopped.", flush=True)
     finally:
         restore_signals()
+        app_logger.setLevel(app_level)
+        if quieted_metrics:
+            os.environ.pop(METRICS_DISABLED_ENV, None)
     return 0
 
 
@@ -164,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stepflow_local.server", description=__doc__)
     parser.add_argument("--host", default=DEFAULT_HOST)
     parser.add_argument("--port", type=int, default=None, help=f"default: $PORT or {DEFAULT_PORT}")
+    parser.add_argument("--verbose", action="store_true", default=None,
+                        help="log every request (also STEPFLOW_LOCAL_VERBOSE=1); default: warnings and errors only")
     args = parser.parse_args(argv)
     handler = logging.StreamHandler()
     handler.setFormatter(CappedTextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -172,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
     logging.getLogger("botocore.credentials").setLevel(logging.WARNING)  # "Found credentials" per client
     try:
-        return serve(args.host, args.port)
+        return serve(args.host, args.port, verbose=args.verbose)
     except OSError as exc:  # typically the port is taken
         print(f"stepflow_local.server: {exc}", file=sys.stderr)
         return 1

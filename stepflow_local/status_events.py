@@ -1,7 +1,9 @@
 """Delivers Step Functions execution status changes to the app locally, as EventBridge does on AWS.
 
-moto emits no status-change events, so the runtime watches executions and hands each change to
-the app's `@app.on_cw_event` handler for `Step Functions Execution Status Change`.
+moto emits no status-change events. The runtime is told when an execution starts or ends
+(stepflow_local/moto_executions.py); the watcher describes only those executions, once per poll, and
+hands each change to the app's `@app.on_cw_event` handler for `Step Functions Execution Status Change`.
+It never lists executions, so its cost follows the executions that change, not all that ever ran.
 """
 
 from __future__ import annotations
@@ -37,28 +39,42 @@ def status_event(execution: dict[str, Any], region: str) -> dict[str, Any]:
 
 
 class StatusWatcher:
-    """Remembers each execution's last delivered status and delivers every change once."""
+    """Delivers each status change of the runtime's executions once (RUNNING, then the final status)."""
 
     def __init__(self, runtime: LocalRuntime, handlers: list[Any]):
         self._runtime = runtime
         self._handlers = handlers
-        self._seen: dict[str, str] = {}
+        self._seen: dict[str, str] = {}  # running executions whose RUNNING was delivered (ended ones leave)
 
     def poll(self) -> int:
+        changed = self._runtime.execution_changes()
+        if not changed:
+            return 0
         sfn = self._runtime.client("stepfunctions")
         delivered = 0
-        for machine in sfn.list_state_machines().get("stateMachines", []):
-            pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=machine["stateMachineArn"])
-            for page in pages:
-                for execution in page["executions"]:
-                    arn, status = execution["executionArn"], execution["status"]
-                    if self._seen.get(arn) == status:
-                        continue
-                    self._seen[arn] = status
-                    event = status_event(execution, self._runtime.region)
-                    for handler in self._handlers:
-                        handler(event, None)
-                    delivered += 1
+        for index, arn in enumerate(changed):
+            try:
+                execution = sfn.describe_execution(executionArn=arn)
+            except sfn.exceptions.ExecutionDoesNotExist:
+                self._seen.pop(arn, None)  # gone with a reset of the emulated account
+                continue
+            status = execution["status"]
+            if self._seen.get(arn) == status:
+                continue
+            event = status_event(execution, self._runtime.region)
+            try:
+                for handler in self._handlers:
+                    handler(event, None)
+            except Exception:
+                # As EventBridge retries a failed target: this change and the ones after it come again.
+                for again in changed[index:]:
+                    self._runtime.note_execution(again)
+                raise
+            if status == "RUNNING":
+                self._seen[arn] = status
+            else:
+                self._seen.pop(arn, None)
+            delivered += 1
         return delivered
 
 

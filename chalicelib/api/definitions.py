@@ -9,7 +9,6 @@ from chalice import Blueprint
 
 from chalicelib.api.auth import may_register, principal, require_definition, visible
 from chalicelib.api.http import BODY_TYPES, handles_errors, json_response, query, read_body
-from chalicelib.service.definitions import summary
 
 
 def create_blueprint(services: Callable[[], Any]) -> Blueprint:
@@ -18,6 +17,8 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @bp.route("/definitions", methods=["GET"])
     @handles_errors
     def list_definitions() -> Any:
+        from chalicelib.service.definitions import summary  # the compiler and model come with it
+
         return json_response([summary(r) for r in services().definitions.list() if visible(r, shared_ok=True)])
 
     @bp.route("/definitions", methods=["POST"], content_types=BODY_TYPES)
@@ -55,4 +56,6 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
 
 
 def _full(record: dict[str, Any]) -> dict[str, Any]:
+    from chalicelib.service.definitions import summary
+
     return {**summary(record), "definition": record.get("body"), "state_machine_arn": record.get("state_machine_arn")}

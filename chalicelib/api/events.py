@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 from chalice import Blueprint, Response
-from pydantic import Field
 
 from chalicelib.api.auth import actor, require_instance
 from chalicelib.api.http import (
@@ -27,14 +26,6 @@ from chalicelib.api.http import (
 )
 from chalicelib.core import event_stream as es
 from chalicelib.errors import InvalidInput
-from chalicelib.service.requests import _Body, parse_body
-
-
-class SendEvent(_Body):
-    step: str | None = Field(None, min_length=1, max_length=80)
-    event_type: str | None = Field(None, min_length=1, max_length=128)
-    data: dict[str, Any] = Field(default_factory=dict)
-    sent_by: str | None = Field(None, min_length=1, max_length=255)
 
 
 def create_blueprint(services: Callable[[], Any]) -> Blueprint:
@@ -72,6 +63,9 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @bp.route("/instances/{instance_id}/events", methods=["POST"])
     @handles_errors
     def send_event(instance_id: str) -> Any:
+        from chalicelib.api.bodies import SendEvent
+        from chalicelib.service.requests import parse_body
+
         request = parse_body(SendEvent, read_body(bp.current_request))
         require_instance(services(), instance_id)
         sent_by = actor({"sent_by": request.sent_by}, "sent_by")

@@ -9,8 +9,9 @@ from chalice import Blueprint
 
 from chalicelib.api.auth import require_definition, require_instance
 from chalicelib.api.http import BadRequest, handles_errors, json_response, query
-from chalicelib.core.graph_render import FORMATS, render, render_instance
-from chalicelib.core.model import Definition
+
+# The formats chalicelib.core.graph_render renders; named here so that routing does not load the model.
+FORMATS = ("mermaid", "json")
 
 
 def graph_format(params: dict[str, str]) -> str:
@@ -29,6 +30,9 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         params = query(bp.current_request)
         fmt = graph_format(params)
         record = require_definition(services(), name, params.get("version"))
+        from chalicelib.core.graph_render import render
+        from chalicelib.core.model import Definition
+
         graph = render(Definition.model_validate(record["body"]), graph_format=fmt)
         return json_response({"name": record["name"], "version": record.get("version"),
                               "revision": record.get("revision"), **graph})
@@ -43,6 +47,9 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         # The revision the instance runs, not the newest one: its steps are the ones in its history.
         body = found.definitions.get_revision(instance["definition_name"], instance["revision"])["body"]
         statuses = {step["step_name"]: step["status"] for step in instance["step_history"]}
+        from chalicelib.core.graph_render import render_instance
+        from chalicelib.core.model import Definition
+
         graph = render_instance(Definition.model_validate(body), statuses, instance["status"], graph_format=fmt)
         return json_response({"instance_id": instance["id"], "definition_name": instance["definition_name"],
                               "status": instance["status"], "current_steps": instance["current_steps"], **graph})

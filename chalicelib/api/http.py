@@ -10,9 +10,6 @@ from typing import Any
 
 from chalice import Response
 
-from chalicelib.aws.transient import is_transient
-from chalicelib.core.bounds import TooDeep, check_json_text
-from chalicelib.core.loading import DefinitionTextError, load_definition_text
 from chalicelib.errors import (
     Conflict,
     FieldErrors,
@@ -68,6 +65,8 @@ def handles_errors(view: Callable[..., Any]) -> Callable[..., Any]:
         except StepflowError as exc:
             return error_response(STATUS.get(type(exc), 400), exc.detail)
         except Exception as exc:  # noqa: BLE001 - the edge of the API: log it, answer without internals
+            from chalicelib.aws.transient import is_transient  # botocore: only once something failed
+
             if is_transient(exc):
                 logger.warning("AWS unavailable in %s: %s", view.__name__, type(exc).__name__)
                 return json_response({"detail": UNAVAILABLE}, 503, {"Retry-After": "1"})
@@ -78,6 +77,10 @@ def handles_errors(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def read_body(request: Any, *, allow_yaml: bool = False) -> Any:
+    # Imported here: the bounded YAML loader and the definition model are cold-start cost a GET never needs.
+    from chalicelib.core.bounds import TooDeep, check_json_text
+    from chalicelib.core.loading import DefinitionTextError, load_definition_text
+
     raw = request.raw_body or b""
     if len(raw) > MAX_BODY_BYTES:
         raise TooLarge(f"the body is {len(raw):,} bytes; at most {MAX_BODY_BYTES:,} are accepted")

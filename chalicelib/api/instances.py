@@ -11,8 +11,6 @@ from chalice import Blueprint
 from chalicelib.api.auth import actor, principal, require_definition, require_instance, tenant_for_write
 from chalicelib.api.cursors import open_cursor, seal
 from chalicelib.api.http import BadRequest, bool_param, handles_errors, int_param, json_response, query, read_body
-from chalicelib.service.instances import MAX_PAGE
-from chalicelib.service.requests import RunInstance, StartInstance, parse_body
 
 STATUSES = ("pending", "running", "waiting", "completed", "failed", "canceled")
 FILTERS = ("workflow_name", "tenant_id", "correlation_id", "created_by", "status")
@@ -49,6 +47,8 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @bp.route("/instances", methods=["POST"])
     @handles_errors
     def start_instance() -> Any:
+        from chalicelib.service.requests import StartInstance, parse_body  # pydantic: loaded by the first start
+
         request = owned(parse_body(StartInstance, read_body(bp.current_request)))
         view, created = services().instances.start(request, idempotency_key())
         return json_response(view, 201 if created else 200)
@@ -57,6 +57,8 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @handles_errors
     def run_definition(name: str) -> Any:
         body = optional_body()
+        from chalicelib.service.requests import RunInstance, parse_body
+
         request = owned(parse_body(RunInstance, {**body, "definition_name": name}))
         code, result = services().instances.run(request, request.wait_seconds, idempotency_key())
         return json_response(result, code)
@@ -64,6 +66,8 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @bp.route("/instances", methods=["GET"])
     @handles_errors
     def list_instances() -> Any:
+        from chalicelib.service.instances import MAX_PAGE
+
         params = query(bp.current_request)
         status = params.get("status")
         if status is not None and status not in STATUSES:

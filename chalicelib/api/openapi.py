@@ -20,9 +20,6 @@ from chalice import Blueprint, Response
 from chalicelib.api import auth
 from chalicelib.api.http import json_response
 from chalicelib.core import event_stream as es
-from chalicelib.core.model import Definition
-from chalicelib.service.instances import MAX_PAGE
-from chalicelib.service.requests import RunInstance, StartInstance
 
 ERROR_CODES = {"400": "The request cannot be read (malformed body or parameter)",
                "401": "Authentication required or the token is not valid",
@@ -51,30 +48,37 @@ def _text(max_length: int = 255, **extra: Any) -> dict[str, Any]:
 
 
 BOOL = {"type": "boolean"}
-LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 20}
-QUERY: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
-    ("GET", "/definitions/{name}"): {"version": _text(64)},
-    ("GET", "/definitions/{name}/asl"): {"version": _text(64)},
-    ("GET", "/definitions/{name}/graph"): {"version": _text(64),
-                                          "graph_format": {"type": "string", "enum": ["mermaid", "json"]}},
-    ("GET", "/instances"): {
-        "status": {"type": "string", "enum": ["pending", "running", "waiting", "completed", "failed", "canceled"]},
-        "workflow_name": _text(80), "tenant_id": _text(100), "correlation_id": _text(), "created_by": _text(),
-        "started_after": {"type": "string", "format": "date-time"},
-        "started_before": {"type": "string", "format": "date-time"},
-        "include_deleted": BOOL, "limit": LIMIT, "cursor": _text(2048),
-        "offset": {"type": "integer", "minimum": 0, "maximum": 10_000}},
-    ("GET", "/instances/{instance_id}"): {"include_outputs": BOOL},
-    ("DELETE", "/instances/{instance_id}"): {"purge": BOOL},
-    ("POST", "/instances/{instance_id}/cancel"): {"reason": _text(1000)},
-    ("GET", "/instances/{instance_id}/graph"): {"graph_format": {"type": "string", "enum": ["mermaid", "json"]}},
-    ("GET", "/instances/{instance_id}/events"): {
-        "sse": BOOL, "after": _text(64), "limit": {"type": "integer", "minimum": 1, "maximum": es.MAX_LIMIT},
-        "wait": {"type": "number", "minimum": 0, "maximum": es.MAX_WAIT_SECONDS}},
-    ("GET", "/tasks"): {"status": {"type": "string", "enum": ["pending", "completed", "expired", "canceled"]},
-                        "assignee_id": _text(), "assignee_group": _text(), "instance_id": _text(),
-                        "overdue": BOOL, "limit": LIMIT, "cursor": _text(2048)},
-}
+
+
+def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
+    from chalicelib.service.instances import MAX_PAGE  # the service layer loads with the spec, not the app
+
+    limit = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 20}
+    return {
+        ("GET", "/definitions/{name}"): {"version": _text(64)},
+        ("GET", "/definitions/{name}/asl"): {"version": _text(64)},
+        ("GET", "/definitions/{name}/graph"): {"version": _text(64),
+                                              "graph_format": {"type": "string", "enum": ["mermaid", "json"]}},
+        ("GET", "/instances"): {
+            "status": {"type": "string", "enum": ["pending", "running", "waiting", "completed", "failed", "canceled"]},
+            "workflow_name": _text(80), "tenant_id": _text(100), "correlation_id": _text(), "created_by": _text(),
+            "started_after": {"type": "string", "format": "date-time"},
+            "started_before": {"type": "string", "format": "date-time"},
+            "include_deleted": BOOL, "limit": limit, "cursor": _text(2048),
+            "offset": {"type": "integer", "minimum": 0, "maximum": 10_000}},
+        ("GET", "/instances/{instance_id}"): {"include_outputs": BOOL},
+        ("DELETE", "/instances/{instance_id}"): {"purge": BOOL},
+        ("POST", "/instances/{instance_id}/cancel"): {"reason": _text(1000)},
+        ("GET", "/instances/{instance_id}/graph"): {"graph_format": {"type": "string", "enum": ["mermaid", "json"]}},
+        ("GET", "/instances/{instance_id}/events"): {
+            "sse": BOOL, "after": _text(64), "limit": {"type": "integer", "minimum": 1, "maximum": es.MAX_LIMIT},
+            "wait": {"type": "number", "minimum": 0, "maximum": es.MAX_WAIT_SECONDS}},
+        ("GET", "/tasks"): {"status": {"type": "string", "enum": ["pending", "completed", "expired", "canceled"]},
+                            "assignee_id": _text(), "assignee_group": _text(), "instance_id": _text(),
+                            "overdue": BOOL, "limit": limit, "cursor": _text(2048)},
+    }
+
+
 HEADERS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("POST", "/instances"): {"Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255}},
     ("POST", "/definitions/{name}/run"): {"Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255}},
@@ -92,6 +96,8 @@ NOT_JSON = {("GET", "/instances/{instance_id}/events"), ("GET", "/ui"), ("GET", 
 
 
 def _definition_schema() -> dict[str, Any]:
+    from chalicelib.core.model import Definition
+
     return Definition.model_json_schema(ref_template="#/components/schemas/{model}")
 
 
@@ -100,8 +106,8 @@ def _model_schema(model: Any) -> dict[str, Any]:
 
 
 def _bodies() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
-    from chalicelib.api.events import SendEvent
-    from chalicelib.api.tasks import ClaimTask, CompleteTask, Decision, ReassignTask
+    from chalicelib.api.bodies import ClaimTask, CompleteTask, Decision, ReassignTask, SendEvent
+    from chalicelib.service.requests import RunInstance, StartInstance
 
     run = _model_schema(RunInstance)
     run["properties"].pop("definition_name", None)  # from the path
@@ -155,6 +161,7 @@ def build(app: Any, settings: Any) -> dict[str, Any]:
     definition = _definition_schema()
     components["Definition"] = _lift_defs(definition, components)
     bodies = {key: (need, _lift_defs(schema, components)) for key, (need, schema) in _bodies().items()}
+    query_params = _query_params()
     paths: dict[str, Any] = {}
     for full_path, methods in sorted(app.routes.items()):
         inside = bool(prefix) and full_path.startswith(prefix + "/")
@@ -172,7 +179,7 @@ def build(app: Any, settings: Any) -> dict[str, Any]:
                        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^/]+$"}}
                       for name in re.findall(r"{(\w+)}", path)]
             params += [{"name": name, "in": "query", "required": False, "schema": schema}
-                       for name, schema in QUERY.get(key, {}).items()]
+                       for name, schema in query_params.get(key, {}).items()]
             params += [{"name": name, "in": "header", "required": False, "schema": schema}
                        for name, schema in HEADERS.get(key, {}).items()]
             if params:

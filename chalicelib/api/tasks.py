@@ -6,51 +6,22 @@ from collections.abc import Callable
 from typing import Any
 
 from chalice import Blueprint
-from pydantic import Field
 
 from chalicelib.api.auth import actor, principal, require_may_act, require_task, task_tenant, visible
 from chalicelib.api.cursors import open_cursor, seal
 from chalicelib.api.http import bool_param, handles_errors, int_param, json_response, query, read_body
-from chalicelib.service.requests import _Body, parse_body
-from chalicelib.service.tasks import MAX_PAGE
-
-
-class CompleteTask(_Body):
-    """completed_by is required while authentication is off; with it on it comes from the token."""
-
-    output_data: dict[str, Any]
-    completed_by: str | None = Field(None, min_length=1, max_length=255)
-    comment: str | None = Field(None, max_length=2000)
-
-
-class ReassignTask(_Body):
-    new_assignee: str = Field(min_length=1, max_length=255)
-    reason: str | None = Field(None, max_length=1000)
-    reassigned_by: str | None = Field(None, max_length=255)
-
-
-class ClaimTask(_Body):
-    """user is required while authentication is off; with it on it comes from the token."""
-
-    user: str | None = Field(None, min_length=1, max_length=255)
-
-
-class Decision(_Body):
-    """decided_by is required while authentication is off; with it on it comes from the token."""
-
-    decided_by: str | None = Field(None, min_length=1, max_length=255)
-    comment: str | None = Field(None, max_length=2000)
 
 
 def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     bp = Blueprint(__name__)
 
-    def body(model: type[_Body]) -> Any:
-        return parse_body(model, read_body(bp.current_request))
-
-    def acting(task_id: str, model: type[_Body], field: str, *, may_act: bool = True) -> tuple[Any, str | None]:
+    def acting(task_id: str, model: str, field: str, *, may_act: bool = True) -> tuple[Any, str | None]:
         """The parsed body and who acts; the task must be the caller's tenant's (404) and theirs to work (403)."""
-        request = body(model)
+        # The body models (pydantic) load with the first write, not at import: cold start serves reads too.
+        from chalicelib.api import bodies
+        from chalicelib.service.requests import parse_body
+
+        request = parse_body(getattr(bodies, model), read_body(bp.current_request))
         who = actor(request.model_dump(include={field}), field, required_when_off=field != "reassigned_by")
         record = require_task(services(), task_id)
         if may_act:
@@ -67,6 +38,8 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @bp.route("/tasks", methods=["GET"])
     @handles_errors
     def list_tasks() -> Any:
+        from chalicelib.service.tasks import MAX_PAGE
+
         params = query(bp.current_request)
         found = services()
         # The cursor is bound to the caller's tenant and to the filters (which choose the index).
@@ -104,25 +77,25 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @bp.route("/tasks/{task_id}/complete", methods=["POST"])
     @handles_errors
     def complete_task(task_id: str) -> Any:
-        request, who = acting(task_id, CompleteTask, "completed_by")
+        request, who = acting(task_id, "CompleteTask", "completed_by")
         return json_response(services().tasks.complete(task_id, request.output_data, who, request.comment))
 
     @bp.route("/tasks/{task_id}/reassign", methods=["POST"])
     @handles_errors
     def reassign_task(task_id: str) -> Any:
-        request, who = acting(task_id, ReassignTask, "reassigned_by")
+        request, who = acting(task_id, "ReassignTask", "reassigned_by")
         return json_response(services().tasks.reassign(task_id, request.new_assignee, request.reason, who))
 
     @bp.route("/tasks/{task_id}/claim", methods=["POST"])
     @handles_errors
     def claim_task(task_id: str) -> Any:
-        _, who = acting(task_id, ClaimTask, "user")
+        _, who = acting(task_id, "ClaimTask", "user")
         return json_response(services().tasks.claim(task_id, who))
 
     @bp.route("/tasks/{task_id}/unclaim", methods=["POST"])
     @handles_errors
     def unclaim_task(task_id: str) -> Any:
-        _, who = acting(task_id, ClaimTask, "user", may_act=False)  # only the claimer may unclaim (the service checks)
+        _, who = acting(task_id, "ClaimTask", "user", may_act=False)  # only the claimer may unclaim (the service checks)
         return json_response(services().tasks.unclaim(task_id, who))
 
     @bp.route("/approvals/{task_id}", methods=["GET"])
@@ -134,13 +107,13 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @bp.route("/approvals/{task_id}/approve", methods=["POST"])
     @handles_errors
     def approve(task_id: str) -> Any:
-        request, who = acting(task_id, Decision, "decided_by")
+        request, who = acting(task_id, "Decision", "decided_by")
         return json_response(services().tasks.decide(task_id, True, who, request.comment))
 
     @bp.route("/approvals/{task_id}/reject", methods=["POST"])
     @handles_errors
     def reject(task_id: str) -> Any:
-        request, who = acting(task_id, Decision, "decided_by")
+        request, who = acting(task_id, "Decision", "decided_by")
         return json_response(services().tasks.decide(task_id, False, who, request.comment))
 
     return bp

@@ -16,9 +16,6 @@ import json
 import os
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 VERSION = "c1"
 MAX_CHARS = 2048
 NONCE_BYTES = 12
@@ -43,6 +40,8 @@ def encode(key: bytes, position: Any, *, tenant: str | None, query: dict[str, An
     if not position:
         return None
     plain = json.dumps({"t": tenant, "q": _scope(query), "k": position}, separators=(",", ":")).encode()
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # loaded by the first listing, not at import
+
     nonce = os.urandom(NONCE_BYTES)
     sealed = AESGCM(key).encrypt(nonce, plain, VERSION.encode())
     return VERSION + "." + base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
@@ -55,6 +54,9 @@ def decode(key: bytes, cursor: str | None, *, tenant: str | None, query: dict[st
     version, _, body = cursor.partition(".")
     if len(cursor) > MAX_CHARS or version != VERSION or not body:
         raise CursorError("cursor is not valid: use the next_cursor of a previous page, or start without it")
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     try:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         plain = AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], VERSION.encode())

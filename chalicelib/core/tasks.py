@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chalicelib.core.instance_data import merge_instance_data
-from chalicelib.core.schemas import schema_errors
 
 STATUSES = ("pending", "completed", "expired", "canceled")
 OPEN = "open"
@@ -54,6 +53,8 @@ def form_issues(schema: Mapping[str, Any] | None, output: Any) -> list[dict[str,
         return [{"location": "output_data", "message": "output_data must be an object"}]
     if not schema:
         return []
+    from chalicelib.core.schemas import schema_errors  # jsonschema (and re2) load on the first form checked
+
     issues = []
     for error in schema_errors(dict(schema), output):
         path = list(error.absolute_path)

@@ -1,0 +1,139 @@
+"""Patches to moto's Step Functions executions: status-change notifications, and fewer threads per execution.
+
+Notifications: moto emits no status-change events, and finding changes by listing every execution of
+every state machine costs more with every execution ever run. Instead, listeners registered here are
+told the ARN of an execution when it starts and when it ends (from the interpreter's own transitions).
+
+Threads: moto runs an execution on a thread (ExecutionWorker) whose Program.eval starts a second thread
+only to join it with the machine's TimeoutSeconds; each Task state runs on a third thread (for the
+state's timeout). A waitForTaskToken task waits on that third thread, so a waiting execution holds three
+threads. When the machine has no TimeoutSeconds (Stepflow's compiled machines set none), the second
+thread only waits: here Program.eval runs the program on the execution's own thread, two threads per
+waiting execution. The Task thread stays: the state's timeout and heartbeat handling need it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+LOG = logging.getLogger("stepflow_local")
+
+_LISTENERS: list[Callable[[str], Any]] = []
+_LISTENERS_LOCK = threading.Lock()
+PRUNE_EVERY_SECONDS = 1.0
+_last_prune = [0.0]
+
+
+def add_listener(listener: Callable[[str], Any]) -> None:
+    """listener(execution_arn) is called (on an interpreter thread) when an execution starts or ends."""
+    with _LISTENERS_LOCK:
+        _LISTENERS.append(listener)
+
+
+def remove_listener(listener: Callable[[str], Any]) -> None:
+    with _LISTENERS_LOCK:
+        if listener in _LISTENERS:
+            _LISTENERS.remove(listener)
+
+
+def _notify(execution_arn: str) -> None:
+    with _LISTENERS_LOCK:
+        listeners = list(_LISTENERS)
+    for listener in listeners:
+        try:
+            listener(execution_arn)
+        except Exception:  # a listener must never break the interpreter thread that ran the execution
+            LOG.exception("execution status listener failed")
+
+
+def prune_threads(force: bool = False) -> None:
+    """Drops ended threads from moto's TMP_THREADS, a module-level list moto appends every thread to."""
+    now = time.monotonic()
+    if not force and now - _last_prune[0] < PRUNE_EVERY_SECONDS:
+        return
+    _last_prune[0] = now
+    from moto.stepfunctions.parser.utils import TMP_THREADS
+
+    for thread in [t for t in list(TMP_THREADS) if not t.is_alive()]:
+        try:
+            TMP_THREADS.remove(thread)
+        except ValueError:  # another thread pruned it first
+            pass
+
+
+def _notifying_start(original: Any) -> Any:
+    @functools.wraps(original)
+    def start(self: Any) -> None:
+        original(self)
+        _notify(self.exec_arn)
+
+    start.__stepflow_patched__ = True  # type: ignore[attr-defined]
+    return start
+
+
+def _notifying_terminated(original: Any) -> Any:
+    @functools.wraps(original)
+    def terminated(self: Any) -> None:
+        original(self)  # sets the final status and stop date first: listeners read them
+        _notify(self.execution.exec_arn)
+        prune_threads()
+
+    terminated.__stepflow_patched__ = True  # type: ignore[attr-defined]
+    return terminated
+
+
+def _inline_program_eval(original: Any, program_class: type) -> Any:
+    @functools.wraps(original)
+    def eval(self: Any, env: Any) -> None:  # noqa: A001 - moto's method name
+        if self.timeout_seconds is not None:
+            return original(self, env)  # the join's timeout is the machine's TimeoutSeconds: keep it
+        # What the original's worker thread runs, joined without a timeout: the same, on this thread.
+        env.next_state_name = self.start_at.start_at_name
+        return super(program_class, self).eval(env)
+
+    eval.__stepflow_patched__ = True  # type: ignore[attr-defined]
+    return eval
+
+
+def patch_execution_events() -> None:
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
+
+    from stepflow_local.moto_patches import ORIGINALS, _check_signature
+
+    start = Execution.__dict__.get("start")
+    terminated = BaseExecutionWorkerCommunication.__dict__.get("terminated")
+    if getattr(start, "__stepflow_patched__", False):
+        return
+    _check_signature(start, ["self"], "Execution.start")
+    _check_signature(terminated, ["self"], "BaseExecutionWorkerCommunication.terminated")
+    ORIGINALS["Execution.start"] = start
+    ORIGINALS["BaseExecutionWorkerCommunication.terminated"] = terminated
+    setattr(Execution, "start", _notifying_start(start))  # noqa: B010
+    setattr(BaseExecutionWorkerCommunication, "terminated", _notifying_terminated(terminated))  # noqa: B010
+
+
+def patch_program_thread() -> None:
+    from moto.stepfunctions.parser.asl.component.program.program import Program
+
+    from stepflow_local.moto_patches import ORIGINALS, _check_signature
+
+    current = Program.__dict__.get("eval")
+    if getattr(current, "__stepflow_patched__", False):
+        return
+    _check_signature(current, ["self", "env"], "Program.eval")
+    if "timeout_seconds" not in getattr(Program, "__annotations__", {}):
+        raise RuntimeError("moto's Program no longer has timeout_seconds; re-check stepflow_local/moto_executions.py")
+    ORIGINALS["Program.eval"] = current
+    setattr(Program, "eval", _inline_program_eval(current, Program))  # noqa: B010
+
+
+def execution_events_patched() -> bool:
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
+
+    return all(getattr(f, "__stepflow_patched__", False)
+               for f in (Execution.__dict__.get("start"), BaseExecutionWorkerCommunication.__dict__.get("terminated")))

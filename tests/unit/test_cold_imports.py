@@ -1,0 +1,41 @@
+"""`import app` (the Lambda cold start) loads no module a route imports for itself: pinned in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# Each is loaded by the first request that needs it: a token verified, a schema checked, YAML read, a body parsed.
+LAZY = ("jwt", "cryptography", "jsonschema", "yaml", "re2", "pydantic", "chalicelib.core.model",
+        "chalicelib.core.compiler", "chalicelib.service.definitions", "chalicelib.service.instances",
+        "chalicelib.service.tasks", "urllib.request")
+
+PROBE = """
+import json, sys
+import app
+print(json.dumps({"loaded": sorted(m for m in sys.modules), "routes": sorted(app.app.routes)}))
+"""
+
+
+def _probe() -> dict:
+    done = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_import_app_leaves_heavy_modules_to_the_routes_that_need_them():
+    found = _probe()
+    loaded = set(found["loaded"])
+    assert [name for name in LAZY if name in loaded] == []
+    # Blueprint registration still happens at import: Chalice needs every route before the first request.
+    assert "/health" in found["routes"] and "/workflows/instances/{instance_id}" in found["routes"]
+
+
+def test_the_graph_formats_the_router_checks_are_the_ones_the_renderer_knows():
+    from chalicelib.api.graphs import FORMATS as ROUTED
+    from chalicelib.core.graph_render import FORMATS
+
+    assert tuple(ROUTED) == tuple(FORMATS)
