@@ -56,6 +56,7 @@ GUARDS: dict[tuple[str, str], Guard] = {
     ("DELETE", "/instances/{instance_id}"): Guard("executor", (("purge", "admin"),)),
     ("POST", "/instances/{instance_id}/start"): X,
     ("GET", "/instances/{instance_id}/result"): V,
+    ("GET", "/instances/{instance_id}/history"): V,
     ("POST", "/instances/{instance_id}/cancel"): X,
     ("POST", "/instances/{instance_id}/retry"): X,
     ("POST", "/instances/{instance_id}/resume"): X,

@@ -11,7 +11,7 @@ from chalice import Blueprint
 from chalicelib.api.auth import actor, principal, require_definition, require_instance, tenant_for_write
 from chalicelib.api.cursors import open_cursor, seal
 from chalicelib.api.http import BadRequest, bool_param, handles_errors, int_param, json_response, query, read_body
-from chalicelib.service.instances import MAX_PAGE
+from chalicelib.service.instances import MAX_HISTORY_PAGE, MAX_PAGE
 from chalicelib.service.requests import RunInstance, StartInstance, parse_body
 
 STATUSES = ("pending", "running", "waiting", "completed", "failed", "canceled")
@@ -92,9 +92,23 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @bp.route("/instances/{instance_id}", methods=["GET"])
     @handles_errors
     def get_instance(instance_id: str) -> Any:
-        require_instance(services(), instance_id)
+        record = require_instance(services(), instance_id)  # read once: the view starts from it
         with_outputs = bool_param(query(bp.current_request), "include_outputs", True)
-        return json_response(services().instances.get(instance_id, with_outputs=with_outputs))
+        return json_response(services().instances.get(instance_id, with_outputs=with_outputs, record=record))
+
+    @bp.route("/instances/{instance_id}/history", methods=["GET"])
+    @handles_errors
+    def get_history(instance_id: str) -> Any:
+        """The execution history itself, a page at a time, for who wants Step Functions' own account."""
+        found = services()
+        record = require_instance(found, instance_id)
+        params = query(bp.current_request)
+        runs = record.get("runs") or ([{"execution_arn": record["execution_arn"]}] if record.get("execution_arn") else [])
+        run = int_param(params, "run", len(runs) - 1 if runs else 0, 0, max(len(runs) - 1, 0))
+        selection = {"list": "history", "instance_id": instance_id, "run": run}
+        token = open_cursor(found, params.get("cursor"), selection)
+        page = found.instances.history(record, run, token, int_param(params, "limit", 100, 1, MAX_HISTORY_PAGE))
+        return json_response(seal(found, page, selection))
 
     @bp.route("/instances/{instance_id}", methods=["DELETE"])
     @handles_errors
