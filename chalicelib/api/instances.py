@@ -39,25 +39,26 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
             raise BadRequest("the body must be a JSON object")
         return body
 
-    def owned(request: Any) -> Any:
-        """Who starts it and for which tenant come from the token when authentication is on."""
+    def owned(request: Any) -> tuple[Any, dict[str, Any]]:
+        """Who starts it and for which tenant come from the token when authentication is on; the
+        definition as the guard read it (the start uses it rather than reading it again)."""
         found = services()
-        require_definition(found, request.definition_name)
+        definition = require_definition(found, request.definition_name)
         user = actor(request.model_dump(include={"user_id"}), "user_id")
-        return request.model_copy(update={"user_id": user, "tenant_id": tenant_for_write(request.tenant_id)})
+        return request.model_copy(update={"user_id": user, "tenant_id": tenant_for_write(request.tenant_id)}), definition
 
     @bp.route("/instances", methods=["POST"])
     @handles_errors
     def start_instance() -> Any:
-        request = owned(parse_body(StartInstance, read_body(bp.current_request)))
-        view, created = services().instances.start(request, idempotency_key())
+        request, definition = owned(parse_body(StartInstance, read_body(bp.current_request)))
+        view, created = services().instances.start(request, idempotency_key(), definition=definition)
         return json_response(view, 201 if created else 200)
 
     @bp.route("/definitions/{name}/run", methods=["POST"])
     @handles_errors
     def run_definition(name: str) -> Any:
         body = optional_body()
-        request = owned(parse_body(RunInstance, {**body, "definition_name": name}))
+        request, _ = owned(parse_body(RunInstance, {**body, "definition_name": name}))
         code, result = services().instances.run(request, request.wait_seconds, idempotency_key())
         return json_response(result, code)
 

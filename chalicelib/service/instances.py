@@ -65,9 +65,12 @@ class InstanceService(Launches, Endings):
         self._sleep = sleep
 
     # -- starting ------------------------------------------------------------------------------
-    def start(self, request: StartInstance, idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
-        """The instance and whether it was created now (False: an idempotent repeat)."""
-        definition = self._definitions.get(request.definition_name)
+    def start(self, request: StartInstance, idempotency_key: str | None = None, *,
+              definition: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:
+        """The instance and whether it was created now (False: an idempotent repeat). `definition`: the
+        latest definition as this request already read it."""
+        if definition is None or definition.get("name") != request.definition_name:
+            definition = self._definitions.get(request.definition_name)
         if not definition.get("state_machine_arn"):
             raise Conflict(f"definition '{request.definition_name}' has no state machine yet; register it again")
         issues = input_issues(definition["body"].get("input_schema"), request.input_data)
@@ -101,9 +104,12 @@ class InstanceService(Launches, Endings):
             if existing.get("chore") == "launch" and existing.get("status") in LIVE:
                 self._repeat_launch(existing)  # its first start failed or was cut short
             return self.get(instance_id), False
-        if request.start:
-            self._launch(record, definition["state_machine_arn"], intent_written=True)
-        return self.get(instance_id), True
+        if not request.start:
+            return self._view(record, None), True
+        arn = self._launch(record, definition["state_machine_arn"], intent_written=True)
+        # Just started: no step has run yet, so the view is the record as written (nothing to read back).
+        return self._view({**record, **LAUNCH_DONE, "execution_arn": arn, "started_at": now,
+                           "runs": [{"execution_arn": arn, "kind": "start", "started_at": now}]}, None), True
 
     def start_pending(self, instance_id: str) -> dict[str, Any]:
         record = self._record(instance_id)
