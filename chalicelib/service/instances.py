@@ -299,20 +299,28 @@ class InstanceService(Launches, Endings):
             "notifications": record.get("notifications") or [],
         }
 
-    def history(self, record: dict[str, Any], run: int, token: str | None, limit: int) -> dict[str, Any]:
-        """One page of a run's execution history (Step Functions' own events, task tokens left out);
-        `next_cursor` is the raw page token (the API seals it)."""
+    def history(self, record: dict[str, Any], run: int, position: Any, limit: int) -> dict[str, Any]:
+        """One page of a run's execution history (Step Functions' own events, task tokens left out).
+        `position`/`next_cursor` are raw ({token, skip}: Step Functions' page token and how much of that
+        page was handed out already, for an emulator that ignores maxResults); the API seals them."""
         runs = record.get("runs") or ([{"execution_arn": record["execution_arn"]}] if record.get("execution_arn") else [])
         if not runs:
             return {"instance_id": record["id"], "run": run, "events": [], "next_cursor": None}
+        position = position if isinstance(position, dict) else {}
+        token, skip = position.get("token"), int(position.get("skip") or 0)
         try:
             events, following = self._machines.history_page(runs[run]["execution_arn"], token, limit)
         except InvalidToken:
             raise InvalidInput({"message": "cursor is not valid for this history", "issues": []}) from None
         except NotFound:
-            events, following = [], None  # not started yet, or purged by Step Functions' retention
+            events, following = [], None  # not started yet, or gone with Step Functions' retention
+        shown = events[skip:skip + limit]
+        if skip + limit < len(events):
+            cursor: dict[str, Any] | None = {"token": token, "skip": skip + limit}
+        else:
+            cursor = {"token": following, "skip": 0} if following else None
         return {"instance_id": record["id"], "run": run, "execution_arn": runs[run]["execution_arn"],
-                "events": [history_event(e) for e in events], "next_cursor": following}
+                "events": [history_event(e) for e in shown], "next_cursor": cursor}
 
     def list(self, *, filters: dict[str, str], started_after: str | None = None, started_before: str | None = None,
              include_deleted: bool = False, limit: int = 20, start: dict[str, Any] | None = None,
