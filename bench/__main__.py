@@ -7,7 +7,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import compile_bench, dag_schedule, local_load
+from bench import aws_calls, compile_bench, dag_schedule, local_load
 
 RESULTS = Path(__file__).with_name("results.md")
 
@@ -20,7 +20,8 @@ def main() -> int:
         f"{platform.machine()}; the level-barrier baseline is measured in the same run.",
         "",
     ]
-    sections = [compile_bench.report_markdown(compile_bench.run()), dag_schedule.report_markdown(dag_schedule.run())]
+    sections = [compile_bench.report_markdown(compile_bench.run()), dag_schedule.report_markdown(dag_schedule.run()),
+                aws_calls.report_markdown(aws_calls.run())]
     text = "\n".join(header) + "\n" + "\n".join(sections)
     if local_load.RESULTS.exists():  # the local service figures come from `make bench-load` (minutes, not seconds)
         text = text.rstrip("\n") + "\n\n" + local_load.RESULTS.read_text(encoding="utf-8")

@@ -56,6 +56,7 @@ GUARDS: dict[tuple[str, str], Guard] = {
     ("DELETE", "/instances/{instance_id}"): Guard("executor", (("purge", "admin"),)),
     ("POST", "/instances/{instance_id}/start"): X,
     ("GET", "/instances/{instance_id}/result"): V,
+    ("GET", "/instances/{instance_id}/history"): V,
     ("POST", "/instances/{instance_id}/cancel"): X,
     ("POST", "/instances/{instance_id}/retry"): X,
     ("POST", "/instances/{instance_id}/resume"): X,
@@ -179,7 +180,8 @@ def task_tenant(services: Any, record: Mapping[str, Any]) -> str | None:
 
 def require_task(services: Any, task_id: str) -> dict[str, Any]:
     record = services.task_store.get(task_id) if task_id and len(task_id) <= 255 else None
-    if record is None or not visible({"tenant_id": task_tenant(services, record)}):
+    # Without authentication every task is visible: the instance is not read for its tenant.
+    if record is None or (principal().authenticated and not visible({"tenant_id": task_tenant(services, record)})):
         raise NotFound(f"no task '{task_id}'")
     return record
 

@@ -37,20 +37,21 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
             raise BadRequest("the body must be a JSON object")
         return body
 
-    def owned(request: Any) -> Any:
-        """Who starts it and for which tenant come from the token when authentication is on."""
+    def owned(request: Any) -> tuple[Any, dict[str, Any]]:
+        """Who starts it and for which tenant come from the token when authentication is on; the
+        definition as the guard read it (the start uses it rather than reading it again)."""
         found = services()
-        require_definition(found, request.definition_name)
+        definition = require_definition(found, request.definition_name)
         user = actor(request.model_dump(include={"user_id"}), "user_id")
-        return request.model_copy(update={"user_id": user, "tenant_id": tenant_for_write(request.tenant_id)})
+        return request.model_copy(update={"user_id": user, "tenant_id": tenant_for_write(request.tenant_id)}), definition
 
     @bp.route("/instances", methods=["POST"])
     @handles_errors
     def start_instance() -> Any:
         from chalicelib.service.requests import StartInstance, parse_body  # pydantic: loaded by the first start
 
-        request = owned(parse_body(StartInstance, read_body(bp.current_request)))
-        view, created = services().instances.start(request, idempotency_key())
+        request, definition = owned(parse_body(StartInstance, read_body(bp.current_request)))
+        view, created = services().instances.start(request, idempotency_key(), definition=definition)
         return json_response(view, 201 if created else 200)
 
     @bp.route("/definitions/{name}/run", methods=["POST"])
@@ -59,7 +60,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         body = optional_body()
         from chalicelib.service.requests import RunInstance, parse_body
 
-        request = owned(parse_body(RunInstance, {**body, "definition_name": name}))
+        request, _ = owned(parse_body(RunInstance, {**body, "definition_name": name}))
         code, result = services().instances.run(request, request.wait_seconds, idempotency_key())
         return json_response(result, code)
 
@@ -96,9 +97,25 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @bp.route("/instances/{instance_id}", methods=["GET"])
     @handles_errors
     def get_instance(instance_id: str) -> Any:
-        require_instance(services(), instance_id)
+        record = require_instance(services(), instance_id)  # read once: the view starts from it
         with_outputs = bool_param(query(bp.current_request), "include_outputs", True)
-        return json_response(services().instances.get(instance_id, with_outputs=with_outputs))
+        return json_response(services().instances.get(instance_id, with_outputs=with_outputs, record=record))
+
+    @bp.route("/instances/{instance_id}/history", methods=["GET"])
+    @handles_errors
+    def get_history(instance_id: str) -> Any:
+        """The execution history itself, a page at a time, for who wants Step Functions' own account."""
+        from chalicelib.service.instances import MAX_HISTORY_PAGE
+
+        found = services()
+        record = require_instance(found, instance_id)
+        params = query(bp.current_request)
+        runs = record.get("runs") or ([{"execution_arn": record["execution_arn"]}] if record.get("execution_arn") else [])
+        run = int_param(params, "run", len(runs) - 1 if runs else 0, 0, max(len(runs) - 1, 0))
+        selection = {"list": "history", "instance_id": instance_id, "run": run}
+        token = open_cursor(found, params.get("cursor"), selection)
+        page = found.instances.history(record, run, token, int_param(params, "limit", 100, 1, MAX_HISTORY_PAGE))
+        return json_response(seal(found, page, selection))
 
     @bp.route("/instances/{instance_id}", methods=["DELETE"])
     @handles_errors

@@ -15,8 +15,10 @@ from chalicelib.api.http import bool_param, handles_errors, int_param, json_resp
 def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     bp = Blueprint(__name__)
 
-    def acting(task_id: str, model: str, field: str, *, may_act: bool = True) -> tuple[Any, str | None]:
-        """The parsed body and who acts; the task must be the caller's tenant's (404) and theirs to work (403)."""
+    def acting(task_id: str, model: str, field: str, *,
+               may_act: bool = True) -> tuple[Any, str | None, dict[str, Any]]:
+        """The parsed body, who acts, and the task as the guard read it (the service starts from it rather
+        than reading it again); the task must be the caller's tenant's (404) and theirs to work (403)."""
         # The body models (pydantic) load with the first write, not at import: cold start serves reads too.
         from chalicelib.api import bodies
         from chalicelib.service.requests import parse_body
@@ -26,7 +28,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         record = require_task(services(), task_id)
         if may_act:
             require_may_act(record)
-        return request, who
+        return request, who, record
 
     def tenant_filter() -> Any:
         caller = principal()
@@ -62,8 +64,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @bp.route("/tasks/{task_id}", methods=["GET"])
     @handles_errors
     def get_task(task_id: str) -> Any:
-        require_task(services(), task_id)
-        return json_response(services().tasks.view(task_id))
+        return json_response(services().tasks.present(require_task(services(), task_id)))
 
     @bp.route("/tasks/{task_id}/callback", methods=["GET"])
     @handles_errors
@@ -77,43 +78,43 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @bp.route("/tasks/{task_id}/complete", methods=["POST"])
     @handles_errors
     def complete_task(task_id: str) -> Any:
-        request, who = acting(task_id, "CompleteTask", "completed_by")
-        return json_response(services().tasks.complete(task_id, request.output_data, who, request.comment))
+        request, who, record = acting(task_id, "CompleteTask", "completed_by")
+        return json_response(services().tasks.complete(task_id, request.output_data, who, request.comment,
+                                                       record=record))
 
     @bp.route("/tasks/{task_id}/reassign", methods=["POST"])
     @handles_errors
     def reassign_task(task_id: str) -> Any:
-        request, who = acting(task_id, "ReassignTask", "reassigned_by")
+        request, who, _ = acting(task_id, "ReassignTask", "reassigned_by")
         return json_response(services().tasks.reassign(task_id, request.new_assignee, request.reason, who))
 
     @bp.route("/tasks/{task_id}/claim", methods=["POST"])
     @handles_errors
     def claim_task(task_id: str) -> Any:
-        _, who = acting(task_id, "ClaimTask", "user")
+        _, who, _ = acting(task_id, "ClaimTask", "user")
         return json_response(services().tasks.claim(task_id, who))
 
     @bp.route("/tasks/{task_id}/unclaim", methods=["POST"])
     @handles_errors
     def unclaim_task(task_id: str) -> Any:
-        _, who = acting(task_id, "ClaimTask", "user", may_act=False)  # only the claimer may unclaim (the service checks)
+        _, who, _ = acting(task_id, "ClaimTask", "user", may_act=False)  # only the claimer may unclaim (the service checks)
         return json_response(services().tasks.unclaim(task_id, who))
 
     @bp.route("/approvals/{task_id}", methods=["GET"])
     @handles_errors
     def get_approval(task_id: str) -> Any:
-        require_task(services(), task_id)
-        return json_response(services().tasks.approval(task_id))
+        return json_response(services().tasks.approval(task_id, record=require_task(services(), task_id)))
 
     @bp.route("/approvals/{task_id}/approve", methods=["POST"])
     @handles_errors
     def approve(task_id: str) -> Any:
-        request, who = acting(task_id, "Decision", "decided_by")
-        return json_response(services().tasks.decide(task_id, True, who, request.comment))
+        request, who, record = acting(task_id, "Decision", "decided_by")
+        return json_response(services().tasks.decide(task_id, True, who, request.comment, record=record))
 
     @bp.route("/approvals/{task_id}/reject", methods=["POST"])
     @handles_errors
     def reject(task_id: str) -> Any:
-        request, who = acting(task_id, "Decision", "decided_by")
-        return json_response(services().tasks.decide(task_id, False, who, request.comment))
+        request, who, record = acting(task_id, "Decision", "decided_by")
+        return json_response(services().tasks.decide(task_id, False, who, request.comment, record=record))
 
     return bp

@@ -100,6 +100,12 @@ class EventStore:
             ScanIndexForward=True, Limit=limit, ConsistentRead=True)
         return [_from_item(item) for item in page["Items"]]
 
+    def everything(self, instance_id: str) -> list[dict[str, Any]]:
+        """The whole log, oldest first: one query, paged only past DynamoDB's 1 MB a page."""
+        return [_from_item(item) for item in query_all(
+            self._ddb, TableName=self._table, KeyConditionExpression="instance_id = :i AND seq > :a",
+            ExpressionAttributeValues={":i": {"S": instance_id}, ":a": {"S": FLOOR}}, ConsistentRead=True)]
+
     def last(self, instance_id: str) -> dict[str, Any] | None:
         """The newest event, or None."""
         page = self._ddb.query(

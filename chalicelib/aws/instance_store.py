@@ -114,9 +114,37 @@ class InstanceStore:
             KeyConditionExpression="#s = :s AND created_key <= :t", ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":s": {"S": status}, ":t": {"S": created_before}})]
 
-    def due_chores(self, chore: str, upto: str) -> list[dict[str, Any]]:
-        """Instances whose follow-up `chore` has been waiting since `upto` or earlier (the sparse by_chore)."""
-        return [from_item(i) for i in query_all(
-            self._ddb, TableName=self._table, IndexName="by_chore",
-            KeyConditionExpression="chore = :c AND chore_at <= :t",
-            ExpressionAttributeValues={":c": {"S": chore}, ":t": {"S": upto}})]
+    def due_chores(self, chore: str, upto: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """Instances whose follow-up `chore` has been waiting since `upto` or earlier (the sparse by_chore),
+        oldest first; at most `limit` of them."""
+        request = {"TableName": self._table, "IndexName": "by_chore",
+                   "KeyConditionExpression": "chore = :c AND chore_at <= :t",
+                   "ExpressionAttributeValues": {":c": {"S": chore}, ":t": {"S": upto}}}
+        if limit is None:
+            return [from_item(i) for i in query_all(self._ddb, **request)]
+        found: list[dict[str, Any]] = []
+        start = None
+        while len(found) < limit:
+            page = self._ddb.query(**request, Limit=limit - len(found), **({"ExclusiveStartKey": start} if start else {}))
+            found += [from_item(i) for i in page["Items"]]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        return found
+
+    def watch(self, instance_id: str, at: str, chore: str) -> None:
+        """Puts a live instance on the sparse `chore` (due `at`) unless it has another chore; one write.
+        TransitionRefused when it has ended or another chore (a launch or a close) stands."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table, Key={"id": {"S": instance_id}},
+                UpdateExpression="SET chore = :c, chore_at = :t",
+                ConditionExpression="attribute_exists(id) AND #s IN (:r, :w) "
+                                    "AND (attribute_not_exists(chore) OR chore = :c)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":c": {"S": chore}, ":t": {"S": at}, ":r": {"S": "running"},
+                                           ":w": {"S": "waiting"}})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise TransitionRefused(instance_id) from None
+            raise

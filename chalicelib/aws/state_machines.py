@@ -91,6 +91,23 @@ class StateMachines:
             if not token:
                 return events
 
+    def history_page(self, execution_arn: str, token: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the execution history, oldest first, and the token of the next (None at the end)."""
+        kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": limit}
+        if token:
+            kwargs["nextToken"] = token
+        try:
+            page = self._sfn.get_execution_history(**kwargs)
+        except ClientError as exc:
+            if _code(exc) == "ExecutionDoesNotExist":
+                raise NotFound("execution not found") from exc
+            if _code(exc) in ("InvalidToken", "ValidationException"):
+                raise InvalidToken(_code(exc)) from exc
+            raise UpstreamError(f"Step Functions: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise UpstreamError(f"Step Functions could not be reached: {type(exc).__name__}") from exc
+        return page["events"], page.get("nextToken")
+
     def redrive(self, execution_arn: str) -> None:
         """Restarts a failed execution from its failed state (AWS only; within 14 days of the failure)."""
         try:
@@ -112,6 +129,10 @@ class StateMachines:
 
     def send_failure(self, token: str, error: str, cause: str) -> None:
         self._sfn.send_task_failure(taskToken=token, error=error, cause=cause)
+
+
+class InvalidToken(Exception):
+    """Step Functions refused a history page token."""
 
 
 class RedriveUnavailable(Exception):

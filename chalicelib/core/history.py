@@ -145,3 +145,21 @@ def _step_output(state: Any, step: str) -> Any:
         if step in state and "data" not in state:
             return state[step]
     return None
+
+
+# Event details that can carry a task token (a callback state's resolved parameters); never shown.
+_HIDDEN_DETAILS = ("parameters",)
+
+
+def history_event(event: dict[str, Any]) -> dict[str, Any]:
+    """A history event as clients see it: times as ISO text, no resolved task parameters (they hold
+    the task token, which completes the step)."""
+    shown: dict[str, Any] = {}
+    for key, value in event.items():
+        if key == "timestamp":
+            shown[key] = as_iso(value)
+        elif key.endswith("EventDetails") and isinstance(value, dict):
+            shown[key] = {k: v for k, v in value.items() if k not in _HIDDEN_DETAILS and "token" not in k.lower()}
+        else:
+            shown[key] = value
+    return shown

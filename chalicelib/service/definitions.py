@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -66,6 +67,12 @@ class DefinitionService:
         self._registry = registry
         self._placeholders = placeholders
         self._now = now
+        # A revision's record never changes (its id is its content's hash): read once per process. The
+        # latest pointer, which does change, is read on every get.
+        self._revision = functools.lru_cache(maxsize=128)(self._read_revision)
+
+    def _read_revision(self, name: str, revision: str) -> dict[str, Any] | None:
+        return self._store.revision(name, revision)
 
     def validate(self, data: Any) -> dict[str, Any]:
         definition, issues, asl = check(data, self._registry)
@@ -102,8 +109,9 @@ class DefinitionService:
         pointer = self._store.version(name, version) if version else self._store.latest(name)
         if pointer is None:
             raise NotFound(f"no definition named '{name}'" + (f" with version '{version}'" if version else ""))
-        record = self._store.revision(name, pointer["revision"])
+        record = self._revision(name, pointer["revision"])
         if record is None:
+            self._revision.cache_clear()  # not stored (yet): not remembered either
             raise NotFound(f"definition '{name}' revision {pointer['revision']} is missing")
         return {**record, "state_machine_arn": pointer.get("state_machine_arn")}
 

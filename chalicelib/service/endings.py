@@ -14,6 +14,7 @@ from chalicelib.core.tasks import closing
 from chalicelib.core.times import iso
 
 CLOSE = "close"
+WATCH = "watch"  # see service/launches.py
 CLOSE_GRACE = timedelta(seconds=30)  # an ending younger than this may still be closing in its process
 TERMINAL = frozenset({"completed", "failed", "canceled"})
 log = logging.getLogger("stepflow.instances")
@@ -55,8 +56,13 @@ class Endings:
                 log.warning("closing instance %s failed; the next sweep retries", record["id"], exc_info=True)
         return finished
 
-    def waiting_changed(self, instance_id: str, waiting: bool) -> None:
-        """Human/webhook tasks opened or closed: the index shows `waiting` while one is pending."""
+    def waiting_changed(self, instance_id: str, waiting: bool | None) -> None:
+        """A human/webhook task opened (True: the index shows `waiting`, and no status event is expected
+        while it waits) or closed (None: the instance may run on and end, so it is watched; the view or
+        the sweep's check records `running` if nothing else waits)."""
+        if waiting is None:
+            self.watch(instance_id)  # type: ignore[attr-defined]
+            return
         new, old = ("waiting", "running") if waiting else ("running", "waiting")
         try:
             self._store.update(instance_id, {"status": new}, expect={"status": old})
@@ -67,4 +73,9 @@ class Endings:
             if current is not None and current["status"] in TERMINAL:
                 # The instance ended while this task was being registered: its end may not have seen it.
                 self._tasks.close_for_instance(instance_id, *closing(current))
-
+                return
+        if waiting:
+            try:
+                self._store.update(instance_id, {"chore": None, "chore_at": None}, expect={"chore": WATCH})
+            except TransitionRefused:
+                pass

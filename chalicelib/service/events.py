@@ -52,6 +52,10 @@ class EventService:
             events_log.exception("event not recorded", extra={"event_type": event_type})
             return None
 
+    def everything(self, instance_id: str) -> list[dict[str, Any]]:
+        """The instance's whole log as stored (the instance view folds it into step records)."""
+        return self._store.everything(instance_id)
+
     def purge(self, instance_id: str) -> int:
         """Deletes the instance's whole log (an instance deleted with purge)."""
         return self._store.purge(instance_id)

@@ -13,22 +13,26 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.aws.conditional_update import TransitionRefused
-from chalicelib.aws.state_machines import RedriveUnavailable
+from chalicelib.aws.state_machines import InvalidToken, RedriveUnavailable
 from chalicelib.core.failures import public_error
-from chalicelib.core.history import STATUS_BY_EXECUTION, StepRecord, summarise
+from chalicelib.core.history import STATUS_BY_EXECUTION, StepRecord, history_event, summarise
 from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.model import Definition
 from chalicelib.core.runs import run_of_execution
 from chalicelib.core.schemas import schema_errors
+from chalicelib.core.step_log import SILENT, close_open, fold, may_have_ended
 from chalicelib.core.times import as_iso, iso
 from chalicelib.errors import Conflict, InvalidInput, NotFound
 from chalicelib.service.endings import CLOSE, Endings
-from chalicelib.service.launches import LAUNCH_DONE, Launches, launch_intent
+from chalicelib.service.launches import LAUNCH_DONE, WATCH, Launches, launch_intent
 from chalicelib.service.requests import StartInstance
 
 TERMINAL = frozenset({"completed", "failed", "canceled"})
 LIVE = frozenset({"running", "waiting"})
+WATCH_AGAIN = timedelta(minutes=10)  # a running instance checked and found running: checked again then
+RECONCILE_BATCH = 500  # watches checked per sweep; the rest wait for the next one
 MAX_PAGE = 100
+MAX_HISTORY_PAGE = 200
 SYNC_WAIT_CAP = 25.0  # inside API Gateway's 29 s integration timeout
 ID_NAMESPACE = uuid.UUID("5d0c7b54-6a55-4a5e-9a2e-3f1f4c3c9b71")
 log = logging.getLogger("stepflow.instances")
@@ -61,9 +65,12 @@ class InstanceService(Launches, Endings):
         self._sleep = sleep
 
     # -- starting ------------------------------------------------------------------------------
-    def start(self, request: StartInstance, idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
-        """The instance and whether it was created now (False: an idempotent repeat)."""
-        definition = self._definitions.get(request.definition_name)
+    def start(self, request: StartInstance, idempotency_key: str | None = None, *,
+              definition: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:
+        """The instance and whether it was created now (False: an idempotent repeat). `definition`: the
+        latest definition as this request already read it."""
+        if definition is None or definition.get("name") != request.definition_name:
+            definition = self._definitions.get(request.definition_name)
         if not definition.get("state_machine_arn"):
             raise Conflict(f"definition '{request.definition_name}' has no state machine yet; register it again")
         issues = input_issues(definition["body"].get("input_schema"), request.input_data)
@@ -97,9 +104,12 @@ class InstanceService(Launches, Endings):
             if existing.get("chore") == "launch" and existing.get("status") in LIVE:
                 self._repeat_launch(existing)  # its first start failed or was cut short
             return self.get(instance_id), False
-        if request.start:
-            self._launch(record, definition["state_machine_arn"], intent_written=True)
-        return self.get(instance_id), True
+        if not request.start:
+            return self._view(record, None), True
+        arn = self._launch(record, definition["state_machine_arn"], intent_written=True)
+        # Just started: no step has run yet, so the view is the record as written (nothing to read back).
+        return self._view({**record, **LAUNCH_DONE, "execution_arn": arn, "started_at": now,
+                           "runs": [{"execution_arn": arn, "kind": "start", "started_at": now}]}, None), True
 
     def start_pending(self, instance_id: str) -> dict[str, Any]:
         record = self._record(instance_id)
@@ -147,13 +157,11 @@ class InstanceService(Launches, Endings):
     def _definition(self, record: dict[str, Any]) -> Definition:
         return self._loader.load(record["definition_name"], record["revision"]).definition
 
-    def _execution_view(self, record: dict[str, Any]) -> tuple[Any, dict[str, Any], str]:
-        """The history summary of every run (carried steps included), the latest execution, status."""
+    def _history_view(self, record: dict[str, Any]) -> Any:
+        """The history summary of every run (carried steps included): read only where the log falls
+        short (core/step_log.py) and by the history endpoint's callers."""
         definition = self._definition(record)
         kinds = {s.id: s.type for s in definition.steps}
-        # Status first, then history: an execution ending between the two reads leaves a history
-        # with every step in it rather than a "completed" whose last step is missing.
-        execution = self._machines.describe(record["execution_arn"])
         runs = record.get("runs") or [{"execution_arn": record["execution_arn"]}]
         # A redrive continues the same execution: read each execution's history once.
         arns = list(dict.fromkeys(run["execution_arn"] for run in runs))
@@ -167,48 +175,88 @@ class InstanceService(Launches, Endings):
                 current = summary.steps.get(step)
                 if current is None or (step_record.status == "succeeded" and current.attempts == 0):
                     summary.steps[step] = step_record
-        status = STATUS_BY_EXECUTION.get(execution["status"], "running")
-        if status == "completed":
-            _trust_final_output(summary, execution)
-        if status == "running" and any(kinds.get(s) in ("human", "webhook") for s in summary.current_steps):
-            status = "waiting"
-        return summary, execution, status
+        return summary
 
-    def get(self, instance_id: str, *, with_outputs: bool = True) -> dict[str, Any]:
-        record = self._record(instance_id)
+    def _log(self, record: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The instance's whole event log (one query, paged past 1 MB); None without a log."""
+        events = self._events()
+        return events.everything(record["id"]) if events is not None and hasattr(events, "everything") else None
+
+    def _summary(self, record: dict[str, Any], log: list[dict[str, Any]] | None, *, ended: str | None = None,
+                 error: dict[str, Any] | None = None) -> Any:
+        """Step records from the log; from the history only when the log cannot tell."""
+        loaded = self._loader.load(record["definition_name"], record["revision"])
+        if log is not None:
+            folded = fold(log, loaded.definition, loaded.order, record.get("input"), ended=ended,
+                          error=error if error is not None else record.get("error"))
+            if not folded.needs_history:
+                return folded.summary
+        summary = self._history_view(record)
+        if ended:
+            close_open(summary, ended)
+        return summary
+
+    def _current(self, record: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        """The record as it stands and its step records, read from the record and the event log.
+
+        The execution is described only when the record says it runs but the log cannot vouch for it:
+        nothing is open (it may have ended with its status event still on the way), a timer waits, or
+        an open step is past its timeout. Its history is read only where the log falls short.
+        """
         if not _settled_launch(record):
-            return self._view(record, None, with_outputs=with_outputs)
-        summary, execution, status = self._execution_view(record)
-        record = self._settle(record, status, summary, execution)
+            return record, None
+        log = self._log(record)
+        status = record["status"]
+        if status in TERMINAL:
+            summary = self._summary(record, log, ended=status)
+            kinds = {s.id: s.type for s in self._definition(record).steps}
+            if status == "completed" and any(
+                    r.status == "succeeded" and r.output is None and kinds.get(r.step_name) not in SILENT
+                    for r in summary.steps.values()):
+                # An output the log does not hold yet: the succeeded execution's output is authoritative.
+                _trust_final_output(summary, self._machines.describe(record["execution_arn"]))
+            return record, summary
+        summary = self._summary(record, log)
+        if may_have_ended(summary, self._definition(record), self._now()):
+            execution = self._machines.describe(record["execution_arn"])
+            ended = STATUS_BY_EXECUTION.get(execution["status"], "running")
+            if ended in TERMINAL:
+                record = self._settle_end(record, ended, summary, execution)
+                return record, self._summary(record, log, ended=record["status"])
+        kinds = {s.id: s.type for s in self._definition(record).steps}
+        live = "waiting" if any(kinds.get(s) in ("human", "webhook") for s in summary.current_steps) else "running"
+        if record["status"] != live:
+            try:
+                self._store.update(record["id"], {"status": live}, expect={"status": record["status"]})
+            except TransitionRefused:
+                pass
+            record = {**record, "status": live}
+        data = merge_instance_data(record.get("input") or {}, summary.outputs, self._order(record))
+        return {**record, "context": data}, summary
+
+    def get(self, instance_id: str, *, with_outputs: bool = True, record: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The instance's view; `record` is the one the caller (the route's guard) already read."""
+        record, summary = self._current(record if record is not None else self._record(instance_id))
         return self._view(record, summary, with_outputs=with_outputs)
 
     def _refresh(self, record: dict[str, Any]) -> dict[str, Any]:
-        if _settled_launch(record) and record["status"] not in TERMINAL:
-            summary, execution, status = self._execution_view(record)
-            record = self._settle(record, status, summary, execution)
-        return record
+        return self._current(record)[0]
 
-    def _settle(self, record: dict[str, Any], status: str, summary: Any, execution: dict[str, Any]) -> dict[str, Any]:
-        """Records what Step Functions says; the first to record an end also sends the notifications."""
+    def _settle_end(self, record: dict[str, Any], status: str, summary: Any,
+                    execution: dict[str, Any]) -> dict[str, Any]:
+        """Records the end Step Functions reports; the first to record it also closes and notifies."""
         if record.get("execution_arn") != execution.get("executionArn", record.get("execution_arn")):
             return record  # an event about an earlier run
-        order = self._order(record)
-        data = merge_instance_data(record.get("input") or {}, summary.outputs, order)
-        if status in TERMINAL:
-            if record["status"] in TERMINAL and record.get("completed_at"):
-                return record
-            changes = {"status": status, "completed_at": as_iso(execution.get("stopDate")) or iso(self._now()),
-                       "output": data if status == "completed" else None,
-                       "error": (summary.error or _execution_error(execution)) if status == "failed" else None,
-                       "context": data}
-            return self._end(record, changes)
-        if record["status"] != status and record["status"] in LIVE | {"pending"}:
-            try:
-                self._store.update(record["id"], {"status": status}, expect={"status": record["status"]})
-            except TransitionRefused:
-                pass
-            record = {**record, "status": status}
-        return {**record, "context": data}
+        if record["status"] in TERMINAL and record.get("completed_at"):
+            return record
+        if status == "completed":
+            _trust_final_output(summary, execution)
+        data = merge_instance_data(record.get("input") or {}, summary.outputs, self._order(record))
+        changes = {"status": status, "completed_at": as_iso(execution.get("stopDate")) or iso(self._now()),
+                   "output": data if status == "completed" else None,
+                   "error": (_execution_error(execution) or summary.error) if status == "failed" else None,
+                   "context": data}
+        return self._end(record, changes)
 
     def _end(self, record: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
         """Moves the instance to its end once; only that one writer closes its tasks and notifies.
@@ -250,6 +298,29 @@ class InstanceService(Launches, Endings):
             "runs": record.get("runs") or [],
             "notifications": record.get("notifications") or [],
         }
+
+    def history(self, record: dict[str, Any], run: int, position: Any, limit: int) -> dict[str, Any]:
+        """One page of a run's execution history (Step Functions' own events, task tokens left out).
+        `position`/`next_cursor` are raw ({token, skip}: Step Functions' page token and how much of that
+        page was handed out already, for an emulator that ignores maxResults); the API seals them."""
+        runs = record.get("runs") or ([{"execution_arn": record["execution_arn"]}] if record.get("execution_arn") else [])
+        if not runs:
+            return {"instance_id": record["id"], "run": run, "events": [], "next_cursor": None}
+        position = position if isinstance(position, dict) else {}
+        token, skip = position.get("token"), int(position.get("skip") or 0)
+        try:
+            events, following = self._machines.history_page(runs[run]["execution_arn"], token, limit)
+        except InvalidToken:
+            raise InvalidInput({"message": "cursor is not valid for this history", "issues": []}) from None
+        except NotFound:
+            events, following = [], None  # not started yet, or gone with Step Functions' retention
+        shown = events[skip:skip + limit]
+        if skip + limit < len(events):
+            cursor: dict[str, Any] | None = {"token": token, "skip": skip + limit}
+        else:
+            cursor = {"token": following, "skip": 0} if following else None
+        return {"instance_id": record["id"], "run": run, "execution_arn": runs[run]["execution_arn"],
+                "events": [history_event(e) for e in shown], "next_cursor": cursor}
 
     def list(self, *, filters: dict[str, str], started_after: str | None = None, started_before: str | None = None,
              include_deleted: bool = False, limit: int = 20, start: dict[str, Any] | None = None,
@@ -296,7 +367,7 @@ class InstanceService(Launches, Endings):
         record = self._refresh(self._record(instance_id))
         if record["status"] != "failed":
             raise Conflict(f"only a failed instance can be resumed; this one is {record['status']}")
-        summary, _, _ = self._execution_view(record)
+        summary = self._summary(record, self._log(record), ended="failed")
         definition = self._definitions.get(record["definition_name"])
         try:
             self._store.update(instance_id, {"status": "running", "completed_at": None, "error": None,
@@ -341,24 +412,71 @@ class InstanceService(Launches, Endings):
 
     # -- keeping the index in step -----------------------------------------------------------------
     def on_execution_event(self, detail: dict[str, Any]) -> str | None:
-        """An EventBridge 'Step Functions Execution Status Change': the instance's status follows it."""
+        """An EventBridge 'Step Functions Execution Status Change': an end is recorded (one describe for
+        its output and error, one log read for the step outputs); other changes need nothing."""
         name = detail.get("name") or str(detail.get("executionArn", "")).rsplit(":", 1)[-1]
         record = self._store.get(run_of_execution(name)[0])
         if record is None or record.get("execution_arn") != detail.get("executionArn"):
             return None  # not ours, or an earlier run of a resumed instance
-        return self.get(record["id"], with_outputs=False)["status"]
+        status = STATUS_BY_EXECUTION.get(str(detail.get("status")), "running")
+        if status not in TERMINAL or (record["status"] in TERMINAL and record.get("completed_at")):
+            return record["status"]
+        return self._settle_from_execution(record)["status"]
 
-    def reconcile(self, older_than: timedelta = timedelta(minutes=2)) -> int:
-        """Catches missed status events: live instances whose execution has ended are settled."""
-        settled = 0
-        cutoff = iso(self._now() - older_than)
-        for status in LIVE:
-            for record in self._store.with_status(status, created_before=cutoff):
-                try:
-                    settled += _settled_launch(record) and self._refresh(record)["status"] in TERMINAL
-                except Exception:  # noqa: BLE001 - left for the next sweep; the others still get theirs
-                    log.warning("reconciling %s failed; the next sweep retries", record["id"], exc_info=True)
-        return settled
+    def _settle_from_execution(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Describes the execution; if it ended, records the end. The record as it then stands."""
+        execution = self._machines.describe(record["execution_arn"])
+        status = STATUS_BY_EXECUTION.get(execution["status"], "running")
+        if status not in TERMINAL:
+            return record
+        return self._settle_end(record, status, self._summary(record, self._log(record)), execution)
+
+    def reconcile(self, limit: int = RECONCILE_BATCH) -> dict[str, int]:
+        """Catches missed status events without reading healthy instances: only those on the sparse
+        `watch` chore whose time has come (an end may have happened unseen: its launch was recorded, or
+        a task of it closed, and no status event has settled it since). At most `limit` a sweep."""
+        stats = {"watched": 0, "reconciled": 0}
+        now = self._now()
+        for record in self._store.due_chores(WATCH, iso(now), limit=limit):
+            stats["watched"] += 1
+            try:
+                stats["reconciled"] += self._check_watch(record, now)
+            except Exception:  # noqa: BLE001 - left for the next sweep; the others still get theirs
+                log.warning("reconciling %s failed; the next sweep retries", record["id"], exc_info=True)
+        return stats
+
+    def _check_watch(self, record: dict[str, Any], now: datetime) -> int:
+        if record.get("chore") != WATCH:
+            return 0  # the index lags: its chore changed meanwhile
+        if record["status"] not in TERMINAL and record.get("execution_arn"):
+            settled = self._settle_from_execution(record)
+            if settled["status"] in TERMINAL:
+                return 1  # its end replaced the watch with the close chore
+            waiting = self._tasks is not None and any(
+                r["status"] == "pending" for r in self._tasks.for_instance(record["id"]))
+            status = "waiting" if waiting else "running"
+            changes: dict[str, Any] = {"status": status}
+            # A waiting instance expects no status event until a task closes (which watches it again).
+            changes.update({"chore": None, "chore_at": None} if waiting
+                           else {"chore_at": iso(now + WATCH_AGAIN)})
+            try:
+                self._store.update(record["id"], changes, expect={"chore": WATCH, "status": record["status"]})
+            except TransitionRefused:
+                pass
+            return 0
+        try:
+            self._store.update(record["id"], {"chore": None, "chore_at": None}, expect={"chore": WATCH})
+        except TransitionRefused:
+            pass
+        return 0
+
+    def watch(self, instance_id: str, *, after: timedelta = timedelta(0)) -> None:
+        """Something happened after which the instance may end (a task of it closed): the sweep checks
+        it unless a status event settles it first. Never replaces a launch or close chore."""
+        try:
+            self._store.watch(instance_id, iso(self._now() + after), WATCH)
+        except TransitionRefused:
+            pass
 
     def deliver_notifications(self) -> int:
         """Retries completion webhooks whose next attempt is due."""

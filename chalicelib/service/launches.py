@@ -30,6 +30,10 @@ MAX_LAUNCH_ATTEMPTS = 5
 START_FAILED = "Stepflow.StartFailed"
 # Removed from the record once the execution is recorded (None removes an attribute).
 LAUNCH_DONE = {"chore": None, "chore_at": None, "launch_run": None, "launch_kind": None, "launch_attempts": None}
+# The sparse chore of a live instance whose status the sweep checks once chore_at has come, unless a
+# status event settles it first (service/instances.py reconcile): set when its launch is recorded.
+WATCH = "watch"
+WATCH_AFTER = timedelta(minutes=2)
 log = logging.getLogger("stepflow.launches")
 
 
@@ -39,7 +43,7 @@ def launch_intent(now: str, run: int = 0, kind: str = "start") -> dict[str, Any]
 
 class Launches:
     """InstanceService's starting half, mixed into it: uses its _store, _machines, _definitions, _now,
-    _order, _execution_view, _end and _publish."""
+    _order, _summary, _log, _end and _publish."""
 
     _store: Any
     _machines: Any
@@ -85,7 +89,8 @@ class Launches:
         try:
             self._store.update(record["id"], {"execution_arn": arn, "runs": runs, "revision": record["revision"],
                                               "started_at": record.get("started_at") or now,
-                                              "version": record.get("version"), **LAUNCH_DONE},
+                                              "version": record.get("version"), **LAUNCH_DONE,
+                                              "chore": WATCH, "chore_at": iso(self._now() + WATCH_AFTER)},
                                expect={"chore": LAUNCH})
         except TransitionRefused:
             current = self._store.get(record["id"]) or {}
@@ -105,7 +110,7 @@ class Launches:
             self._launched(record, arn)
             return "found"
         # A resumed run carries the outputs of the runs before it (the record still points at those).
-        steps = dict(self._execution_view(record)[0].outputs) if run and record.get("execution_arn") else {}
+        steps = dict(self._summary(record, self._log(record), ended="failed").outputs) if run and record.get("execution_arn") else {}
         self._start_execution({**record, "revision": definition["revision"], "version": definition["version"]},
                               machine_arn, steps)
         return "started"

@@ -98,14 +98,15 @@ class Delivery:
         self._record(record, "task.expired", {"reason": reason})
 
     def _closed(self, instance_id: str) -> None:
-        """Tells the instance whether other tasks still wait (its `waiting` status); best effort."""
+        """Tells the instance a task of it closed (it may run on and end: it is watched); best effort.
+        Whether other tasks still wait is left to the instance's next view or the sweep's check, so a
+        completion reads no sibling tasks."""
         if self._on_closed is None:
             return
         try:
-            still_waiting = any(r["status"] == "pending" for r in self._store.for_instance(instance_id))
-            self._on_closed(instance_id, still_waiting)
+            self._on_closed(instance_id, None)
         except Exception:  # noqa: BLE001 - the status follows the execution anyway (reads settle it)
-            events_log.warning("waiting status not updated", exc_info=True)
+            events_log.warning("instance not watched", exc_info=True)
 
     def redeliver(self, now: Any) -> tuple[int, int]:
         """The sweep's pass over interrupted completions: (read, delivered)."""

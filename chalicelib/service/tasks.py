@@ -55,6 +55,10 @@ class TaskService(Delivery):
     def view(self, task_id: str) -> dict[str, Any]:
         return self._present(self.get(task_id))
 
+    def present(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The view of a task record the caller has just read (a route's guard): no second read."""
+        return self._present(record)
+
     def _present(self, record: dict[str, Any]) -> dict[str, Any]:
         # Every documented field is present (null when unset), whatever the stored item omits.
         view = {name: record.get(name) for name in TASK_FIELDS} | public(record)
@@ -130,8 +134,11 @@ class TaskService(Delivery):
                 return
 
     # -- acting ------------------------------------------------------------------------------
-    def complete(self, task_id: str, output: Any, completed_by: str, comment: str | None = None) -> dict[str, Any]:
-        record = self.get(task_id)
+    def complete(self, task_id: str, output: Any, completed_by: str, comment: str | None = None, *,
+                 record: dict[str, Any] | None = None) -> dict[str, Any]:
+        """`record`: the task as this request already read it (consistently); its write is conditional
+        on the status and attempt it shows, so a record gone stale is refused, never overwritten."""
+        record = record if record is not None and record.get("id") == task_id else self.get(task_id)
         self._require_pending(record)
         if record.get("kind") == "human":
             issues = form_issues(record.get("form_schema"), output)
@@ -295,18 +302,19 @@ class TaskService(Delivery):
             raise Conflict("the task changed meanwhile; reload it") from None
 
     # -- approvals ---------------------------------------------------------------------------
-    def approval(self, task_id: str) -> dict[str, Any]:
-        record = self.get(task_id)
+    def approval(self, task_id: str, *, record: dict[str, Any] | None = None) -> dict[str, Any]:
+        record = record if record is not None and record.get("id") == task_id else self.get(task_id)
         _approval_fields(record)
         return self._present(record)
 
-    def decide(self, task_id: str, approved: bool, by: str, comment: str | None) -> dict[str, Any]:
-        record = self.get(task_id)
+    def decide(self, task_id: str, approved: bool, by: str, comment: str | None, *,
+               record: dict[str, Any] | None = None) -> dict[str, Any]:
+        record = record if record is not None and record.get("id") == task_id else self.get(task_id)
         decision_field, comment_field = _approval_fields(record)
         output: dict[str, Any] = {decision_field: approved}
         if comment is not None and comment_field:
             output[comment_field] = comment
-        return self.complete(task_id, output, by, comment)
+        return self.complete(task_id, output, by, comment, record=record)
 
     # -- the sweep ---------------------------------------------------------------------------
     def sweep(self) -> dict[str, int]:

@@ -263,6 +263,7 @@ def test_authorization_matrix(secured, capsys):
         ("DELETE", f"/instances/{gate}?purge=true", None, 409, True, False),
         ("POST", f"/instances/{done}/start", None, 409, True, False),
         ("GET", f"/instances/{done}/result", None, 200, True, False),
+        ("GET", f"/instances/{done}/history", None, 200, True, False),
         ("POST", f"/instances/{done}/cancel", None, 409, True, False),
         ("POST", f"/instances/{done}/retry", None, 409, True, False),
         ("POST", f"/instances/{done}/resume", None, 409, True, False),
