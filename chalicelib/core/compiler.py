@@ -305,9 +305,9 @@ class _Emitter:
             inner: dict[str, Any] = {}
             start = self.emit(branch, inner, None, valid)
             branches.append({"StartAt": start, "States": _reading_order(inner)})
-        merged = "$[0]"
-        for i in range(1, len(branches)):
-            merged = f"States.JsonMerge({merged}, $[{i}], false)"
+        # Nested left to right; built in one join, as a fan-out can have thousands of branches.
+        merged = "States.JsonMerge(" * (len(branches) - 1) + "$[0]" + "".join(
+            f", $[{i}], false)" for i in range(1, len(branches)))
         state: dict[str, Any] = {"Type": "Parallel", "Branches": branches, "ResultSelector": {"steps.$": merged}}
         states[name] = self._continue(state, next_name)
         return name

@@ -62,6 +62,9 @@ class Structure:
 
 def analyse(graph: Graph, kinds: dict[str, str], order: list[str]) -> tuple[Structure, list[StructureProblem]]:
     """Fold every gateway; problems name the step where the structure breaks."""
+    if not any(kinds.get(n) == "gateway" for n in order):
+        # Nothing to fold: the common case, kept to one pass over the graph.
+        return Structure(tuple(order), tuple((s, t) for s in order for t in graph.succs[s]), {}), []
     nodes = list(order)
     succs = {n: list(graph.succs[n]) for n in nodes}
     preds = {n: set(graph.preds[n]) for n in nodes}

@@ -158,8 +158,9 @@ def validate_definition(definition: Definition, catalog: TaskCatalog) -> list[Is
         for p in problems:
             location = _loc(["steps", index[p.step]])
             issues.append(_issue(p.code, location, p.message, p.hint))
-        issues += _check_mappings(definition, graph, catalog, index)
-        issues += _check_decided(definition, graph, catalog, index)
+        context = _Upstream(definition, graph, order, catalog)
+        issues += _check_mappings(definition, index, context)
+        issues += _check_decided(definition, index, context)
     issues += _check_steps(definition, catalog)
     issues += _check_writes(definition)
     if definition.input_schema is not None:
@@ -288,13 +289,12 @@ def declared_output_fields(step: Any, catalog: TaskCatalog) -> set[str] | None:
     return None
 
 
-def _check_mappings(definition: Definition, graph: Graph, catalog: TaskCatalog, index: dict[str, int]) -> list[Issue]:
+def _check_mappings(definition: Definition, index: dict[str, int], context: _Upstream) -> list[Issue]:
     issues = []
     for step in definition.steps:
-        if not isinstance(step, MachineStep):
+        if not isinstance(step, MachineStep) or not step.input_mappings:
             continue
         i = index[step.id]
-        upstream = graph.ancestors(step.id)
         for j, mapping in enumerate(step.input_mappings):
             location = _loc(["steps", i, "input_mappings", j])
             if mapping.from_step not in index:
@@ -302,12 +302,12 @@ def _check_mappings(definition: Definition, graph: Graph, catalog: TaskCatalog, 
                                      f"mapping from unknown step '{mapping.from_step}'",
                                      _did_you_mean(mapping.from_step, index)))
                 continue
-            if mapping.from_step not in upstream:
+            if not context.runs_before(mapping.from_step, step.id):
                 issues.append(_issue("mapping_not_upstream", f"{location}.from_step",
                                      f"'{step.id}' maps from '{mapping.from_step}', which does not run before it",
                                      f"add '{mapping.from_step}' to depends_on of '{step.id}'"))
                 continue
-            fields = declared_output_fields(definition.step(mapping.from_step), catalog)
+            fields = context.outputs(mapping.from_step)
             head = mapping.from_field.split(".")[0]
             if fields is not None and head not in fields:
                 known = ", ".join(sorted(fields)) or "nothing"
@@ -315,6 +315,56 @@ def _check_mappings(definition: Definition, graph: Graph, catalog: TaskCatalog, 
                                      f"step '{mapping.from_step}' does not produce '{mapping.from_field}' "
                                      f"(it produces: {known})", _did_you_mean(head, fields)))
     return issues
+
+
+class _Upstream:
+    """What runs before what, and what each step declares it produces: computed once, on first use.
+
+    Checks that ask "is X upstream of Y" for every step share one topological pass (graph.ancestor_bits)
+    instead of walking the graph from each step, which kept registration quadratic in the step count.
+    """
+
+    def __init__(self, definition: Definition, graph: Graph, order: list[str], catalog: TaskCatalog):
+        self._graph = graph
+        self._order = order
+        self._catalog = catalog
+        self._steps: dict[str, Any] = {}
+        for step in definition.steps:
+            self._steps.setdefault(step.id, step)  # the first of a repeated id, as Definition.step finds it
+        self._position = {n: i for i, n in enumerate(graph.nodes)}
+        self._bits: dict[str, int] | None = None
+        self._outputs: dict[str, set[str] | None] = {}
+
+    def ancestors_mask(self, step_id: str) -> int:
+        if self._bits is None:
+            self._bits = self._graph.ancestor_bits(self._order)
+        return self._bits[step_id]
+
+    def runs_before(self, earlier: str, later: str) -> bool:
+        return bool(self.ancestors_mask(later) >> self._position[earlier] & 1)
+
+    def outputs(self, step_id: str) -> set[str] | None:
+        if step_id not in self._outputs:
+            self._outputs[step_id] = declared_output_fields(self._steps[step_id], self._catalog)
+        return self._outputs[step_id]
+
+    def declaring_ancestors(self, step_id: str, declaring: int) -> list[str]:
+        """Ancestors among `declaring` (a bitset), latest declared first."""
+        mask = self.ancestors_mask(step_id) & declaring
+        found = []
+        while mask:
+            top = mask.bit_length() - 1
+            found.append(self._graph.nodes[top])
+            mask &= ~(1 << top)
+        return found
+
+    def declaring_mask(self) -> int:
+        """The steps that declare at least one output field."""
+        mask = 0
+        for node, position in self._position.items():
+            if self.outputs(node):
+                mask |= 1 << position
+        return mask
 
 
 def _check_writes(definition: Definition) -> list[Issue]:
@@ -343,7 +393,7 @@ def _check_writes(definition: Definition) -> list[Issue]:
     return issues
 
 
-def _check_decided(definition: Definition, graph: Graph, catalog: TaskCatalog, index: dict[str, int]) -> list[Issue]:
+def _check_decided(definition: Definition, index: dict[str, int], context: _Upstream) -> list[Issue]:
     """A human or webhook step that would write a field set before it (by the input or an earlier step).
 
     At run time such a completion is refused (core/decisions.py); here the cases visible in the
@@ -351,12 +401,16 @@ def _check_decided(definition: Definition, graph: Graph, catalog: TaskCatalog, i
     """
     issues = []
     declared_input = (definition.input_schema or {}).get("properties")
+    declaring: int | None = None
     for step in definition.steps:
         if not isinstance(step, HumanStep | WebhookStep):
             continue
+        if declaring is None:
+            declaring = context.declaring_mask()
         earlier: dict[str, str] = {}
-        for ancestor in sorted(graph.ancestors(step.id), key=index.__getitem__, reverse=True):
-            for name in declared_output_fields(definition.step(ancestor), catalog) or ():
+        # Latest declared first, so the earliest step that sets a field is the one named.
+        for ancestor in context.declaring_ancestors(step.id, declaring):
+            for name in context.outputs(ancestor) or ():
                 earlier[name] = f"step '{ancestor}'"
         if isinstance(declared_input, dict):
             earlier.update({name: "the input_schema" for name in declared_input})
