@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,11 +15,13 @@ from chalicelib.core.decisions import writes_of_step
 from chalicelib.core.graph import Graph, build_graph, definition_edges
 from chalicelib.core.model import Definition, HumanStep, MachineStep, TimerStep, WebhookStep
 from chalicelib.core.schemas import schema_problems
+from chalicelib.core.sizing import MAX_DEFINITION_BYTES, deployed_size
 from chalicelib.core.structure import analyse
+from chalicelib.core.upstream import Upstream
 
-# Step Functions refuses definitions over 1 MiB; a step count cap keeps one run's history
-# (about five events a step, 25,000 at most) and the console usable.
-MAX_DEFINITION_BYTES = 1_048_576
+# A step count cap keeps one run's history (about five events a step, 25,000 at most) and the console
+# usable; Step Functions' own limit on the definition's size (MAX_DEFINITION_BYTES) is checked on the
+# compiled, bound state machine (size_issues).
 MAX_STEPS = 1_000
 
 
@@ -158,7 +159,7 @@ def validate_definition(definition: Definition, catalog: TaskCatalog) -> list[Is
         for p in problems:
             location = _loc(["steps", index[p.step]])
             issues.append(_issue(p.code, location, p.message, p.hint))
-        context = _Upstream(definition, graph, order, catalog)
+        context = Upstream(definition, graph, order, catalog)
         issues += _check_mappings(definition, index, context)
         issues += _check_decided(definition, index, context)
     issues += _check_steps(definition, catalog)
@@ -168,13 +169,19 @@ def validate_definition(definition: Definition, catalog: TaskCatalog) -> list[Is
     return sorted(issues)
 
 
-def size_issues(asl: dict[str, Any]) -> list[Issue]:
-    """The compiled state machine is over Step Functions' limit (checked once it compiles)."""
-    size = compiled_size(asl)
+def size_issues(asl: dict[str, Any], bindings: dict[str, str] | None = None) -> list[Issue]:
+    """The compiled state machine, its function ARNs bound as deployed, is over Step Functions' limit.
+
+    Checked once it compiles, on the text Step Functions would receive: the ARNs that replace the
+    placeholders are longer than the placeholders, so the unbound size can pass where AWS refuses.
+    `bindings` maps placeholder names to ARNs; one it lacks counts as the longest ARN (core/sizing.py).
+    """
+    size = deployed_size(asl, bindings)
     if size <= MAX_DEFINITION_BYTES:
         return []
-    return [_issue("too_large", "definition", f"the compiled state machine is {size:,} bytes; Step Functions "
-                   f"takes at most {MAX_DEFINITION_BYTES:,}", "split the workflow or shorten step configs")]
+    return [_issue("too_large", "definition", f"the compiled state machine is {size:,} bytes with its function "
+                   f"ARNs bound; Step Functions takes at most {MAX_DEFINITION_BYTES:,}",
+                   "split the workflow, or use fewer or shorter steps, ids and conditions")]
 
 
 def compile_failure(message: str) -> Issue:
@@ -269,27 +276,7 @@ def _check_conditions(definition: Definition, kinds: dict[str, str], index: dict
     return issues
 
 
-def declared_output_fields(step: Any, catalog: TaskCatalog) -> set[str] | None:
-    """Fields a step is known to produce, or None when its output is open-ended."""
-    if isinstance(step, MachineStep):
-        if step.task_type == "data.set" and isinstance(step.config.get("values"), dict):
-            return set(step.config["values"])
-        try:
-            schema = catalog.get(step.task_type).output_schema
-        except Exception:  # noqa: BLE001 - unknown task types are reported elsewhere
-            return None
-        if isinstance(schema, dict) and schema.get("additionalProperties") is False:
-            return set(schema.get("properties", {}))
-        return None
-    if isinstance(step, HumanStep | WebhookStep):
-        writes = writes_of_step(step)
-        if writes.namespace is not None:
-            return {writes.namespace, *writes.overwrites}
-        return set(writes.fields or ())
-    return None
-
-
-def _check_mappings(definition: Definition, index: dict[str, int], context: _Upstream) -> list[Issue]:
+def _check_mappings(definition: Definition, index: dict[str, int], context: Upstream) -> list[Issue]:
     issues = []
     for step in definition.steps:
         if not isinstance(step, MachineStep) or not step.input_mappings:
@@ -315,56 +302,6 @@ def _check_mappings(definition: Definition, index: dict[str, int], context: _Ups
                                      f"step '{mapping.from_step}' does not produce '{mapping.from_field}' "
                                      f"(it produces: {known})", _did_you_mean(head, fields)))
     return issues
-
-
-class _Upstream:
-    """What runs before what, and what each step declares it produces: computed once, on first use.
-
-    Checks that ask "is X upstream of Y" for every step share one topological pass (graph.ancestor_bits)
-    instead of walking the graph from each step, which kept registration quadratic in the step count.
-    """
-
-    def __init__(self, definition: Definition, graph: Graph, order: list[str], catalog: TaskCatalog):
-        self._graph = graph
-        self._order = order
-        self._catalog = catalog
-        self._steps: dict[str, Any] = {}
-        for step in definition.steps:
-            self._steps.setdefault(step.id, step)  # the first of a repeated id, as Definition.step finds it
-        self._position = {n: i for i, n in enumerate(graph.nodes)}
-        self._bits: dict[str, int] | None = None
-        self._outputs: dict[str, set[str] | None] = {}
-
-    def ancestors_mask(self, step_id: str) -> int:
-        if self._bits is None:
-            self._bits = self._graph.ancestor_bits(self._order)
-        return self._bits[step_id]
-
-    def runs_before(self, earlier: str, later: str) -> bool:
-        return bool(self.ancestors_mask(later) >> self._position[earlier] & 1)
-
-    def outputs(self, step_id: str) -> set[str] | None:
-        if step_id not in self._outputs:
-            self._outputs[step_id] = declared_output_fields(self._steps[step_id], self._catalog)
-        return self._outputs[step_id]
-
-    def declaring_ancestors(self, step_id: str, declaring: int) -> list[str]:
-        """Ancestors among `declaring` (a bitset), latest declared first."""
-        mask = self.ancestors_mask(step_id) & declaring
-        found = []
-        while mask:
-            top = mask.bit_length() - 1
-            found.append(self._graph.nodes[top])
-            mask &= ~(1 << top)
-        return found
-
-    def declaring_mask(self) -> int:
-        """The steps that declare at least one output field."""
-        mask = 0
-        for node, position in self._position.items():
-            if self.outputs(node):
-                mask |= 1 << position
-        return mask
 
 
 def _check_writes(definition: Definition) -> list[Issue]:
@@ -393,7 +330,7 @@ def _check_writes(definition: Definition) -> list[Issue]:
     return issues
 
 
-def _check_decided(definition: Definition, index: dict[str, int], context: _Upstream) -> list[Issue]:
+def _check_decided(definition: Definition, index: dict[str, int], context: Upstream) -> list[Issue]:
     """A human or webhook step that would write a field set before it (by the input or an earlier step).
 
     At run time such a completion is refused (core/decisions.py); here the cases visible in the
@@ -479,7 +416,3 @@ def _check_schema(schema: dict[str, Any], location: str) -> list[Issue]:
         prefix = "not a valid JSON Schema" if problem.code == "invalid_schema" else "not accepted"
         issues.append(_issue(problem.code, location, f"{prefix}{where}: {problem.message}", problem.hint))
     return issues
-
-
-def compiled_size(asl: dict[str, Any]) -> int:
-    return len(json.dumps(asl, separators=(",", ":")).encode())
