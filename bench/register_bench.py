@@ -25,7 +25,7 @@ from chalicelib.resources import FUNCTIONS
 from chalicelib.tasks.registry import default_registry
 
 SIZES = (1_000, 10_000)
-SHAPES = ("chain", "fan-out/fan-in", "random, window 32")
+SHAPES = ("chain", "fan-out/fan-in", "random, window 32", "gateways")
 RUNS = {1_000: 7, 10_000: 3}  # CPU time, median of this many runs
 TARGET_MS = {1_000: 100.0, 10_000: 1_000.0}
 BYTES_TARGET = 400.0
@@ -37,8 +37,11 @@ BINDINGS = {f.placeholder: f"arn:aws:lambda:ap-southeast-4:123456789012:function
 
 def definition_text(shape: str, n: int) -> str:
     """A definition of n data.set steps in the given shape, each mapping an input from a predecessor,
-    with a human step every 100 steps (so the decided-field check has upstream outputs to read)."""
+    with a human step every 100 steps (so the decided-field check has upstream outputs to read).
+    "gateways" is a chain of blocks of 10: a gateway, a branch with a fork and join inside, a plain
+    branch, and the step where they meet."""
     edges: list[dict[str, str]] = []
+    conditions: dict[str, str] = {}
     if shape == "chain":
         names = [f"s{i:05d}" for i in range(n)]
         preds = {name: [names[i - 1]] if i else [] for i, name in enumerate(names)}
@@ -48,6 +51,16 @@ def definition_text(shape: str, n: int) -> str:
         preds["start"] = preds["join"] = []
         # depends_on takes at most 100 steps: the fan-in is written as top-level edges.
         edges = [{"source": name, "target": "join"} for name in names[1:-1]]
+    elif shape == "gateways":
+        names, preds = [], {}
+        for b in range(n // 10):
+            g, m = f"g{b:04d}", f"m{b:04d}"
+            a, c = [f"a{b:04d}_{j}" for j in range(4)], [f"c{b:04d}_{j}" for j in range(4)]
+            names += [g, *a, *c, m]
+            preds[g] = [names[-11]] if b else []
+            preds.update({a[0]: [g], a[1]: [a[0]], a[2]: [a[0]], a[3]: [a[1], a[2]], c[0]: [g], c[1]: [c[0]],
+                          c[2]: [c[1]], c[3]: [c[2]], m: [a[3], c[3]]})
+            conditions[a[0]] = "amount > 100"
     else:
         names, pairs, _ = random_dag(n, 0, window=32)
         preds = {name: [] for name in names}
@@ -57,12 +70,17 @@ def definition_text(shape: str, n: int) -> str:
     steps = []
     for i, name in enumerate(names):
         step: dict[str, Any] = {"id": name, "depends_on": preds[name]}
-        if i % 100 == 99:
+        if name in conditions:
+            step["condition"] = conditions[name]
+        if shape == "gateways" and i % 10 == 0:
+            step["type"] = "gateway"
+        elif i % 100 == 99:
             step.update(type="human", form_schema={"type": "object", "properties": {f"ok_{name}": {"type": "boolean"}}})
         else:
             step.update(type="machine", task_type="data.set", config={"values": {f"v_{name}": i}})
-            if preds[name]:
-                # From the predecessor declared last: a mapping is checked against what runs before the step.
+            if preds[name] and not (shape == "gateways" and position[preds[name][-1]] % 10 == 0):
+                # From the predecessor declared last (a gateway produces nothing to map): the mapping is
+                # checked against what runs before the step.
                 source = preds[name][-1]
                 field = f"ok_{source}" if position[source] % 100 == 99 else f"v_{source}"
                 step["input_mappings"] = [{"from_step": source, "from_field": field, "to_field": "x"}]

@@ -308,7 +308,7 @@ class _Emitter:
             branches.append({"StartAt": start, "States": _reading_order(inner)})
         # Nested left to right; built in one join, as a fan-out can have thousands of branches.
         merged = "States.JsonMerge(" * (len(branches) - 1) + "$[0]" + "".join(
-            f", $[{i}], false)" for i in range(1, len(branches)))
+            f",$[{i}],false)" for i in range(1, len(branches)))
         state: dict[str, Any] = {"Type": "Parallel", "Branches": branches, "ResultSelector": {"steps.$": merged}}
         states[name] = self._continue(state, next_name)
         return name

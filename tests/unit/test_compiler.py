@@ -95,7 +95,7 @@ def test_fan_out_compiles_to_one_parallel_with_a_steps_merge():
     parallel = states["par__1"]
     assert [b["StartAt"] for b in parallel["Branches"]] == ["x", "y", "z"]
     assert parallel["ResultSelector"] == {
-        "steps.$": "States.JsonMerge(States.JsonMerge($[0], $[1], false), $[2], false)"}
+        "steps.$": "States.JsonMerge(States.JsonMerge($[0],$[1],false),$[2],false)"}
     # Each branch hands back only its steps map, which is what the join merges.
     assert all(b["States"][b["StartAt"]]["OutputPath"] == "$.steps" for b in parallel["Branches"])
 
