@@ -47,6 +47,7 @@ class Upstream:
         self._position = {n: i for i, n in enumerate(graph.nodes)}
         self._bits: dict[str, int] | None = None
         self._outputs: dict[str, set[str] | None] = {}
+        self._setters: dict[str, int] | None = None
 
     def ancestors_mask(self, step_id: str) -> int:
         if self._bits is None:
@@ -61,20 +62,15 @@ class Upstream:
             self._outputs[step_id] = declared_output_fields(self._steps[step_id], self._catalog)
         return self._outputs[step_id]
 
-    def declaring_ancestors(self, step_id: str, declaring: int) -> list[str]:
-        """Ancestors among `declaring` (a bitset), latest declared first."""
-        mask = self.ancestors_mask(step_id) & declaring
-        found = []
-        while mask:
-            top = mask.bit_length() - 1
-            found.append(self._graph.nodes[top])
-            mask &= ~(1 << top)
-        return found
-
-    def declaring_mask(self) -> int:
-        """The steps that declare at least one output field."""
-        mask = 0
-        for node, position in self._position.items():
-            if self.outputs(node):
-                mask |= 1 << position
-        return mask
+    def first_upstream_setter(self, name: str, step_id: str) -> str | None:
+        """The earliest declared step upstream of `step_id` that declares it produces `name`, or None."""
+        if self._setters is None:
+            # Field -> bitset of the steps that declare it: built once, for every callback step to ask.
+            self._setters = {}
+            for node, position in self._position.items():
+                for field_name in self.outputs(node) or ():
+                    self._setters[field_name] = self._setters.get(field_name, 0) | (1 << position)
+        mask = self.ancestors_mask(step_id) & self._setters.get(name, 0)
+        if not mask:
+            return None
+        return self._graph.nodes[(mask & -mask).bit_length() - 1]  # the lowest bit: declared first

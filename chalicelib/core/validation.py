@@ -338,32 +338,32 @@ def _check_decided(definition: Definition, index: dict[str, int], context: Upstr
     """
     issues = []
     declared_input = (definition.input_schema or {}).get("properties")
-    declaring: int | None = None
     for step in definition.steps:
         if not isinstance(step, HumanStep | WebhookStep):
             continue
-        if declaring is None:
-            declaring = context.declaring_mask()
-        earlier: dict[str, str] = {}
-        # Latest declared first, so the earliest step that sets a field is the one named.
-        for ancestor in context.declaring_ancestors(step.id, declaring):
-            for name in context.outputs(ancestor) or ():
-                earlier[name] = f"step '{ancestor}'"
-        if isinstance(declared_input, dict):
-            earlier.update({name: "the input_schema" for name in declared_input})
+
+        def setter(name: str, step_id: str = step.id) -> str | None:
+            # Who sets `name` before the step: the input_schema, else the earliest declared step upstream.
+            if isinstance(declared_input, dict) and name in declared_input:
+                return "the input_schema"
+            first = context.first_upstream_setter(name, step_id)
+            return f"step '{first}'" if first is not None else None
+
         writes = writes_of_step(step)
         base = ["steps", index[step.id]]
         if writes.namespace is not None:
-            if writes.namespace in earlier:
+            by = setter(writes.namespace)
+            if by is not None:
                 where = [*base, "output_namespace"] if step.output_namespace else base
                 issues.append(_issue("decided_field", _loc(where),
                                      f"'{step.id}' keeps its output under '{writes.namespace}', which "
-                                     f"{earlier[writes.namespace]} already sets", "set another output_namespace"))
+                                     f"{by} already sets", "set another output_namespace"))
             continue
         for name in sorted(writes.fields or ()):
-            if name in earlier and name not in writes.overwrites:
+            by = setter(name) if name not in writes.overwrites else None
+            if by is not None:
                 issues.append(_issue("decided_field", _loc([*base, "form_schema", "properties", name]),
-                                     f"form field '{name}' of '{step.id}' is already set by {earlier[name]}; "
+                                     f"form field '{name}' of '{step.id}' is already set by {by}; "
                                      "a completion may not change it",
                                      "rename the field, keep the answers under output_namespace, or list it "
                                      "in overwrites if this step may change it"))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from chalicelib.core.compiler import CompileError, compile_definition
@@ -22,6 +24,30 @@ def check(data: Any, registry: TaskRegistry,
     The size limit is checked on the ASL with `bindings` (placeholder name -> function ARN) filled in,
     as Step Functions will receive it; a placeholder without a binding counts as the longest ARN.
     """
+    with collector_paused():
+        return _check(data, registry, bindings)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Holds off the cyclic garbage collector while a definition is checked and compiled.
+
+    The check builds many objects that all live until it returns, so the collector would walk them
+    again and again (a third of the CPU time at 10,000 steps) with little to free; reference counting
+    still frees as usual, and the collector runs as before once the check is done. Another thread's
+    check may re-enable it early: that costs time, never correctness.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _check(data: Any, registry: TaskRegistry,
+           bindings: dict[str, str] | None) -> tuple[Definition | None, list[Issue], dict[str, Any] | None]:
     definition, issues = parse_definition(data)
     if definition is None:
         return None, issues, None

@@ -210,3 +210,23 @@ def test_the_size_limit_is_checked_with_the_function_arns_bound():
     short = {name: "x" * len("${" + name + "}") for name in long_arns}
     definition, issues, asl = check(data, REGISTRY, short)
     assert issues == [] and asl is not None and "${StepRunnerFunctionArn}" in json.dumps(asl)
+
+
+def test_a_decided_field_names_the_earliest_step_upstream_that_sets_it():
+    def sets(step_id, *deps):
+        return {"id": step_id, "type": "machine", "task_type": "data.set", "config": {"values": {"x": 1}},
+                "depends_on": list(deps)}
+
+    # 'late' sets x too but is declared after 'early'; 'aside' sets x and does not run before the form.
+    steps = [sets("early"), sets("aside"), sets("late", "early"),
+             {"id": "ask", "type": "human", "depends_on": ["late"],
+              "form_schema": {"type": "object", "properties": {"x": {"type": "integer"}}}},
+             {"id": "end", "type": "machine", "task_type": "util.log", "config": {"message": "m"},
+              "depends_on": ["ask", "aside"]}]
+    definition, _ = parse_definition({"name": "d", "steps": steps})
+    issues = [i for i in validate_definition(definition, REGISTRY) if i.code == "decided_field"]
+    assert [(i.location, "step 'early'" in i.message) for i in issues] == [("steps[3].form_schema.properties.x", True)]
+    data = {"name": "d", "steps": steps, "input_schema": {"type": "object", "properties": {"x": {"type": "integer"}}}}
+    definition, _ = parse_definition(data)
+    issues = [i for i in validate_definition(definition, REGISTRY) if i.code == "decided_field"]
+    assert len(issues) == 1 and "the input_schema" in issues[0].message
