@@ -9,6 +9,7 @@ from chalice import Chalice, Rate
 from chalicelib.api import definitions, events, graphs, instances, openapi, plugins, tasks, ui
 from chalicelib.api.auth import make_middleware
 from chalicelib.api.http import json_response
+from chalicelib.core.payload import expand
 from chalicelib.observability import http_middleware, invocation_keys, logger, step_finished
 from chalicelib.service.sweep import run_passes
 from chalicelib.wiring import Services
@@ -38,6 +39,7 @@ def health() -> Any:
 
 @app.lambda_function(name="step_runner")
 def step_runner(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    event = expand(event)  # compiled states send one-letter keys (chalicelib/core/payload.py)
     # Keys for this invocation's lines only: locally many steps and requests share one process.
     with invocation_keys(context, workflow=event.get("workflow"), step=event.get("step"),
                          execution=event.get("execution")):
@@ -53,6 +55,7 @@ def step_runner(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @app.lambda_function(name="task_registrar")
 def task_registrar(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    event = expand(event)
     # The event carries the task token: it is stored, never logged.
     with invocation_keys(context, workflow=event.get("workflow"), step=event.get("step"),
                          execution=event.get("execution")):

@@ -7,7 +7,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import aws_calls, compile_bench, dag_schedule, local_load
+from bench import aws_calls, compile_bench, dag_schedule, local_load, register_bench
 
 RESULTS = Path(__file__).with_name("results.md")
 
@@ -17,10 +17,12 @@ def main() -> int:
         "# Stepflow benchmarks",
         "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on Python {platform.python_version()}, "
-        f"{platform.machine()}; the level-barrier baseline is measured in the same run.",
+        f"{platform.machine()}; the baselines (the per-step ancestor walk registration replaced, the",
+        "level-barrier plan) are measured in the same run.",
         "",
     ]
-    sections = [compile_bench.report_markdown(compile_bench.run()), dag_schedule.report_markdown(dag_schedule.run()),
+    sections = [register_bench.report_markdown(register_bench.run()),
+                compile_bench.report_markdown(compile_bench.run()), dag_schedule.report_markdown(dag_schedule.run()),
                 aws_calls.report_markdown(aws_calls.run())]
     text = "\n".join(header) + "\n" + "\n".join(sections)
     if local_load.RESULTS.exists():  # the local service figures come from `make bench-load` (minutes, not seconds)

@@ -38,7 +38,7 @@ def asl_makespan(states: dict[str, Any], start: str, durations: dict[str, float]
         if state["Type"] == "Parallel":
             total += max(asl_makespan(b["States"], b["StartAt"], durations) for b in state["Branches"])
         elif state["Type"] == "Task":
-            total += durations.get(state["Parameters"]["Payload"]["step"], 0.0)
+            total += durations.get(state["Parameters"]["s"], 0.0)
         name = state.get("Next")
     return total
 

@@ -21,7 +21,8 @@ from chalicelib.core.structure import GatewayRegion, Structure, analyse
 
 STEP_RUNNER = "${StepRunnerFunctionArn}"
 TASK_REGISTRAR = "${TaskRegistrarFunctionArn}"
-LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+# Callbacks need the lambda:invoke integration (only it waits for a task token); machine steps name the
+# step runner's ARN as their Resource, which spares every state the FunctionName/Payload envelope.
 LAMBDA_CALLBACK = "arn:aws:states:::lambda:invoke.waitForTaskToken"
 # AWS's recommended retry for transient Lambda service errors, separate from the step's own policy.
 LAMBDA_SERVICE_ERRORS = [
@@ -153,40 +154,41 @@ class _Emitter:
             return merge
         return name
 
-    def _continue(self, state: dict[str, Any], next_name: str | None, *, payload: bool = False) -> dict[str, Any]:
+    def _continue(self, state: dict[str, Any], next_name: str | None) -> dict[str, Any]:
         # At the end of a scope a state hands back only its steps map: that is what joins merge.
         if next_name is None:
-            state["OutputPath"] = "$.Payload.steps" if payload else "$.steps"
+            state["OutputPath"] = "$.steps"
             state["End"] = True
         else:
-            if payload:
-                state["OutputPath"] = "$.Payload"
             state["Next"] = next_name
         return state
 
-    def _payload(self, kind: str, step_id: str) -> dict[str, Any]:
-        return {
-            "kind": kind,
-            "workflow": self.definition.name,
-            "revision": self.revision,
-            "step": step_id,
-            "input.$": "$$.Execution.Input.input",
-            "steps.$": "$.steps",
-            "execution.$": "$$.Execution.Id",
-        }
+    def _payload(self, kind: str | None, step_id: str) -> dict[str, Any]:
+        # One-letter keys (core/payload.py): these Parameters are repeated in every Task state.
+        payload: dict[str, Any] = {"k": kind} if kind else {}
+        payload.update({
+            "w": self.definition.name,
+            "r": self.revision,
+            "s": step_id,
+            "i.$": "$$.Execution.Input.input",
+            "x.$": "$.steps",
+            "e.$": "$$.Execution.Id",
+        })
+        return payload
 
-    def _lambda_task(self, kind: str, step_id: str, next_name: str | None, *, timeout: int | None = None,
+    def _lambda_task(self, kind: str | None, step_id: str, next_name: str | None, *, timeout: int | None = None,
                      extra_retry: dict[str, Any] | None = None) -> dict[str, Any]:
-        # Built in its final key order: this runs once per step, so no re-sorting afterwards.
+        # Built in its final key order: this runs once per step, so no re-sorting afterwards. A plain
+        # Lambda ARN as Resource hands the function's result on as the state's output (no Payload wrapper).
         state: dict[str, Any] = {
             "Type": "Task",
-            "Resource": LAMBDA_INVOKE,
-            "Parameters": {"FunctionName": self.options.step_runner, "Payload": self._payload(kind, step_id)},
+            "Resource": self.options.step_runner,
+            "Parameters": self._payload(kind, step_id),
         }
         if timeout:
             state["TimeoutSeconds"] = timeout
         state["Retry"] = [SERVICE_RETRY, extra_retry] if extra_retry else [SERVICE_RETRY]
-        return self._continue(state, next_name, payload=True)
+        return self._continue(state, next_name)
 
     def emit_machine(self, step: MachineStep, states: dict[str, Any], next_name: str | None) -> str:
         retrier: dict[str, Any] | None = None
@@ -199,22 +201,21 @@ class _Emitter:
             }
             if step.retry.max_delay_seconds:
                 retrier["MaxDelaySeconds"] = step.retry.max_delay_seconds
-        state = self._lambda_task("machine", step.id, next_name, timeout=step.timeout_seconds, extra_retry=retrier)
+        state = self._lambda_task(None, step.id, next_name, timeout=step.timeout_seconds, extra_retry=retrier)
         if step.fallback:
             fallback = f"{step.id}__fallback"
             catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": fallback}]
             # Catch sits before OutputPath/Next, as in every state of the committed machines.
             state = _insert_before(state, "OutputPath", "Catch", catch)
             fb_state = self._lambda_task("fallback", step.id, next_name)
-            fb_state["Parameters"]["Payload"]["failure.$"] = "$.failure"
+            fb_state["Parameters"]["f.$"] = "$.failure"
             states[fallback] = fb_state
         states[step.id] = state
         return step.id
 
     def emit_callback(self, step: HumanStep | WebhookStep, states: dict[str, Any], next_name: str | None) -> str:
-        payload = self._payload(step.type, step.id)
-        payload["token.$"] = "$$.Task.Token"
-        payload["entered_at.$"] = "$$.State.EnteredTime"
+        payload = self._payload(None, step.id)  # the registrar reads the kind from the step itself
+        payload["t.$"] = "$$.Task.Token"
         state: dict[str, Any] = {
             "Type": "Task",
             "Resource": LAMBDA_CALLBACK,
@@ -305,9 +306,9 @@ class _Emitter:
             inner: dict[str, Any] = {}
             start = self.emit(branch, inner, None, valid)
             branches.append({"StartAt": start, "States": _reading_order(inner)})
-        merged = "$[0]"
-        for i in range(1, len(branches)):
-            merged = f"States.JsonMerge({merged}, $[{i}], false)"
+        # Nested left to right; built in one join, as a fan-out can have thousands of branches.
+        merged = "States.JsonMerge(" * (len(branches) - 1) + "$[0]" + "".join(
+            f",$[{i}],false)" for i in range(1, len(branches)))
         state: dict[str, Any] = {"Type": "Parallel", "Branches": branches, "ResultSelector": {"steps.$": merged}}
         states[name] = self._continue(state, next_name)
         return name
@@ -319,7 +320,9 @@ def _reading_order(states: dict[str, Any]) -> dict[str, Any]:
 
 
 def _service_retry() -> dict[str, Any]:
-    return {"ErrorEquals": list(LAMBDA_SERVICE_ERRORS), "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0}
+    # IntervalSeconds 1, MaxAttempts 3 and BackoffRate 2.0 are the ASL defaults: left out, they cost no bytes
+    # in each of the states that repeat this retrier.
+    return {"ErrorEquals": list(LAMBDA_SERVICE_ERRORS)}
 
 
 # One shared, never-mutated retrier: the output is data to serialise, so sharing it is safe and cheap.

@@ -26,6 +26,7 @@ class Graph:
     edges: tuple[Link, ...]
     succs: dict[str, list[str]] = field(repr=False, compare=False)
     preds: dict[str, list[str]] = field(repr=False, compare=False)
+    outs: dict[str, list[Link]] = field(repr=False, compare=False)
 
     @classmethod
     def of(cls, nodes: Sequence[str], edges: Iterable[Link]) -> Graph:
@@ -42,10 +43,12 @@ class Graph:
                 kept.append(edge)
         succs: dict[str, list[str]] = {n: [] for n in nodes}
         preds: dict[str, list[str]] = {n: [] for n in nodes}
+        outs: dict[str, list[Link]] = {n: [] for n in nodes}
         for edge in kept:
             succs[edge.source].append(edge.target)
             preds[edge.target].append(edge.source)
-        return cls(tuple(nodes), tuple(kept), succs, preds)
+            outs[edge.source].append(edge)
+        return cls(tuple(nodes), tuple(kept), succs, preds, outs)
 
     @property
     def sources(self) -> list[str]:
@@ -56,7 +59,7 @@ class Graph:
         return [n for n in self.nodes if not self.succs[n]]
 
     def out_edges(self, node: str) -> list[Link]:
-        return [e for e in self.edges if e.source == node]
+        return list(self.outs[node])
 
     def topological_order(self) -> list[str] | None:
         """Kahn's order with declaration order breaking ties; None when there is a cycle."""
@@ -110,6 +113,22 @@ class Graph:
             seen.add(node)
             todo.extend(s for s in self.succs[node] if s != stop and s not in seen)
         return seen
+
+    def ancestor_bits(self, order: Sequence[str]) -> dict[str, int]:
+        """Every step's ancestors at once, as a bitset (bit i stands for nodes[i]); `order` is topological.
+
+        One pass in topological order, each step ORing its predecessors' sets: a walk per step would
+        make checking every step quadratic in the number of steps. Python ints are the bitsets, so an
+        OR costs a word per 64 steps.
+        """
+        position = {n: i for i, n in enumerate(self.nodes)}
+        bits: dict[str, int] = {}
+        for node in order:
+            mask = 0
+            for pred in self.preds[node]:
+                mask |= bits[pred] | (1 << position[pred])
+            bits[node] = mask
+        return bits
 
     def ancestors(self, node: str) -> set[str]:
         seen: set[str] = set()

@@ -105,7 +105,7 @@ def summarise(events: list[dict[str, Any]], step_kinds: dict[str, str]) -> Summa
         record = summary.steps.get(step) if step else None
         if kind in ("TaskScheduled", "LambdaFunctionScheduled") and record and suffix == "":
             record.attempts += 1
-        elif kind in ("TaskFailed", "LambdaFunctionFailed", "TaskTimedOut") and record:
+        elif kind in ("TaskFailed", "LambdaFunctionFailed", "TaskTimedOut", "LambdaFunctionTimedOut") and record:
             details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
             record.error = public_error(details.get("error"), details.get("cause"))
         elif kind.endswith("StateExited"):

@@ -62,42 +62,57 @@ class Structure:
 
 def analyse(graph: Graph, kinds: dict[str, str], order: list[str]) -> tuple[Structure, list[StructureProblem]]:
     """Fold every gateway; problems name the step where the structure breaks."""
-    nodes = list(order)
-    succs = {n: list(graph.succs[n]) for n in nodes}
-    preds = {n: set(graph.preds[n]) for n in nodes}
+    if not any(kinds.get(n) == "gateway" for n in order):
+        # Nothing to fold: the common case, kept to one pass over the graph.
+        return Structure(tuple(order), tuple((s, t) for s in order for t in graph.succs[s]), {}), []
+    succs = {n: list(graph.succs[n]) for n in order}
+    preds = {n: set(graph.preds[n]) for n in order}
+    position = {n: i for i, n in enumerate(order)}
+    # Computed once: folding a region (entered only through its gateway, left only through its merge
+    # step) contracts paths without changing which steps post-dominate the steps left outside it, so
+    # every remaining gateway keeps its merge step. Recomputing per gateway made this quadratic.
+    merges = immediate_postdominators(graph, order)
     gateways: dict[str, GatewayRegion] = {}
     problems: list[StructureProblem] = []
 
     def fold(gw: str, region: set[str], merge: str | None) -> None:
         # Replace the gateway and its region by one node linked to the merge step.
         for node in region:
-            nodes.remove(node)
             del succs[node]
             del preds[node]
         succs[gw] = [merge] if merge else []
         if merge:
             preds[merge] = (preds[merge] - region - {gw}) | {gw}
 
-    def region_of(gw: str) -> tuple[Graph, str | None, set[str]]:
-        current = Graph.of(nodes, (Link(s, t) for s in nodes for t in succs[s]))
-        merge = immediate_postdominators(current, current.topological_order() or nodes)[gw]
-        region = current.reachable_from(succs[gw], stop=merge) if merge else current.reachable_from(succs[gw])
-        return current, merge, region
+    def reach(starts: list[str], stop: str | None) -> set[str]:
+        # Steps reachable in the graph as folded so far, not going past `stop`.
+        seen: set[str] = set()
+        todo = [n for n in starts if n != stop]
+        while todo:
+            node = todo.pop()
+            if node not in seen:
+                seen.add(node)
+                todo.extend(t for t in succs[node] if t != stop and t not in seen)
+        return seen
+
+    def in_order(members: set[str]) -> tuple[str, ...]:
+        return tuple(sorted(members, key=position.__getitem__))
 
     for gw in order:
         if kinds.get(gw) != "gateway" or gw not in succs:
             continue
-        _, merge, region = region_of(gw)
+        merge = merges[gw]
+        region = reach(succs[gw], merge)
         sequential = all(kinds.get(n) == "gateway" or len(succs[n]) <= 1 for n in region)
         if sequential and _entry_problem(gw, region, preds, merge) is None:
-            members = tuple(n for n in nodes if n == gw or n in region)
-            gateways[gw] = GatewayRegion(gw, (), merge, members)
+            gateways[gw] = GatewayRegion(gw, (), merge, in_order(region | {gw}))
             fold(gw, region, merge)
 
     for gw in reversed(order):
         if kinds.get(gw) != "gateway" or gw not in succs or gw in gateways:
             continue
-        current, merge, region = region_of(gw)
+        merge = merges[gw]
+        region = reach(succs[gw], merge)
         problem = _entry_problem(gw, region, preds, merge)
         branches: list[Branch] = []
         owner: dict[str, str] = {}
@@ -105,7 +120,7 @@ def analyse(graph: Graph, kinds: dict[str, str], order: list[str]) -> tuple[Stru
             if edge.target == merge:
                 branches.append(Branch(edge.condition, None, (), ()))
                 continue
-            members = current.reachable_from([edge.target], stop=merge) if merge else current.reachable_from([edge.target])
+            members = reach([edge.target], merge)
             for node in members:
                 if node in owner and problem is None:
                     problem = StructureProblem(
@@ -116,7 +131,7 @@ def analyse(graph: Graph, kinds: dict[str, str], order: list[str]) -> tuple[Stru
                         f"let the branches meet at '{merge or 'the end'}', or put another gateway before '{node}'",
                     )
                 owner.setdefault(node, edge.target)
-            ordered = tuple(n for n in nodes if n in members)
+            ordered = in_order(members)
             inner = tuple((s, t) for s in ordered for t in succs[s] if t in members)
             branches.append(Branch(edge.condition, edge.target, ordered, inner))
         if problem:
@@ -125,6 +140,7 @@ def analyse(graph: Graph, kinds: dict[str, str], order: list[str]) -> tuple[Stru
         gateways[gw] = GatewayRegion(gw, tuple(branches), merge)
         fold(gw, region, merge)
 
+    nodes = [n for n in order if n in succs]
     edges = tuple((s, t) for s in nodes for t in succs[s])
     return Structure(tuple(nodes), edges, gateways), problems
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,11 +15,13 @@ from chalicelib.core.decisions import writes_of_step
 from chalicelib.core.graph import Graph, build_graph, definition_edges
 from chalicelib.core.model import Definition, HumanStep, MachineStep, TimerStep, WebhookStep
 from chalicelib.core.schemas import schema_problems
+from chalicelib.core.sizing import MAX_DEFINITION_BYTES, deployed_size
 from chalicelib.core.structure import analyse
+from chalicelib.core.upstream import Upstream
 
-# Step Functions refuses definitions over 1 MiB; a step count cap keeps one run's history
-# (about five events a step, 25,000 at most) and the console usable.
-MAX_DEFINITION_BYTES = 1_048_576
+# A step count cap keeps one run's history (about five events a step, 25,000 at most) and the console
+# usable; Step Functions' own limit on the definition's size (MAX_DEFINITION_BYTES) is checked on the
+# compiled, bound state machine (size_issues).
 MAX_STEPS = 1_000
 
 
@@ -158,8 +159,9 @@ def validate_definition(definition: Definition, catalog: TaskCatalog) -> list[Is
         for p in problems:
             location = _loc(["steps", index[p.step]])
             issues.append(_issue(p.code, location, p.message, p.hint))
-        issues += _check_mappings(definition, graph, catalog, index)
-        issues += _check_decided(definition, graph, catalog, index)
+        context = Upstream(definition, graph, order, catalog)
+        issues += _check_mappings(definition, index, context)
+        issues += _check_decided(definition, index, context)
     issues += _check_steps(definition, catalog)
     issues += _check_writes(definition)
     if definition.input_schema is not None:
@@ -167,13 +169,19 @@ def validate_definition(definition: Definition, catalog: TaskCatalog) -> list[Is
     return sorted(issues)
 
 
-def size_issues(asl: dict[str, Any]) -> list[Issue]:
-    """The compiled state machine is over Step Functions' limit (checked once it compiles)."""
-    size = compiled_size(asl)
+def size_issues(asl: dict[str, Any], bindings: dict[str, str] | None = None) -> list[Issue]:
+    """The compiled state machine, its function ARNs bound as deployed, is over Step Functions' limit.
+
+    Checked once it compiles, on the text Step Functions would receive: the ARNs that replace the
+    placeholders are longer than the placeholders, so the unbound size can pass where AWS refuses.
+    `bindings` maps placeholder names to ARNs; one it lacks counts as the longest ARN (core/sizing.py).
+    """
+    size = deployed_size(asl, bindings)
     if size <= MAX_DEFINITION_BYTES:
         return []
-    return [_issue("too_large", "definition", f"the compiled state machine is {size:,} bytes; Step Functions "
-                   f"takes at most {MAX_DEFINITION_BYTES:,}", "split the workflow or shorten step configs")]
+    return [_issue("too_large", "definition", f"the compiled state machine is {size:,} bytes with its function "
+                   f"ARNs bound; Step Functions takes at most {MAX_DEFINITION_BYTES:,}",
+                   "split the workflow, or use fewer or shorter steps, ids and conditions")]
 
 
 def compile_failure(message: str) -> Issue:
@@ -268,33 +276,12 @@ def _check_conditions(definition: Definition, kinds: dict[str, str], index: dict
     return issues
 
 
-def declared_output_fields(step: Any, catalog: TaskCatalog) -> set[str] | None:
-    """Fields a step is known to produce, or None when its output is open-ended."""
-    if isinstance(step, MachineStep):
-        if step.task_type == "data.set" and isinstance(step.config.get("values"), dict):
-            return set(step.config["values"])
-        try:
-            schema = catalog.get(step.task_type).output_schema
-        except Exception:  # noqa: BLE001 - unknown task types are reported elsewhere
-            return None
-        if isinstance(schema, dict) and schema.get("additionalProperties") is False:
-            return set(schema.get("properties", {}))
-        return None
-    if isinstance(step, HumanStep | WebhookStep):
-        writes = writes_of_step(step)
-        if writes.namespace is not None:
-            return {writes.namespace, *writes.overwrites}
-        return set(writes.fields or ())
-    return None
-
-
-def _check_mappings(definition: Definition, graph: Graph, catalog: TaskCatalog, index: dict[str, int]) -> list[Issue]:
+def _check_mappings(definition: Definition, index: dict[str, int], context: Upstream) -> list[Issue]:
     issues = []
     for step in definition.steps:
-        if not isinstance(step, MachineStep):
+        if not isinstance(step, MachineStep) or not step.input_mappings:
             continue
         i = index[step.id]
-        upstream = graph.ancestors(step.id)
         for j, mapping in enumerate(step.input_mappings):
             location = _loc(["steps", i, "input_mappings", j])
             if mapping.from_step not in index:
@@ -302,12 +289,12 @@ def _check_mappings(definition: Definition, graph: Graph, catalog: TaskCatalog, 
                                      f"mapping from unknown step '{mapping.from_step}'",
                                      _did_you_mean(mapping.from_step, index)))
                 continue
-            if mapping.from_step not in upstream:
+            if not context.runs_before(mapping.from_step, step.id):
                 issues.append(_issue("mapping_not_upstream", f"{location}.from_step",
                                      f"'{step.id}' maps from '{mapping.from_step}', which does not run before it",
                                      f"add '{mapping.from_step}' to depends_on of '{step.id}'"))
                 continue
-            fields = declared_output_fields(definition.step(mapping.from_step), catalog)
+            fields = context.outputs(mapping.from_step)
             head = mapping.from_field.split(".")[0]
             if fields is not None and head not in fields:
                 known = ", ".join(sorted(fields)) or "nothing"
@@ -343,7 +330,7 @@ def _check_writes(definition: Definition) -> list[Issue]:
     return issues
 
 
-def _check_decided(definition: Definition, graph: Graph, catalog: TaskCatalog, index: dict[str, int]) -> list[Issue]:
+def _check_decided(definition: Definition, index: dict[str, int], context: Upstream) -> list[Issue]:
     """A human or webhook step that would write a field set before it (by the input or an earlier step).
 
     At run time such a completion is refused (core/decisions.py); here the cases visible in the
@@ -354,25 +341,29 @@ def _check_decided(definition: Definition, graph: Graph, catalog: TaskCatalog, i
     for step in definition.steps:
         if not isinstance(step, HumanStep | WebhookStep):
             continue
-        earlier: dict[str, str] = {}
-        for ancestor in sorted(graph.ancestors(step.id), key=index.__getitem__, reverse=True):
-            for name in declared_output_fields(definition.step(ancestor), catalog) or ():
-                earlier[name] = f"step '{ancestor}'"
-        if isinstance(declared_input, dict):
-            earlier.update({name: "the input_schema" for name in declared_input})
+
+        def setter(name: str, step_id: str = step.id) -> str | None:
+            # Who sets `name` before the step: the input_schema, else the earliest declared step upstream.
+            if isinstance(declared_input, dict) and name in declared_input:
+                return "the input_schema"
+            first = context.first_upstream_setter(name, step_id)
+            return f"step '{first}'" if first is not None else None
+
         writes = writes_of_step(step)
         base = ["steps", index[step.id]]
         if writes.namespace is not None:
-            if writes.namespace in earlier:
+            by = setter(writes.namespace)
+            if by is not None:
                 where = [*base, "output_namespace"] if step.output_namespace else base
                 issues.append(_issue("decided_field", _loc(where),
                                      f"'{step.id}' keeps its output under '{writes.namespace}', which "
-                                     f"{earlier[writes.namespace]} already sets", "set another output_namespace"))
+                                     f"{by} already sets", "set another output_namespace"))
             continue
         for name in sorted(writes.fields or ()):
-            if name in earlier and name not in writes.overwrites:
+            by = setter(name) if name not in writes.overwrites else None
+            if by is not None:
                 issues.append(_issue("decided_field", _loc([*base, "form_schema", "properties", name]),
-                                     f"form field '{name}' of '{step.id}' is already set by {earlier[name]}; "
+                                     f"form field '{name}' of '{step.id}' is already set by {by}; "
                                      "a completion may not change it",
                                      "rename the field, keep the answers under output_namespace, or list it "
                                      "in overwrites if this step may change it"))
@@ -425,7 +416,3 @@ def _check_schema(schema: dict[str, Any], location: str) -> list[Issue]:
         prefix = "not a valid JSON Schema" if problem.code == "invalid_schema" else "not accepted"
         issues.append(_issue(problem.code, location, f"{prefix}{where}: {problem.message}", problem.hint))
     return issues
-
-
-def compiled_size(asl: dict[str, Any]) -> int:
-    return len(json.dumps(asl, separators=(",", ":")).encode())

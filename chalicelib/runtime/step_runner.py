@@ -11,6 +11,7 @@ from chalicelib.core.event_stream import custom_type
 from chalicelib.core.failures import clean_message, public_error
 from chalicelib.core.instance_data import get_path, merge_instance_data, set_path
 from chalicelib.core.model import MachineStep
+from chalicelib.core.payload import expand
 from chalicelib.core.runs import run_of_execution
 from chalicelib.runtime.definitions import RevisionLoader
 from chalicelib.tasks.errors import StepError, lambda_exception
@@ -33,6 +34,7 @@ class StepRunner:
 
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
         """Event from the compiled Task state; returns {"steps", "data"} or raises a named error."""
+        event = {"kind": "machine", **expand(event)}  # short keys from the state, kind absent for a step
         loaded = self._loader.load(event["workflow"], event["revision"])
         start_input = event.get("input") or {}
         steps = dict(event.get("steps") or {})

@@ -10,6 +10,7 @@ from typing import Any
 from chalicelib.core.decisions import writes_of_step
 from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.model import HumanStep, WebhookStep
+from chalicelib.core.payload import expand
 from chalicelib.core.runs import run_of_execution
 from chalicelib.core.tasks import callback_digest, callback_key, new_callback_nonce, task_id_for
 from chalicelib.core.times import iso
@@ -36,6 +37,7 @@ class TaskRegistrar:
         self._tenant_of = tenant_of  # a task belongs to its instance's tenant
 
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
+        event = expand(event)  # short keys from the compiled state; the long form still reads as it is
         loaded = self._loader.load(event["workflow"], event["revision"])
         step = loaded.definition.step(event["step"])
         execution = event.get("execution", "")

@@ -15,6 +15,28 @@ def register(api, data):
     return body
 
 
+def test_a_definition_too_large_only_once_its_arns_are_bound_is_refused_and_nothing_is_stored(api, local_aws):
+    import app as app_module
+    from chalicelib.resources import FUNCTIONS
+    from tests.oversize import only_too_large_when_bound
+
+    # The ARNs this stage binds into the state machine, as the service knows them.
+    bindings = {f.placeholder: local_aws.function_arns[f.name] for f in FUNCTIONS}
+    assert app_module.services.settings.step_runner_arn == bindings["StepRunnerFunctionArn"]
+    data = only_too_large_when_bound(bindings)  # asserts: unbound <= 1 MiB < bound
+    status, body = api.post("/definitions/validate", data)
+    assert status == 200 and body["valid"] is False
+    assert [i["code"] for i in body["issues"]] == ["too_large"]
+    status, body = api.post("/definitions", data)
+    assert status == 422, body
+    assert [(i["code"], i["location"]) for i in body["detail"]["issues"]] == [("too_large", "definition")]
+    assert "ARNs bound" in body["detail"]["issues"][0]["message"]
+    # Refused before anything is stored: no revision, no pointer, no state machine.
+    assert api.get("/definitions/oversize")[0] == 404
+    assert api.get("/definitions")[1] == []
+    assert local_aws.client("stepfunctions").list_state_machines()["stateMachines"] == []
+
+
 def test_health(api):
     assert api.get("/health") == (200, {"status": "healthy", "stage": "local"})
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from chalicelib.core.loading import DefinitionTextError, load_definition_text
@@ -187,3 +189,44 @@ def test_a_definition_whose_state_machine_exceeds_1_mib_is_refused_with_one_issu
     assert definition is not None and asl is None
     assert [(i.code, i.location) for i in issues] == [("too_large", "definition")]
     assert "1,048,576" in issues[0].message
+
+
+def test_the_size_limit_is_checked_with_the_function_arns_bound():
+    from chalicelib.core.sizing import LONGEST_FUNCTION_ARN, MAX_DEFINITION_BYTES
+    from chalicelib.service.definitions import check
+    from tests.oversize import only_too_large_when_bound, sizes
+
+    long_arns = {"StepRunnerFunctionArn": LONGEST_FUNCTION_ARN, "TaskRegistrarFunctionArn": LONGEST_FUNCTION_ARN}
+    data = only_too_large_when_bound(long_arns, machines=300)
+    unbound, bound = sizes(data, long_arns)
+    assert unbound <= MAX_DEFINITION_BYTES < bound
+    definition, issues, asl = check(data, REGISTRY, long_arns)
+    assert definition is not None and asl is None
+    assert [(i.code, i.location) for i in issues] == [("too_large", "definition")]
+    assert f"{bound:,} bytes" in issues[0].message
+    # Unknown ARNs count as the longest possible: the same verdict.
+    assert [i.code for i in check(data, REGISTRY)[1]] == ["too_large"]
+    # Bound to values no longer than the placeholders, the same machine fits: the bindings are what decide.
+    short = {name: "x" * len("${" + name + "}") for name in long_arns}
+    definition, issues, asl = check(data, REGISTRY, short)
+    assert issues == [] and asl is not None and "${StepRunnerFunctionArn}" in json.dumps(asl)
+
+
+def test_a_decided_field_names_the_earliest_step_upstream_that_sets_it():
+    def sets(step_id, *deps):
+        return {"id": step_id, "type": "machine", "task_type": "data.set", "config": {"values": {"x": 1}},
+                "depends_on": list(deps)}
+
+    # 'late' sets x too but is declared after 'early'; 'aside' sets x and does not run before the form.
+    steps = [sets("early"), sets("aside"), sets("late", "early"),
+             {"id": "ask", "type": "human", "depends_on": ["late"],
+              "form_schema": {"type": "object", "properties": {"x": {"type": "integer"}}}},
+             {"id": "end", "type": "machine", "task_type": "util.log", "config": {"message": "m"},
+              "depends_on": ["ask", "aside"]}]
+    definition, _ = parse_definition({"name": "d", "steps": steps})
+    issues = [i for i in validate_definition(definition, REGISTRY) if i.code == "decided_field"]
+    assert [(i.location, "step 'early'" in i.message) for i in issues] == [("steps[3].form_schema.properties.x", True)]
+    data = {"name": "d", "steps": steps, "input_schema": {"type": "object", "properties": {"x": {"type": "integer"}}}}
+    definition, _ = parse_definition(data)
+    issues = [i for i in validate_definition(definition, REGISTRY) if i.code == "decided_field"]
+    assert len(issues) == 1 and "the input_schema" in issues[0].message
