@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import compile_bench, dag_schedule
+from bench import compile_bench, dag_schedule, list_bench
 
 RESULTS = Path(__file__).with_name("results.md")
 
@@ -21,6 +23,12 @@ def main() -> int:
         "",
     ]
     sections = [compile_bench.report_markdown(compile_bench.run()), dag_schedule.report_markdown(dag_schedule.run())]
+    # Listing at 100 / 10,000 / 100,000 stored (the largest takes most of the run: seeding 300,000 items
+    # into moto); STEPFLOW_BENCH_LIST_SIZES=100,10000 gives a shorter run.
+    sizes = tuple(int(s) for s in os.environ.get("STEPFLOW_BENCH_LIST_SIZES", "").split(",") if s) or list_bench.SIZES
+    begun = time.perf_counter()
+    listing = list_bench.report_markdown(list_bench.run(sizes))
+    sections.append(listing + f"\nThis section took {time.perf_counter() - begun:.0f} s.\n")
     text = "\n".join(header) + "\n" + "\n".join(sections)
     RESULTS.write_text(text, encoding="utf-8")
     print(text)

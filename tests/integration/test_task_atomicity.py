@@ -125,6 +125,7 @@ def test_32_concurrent_completions_of_each_task_give_exactly_one_success(world):
     tasks = [task(i) for i in range(12)]
     for record in tasks:
         world.store.put(record)
+    assert world.service.metrics(tenant=None)["pending_by_group"] == {"reviewers": 12}
     barrier = threading.Barrier(32)
 
     def complete(task_id, who):
@@ -140,6 +141,8 @@ def test_32_concurrent_completions_of_each_task_give_exactly_one_success(world):
             outcomes = list(pool.map(lambda who, tid=record["id"]: complete(tid, who), range(32)))
             assert outcomes.count("ok") == 1, outcomes
             assert outcomes.count("conflict") == 31
+    # The counters moved once per task, in the winner's transaction: none is pending, none below zero.
+    assert world.store.counters(None) == {"pending": 0, "group=reviewers": 0}
     delivered = [token for token, _ in world.machines.successes]
     assert sorted(delivered) == sorted(r["token"] for r in tasks)  # one SendTaskSuccess per task
     for record in tasks:
