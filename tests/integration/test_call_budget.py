@@ -158,3 +158,36 @@ def test_every_inbox_page_is_one_query_and_metrics_a_constant_few_calls(api, cal
     assert calls.operations == few  # the same calls for 64 tasks as for 24
     assert small["pending_total"] == 18 and large["pending_total"] == 48
     assert large["pending_by_group"] == {"g0": 16, "g1": 32}  # g0: i % 4 == 2; g1: i odd
+
+
+def _keys_in_step(store: Any, instance_id: str) -> dict[str, Any]:
+    """The stored item's listing keys equal those derived from the item itself (none stale, none missing)."""
+    from chalicelib.core.listing import INSTANCE_KEY_ATTRIBUTES, instance_keys
+
+    record = store.get(instance_id)
+    stored = {k: record.get(k) for k in INSTANCE_KEY_ATTRIBUTES}
+    assert stored == instance_keys(record), record
+    return record
+
+
+def test_every_status_change_and_delete_keeps_the_listing_keys_in_step(api):
+    import app as app_module
+    from tests.integration.test_lifecycle import pipeline
+
+    store = app_module.services.instance_store
+    pipeline(api)
+    _, created = api.post("/instances", {"definition_name": "image_pipeline", "input_data": {"prompt": "k"},
+                                         "start": False, "tenant_id": "t9", "user_id": "ann"})
+    assert _keys_in_step(store, created["id"])["lk_live_ws"] == "=t9#image_pipeline#pending"
+    assert api.post(f"/instances/{created['id']}/start")[0] == 200
+    _keys_in_step(store, created["id"])
+    assert api.post(f"/instances/{created['id']}/cancel")[0] == 200
+    assert _keys_in_step(store, created["id"])["lk_live_s"] == "=t9#canceled"
+    # A writer holding a stale record (it read `running`): the write is re-derived on what is there.
+    store.update(created["id"], {"deleted_at": "2026-01-01T00:00:00Z"}, record={**store.get(created["id"]),
+                                                                                "status": "running"})
+    deleted = _keys_in_step(store, created["id"])
+    assert deleted.get("lk_live") is None and deleted["lk_all_s"] == "=t9#canceled"
+    listed = api.get("/instances?tenant_id=t9&status=canceled&include_deleted=true")[1]["items"]
+    assert [i["id"] for i in listed] == [created["id"]]
+    assert api.get("/instances?tenant_id=t9&status=canceled")[1]["items"] == []
