@@ -179,8 +179,12 @@ def test_every_status_change_and_delete_keeps_the_listing_keys_in_step(api):
     _, created = api.post("/instances", {"definition_name": "image_pipeline", "input_data": {"prompt": "k"},
                                          "start": False, "tenant_id": "t9", "user_id": "ann"})
     assert _keys_in_step(store, created["id"])["lk_live_ws"] == "=t9#image_pipeline#pending"
-    assert api.post(f"/instances/{created['id']}/start")[0] == 200
-    _keys_in_step(store, created["id"])
+    # A status write without the record at hand (as when a task opens): read, derived, pinned.
+    _, other = api.post("/instances", {"definition_name": "image_pipeline", "input_data": {"prompt": "o"},
+                                       "start": False, "tenant_id": "t9"})
+    store.update(other["id"], {"status": "waiting"}, expect={"status": "pending"})
+    assert _keys_in_step(store, other["id"])["lk_live_s"] == "=t9#waiting"
+    # Pending instances run nothing, so no execution moves the status under the test.
     assert api.post(f"/instances/{created['id']}/cancel")[0] == 200
     assert _keys_in_step(store, created["id"])["lk_live_s"] == "=t9#canceled"
     # A writer holding a stale record (it read `running`): the write is re-derived on what is there.
