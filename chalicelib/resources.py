@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from chalicelib.core.listing import INSTANCE_FAMILIES, TASK_FAMILIES, TASK_OVERDUE
+
 
 @dataclass(frozen=True)
 class Index:
@@ -62,36 +64,34 @@ DEFINITIONS = Table(
     indexes=(Index("by_kind", "kind", "name"),),
     env_var="STEPFLOW_DEFINITIONS_TABLE",
 )
-# Every listing filter has an index (newest first by created_key); notify_state is sparse: only
-# instances whose completion webhook still has to be (re)delivered are in by_notify. `chore` is sparse
-# too: it names the follow-up work an instance still needs ("launch": its execution is not recorded
-# yet; "close": it ended and its tasks or notifications may still be open), so the sweep reads only those.
+# Every listing is one query of a `list_*` index (core/listing.py: keyed on tenant + filters, newest
+# first by created_key; `list_live_*` leave deleted instances out). by_status is the reconciler's
+# (every tenant). notify_state is sparse: only instances whose completion webhook still has to be
+# (re)delivered are in by_notify. `chore` is sparse too: it names the follow-up work an instance still
+# needs ("launch": its execution is not recorded yet; "close": it ended and its tasks or notifications
+# may still be open), so the sweep reads only those.
 INSTANCES = Table(
     "InstancesTable", "instances", "id",
     indexes=(
-        Index("by_created", "partition", "created_key"),
-        Index("by_workflow", "definition_name", "created_key"),
+        *(Index(f.index, f.attribute, f.range_key) for f in INSTANCE_FAMILIES),
         Index("by_status", "status", "created_key"),
-        Index("by_tenant", "tenant_id", "created_key"),
-        Index("by_correlation", "correlation_id", "created_key"),
-        Index("by_creator", "created_by", "created_key"),
         Index("by_notify", "notify_state", "next_notify_at"),
         Index("by_chore", "chore", "chore_at"),
     ),
     env_var="STEPFLOW_INSTANCES_TABLE",
 )
-# Inbox queries and the sweep read indexes, never the table. The *_state attributes exist only while
-# an item needs that attention, so those indexes are sparse: the sweep reads due items only.
+# Inbox queries and the sweep read indexes, never the table. The `inbox_*` indexes are keyed on
+# tenant + filters (core/listing.py); inbox_overdue is sparse (overdue tasks only). The *_state
+# attributes exist only while an item needs that attention, so those indexes are sparse: the sweep
+# reads due items only. The table also holds one counter item per tenant (`counter#<tenant>`: pending
+# per group, pending in all, overdue), changed in the same transaction as the task it counts.
 TASKS = Table(
     "TasksTable", "tasks", "id",
     indexes=(
+        *(Index(f.index, f.attribute, f.range_key) for f in (*TASK_FAMILIES, TASK_OVERDUE)),
         Index("by_instance", "instance_id", "created_key"),
-        Index("by_assignee", "assignee_status", "created_key"),
-        Index("by_group", "group_status", "created_key"),
-        Index("by_status", "status", "created_key"),
         Index("by_due", "due_state", "due_at"),
         Index("by_reminder", "reminder_state", "reminder_at"),
-        Index("by_overdue", "overdue_state", "due_at"),
         Index("by_outbox", "outbox_state", "completed_at"),
         # Webhook tasks only (sparse): POST /callbacks/{key} finds its task without a scan.
         Index("by_callback_key", "callback_key"),

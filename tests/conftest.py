@@ -74,3 +74,28 @@ def api(local_aws: Any) -> Iterator[Api]:
 
     with Client(app_module.app) as client:
         yield Api(client)
+
+
+@pytest.fixture(autouse=True)
+def no_scans(request: Any) -> Iterator[None]:
+    """No request path may scan a table: a Scan from the app's DynamoDB client fails the test."""
+    if "local_aws" not in request.fixturenames:
+        yield
+        return
+    from chalicelib.aws.clients import client
+
+    local = request.getfixturevalue("local_aws")
+    events = client("dynamodb", local.region).meta.events
+    scans: list[str] = []
+
+    def refuse(params: Any = None, **_: Any) -> None:
+        scans.append(str((params or {}).get("TableName")))
+        raise AssertionError("a Scan on a request path: every read must be a key lookup or an index query")
+
+    events.register("before-parameter-build.dynamodb.Scan", refuse)
+    try:
+        yield
+    finally:
+        events.unregister("before-parameter-build.dynamodb.Scan", refuse)
+    assert not scans, f"Scan called on {scans}"
+

@@ -11,9 +11,13 @@ from chalice import Blueprint
 from chalicelib.api.auth import actor, principal, require_definition, require_instance, tenant_for_write
 from chalicelib.api.cursors import open_cursor, seal
 from chalicelib.api.http import BadRequest, bool_param, handles_errors, int_param, json_response, query, read_body
+from chalicelib.api.listing import listing_tenant, unindexed_message
+from chalicelib.core.listing import Unindexed
 
 STATUSES = ("pending", "running", "waiting", "completed", "failed", "canceled")
-FILTERS = ("workflow_name", "tenant_id", "correlation_id", "created_by", "status")
+FILTERS = ("workflow_name", "correlation_id", "created_by", "status")
+API_NAMES = {"workflow_name": "definition_name"}
+API_LABELS = {"definition_name": "workflow_name"}
 MAX_KEY = 255
 
 
@@ -73,25 +77,31 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         status = params.get("status")
         if status is not None and status not in STATUSES:
             raise BadRequest(f"'status' must be one of {', '.join(STATUSES)}")
-        filters = {("definition_name" if f == "workflow_name" else f): params.get(f) for f in FILTERS}
-        caller = principal()
-        if caller.authenticated:
-            if filters.get("tenant_id") not in (None, caller.tenant_id):
-                return json_response({"items": [], "limit": int_param(params, "limit", 20, 1, MAX_PAGE),
-                                      "offset": 0, "next_cursor": None})
-            filters["tenant_id"] = caller.tenant_id  # a tenant lists its own instances only
+        limit = int_param(params, "limit", 20, 1, MAX_PAGE)
+        filters = {API_NAMES.get(f, f): params.get(f) or None for f in FILTERS}
+        tenant, foreign = listing_tenant(params)
+        if foreign:
+            return json_response({"items": [], "limit": limit, "offset": 0, "next_cursor": None})
         for field in ("started_after", "started_before"):
             if params.get(field) and not _looks_like_time(params[field]):
                 raise BadRequest(f"'{field}' must be an ISO 8601 time such as 2026-01-31T12:00:00Z")
+        offset = int_param(params, "offset", 0, 0, MAX_PAGE)
+        if offset > limit:
+            # Skipped items are still read: an offset is held to one page. Pages follow next_cursor.
+            raise BadRequest(f"'offset' may be at most 'limit' ({limit}); follow next_cursor for later pages")
         found = services()
+        include_deleted = bool_param(params, "include_deleted")
         # The cursor is bound to the caller's tenant and to the filters (which choose the index).
-        selection = {"list": "instances", **filters, "started_after": params.get("started_after"),
-                     "started_before": params.get("started_before"),
-                     "include_deleted": bool_param(params, "include_deleted")}
-        page = found.instances.list(
-            filters=filters, started_after=params.get("started_after"), started_before=params.get("started_before"),
-            include_deleted=selection["include_deleted"], limit=int_param(params, "limit", 20, 1, MAX_PAGE),
-            start=open_cursor(found, params.get("cursor"), selection), offset=int_param(params, "offset", 0, 0, 10_000))
+        selection = {"list": "instances", **filters, "tenant_id": tenant, "started_after": params.get("started_after"),
+                     "started_before": params.get("started_before"), "include_deleted": include_deleted}
+        try:
+            page = found.instances.list(
+                filters=filters, tenant=tenant, started_after=params.get("started_after"),
+                started_before=params.get("started_before"), include_deleted=include_deleted, limit=limit,
+                start=open_cursor(found, params.get("cursor"), selection), offset=offset)
+        except Unindexed as exc:
+            raise BadRequest(unindexed_message(exc, API_LABELS, "include_deleted=true" if include_deleted else "")) \
+                from None
         return json_response(seal(found, page, selection))
 
     @bp.route("/instances/{instance_id}", methods=["GET"])

@@ -21,7 +21,7 @@ from chalicelib.api import auth
 from chalicelib.api.http import json_response
 from chalicelib.core import event_stream as es
 
-ERROR_CODES = {"400": "The request cannot be read (malformed body or parameter)",
+ERROR_CODES = {"400": "The request cannot be read (malformed body or parameter, or listing filters no index serves)",
                "401": "Authentication required or the token is not valid",
                "403": "The token's role or tenant does not allow this",
                "404": "Not found (also for another tenant's resources)",
@@ -49,7 +49,6 @@ def _text(max_length: int = 255, **extra: Any) -> dict[str, Any]:
 
 BOOL = {"type": "boolean"}
 
-
 def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
     from chalicelib.service.instances import MAX_PAGE  # the service layer loads with the spec, not the app
 
@@ -65,7 +64,8 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
             "started_after": {"type": "string", "format": "date-time"},
             "started_before": {"type": "string", "format": "date-time"},
             "include_deleted": BOOL, "limit": limit, "cursor": _text(2048),
-            "offset": {"type": "integer", "minimum": 0, "maximum": 10_000}},
+            "offset": {"type": "integer", "minimum": 0, "maximum": 100, "deprecated": True,
+                       "description": "at most `limit`; follow next_cursor instead"}},
         ("GET", "/instances/{instance_id}"): {"include_outputs": BOOL},
         ("DELETE", "/instances/{instance_id}"): {"purge": BOOL},
         ("POST", "/instances/{instance_id}/cancel"): {"reason": _text(1000)},
@@ -75,7 +75,8 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
             "wait": {"type": "number", "minimum": 0, "maximum": es.MAX_WAIT_SECONDS}},
         ("GET", "/tasks"): {"status": {"type": "string", "enum": ["pending", "completed", "expired", "canceled"]},
                             "assignee_id": _text(), "assignee_group": _text(), "instance_id": _text(),
-                            "overdue": BOOL, "limit": limit, "cursor": _text(2048)},
+                            "overdue": BOOL, "limit": limit, "cursor": _text(2048), "tenant_id": _text(100)},
+        ("GET", "/tasks/metrics"): {"tenant_id": _text(100)},
     }
 
 

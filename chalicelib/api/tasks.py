@@ -7,9 +7,11 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.api.auth import actor, principal, require_may_act, require_task, task_tenant, visible
+from chalicelib.api.auth import actor, require_may_act, require_task
 from chalicelib.api.cursors import open_cursor, seal
-from chalicelib.api.http import bool_param, handles_errors, int_param, json_response, query, read_body
+from chalicelib.api.http import BadRequest, bool_param, handles_errors, int_param, json_response, query, read_body
+from chalicelib.api.listing import listing_tenant, unindexed_message
+from chalicelib.core.listing import Unindexed
 
 
 def create_blueprint(services: Callable[[], Any]) -> Blueprint:
@@ -30,36 +32,38 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
             require_may_act(record)
         return request, who, record
 
-    def tenant_filter() -> Any:
-        caller = principal()
-        if not caller.authenticated:
-            return None
-        found = services()
-        return lambda record: visible({"tenant_id": task_tenant(found, record)})
-
     @bp.route("/tasks", methods=["GET"])
     @handles_errors
     def list_tasks() -> Any:
         from chalicelib.service.tasks import MAX_PAGE
 
         params = query(bp.current_request)
+        limit = int_param(params, "limit", 20, 1, MAX_PAGE)
+        tenant, foreign = listing_tenant(params)
+        if foreign:
+            return json_response({"items": [], "limit": limit, "next_cursor": None})
         found = services()
         # The cursor is bound to the caller's tenant and to the filters (which choose the index).
         selection = {"list": "tasks", "status": params.get("status"), "assignee_id": params.get("assignee_id"),
                      "assignee_group": params.get("assignee_group"), "instance_id": params.get("instance_id"),
-                     "overdue": bool_param(params, "overdue")}
-        page = found.tasks.list(
-            status=selection["status"], assignee_id=selection["assignee_id"],
-            assignee_group=selection["assignee_group"], instance_id=selection["instance_id"],
-            overdue=selection["overdue"], limit=int_param(params, "limit", 20, 1, MAX_PAGE),
-            start=open_cursor(found, params.get("cursor"), selection), keep=tenant_filter(),
-        )
+                     "overdue": bool_param(params, "overdue"), "tenant_id": tenant}
+        try:
+            page = found.tasks.list(
+                tenant=tenant, status=selection["status"], assignee_id=selection["assignee_id"],
+                assignee_group=selection["assignee_group"], instance_id=selection["instance_id"],
+                overdue=selection["overdue"], limit=limit, start=open_cursor(found, params.get("cursor"), selection))
+        except Unindexed as exc:
+            raise BadRequest(unindexed_message(exc, {"assignee": "assignee_id"})) from None
         return json_response(seal(found, page, selection))
 
     @bp.route("/tasks/metrics", methods=["GET"])
     @handles_errors
     def task_metrics() -> Any:
-        return json_response(services().tasks.metrics(keep=tenant_filter()))
+        tenant, foreign = listing_tenant(query(bp.current_request))
+        if foreign:  # another tenant's counters are not this caller's to read: nothing, as in the lists
+            return json_response({"pending_by_group": {}, "pending_total": 0, "overdue_count": 0,
+                                  "oldest_overdue_due_at": None, "oldest_overdue_age_seconds": None})
+        return json_response(services().tasks.metrics(tenant=tenant))
 
     @bp.route("/tasks/{task_id}", methods=["GET"])
     @handles_errors

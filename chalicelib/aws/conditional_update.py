@@ -24,6 +24,21 @@ def conditional_update(ddb: Any, table: str, key: dict[str, Any], *, set_: dict[
                        absent: Iterable[str] = ()) -> None:
     """`set_` values of None are removed; `expect` attributes must equal, `expect_not` ones must differ
     from each listed value, `require` ones exist and `absent` ones do not. The item must exist."""
+    request = update_request(table, key, set_=set_, remove=remove, expect=expect, expect_not=expect_not,
+                             require=require, absent=absent)
+    try:
+        ddb.update_item(**request)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            raise TransitionRefused(str(key)) from exc
+        raise
+
+
+def update_request(table: str, key: dict[str, Any], *, set_: dict[str, Any] | None = None,
+                   remove: Iterable[str] = (), expect: dict[str, Any] | None = None,
+                   expect_not: dict[str, list[Any]] | None = None, require: Iterable[str] = (),
+                   absent: Iterable[str] = ()) -> dict[str, Any]:
+    """The UpdateItem arguments of conditional_update (also an Update of a TransactWriteItems)."""
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
     sets, removes, conditions = [], [], ["attribute_exists(#key)"]
@@ -61,9 +76,14 @@ def conditional_update(ddb: Any, table: str, key: dict[str, Any], *, set_: dict[
     }
     if values:
         request["ExpressionAttributeValues"] = values
-    try:
-        ddb.update_item(**request)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            raise TransitionRefused(str(key)) from exc
-        raise
+    return request
+
+
+def holds(record: dict[str, Any], *, expect: dict[str, Any] | None = None,
+          expect_not: dict[str, list[Any]] | None = None) -> bool:
+    """Whether `record` meets the `expect`/`expect_not` conditions as DynamoDB evaluates them
+    (`<>` on a missing attribute is false)."""
+    if any(record.get(k) != v for k, v in (expect or {}).items()):
+        return False
+    return all(k in record and record[k] is not None and record[k] not in banned
+               for k, banned in (expect_not or {}).items())

@@ -1,4 +1,5 @@
-"""DynamoDB store of workflow instances: the index every listing is served from (never a scan)."""
+"""DynamoDB store of workflow instances: every listing is one query of the index its filters name
+(core/listing.py), whose derived keys each write keeps in step; never a scan, never a filter."""
 
 from __future__ import annotations
 
@@ -6,15 +7,17 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws.conditional_update import TransitionRefused, conditional_update  # noqa: F401 - re-exported
+from chalicelib.aws.conditional_update import TransitionRefused, conditional_update, holds
 from chalicelib.aws.items import from_item, to_item
 from chalicelib.aws.paging import query_all
-from chalicelib.errors import Conflict
+from chalicelib.core.listing import INSTANCE_KEY_INPUTS, Family, instance_keys
+from chalicelib.errors import Conflict, InvalidInput
 
-PARTITION = "instance"
-# Listing filters that have an index of their own, most selective first.
-INDEXED_FILTERS = (("correlation_id", "by_correlation"), ("created_by", "by_creator"), ("tenant_id", "by_tenant"),
-                   ("definition_name", "by_workflow"), ("status", "by_status"))
+# A write whose key inputs moved meanwhile is tried again on the fresh record (only then: a refusal
+# of the caller's own condition is the caller's answer).
+KEY_RETRIES = 4
+# The attributes a key-changing write pins to the values it derived the keys from.
+PINNED = ("status", "deleted_at")
 
 
 class InstanceStore:
@@ -24,7 +27,7 @@ class InstanceStore:
 
     def create(self, record: dict[str, Any]) -> None:
         """Creates the instance; Conflict when its id exists (an idempotent repeat, or a clash)."""
-        item = to_item({**record, "partition": PARTITION, "created_key": f"{record['created_at']}#{record['id']}"})
+        item = to_item({**record, **instance_keys(record), "created_key": f"{record['created_at']}#{record['id']}"})
         try:
             self._ddb.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(id)")
         except ClientError as exc:
@@ -39,28 +42,50 @@ class InstanceStore:
         return from_item(item["Item"]) if "Item" in item else None
 
     def update(self, instance_id: str, changes: dict[str, Any], *, expect: dict[str, Any] | None = None,
-               expect_not: dict[str, list[Any]] | None = None) -> None:
-        """Sets (None removes) attributes; `expect` must equal and `expect_not` values must not match."""
-        conditional_update(self._ddb, self._table, {"id": {"S": instance_id}}, set_=changes, expect=expect,
-                           expect_not=expect_not)
+               expect_not: dict[str, list[Any]] | None = None, record: dict[str, Any] | None = None) -> None:
+        """Sets (None removes) attributes; `expect` must equal and `expect_not` values must not match.
+
+        A change of a key input (status, deleted_at) rewrites the listing keys, derived from the record
+        as it will be: `record` (as the caller read it; read here when not given) with the changes. The
+        write is pinned to the key inputs it assumed, so keys never disagree with the item.
+        """
+        key = {"id": {"S": instance_id}}
+        if not INSTANCE_KEY_INPUTS & changes.keys():
+            conditional_update(self._ddb, self._table, key, set_=changes, expect=expect, expect_not=expect_not)
+            return
+        current = record
+        for _ in range(KEY_RETRIES):
+            if current is None:
+                current = self.get(instance_id)
+                if current is None:
+                    raise TransitionRefused(instance_id)
+            after = {**current, **changes}
+            pins = {a: current.get(a) for a in PINNED if a not in changes}
+            try:
+                conditional_update(
+                    self._ddb, self._table, key, set_={**changes, **instance_keys(after)},
+                    expect={**{a: v for a, v in pins.items() if v is not None}, **(expect or {})},
+                    expect_not=expect_not, absent=tuple(a for a, v in pins.items() if v is None))
+                return
+            except TransitionRefused:
+                fresh = self.get(instance_id)
+                if fresh is None or not holds(fresh, expect=expect, expect_not=expect_not) \
+                        or all(fresh.get(a) == v for a, v in pins.items()):
+                    raise
+                current = fresh  # a key input moved under us: derive again from what is there now
+        raise TransitionRefused(instance_id)
 
     def delete(self, instance_id: str) -> None:
         self._ddb.delete_item(TableName=self._table, Key={"id": {"S": instance_id}})
 
-    def search(self, filters: dict[str, str], *, started_after: str | None = None, started_before: str | None = None,
-               include_deleted: bool = False, limit: int = 20,
-               start: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        """Newest first through the most selective index; returns the page and where the next begins."""
-        index, key, value = "by_created", "partition", PARTITION
-        for field, index_name in INDEXED_FILTERS:
-            if filters.get(field):
-                index, key, value = index_name, field, filters[field]
-                break
-        names = {"#h": key}
+    def page(self, family: Family, value: str, *, started_after: str | None = None,
+             started_before: str | None = None, limit: int = 20,
+             start: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Newest first: one query of `family`'s index reading at most limit + 1 items (the one past
+        the page only tells whether another page follows); the page and where the next begins."""
+        names = {"#h": family.attribute, "#c": family.range_key}
         values: dict[str, Any] = {":h": {"S": value}}
         condition = "#h = :h"
-        if started_after or started_before:
-            names["#c"] = "created_key"
         if started_after and started_before:
             condition += " AND #c BETWEEN :lo AND :hi"
             values[":lo"], values[":hi"] = {"S": started_after}, {"S": started_before + "~"}
@@ -70,36 +95,28 @@ class InstanceStore:
         elif started_before:
             condition += " AND #c <= :hi"
             values[":hi"] = {"S": started_before + "~"}  # '~' sorts after the '#id' suffix
-        filter_parts = []
-        for i, (field, wanted) in enumerate(sorted((f, v) for f, v in filters.items() if v and f != key)):
-            names[f"#f{i}"] = field
-            values[f":f{i}"] = {"S": wanted}
-            filter_parts.append(f"#f{i} = :f{i}")
-        if not include_deleted:
-            names["#d"] = "deleted_at"
-            filter_parts.append("attribute_not_exists(#d)")
-        items: list[dict[str, Any]] = []
-        while True:
-            kwargs: dict[str, Any] = {
-                "TableName": self._table, "IndexName": index, "KeyConditionExpression": condition,
-                "ExpressionAttributeNames": names, "ExpressionAttributeValues": values, "ScanIndexForward": False,
-                "Limit": max(limit, 25),
-            }
-            if filter_parts:
-                kwargs["FilterExpression"] = " AND ".join(filter_parts)
-            if start:
-                kwargs["ExclusiveStartKey"] = start
-            page = self._ddb.query(**kwargs)
-            for raw in page["Items"]:
-                items.append(from_item(raw))
-                if len(items) == limit:
-                    # Continue right after this item, even if the page had more.
-                    following = {"id": raw["id"], "created_key": raw["created_key"], key: raw[key]}
-                    more = "LastEvaluatedKey" in page or raw is not page["Items"][-1]
-                    return items, following if more else None
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return items, None
+        else:
+            del names["#c"]
+        kwargs: dict[str, Any] = {
+            "TableName": self._table, "IndexName": family.index, "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names, "ExpressionAttributeValues": values, "ScanIndexForward": False,
+            "Limit": limit + 1,
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        try:
+            found = self._ddb.query(**kwargs)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ValidationException":  # a cursor of another index's shape
+                raise InvalidInput({"message": "cursor is not valid for this query; start without it",
+                                    "issues": []}) from None
+            raise
+        raw = found["Items"]
+        if len(raw) <= limit:
+            return [from_item(i) for i in raw], None
+        last = raw[limit - 1]
+        following = {"id": last["id"], family.range_key: last[family.range_key], family.attribute: last[family.attribute]}
+        return [from_item(i) for i in raw[:limit]], following
 
     def due_notifications(self, upto: str) -> list[dict[str, Any]]:
         return [from_item(i) for i in query_all(

@@ -6,11 +6,16 @@ get exactly one winner; the loser's write fails and nothing half-happens.
 
 from __future__ import annotations
 
+import random
+import time
 from typing import Any
 
-from chalicelib.aws.conditional_update import TransitionRefused, conditional_update  # noqa: F401 - re-exported
+from botocore.exceptions import ClientError
+
+from chalicelib.aws.conditional_update import TransitionRefused, update_request
 from chalicelib.aws.items import from_item, to_item
-from chalicelib.core.tasks import OPEN, index_keys
+from chalicelib.core.listing import COUNTER_INPUTS, TASK_KEY_ATTRIBUTES, counter_deltas, counter_id, task_keys
+from chalicelib.core.tasks import OPEN
 
 # Never returned to clients, logged or published: whoever holds the token can complete the step, and
 # the callback nonce (with the server secret) makes the callback key; its hash is bookkeeping.
@@ -19,40 +24,138 @@ SECRET_ATTRIBUTES = frozenset({"token", "snapshot", "callback_nonce", "callback_
 # drops it from the sparse by_callback_key index, so a used or ended key finds nothing.
 CALLBACK_ATTRIBUTES = ("callback_key", "callback_nonce")
 INTERNAL_ATTRIBUTES = frozenset({"created_key", "assignee_status", "group_status", "due_state", "reminder_state",
-                                 "overdue_state", "outbox_state", "completed_seq"})
+                                 "overdue_state", "outbox_state", "completed_seq", *TASK_KEY_ATTRIBUTES})
+# Two transactions on one counter item at once: DynamoDB cancels one (TransactionConflict) with nothing
+# written, so trying it again is safe; a few tries with jitter settle any realistic contention.
+CONFLICT_RETRIES = 8
+REGISTER_RETRIES = 4
 
 
 class TaskStore:
-    def __init__(self, ddb: Any, table: str):
+    def __init__(self, ddb: Any, table: str, *, sleep: Any = time.sleep):
         self._ddb = ddb
         self._table = table
+        self._sleep = sleep
 
     # -- writes ------------------------------------------------------------------------------
-    def put(self, record: dict[str, Any]) -> None:
-        """Writes a task as registered (a new attempt replaces the previous attempt's record)."""
-        item = {**record, **index_keys(record), "created_key": f"{record['created_at']}#{record['id']}"}
+    def put(self, record: dict[str, Any], *, before: dict[str, Any] | None = None) -> None:
+        """Writes a task as registered; a new attempt replaces `before` (the previous attempt's record).
+
+        Conditional on `before` still being there as it was (or on no record), in one transaction with
+        its tenant's counters; when another write moved the record meanwhile, it is read again.
+        """
+        item = {**record, **task_keys(record), "created_key": f"{record['created_at']}#{record['id']}"}
         if record["status"] == "pending":
             item["due_state"] = OPEN if record.get("due_at") else None
             item["reminder_state"] = OPEN if record.get("reminder_at") else None
-        self._ddb.put_item(TableName=self._table, Item=to_item(item))
+        for _ in range(REGISTER_RETRIES):
+            put: dict[str, Any] = {"TableName": self._table, "Item": to_item(item)}
+            if before is None:
+                put["ConditionExpression"] = "attribute_not_exists(id)"
+            else:
+                put["ConditionExpression"] = "#s = :s AND #a = :a"
+                put["ExpressionAttributeNames"] = {"#s": "status", "#a": "attempt"}
+                put["ExpressionAttributeValues"] = to_item({":s": before["status"], ":a": before["attempt"]})
+            try:
+                self._write({"Put": put}, counter_deltas(before, item))
+                return
+            except TransitionRefused:
+                before = self.get(record["id"])
+        raise TransitionRefused(record["id"])
 
-    def transition(self, task_id: str, *, expect: dict[str, Any] | None = None, set_: dict[str, Any] | None = None,
-                   remove: tuple[str, ...] = (), require: tuple[str, ...] = (), absent: tuple[str, ...] = (),
-                   after: dict[str, Any]) -> None:
+    def transition(self, task_id: str, *, before: dict[str, Any], after: dict[str, Any],
+                   expect: dict[str, Any] | None = None, set_: dict[str, Any] | None = None,
+                   remove: tuple[str, ...] = (), require: tuple[str, ...] = (), absent: tuple[str, ...] = ()) -> None:
         """One conditional write: `expect` attributes must equal, `require` ones exist, `absent` ones not.
 
-        `after` is the record as it will be, so the derived index keys are kept in step.
+        `before` is the record as the caller read it and `after` as it will be: the derived index keys
+        follow `after`, and the tenant's counters change by the difference, in the same transaction,
+        pinned to the counted attributes of `before` (a stale `before` is refused, never miscounted).
         """
-        keys = index_keys(after)
+        after = {k: v for k, v in after.items() if k not in remove}
+        keys = task_keys(after)
         changes = {**(set_ or {}), **{k: v for k, v in keys.items() if v is not None}}
         dropped = tuple(k for k, v in keys.items() if v is None)
         if after.get("status") != "pending":
             dropped += tuple(a for a in CALLBACK_ATTRIBUTES if a not in remove and a not in changes)
-        conditional_update(self._ddb, self._table, {"id": {"S": task_id}}, set_=changes, remove=(*remove, *dropped),
-                           expect=expect, require=require, absent=absent)
+        deltas = counter_deltas(before, after)
+        conditions: dict[str, Any] = dict(expect or {})
+        must_exist, must_lack = list(require), list(absent)
+        if deltas:
+            for attribute in COUNTER_INPUTS:
+                if attribute in conditions or attribute in must_exist or attribute in must_lack:
+                    continue
+                if before.get(attribute) is None:
+                    must_lack.append(attribute)
+                elif attribute == "overdue_state":
+                    must_exist.append(attribute)
+                else:
+                    conditions[attribute] = before[attribute]
+        request = update_request(self._table, {"id": {"S": task_id}}, set_=changes, remove=(*remove, *dropped),
+                                 expect=conditions, require=must_exist, absent=must_lack)
+        self._write({"Update": request}, deltas)
+
+    def _write(self, action: dict[str, Any], deltas: dict[str, dict[str, int]]) -> None:
+        """The task write alone, or with its counter ADDs in one TransactWriteItems; TransitionRefused
+        when the task's condition fails."""
+        if not deltas:
+            try:
+                if "Put" in action:
+                    self._ddb.put_item(**action["Put"])
+                else:
+                    self._ddb.update_item(**action["Update"])
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                    raise TransitionRefused(str(action)[:80]) from exc
+                raise
+            return
+        items = [action, *(self._counting(item, amounts) for item, amounts in deltas.items())]
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                self._ddb.transact_write_items(TransactItems=items)
+                return
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
+                if "ConditionalCheckFailed" in reasons or (not reasons and "ConditionalCheckFailed" in str(exc)):
+                    raise TransitionRefused("task") from exc
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
+                self._sleep(random.uniform(0, 0.01 * 2 ** attempt))  # noqa: S311 - jitter, not security
+
+    def _counting(self, item: str, amounts: dict[str, int]) -> dict[str, Any]:
+        names = {f"#c{i}": attribute for i, attribute in enumerate(amounts)}
+        values = {f":c{i}": {"N": str(n)} for i, n in enumerate(amounts.values())}
+        return {"Update": {"TableName": self._table, "Key": {"id": {"S": item}},
+                           "UpdateExpression": "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(amounts))),
+                           "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}}
+
+    def counters(self, tenant: str | None) -> dict[str, Any]:
+        """A tenant's counter item (pending per group, pending, overdue); empty before its first task."""
+        found = self._ddb.get_item(TableName=self._table, Key={"id": {"S": counter_id(tenant)}})
+        return {k: int(v["N"]) for k, v in found.get("Item", {}).items() if "N" in v}
 
     def delete(self, task_id: str) -> None:
-        self._ddb.delete_item(TableName=self._table, Key={"id": {"S": task_id}})
+        """Removes a task (purging its instance), its counts with it, in one transaction."""
+        for _ in range(REGISTER_RETRIES):
+            before = self.get(task_id)
+            if before is None:
+                return
+            delete = {"TableName": self._table, "Key": {"id": {"S": task_id}},
+                      "ConditionExpression": "#s = :s AND #a = :a",
+                      "ExpressionAttributeNames": {"#s": "status", "#a": "attempt"},
+                      "ExpressionAttributeValues": to_item({":s": before["status"], ":a": before.get("attempt", 0)})}
+            deltas = counter_deltas(before, None)
+            try:
+                if deltas:
+                    self._write({"Delete": delete}, deltas)
+                else:
+                    self._ddb.delete_item(TableName=self._table, Key=delete["Key"])
+                return
+            except TransitionRefused:
+                continue
+        raise TransitionRefused(task_id)
 
     # -- reads -------------------------------------------------------------------------------
     def get(self, task_id: str) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""Human-task rules that need no AWS: ids, index keys, form checks, the state a completion resumes."""
+"""Human-task rules that need no AWS: ids, form checks, the state a completion resumes."""
 
 from __future__ import annotations
 
@@ -35,16 +35,6 @@ def callback_key(secret: bytes, nonce: str) -> str:
 def callback_digest(key: str) -> str:
     """What the sparse by_callback_key index holds: a hash of the key, looked up by hashing the URL's key."""
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-def index_keys(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The derived attributes the inbox indexes are keyed on, for a record in its current status."""
-    status = record["status"]
-    keys: dict[str, Any] = {
-        "assignee_status": f"{record['assignee']}#{status}" if record.get("assignee") else None,
-        "group_status": f"{record['assignee_group']}#{status}" if record.get("assignee_group") else None,
-    }
-    return keys
 
 
 def form_issues(schema: Mapping[str, Any] | None, output: Any) -> list[dict[str, str]]:

@@ -95,7 +95,7 @@ class TaskRegistrar:
             nonce = live["callback_nonce"] if live else new_callback_nonce()
             record.update(event_type=step.event_type, callback_nonce=nonce,
                           callback_key=callback_digest(callback_key(self._callback_secret, nonce)))
-        self._store.put(record)
+        self._store.put(record, before=previous)
         self._record_created(record)
         if self._on_waiting is not None:
             try:

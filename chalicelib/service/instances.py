@@ -17,6 +17,7 @@ from chalicelib.aws.state_machines import InvalidToken, RedriveUnavailable
 from chalicelib.core.failures import public_error
 from chalicelib.core.history import STATUS_BY_EXECUTION, StepRecord, history_event, summarise
 from chalicelib.core.instance_data import merge_instance_data
+from chalicelib.core.listing import instance_index
 from chalicelib.core.model import Definition
 from chalicelib.core.runs import run_of_execution
 from chalicelib.core.schemas import schema_errors
@@ -118,7 +119,8 @@ class InstanceService(Launches, Endings):
         definition = self._definitions.get(record["definition_name"])
         intent = launch_intent(iso(self._now()))
         try:
-            self._store.update(instance_id, {"status": "running", **intent}, expect={"status": "pending"})
+            self._store.update(instance_id, {"status": "running", **intent}, expect={"status": "pending"},
+                               record=record)
         except TransitionRefused:
             raise Conflict("the instance was started meanwhile") from None
         self._launch({**record, **intent, "revision": definition["revision"], "version": definition["version"]},
@@ -266,7 +268,7 @@ class InstanceService(Launches, Endings):
         """
         changes = {**changes, **LAUNCH_DONE, "chore": CLOSE, "chore_at": iso(self._now())}
         try:
-            self._store.update(record["id"], changes, expect_not={"status": sorted(TERMINAL)})
+            self._store.update(record["id"], changes, expect_not={"status": sorted(TERMINAL)}, record=record)
         except TransitionRefused:
             return self._store.get(record["id"]) or record
         ended = {**record, **changes}
@@ -322,16 +324,17 @@ class InstanceService(Launches, Endings):
         return {"instance_id": record["id"], "run": run, "execution_arn": runs[run]["execution_arn"],
                 "events": [history_event(e) for e in shown], "next_cursor": cursor}
 
-    def list(self, *, filters: dict[str, str], started_after: str | None = None, started_before: str | None = None,
-             include_deleted: bool = False, limit: int = 20, start: dict[str, Any] | None = None,
-             offset: int = 0) -> dict[str, Any]:
-        """Newest first; pages follow `next_cursor` (an `offset` is also accepted, and read past).
+    def list(self, *, filters: dict[str, str | None], tenant: str | None, started_after: str | None = None,
+             started_before: str | None = None, include_deleted: bool = False, limit: int = 20,
+             start: dict[str, Any] | None = None, offset: int = 0) -> dict[str, Any]:
+        """Newest first, one index query (core/listing.py; Unindexed for filters no index serves).
 
+        Pages follow `next_cursor`; a deprecated `offset` (at most a page) skips items it still reads.
         `start`/`next_cursor` are raw index keys: the API seals them for clients (core/cursors.py).
         """
-        items, following = self._store.search(
-            {k: v for k, v in filters.items() if v}, started_after=started_after, started_before=started_before,
-            include_deleted=include_deleted, limit=limit + offset, start=start)
+        family, value = instance_index(filters, tenant=tenant, include_deleted=include_deleted)
+        items, following = self._store.page(family, value, started_after=started_after,
+                                             started_before=started_before, limit=limit + offset, start=start)
         return {"items": [_brief(r) for r in items[offset:]], "limit": limit, "offset": offset,
                 "next_cursor": following or None}
 
@@ -371,7 +374,7 @@ class InstanceService(Launches, Endings):
         definition = self._definitions.get(record["definition_name"])
         try:
             self._store.update(instance_id, {"status": "running", "completed_at": None, "error": None,
-                                             "output": None}, expect={"status": "failed"})
+                                             "output": None}, expect={"status": "failed"}, record=record)
         except TransitionRefused:
             raise Conflict("the instance changed meanwhile") from None
         runs = record.get("runs") or [{"execution_arn": record["execution_arn"]}]
@@ -407,7 +410,7 @@ class InstanceService(Launches, Endings):
                 events.purge(instance_id)
             self._store.delete(instance_id)
             return {"id": instance_id, "purged": True}
-        self._store.update(instance_id, {"deleted_at": iso(self._now())})
+        self._store.update(instance_id, {"deleted_at": iso(self._now())}, record=record)
         return {"id": instance_id, "deleted": True}
 
     # -- keeping the index in step -----------------------------------------------------------------

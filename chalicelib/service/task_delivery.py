@@ -87,14 +87,14 @@ class Delivery:
                      seq=record.get("completed_seq"))
         self._publisher.publish("task.completed", {"task": public(record)})
         try:
-            self._store.transition(record["id"], remove=("outbox_state",), after=record)
+            self._store.transition(record["id"], remove=("outbox_state",), after=record, before=record)
         except Exception:  # noqa: BLE001 - delivered; a mark left behind is found spent by our send
             events_log.warning("outbox mark not removed; the sweep removes it", exc_info=True)
         self._closed(record["instance_id"])
 
     def _expire(self, record: dict[str, Any], reason: str) -> None:
         self._store.transition(record["id"], set_={"status": "expired", "closed_reason": reason},
-                               remove=("outbox_state",), after={**record, "status": "expired"})
+                               remove=("outbox_state",), after={**record, "status": "expired"}, before=record)
         self._record(record, "task.expired", {"reason": reason})
 
     def _closed(self, instance_id: str) -> None:
@@ -131,7 +131,7 @@ class Delivery:
             try:
                 self._store.transition(record["id"], expect={"status": "pending"},
                                        set_={"status": status, "closed_at": iso(self._now()), "closed_reason": reason},
-                                       remove=CLOSED_ATTRIBUTES, after={**record, "status": status})
+                                       remove=CLOSED_ATTRIBUTES, after={**record, "status": status}, before=record)
             except TransitionRefused:
                 continue
             self._record(record, f"task.{status}", {"reason": reason})

@@ -14,6 +14,7 @@ from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.aws.task_store import public
 from chalicelib.core.decisions import Writes, decided_fields
 from chalicelib.core.event_stream import callback_path
+from chalicelib.core.listing import TASK_OVERDUE, key_value, metrics_of, task_index
 from chalicelib.core.tasks import OPEN, STATUSES, callback_digest, callback_key, form_issues
 from chalicelib.core.times import iso
 from chalicelib.errors import Conflict, FieldErrors, Gone, InvalidInput, NotFound
@@ -71,67 +72,40 @@ class TaskService(Delivery):
             record["status"] == "pending" and bool(record.get("due_at")) and record["due_at"] <= iso(self._now()))
         return view
 
-    def list(self, *, status: str | None = None, assignee_id: str | None = None, assignee_group: str | None = None,
-             instance_id: str | None = None, overdue: bool = False, limit: int = 20,
-             start: dict[str, Any] | None = None,
-             keep: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
-        """One page from the most selective index; status is `pending` unless given (or by instance).
+    def list(self, *, tenant: str | None, status: str | None = None, assignee_id: str | None = None,
+             assignee_group: str | None = None, instance_id: str | None = None, overdue: bool = False,
+             limit: int = 20, start: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One page of one tenant's tasks: one index query reading at most limit + 1 items.
 
-        `start`/`next_cursor` are raw index keys: the API seals them (core/cursors.py), since the key
-        where a page stopped may be an item the page left out (another tenant's).
+        status is `pending` unless given (or by instance). Filters no index serves raise Unindexed.
+        `start`/`next_cursor` are raw index keys: the API seals them (core/cursors.py).
         """
         if status is not None and status not in STATUSES:
             raise InvalidInput({"message": f"status must be one of {', '.join(STATUSES)}", "issues": []})
-        if instance_id:
-            index, key, value = "by_instance", "instance_id", instance_id
-        elif overdue:
-            index, key, value = "by_overdue", "overdue_state", OPEN
-        elif assignee_id:
-            index, key, value = "by_assignee", "assignee_status", f"{assignee_id}#{status or 'pending'}"
-        elif assignee_group:
-            index, key, value = "by_group", "group_status", f"{assignee_group}#{status or 'pending'}"
-        else:
-            index, key, value = "by_status", "status", status or "pending"
+        family, value = task_index({"status": status, "assignee": assignee_id, "assignee_group": assignee_group,
+                                    "instance_id": instance_id}, tenant=tenant, overdue=overdue)
         try:
-            items, last = self._store.query(index, key, value, limit=limit, start=start)
+            items, last = self._store.query(family.index, family.attribute, value, limit=limit + 1, start=start)
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ValidationException":  # a cursor that was tampered with
+            if exc.response["Error"]["Code"] == "ValidationException":  # a cursor of another index's shape
                 raise InvalidInput({"message": "cursor is not valid for this query", "issues": []}) from None
             raise
+        following = None
+        if len(items) > limit:
+            items, kept = items[:limit], items[limit - 1]
+            following = {k: {"S": kept[k]} for k in ("id", family.attribute, family.range_key)}
+        return {"items": [self._present(r) for r in items], "limit": limit, "next_cursor": following}
 
-        def selected(record: dict[str, Any]) -> bool:
-            # The index chose by one filter; the others narrow the page (keep: the caller's tenant).
-            return (keep is None or keep(record)) and ((status is None or record["status"] == status)
-                    and (not assignee_id or record.get("assignee") == assignee_id)
-                    and (not assignee_group or assignee_group == record.get("assignee_group")
-                         or assignee_group in (record.get("candidate_groups") or [])))
-
-        return {"items": [self._present(r) for r in items if selected(r)], "limit": limit,
-                "next_cursor": last or None}
-
-    def metrics(self, keep: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
-        """Pending tasks per group, how many are overdue, and how long the oldest has been overdue."""
-        per_group: dict[str, int] = {}
-        for record in self._all("by_status", "status", "pending"):
-            if keep is not None and not keep(record):
-                continue
-            group = record.get("assignee_group") or "(none)"
-            per_group[group] = per_group.get(group, 0) + 1
-        overdue = [r for r in self._all("by_overdue", "overdue_state", OPEN, newest_first=False)
-                   if keep is None or keep(r)]
-        oldest = min((r["due_at"] for r in overdue), default=None)
+    def metrics(self, *, tenant: str | None) -> dict[str, Any]:
+        """Pending tasks per group, how many are overdue, and how long the oldest has been overdue:
+        the tenant's counter item and one item of the overdue index, whatever the number of tasks."""
+        counts = metrics_of(self._store.counters(tenant))
+        oldest_items, _ = self._store.query(TASK_OVERDUE.index, TASK_OVERDUE.attribute, key_value(tenant, ()),
+                                            limit=1, newest_first=False)
+        oldest = oldest_items[0]["due_at"] if oldest_items else None
         age = (self._now() - datetime.fromisoformat(oldest.replace("Z", "+00:00"))).total_seconds() if oldest else None
-        return {"pending_by_group": dict(sorted(per_group.items())), "pending_total": sum(per_group.values()),
-                "overdue_count": len(overdue), "oldest_overdue_due_at": oldest,
+        return {**counts, "oldest_overdue_due_at": oldest,
                 "oldest_overdue_age_seconds": round(age) if age is not None else None}
-
-    def _all(self, index: str, key: str, value: str, *, newest_first: bool = True):
-        start = None
-        while True:
-            items, start = self._store.query(index, key, value, start=start, newest_first=newest_first)
-            yield from items
-            if not start:
-                return
 
     # -- acting ------------------------------------------------------------------------------
     def complete(self, task_id: str, output: Any, completed_by: str, comment: str | None = None, *,
@@ -167,15 +141,16 @@ class TaskService(Delivery):
         # next step writes; the event is written there only once the completion stands (delivered).
         received_seq = self._stamp() if received is not None else None
         seq = self._stamp()
-        after = {**record, "status": "completed", "completed_at": now, "completed_by": completed_by,
-                 "comment": comment, "output_data": output, "completed_seq": seq}
+        closed = ("due_state", "reminder_state", "overdue_state")
+        after = {**{k: v for k, v in record.items() if k not in closed}, "status": "completed", "completed_at": now,
+                 "completed_by": completed_by, "comment": comment, "output_data": output, "completed_seq": seq}
         try:
             # The one write that decides who completed the task; outbox_state marks it undelivered.
             self._store.transition(
                 record["id"], expect={"status": "pending", "attempt": record["attempt"]},
                 set_={"status": "completed", "completed_at": now, "completed_by": completed_by, "comment": comment,
                       "output_data": output, "outbox_state": OPEN, "completed_seq": seq},
-                remove=("due_state", "reminder_state", "overdue_state"), after=after)
+                remove=closed, after=after, before=record)
         except TransitionRefused:
             self._require_pending(self.get(record["id"]))
             raise Conflict("the task changed while it was being completed; reload it") from None
@@ -296,7 +271,7 @@ class TaskService(Delivery):
         if record.get("assignee") and not expect_absent_assignee:
             expect["assignee"] = record["assignee"]
         try:
-            self._store.transition(record["id"], expect=expect, set_=changes, after={**record, **changes},
+            self._store.transition(record["id"], expect=expect, set_=changes, after={**record, **changes}, before=record,
                                    absent=("assignee",) if expect_absent_assignee else ())
         except TransitionRefused:
             raise Conflict("the task changed meanwhile; reload it") from None
@@ -331,7 +306,8 @@ class TaskService(Delivery):
             stats["read"] += 1
             try:
                 self._store.transition(record["id"], expect={"status": "pending"}, require=("reminder_state",),
-                                       set_={"reminded_at": iso(now)}, remove=("reminder_state",), after=record)
+                                       set_={"reminded_at": iso(now)}, remove=("reminder_state",), after=record,
+                                       before=record)
             except TransitionRefused:
                 continue
             self._publisher.publish("task.reminder", {"task": public(record)})
@@ -363,7 +339,7 @@ class TaskService(Delivery):
         try:
             # Only the sweep that removes due_state escalates: overlapping sweeps cannot both win.
             self._store.transition(record["id"], expect={"status": "pending"}, require=("due_state",),
-                                   set_=changes, remove=("due_state",), after=after)
+                                   set_=changes, remove=("due_state",), after=after, before=record)
         except TransitionRefused:
             return 0
         self._publisher.publish("task.overdue", {"task": public(after), "action": action})
@@ -386,7 +362,7 @@ class TaskService(Delivery):
         try:
             self._store.transition(record["id"], expect={"status": "pending"}, set_={"status": "expired",
                                    "completed_at": iso(self._now()), "completed_by": ESCALATION_ACTOR},
-                                   remove=("overdue_state", "reminder_state"), after={**record, "status": "expired"})
+                                   remove=("overdue_state", "reminder_state"), after={**record, "status": "expired"}, before=record)
         except TransitionRefused:
             return
         try:

@@ -35,19 +35,25 @@ export async function instancesView(main, context) {
   clear(main, h('h1', {}, 'Instances'), filters, updated, tableBox, pager);
 
   let lastSignature = null;
+  // Pages follow next_cursor (an offset would read every skipped item); `trail` holds the cursors of
+  // the pages before this one, so "Previous page" goes back without re-reading from the start.
+  let cursor = null;
+  let trail = [];
+  const turn = (to, back) => h('button', { type: 'button', class: 'link', onclick: async () => {
+    if (back) cursor = trail.pop() ?? null; else { trail.push(cursor); cursor = to; }
+    lastSignature = null;
+    await load();
+  } }, back ? 'Previous page' : 'Next page');
   const load = async ({ quiet = false } = {}) => {
-    const offset = Number(params.offset || 0);
     const page = await api.get(`/instances${qs({ status: params.status, workflow_name: params.workflow_name,
-      limit: PAGE, offset })}`);
+      limit: PAGE, cursor })}`);
     if (!context.alive) return;
     const signature = JSON.stringify(page.items.map((i) => [i.id, i.status]));
     if (signature !== lastSignature) {
       if (quiet && lastSignature !== null) announce('The instance list changed.');
       lastSignature = signature;
       clear(tableBox, instanceTable(page.items, params));
-      clear(pager,
-        offset > 0 ? h('a', { href: `#/instances${qs({ ...params, offset: Math.max(0, offset - PAGE) })}` }, 'Previous page') : null,
-        page.items.length === PAGE ? h('a', { href: `#/instances${qs({ ...params, offset: offset + PAGE })}` }, 'Next page') : null);
+      clear(pager, trail.length ? turn(null, true) : null, page.next_cursor ? turn(page.next_cursor, false) : null);
     }
     updated.textContent = `Updated ${new Date().toLocaleTimeString()}.`;
   };
@@ -56,6 +62,8 @@ export async function instancesView(main, context) {
     params.status = status.value;
     params.workflow_name = workflow.value;
     delete params.offset;
+    cursor = null;
+    trail = [];
     context.setQuery(params);
     lastSignature = null;
     await load();

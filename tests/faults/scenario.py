@@ -17,6 +17,7 @@ from typing import Any
 from chalicelib.aws.event_store import EventStore
 from chalicelib.aws.instance_store import InstanceStore
 from chalicelib.aws.task_store import TaskStore
+from chalicelib.core.listing import instance_index
 from stepflow_local.schedules import scheduled_event
 from stepflow_local.status_events import StatusWatcher, status_handlers
 
@@ -118,8 +119,13 @@ class Scenario:
 
     # -- observing -----------------------------------------------------------------------------
     def all_instances(self) -> list[dict[str, Any]]:
-        items, _ = self.instances.search({"definition_name": FLOW["name"]}, include_deleted=True, limit=1000)
-        return [self.instances.get(i["id"]) for i in items]
+        family, value = instance_index({"definition_name": FLOW["name"]}, tenant=None, include_deleted=True)
+        items, start = [], None
+        while True:
+            page, start = self.instances.page(family, value, limit=100, start=start)
+            items += page
+            if not start:
+                return [self.instances.get(i["id"]) for i in items]
 
     def open_task(self, instance_id: str) -> dict[str, Any] | None:
         return next((t for t in self.tasks.for_instance(instance_id) if t["status"] == "pending"), None)

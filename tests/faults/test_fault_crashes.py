@@ -83,7 +83,7 @@ def test_a_start_that_never_succeeds_fails_the_instance_with_a_clear_error(scena
     assert scenario.check()["failed"] == 1
 
 
-@pytest.mark.parametrize("after", [("dynamodb", "UpdateItem"), ("stepfunctions", "SendTaskSuccess")],
+@pytest.mark.parametrize("after", [("dynamodb", "TransactWriteItems"), ("stepfunctions", "SendTaskSuccess")],
                          ids=["completion_write", "send_task_success"])
 def test_a_completion_cut_short_stands_after_one_sweep(scenario, faults, after):
     scenario.register()

@@ -125,6 +125,7 @@ def test_32_concurrent_completions_of_each_task_give_exactly_one_success(world):
     tasks = [task(i) for i in range(12)]
     for record in tasks:
         world.store.put(record)
+    assert world.service.metrics(tenant=None)["pending_by_group"] == {"reviewers": 12}
     barrier = threading.Barrier(32)
 
     def complete(task_id, who):
@@ -140,6 +141,8 @@ def test_32_concurrent_completions_of_each_task_give_exactly_one_success(world):
             outcomes = list(pool.map(lambda who, tid=record["id"]: complete(tid, who), range(32)))
             assert outcomes.count("ok") == 1, outcomes
             assert outcomes.count("conflict") == 31
+    # The counters moved once per task, in the winner's transaction: none is pending, none below zero.
+    assert world.store.counters(None) == {"pending": 0, "group=reviewers": 0}
     delivered = [token for token, _ in world.machines.successes]
     assert sorted(delivered) == sorted(r["token"] for r in tasks)  # one SendTaskSuccess per task
     for record in tasks:
@@ -176,9 +179,9 @@ def test_overlapping_sweeps_escalate_each_overdue_task_once_and_read_only_due_it
         stored = world.store.get(record["id"])
         assert stored["assignee_group"] == "leads" and stored["escalated_at"] == iso(world.clock.now)
     assert world.service.sweep() == {"read": 0, "escalated": 0, "reminded": 0, "redelivered": 0}
-    listed = world.service.list(overdue=True, limit=100)["items"]
+    listed = world.service.list(tenant=None, overdue=True, limit=100)["items"]
     assert sorted(t["id"] for t in listed) == sorted(r["id"] for r in due)
-    metrics = world.service.metrics()
+    metrics = world.service.metrics(tenant=None)
     assert metrics["overdue_count"] == 5 and metrics["oldest_overdue_age_seconds"] == 3600
     assert metrics["pending_total"] == 305
 
@@ -208,7 +211,7 @@ def test_an_escalation_completes_only_within_the_steps_declared_writes(world):
     assert output["data"]["auto_review"] == {"approved": False} and "approved" not in output["data"]
     refused = world.store.get("task0002")
     assert refused["status"] == "pending" and refused["escalated_at"] and "output_data" not in refused
-    assert [t["id"] for t in world.service.list(overdue=True)["items"]] == ["task0002"]
+    assert [t["id"] for t in world.service.list(tenant=None, overdue=True)["items"]] == ["task0002"]
 
 
 def test_reminders_are_sent_once(world):

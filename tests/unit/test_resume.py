@@ -40,7 +40,7 @@ class Store:
     def get(self, instance_id):
         return dict(self.record) if instance_id == self.record["id"] else None
 
-    def update(self, instance_id, changes, *, expect=None, expect_not=None):
+    def update(self, instance_id, changes, *, expect=None, expect_not=None, record=None):
         if any(self.record.get(k) != v for k, v in (expect or {}).items()):
             raise TransitionRefused(instance_id)
         if any(self.record.get(k) in v for k, v in (expect_not or {}).items()):

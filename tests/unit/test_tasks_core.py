@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.core.tasks import form_issues, index_keys, may_act, resumed_state, task_id_for
+from chalicelib.core.tasks import form_issues, may_act, resumed_state, task_id_for
 
 FORM = {"type": "object", "required": ["approved"],
         "properties": {"approved": {"type": "boolean"}, "comments": {"type": "string", "maxLength": 5}}}
@@ -33,12 +33,6 @@ def test_may_act_assignee_group_member_or_admin():
     assert may_act(record, "eve", ["managers"])
     assert not may_act(record, "eve", ["finance"])
     assert may_act(record, "eve", admin=True)
-
-
-def test_index_keys_follow_status():
-    assert index_keys({"status": "pending", "assignee": "bob", "assignee_group": "g"}) == {
-        "assignee_status": "bob#pending", "group_status": "g#pending"}
-    assert index_keys({"status": "completed"}) == {"assignee_status": None, "group_status": None}
 
 
 def test_task_ids_are_stable_per_execution_step():
