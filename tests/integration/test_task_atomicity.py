@@ -252,6 +252,12 @@ def test_overlapping_sweep_handlers_on_the_local_runtime_escalate_each_task_once
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events.put_rule(Name="overdue", EventPattern='{"detail-type": ["task.overdue"]}')
     events.put_targets(Rule="overdue", Targets=[{"Id": "queue", "Arn": queue_arn}])
+    event = api.client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event", detail={},
+                                                resources=[])
+    # Chalice builds an event handler's middleware chain on its first call, and that is not thread-safe
+    # ("generator already executing"); Lambda never runs two invocations in one process, and the local
+    # runtime's scheduler runs one sweep at a time. One sweep before any task exists builds it.
+    api.client.lambda_.invoke("overdue_sweep", event)
     assert api.post("/definitions", OVERDUE_REVIEW)[0] in (200, 201)
     ids = [api.post("/instances", {"definition_name": "overdue_review", "input_data": {}})[1]["id"] for _ in range(6)]
     tasks = [api.one_task(f"instance_id={i}") for i in ids]
@@ -261,8 +267,6 @@ def test_overlapping_sweep_handlers_on_the_local_runtime_escalate_each_task_once
         assert time.monotonic() < deadline
         time.sleep(0.1)
 
-    event = api.client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event", detail={},
-                                                resources=[])
     barrier = threading.Barrier(4)
 
     def sweep(_):
