@@ -27,6 +27,7 @@ class Endings:
     _tasks: Any
     _notifier: Any
     _now: Any
+    _publish: Any
 
     def _close(self, record: dict[str, Any]) -> None:
         """An ended instance's follow-up: its open tasks closed, instance.ended, the webhook; repeatable."""

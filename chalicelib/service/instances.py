@@ -9,29 +9,26 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from chalicelib.aws.conditional_update import TransitionRefused
-from chalicelib.aws.state_machines import InvalidToken, RedriveUnavailable
+from chalicelib.aws.state_machines import RedriveUnavailable
 from chalicelib.core.failures import public_error
-from chalicelib.core.history import STATUS_BY_EXECUTION, StepRecord, history_event, summarise
 from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.listing import instance_index
 from chalicelib.core.model import Definition
-from chalicelib.core.runs import run_of_execution
 from chalicelib.core.schemas import schema_errors
-from chalicelib.core.step_log import SILENT, close_open, fold, may_have_ended
 from chalicelib.core.times import as_iso, iso
 from chalicelib.errors import Conflict, InvalidInput, NotFound
 from chalicelib.service.endings import CLOSE, Endings
-from chalicelib.service.launches import LAUNCH_DONE, WATCH, Launches, launch_intent
+from chalicelib.service.instance_views import InstanceViews, brief, settled_launch, trust_final_output
+from chalicelib.service.launches import LAUNCH_DONE, Launches, launch_intent
+from chalicelib.service.reconciliation import Reconciliation
 from chalicelib.service.requests import StartInstance
 
 TERMINAL = frozenset({"completed", "failed", "canceled"})
 LIVE = frozenset({"running", "waiting"})
-WATCH_AGAIN = timedelta(minutes=10)  # a running instance checked and found running: checked again then
-RECONCILE_BATCH = 500  # watches checked per sweep; the rest wait for the next one
 MAX_PAGE = 100
 MAX_HISTORY_PAGE = 200
 SYNC_WAIT_CAP = 25.0  # inside API Gateway's 29 s integration timeout
@@ -50,7 +47,7 @@ def input_issues(schema: dict[str, Any] | None, data: dict[str, Any]) -> list[di
     return issues
 
 
-class InstanceService(Launches, Endings):
+class InstanceService(InstanceViews, Reconciliation, Launches, Endings):
     def __init__(self, definitions: Any, store: Any, machines: Any, loader: Any, now: Callable[[], datetime], *,
                  tasks: Any = None, notifier: Any = None, publisher: Any = None,
                  events: Callable[[], Any] | None = None, sleep: Callable[[float], None] = time.sleep):
@@ -159,83 +156,6 @@ class InstanceService(Launches, Endings):
     def _definition(self, record: dict[str, Any]) -> Definition:
         return self._loader.load(record["definition_name"], record["revision"]).definition
 
-    def _history_view(self, record: dict[str, Any]) -> Any:
-        """The history summary of every run (carried steps included): read only where the log falls
-        short (core/step_log.py) and by the history endpoint's callers."""
-        definition = self._definition(record)
-        kinds = {s.id: s.type for s in definition.steps}
-        runs = record.get("runs") or [{"execution_arn": record["execution_arn"]}]
-        # A redrive continues the same execution: read each execution's history once.
-        arns = list(dict.fromkeys(run["execution_arn"] for run in runs))
-        summaries = [summarise(self._machines.history(arn), kinds) for arn in arns]
-        summary = summaries[-1]
-        # A resumed run skips the steps an earlier run finished: show their earlier records.
-        for earlier in reversed(summaries[:-1]):
-            for step, step_record in earlier.steps.items():
-                if step_record.status == "succeeded" and step not in summary.outputs:
-                    summary.outputs[step] = earlier.outputs.get(step)
-                current = summary.steps.get(step)
-                if current is None or (step_record.status == "succeeded" and current.attempts == 0):
-                    summary.steps[step] = step_record
-        return summary
-
-    def _log(self, record: dict[str, Any]) -> list[dict[str, Any]] | None:
-        """The instance's whole event log (one query, paged past 1 MB); None without a log."""
-        events = self._events()
-        return events.everything(record["id"]) if events is not None and hasattr(events, "everything") else None
-
-    def _summary(self, record: dict[str, Any], log: list[dict[str, Any]] | None, *, ended: str | None = None,
-                 error: dict[str, Any] | None = None) -> Any:
-        """Step records from the log; from the history only when the log cannot tell."""
-        loaded = self._loader.load(record["definition_name"], record["revision"])
-        if log is not None:
-            folded = fold(log, loaded.definition, loaded.order, record.get("input"), ended=ended,
-                          error=error if error is not None else record.get("error"))
-            if not folded.needs_history:
-                return folded.summary
-        summary = self._history_view(record)
-        if ended:
-            close_open(summary, ended)
-        return summary
-
-    def _current(self, record: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-        """The record as it stands and its step records, read from the record and the event log.
-
-        The execution is described only when the record says it runs but the log cannot vouch for it:
-        nothing is open (it may have ended with its status event still on the way), a timer waits, or
-        an open step is past its timeout. Its history is read only where the log falls short.
-        """
-        if not _settled_launch(record):
-            return record, None
-        log = self._log(record)
-        status = record["status"]
-        if status in TERMINAL:
-            summary = self._summary(record, log, ended=status)
-            kinds = {s.id: s.type for s in self._definition(record).steps}
-            if status == "completed" and any(
-                    r.status == "succeeded" and r.output is None and kinds.get(r.step_name) not in SILENT
-                    for r in summary.steps.values()):
-                # An output the log does not hold yet: the succeeded execution's output is authoritative.
-                _trust_final_output(summary, self._machines.describe(record["execution_arn"]))
-            return record, summary
-        summary = self._summary(record, log)
-        if may_have_ended(summary, self._definition(record), self._now()):
-            execution = self._machines.describe(record["execution_arn"])
-            ended = STATUS_BY_EXECUTION.get(execution["status"], "running")
-            if ended in TERMINAL:
-                record = self._settle_end(record, ended, summary, execution)
-                return record, self._summary(record, log, ended=record["status"])
-        kinds = {s.id: s.type for s in self._definition(record).steps}
-        live = "waiting" if any(kinds.get(s) in ("human", "webhook") for s in summary.current_steps) else "running"
-        if record["status"] != live:
-            try:
-                self._store.update(record["id"], {"status": live}, expect={"status": record["status"]})
-            except TransitionRefused:
-                pass
-            record = {**record, "status": live}
-        data = merge_instance_data(record.get("input") or {}, summary.outputs, self._order(record))
-        return {**record, "context": data}, summary
-
     def get(self, instance_id: str, *, with_outputs: bool = True, record: dict[str, Any] | None = None) -> dict[str, Any]:
         """The instance's view; `record` is the one the caller (the route's guard) already read."""
         record, summary = self._current(record if record is not None else self._record(instance_id))
@@ -252,7 +172,7 @@ class InstanceService(Launches, Endings):
         if record["status"] in TERMINAL and record.get("completed_at"):
             return record
         if status == "completed":
-            _trust_final_output(summary, execution)
+            trust_final_output(summary, execution)
         data = merge_instance_data(record.get("input") or {}, summary.outputs, self._order(record))
         changes = {"status": status, "completed_at": as_iso(execution.get("stopDate")) or iso(self._now()),
                    "output": data if status == "completed" else None,
@@ -278,52 +198,6 @@ class InstanceService(Launches, Endings):
             log.warning("closing instance %s was cut short; the sweep finishes it", record["id"], exc_info=True)
         return self._store.get(record["id"]) or ended
 
-    def _view(self, record: dict[str, Any], summary: Any, *, with_outputs: bool = True) -> dict[str, Any]:
-        steps = list(summary.steps.values()) if summary else []
-        total = len(self._definition(record).steps) if record.get("revision") else 0
-        done = sum(1 for s in steps if s.status == "succeeded")
-        # Steps on branches a gateway did not take never run: once the instance completes they count
-        # as skipped, so a completed instance is at 100 %.
-        skipped = total - done if record["status"] == "completed" else 0
-        percent = 100 if record["status"] == "completed" else (round(100 * done / total) if total else 0)
-        return {
-            **_brief(record),
-            "revision": record.get("revision"),
-            "current_step": summary.current_steps[-1] if summary and summary.current_steps else None,
-            "current_steps": summary.current_steps if summary else [],
-            "context_data": record.get("context") if record.get("context") is not None else record.get("input"),
-            "input_data": record.get("input"),
-            "output": record.get("output"),
-            "error": record.get("error") or (summary.error if summary else None),
-            "progress": {"completed_steps": done, "skipped_steps": skipped, "total_steps": total, "percent": percent},
-            "step_history": [s.as_dict(with_output=with_outputs) for s in steps],
-            "runs": record.get("runs") or [],
-            "notifications": record.get("notifications") or [],
-        }
-
-    def history(self, record: dict[str, Any], run: int, position: Any, limit: int) -> dict[str, Any]:
-        """One page of a run's execution history (Step Functions' own events, task tokens left out).
-        `position`/`next_cursor` are raw ({token, skip}: Step Functions' page token and how much of that
-        page was handed out already, for an emulator that ignores maxResults); the API seals them."""
-        runs = record.get("runs") or ([{"execution_arn": record["execution_arn"]}] if record.get("execution_arn") else [])
-        if not runs:
-            return {"instance_id": record["id"], "run": run, "events": [], "next_cursor": None}
-        position = position if isinstance(position, dict) else {}
-        token, skip = position.get("token"), int(position.get("skip") or 0)
-        try:
-            events, following = self._machines.history_page(runs[run]["execution_arn"], token, limit)
-        except InvalidToken:
-            raise InvalidInput({"message": "cursor is not valid for this history", "issues": []}) from None
-        except NotFound:
-            events, following = [], None  # not started yet, or gone with Step Functions' retention
-        shown = events[skip:skip + limit]
-        if skip + limit < len(events):
-            cursor: dict[str, Any] | None = {"token": token, "skip": skip + limit}
-        else:
-            cursor = {"token": following, "skip": 0} if following else None
-        return {"instance_id": record["id"], "run": run, "execution_arn": runs[run]["execution_arn"],
-                "events": [history_event(e) for e in shown], "next_cursor": cursor}
-
     def list(self, *, filters: dict[str, str | None], tenant: str | None, started_after: str | None = None,
              started_before: str | None = None, include_deleted: bool = False, limit: int = 20,
              start: dict[str, Any] | None = None, offset: int = 0) -> dict[str, Any]:
@@ -335,7 +209,7 @@ class InstanceService(Launches, Endings):
         family, value = instance_index(filters, tenant=tenant, include_deleted=include_deleted)
         items, following = self._store.page(family, value, started_after=started_after,
                                              started_before=started_before, limit=limit + offset, start=start)
-        return {"items": [_brief(r) for r in items[offset:]], "limit": limit, "offset": offset,
+        return {"items": [brief(r) for r in items[offset:]], "limit": limit, "offset": offset,
                 "next_cursor": following or None}
 
     # -- control -------------------------------------------------------------------------------
@@ -343,7 +217,7 @@ class InstanceService(Launches, Endings):
         record = self._refresh(self._record(instance_id))
         if record["status"] in TERMINAL:
             raise Conflict(f"instance already {record['status']}")
-        if _settled_launch(record):
+        if settled_launch(record):
             self._machines.stop(record["execution_arn"], "Stepflow.Canceled", reason or "canceled through the API")
         elif record.get("chore") == "launch":
             self._stop_unrecorded(record, reason or "canceled through the API")
@@ -413,83 +287,6 @@ class InstanceService(Launches, Endings):
         self._store.update(instance_id, {"deleted_at": iso(self._now())}, record=record)
         return {"id": instance_id, "deleted": True}
 
-    # -- keeping the index in step -----------------------------------------------------------------
-    def on_execution_event(self, detail: dict[str, Any]) -> str | None:
-        """An EventBridge 'Step Functions Execution Status Change': an end is recorded (one describe for
-        its output and error, one log read for the step outputs); other changes need nothing."""
-        name = detail.get("name") or str(detail.get("executionArn", "")).rsplit(":", 1)[-1]
-        record = self._store.get(run_of_execution(name)[0])
-        if record is None or record.get("execution_arn") != detail.get("executionArn"):
-            return None  # not ours, or an earlier run of a resumed instance
-        status = STATUS_BY_EXECUTION.get(str(detail.get("status")), "running")
-        if status not in TERMINAL or (record["status"] in TERMINAL and record.get("completed_at")):
-            return record["status"]
-        return self._settle_from_execution(record)["status"]
-
-    def _settle_from_execution(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Describes the execution; if it ended, records the end. The record as it then stands."""
-        execution = self._machines.describe(record["execution_arn"])
-        status = STATUS_BY_EXECUTION.get(execution["status"], "running")
-        if status not in TERMINAL:
-            return record
-        return self._settle_end(record, status, self._summary(record, self._log(record)), execution)
-
-    def reconcile(self, limit: int = RECONCILE_BATCH) -> dict[str, int]:
-        """Catches missed status events without reading healthy instances: only those on the sparse
-        `watch` chore whose time has come (an end may have happened unseen: its launch was recorded, or
-        a task of it closed, and no status event has settled it since). At most `limit` a sweep."""
-        stats = {"watched": 0, "reconciled": 0}
-        now = self._now()
-        for record in self._store.due_chores(WATCH, iso(now), limit=limit):
-            stats["watched"] += 1
-            try:
-                stats["reconciled"] += self._check_watch(record, now)
-            except Exception:  # noqa: BLE001 - left for the next sweep; the others still get theirs
-                log.warning("reconciling %s failed; the next sweep retries", record["id"], exc_info=True)
-        return stats
-
-    def _check_watch(self, record: dict[str, Any], now: datetime) -> int:
-        if record.get("chore") != WATCH:
-            return 0  # the index lags: its chore changed meanwhile
-        if record["status"] not in TERMINAL and record.get("execution_arn"):
-            settled = self._settle_from_execution(record)
-            if settled["status"] in TERMINAL:
-                return 1  # its end replaced the watch with the close chore
-            waiting = self._tasks is not None and any(
-                r["status"] == "pending" for r in self._tasks.for_instance(record["id"]))
-            status = "waiting" if waiting else "running"
-            changes: dict[str, Any] = {"status": status}
-            # A waiting instance expects no status event until a task closes (which watches it again).
-            changes.update({"chore": None, "chore_at": None} if waiting
-                           else {"chore_at": iso(now + WATCH_AGAIN)})
-            try:
-                self._store.update(record["id"], changes, expect={"chore": WATCH, "status": record["status"]})
-            except TransitionRefused:
-                pass
-            return 0
-        try:
-            self._store.update(record["id"], {"chore": None, "chore_at": None}, expect={"chore": WATCH})
-        except TransitionRefused:
-            pass
-        return 0
-
-    def watch(self, instance_id: str, *, after: timedelta = timedelta(0)) -> None:
-        """Something happened after which the instance may end (a task of it closed): the sweep checks
-        it unless a status event settles it first. Never replaces a launch or close chore."""
-        try:
-            self._store.watch(instance_id, iso(self._now() + after), WATCH)
-        except TransitionRefused:
-            pass
-
-    def deliver_notifications(self) -> int:
-        """Retries completion webhooks whose next attempt is due."""
-        if self._notifier is None:
-            return 0
-        due = self._store.due_notifications(iso(self._now()))
-        for record in due:
-            self._notifier.notify(record)
-        return len(due)
-
     def _publish(self, detail_type: str, detail: dict[str, Any]) -> None:
         if self._publisher is not None:
             self._publisher.publish(detail_type, detail)
@@ -498,41 +295,7 @@ class InstanceService(Launches, Endings):
             events.record(detail["id"], detail_type, detail)
 
 
-def _settled_launch(record: dict[str, Any]) -> bool:
-    """Whether the record's execution is its current one: not while a launch (a start or a resume) is
-    unfinished, when execution_arn is missing or still names the run before it."""
-    return bool(record.get("execution_arn")) and record.get("chore") != "launch"
-
-
-def _trust_final_output(summary: Any, execution: dict[str, Any]) -> None:
-    """A succeeded execution's output is its final steps map: authoritative where the history may
-    still trail the status (it does in moto), so no finished step is missing from the data."""
-    try:
-        final = json.loads(execution.get("output") or "{}")
-    except ValueError:
-        return
-    if not isinstance(final, dict):
-        return
-    for step, output in final.items():
-        summary.outputs[step] = output
-        record = summary.steps.get(step)
-        if record is None:
-            summary.steps[step] = StepRecord(step, "succeeded", completed_at=as_iso(execution.get("stopDate")),
-                                             output=output, attempts=1)
-        elif record.status != "succeeded":
-            record.status, record.output = "succeeded", output
-            record.completed_at = record.completed_at or as_iso(execution.get("stopDate"))
-    summary.current_steps = []
-
-
 def _execution_error(execution: dict[str, Any]) -> dict[str, Any] | None:
     if execution.get("error") or execution.get("cause"):
         return public_error(execution.get("error"), execution.get("cause"))
     return None
-
-
-def _brief(record: dict[str, Any]) -> dict[str, Any]:
-    keys = ("id", "definition_name", "version", "status", "created_at", "started_at", "completed_at", "created_by",
-            "tenant_id", "correlation_id", "webhook_url", "origin_instance", "origin_zone", "origin_tenant_id",
-            "origin_reference", "retry_of", "retried_by", "deleted_at", "cancel_reason")
-    return {k: record.get(k) for k in keys}

@@ -49,6 +49,11 @@ class Launches:
     _machines: Any
     _definitions: Any
     _now: Any
+    _publish: Any
+    _order: Any
+    _summary: Any
+    _log: Any
+    _end: Any
 
     def _launch(self, record: dict[str, Any], machine_arn: str, *, steps: dict[str, Any] | None = None,
                 run: int = 0, kind: str = "start", intent_written: bool = False) -> str:

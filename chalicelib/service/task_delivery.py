@@ -39,6 +39,7 @@ class Delivery:
     _events: Any
     _now: Any
     _on_closed: Any
+    _due: Any
 
     def _deliver(self, record: dict[str, Any], *, redelivery: bool = False) -> bool:
         """SendTaskSuccess with the resumed state. True: the completion stands (logged, mark removed);
