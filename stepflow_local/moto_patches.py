@@ -416,6 +416,12 @@ def _patch_program_thread() -> None:
     patch_program_thread()
 
 
+def _patch_query_index() -> None:
+    from stepflow_local.moto_index import patch
+
+    patch(_check_signature)
+
+
 _PATCHES = {
     "jsonpath": _patch_jsonpath,
     "lambda": _patch_lambda,
@@ -424,6 +430,7 @@ _PATCHES = {
     "dynamodb": _patch_dynamodb,
     "execution_events": _patch_execution_events,  # stepflow_local/moto_executions.py
     "program_thread": _patch_program_thread,
+    "query_index": _patch_query_index,  # stepflow_local/moto_index.py
 }
 
 
