@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.aws.items import to_item
-from chalicelib.core.tasks import OPEN, index_keys
+from chalicelib.core.listing import instance_keys, task_keys
+from chalicelib.core.tasks import OPEN
 from chalicelib.core.times import iso
 from stepflow_local.call_count import CallCounter
 
@@ -37,6 +38,7 @@ def seed(services: Any, waiting: int, due_tasks: int, due_watches: int) -> None:
                           "created_at": long_ago, "created_key": f"{long_ago}#{instance_id}",
                           "execution_arn": f"arn:aws:states:us-east-1:123456789012:execution:bench:{instance_id}",
                           **({"chore": "watch", "chore_at": long_ago} if watched else {})})
+        instances[-1].update({k: v for k, v in instance_keys(instances[-1]).items() if v is not None})
         if watched:
             continue
         due = iso(now - timedelta(minutes=5)) if n < due_tasks else iso(now + timedelta(days=1))
@@ -44,7 +46,7 @@ def seed(services: Any, waiting: int, due_tasks: int, due_watches: int) -> None:
                 "step_name": "review", "kind": "human", "status": "pending", "created_at": long_ago,
                 "created_key": f"{long_ago}#task-{n:06d}", "attempt": 1, "due_at": due, "due_state": OPEN,
                 "escalation": {"action": "notify"}}
-        tasks.append({**task, **{k: v for k, v in index_keys(task).items() if v is not None}})
+        tasks.append({**task, **{k: v for k, v in task_keys(task).items() if v is not None}})
     _batch(services.ddb, services.settings.instances_table, instances)
     _batch(services.ddb, services.settings.tasks_table, tasks)
 
