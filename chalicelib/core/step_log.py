@@ -109,7 +109,7 @@ def fold(events: Iterable[Mapping[str, Any]], definition: Definition, order: Seq
         if chosen:
             return target in chosen
         seen = merge_instance_data(dict(start_input or {}), {s: o for s, o in outputs.items()
-                                                            if s in _ancestors(graph, source)}, order)
+                                                            if s in graph.ancestors(source)}, order)
         for edge in edges:
             if edge.condition is None:
                 continue
@@ -177,17 +177,6 @@ def _done(records: Mapping[str, StepRecord], step: str) -> bool:
 def _truncated(data: Mapping[str, Any]) -> bool:
     # bounded_data replaces data above its cap with {"truncated": true, "bytes": n}
     return bool(data.get("truncated")) and "bytes" in data
-
-
-def _ancestors(graph: Any, step: str) -> set[str]:
-    seen: set[str] = set()
-    todo = list(graph.preds[step])
-    while todo:
-        node = todo.pop()
-        if node not in seen:
-            seen.add(node)
-            todo.extend(graph.preds[node])
-    return seen
 
 
 def close_open(summary: Summary, ended: str) -> None:
