@@ -4,8 +4,9 @@ step declares, and a value the workflow already held changes only where the defi
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
+
+from tests.waiting import wait_for_task
 
 
 def start(api, definition: dict[str, Any], input_data: dict[str, Any]) -> str:
@@ -14,17 +15,6 @@ def start(api, definition: dict[str, Any], input_data: dict[str, Any]) -> str:
     status, started = api.post("/instances", {"definition_name": definition["name"], "input_data": input_data})
     assert status == 201, started
     return started["id"]
-
-
-def pending(api, instance_id: str, step: str, timeout: float = 20.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        items = api.get(f"/tasks?instance_id={instance_id}")[1]["items"]
-        found = [t for t in items if t["step_name"] == step and t["status"] == "pending"]
-        if found:
-            return found[0]
-        assert time.monotonic() < deadline, f"step {step} never waited: {items}"
-        time.sleep(0.1)
 
 
 def callback(api, url: str, body: Any) -> tuple[int, Any]:
@@ -43,7 +33,7 @@ CORRECTION = {
 
 def test_a_field_declared_in_overwrites_may_be_changed_and_no_other(api):
     instance_id = start(api, CORRECTION, {"amount": 500, "requester": "alice"})
-    task = pending(api, instance_id, "correct")
+    task = wait_for_task(api, instance_id, "correct")
     assert task["overwrites"] == ["amount"] and task["output_namespace"] is None
     status, refused = api.post(f"/tasks/{task['id']}/complete", {
         "output_data": {"amount": 50, "requester": "mallory"}, "completed_by": "bob"})
@@ -74,7 +64,7 @@ REVIEW = {
 
 def test_an_output_namespace_keeps_the_answers_apart_from_the_data_they_judge(api):
     instance_id = start(api, REVIEW, {"amount": 10})
-    task = pending(api, instance_id, "review")
+    task = wait_for_task(api, instance_id, "review")
     # `amount` is a form field here, kept under the namespace: it cannot reach the top-level amount.
     status, done = api.post(f"/tasks/{task['id']}/complete", {"output_data": {"approved": True, "amount": 1},
                                                               "completed_by": "bob"})
@@ -89,7 +79,7 @@ def test_an_approval_cannot_replace_a_decision_the_workflow_already_holds(api):
             "approved": {"type": "boolean"}, "comments": {"type": "string"}}}}]}
     # No input_schema: the starter put a decision into the data before anyone reviewed.
     instance_id = start(api, definition, {"approved": True})
-    task = pending(api, instance_id, "review")
+    task = wait_for_task(api, instance_id, "review")
     status, refused = api.post(f"/approvals/{task['id']}/reject", {"decided_by": "carol", "comment": "no"})
     assert status == 400 and [i["location"] for i in refused["detail"]["issues"]] == ["output_data.approved"]
     assert "decided before this task opened" in refused["detail"]["issues"][0]["message"]
@@ -115,12 +105,12 @@ PAYMENT = {
 
 def test_a_webhook_payload_lands_under_its_step_and_lifts_only_declared_fields(api):
     instance_id = start(api, PAYMENT, {"amount": 7})
-    pending(api, instance_id, "pay")
+    wait_for_task(api, instance_id, "pay")
     status, sent = api.post(f"/instances/{instance_id}/events", {"event_type": "payment.received",
                                                                  "data": {"status": "paid", "amount": 1}})
     assert status == 202, sent
     assert sent["completed"][0]["output_data"] == {"pay": {"status": "paid", "amount": 1}, "status": "paid"}
-    note = pending(api, instance_id, "note")
+    note = wait_for_task(api, instance_id, "note")
     url = api.get(f"/tasks/{note['id']}/callback")[1]["callback_url"]
     # A callback body naming instance fields cannot replace them: it is kept under the step's id.
     status, _ = callback(api, url, {"status": "refunded", "amount": 0})
@@ -135,7 +125,7 @@ def test_a_webhook_payload_lands_under_its_step_and_lifts_only_declared_fields(a
 def test_a_webhook_whose_namespace_is_already_taken_is_refused_and_keeps_waiting(api):
     definition = {"name": "writes_taken", "steps": [{"id": "note", "type": "webhook"}]}
     instance_id = start(api, definition, {"note": "from the starter"})
-    task = pending(api, instance_id, "note")
+    task = wait_for_task(api, instance_id, "note")
     url = api.get(f"/tasks/{task['id']}/callback")[1]["callback_url"]
     status, refused = callback(api, url, {"text": "hi"})
     assert status == 400 and refused["detail"]["issues"][0]["location"] == "output_data"

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from chalicelib.tasks.errors import StepError
+from tests.waiting import wait_for_task
 
 SEQ_LEN = len("20250101T120000.123456Z-9f86d081884c7d65")
 
@@ -102,17 +103,6 @@ def wait_for_event(api, instance_id: str, event_type: str, timeout: float = 20.0
         if events:
             cursor = f"&after={events[-1]['seq']}"
         assert time.monotonic() < deadline, f"no {event_type} event"
-
-
-def wait_for_task(api, instance_id: str, step: str, timeout: float = 20.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        items = api.get(f"/tasks?instance_id={instance_id}")[1]["items"]
-        found = [t for t in items if t["step_name"] == step and t["status"] == "pending"]
-        if found:
-            return found[0]
-        assert time.monotonic() < deadline, f"step {step} never waited: {items}"
-        time.sleep(0.1)
 
 
 def tokens(local_aws) -> list[str]:
