@@ -4,8 +4,11 @@ turned into a Principal (id, roles, groups, tenant). No HTTP here: chalicelib/ap
 Claims read:
   sub                                  the principal's id (required)
   roles | cognito:groups               roles; the highest known one counts (viewer < executor < editor < admin)
-  groups                               task groups the principal belongs to (who may work a group's tasks)
+  groups | cognito:groups              task groups (who may work a group's tasks): `groups`, and every
+                                       Cognito group that is not a role name
   tenant_id | custom:tenant_id         the tenant; every read and write is confined to it
+  token_use                            when present (Cognito), it must be "id": the API takes ID tokens, which
+                                       carry `aud` and the tenant attribute; access tokens carry neither
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ MAX_TOKEN_CHARS = 8192
 LEEWAY_SECONDS = 30
 # RFC 7518 3.2: an HS256 key must be at least as long as the hash output.
 MIN_HS256_SECRET_BYTES = 32
+
+
+ACCESS_TOKEN_REFUSED = ("this is not an ID token: send the identity provider's ID token "
+                        "(Cognito: AuthenticationResult.IdToken, not AccessToken)")
 
 
 class AuthError(Exception):
@@ -75,11 +82,14 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub or len(sub) > 255:
         raise AuthError("the token has no usable 'sub' claim")
-    roles = _strings(claims.get("roles")) + _strings(claims.get("cognito:groups"))
+    cognito_groups = _strings(claims.get("cognito:groups"))
+    roles = _strings(claims.get("roles")) + cognito_groups
+    # A Cognito pool has one kind of group: the role names give roles, the others are task groups.
+    groups = _strings(claims.get("groups")) + tuple(g for g in cognito_groups if g not in RANK)
     tenant = claims.get("tenant_id", claims.get("custom:tenant_id"))
     if tenant is not None and (not isinstance(tenant, str) or not 0 < len(tenant) <= 100):
         raise AuthError("the token's tenant claim is not valid")
-    return Principal(sub, roles, _strings(claims.get("groups")), tenant)
+    return Principal(sub, roles, groups, tenant)
 
 
 def deployment_problems(mode: str, secret: str | None, jwks_url: str | None, issuer: str | None,
@@ -154,18 +164,26 @@ class Authenticator:
             if self.mode == "hs256":
                 if not self.secret:
                     raise NotConfigured("authentication is on but STEPFLOW_JWT_SECRET is not set")
-                return jwt.decode(token, self.secret, algorithms=["HS256"], **kwargs)
-            if self.mode == "jwks":
+                claims = jwt.decode(token, self.secret, algorithms=["HS256"], **kwargs)
+            elif self.mode == "jwks":
                 key = self._signing_key(token)
-                return jwt.decode(token, key, algorithms=["RS256"], **kwargs)
+                claims = jwt.decode(token, key, algorithms=["RS256"], **kwargs)
+            else:
+                raise NotConfigured(f"unknown authentication mode '{self.mode}'")
         except NotConfigured:
             raise
         except jwt.ExpiredSignatureError:
             raise AuthError("the token has expired") from None
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            if _token_use(token) == "access":  # refused anyway (no `aud`); the message says what to send instead
+                raise AuthError(ACCESS_TOKEN_REFUSED) from None
             # The library's message names the failed check, never the token.
             raise AuthError(f"the token is not valid: {type(exc).__name__}") from None
-        raise NotConfigured(f"unknown authentication mode '{self.mode}'")
+        # Cognito signs ID and access tokens with the same keys: only an ID token names its audience
+        # and carries the tenant attribute, so only an ID token is a credential here.
+        if claims.get("token_use", "id") != "id":
+            raise AuthError(ACCESS_TOKEN_REFUSED)
+        return claims
 
     def _signing_key(self, token: str) -> Any:
         if not self.jwks_url:
@@ -188,6 +206,16 @@ class Authenticator:
             if self._jwks is None or refresh or self._jwks[0] < time.monotonic():
                 self._jwks = (time.monotonic() + JWKS_CACHE_SECONDS, load_jwks(self.jwks_url or ""))
             return self._jwks[1]
+
+
+def _token_use(token: str) -> Any:
+    """The unverified `token_use` claim, only to explain a refusal; never to accept anything."""
+    import jwt
+
+    try:
+        return jwt.decode(token, options={"verify_signature": False}).get("token_use")
+    except (jwt.PyJWTError, ValueError, TypeError, AttributeError):
+        return None
 
 
 def load_jwks(url: str) -> list[Any]:
