@@ -81,7 +81,7 @@ screenshots: $(VENV)/.installed node_modules/.installed browser-deps
 	STEPFLOW_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/browser
 
 # --- Deployment to AWS (issue 7): package, lint, deploy, LocalStack; see docs/deploy.md ---
-.PHONY: package check-package deploy destroy test-localstack
+.PHONY: package check-package deploy destroy aws-user aws-token test-localstack
 STAGE ?= dev
 PACKAGE_STAGES ?= dev prod
 DEPLOY_VENV ?= build/venv-deploy
@@ -116,9 +116,22 @@ check-package: $(DEPLOY_VENV)/.installed $(SAM_VENV)/.installed
 	  echo "cfn-lint $$($(DEPLOY_VENV)/bin/cfn-lint --version | cut -d' ' -f2): build/package/$$stage/{sam,transformed}.json: no errors, no warnings"; \
 	done
 
-## deploy: package, lint and deploy STAGE (default dev) with CloudFormation where AWS credentials exist (REGION=, BUCKET= optional)
+## deploy: package, lint and deploy STAGE (default dev) with CloudFormation where AWS credentials exist (REGION=, BUCKET=, OWN_POOL=1 optional)
 deploy: $(DEPLOY_VENV)/.installed
-	$(DEPLOY_PY) -m infra.deploy $(DEPLOY_ARGS)
+	$(DEPLOY_PY) -m infra.deploy $(DEPLOY_ARGS) $(if $(OWN_POOL),--own-pool)
+
+# A user of STAGE's Cognito pool (infra/token.py); the ID token goes to stdout, everything else to stderr.
+TOKEN_ARGS = --stage $(STAGE) $(if $(REGION),--region $(REGION)) --user $(NAME)
+
+## aws-user: create or update NAME in STAGE's user pool (ROLE, TENANT, GROUPS; RESET=1 new password) and print an ID token: export TOKEN=$$(make -s aws-user STAGE=dev NAME=alice ROLE=admin)
+aws-user: $(DEPLOY_VENV)/.installed
+	@test -n "$(NAME)" || { echo "make aws-user: give the user a name: NAME=alice" >&2; exit 2; }
+	@$(DEPLOY_PY) -m infra.token $(TOKEN_ARGS) --create --role $(ROLE) --tenant $(TENANT) --groups "$(GROUPS)" $(if $(RESET),--reset-password)
+
+## aws-token: print NAME's ID token for STAGE (asks for the password): export TOKEN=$$(make -s aws-token STAGE=dev NAME=alice)
+aws-token: $(DEPLOY_VENV)/.installed
+	@test -n "$(NAME)" || { echo "make aws-token: give the user's name: NAME=alice" >&2; exit 2; }
+	@$(DEPLOY_PY) -m infra.token $(TOKEN_ARGS)
 
 ## destroy: delete STAGE's stack and the state machines the API created (asks first; YES=1 does not)
 destroy: $(DEPLOY_VENV)/.installed

@@ -6,12 +6,14 @@ One path, in this order, stopping at the first problem with a message that says 
 2. `infra.package` for the stage (the merged template and deployment.zip), then cfn-lint on the template;
 3. the zip and the template go to an artifact bucket (created when missing; --bucket to choose one);
 4. a CloudFormation change set on stack `stepflow-<stage>` (CAPABILITY_IAM, CAPABILITY_AUTO_EXPAND for the
-   SAM transform), executed and waited for; the stack's outputs are printed. Its parameters (issuer,
-   audience, JWKS URL or HS256 secret, server secret) come from the deploying shell's STEPFLOW_*
-   variables; an update keeps the previous value of any not given; a first create without the
-   required ones stops before anything is built;
-5. the bundled example workflows are registered through the deployed API, so the definitions their
-   state machines run are stored (registering is idempotent).
+   SAM transform), executed and waited for; the stack's outputs are printed. Its parameters come from
+   the deploying shell's STEPFLOW_* variables: none is needed (the stack creates a Cognito user pool
+   and a first create generates the server secret); STEPFLOW_JWT_ISSUER and the rest name an existing
+   identity provider instead (infra/identity.py). An update keeps the previous value of any not given;
+5. the bundled example workflows are registered through the deployed API with an admin ID token of
+   the stage's pool (infra/token.py `seed_token`), or $STEPFLOW_SEED_TOKEN for another provider, so
+   the definitions their state machines run are stored (registering is idempotent);
+6. how to get a token for the API is printed.
 
 --destroy deletes the stack, then the state machines the API created at runtime under the stage's prefix.
 """
@@ -22,6 +24,7 @@ import argparse
 import hashlib
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -154,32 +157,68 @@ def failure_reasons(cfn: Any, name: str, limit: int = 15) -> str:
     return "\n".join(f"  {e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}" for e in failed)
 
 
-def stack_parameters(env: Mapping[str, str], *, updating: bool) -> list[dict[str, Any]]:
+def stack_parameters(env: Mapping[str, str], *, updating: bool, own_pool: bool = False) -> list[dict[str, Any]]:
     """The stack's parameters from the deploying shell's variables (infra/build.py PARAMETERS).
 
-    An update keeps the stack's value of a parameter not given; a create needs every parameter
-    without a default, and refuses an HS256 secret or server secret the app would refuse to start with.
+    None is required: without STEPFLOW_JWT_ISSUER the stack's own user pool signs the tokens, and a
+    create without STEPFLOW_SERVER_SECRET gets a generated one (kept by the stack, NoEcho; an update
+    keeps the stack's value of any parameter not given). An existing provider must be named whole,
+    and a secret the app would refuse to start with is refused here. `own_pool` clears a provider an
+    earlier deploy named (an empty variable cannot: it means "keep the previous value").
     """
     from chalicelib.auth import MIN_HS256_SECRET_BYTES
 
-    found, missing = [], []
-    for parameter, (variable, declaration) in infra_build.PARAMETERS.items():
-        value = env.get(variable)
-        if value:
-            found.append({"ParameterKey": parameter, "ParameterValue": value})
+    given = {variable: env.get(variable) or "" for variable, _ in infra_build.PARAMETERS.values()}
+    cleared: set[str] = set()
+    if own_pool:
+        if given["STEPFLOW_JWT_ISSUER"]:
+            raise DeployError("--own-pool (OWN_POOL=1) and STEPFLOW_JWT_ISSUER contradict each other; nothing was "
+                              "packaged or deployed")
+        cleared = {"JwtIssuer", "JwtAudience", "JwksUrl", "JwtSecret"}
+        given["STEPFLOW_AUTH"] = "jwks"
+    # An update that names no provider keeps the stack's: CloudFormation's Rules check the values it ends with.
+    problems = provider_problems(given) if not updating or given["STEPFLOW_JWT_ISSUER"] or own_pool else []
+    secret = given["STEPFLOW_JWT_SECRET"]
+    if secret and len(secret.encode()) < MIN_HS256_SECRET_BYTES:
+        problems.append(f"STEPFLOW_JWT_SECRET must be at least {MIN_HS256_SECRET_BYTES} bytes")
+    if given["STEPFLOW_SERVER_SECRET"] and len(given["STEPFLOW_SERVER_SECRET"].encode()) < 32:
+        problems.append("STEPFLOW_SERVER_SECRET must be at least 32 bytes")
+    if problems:
+        raise DeployError("; ".join(problems) + " (docs/deploy.md, 'Who may call the API'); nothing was packaged "
+                          "or deployed")
+    if not updating and not given["STEPFLOW_SERVER_SECRET"]:
+        given["STEPFLOW_SERVER_SECRET"] = secrets.token_urlsafe(48)
+        print("infra.deploy: generated the stage's server secret (stack parameter ServerSecret, NoEcho; "
+              "updates keep it)")
+    found = []
+    for parameter, (variable, _) in infra_build.PARAMETERS.items():
+        if given[variable] or parameter in cleared:
+            found.append({"ParameterKey": parameter, "ParameterValue": given[variable]})
         elif updating:
             found.append({"ParameterKey": parameter, "UsePreviousValue": True})
-        elif "Default" not in declaration:
-            missing.append(variable)
-    if missing:
-        raise DeployError(f"set {', '.join(missing)} for the first deployment of this stage (docs/deploy.md, "
-                          "'Authentication'); nothing was packaged or deployed")
-    secret = env.get("STEPFLOW_JWT_SECRET")
-    if secret and len(secret.encode()) < MIN_HS256_SECRET_BYTES:
-        raise DeployError(f"STEPFLOW_JWT_SECRET must be at least {MIN_HS256_SECRET_BYTES} bytes")
-    if env.get("STEPFLOW_SERVER_SECRET") and len(env["STEPFLOW_SERVER_SECRET"].encode()) < 32:
-        raise DeployError("STEPFLOW_SERVER_SECRET must be at least 32 bytes")
     return found
+
+
+def provider_problems(given: Mapping[str, str]) -> list[str]:
+    """The template's Rules (infra/identity.py), checked before anything is built."""
+    mode = given.get("STEPFLOW_AUTH") or "jwks"
+    if not given.get("STEPFLOW_JWT_ISSUER"):
+        stray = [v for v in ("STEPFLOW_JWT_AUDIENCE", "STEPFLOW_JWKS_URL", "STEPFLOW_JWT_SECRET") if given.get(v)]
+        if stray:
+            return [f"{', '.join(stray)} describe an existing identity provider: set STEPFLOW_JWT_ISSUER too, or "
+                    "unset them to use the stage's own user pool"]
+        if mode != "jwks":
+            return ["the stage's own user pool signs RS256 tokens: STEPFLOW_AUTH must be jwks (or name another "
+                    "provider with STEPFLOW_JWT_ISSUER)"]
+        return []
+    problems = []
+    if not given.get("STEPFLOW_JWT_AUDIENCE"):
+        problems.append("set STEPFLOW_JWT_AUDIENCE (the 'aud' of the provider's tokens) with STEPFLOW_JWT_ISSUER")
+    if mode == "jwks" and not given.get("STEPFLOW_JWKS_URL"):
+        problems.append("set STEPFLOW_JWKS_URL (the provider's JWKS) with STEPFLOW_JWT_ISSUER")
+    if mode == "hs256" and not given.get("STEPFLOW_JWT_SECRET"):
+        problems.append("set STEPFLOW_JWT_SECRET with STEPFLOW_AUTH=hs256")
+    return problems
 
 
 def deploy_stack(cfn: Any, name: str, template_url: str, stage: str,
@@ -224,7 +263,7 @@ def outputs(cfn: Any, name: str) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------- seeding
 
 
-def register_examples(endpoint: str, api_prefix: str) -> list[str]:
+def register_examples(endpoint: str, api_prefix: str, token: str) -> list[str]:
     """POSTs every bundled example to the deployed API (the definitions their state machines run)."""
     from chalicelib.examples import FOLDER
 
@@ -232,27 +271,44 @@ def register_examples(endpoint: str, api_prefix: str) -> list[str]:
     lines = []
     for path in sorted(FOLDER.glob("*.yaml")):
         request = urllib.request.Request(f"{base}/definitions", data=path.read_bytes(), method="POST",
-                                         headers={"Content-Type": "application/x-yaml"})
+                                         headers={"Content-Type": "application/x-yaml",
+                                                  "Authorization": f"Bearer {token}"})
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 body = json.loads(response.read() or b"{}")
-            lines.append(f"{body.get('name', path.stem)}: {'registered' if body.get('created') else 'unchanged'}")
+            lines.append(f"{body.get('name', path.stem)}: {'registered' if response.status == 201 else 'unchanged'}")
         except urllib.error.HTTPError as exc:
-            raise DeployError(f"registering {path.name} failed: HTTP {exc.code} {exc.read()[:500]!r}") from exc
+            hint = (" (the API refused the seeding token: see docs/deploy.md, 'Troubleshooting')"
+                    if exc.code in (401, 403) else "")
+            raise DeployError(f"registering {path.name} failed: HTTP {exc.code} {exc.read()[:500]!r}{hint}") from exc
     return lines
+
+
+def seeding_token(session: Any, stack_outputs: Mapping[str, str], env: Mapping[str, str]) -> str | None:
+    """An admin token for registering the examples: the stage's pool's seeding user, or $STEPFLOW_SEED_TOKEN."""
+    if env.get("STEPFLOW_SEED_TOKEN"):
+        return env["STEPFLOW_SEED_TOKEN"]
+    if not stack_outputs.get("UserPoolId"):
+        return None
+    from infra import token
+
+    pool, client = token.pool_of(stack_outputs)
+    return token.seed_token(session.client("cognito-idp"), pool, client,
+                            env.get("STEPFLOW_SEED_TENANT") or token.DEFAULT_TENANT)
 
 
 # ------------------------------------------------------------------------------------------ commands
 
 
-def deploy(stage_name: str, *, region: str | None, bucket: str | None, seed: bool) -> int:
+def deploy(stage_name: str, *, region: str | None, bucket: str | None, seed: bool, own_pool: bool = False) -> int:
     session, account, region = aws_session(region)
     print(f"infra.deploy: account {account}, region {region}, stage {stage_name}")
     from infra.package import package
 
     name = stack_name(stage_name)
     cfn = session.client("cloudformation")
-    parameters = stack_parameters(os.environ, updating=stack_status(cfn, name) not in (None, "ROLLBACK_COMPLETE"))
+    parameters = stack_parameters(os.environ, updating=stack_status(cfn, name) not in (None, "ROLLBACK_COMPLETE"),
+                                  own_pool=own_pool)
     built = package(stage_name)
     lint(built.template_path)
     s3 = session.client("s3")
@@ -262,11 +318,19 @@ def deploy(stage_name: str, *, region: str | None, bucket: str | None, seed: boo
     result = deploy_stack(cfn, name, url, stage_name, parameters)
     for key, value in sorted(result.items()):
         print(f"  {key} = {value}")
+    api_prefix = infra_build.resolve_stage(stage_name).environment.get("STEPFLOW_API_PREFIX", "/workflows")
     if seed and "EndpointURL" in result:
-        stage = infra_build.resolve_stage(stage_name)
-        for line in register_examples(result["EndpointURL"], stage.environment.get("STEPFLOW_API_PREFIX", "/workflows")):
-            print(f"infra.deploy: example {line}")
+        bearer = seeding_token(session, result, os.environ)
+        if bearer is None:
+            print("infra.deploy: the examples were not registered: this stage trusts another identity provider. "
+                  "Set STEPFLOW_SEED_TOKEN to an editor or admin ID token of it and run again", file=sys.stderr)
+        else:
+            for line in register_examples(result["EndpointURL"], api_prefix, bearer):
+                print(f"infra.deploy: example {line}")
     print(f"infra.deploy: {name} is deployed. API: {result.get('EndpointURL', '?')}")
+    from infra import token
+
+    print(token.instructions(stage_name, result, region, api_prefix))
     return 0
 
 
@@ -294,8 +358,8 @@ def destroy(stage_name: str, *, region: str | None, yes: bool) -> int:
                 print(f"infra.deploy: deleting state machine {machine['name']}")
                 sfn.delete_state_machine(stateMachineArn=machine["stateMachineArn"])
     if stage.retain_data:
-        print(f"infra.deploy: the {stage_name} tables are kept (DeletionPolicy Retain, deletion protection); "
-              "see docs/deploy.md to delete them")
+        print(f"infra.deploy: the {stage_name} tables and user pool are kept (DeletionPolicy Retain, deletion "
+              "protection); see docs/deploy.md to delete them")
     print(f"infra.deploy: {name} deleted. The artifact bucket {default_bucket(account, region)} (if used) is kept.")
     return 0
 
@@ -306,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", default=None, help="default: boto3's (AWS_REGION, the profile's region)")
     parser.add_argument("--bucket", default=None, help="artifact bucket (default: stepflow-deploy-<account>-<region>)")
     parser.add_argument("--no-seed", action="store_true", help="do not register the bundled examples")
+    parser.add_argument("--own-pool", action="store_true",
+                        help="use the stack's own user pool again after an existing provider (clears JwtIssuer...)")
     parser.add_argument("--destroy", action="store_true", help="delete the stage's stack instead")
     parser.add_argument("--yes", action="store_true", help="with --destroy: do not ask for confirmation")
     args = parser.parse_args(argv)
@@ -313,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
         raise DeployError("the local stage is never deployed: `make run` serves it")
     if args.destroy:
         return destroy(args.stage, region=args.region, yes=args.yes)
-    return deploy(args.stage, region=args.region, bucket=args.bucket or None, seed=not args.no_seed)
+    return deploy(args.stage, region=args.region, bucket=args.bucket or None, seed=not args.no_seed,
+                  own_pool=args.own_pool)
 
 
 if __name__ == "__main__":

@@ -26,10 +26,13 @@ from chalicelib.config import PACKAGING_ENV
 from infra import build as infra_build
 from infra import deploy as infra_deploy
 from infra import package as infra_package
+from tests.templates import Resolver, reference_problems
+from tests.templates import references as template_references
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = "dev"
 DEPLOY_PYTHON = ROOT / "build" / "venv-deploy" / "bin" / "python"
+SAM_PYTHON = ROOT / "build" / "venv-sam" / "bin" / "python"
 PACKAGE_TIMEOUT = 180  # seconds; `chalice package` of one stage takes ~8-12 s on 2 cores with a warm wheel cache
 PACKAGE_INPUTS = ("app.py", "chalicelib", "statemachines", "infra", ".chalice/config.json", "requirements.txt")
 
@@ -59,62 +62,17 @@ def without_prefix(name: str, prefix: str) -> str:
     return name[len(prefix):]
 
 
-class Resolver:
-    """Resolves the intrinsics the template uses (Ref, Fn::GetAtt, Fn::Sub) in an emulated account."""
-
-    def __init__(self, template: dict[str, Any], account: str, region: str,
-                 parameters: dict[str, str] | None = None):
-        self.resources = template["Resources"]
-        self.pseudo = {"AWS::Partition": "aws", "AWS::Region": region, "AWS::AccountId": account,
-                       **(parameters or {})}
-
-    def name_of(self, logical_id: str) -> str:
-        props = self.resources[logical_id].get("Properties", {})
-        for key in ("TableName", "Name", "FunctionName", "QueueName", "StateMachineName"):
-            if key in props:
-                return props[key]
-        return f"<{logical_id}>"
-
-    def __call__(self, value: Any) -> Any:
-        if isinstance(value, dict) and len(value) == 1:
-            (key, arg), = value.items()
-            if key == "Ref":
-                return self.pseudo[arg] if arg in self.pseudo else self.name_of(arg)
-            if key == "Fn::GetAtt":
-                return f"<{arg[0]}.{arg[1]}>"
-            if key == "Fn::Sub":
-                return re.sub(r"\$\{([^}]+)\}", lambda m: self.pseudo.get(m[1]) or self.name_of(m[1].split(".")[0]),
-                              arg)
-        if isinstance(value, dict):
-            return {k: self(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self(v) for v in value]
-        return value
-
-
 def references(value: Any) -> set[str]:
-    """Logical ids a value refers to (Ref, Fn::GetAtt, ${X} and ${X.Attr} in Fn::Sub)."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for key, arg in value.items():
-            if key == "Ref" and isinstance(arg, str):
-                found.add(arg)
-            elif key == "Fn::GetAtt":
-                found.add(arg[0] if isinstance(arg, list) else arg.split(".")[0])
-            elif key == "Fn::Sub" and isinstance(arg, str):
-                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", arg)}
-            else:
-                found |= references(arg)
-    elif isinstance(value, list):
-        for item in value:
-            found |= references(item)
-    return {name for name in found if not name.startswith("AWS::") and name not in infra_build.PARAMETERS}
+    """Logical ids a value refers to (Ref, Fn::GetAtt, ${X} and ${X.Attr} in Fn::Sub), not parameters."""
+    return template_references(value, infra_build.PARAMETERS)
 
 
-# What a deployment passes for the stack's parameters (infra/deploy.py reads them from the environment).
+# What a deployment passes for the stack's parameters (infra/deploy.py reads them from the environment):
+# an existing identity provider's settings; the stack's own user pool needs none of them.
 PARAMETER_VALUES = {"AuthMode": "jwks", "JwtIssuer": "https://issuer.example", "JwtAudience": "stepflow",
                     "JwksUrl": "https://issuer.example/.well-known/jwks.json", "JwtSecret": "",
                     "ServerSecret": "s" * 40}
+OWN_POOL = {"ServerSecret": "s" * 40}
 
 
 # ------------------------------------------------------------------------------------------- tables
@@ -207,35 +165,45 @@ def test_every_function_gets_the_environment_the_local_runtime_exports(local_run
 
 
 def test_the_template_takes_authentication_and_secrets_from_parameters(local_runtime, infra):
-    """Issuer, audience, keys and the server secret are stack parameters bound into every function's
-    environment; secrets are NoEcho; the deployed app refuses to start without each required one."""
+    """An existing provider's issuer, audience and keys, and the server secret, are stack parameters bound
+    into every function's environment (the stack's own pool otherwise: test_deploy_identity.py); secrets
+    are NoEcho; the deployed app refuses to start without each required one."""
     from chalicelib.config import Settings, SettingsError
 
     declared = infra.template["Parameters"]
     assert set(declared) == set(infra_build.PARAMETERS) == set(PARAMETER_VALUES)
-    for required in ("JwtIssuer", "JwtAudience", "ServerSecret"):
-        assert "Default" not in declared[required] and declared[required]["MinLength"] >= 1, required
-    assert declared["ServerSecret"]["MinLength"] >= 32
+    assert "Default" not in declared["ServerSecret"] and declared["ServerSecret"]["MinLength"] >= 32
+    for optional in ("JwtIssuer", "JwtAudience", "JwksUrl", "JwtSecret"):
+        assert declared[optional]["Default"] == "", optional  # empty: the stack's user pool
     assert declared["JwtSecret"]["NoEcho"] and declared["ServerSecret"]["NoEcho"]
+    from_pool = {"STEPFLOW_JWT_ISSUER": "JwtIssuer", "STEPFLOW_JWT_AUDIENCE": "JwtAudience",
+                 "STEPFLOW_JWKS_URL": "JwksUrl"}
     for function in infra.functions:
         env = infra.template["Resources"][function.logical_id]["Properties"]["Environment"]["Variables"]
         for parameter, (variable, _) in infra_build.PARAMETERS.items():
-            assert env[variable] == {"Ref": parameter}, (function.name, variable)
+            if variable in from_pool:
+                condition, _, otherwise = env[variable]["Fn::If"]
+                assert (condition, otherwise) == ("UseCognito", {"Ref": parameter}), (function.name, variable)
+            else:
+                assert env[variable] == {"Ref": parameter}, (function.name, variable)
     resolve = Resolver(infra.template, local_runtime.account_id, local_runtime.region, PARAMETER_VALUES)
+    assert not resolve.condition("UseCognito")
     env = resolve(infra.template["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"])
     settings = Settings.from_env(env)
-    assert (settings.auth_mode, settings.jwt_issuer, settings.jwt_audience) == ("jwks", "https://issuer.example",
-                                                                                 "stepflow")
+    assert (settings.auth_mode, settings.jwt_issuer, settings.jwt_audience, settings.jwks_url) == (
+        "jwks", "https://issuer.example", "stepflow", "https://issuer.example/.well-known/jwks.json")
     for variable in ("STEPFLOW_JWT_ISSUER", "STEPFLOW_JWT_AUDIENCE", "STEPFLOW_JWKS_URL", "STEPFLOW_SERVER_SECRET"):
         with pytest.raises(SettingsError, match=variable):
             Settings.from_env({**env, variable: ""})
 
 
-def test_a_first_deployment_needs_the_parameters_and_an_update_keeps_them():
-    with pytest.raises(SystemExit) as refused:
-        infra_deploy.stack_parameters({}, updating=False)
-    for variable in ("STEPFLOW_JWT_ISSUER", "STEPFLOW_JWT_AUDIENCE", "STEPFLOW_SERVER_SECRET"):
-        assert variable in str(refused.value)
+def test_a_first_deployment_needs_no_parameter_and_an_update_keeps_them(capsys):
+    """Nothing is required: the stack's pool signs tokens and the server secret is generated once; an
+    existing provider must be named whole; an update keeps what it is not given."""
+    first, second = (infra_deploy.stack_parameters({}, updating=False) for _ in range(2))
+    assert [p["ParameterKey"] for p in first] == ["ServerSecret"]
+    assert len(first[0]["ParameterValue"].encode()) >= 32 and first != second  # random, per stage
+    assert "generated the stage's server secret" in capsys.readouterr().out
     given = {"STEPFLOW_JWT_ISSUER": "https://issuer.example", "STEPFLOW_JWT_AUDIENCE": "stepflow",
              "STEPFLOW_SERVER_SECRET": "s" * 40, "STEPFLOW_JWKS_URL": "https://issuer.example/jwks.json"}
     created = {p["ParameterKey"]: p["ParameterValue"] for p in infra_deploy.stack_parameters(given, updating=False)}
@@ -243,9 +211,42 @@ def test_a_first_deployment_needs_the_parameters_and_an_update_keeps_them():
                        "JwksUrl": "https://issuer.example/jwks.json"}
     kept = infra_deploy.stack_parameters({}, updating=True)
     assert kept == [{"ParameterKey": p, "UsePreviousValue": True} for p in infra_build.PARAMETERS]
-    for weak in ({"STEPFLOW_JWT_SECRET": "x"}, {"STEPFLOW_SERVER_SECRET": "short"}):
-        with pytest.raises(SystemExit, match="at least"):
-            infra_deploy.stack_parameters({**given, **weak}, updating=False)
+    # An update may change one setting of the provider it keeps (CloudFormation's Rules check the result) ...
+    changed = infra_deploy.stack_parameters({"STEPFLOW_JWT_AUDIENCE": "new-client"}, updating=True)
+    assert {p["ParameterKey"]: p.get("ParameterValue", "kept") for p in changed} == {
+        **{p: "kept" for p in infra_build.PARAMETERS}, "JwtAudience": "new-client"}
+    # ... and only --own-pool clears the provider, for the stack's pool: an empty variable means "keep".
+    switched = infra_deploy.stack_parameters({}, updating=True, own_pool=True)
+    assert {p["ParameterKey"]: p.get("ParameterValue", "kept") for p in switched} == {
+        "AuthMode": "jwks", "JwtIssuer": "", "JwtAudience": "", "JwksUrl": "", "JwtSecret": "", "ServerSecret": "kept"}
+    with pytest.raises(SystemExit, match="contradict"):
+        infra_deploy.stack_parameters({"STEPFLOW_JWT_ISSUER": "https://issuer.example"}, updating=True, own_pool=True)
+    refused = {
+        "STEPFLOW_JWT_AUDIENCE": {**given, "STEPFLOW_JWT_AUDIENCE": ""},
+        "STEPFLOW_JWKS_URL": {**given, "STEPFLOW_JWKS_URL": ""},
+        "STEPFLOW_JWT_SECRET with STEPFLOW_AUTH=hs256": {**given, "STEPFLOW_AUTH": "hs256"},
+        "set STEPFLOW_JWT_ISSUER too": {"STEPFLOW_JWT_AUDIENCE": "stepflow"},
+        "STEPFLOW_AUTH must be jwks": {"STEPFLOW_AUTH": "hs256"},
+        "at least 32 bytes": {**given, "STEPFLOW_SERVER_SECRET": "short"},
+        "STEPFLOW_JWT_SECRET must be at least": {**given, "STEPFLOW_AUTH": "hs256", "STEPFLOW_JWT_SECRET": "x"},
+    }
+    for message, env in refused.items():
+        with pytest.raises(SystemExit, match=re.escape(message)):
+            infra_deploy.stack_parameters(env, updating=False)
+
+
+def test_every_reference_in_the_infra_part_resolves(infra):
+    """Every Ref, GetAtt, Sub variable, condition and DependsOn names something declared, and the
+    Cognito resources are named only where UseCognito holds (the packaged templates: further below)."""
+    assert reference_problems(infra.template) == []
+    broken = json.loads(json.dumps(infra.template))  # the check can fail: the pool named unconditionally
+    broken["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]["STEPFLOW_JWT_AUDIENCE"] = {
+        "Ref": "UserPoolClient"}
+    broken["Outputs"]["Oops"] = {"Value": {"Fn::GetAtt": ["NoSuchThing", "Arn"]}}
+    assert reference_problems(broken) == [
+        "Resources/APIHandler/Properties/Environment/Variables/STEPFLOW_JWT_AUDIENCE: Ref to 'UserPoolClient', "
+        "which exists only when UseCognito holds",
+        "Outputs/Oops/Value: Fn::GetAtt to 'NoSuchThing', which the template does not declare"]
 
 
 # ------------------------------------------------------------------------------------ state machines
@@ -481,6 +482,22 @@ def test_the_packaged_template_is_chalice_merged_with_the_infra_part(packaged, i
         top = {name.split("/", 1)[0] for name in archive.namelist()}
     assert {"app.py", "chalicelib"} <= top
     assert not {name.split("-", 1)[0].removesuffix(".py").lower() for name in top} & infra_package.FORBIDDEN_IN_ZIP
+
+
+def test_every_reference_in_the_packaged_templates_resolves(packaged, tmp_path):
+    """sam.json as CloudFormation receives it, and expanded by the SAM transform as CloudFormation expands it."""
+    template, _ = packaged
+    assert reference_problems(template) == []
+    if not SAM_PYTHON.exists():
+        pytest.skip("no build/venv-sam (the SAM transform's venv): `make check-package` creates it")
+    source = tmp_path / "sam.json"
+    source.write_text(json.dumps(template))
+    completed = subprocess.run([str(SAM_PYTHON), "-m", "infra.sam_check", str(source)], cwd=ROOT,
+                               capture_output=True, text=True, timeout=PACKAGE_TIMEOUT)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    transformed = json.loads((tmp_path / "transformed.json").read_text())
+    assert "UserPool" in transformed["Resources"] and transformed["Conditions"] == template["Conditions"]
+    assert reference_problems(transformed) == []
 
 
 # ----------------------------------------------------------------------------------------- deploying
