@@ -40,8 +40,8 @@ QUICK = {"name": "quick", "steps": [
     {"id": "note", "type": "machine", "task_type": "data.set", "config": {"values": {"noted": True}}}]}
 
 
-def token(tenant: str) -> str:
-    return mint(SECRET, "fuzzer", roles=["admin"], tenant=tenant)
+def token(tenant: str, user: str = "fuzzer") -> str:
+    return mint(SECRET, user, roles=["admin"], tenant=tenant)
 
 
 @pytest.fixture(scope="module")
@@ -87,10 +87,12 @@ def test_a_generated_client_runs_a_workflow_through_its_human_task(secured_servi
         importlib.import_module(f"{CLIENT}.api.{module}") for module in (
             "definitions.register_definition", "instances.start_instance", "instances.list_instances",
             "instances.get_instance", "instances.get_result", "tasks.list_tasks", "tasks.complete_task"))
-    client = generated_client.AuthenticatedClient(base_url=base, token=token("client"),
+    # An answer with a status the document does not declare raises (errors.UnexpectedStatus).
+    client = generated_client.AuthenticatedClient(base_url=base, token=token("client", "ann"),
                                                   raise_on_unexpected_status=True, timeout=30.0)
 
-    registered = register.sync_detailed(client=client, body=models.Definition.from_dict({**REVIEW, "name": "client_review"}))
+    definition = models.Definition.from_dict({**REVIEW, "name": "client_review"})
+    registered = register.sync_detailed(client=client, body=definition)
     assert registered.status_code == 201 and isinstance(registered.parsed, models.DefinitionDetail)
     assert registered.parsed.steps == ["prepare", "review"] and registered.parsed.state_machine_arn
 
@@ -121,7 +123,7 @@ def test_a_generated_client_runs_a_workflow_through_its_human_task(secured_servi
     assert refused.status_code == 400 and isinstance(refused.parsed, models.Error)
     done = complete.sync(task.id, client=client, body=form)
     assert isinstance(done, models.Task) and done.status == models.TaskStatus.COMPLETED
-    assert done.completed_by == "fuzzer" and done.output_data.to_dict() == {"approved": True}
+    assert done.completed_by == "ann" and done.output_data.to_dict() == {"approved": True}
 
     deadline = time.monotonic() + 30
     while True:
@@ -148,8 +150,8 @@ def fuzz_targets(secured_service) -> dict[str, Any]:
     base, _ = secured_service
     headers = {"Authorization": "Bearer " + token("fuzz")}
     for definition in (REVIEW, QUICK):
-        status, body = call("POST", f"{base}/workflows/definitions", {**definition, "name": "fuzz_" + definition["name"]},
-                            headers)
+        named = {**definition, "name": "fuzz_" + definition["name"]}
+        status, body = call("POST", f"{base}/workflows/definitions", named, headers)
         assert status in (200, 201), body
     status, started = call("POST", f"{base}/workflows/instances", {"definition_name": "fuzz_review"}, headers)
     assert status == 201, started
@@ -160,16 +162,17 @@ def fuzz_targets(secured_service) -> dict[str, Any]:
             break
         assert time.monotonic() < deadline, page
         time.sleep(0.2)
+    # A run waits for its result (up to 25 s, or all of it for `start: false`): a second is enough here.
     return {"name": "fuzz_quick", "instance_id": started["id"], "task_id": page["items"][0]["id"],
-            "plugin_id": "data.set"}
+            "plugin_id": "data.set", "body.wait_seconds": 1}
 
 
 @pytest.mark.parametrize("with_token", [False, True], ids=["no-token", "admin-token"])
 def test_schemathesis_finds_no_server_errors_and_no_contract_breaks(secured_service, fuzz_targets, with_token,
                                                                     capsys, tmp_path):
     base, log = secured_service
-    # Path parameters name the real resources; /ui/{name} has its own name (an asset), so it stays generated.
-    pinned = ", ".join(f"{name} = {json.dumps(value)}" for name, value in fuzz_targets.items())
+    # Path parameters name the real resources (/ui/{name}, an asset's name, stays generated).
+    pinned = ", ".join(f"{json.dumps(name)} = {json.dumps(value)}" for name, value in fuzz_targets.items())
     (tmp_path / "schemathesis.toml").write_text(
         f"[[operations]]\ninclude-path-regex = '^/workflows/'\nparameters = {{ {pinned} }}\n")
     command = [str(BIN / "st"), "run", f"{base}/openapi.json", "-n", MAX_EXAMPLES,
@@ -188,3 +191,18 @@ def test_schemathesis_finds_no_server_errors_and_no_contract_breaks(secured_serv
               f"{generated.group(1) if generated else '?'} cases")
     assert result.returncode == 0, out[-6000:] + "\n--- service log ---\n" + log.read_text()[-3000:]
     assert generated and int(generated.group(1)) > 0
+    if with_token:  # the pinned resources were reached: their answers' bodies were checked, not only 404s
+        succeeded = successes(tmp_path / "events.ndjson")
+        assert {"GET /workflows/definitions/{name}", "GET /workflows/instances/{instance_id}",
+                "GET /workflows/tasks/{task_id}", "GET /workflows/plugins/{plugin_id}"} <= succeeded, succeeded
+
+
+def successes(report: Path) -> set[str]:
+    """The operations that answered 2xx at least once, from schemathesis' NDJSON event report."""
+    found = set()
+    for line in report.read_text().splitlines():
+        scenario = json.loads(line).get("ScenarioFinished")
+        for interaction in (scenario or {}).get("recorder", {}).get("interactions", {}).values():
+            if 200 <= ((interaction.get("response") or {}).get("status_code") or 0) < 300:
+                found.add(scenario["recorder"]["label"])
+    return found
