@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from chalicelib.core.responses.common import (
     Absent,
@@ -23,27 +23,20 @@ from chalicelib.core.responses.definitions import GraphEdge, GraphNode
 
 
 class InstanceSummary(Open):
-    """An instance as listed."""
+    """An instance as listed: what identifies it and where it stands; a listing may show less than the
+    instance view does, so only these four are promised."""
 
     id: str
     definition_name: str
-    version: str | None
     status: InstanceStatus
     created_at: Timestamp
-    started_at: Timestamp | None
-    completed_at: Timestamp | None
-    created_by: str | None
-    tenant_id: str | None
-    correlation_id: str | None
-    webhook_url: str | None
-    origin_instance: str | None
-    origin_zone: str | None
-    origin_tenant_id: str | None
-    origin_reference: str | None
-    retry_of: str | None
-    retried_by: str | None
-    deleted_at: Timestamp | None
-    cancel_reason: str | None
+    version: str | None = None
+    started_at: Timestamp | None = None
+    completed_at: Timestamp | None = None
+    created_by: str | None = None
+    tenant_id: str | None = None
+    correlation_id: str | None = None
+    deleted_at: Timestamp | None = None
 
 
 class Progress(Closed):
@@ -85,11 +78,28 @@ class Notification(Closed):
     error: str | Absent = None
 
 
-class Instance(InstanceSummary):
+class Instance(Closed):
     """An instance with its data, progress and step history."""
 
-    model_config = ConfigDict(extra="forbid")
-
+    id: str
+    definition_name: str
+    version: str | None
+    status: InstanceStatus
+    created_at: Timestamp
+    started_at: Timestamp | None
+    completed_at: Timestamp | None
+    created_by: str | None
+    tenant_id: str | None
+    correlation_id: str | None
+    webhook_url: str | None
+    origin_instance: str | None
+    origin_zone: str | None
+    origin_tenant_id: str | None
+    origin_reference: str | None
+    retry_of: str | None
+    retried_by: str | None
+    deleted_at: Timestamp | None
+    cancel_reason: str | None
     revision: str | None
     current_step: str | None
     current_steps: list[str]
