@@ -95,6 +95,8 @@ def definitions_and_catalog(api: Checked) -> None:
     assert api.get("/definitions/contract_tour/graph")[1]["mermaid_source"].startswith("flowchart")
     assert "mermaid_source" not in api.get("/definitions/contract_tour/graph?graph_format=json")[1]
     assert api.get("/definitions/nothing_here")[0] == 404
+    status, refused = api.call("POST", "/instances", {}, {"content-type": "text/plain"})
+    assert status == 415 and refused == {"detail": "Unsupported media type: text/plain"}
     plugins = api.get("/plugins")[1]
     assert api.get(f"/plugins/{plugins[0]['id']}")[1] == plugins[0]
 
