@@ -8,7 +8,7 @@ from chalice import Chalice, Rate
 
 from chalicelib.api import definitions, events, graphs, instances, openapi, plugins, tasks, ui
 from chalicelib.api.auth import make_middleware
-from chalicelib.api.http import json_response
+from chalicelib.api.http import chalice_refusals, json_response
 from chalicelib.core.payload import expand
 from chalicelib.observability import http_middleware, invocation_keys, logger, step_finished
 from chalicelib.service.sweep import run_passes
@@ -28,6 +28,7 @@ for module in (definitions, instances, plugins, tasks, graphs, events):
 app.register_blueprint(ui.create_blueprint(_services))  # the web UI at /ui, outside the API prefix
 app.register_blueprint(openapi.create_blueprint(_services, lambda: app))  # /openapi.json and /docs, public
 app.register_middleware(http_middleware, "http")
+app.register_middleware(chalice_refusals, "http")  # Chalice's own 405/415 as {"detail": ...}
 # Authentication and the route guards (chalicelib/api/auth.py): inside the request log, so 401/403 are logged.
 app.register_middleware(make_middleware(_services), "http")
 

@@ -49,6 +49,17 @@ def error_response(status: int, detail: Any) -> Response:
     return json_response({"detail": detail}, status)
 
 
+def chalice_refusals(event: Any, get_response: Callable[[Any], Any]) -> Any:
+    """The http middleware that gives Chalice's own refusals (415 for a Content-Type the route does not
+    take, 405) the API's error shape, {"detail": ...} as JSON, rather than Chalice's {"Code", "Message"}."""
+    response = get_response(event)
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
+        headers = {k: v for k, v in (response.headers or {}).items() if k.lower() != "content-type"}
+        return json_response({"detail": str(body["Message"])}, response.status_code, headers)
+    return response
+
+
 def handles_errors(view: Callable[..., Any]) -> Callable[..., Any]:
     """Maps domain errors to status codes; anything unexpected is logged, never echoed."""
 

@@ -1,9 +1,10 @@
 """The API's OpenAPI 3.1 contract, generated from the route table (app.routes) and the pydantic request
-models, served at /openapi.json with a self-contained docs page at /docs (no scripts, no CDN).
+and response models, served at /openapi.json with a self-contained docs page at /docs (no scripts, no CDN).
 
-Every route the app serves is in the document (a test holds it to that); request bodies come from
-the models' JSON Schemas, errors share the {"detail": ...} schema, the guards table (api/auth.py)
-gives each operation its security and minimum role. STEPFLOW_OPENAPI_INCLUDE_WORKFLOWS=false leaves
+Every route the app serves is in the document (a test holds it to that); request bodies and every
+JSON success come from the models' JSON Schemas (components, by reference; the answers' models are in
+core/responses/), errors share the {"detail": ...} schema, the guards table (api/auth.py) gives each
+operation its security and minimum role. STEPFLOW_OPENAPI_INCLUDE_WORKFLOWS=false leaves
 the workflow routes (everything under the API prefix) out of the document.
 """
 
@@ -59,7 +60,7 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
         ("GET", "/definitions/{name}/graph"): {"version": _text(64),
                                               "graph_format": {"type": "string", "enum": ["mermaid", "json"]}},
         ("GET", "/instances"): {
-            "status": {"type": "string", "enum": ["pending", "running", "waiting", "completed", "failed", "canceled"]},
+            "status": {"$ref": "#/components/schemas/InstanceStatus"},
             "workflow_name": _text(80), "tenant_id": _text(100), "correlation_id": _text(), "created_by": _text(),
             "started_after": {"type": "string", "format": "date-time"},
             "started_before": {"type": "string", "format": "date-time"},
@@ -73,7 +74,7 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
         ("GET", "/instances/{instance_id}/events"): {
             "sse": BOOL, "after": _text(64), "limit": {"type": "integer", "minimum": 1, "maximum": es.MAX_LIMIT},
             "wait": {"type": "number", "minimum": 0, "maximum": es.MAX_WAIT_SECONDS}},
-        ("GET", "/tasks"): {"status": {"type": "string", "enum": ["pending", "completed", "expired", "canceled"]},
+        ("GET", "/tasks"): {"status": {"$ref": "#/components/schemas/TaskStatus"},
                             "assignee_id": _text(), "assignee_group": _text(), "instance_id": _text(),
                             "overdue": BOOL, "limit": limit, "cursor": _text(2048), "tenant_id": _text(100)},
         ("GET", "/tasks/metrics"): {"tenant_id": _text(100)},
@@ -84,13 +85,48 @@ HEADERS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("POST", "/instances"): {"Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255}},
     ("POST", "/definitions/{name}/run"): {"Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255}},
 }
-SUCCESS: dict[tuple[str, str], dict[str, str]] = {
-    ("POST", "/definitions"): {"201": "Registered", "200": "Already registered (same revision)"},
-    ("POST", "/instances"): {"201": "Started (or created pending)", "200": "An idempotent repeat"},
-    ("POST", "/definitions/{name}/run"): {"200": "Finished within wait_seconds", "202": "Still running"},
-    ("GET", "/instances/{instance_id}/result"): {"200": "Ended", "202": "Still running"},
-    ("POST", "/instances/{instance_id}/retry"): {"201": "The new instance"},
-    ("POST", "/instances/{instance_id}/events"): {"202": "Accepted"},
+# Each JSON operation's success statuses: (description, the response model in core/responses/, or
+# [name] for an array of them). A test holds every JSON route to having one.
+SUCCESS: dict[tuple[str, str], dict[str, tuple[str, str | list[str]]]] = {
+    ("GET", "/health"): {"200": ("The service answers", "Health")},
+    ("GET", "/openapi.json"): {"200": ("This document", "OpenApiDocument")},
+    ("GET", "/definitions"): {"200": ("The latest revision of each workflow", ["DefinitionSummary"])},
+    ("POST", "/definitions"): {"201": ("Registered", "DefinitionDetail"),
+                               "200": ("Already registered (same revision)", "DefinitionDetail")},
+    ("POST", "/definitions/validate"): {"200": ("The dry run's verdict", "ValidationResult")},
+    ("GET", "/definitions/{name}"): {"200": ("The definition", "DefinitionDetail")},
+    ("GET", "/definitions/{name}/asl"): {"200": ("The compiled state machine", "StateMachine")},
+    ("GET", "/definitions/{name}/graph"): {"200": ("The graph", "DefinitionGraph")},
+    ("POST", "/definitions/{name}/run"): {"200": ("Ended within wait_seconds", "InstanceResult"),
+                                          "202": ("Still running", "InstanceRunning")},
+    ("POST", "/instances"): {"201": ("Started (or created pending)", "Instance"),
+                             "200": ("An idempotent repeat", "Instance")},
+    ("GET", "/instances"): {"200": ("A page, newest first", "InstancePage")},
+    ("GET", "/instances/{instance_id}"): {"200": ("The instance", "Instance")},
+    ("DELETE", "/instances/{instance_id}"): {"200": ("Deleted (or purged)", "InstanceRemoved")},
+    ("POST", "/instances/{instance_id}/start"): {"200": ("Started", "Instance")},
+    ("POST", "/instances/{instance_id}/cancel"): {"200": ("Canceled", "Instance")},
+    ("POST", "/instances/{instance_id}/retry"): {"201": ("The new instance", "Instance")},
+    ("POST", "/instances/{instance_id}/resume"): {"200": ("Running again", "Instance")},
+    ("GET", "/instances/{instance_id}/result"): {"200": ("Ended", "InstanceResult"),
+                                                 "202": ("Still running", "InstanceRunning")},
+    ("GET", "/instances/{instance_id}/history"): {"200": ("A page of the execution history", "ExecutionHistoryPage")},
+    ("GET", "/instances/{instance_id}/graph"): {"200": ("The graph by execution state", "InstanceGraph")},
+    ("POST", "/instances/{instance_id}/events"): {"202": ("Accepted", "EventAccepted")},
+    ("POST", "/callbacks/{key}"): {"200": ("The step is done", "CallbackAccepted")},
+    ("GET", "/plugins"): {"200": ("The catalog", ["PluginManifest"])},
+    ("GET", "/plugins/{plugin_id}"): {"200": ("The task type", "PluginManifest")},
+    ("GET", "/tasks"): {"200": ("A page, newest first", "TaskPage")},
+    ("GET", "/tasks/metrics"): {"200": ("The counters", "TaskMetrics")},
+    ("GET", "/tasks/{task_id}"): {"200": ("The task", "Task")},
+    ("GET", "/tasks/{task_id}/callback"): {"200": ("The callback URL", "TaskCallback")},
+    ("POST", "/tasks/{task_id}/complete"): {"200": ("Completed", "Task")},
+    ("POST", "/tasks/{task_id}/reassign"): {"200": ("Reassigned", "Task")},
+    ("POST", "/tasks/{task_id}/claim"): {"200": ("Claimed", "Task")},
+    ("POST", "/tasks/{task_id}/unclaim"): {"200": ("Given back", "Task")},
+    ("GET", "/approvals/{task_id}"): {"200": ("The approval task", "Task")},
+    ("POST", "/approvals/{task_id}/approve"): {"200": ("Approved (the task, completed)", "Task")},
+    ("POST", "/approvals/{task_id}/reject"): {"200": ("Rejected (the task, completed)", "Task")},
 }
 NOT_JSON = {("GET", "/instances/{instance_id}/events"), ("GET", "/ui"), ("GET", "/ui/{name}"),
             ("GET", "/ui/vendor/{name}"), ("GET", "/docs")}
@@ -137,6 +173,39 @@ def _lift_defs(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, 
     return schema
 
 
+def _named(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    """A model's schema as a component (a generated client names its class after it), by reference."""
+    name = schema.get("title")
+    if not name:
+        return schema
+    if components.setdefault(name, schema) != schema:
+        raise ValueError(f"two different schemas are named {name}")
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _response_components(components: dict[str, Any]) -> None:
+    """The response models (core/responses/) and what they reference, as components."""
+    from pydantic import BaseModel
+    from pydantic.json_schema import models_json_schema
+
+    from chalicelib.core import responses
+
+    names = sorted({name for codes in SUCCESS.values() for _, model in codes.values()
+                    for name in ([model] if isinstance(model, str) else model)})
+    _, top = models_json_schema([(responses.model(name), "validation") for name in names],
+                                ref_template="#/components/schemas/{model}")
+    ours = {name for module in responses.MODULES for name, value in vars(module).items()
+            if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == module.__name__}
+    for name, schema in top["$defs"].items():
+        if name in ours:
+            for field in schema.get("properties", {}).values():
+                # Answers have no defaults: a field is there or not ("required" says which).
+                if field.get("default", 0) is None:
+                    del field["default"]
+        if components.setdefault(name, schema) != schema:
+            raise ValueError(f"two different schemas are named {name}")  # a response model shadows another
+
+
 def _tag(path: str) -> str:
     if path.startswith("/callbacks") or path.endswith("/events"):
         return "events"
@@ -161,7 +230,9 @@ def build(app: Any, settings: Any) -> dict[str, Any]:
     }
     definition = _definition_schema()
     components["Definition"] = _lift_defs(definition, components)
-    bodies = {key: (need, _lift_defs(schema, components)) for key, (need, schema) in _bodies().items()}
+    bodies = {key: (need, _named(_lift_defs(schema, components), components))
+              for key, (need, schema) in _bodies().items()}
+    _response_components(components)
     query_params = _query_params()
     paths: dict[str, Any] = {}
     for full_path, methods in sorted(app.routes.items()):
@@ -217,7 +288,6 @@ def build(app: Any, settings: Any) -> dict[str, Any]:
 
 def _responses(key: tuple[str, str], guard: auth.Guard) -> dict[str, Any]:
     method, path = key
-    anything: dict[str, Any] = {}
     if key in NOT_JSON:
         if path.endswith("/events"):
             content = {es.NDJSON: {"schema": {"type": "string"}}, es.SSE: {"schema": {"type": "string"}}}
@@ -225,13 +295,13 @@ def _responses(key: tuple[str, str], guard: auth.Guard) -> dict[str, Any]:
                                                "content": content},
                                        "204": {"description": "The instance has ended and every event was sent"}}
         else:
-            success = {"200": {"description": "A page or asset", "content": {"text/html": {"schema": {}}}}}
+            page = {"text/html": {"schema": {"type": "string"}}}
+            success = {"200": {"description": "A page or asset", "content": page}}
             if path != "/docs":
                 success["304"] = {"description": "Not modified"}
     else:
-        codes = SUCCESS.get(key, {"200": "OK"})
-        success = {code: {"description": text, "content": {"application/json": {"schema": anything}}}
-                   for code, text in codes.items()}
+        success = {code: {"description": text, "content": {"application/json": {"schema": _schema_of(model)}}}
+                   for code, (text, model) in SUCCESS.get(key, {"200": ("OK", [])}).items()}
     if path.startswith("/ui"):  # the UI's own 404 is plain text, and it is public
         return {**success, "404": {"description": "No such asset",
                                    "content": {"text/plain": {"schema": {"type": "string"}}}}}
@@ -241,6 +311,14 @@ def _responses(key: tuple[str, str], guard: auth.Guard) -> dict[str, Any]:
         for code in ("401", "403", "503"):
             errors.pop(code)
     return {**success, **{code: {**error, "description": text} for code, text in errors.items()}}
+
+
+def _schema_of(model: str | list[str]) -> dict[str, Any]:
+    if isinstance(model, str):
+        return {"$ref": f"#/components/schemas/{model}"}
+    if model:
+        return {"type": "array", "items": _schema_of(model[0])}
+    return {}  # an operation without a response model (a test finds it)
 
 
 def docs_page(spec: dict[str, Any]) -> str:

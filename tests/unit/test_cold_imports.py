@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Each is loaded by the first request that needs it: a token verified, a schema checked, YAML read, a body parsed.
 LAZY = ("jwt", "cryptography", "jsonschema", "yaml", "re2", "pydantic", "chalicelib.core.model",
         "chalicelib.core.compiler", "chalicelib.service.definitions", "chalicelib.service.instances",
-        "chalicelib.service.tasks", "urllib.request")
+        "chalicelib.service.tasks", "chalicelib.core.responses", "urllib.request")
 
 PROBE = """
 import json, sys

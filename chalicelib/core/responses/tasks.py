@@ -1,0 +1,108 @@
+"""What the task and event operations answer: task views, pages, metrics, callbacks, accepted events."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from chalicelib.core.model import Escalation
+from chalicelib.core.responses.common import Absent, Closed, Cursor, JsonObject, Open, TaskStatus, Timestamp
+
+
+class TaskSummary(Open):
+    """A human task or waiting webhook step as listed."""
+
+    id: str
+    instance_id: str
+    step_name: str
+    kind: Literal["human", "webhook"] = Field(description="human: a form; webhook: a waiting webhook step")
+    status: TaskStatus
+    created_at: Timestamp
+    workflow: str | None = None
+    title: str | None = None
+    assignee: str | None = None
+    assignee_group: str | None = None
+    priority: int | None = None
+    due_at: Timestamp | None = None
+    overdue: bool | Absent = None
+
+
+class Task(TaskSummary):
+    """A task with its form and how it was worked. Never its token or callback URL."""
+
+    workflow: str | None
+    title: str | None
+    description: str | None
+    form_schema: JsonObject | None = Field(description="A JSON Schema the output is checked against")
+    assignee: str | None
+    assignee_group: str | None
+    candidate_groups: list[str] | None
+    priority: int | None
+    due_at: Timestamp | None
+    due_date: Timestamp | None = Field(description="due_at under the name the task DTO uses")
+    overdue: bool
+    reminder_at: Timestamp | None
+    completed_at: Timestamp | None
+    completed_by: str | None
+    comment: str | None
+    output_data: JsonObject | None
+    attempt: int | None
+    claimed_by: str | None
+    escalated_at: Timestamp | None
+    reassigned_from: str | None
+    reassign_reason: str | None
+    output_namespace: str | None
+    overwrites: list[str] | None
+    event_type: str | None = Field(None, description="Webhook steps only")
+    execution_arn: str | Absent = None
+    revision: str | Absent = None
+    tenant_id: str | None = None
+    escalation: Escalation | None = None
+    reassigned_by: str | None = None
+    reassigned_at: Timestamp | None = None
+    reminded_at: Timestamp | None = None
+    closed_at: Timestamp | None = None
+    closed_reason: str | None = None
+
+
+class TaskPage(Closed):
+    items: list[TaskSummary]
+    limit: int
+    next_cursor: Cursor
+
+
+class TaskMetrics(Closed):
+    pending_by_group: dict[str, int]
+    pending_total: int
+    overdue_count: int
+    oldest_overdue_due_at: Timestamp | None
+    oldest_overdue_age_seconds: int | None
+
+
+class TaskCallback(Closed):
+    """Where an external system completes a waiting webhook step (the URL is a capability)."""
+
+    task_id: str
+    instance_id: str | None
+    step_name: str
+    event_type: str | None
+    status: TaskStatus
+    attempt: int | None
+    callback_url: str
+
+
+class EventAccepted(Closed):
+    """The webhook steps the event completed."""
+
+    instance_id: str
+    completed: list[Task]
+
+
+class CallbackAccepted(Closed):
+    """All a callback key's holder learns: its step is done."""
+
+    task_id: str
+    step_name: str
+    status: TaskStatus
+    completed_at: Timestamp | None
