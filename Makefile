@@ -29,16 +29,17 @@ GROUPS ?=
 token: $(VENV)/.installed
 	@$(PY) -m chalicelib.tools.mint_token --role $(ROLE) --tenant $(TENANT) --user $(or $(USER),dev) --groups "$(GROUPS)"
 
-## test: lint, package and cfn-lint the AWS template, then the whole suite (unit, integration, end to end, browser)
+## test: lint, check the locks, package and cfn-lint the AWS template, `pip install .` into a clean venv, then the whole suite
 test: $(VENV)/.installed node_modules/.installed browser-deps
 	$(PY) -m ruff check .
 	$(MAKE) --no-print-directory check-lock
 	$(MAKE) --no-print-directory check-package
+	$(MAKE) --no-print-directory check-install
 	$(PY) -m pytest -n 2 --dist loadfile  # one test file per worker: each has its own emulated AWS
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
-	$(PY) -m mypy chalicelib
+	$(PY) -m mypy chalicelib stepflow_cli
 
 ## statemachines: recompile the bundled examples into statemachines/
 statemachines: $(VENV)/.installed
