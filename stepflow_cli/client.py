@@ -58,6 +58,8 @@ def error_of(response: requests.Response) -> ApiError:
         message = detail
     elif isinstance(detail, dict):
         message = str(detail.get("message") or json.dumps(detail))
+        if detail.get("instance_id"):  # e.g. a start Step Functions did not take: the instance exists
+            message += f" (instance {detail['instance_id']})"
         issues = [i for i in detail.get("issues") or [] if isinstance(i, Mapping)]
     elif isinstance(body, dict) and isinstance(body.get("message"), str):  # API Gateway's own errors
         message = body["message"]
