@@ -4,12 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test lint statemachines bench bench-load clean token
+.PHONY: run test lint statemachines bench bench-load clean token lock check-lock check-install
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# Every dependency comes from a lock with hashes (make lock); then the project itself, editable and
+# offline (its build backend, setuptools, is in the lock), which installs the `stepflow` command.
+$(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet "pip>=24,<26.3"  # chalice package needs pip below 26.3
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -27,15 +29,16 @@ GROUPS ?=
 token: $(VENV)/.installed
 	@$(PY) -m chalicelib.tools.mint_token --role $(ROLE) --tenant $(TENANT) --user $(or $(USER),dev) --groups "$(GROUPS)"
 
-## test: lint, package and cfn-lint the AWS template, then the whole suite (unit, integration, end to end, browser)
+## test: lint, check the locks, package and cfn-lint the AWS template, then the whole suite (`make check-install` proves `pip install .` separately)
 test: $(VENV)/.installed node_modules/.installed browser-deps
 	$(PY) -m ruff check .
+	$(MAKE) --no-print-directory check-lock
 	$(MAKE) --no-print-directory check-package
 	$(PY) -m pytest -n 2 --dist loadfile  # one test file per worker: each has its own emulated AWS
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
-	$(PY) -m mypy chalicelib
+	$(PY) -m mypy chalicelib stepflow_cli
 
 ## statemachines: recompile the bundled examples into statemachines/
 statemachines: $(VENV)/.installed
@@ -90,11 +93,10 @@ SAM_VENV ?= build/venv-sam
 DEPLOY_ARGS = --stage $(STAGE) $(if $(REGION),--region $(REGION)) $(if $(BUCKET),--bucket $(BUCKET))
 
 # Chalice gives the Lambda functions the packaging Python's runtime: this venv is Python 3.12+.
-$(DEPLOY_VENV)/.installed: requirements.txt requirements-deploy.txt infra/find_python.sh
+$(DEPLOY_VENV)/.installed: requirements-deploy.txt infra/find_python.sh
 	@PY312="$$(bash infra/find_python.sh)" && echo "creating $(DEPLOY_VENV) with $$PY312" && \
 	  rm -rf $(DEPLOY_VENV) && "$$PY312" -m venv $(DEPLOY_VENV)
-	$(DEPLOY_PY) -m pip install --quiet "pip>=24,<26.3"  # chalice package needs pip below 26.3
-	$(DEPLOY_PY) -m pip install --quiet -r requirements-deploy.txt
+	$(DEPLOY_PY) -m pip install --quiet --require-hashes -r requirements-deploy.txt  # its pip is below 26.3, as chalice package needs
 	touch $@
 
 ## package: build/package/$(STAGE)/ = sam.json (chalice package + infra/build.py merged), deployment.zip, SIZE.md
@@ -104,7 +106,7 @@ package: $(DEPLOY_VENV)/.installed
 # The SAM transform (aws-sam-translator) pins a pydantic the app's pin excludes: its own venv.
 $(SAM_VENV)/.installed: requirements-deploy-sam.txt infra/find_python.sh
 	@PY312="$$(bash infra/find_python.sh)" && rm -rf $(SAM_VENV) && "$$PY312" -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python -m pip install --quiet -r requirements-deploy-sam.txt
+	$(SAM_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements-deploy-sam.txt
 	touch $@
 
 ## check-package: package each of $(PACKAGE_STAGES), run the SAM transform offline, cfn-lint both (errors or warnings fail)
@@ -140,3 +142,42 @@ destroy: $(DEPLOY_VENV)/.installed
 ## test-localstack: the LocalStack integration tests when one answers at $$LOCALSTACK_ENDPOINT (default localhost:4566)
 test-localstack: $(VENV)/.installed
 	$(PY) -m infra.localstack
+
+# --- Locked dependencies: every transitive dependency pinned with its hashes, for Python 3.11+ on any platform ---
+UV_VENV ?= build/venv-uv
+UV_COMPILE = $(UV_VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock"
+# The locks beside the Lambda's own are constrained by it, so a package shared with the Lambda has the same
+# version everywhere. A compile keeps the versions a lock already has unless its source asks for another.
+$(UV_VENV)/.installed: requirements-uv.txt
+	rm -rf $(UV_VENV) && $(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements-uv.txt
+	touch $@
+
+## lock: re-resolve the locks after a change to pyproject.toml or a requirements*.in (UPGRADE=1 moves every pin to the newest allowed)
+lock: $(UV_VENV)/.installed
+	$(UV_COMPILE) $(if $(UPGRADE),--upgrade) requirements.in -o requirements.txt
+	$(UV_COMPILE) $(if $(UPGRADE),--upgrade) pyproject.toml --extra dev -c requirements.txt -o requirements-dev.txt
+	$(UV_COMPILE) $(if $(UPGRADE),--upgrade) requirements-deploy.in -c requirements.txt -o requirements-deploy.txt
+	$(UV_COMPILE) $(if $(UPGRADE),--upgrade) requirements-deploy-sam.in -o requirements-deploy-sam.txt
+	$(UV_COMPILE) $(if $(UPGRADE),--upgrade) requirements-uv.in -o requirements-uv.txt
+
+## check-lock: fail when a lock's pins are not what `make lock` makes from its source (an edited pyproject.toml without a re-lock)
+# Pins and markers are compared, not hash lists: a wheel uploaded later to a pinned release adds a hash
+# (pip skips a file whose hash the lock lacks) and must not fail the check.
+check-lock: $(UV_VENV)/.installed
+	@tmp="$$(mktemp -d)" && trap 'rm -rf "$$tmp"' EXIT && cp requirements*.txt "$$tmp/" && \
+	  $(UV_COMPILE) requirements.in -o "$$tmp/requirements.txt" && \
+	  $(UV_COMPILE) pyproject.toml --extra dev -c requirements.txt -o "$$tmp/requirements-dev.txt" && \
+	  $(UV_COMPILE) requirements-deploy.in -c requirements.txt -o "$$tmp/requirements-deploy.txt" && \
+	  $(UV_COMPILE) requirements-deploy-sam.in -o "$$tmp/requirements-deploy-sam.txt" && \
+	  $(UV_COMPILE) requirements-uv.in -o "$$tmp/requirements-uv.txt" && \
+	  for lock in requirements.txt requirements-dev.txt requirements-deploy.txt requirements-deploy-sam.txt requirements-uv.txt; do \
+	    grep -v -e '--hash=' "$$lock" > "$$tmp/committed" && grep -v -e '--hash=' "$$tmp/$$lock" > "$$tmp/made" && \
+	    diff -u --label "$$lock" --label "make lock" "$$tmp/committed" "$$tmp/made" || \
+	      { echo "$$lock is out of date: run make lock and commit it" >&2; exit 1; }; \
+	  done && echo "check-lock: every lock pins what make lock makes from its source"
+
+## check-install: `pip install .` into a clean venv, then the CLI against `stepflow server` from it (~1-3 min)
+check-install: $(VENV)/.installed
+	STEPFLOW_INSTALL_TEST=1 $(PY) -m pytest tests/install -q -p no:xdist

@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 import zipfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,9 @@ ROOT = infra_build.ROOT
 MIN_RUNTIME = (3, 12)
 TEMPLATE = "sam.json"
 ZIP = "deployment.zip"
+# The lock Chalice installs the functions' dependencies from (`make lock`): every one pinned, with its hashes.
+LOCK = ROOT / "requirements.txt"
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$")
 # Top-level names that must never be in the Lambda zip: test, dev and deploy tooling, and boto3/botocore
 # (the Lambda runtime provides them; requirements.txt leaves them out on purpose).
 FORBIDDEN_IN_ZIP = frozenset({
@@ -48,6 +52,7 @@ class Package:
     top_level: list[tuple[str, int]]  # (name, uncompressed bytes), largest first
     seconds: float
     runtime: str
+    dists: dict[str, str] = field(default_factory=dict)  # the distributions installed in the zip: name -> version
 
     @property
     def template_path(self) -> Path:
@@ -77,8 +82,38 @@ def stage_env(stage: infra_build.Stage, base: dict[str, str] | None = None) -> d
     env.update(stage.environment)
     env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION") or "us-east-1")
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # Every pip call Chalice makes checks hashes: a wheel it would fetch outside the lock (its second,
+    # per-package download for Lambda's platform) fails the package instead of going in unverified.
+    env["PIP_REQUIRE_HASHES"] = "1"
     env[PACKAGING_ENV] = "1"  # the stage's secrets are stack parameters, not on this machine
     return env
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked_pins(path: Path = LOCK, python_version: str | None = None) -> dict[str, str]:
+    """name -> version of what the lock installs on Linux under this (or the given) Python version."""
+    from packaging.markers import Marker
+
+    environment = {"sys_platform": "linux", "platform_system": "Linux"}
+    if python_version:
+        environment.update(python_version=python_version, python_full_version=f"{python_version}.0")
+    pins = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        found = _PIN.match(line.strip())
+        if found and (not found.group(3) or Marker(found.group(3)).evaluate(environment)):
+            pins[normalize(found.group(1))] = found.group(2)
+    return pins
+
+
+def packaged_dists(path: Path) -> dict[str, str]:
+    """name -> version of every distribution installed in the zip (from its *.dist-info folder names)."""
+    with zipfile.ZipFile(path) as archive:
+        folders = {name.split("/", 1)[0] for name in archive.namelist() if ".dist-info/" in name}
+    return {normalize(folder.removesuffix(".dist-info").rsplit("-", 1)[0]): folder.removesuffix(".dist-info")
+            .rsplit("-", 1)[1] for folder in folders}
 
 
 def inspect_zip(path: Path) -> tuple[int, int, list[tuple[str, int]]]:
@@ -93,9 +128,15 @@ def inspect_zip(path: Path) -> tuple[int, int, list[tuple[str, int]]]:
     return files, sum(sizes.values()), sizes.most_common()
 
 
-def check(package: Package) -> list[str]:
-    """Problems with a package: a runtime below 3.12, a dev dependency in the zip, a function without a name."""
+def check(package: Package, pins: dict[str, str] | None = None) -> list[str]:
+    """Problems with a package: a runtime below 3.12, a dev dependency in the zip, a function without a name,
+    a dependency other than the lock's (`pins`, name -> version)."""
     problems = []
+    if pins is not None:
+        for name in sorted(set(pins) | set(package.dists)):
+            if package.dists.get(name) != pins.get(name):
+                problems.append(f"{ZIP} holds {name} {package.dists.get(name) or '(missing)'}; "
+                                f"{LOCK.name} pins {pins.get(name) or 'nothing of that name'}")
     names = {name for name, _ in package.top_level}
     for name in sorted(names):
         base = name.split("-", 1)[0].removesuffix(".py").lower()
@@ -166,8 +207,9 @@ def package(stage_name: str, out: Path | None = None, *, quiet: bool = False) ->
     runtimes = {r["Properties"].get("Runtime") for r in template["Resources"].values()
                 if r.get("Type") == "AWS::Serverless::Function"}
     result_package = Package(stage_name, folder, template, (folder / ZIP).stat().st_size, unzipped, files, top,
-                             time.monotonic() - started, ", ".join(sorted(r for r in runtimes if r)))
-    problems = check(result_package)
+                             time.monotonic() - started, ", ".join(sorted(r for r in runtimes if r)),
+                             packaged_dists(folder / ZIP))
+    problems = check(result_package, locked_pins())
     if problems:
         raise SystemExit("infra.package: the package is not deployable:\n  " + "\n  ".join(problems))
     (folder / "SIZE.md").write_text(size_report(result_package), encoding="utf-8")

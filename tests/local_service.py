@@ -37,7 +37,8 @@ def call(method: str, url: str, body: object = None, headers: dict[str, str] | N
 class LocalService:
     """The service on a free port with time at x0.01; `base` is its URL once started."""
 
-    def __init__(self, log: Path, env: dict[str, str] | None = None):
+    def __init__(self, log: Path, env: dict[str, str] | None = None, command: list[str] | None = None):
+        self.command = command or [sys.executable, "-m", "stepflow_local.server"]
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -47,7 +48,7 @@ class LocalService:
 
     def start(self, timeout: float = 90) -> LocalService:
         with open(self.log, "wb") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "stepflow_local.server"], cwd=ROOT, env=self.env,
+            self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env,
                                             stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while True:

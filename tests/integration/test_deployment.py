@@ -482,6 +482,9 @@ def test_the_packaged_template_is_chalice_merged_with_the_infra_part(packaged, i
         top = {name.split("/", 1)[0] for name in archive.namelist()}
     assert {"app.py", "chalicelib"} <= top
     assert not {name.split("-", 1)[0].removesuffix(".py").lower() for name in top} & infra_package.FORBIDDEN_IN_ZIP
+    # Installed from the lock, and nothing else: what requirements.txt pins for the functions' runtime.
+    runtime = next(iter(functions.values()))["Properties"]["Runtime"].removeprefix("python")
+    assert infra_package.packaged_dists(zip_path) == infra_package.locked_pins(python_version=runtime)
 
 
 def test_every_reference_in_the_packaged_templates_resolves(packaged, tmp_path):
