@@ -2,7 +2,7 @@
 server` in one process, `stepflow apply`, `run --wait` and `logs -f` against it from another.
 
 Slow (a venv and every dependency, ~1-3 min with a warm pip cache), so it runs only when asked:
-`make check-install` (which `make test` runs), or STEPFLOW_INSTALL_TEST=1 pytest tests/install.
+`make check-install`, or STEPFLOW_INSTALL_TEST=1 pytest tests/install.
 """
 
 from __future__ import annotations
