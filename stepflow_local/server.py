@@ -19,6 +19,7 @@ from stepflow_local.moto_patches import TIME_SCALE_ENV, time_scale
 from stepflow_local.runtime import LocalRuntime
 from stepflow_local.schedules import deliver_schedules
 from stepflow_local.status_events import deliver_status_changes
+from stepflow_local.streams import deliver_streams
 
 LOG = logging.getLogger("stepflow_local")
 
@@ -128,6 +129,7 @@ def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[
                 # What EventBridge would trigger on AWS (the overdue sweep), the runtime triggers here.
                 deliver_schedules(app, runtime)
                 deliver_status_changes(app, runtime)
+                deliver_streams(app, runtime)  # what Lambda's event source mappings deliver on AWS
             except BaseException:
                 server.server.server_close()
                 raise
