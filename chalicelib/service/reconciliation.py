@@ -13,17 +13,22 @@ from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.core.history import STATUS_BY_EXECUTION
 from chalicelib.core.runs import run_of_execution
 from chalicelib.core.times import iso
+from chalicelib.errors import NotFound
 from chalicelib.service.launches import WATCH
 from chalicelib.service.task_delivery import REDELIVERY_AFTER
 
 TERMINAL = frozenset({"completed", "failed", "canceled"})
 WATCH_AGAIN = timedelta(minutes=10)  # a running instance checked and found running: checked again then
 RECONCILE_BATCH = 500  # watches checked per sweep; the rest wait for the next one
+# A watched instance whose execution Step Functions does not know is checked this many times (one a
+# sweep) before it ends as failed with EXECUTION_MISSING: a describe never succeeds again.
+MAX_WATCH_MISSES = 3
+EXECUTION_MISSING = "Stepflow.ExecutionNotFound"
 log = logging.getLogger("stepflow.instances")
 
 
 class Reconciliation:
-    """Uses InstanceService's _store, _machines, _tasks, _notifier, _now, _summary, _log and _settle_end."""
+    """Uses InstanceService's _store, _machines, _tasks, _notifier, _now, _summary, _log, _settle_end and _end."""
 
     _store: Any
     _machines: Any
@@ -33,6 +38,7 @@ class Reconciliation:
     _summary: Any
     _log: Any
     _settle_end: Any
+    _end: Any
 
     def on_execution_event(self, detail: dict[str, Any]) -> str | None:
         """An EventBridge 'Step Functions Execution Status Change': an end is recorded (one describe for
@@ -85,7 +91,11 @@ class Reconciliation:
                     stats[f"completions_{outcome}"] += settled_deliveries[outcome]
             undecided = settled_deliveries["undecided"]
         if live:
-            settled = self._settle_from_execution(record)
+            try:
+                settled = self._settle_from_execution(record)
+            except NotFound:
+                self._execution_missing(record, now, stats)
+                return
             if settled["status"] in TERMINAL:
                 stats["reconciled"] += 1  # its end closed its tasks and settled what was left
                 return
@@ -103,6 +113,8 @@ class Reconciliation:
                                else {"chore_at": iso(now + WATCH_AGAIN)})
         elif not undecided:
             changes.update({"chore": None, "chore_at": None})
+        if record.get("watch_misses"):
+            changes["watch_misses"] = None
         # Pinned to the deliveries it confirmed: a completion meanwhile adds one, and keeps the watch.
         pinned = {"deliveries": record["deliveries"]} if record.get("deliveries") else {}
         try:
@@ -110,6 +122,27 @@ class Reconciliation:
                                absent=() if pinned else ("deliveries",))
         except TransitionRefused:
             pass
+
+    def _execution_missing(self, record: dict[str, Any], now: datetime, stats: Counter[str]) -> None:
+        """The instance's execution does not exist (gone with Step Functions' retention, or never made):
+        checked again at the next sweeps, and after MAX_WATCH_MISSES checks the instance ends as failed,
+        so its tasks close and it is never described again."""
+        misses = int(record.get("watch_misses") or 0) + 1
+        if misses < MAX_WATCH_MISSES:
+            try:
+                self._store.update(record["id"], {"watch_misses": misses},
+                                   expect={"chore": WATCH, **({"watch_misses": misses - 1} if misses > 1 else {})},
+                                   absent=() if misses > 1 else ("watch_misses",))
+            except TransitionRefused:
+                pass
+            stats["executions_missing"] += 1
+            return
+        message = (f"Step Functions has no execution for this instance (not found in {misses} checks); "
+                   "how it ended is unknown")
+        self._end(record, {"status": "failed", "completed_at": iso(now), "output": None, "watch_misses": None,
+                           "error": {"error": EXECUTION_MISSING, "message": message},
+                           "context": record.get("context") if record.get("context") is not None else record.get("input")})
+        stats["ended_without_execution"] += 1
 
     def deliver_notifications(self) -> int:
         """Retries completion webhooks whose next attempt is due."""

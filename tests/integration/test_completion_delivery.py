@@ -1,11 +1,15 @@
 """A completion writes once and sends once; the instance's watch confirms the delivery later, with one
-history read."""
+history read, and a watch whose execution no longer exists ends its instance after a bounded number
+of checks instead of retrying forever."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
 from chalicelib.examples import bundled
+from chalicelib.service.reconciliation import EXECUTION_MISSING, MAX_WATCH_MISSES
 from stepflow_local.call_count import counted
 from tests.waiting import wait_for_task
 
@@ -51,3 +55,30 @@ def test_the_watch_confirms_a_delivery_with_one_history_read_and_no_second_send(
     with counted(local_aws.region) as calls:
         assert app_services.instances.reconcile() == {"watched": 0, "reconciled": 0}
     assert calls.items_read == 0
+
+
+def test_a_watch_whose_execution_is_gone_ends_the_instance_after_a_bounded_number_of_checks(
+        api, app_services, local_aws):
+    instance_id = _expense(api, 50)
+    task = wait_for_task(api, instance_id, "manager_approval")
+    instances = app_services.instance_store
+    deadline = time.monotonic() + 10
+    while instances.get(instance_id)["status"] != "waiting":  # the registrar has shown the task waiting
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    arn = instances.get(instance_id)["execution_arn"]
+    # An execution Step Functions does not know (gone with its retention, say), whose watch has come.
+    instances.update(instance_id, {"execution_arn": arn + "-gone", "chore": "watch", "chore_at": LONG_AGO})
+    for check in range(1, MAX_WATCH_MISSES):
+        assert app_services.instances.reconcile() == {"watched": 1, "reconciled": 0, "executions_missing": 1}
+        assert instances.get(instance_id)["watch_misses"] == check and instances.get(instance_id)["status"] == "waiting"
+    assert app_services.instances.reconcile() == {"watched": 1, "reconciled": 0, "ended_without_execution": 1}
+    record = instances.get(instance_id)
+    assert record["status"] == "failed" and record["error"]["error"] == EXECUTION_MISSING
+    assert f"not found in {MAX_WATCH_MISSES} checks" in record["error"]["message"]
+    assert "chore" not in record and "watch_misses" not in record
+    closed = api.get(f"/tasks/{task['id']}")[1]
+    assert closed["status"] == "expired"
+    assert app_services.task_store.get(task["id"])["closed_reason"] == f"the instance failed ({EXECUTION_MISSING})"
+    assert app_services.instances.reconcile() == {"watched": 0, "reconciled": 0}  # never described again
+    local_aws.client("stepfunctions").stop_execution(executionArn=arn)  # the real one, left waiting
