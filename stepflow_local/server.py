@@ -127,6 +127,7 @@ def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[
                     if hook is not None:
                         hook()
                 # What EventBridge would trigger on AWS (the overdue sweep), the runtime triggers here.
+                before = {id(job) for job in runtime.scheduler.jobs}
                 deliver_schedules(app, runtime)
                 deliver_status_changes(app, runtime)
                 deliver_streams(app, runtime)  # what Lambda's event source mappings deliver on AWS
@@ -148,6 +149,10 @@ def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[
                 server.shutdown()
                 server.server.server_close()
                 thread.join(5)
+                # A runtime the caller goes on using must not go on sweeping and pumping for this app.
+                for job in runtime.scheduler.jobs:
+                    if id(job) not in before:
+                        job.cancel()
             print("Stepflow local API stopped.", flush=True)
     finally:
         restore_signals()
