@@ -190,7 +190,9 @@ class Delivery:
         with `ended`, the instance has ended, so a step still shown waiting never got it), `undecided`.
         """
         stats: Counter[str] = Counter()
-        marked = [r for r in records if r.get("outbox_state") and r.get("status") == "completed"]
+        # (A task always names its execution; one that did not would be left to the by_outbox backstop.)
+        marked = [r for r in records if r.get("outbox_state") and r.get("status") == "completed"
+                  and r.get("execution_arn")]
         by_execution: dict[str, list[dict[str, Any]]] = {}
         for record in marked:
             by_execution.setdefault(record["execution_arn"], []).append(record)
