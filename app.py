@@ -85,6 +85,16 @@ def execution_events(event: Any) -> str | None:
     return services.instances.on_execution_event(event.detail)
 
 
+@app.on_dynamodb_record(stream_arn=services.settings.events_stream_arn, name="lifecycle_events",
+                        starting_position="TRIM_HORIZON")
+def lifecycle_events(event: Any) -> int:
+    """Publishes the lifecycle events the instance event logs recorded to EventBridge: the log is the
+    outbox (chalicelib/service/lifecycle.py; locally the runtime hands the stream over)."""
+    from chalicelib.aws.event_store import log_changes
+
+    return services.lifecycle.publish_changes(log_changes(event.to_dict()["Records"]))
+
+
 def register_bundled_examples() -> list[str]:
     """Registers the example workflows (the local service calls this at start)."""
     from chalicelib.examples import bundled

@@ -22,6 +22,12 @@ PACKAGING_ENV = "STEPFLOW_PACKAGING"
 MIN_SERVER_SECRET_BYTES = 32
 
 
+def stream_arn_of(region: str, table: str) -> str:
+    """A stream ARN naming the table (account and stream label unknown here): what the app declares its
+    stream consumer with until the deployment template binds the table's real StreamArn."""
+    return f"arn:aws:dynamodb:{region}:000000000000:table/{table}/stream/latest"
+
+
 class SettingsError(ValueError):
     """The environment asks for something a stage does not allow (e.g. auth off on a deployed stage)."""
 
@@ -47,6 +53,9 @@ class Settings:
     event_bus: str = "default"
     sweep_minutes: int = 5
     events_table: str = ""
+    # The event log's stream, which app.lifecycle_events reads (the deployment template binds it; the
+    # local runtime exports it; otherwise a name derived from the table, which only the template replaces).
+    events_stream_arn: str = ""
     event_settle_seconds: float = 1.0
     webhook_secret: str | None = None
     tenant_webhook_secrets: dict[str, str] = field(default_factory=dict)
@@ -116,6 +125,9 @@ class Settings:
             instances_table=env.get(INSTANCES.env_var, INSTANCES.physical_name(prefix)),
             tasks_table=env.get(TASKS.env_var, TASKS.physical_name(prefix)),
             events_table=env.get(EVENTS.env_var, EVENTS.physical_name(prefix)),
+            events_stream_arn=env.get(EVENTS.stream_env_var) or stream_arn_of(
+                env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+                env.get(EVENTS.env_var, EVENTS.physical_name(prefix))),
             event_settle_seconds=float(env.get("STEPFLOW_EVENT_SETTLE_SECONDS", "1") or 1),
             step_runner_arn=env.get(STEP_RUNNER.env_var, ""),
             task_registrar_arn=env.get(TASK_REGISTRAR.env_var, ""),

@@ -25,6 +25,9 @@ class Table:
     indexes: tuple[Index, ...] = ()
     ttl_attribute: str | None = None
     env_var: str = ""
+    # A DynamoDB stream of the table's changes (its view type), and the variable that names its ARN.
+    stream_view: str | None = None
+    stream_env_var: str = ""
 
     def physical_name(self, prefix: str) -> str:
         return f"{prefix}{self.name}"
@@ -40,6 +43,8 @@ class Table:
             "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in self.key_attributes()],
             "BillingMode": "PAY_PER_REQUEST",
         }
+        if self.stream_view:
+            request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": self.stream_view}
         if self.indexes:
             request["GlobalSecondaryIndexes"] = [
                 {
@@ -98,8 +103,11 @@ TASKS = Table(
     ),
     env_var="STEPFLOW_TASKS_TABLE",
 )
-# Each instance's event log (core/event_stream.py): seq is time-ordered and unique per writer.
-EVENTS = Table("EventsTable", "events", "instance_id", "seq", env_var="STEPFLOW_EVENTS_TABLE")
+# Each instance's event log (core/event_stream.py): seq is time-ordered and unique per writer. Its stream
+# is the outbox of the lifecycle events published to EventBridge (app.lifecycle_events,
+# service/lifecycle.py): what the log holds is published, whichever request or function wrote it.
+EVENTS = Table("EventsTable", "events", "instance_id", "seq", env_var="STEPFLOW_EVENTS_TABLE",
+               stream_view="NEW_AND_OLD_IMAGES", stream_env_var="STEPFLOW_EVENTS_STREAM_ARN")
 TABLES: tuple[Table, ...] = (DEFINITIONS, INSTANCES, TASKS, EVENTS)
 
 

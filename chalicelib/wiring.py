@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # each property imports its own class: a cold start loads onl
     from chalicelib.service.definitions import DefinitionService
     from chalicelib.service.events import EventService
     from chalicelib.service.instances import InstanceService
+    from chalicelib.service.lifecycle import LifecyclePublisher
     from chalicelib.service.notifications import Notifier
     from chalicelib.service.tasks import TaskService
     from chalicelib.tasks.registry import TaskRegistry
@@ -115,8 +116,7 @@ class Services:
         from chalicelib.service.instances import InstanceService
 
         return InstanceService(self.definitions, self.instance_store, self.machines, self.loader, now_utc,
-                               tasks=self.tasks, notifier=self.notifier, publisher=self.publisher,
-                               events=lambda: getattr(self, "events", None))
+                               tasks=self.tasks, notifier=self.notifier, events=lambda: getattr(self, "events", None))
 
     @cached_property
     def loader(self) -> RevisionLoader:
@@ -147,13 +147,18 @@ class Services:
         return EventPublisher(client("events", self.settings.region), self.settings.event_bus)
 
     @cached_property
+    def lifecycle(self) -> LifecyclePublisher:
+        from chalicelib.service.lifecycle import LifecyclePublisher
+
+        return LifecyclePublisher(self.publisher, self.task_store)
+
+    @cached_property
     def tasks(self) -> TaskService:
         from chalicelib.service.tasks import TaskService
 
         return TaskService(self.task_store, self.machines, self.loader, self.publisher, now_utc,
-                           events=self.event_store, api_prefix=self.settings.api_prefix,
-                           callback_secret=self.settings.callback_secret,
-                           on_closed=lambda instance_id, waiting: self.instances.waiting_changed(instance_id, waiting))
+                           events=self.event_store, instances=self.instance_store,
+                           api_prefix=self.settings.api_prefix, callback_secret=self.settings.callback_secret)
 
     @cached_property
     def event_store(self) -> EventStore:

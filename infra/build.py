@@ -12,6 +12,9 @@ know about, all of it derived from the same description the local runtime is cre
   its ${...} placeholders bound by DefinitionSubstitutions;
 - the Stepflow event bus; the rule that feeds the instance index from Step Functions execution status
   changes (when the app defines `execution_events`) with its dead-letter queue;
+- for every `@app.on_dynamodb_record` consumer of a table's stream (the event log's, read by
+  `lifecycle_events`): the table's real StreamArn in place of the name the app declares, retries that
+  split a failing batch, and an on-failure queue;
 - for every function of the app: a fixed FunctionName (`{prefix}{name}`, as the local runtime names
   them, so ARNs are built with !Sub and nothing depends on a function to know another's ARN) and the
   environment chalicelib.config reads;
@@ -19,7 +22,8 @@ know about, all of it derived from the same description the local runtime is cre
   issuer, audience and JWKS go into every function's environment, or an existing identity provider's
   settings taken as stack parameters instead; the server secret is a parameter too (secrets NoEcho),
   so no secret is in the template;
-- the DefaultRole's policies: DynamoDB on our tables and indexes only, the Step Functions calls the
+- the DefaultRole's policies: DynamoDB on our tables and indexes only (and reading
+  their streams), the Step Functions calls the
   service makes, iam:PassRole on the execution role only, events:PutEvents on our bus only.
 
 Run: python -m infra.build --stage dev [--out build/infra/dev.json]
@@ -53,6 +57,12 @@ RETAIN_DATA_STAGES = frozenset({"prod"})
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # the SQS maximum
 EVENT_MAX_AGE_SECONDS = 24 * 3600
 EVENT_RETRY_ATTEMPTS = 185  # EventBridge's default and maximum
+STREAM_CONSUMER = "DynamoDBEventConfig"  # the kind of an @app.on_dynamodb_record function
+# A stream batch the function fails on is split (a bad record ends up alone) and retried this often;
+# then its place in the stream goes to the function's on-failure queue (the log still holds the events).
+STREAM_RETRY_ATTEMPTS = 10
+STREAM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+                  "dynamodb:ListStreams")
 
 DYNAMODB_ACTIONS = (
     "dynamodb:ConditionCheckItem",
@@ -100,6 +110,7 @@ class AppFunction:
     kind: str  # "api", "lambda", "schedule", "cloudwatch_event", or the event source's class name
     schedule: str | None = None  # the schedule expression of a "schedule"
     event_pattern: dict[str, Any] | None = None  # the pattern of a "cloudwatch_event"
+    stream_table: str | None = None  # the table whose stream a STREAM_CONSUMER reads (its physical name)
 
 
 @dataclass(frozen=True)
@@ -167,7 +178,7 @@ def resolve_stage(stage: str, config: dict[str, Any] | None = None) -> Stage:
 
 def app_functions(app: Any = None) -> tuple[AppFunction, ...]:
     """Every Lambda function `chalice package` will emit for the app (importing app.py when not given)."""
-    from chalice.app import CloudWatchEventConfig, ScheduledEventConfig
+    from chalice.app import CloudWatchEventConfig, DynamoDBEventConfig, ScheduledEventConfig
 
     if app is None:
         import app as app_module
@@ -187,6 +198,10 @@ def app_functions(app: Any = None) -> tuple[AppFunction, ...]:
         elif isinstance(source, CloudWatchEventConfig):
             found.append(AppFunction(source.name, cfn_name(source.name), source.handler_string, "cloudwatch_event",
                                      event_pattern=dict(source.event_pattern)))
+        elif isinstance(source, DynamoDBEventConfig):
+            table = source.stream_arn.split(":table/", 1)[-1].split("/stream/", 1)[0]
+            found.append(AppFunction(source.name, cfn_name(source.name), source.handler_string, STREAM_CONSUMER,
+                                     stream_table=table))
         else:
             found.append(AppFunction(source.name, cfn_name(source.name), source.handler_string,
                                      type(source).__name__))
@@ -248,6 +263,8 @@ def table_resource(table: Any, stage: Stage) -> dict[str, Any]:
     if stage.retain_data:
         properties["DeletionProtectionEnabled"] = True
     policy = "Retain" if stage.retain_data else "Delete"
+    if "StreamSpecification" in properties:  # CloudFormation names only the view type
+        properties["StreamSpecification"] = {"StreamViewType": properties["StreamSpecification"]["StreamViewType"]}
     return {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": policy, "UpdateReplacePolicy": policy,
             "Properties": properties}
 
@@ -312,6 +329,10 @@ def app_policy(stage: Stage, tables: Sequence[Any], queues: Sequence[str]) -> di
         },
         {"Sid": "LifecycleEvents", "Effect": "Allow", "Action": "events:PutEvents", "Resource": get_att("EventBus")},
     ]
+    streams = [sub(f"${{{table.logical_id}.Arn}}/stream/*") for table in tables if table.stream_view]
+    if streams:
+        # What Lambda reads a stream with for its consumer, on our tables' streams only.
+        statements.insert(2, {"Sid": "Streams", "Effect": "Allow", "Action": list(STREAM_ACTIONS), "Resource": streams})
     if queues:
         statements.append({"Sid": "DeadLetters", "Effect": "Allow", "Action": "sqs:SendMessage",
                            "Resource": [get_att(queue) for queue in queues]})
@@ -331,6 +352,8 @@ def app_environment(stage: Stage, tables: Sequence[Any], functions: Sequence[Any
     for table in tables:
         if table.env_var:
             env[table.env_var] = {"Ref": table.logical_id}
+        if table.stream_env_var:
+            env[table.stream_env_var] = get_att(table.logical_id, "StreamArn")
     for function in functions:
         if function.env_var:
             env[function.env_var] = function_arn(stage.function_name(function.name))
@@ -479,6 +502,31 @@ def build(stage_name: str, *, functions: Sequence[AppFunction] | None = None,
                     "SourceArn": get_att(rule),
                 },
             }
+
+    for consumer in (f for f in functions if f.kind == STREAM_CONSUMER):
+        streamed = [t for t in tables if t.stream_view and consumer.stream_table
+                    and consumer.stream_table.endswith(t.name)]
+        if len(streamed) != 1:
+            raise SystemExit(f"infra.build: '{consumer.name}' reads the stream of {consumer.stream_table!r}, "
+                             f"which names no table with a stream in chalicelib/resources.py")
+        table = streamed[0]
+        queue = f"{consumer.logical_id}FailedBatches"
+        queues.append(queue)
+        out[queue] = {"Type": "AWS::SQS::Queue", "Properties": {
+            "QueueName": f"{stage.prefix}{consumer.name}-failed", "MessageRetentionPeriod": DLQ_RETENTION_SECONDS,
+            "SqsManagedSseEnabled": True}}
+        outputs[f"{queue}Url"] = {"Value": {"Ref": queue}}
+        # Merged into Chalice's own event (same name): the real stream in place of the one the app names.
+        function_extra[consumer.name] = {"Events": {cfn_name(f"{consumer.name}-dynamodb-event-source"): {
+            "Type": "DynamoDB",
+            "Properties": {
+                "Stream": get_att(table.logical_id, "StreamArn"),
+                "StartingPosition": "TRIM_HORIZON",
+                "BisectBatchOnFunctionError": True,
+                "MaximumRetryAttempts": STREAM_RETRY_ATTEMPTS,
+                "DestinationConfig": {"OnFailure": {"Destination": get_att(queue)}},
+            },
+        }}}
 
     sweep = by_name.get(OVERDUE_SWEEP)
     if sweep is None:

@@ -75,7 +75,12 @@ def apply_infra(template: dict[str, Any], client: Any, account: str, region: str
             if kind == "AWS::DynamoDB::Table":
                 ddb = client("dynamodb")
                 request = {k: v for k, v in props.items() if k not in TABLE_ONLY_PROPERTIES}
-                arn = ddb.create_table(**request)["TableDescription"]["TableArn"]
+                if "StreamSpecification" in request:  # CloudFormation leaves StreamEnabled implied
+                    request["StreamSpecification"] = {"StreamEnabled": True, **request["StreamSpecification"]}
+                created = ddb.create_table(**request)["TableDescription"]
+                arn = created["TableArn"]
+                if created.get("LatestStreamArn"):
+                    names[f"{logical_id}.StreamArn"] = created["LatestStreamArn"]
                 ddb.get_waiter("table_exists").wait(TableName=props["TableName"])
                 if props.get("TimeToLiveSpecification"):
                     ddb.update_time_to_live(TableName=props["TableName"],

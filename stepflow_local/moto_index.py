@@ -179,6 +179,12 @@ def _index(table: Any) -> _TableIndex:
     return index
 
 
+def reindex(table: Any, hash_key: Any, range_key: Any) -> None:
+    """Brings the index of one key in step with the item stored under it (for writes that bypass
+    Table.put_item and Table.delete_item, such as a transaction's rollback)."""
+    _keep_in_step(table, hash_key, range_key)
+
+
 def _keep_in_step(table: Any, hash_key: Any, range_key: Any) -> None:
     index = table.__dict__.get(INDEX_ATTRIBUTE)
     if index is None:

@@ -91,6 +91,7 @@ class LocalRuntime:
 
         self.account_id = ""
         self.table_names: dict[str, str] = {}  # Table.name -> physical table name
+        self.stream_arns: dict[str, str] = {}  # Table.name -> its stream's ARN (tables with a stream)
         self.function_names: dict[str, str] = {}  # Function.name -> physical function name
         self.function_arns: dict[str, str] = {}  # Function.name -> function ARN
         self.state_machine_role_arn = ""
@@ -358,6 +359,8 @@ class LocalRuntime:
         for table in self.tables:
             if table.env_var:
                 env[table.env_var] = self.table_names[table.name]
+            if table.stream_env_var:
+                env[table.stream_env_var] = self.stream_arns[table.name]
         for fn in self.functions:
             if fn.env_var:
                 env[fn.env_var] = self.function_arns[fn.name]
@@ -376,10 +379,12 @@ class LocalRuntime:
 
     def _create_tables(self) -> None:
         ddb = self.client("dynamodb")
-        self.table_names = {}
+        self.table_names, self.stream_arns = {}, {}
         for table in self.tables:
             name = table.physical_name(self.prefix)
-            ddb.create_table(**table.create_table_request(name))
+            created = ddb.create_table(**table.create_table_request(name))["TableDescription"]
+            if created.get("LatestStreamArn"):
+                self.stream_arns[table.name] = created["LatestStreamArn"]
             if table.ttl_attribute:
                 ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={
                     "Enabled": True, "AttributeName": table.ttl_attribute})

@@ -19,6 +19,7 @@ from stepflow_local.moto_patches import TIME_SCALE_ENV, time_scale
 from stepflow_local.runtime import LocalRuntime
 from stepflow_local.schedules import deliver_schedules
 from stepflow_local.status_events import deliver_status_changes
+from stepflow_local.streams import deliver_streams
 
 LOG = logging.getLogger("stepflow_local")
 
@@ -126,8 +127,10 @@ def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[
                     if hook is not None:
                         hook()
                 # What EventBridge would trigger on AWS (the overdue sweep), the runtime triggers here.
+                before = {id(job) for job in runtime.scheduler.jobs}
                 deliver_schedules(app, runtime)
                 deliver_status_changes(app, runtime)
+                deliver_streams(app, runtime)  # what Lambda's event source mappings deliver on AWS
             except BaseException:
                 server.server.server_close()
                 raise
@@ -146,6 +149,10 @@ def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[
                 server.shutdown()
                 server.server.server_close()
                 thread.join(5)
+                # A runtime the caller goes on using must not go on sweeping and pumping for this app.
+                for job in runtime.scheduler.jobs:
+                    if id(job) not in before:
+                        job.cancel()
             print("Stepflow local API stopped.", flush=True)
     finally:
         restore_signals()

@@ -15,7 +15,13 @@ from chalicelib.aws.items import to_item
 
 
 class TransitionRefused(Exception):
-    """The item was not in the state the write required (someone else got there first)."""
+    """The item was not in the state the write required (someone else got there first).
+
+    `part`: in a transaction, the position of the item whose condition failed (0: the first)."""
+
+    def __init__(self, *args: object, part: int = 0):
+        super().__init__(*args)
+        self.part = part
 
 
 def conditional_update(ddb: Any, table: str, key: dict[str, Any], *, set_: dict[str, Any] | None = None,

@@ -59,16 +59,27 @@ class EventStore:
                step: str | None = None) -> bool:
         """Writes an event under a seq stamped earlier; False when that seq is taken: writing the same
         event again (a redelivery after a crash) leaves it once, where it was stamped."""
-        record = {"instance_id": instance_id, "seq": seq, "type": event_type, "at": at_of(seq), "step": step,
-                  "data": bounded_data(data)}
         try:
-            self._ddb.put_item(TableName=self._table, Item=_to_item(record),
-                               ConditionExpression="attribute_not_exists(seq)")
+            self._ddb.put_item(**self.put_request(instance_id, seq, event_type, data, step=step)["Put"])
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
         return True
+
+    def put_request(self, instance_id: str, seq: str, event_type: str, data: Any = None, *,
+                    step: str | None = None, replace: str | None = None) -> dict[str, Any]:
+        """The write of one event at `seq` as an item of a TransactWriteItems, so it stands or falls with
+        the change it records. Only where the seq is free, or, with `replace`, over an event of that type
+        at the same seq (a logged completion whose delivery was refused becomes task.expired there)."""
+        record = {"instance_id": instance_id, "seq": seq, "type": event_type, "at": at_of(seq), "step": step,
+                  "data": bounded_data(data)}
+        put: dict[str, Any] = {"TableName": self._table, "Item": _to_item(record),
+                               "ConditionExpression": "attribute_not_exists(seq)"}
+        if replace:
+            put.update(ConditionExpression="attribute_not_exists(seq) OR #t = :r",
+                       ExpressionAttributeNames={"#t": "type"}, ExpressionAttributeValues={":r": {"S": replace}})
+        return {"Put": put}
 
     def next_attempt(self, instance_id: str, run: str, step: str, kind: str = "machine") -> int:
         """1 for a step's first attempt in this run (execution), 2 for its first retry, and so on.
@@ -119,6 +130,21 @@ class EventStore:
                               ExpressionAttributeValues={":i": {"S": instance_id}},
                               ProjectionExpression="instance_id, seq"):
             yield {"instance_id": item["instance_id"], "seq": item["seq"]}
+
+
+def log_changes(records: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]:
+    """The log table's stream records (as Lambda hands them over) as (INSERT / MODIFY / REMOVE, the
+    event after, the event before), each as readers get it; the attempt counters beside them left out."""
+    changes = []
+    for record in records:
+        change = record.get("dynamodb") or {}
+        seq = ((change.get("Keys") or {}).get("seq") or {}).get("S", "")
+        if seq.startswith(COUNTER_PREFIX):
+            continue
+        new, old = change.get("NewImage"), change.get("OldImage")
+        changes.append((str(record.get("eventName")), public_event(_from_item(new)) if new else None,
+                        public_event(_from_item(old)) if old else None))
+    return changes
 
 
 def _to_item(record: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 from chalicelib.aws.conditional_update import TransitionRefused, conditional_update, holds
 from chalicelib.aws.items import from_item, to_item
 from chalicelib.aws.paging import query_all
+from chalicelib.aws.transactions import transact
 from chalicelib.core.listing import INSTANCE_KEY_INPUTS, Family, instance_keys
 from chalicelib.errors import Conflict, InvalidInput
 
@@ -25,11 +26,22 @@ class InstanceStore:
         self._ddb = ddb
         self._table = table
 
-    def create(self, record: dict[str, Any]) -> None:
-        """Creates the instance; Conflict when its id exists (an idempotent repeat, or a clash)."""
+    def create(self, record: dict[str, Any], *, also: tuple[dict[str, Any], ...] = ()) -> None:
+        """Creates the instance; Conflict when its id exists (an idempotent repeat, or a clash).
+
+        `also`: writes of other tables (TransactWriteItems items, e.g. its first event) made in the same
+        transaction, so they exist exactly when the instance does."""
         item = to_item({**record, **instance_keys(record), "created_key": f"{record['created_at']}#{record['id']}"})
+        put = {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(id)"}
         try:
-            self._ddb.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(id)")
+            if also:
+                transact(self._ddb, [{"Put": put}, *also])
+            else:
+                self._ddb.put_item(**put)
+        except TransitionRefused as exc:
+            if exc.part:
+                raise
+            raise Conflict(f"instance {record['id']} already exists") from exc
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise Conflict(f"instance {record['id']} already exists") from exc
@@ -42,8 +54,10 @@ class InstanceStore:
         return from_item(item["Item"]) if "Item" in item else None
 
     def update(self, instance_id: str, changes: dict[str, Any], *, expect: dict[str, Any] | None = None,
-               expect_not: dict[str, list[Any]] | None = None, record: dict[str, Any] | None = None) -> None:
-        """Sets (None removes) attributes; `expect` must equal and `expect_not` values must not match.
+               expect_not: dict[str, list[Any]] | None = None, record: dict[str, Any] | None = None,
+               absent: tuple[str, ...] = ()) -> None:
+        """Sets (None removes) attributes; `expect` must equal, `expect_not` values must not match and
+        `absent` attributes must not exist.
 
         A change of a key input (status, deleted_at) rewrites the listing keys, derived from the record
         as it will be: `record` (as the caller read it; read here when not given) with the changes. The
@@ -51,7 +65,8 @@ class InstanceStore:
         """
         key = {"id": {"S": instance_id}}
         if not INSTANCE_KEY_INPUTS & changes.keys():
-            conditional_update(self._ddb, self._table, key, set_=changes, expect=expect, expect_not=expect_not)
+            conditional_update(self._ddb, self._table, key, set_=changes, expect=expect, expect_not=expect_not,
+                               absent=absent)
             return
         current = record
         for _ in range(KEY_RETRIES):
@@ -65,7 +80,7 @@ class InstanceStore:
                 conditional_update(
                     self._ddb, self._table, key, set_={**changes, **instance_keys(after)},
                     expect={**{a: v for a, v in pins.items() if v is not None}, **(expect or {})},
-                    expect_not=expect_not, absent=tuple(a for a, v in pins.items() if v is None))
+                    expect_not=expect_not, absent=(*(a for a, v in pins.items() if v is None), *absent))
                 return
             except TransitionRefused:
                 fresh = self.get(instance_id)
@@ -149,19 +164,14 @@ class InstanceStore:
                 break
         return found
 
-    def watch(self, instance_id: str, at: str, chore: str) -> None:
-        """Puts a live instance on the sparse `chore` (due `at`) unless it has another chore; one write.
-        TransitionRefused when it has ended or another chore (a launch or a close) stands."""
-        try:
-            self._ddb.update_item(
-                TableName=self._table, Key={"id": {"S": instance_id}},
-                UpdateExpression="SET chore = :c, chore_at = :t",
-                ConditionExpression="attribute_exists(id) AND #s IN (:r, :w) "
-                                    "AND (attribute_not_exists(chore) OR chore = :c)",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":c": {"S": chore}, ":t": {"S": at}, ":r": {"S": "running"},
-                                           ":w": {"S": "waiting"}})
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise TransitionRefused(instance_id) from None
-            raise
+    def watch_request(self, instance_id: str, at: str, chore: str) -> dict[str, Any]:
+        """A completion's watch over the instance, as an item of the completion's TransactWriteItems:
+        the sparse `chore` due `at` unless a chore stands already (a launch, a close, or a watch that
+        keeps its own time), and one more delivery for that watch to confirm (`deliveries`). A chore it
+        finds never refuses the transaction; only an instance that no longer exists does."""
+        return {"Update": {
+            "TableName": self._table, "Key": {"id": {"S": instance_id}},
+            "UpdateExpression": "SET chore = if_not_exists(chore, :c), chore_at = if_not_exists(chore_at, :t) "
+                                "ADD deliveries :one",
+            "ConditionExpression": "attribute_exists(id)",
+            "ExpressionAttributeValues": {":c": {"S": chore}, ":t": {"S": at}, ":one": {"N": "1"}}}}

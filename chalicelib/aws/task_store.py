@@ -6,7 +6,6 @@ get exactly one winner; the loser's write fails and nothing half-happens.
 
 from __future__ import annotations
 
-import random
 import time
 from typing import Any
 
@@ -14,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.aws.conditional_update import TransitionRefused, update_request
 from chalicelib.aws.items import from_item, to_item
+from chalicelib.aws.transactions import transact
 from chalicelib.core.listing import COUNTER_INPUTS, TASK_KEY_ATTRIBUTES, counter_deltas, counter_id, task_keys
 from chalicelib.core.tasks import OPEN
 
@@ -25,9 +25,6 @@ SECRET_ATTRIBUTES = frozenset({"token", "snapshot", "callback_nonce", "callback_
 CALLBACK_ATTRIBUTES = ("callback_key", "callback_nonce")
 INTERNAL_ATTRIBUTES = frozenset({"created_key", "assignee_status", "group_status", "due_state", "reminder_state",
                                  "overdue_state", "outbox_state", "completed_seq", *TASK_KEY_ATTRIBUTES})
-# Two transactions on one counter item at once: DynamoDB cancels one (TransactionConflict) with nothing
-# written, so trying it again is safe; a few tries with jitter settle any realistic contention.
-CONFLICT_RETRIES = 8
 REGISTER_RETRIES = 4
 
 
@@ -65,12 +62,15 @@ class TaskStore:
 
     def transition(self, task_id: str, *, before: dict[str, Any], after: dict[str, Any],
                    expect: dict[str, Any] | None = None, set_: dict[str, Any] | None = None,
-                   remove: tuple[str, ...] = (), require: tuple[str, ...] = (), absent: tuple[str, ...] = ()) -> None:
+                   remove: tuple[str, ...] = (), require: tuple[str, ...] = (), absent: tuple[str, ...] = (),
+                   also: tuple[dict[str, Any], ...] = ()) -> None:
         """One conditional write: `expect` attributes must equal, `require` ones exist, `absent` ones not.
 
         `before` is the record as the caller read it and `after` as it will be: the derived index keys
         follow `after`, and the tenant's counters change by the difference, in the same transaction,
         pinned to the counted attributes of `before` (a stale `before` is refused, never miscounted).
+        `also`: writes of other tables (TransactWriteItems items) that stand or fall with this one; a
+        refusal names the item that refused (TransitionRefused.part: 0 the task, i the i-th of `also`).
         """
         after = {k: v for k, v in after.items() if k not in remove}
         keys = task_keys(after)
@@ -93,12 +93,13 @@ class TaskStore:
                     conditions[attribute] = before[attribute]
         request = update_request(self._table, {"id": {"S": task_id}}, set_=changes, remove=(*remove, *dropped),
                                  expect=conditions, require=must_exist, absent=must_lack)
-        self._write({"Update": request}, deltas)
+        self._write({"Update": request}, deltas, also)
 
-    def _write(self, action: dict[str, Any], deltas: dict[str, dict[str, int]]) -> None:
-        """The task write alone, or with its counter ADDs in one TransactWriteItems; TransitionRefused
-        when the task's condition fails."""
-        if not deltas:
+    def _write(self, action: dict[str, Any], deltas: dict[str, dict[str, int]],
+               also: tuple[dict[str, Any], ...] = ()) -> None:
+        """The task write alone, or with its counter ADDs and `also` in one TransactWriteItems;
+        TransitionRefused when a condition fails."""
+        if not deltas and not also:
             try:
                 if "Put" in action:
                     self._ddb.put_item(**action["Put"])
@@ -109,20 +110,9 @@ class TaskStore:
                     raise TransitionRefused(str(action)[:80]) from exc
                 raise
             return
-        items = [action, *(self._counting(item, amounts) for item, amounts in deltas.items())]
-        for attempt in range(CONFLICT_RETRIES):
-            try:
-                self._ddb.transact_write_items(TransactItems=items)
-                return
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                    raise
-                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
-                if "ConditionalCheckFailed" in reasons or (not reasons and "ConditionalCheckFailed" in str(exc)):
-                    raise TransitionRefused("task") from exc
-                if attempt == CONFLICT_RETRIES - 1:
-                    raise
-                self._sleep(random.uniform(0, 0.01 * 2 ** attempt))  # noqa: S311 - jitter, not security
+        # The counters last: they carry no condition, so a refusal's position names the task or an `also`.
+        items = [action, *also, *(self._counting(item, amounts) for item, amounts in deltas.items())]
+        transact(self._ddb, items, sleep=self._sleep)
 
     def _counting(self, item: str, amounts: dict[str, int]) -> dict[str, Any]:
         names = {f"#c{i}": attribute for i, attribute in enumerate(amounts)}

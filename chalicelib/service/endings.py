@@ -39,7 +39,9 @@ class Endings:
                 and not record.get("notify_state")):
             self._notifier.notify(record)  # its own retries take over from its first attempt
         try:
-            self._store.update(record["id"], {"chore": None, "chore_at": None}, expect={"chore": CLOSE})
+            # Closing the tasks settled the deliveries of its completions too (TaskService.close_for_instance).
+            self._store.update(record["id"], {"chore": None, "chore_at": None, "deliveries": None},
+                               expect={"chore": CLOSE})
         except TransitionRefused:
             pass
 
@@ -57,13 +59,9 @@ class Endings:
                 log.warning("closing instance %s failed; the next sweep retries", record["id"], exc_info=True)
         return finished
 
-    def waiting_changed(self, instance_id: str, waiting: bool | None) -> None:
+    def waiting_changed(self, instance_id: str, waiting: bool) -> None:
         """A human/webhook task opened (True: the index shows `waiting`, and no status event is expected
-        while it waits) or closed (None: the instance may run on and end, so it is watched; the view or
-        the sweep's check records `running` if nothing else waits)."""
-        if waiting is None:
-            self.watch(instance_id)  # type: ignore[attr-defined]
-            return
+        while it waits, so a watch is removed, unless it still has deliveries to confirm)."""
         new, old = ("waiting", "running") if waiting else ("running", "waiting")
         try:
             self._store.update(instance_id, {"status": new}, expect={"status": old})
@@ -77,6 +75,7 @@ class Endings:
                 return
         if waiting:
             try:
-                self._store.update(instance_id, {"chore": None, "chore_at": None}, expect={"chore": WATCH})
+                self._store.update(instance_id, {"chore": None, "chore_at": None}, expect={"chore": WATCH},
+                                   absent=("deliveries",))
             except TransitionRefused:
                 pass

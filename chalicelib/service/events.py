@@ -52,6 +52,12 @@ class EventService:
             events_log.exception("event not recorded", extra={"event_type": event_type})
             return None
 
+    def record_request(self, instance_id: str, event_type: str, data: dict[str, Any] | None = None, *,
+                       step: str | None = None) -> dict[str, Any]:
+        """An event stamped now, as an item of the caller's TransactWriteItems: written with the change
+        it records, or not at all (unlike `record`, never on its own)."""
+        return self._store.put_request(instance_id, self._store.stamp(), event_type, data, step=step)
+
     def everything(self, instance_id: str) -> list[dict[str, Any]]:
         """The instance's whole log as stored (the instance view folds it into step records)."""
         return self._store.everything(instance_id)

@@ -49,8 +49,8 @@ def input_issues(schema: dict[str, Any] | None, data: dict[str, Any]) -> list[di
 
 class InstanceService(InstanceViews, Reconciliation, Launches, Endings):
     def __init__(self, definitions: Any, store: Any, machines: Any, loader: Any, now: Callable[[], datetime], *,
-                 tasks: Any = None, notifier: Any = None, publisher: Any = None,
-                 events: Callable[[], Any] | None = None, sleep: Callable[[float], None] = time.sleep):
+                 tasks: Any = None, notifier: Any = None, events: Callable[[], Any] | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
         self._definitions = definitions
         self._store = store
         self._machines = machines
@@ -58,7 +58,6 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings):
         self._now = now
         self._tasks = tasks
         self._notifier = notifier
-        self._publisher = publisher
         self._events = events or (lambda: None)
         self._sleep = sleep
 
@@ -93,8 +92,13 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings):
             "request_hash": fingerprint, "input": request.input_data, "webhook_url": request.webhook_url,
             **request.origin(), **intent,
         }
+        # A started instance's instance.started is written with it, in one transaction: the log (and the
+        # lifecycle events published from it) has it exactly when the instance exists.
+        events = self._events() if request.start else None
+        announce = {"id": instance_id, "workflow": definition["name"], "run": "start"}
+        also = (events.record_request(instance_id, "instance.started", announce),) if events is not None else ()
         try:
-            self._store.create(record)
+            self._store.create(record, also=also)
         except Conflict:
             existing = self._store.get(instance_id) or {}
             if existing.get("request_hash") != fingerprint:
@@ -104,7 +108,7 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings):
             return self.get(instance_id), False
         if not request.start:
             return self._view(record, None), True
-        arn = self._launch(record, definition["state_machine_arn"], intent_written=True)
+        arn = self._launch(record, definition["state_machine_arn"], intent_written=True, announced=bool(also))
         # Just started: no step has run yet, so the view is the record as written (nothing to read back).
         return self._view({**record, **LAUNCH_DONE, "execution_arn": arn, "started_at": now,
                            "runs": [{"execution_arn": arn, "kind": "start", "started_at": now}]}, None), True
@@ -288,8 +292,8 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings):
         return {"id": instance_id, "deleted": True}
 
     def _publish(self, detail_type: str, detail: dict[str, Any]) -> None:
-        if self._publisher is not None:
-            self._publisher.publish(detail_type, detail)
+        """A lifecycle event in the instance's log; EventBridge gets it from the log's stream
+        (service/lifecycle.py), so publishing is the log write."""
         events = self._events()
         if events is not None:
             events.record(detail["id"], detail_type, detail)

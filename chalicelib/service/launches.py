@@ -56,15 +56,17 @@ class Launches:
     _end: Any
 
     def _launch(self, record: dict[str, Any], machine_arn: str, *, steps: dict[str, Any] | None = None,
-                run: int = 0, kind: str = "start", intent_written: bool = False) -> str:
-        """Starts the instance's execution (writing the intent first unless the caller's write did);
-        Unavailable when Step Functions or the store failed: the start is then finished later."""
+                run: int = 0, kind: str = "start", intent_written: bool = False, announced: bool = False) -> str:
+        """Starts the instance's execution (writing the intent first unless the caller's write did, and
+        instance.started unless it did that too); Unavailable when Step Functions or the store failed:
+        the start is then finished later."""
         if not intent_written:
             intent = launch_intent(iso(self._now()), run, kind)
             self._store.update(record["id"], intent)
             record = {**record, **intent}
-        # Logged before the execution starts, so it precedes the first step's events.
-        self._publish("instance.started", {"id": record["id"], "workflow": record["definition_name"], "run": kind})
+        if not announced:
+            # Logged before the execution starts, so it precedes the first step's events.
+            self._publish("instance.started", {"id": record["id"], "workflow": record["definition_name"], "run": kind})
         try:
             return self._start_execution(record, machine_arn, steps or {})
         except Exception as exc:

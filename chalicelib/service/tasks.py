@@ -33,18 +33,19 @@ events_log = logging.getLogger("stepflow.events")
 
 class TaskService(Delivery):
     def __init__(self, store: Any, machines: Any, loader: Any, publisher: Any, now: Callable[[], datetime], *,
-                 events: Any = None, api_prefix: str = "/workflows", callback_secret: bytes = b"",
-                 on_closed: Callable[[str, bool], None] | None = None):
+                 events: Any = None, instances: Any = None, api_prefix: str = "/workflows",
+                 callback_secret: bytes = b""):
         self._store = store
         self._machines = machines
         self._loader = loader
         self._publisher = publisher
         self._now = now
         self._events = events  # an EventStore: instance event logs (None: no log)
+        # An InstanceStore: a completion watches its instance in the same transaction, and that watch
+        # confirms the delivery (None: the completion confirms it itself; see task_delivery.py).
+        self._instances = instances
         self._api_prefix = api_prefix
         self._callback_secret = callback_secret  # derives a webhook step's callback key from its nonce
-        # Told (instance id, whether other tasks still wait) when a task closes: the index shows `waiting`.
-        self._on_closed = on_closed
 
     # -- reading -----------------------------------------------------------------------------
     def get(self, task_id: str) -> dict[str, Any]:
@@ -133,33 +134,6 @@ class TaskService(Delivery):
         if issues:
             raise FieldErrors({"message": "the output writes fields this step may not write", "issues": issues})
         return writes.recorded(output)
-
-    def _finish(self, record: dict[str, Any], output: dict[str, Any], completed_by: str,
-                comment: str | None, *, received: dict[str, Any] | None = None) -> dict[str, Any]:
-        now = iso(self._now())
-        # task.completed's place in the log, taken before the workflow resumes, so it precedes what the
-        # next step writes; the event is written there only once the completion stands (delivered).
-        received_seq = self._stamp() if received is not None else None
-        seq = self._stamp()
-        closed = ("due_state", "reminder_state", "overdue_state")
-        after = {**{k: v for k, v in record.items() if k not in closed}, "status": "completed", "completed_at": now,
-                 "completed_by": completed_by, "comment": comment, "output_data": output, "completed_seq": seq}
-        try:
-            # The one write that decides who completed the task; outbox_state marks it undelivered.
-            self._store.transition(
-                record["id"], expect={"status": "pending", "attempt": record["attempt"]},
-                set_={"status": "completed", "completed_at": now, "completed_by": completed_by, "comment": comment,
-                      "output_data": output, "outbox_state": OPEN, "completed_seq": seq},
-                remove=closed, after=after, before=record)
-        except TransitionRefused:
-            self._require_pending(self.get(record["id"]))
-            raise Conflict("the task changed while it was being completed; reload it") from None
-        # Logged by the one winner, before the workflow resumes, so it precedes what the next step writes.
-        if received is not None:
-            self._record(after, "event.received", received, seq=received_seq)
-        # Gone when the step no longer waits; not delivered yet (a passing failure): the sweep delivers it.
-        self._deliver(after)
-        return self._present(after)
 
     # -- webhook steps ---------------------------------------------------------------------------
     def pending_webhooks(self, instance_id: str) -> builtins.list[dict[str, Any]]:

@@ -147,6 +147,10 @@ def test_every_function_gets_the_environment_the_local_runtime_exports(local_run
         for name, value in local_env.items():
             if name == "STEPFLOW_STATE_MACHINE_ROLE_ARN":
                 assert env[name] == "<StateMachineRole.Arn>"
+            elif name in {t.stream_env_var for t in resources.TABLES if t.stream_env_var}:
+                table = next(t for t in resources.TABLES if t.stream_env_var == name)
+                assert env[name] == f"<{table.logical_id}.StreamArn>"
+                assert value == local_runtime.stream_arns[table.name]
             elif name == "STEPFLOW_STAGE":
                 assert (value, env[name]) == (local_runtime.stage, STAGE)
             else:
@@ -310,6 +314,36 @@ def test_app_policy_is_scoped_to_our_resources(infra):
                                              "Action": "events:PutEvents", "Resource": {"Fn::GetAtt": ["EventBus", "Arn"]}}
     unscoped = [s for s in statements.values() if s["Resource"] == "*"]
     assert [s["Sid"] for s in unscoped] == ["StepFunctionsUnscoped"]
+    # Streams are read on our tables' streams only.
+    streamed = {t.logical_id for t in resources.TABLES if t.stream_view}
+    assert streamed and references(statements["Streams"]["Resource"]) == streamed
+    assert all(r["Fn::Sub"].endswith(".Arn}/stream/*") for r in statements["Streams"]["Resource"])
+    assert set(statements["Streams"]["Action"]) == {"dynamodb:DescribeStream", "dynamodb:GetRecords",
+                                                    "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
+
+
+def test_the_event_log_stream_feeds_the_lifecycle_events_function(infra, local_runtime):
+    """The app's stream consumer reads the events table's real stream, from its start, with failing
+    batches split and, once retries are spent, their place recorded in a queue."""
+    consumers = [f for f in infra.functions if f.kind == infra_build.STREAM_CONSUMER]
+    assert [f.name for f in consumers] == ["lifecycle_events"]
+    assert consumers[0].stream_table == local_runtime.table_names["events"]
+    built = infra.template["Resources"]
+    table = built[resources.EVENTS.logical_id]["Properties"]
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    (name, event), = built["LifecycleEvents"]["Properties"]["Events"].items()
+    assert name == "LifecycleEventsDynamodbEventSource"  # Chalice's own event, merged into
+    props = event["Properties"]
+    assert event["Type"] == "DynamoDB" and props["Stream"] == {"Fn::GetAtt": ["EventsTable", "StreamArn"]}
+    assert props["StartingPosition"] == "TRIM_HORIZON" and props["BisectBatchOnFunctionError"] is True
+    assert props["MaximumRetryAttempts"] == infra_build.STREAM_RETRY_ATTEMPTS
+    assert props["DestinationConfig"] == {"OnFailure": {"Destination": {
+        "Fn::GetAtt": ["LifecycleEventsFailedBatches", "Arn"]}}}
+    queue = built["LifecycleEventsFailedBatches"]["Properties"]
+    assert queue["QueueName"] == "stepflow-dev-lifecycle_events-failed" and queue["SqsManagedSseEnabled"] is True
+    dead_letters = next(s for p in built["DefaultRole"]["Properties"]["Policies"]
+                        for s in p["PolicyDocument"]["Statement"] if s["Sid"] == "DeadLetters")
+    assert {"Fn::GetAtt": ["LifecycleEventsFailedBatches", "Arn"]} in dead_letters["Resource"]
 
 
 def test_the_infra_part_has_no_circular_dependencies(infra):
@@ -468,6 +502,11 @@ def test_the_packaged_template_is_chalice_merged_with_the_infra_part(packaged, i
             if function.name == infra_build.EXECUTION_EVENTS:
                 assert set(event["Properties"]) >= {"DeadLetterConfig", "RetryPolicy", "RuleName"}
                 assert "prefix" in event["Properties"]["Pattern"]["detail"]["stateMachineArn"][0]
+        if function.kind == infra_build.STREAM_CONSUMER:
+            (event,) = props["Events"].values()  # Chalice's, bound to the table's real stream
+            assert event["Type"] == "DynamoDB" and event["Properties"]["Stream"] == {
+                "Fn::GetAtt": ["EventsTable", "StreamArn"]}
+            assert event["Properties"]["BatchSize"] == 100 and "DestinationConfig" in event["Properties"]
         log_group = template["Resources"][infra_build.log_group_id(function)]["Properties"]
         assert log_group["LogGroupName"] == f"/aws/lambda/{props['FunctionName']}"
         assert log_group["RetentionInDays"] == infra.stage.log_retention_days

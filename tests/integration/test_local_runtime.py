@@ -271,6 +271,7 @@ def test_local_server_serves_the_app_and_calls_the_start_hook(rt, capsys):
 
     urls: list[str] = []
     stop = threading.Event()
+    jobs_before = {id(job) for job in rt.scheduler.jobs}
     thread = threading.Thread(target=server.serve, kwargs=dict(
         port=0, app_module="stepflow_local.testing_app", runtime=rt, ready=urls.append, stop_event=stop))
     thread.start()
@@ -288,7 +289,9 @@ def test_local_server_serves_the_app_and_calls_the_start_hook(rt, capsys):
         thread.join(5)
     assert not thread.is_alive()
     assert testing_app.started == ["registered"]
-    assert rt.started  # a runtime the caller started is left running
+    assert rt.started  # a runtime the caller started is left running...
+    # ...without this app's schedules, status watcher and stream pump running on for the next user.
+    assert {id(job) for job in rt.scheduler.jobs} <= jobs_before
     out = capsys.readouterr().out
     assert f"Stepflow local API: {urls[0]}" in out and f"curl {urls[0]}/health" in out
 

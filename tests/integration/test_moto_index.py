@@ -12,7 +12,7 @@ import moto
 import pytest
 from botocore.exceptions import ClientError
 
-from stepflow_local import moto_index, moto_patches
+from stepflow_local import moto_index, moto_patches, moto_transactions
 
 STATUSES = ("open", "done", "gone")
 SEED = 20261130
@@ -222,9 +222,11 @@ def test_moto_query_internals_have_the_shape_we_patched(ddb):
     moto_patches.apply()  # idempotent
     assert getattr(Table.put_item, "__stepflow_indexed__", False)
     assert getattr(DynamoDBBackend.update_item, "__stepflow_indexed__", False)
-    # update_item changes the stored item in place; a transaction rolls back by swapping in deep copies.
+    # update_item changes the stored item in place; moto's own transaction rolls back by swapping in deep
+    # copies (the local runtime's rolls back by item: stepflow_local/moto_transactions.py).
     assert "UpdateExpressionExecutor(" in inspect.getsource(moto_index.ORIGINALS["DynamoDBBackend.update_item"])
-    source = inspect.getsource(DynamoDBBackend.transact_write_items)
+    source = inspect.getsource(moto_transactions.ORIGINALS.get("DynamoDBBackend.transact_write_items",
+                                                               DynamoDBBackend.transact_write_items))
     assert "copy.deepcopy(" in source and "self.tables[table_name] = original_table_state[table_name]" in source
     # The order and the paging the index reproduces.
     query = inspect.getsource(moto_index.ORIGINALS["Table.query"])

@@ -1,0 +1,106 @@
+"""Delivers DynamoDB stream records to the app's `@app.on_dynamodb_record` handlers locally, as Lambda's
+event source mapping does on AWS.
+
+moto records a table's changes in its stream shard (puts, updates, deletes and transactions; a canceled
+transaction's records leave with it, stepflow_local/moto_transactions.py) but hands them only to Lambda
+functions it runs itself, and keeps every record forever. Each poll takes the records the shard holds
+(trimming it, so memory follows what is not delivered yet), then hands them to each handler of the table
+in order, in batches of the handler's batch_size, shaped as Lambda hands them over. A batch whose handler
+raised stays first in line for the next poll, as Lambda retries a failed batch and holds the shard behind
+it. A table whose stream no handler reads is trimmed all the same.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import logging
+import threading
+from datetime import datetime
+from typing import Any
+
+from stepflow_local.moto_patches import DYNAMODB_LOCK
+from stepflow_local.runtime import LocalRuntime
+
+LOG = logging.getLogger("stepflow_local")
+
+
+def stream_handlers(app: Any, runtime: LocalRuntime) -> dict[str, list[tuple[Any, int]]]:
+    """Table.name -> [(handler, batch size)] of the app's stream consumers (their stream ARN names the table)."""
+    from chalice.app import DynamoDBEventConfig
+
+    by_physical = {physical: name for name, physical in runtime.table_names.items()}
+    handlers: dict[str, list[tuple[Any, int]]] = {}
+    for source in getattr(app, "event_sources", []):
+        if not isinstance(source, DynamoDBEventConfig):
+            continue
+        physical = source.stream_arn.split(":table/", 1)[-1].split("/stream/", 1)[0]
+        if physical not in by_physical:
+            LOG.warning("stream consumer %s reads a table this runtime does not have: %s", source.name, physical)
+            continue
+        module_name, attribute = source.handler_string.rsplit(".", 1)
+        handler = getattr(importlib.import_module(module_name), attribute)
+        handlers.setdefault(by_physical[physical], []).append((handler, max(1, int(source.batch_size))))
+    return handlers
+
+
+class StreamPump:
+    """Hands each table's stream records to its handlers, each record once per handler, in order."""
+
+    def __init__(self, runtime: LocalRuntime, handlers: dict[str, list[tuple[Any, int]]]):
+        self._runtime = runtime
+        self._handlers = handlers
+        self._pending: dict[tuple[str, int], list[dict[str, Any]]] = {}  # (stream ARN, handler) -> records
+        self._lock = threading.Lock()
+
+    def poll(self) -> int:
+        """Delivers what the streams hold now; how many records were delivered (counted per handler)."""
+        with self._lock:
+            delivered = 0
+            streams = dict(self._runtime.stream_arns)
+            # Records of a stream that no longer exists (the runtime was reset) are dropped.
+            self._pending = {k: v for k, v in self._pending.items() if k[0] in streams.values()}
+            for name, stream_arn in streams.items():
+                taken = take_records(self._runtime, name)
+                handlers = self._handlers.get(name, [])
+                for index, (handler, batch_size) in enumerate(handlers):
+                    pending = self._pending.setdefault((stream_arn, index), [])
+                    pending += [lambda_record(r, stream_arn, self._runtime.region) for r in taken]
+                    while pending:
+                        batch = pending[:batch_size]
+                        handler({"Records": batch}, None)  # raises: the batch stays first in line
+                        del pending[:len(batch)]
+                        delivered += len(batch)
+            return delivered
+
+
+def take_records(runtime: LocalRuntime, table: str) -> list[dict[str, Any]]:
+    """The records the table's stream shard holds, removed from it (moto numbers later records on)."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    physical = runtime.table_names.get(table)
+    with DYNAMODB_LOCK:
+        found = dynamodb_backends[runtime.account_id][runtime.region].tables.get(physical) if physical else None
+        shard = getattr(found, "stream_shard", None)
+        if shard is None or not shard.items:
+            return []
+        records = [copy.deepcopy(r.to_json()) for r in shard.items]
+        shard.starting_sequence_number += len(shard.items)
+        del shard.items[:]
+    return records
+
+
+def lambda_record(record: dict[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
+    """A moto stream record as Lambda delivers it: the stream's ARN and region, times in epoch seconds."""
+    change = dict(record["dynamodb"])
+    created = change.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        change["ApproximateCreationDateTime"] = created.timestamp()
+    return {**record, "awsRegion": region, "eventSourceARN": stream_arn, "dynamodb": change}
+
+
+def deliver_streams(app: Any, runtime: LocalRuntime, every_seconds: float = 0.5) -> StreamPump:
+    """Runs a StreamPump for the app's stream consumers every `every_seconds` while the runtime is up."""
+    pump = StreamPump(runtime, stream_handlers(app, runtime))
+    runtime.every(every_seconds, pump.poll, name="dynamodb-streams")
+    return pump
