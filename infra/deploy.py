@@ -183,7 +183,8 @@ def stack_parameters(env: Mapping[str, str], *, updating: bool) -> list[dict[str
 
 
 def deploy_stack(cfn: Any, name: str, template_url: str, stage: str,
-                 parameters: list[dict[str, Any]] | None = None) -> dict[str, str]:
+                 parameters: list[dict[str, Any]] | None = None, *, poll_seconds: int = WAIT_DELAY) -> dict[str, str]:
+    """Creates or updates the stack through a change set and waits for it (polling every poll_seconds)."""
     status = stack_status(cfn, name)
     if status == "ROLLBACK_COMPLETE":  # a failed first create can only be deleted
         print(f"infra.deploy: {name} is ROLLBACK_COMPLETE after a failed create; deleting it first")
@@ -197,7 +198,8 @@ def deploy_stack(cfn: Any, name: str, template_url: str, stage: str,
                           Tags=[{"Key": "stepflow:stage", "Value": stage}])
     try:
         cfn.get_waiter("change_set_create_complete").wait(
-            StackName=name, ChangeSetName=change_set, WaiterConfig={"Delay": 5, "MaxAttempts": 120})
+            StackName=name, ChangeSetName=change_set,
+            WaiterConfig={"Delay": min(5, poll_seconds), "MaxAttempts": 600 // min(5, poll_seconds)})
     except Exception as exc:  # noqa: BLE001 - the waiter's error hides the reason; describe says it
         described = cfn.describe_change_set(StackName=name, ChangeSetName=change_set)
         reason = described.get("StatusReason", "")
@@ -210,7 +212,8 @@ def deploy_stack(cfn: Any, name: str, template_url: str, stage: str,
     cfn.execute_change_set(StackName=name, ChangeSetName=change_set)
     waiter = "stack_create_complete" if change_set_type == "CREATE" else "stack_update_complete"
     try:
-        cfn.get_waiter(waiter).wait(StackName=name, WaiterConfig={"Delay": WAIT_DELAY, "MaxAttempts": WAIT_ATTEMPTS})
+        cfn.get_waiter(waiter).wait(StackName=name, WaiterConfig={
+            "Delay": poll_seconds, "MaxAttempts": WAIT_ATTEMPTS * WAIT_DELAY // poll_seconds})
     except Exception as exc:  # noqa: BLE001
         raise DeployError(f"{name} did not deploy ({stack_status(cfn, name)}):\n{failure_reasons(cfn, name)}") from exc
     return outputs(cfn, name)

@@ -327,22 +327,6 @@ def test_the_infra_part_has_no_circular_dependencies(infra):
         visit(node, ())
 
 
-def test_the_infra_part_can_be_created_through_the_apis(local_aws, infra):
-    """What `make test-localstack` does against LocalStack, here against moto: every infra resource creates."""
-    from infra.localstack import apply_infra
-
-    names = apply_infra(infra.template, local_aws.client, local_aws.account_id, local_aws.region)
-    created = {lid for lid in names if "." not in lid}
-    kinds = {"AWS::DynamoDB::Table", "AWS::IAM::Role", "AWS::Events::EventBus", "AWS::SQS::Queue",
-             "AWS::StepFunctions::StateMachine"}
-    assert created == {lid for lid, r in infra.template["Resources"].items() if r.get("Type") in kinds}
-    sfn = local_aws.client("stepfunctions")
-    for workflow in infra_build.bundled_state_machines():
-        arn = names[f"{infra_build.cfn_name(workflow)}StateMachine"]
-        definition = sfn.describe_state_machine(stateMachineArn=arn)["definition"]
-        assert "${" not in definition and f":function:{infra.stage.prefix}" in definition
-
-
 # -------------------------------------------------------------------------------- schedules and rules
 
 
