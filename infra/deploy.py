@@ -227,7 +227,22 @@ def outputs(cfn: Any, name: str) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------- seeding
 
 
-def register_examples(endpoint: str, api_prefix: str) -> list[str]:
+def seeding_token(env: Mapping[str, str]) -> str | None:
+    """A bearer token to register the examples with: STEPFLOW_DEPLOY_TOKEN (an editor's or admin's), else one
+    minted for a short while from the stage's HS256 secret and claims when this shell has them, for tenant
+    STEPFLOW_DEPLOY_TENANT (default "default"), whose definitions they become; else None."""
+    if env.get("STEPFLOW_DEPLOY_TOKEN"):
+        return env["STEPFLOW_DEPLOY_TOKEN"]
+    if env.get("STEPFLOW_AUTH") == "hs256" and env.get("STEPFLOW_JWT_SECRET"):
+        from chalicelib.auth import mint
+
+        return mint(env["STEPFLOW_JWT_SECRET"], "stepflow-deploy", roles=["editor"], ttl_seconds=600,
+                    tenant=env.get("STEPFLOW_DEPLOY_TENANT") or "default",
+                    issuer=env.get("STEPFLOW_JWT_ISSUER"), audience=env.get("STEPFLOW_JWT_AUDIENCE"))
+    return None
+
+
+def register_examples(endpoint: str, api_prefix: str, token: str) -> list[str]:
     """POSTs every bundled example to the deployed API (the definitions their state machines run)."""
     from chalicelib.examples import FOLDER
 
@@ -235,7 +250,8 @@ def register_examples(endpoint: str, api_prefix: str) -> list[str]:
     lines = []
     for path in sorted(FOLDER.glob("*.yaml")):
         request = urllib.request.Request(f"{base}/definitions", data=path.read_bytes(), method="POST",
-                                         headers={"Content-Type": "application/x-yaml"})
+                                         headers={"Content-Type": "application/x-yaml",
+                                                  "Authorization": f"Bearer {token}"})
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 body = json.loads(response.read() or b"{}")
@@ -265,9 +281,15 @@ def deploy(stage_name: str, *, region: str | None, bucket: str | None, seed: boo
     result = deploy_stack(cfn, name, url, stage_name, parameters)
     for key, value in sorted(result.items()):
         print(f"  {key} = {value}")
-    if seed and "EndpointURL" in result:
+    token = seeding_token(os.environ)
+    if seed and "EndpointURL" in result and token is None:
+        print("infra.deploy: the examples are not registered: the API needs a bearer token. Set "
+              "STEPFLOW_DEPLOY_TOKEN (an editor's or admin's token) and run again, or register them as "
+              "docs/deploy.md shows")
+    elif seed and "EndpointURL" in result:
         stage = infra_build.resolve_stage(stage_name)
-        for line in register_examples(result["EndpointURL"], stage.environment.get("STEPFLOW_API_PREFIX", "/workflows")):
+        for line in register_examples(result["EndpointURL"], stage.environment.get("STEPFLOW_API_PREFIX", "/workflows"),
+                                      token):
             print(f"infra.deploy: example {line}")
     print(f"infra.deploy: {name} is deployed. API: {result.get('EndpointURL', '?')}")
     return 0

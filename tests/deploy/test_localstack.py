@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "build" / "package" / "dev"
 EXAMPLES = ROOT / "chalicelib" / "examples"
 ISSUER, AUDIENCE = "https://issuer.localstack.test", "stepflow-localstack"
+TENANT = "acme"
 FINISHED = ("completed", "failed", "canceled")
 
 
@@ -44,7 +45,8 @@ class Deployed:
     prefix: str
     template: dict[str, Any]
     outputs: dict[str, str]
-    api_base: str  # the API's prefix (/workflows) on its API Gateway stage, path-style
+    stage_url: str  # the API Gateway stage, path-style (what EndpointURL names on AWS)
+    api_prefix: str  # /workflows
     secret: str
     session: Any
 
@@ -58,8 +60,8 @@ class Api:
     def __init__(self, deployed: Deployed) -> None:
         from chalicelib.auth import mint
 
-        self.base = deployed.api_base
-        self.token = mint(deployed.secret, "alice", roles=["admin"], groups=["managers", "finance"], tenant="acme",
+        self.base = f"{deployed.stage_url}{deployed.api_prefix}"
+        self.token = mint(deployed.secret, "alice", roles=["admin"], groups=["managers", "finance"], tenant=TENANT,
                           ttl_seconds=3600, issuer=ISSUER, audience=AUDIENCE)
 
     def call(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json",
@@ -138,8 +140,8 @@ def deployed() -> Any:
         # API Gateway's stage is the path of the endpoint URL; LocalStack serves it path-style on its port.
         stage = urllib.parse.urlsplit(outputs["EndpointURL"]).path.strip("/")
         api_prefix = infra_build.resolve_stage("dev").environment.get("STEPFLOW_API_PREFIX", "/workflows")
-        api_base = f"{ENDPOINT}/restapis/{outputs['RestAPIId']}/{stage}/_user_request_{api_prefix}"
-        yield Deployed(stack, prefix, template, outputs, api_base, secret, session)
+        stage_url = f"{ENDPOINT}/restapis/{outputs['RestAPIId']}/{stage}/_user_request_"
+        yield Deployed(stack, prefix, template, outputs, stage_url, api_prefix, secret, session)
     finally:
         # On a LocalStack that outlives the run (LOCALSTACK_ENDPOINT); `make test-localstack` throws its own
         # away. A failure here must not hide the test's own.
@@ -213,6 +215,22 @@ def test_a_human_step_waits_for_its_task_and_resumes_when_completed(api):
     done = api.wait_for_instance(started["id"])
     assert done["status"] == "completed", done
     assert {s["step_name"]: s["status"] for s in done["step_history"]}["process"] == "succeeded"
+
+
+def test_the_deploy_registers_the_examples_through_the_api(deployed, api):
+    """What `make deploy` does once the stack is up, with the token it mints from the stage's HS256 secret."""
+    from chalicelib.examples import FOLDER
+    from infra import deploy
+
+    # The API client's tenant: definition names are the service's, whichever tenant took one first.
+    token = deploy.seeding_token({"STEPFLOW_AUTH": "hs256", "STEPFLOW_JWT_SECRET": deployed.secret,
+                                  "STEPFLOW_JWT_ISSUER": ISSUER, "STEPFLOW_JWT_AUDIENCE": AUDIENCE,
+                                  "STEPFLOW_DEPLOY_TENANT": TENANT})
+    assert token is not None
+    lines = deploy.register_examples(deployed.stage_url, deployed.api_prefix, token)
+    assert sorted(line.split(":")[0] for line in lines) == sorted(path.stem for path in FOLDER.glob("*.yaml"))
+    again = deploy.register_examples(deployed.stage_url, deployed.api_prefix, token)
+    assert {line.split(": ")[1] for line in again} == {"unchanged"}
 
 
 def test_the_api_refuses_bad_requests_through_api_gateway(api):

@@ -248,6 +248,22 @@ def test_a_first_deployment_needs_the_parameters_and_an_update_keeps_them():
             infra_deploy.stack_parameters({**given, **weak}, updating=False)
 
 
+def test_registering_the_examples_takes_a_token_the_stage_accepts():
+    """The deployed API refuses requests without a bearer token, so seeding needs one (or is skipped)."""
+    from chalicelib.auth import Authenticator
+
+    assert infra_deploy.seeding_token({}) is None
+    assert infra_deploy.seeding_token({"STEPFLOW_AUTH": "jwks", "STEPFLOW_JWT_SECRET": "s" * 40}) is None
+    assert infra_deploy.seeding_token({"STEPFLOW_DEPLOY_TOKEN": "given"}) == "given"
+    env = {"STEPFLOW_AUTH": "hs256", "STEPFLOW_JWT_SECRET": "s" * 40, "STEPFLOW_JWT_ISSUER": "https://iss.example",
+           "STEPFLOW_JWT_AUDIENCE": "stepflow"}
+    token = infra_deploy.seeding_token(env)
+    claims = Authenticator("hs256", "s" * 40, issuer="https://iss.example", audience="stepflow").verify(token)
+    assert "editor" in claims["roles"] and claims["tenant_id"] == "default"
+    assert Authenticator("hs256", "s" * 40).verify(
+        infra_deploy.seeding_token({**env, "STEPFLOW_DEPLOY_TENANT": "acme"}))["tenant_id"] == "acme"
+
+
 # ------------------------------------------------------------------------------------ state machines
 
 
