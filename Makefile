@@ -139,9 +139,42 @@ aws-token: $(DEPLOY_VENV)/.installed
 destroy: $(DEPLOY_VENV)/.installed
 	$(DEPLOY_PY) -m infra.deploy --destroy $(DEPLOY_ARGS) $(if $(YES),--yes)
 
-## test-localstack: the LocalStack integration tests when one answers at $$LOCALSTACK_ENDPOINT (default localhost:4566)
-test-localstack: $(VENV)/.installed
-	$(PY) -m infra.localstack
+# LocalStack runs from its own Python 3.13 venv, from a lock with hashes (requirements-localstack.txt).
+LOCALSTACK_VENV ?= build/venv-localstack
+LAMBDA_PACKAGES ?= build/localstack-lambda
+LOCALSTACK_EXECUTOR := $(wildcard infra/localstack_executor/pyproject.toml infra/localstack_executor/*/*.py)
+# What the zip is made of: `package` runs again only when one of these changed.
+PACKAGE_INPUTS := app.py requirements.txt .chalice/config.json infra/build.py infra/package.py \
+	$(shell find chalicelib statemachines -type f -not -name '*.pyc' 2>/dev/null)
+
+## test-localstack: start LocalStack here (no Docker), deploy the packaged dev stage on it, test it over HTTP, stop it
+test-localstack: $(VENV)/.installed node_modules/.installed $(LOCALSTACK_VENV)/.executor $(LAMBDA_PACKAGES)/.installed \
+		build/package/dev/deployment.zip
+	$(PY) -m infra.localstack --lambda-python $(DEPLOY_PY) --lambda-packages $(LAMBDA_PACKAGES)
+
+$(LOCALSTACK_VENV)/.installed: requirements-localstack.txt infra/find_python.sh
+	@PY313="$$(bash infra/find_python.sh 3.13 3.13)" && echo "creating $(LOCALSTACK_VENV) with $$PY313" && \
+	  rm -rf $(LOCALSTACK_VENV) && "$$PY313" -m venv $(LOCALSTACK_VENV)
+	$(LOCALSTACK_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements-localstack.txt
+	touch $@
+
+# The Lambda executor plugin (infra/localstack_executor), registered in LocalStack's venv by its entry point.
+$(LOCALSTACK_VENV)/.executor: $(LOCALSTACK_VENV)/.installed $(LOCALSTACK_EXECUTOR)
+	rm -rf infra/localstack_executor/build infra/localstack_executor/*.egg-info
+	$(LOCALSTACK_VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation --force-reinstall \
+	  ./infra/localstack_executor
+	rm -rf infra/localstack_executor/build infra/localstack_executor/*.egg-info
+	touch $@
+
+# What the Lambda runtime provides beside the zip (boto3), for the functions' interpreter (the packaging one).
+$(LAMBDA_PACKAGES)/.installed: requirements-localstack-lambda.txt $(DEPLOY_VENV)/.installed
+	rm -rf $(LAMBDA_PACKAGES)
+	$(DEPLOY_PY) -m pip install --quiet --require-hashes --no-deps --target $(LAMBDA_PACKAGES) \
+	  -r requirements-localstack-lambda.txt
+	touch $@
+
+build/package/dev/deployment.zip: $(DEPLOY_VENV)/.installed $(PACKAGE_INPUTS)
+	$(DEPLOY_PY) -m infra.package --stage dev
 
 # --- Locked dependencies: every transitive dependency pinned with its hashes, for Python 3.11+ on any platform ---
 UV_VENV ?= build/venv-uv

@@ -222,7 +222,8 @@ def provider_problems(given: Mapping[str, str]) -> list[str]:
 
 
 def deploy_stack(cfn: Any, name: str, template_url: str, stage: str,
-                 parameters: list[dict[str, Any]] | None = None) -> dict[str, str]:
+                 parameters: list[dict[str, Any]] | None = None, *, poll_seconds: int = WAIT_DELAY) -> dict[str, str]:
+    """Creates or updates the stack through a change set and waits for it (polling every poll_seconds)."""
     status = stack_status(cfn, name)
     if status == "ROLLBACK_COMPLETE":  # a failed first create can only be deleted
         print(f"infra.deploy: {name} is ROLLBACK_COMPLETE after a failed create; deleting it first")
@@ -236,7 +237,8 @@ def deploy_stack(cfn: Any, name: str, template_url: str, stage: str,
                           Tags=[{"Key": "stepflow:stage", "Value": stage}])
     try:
         cfn.get_waiter("change_set_create_complete").wait(
-            StackName=name, ChangeSetName=change_set, WaiterConfig={"Delay": 5, "MaxAttempts": 120})
+            StackName=name, ChangeSetName=change_set,
+            WaiterConfig={"Delay": min(5, poll_seconds), "MaxAttempts": 600 // min(5, poll_seconds)})
     except Exception as exc:  # noqa: BLE001 - the waiter's error hides the reason; describe says it
         described = cfn.describe_change_set(StackName=name, ChangeSetName=change_set)
         reason = described.get("StatusReason", "")
@@ -249,7 +251,8 @@ def deploy_stack(cfn: Any, name: str, template_url: str, stage: str,
     cfn.execute_change_set(StackName=name, ChangeSetName=change_set)
     waiter = "stack_create_complete" if change_set_type == "CREATE" else "stack_update_complete"
     try:
-        cfn.get_waiter(waiter).wait(StackName=name, WaiterConfig={"Delay": WAIT_DELAY, "MaxAttempts": WAIT_ATTEMPTS})
+        cfn.get_waiter(waiter).wait(StackName=name, WaiterConfig={
+            "Delay": poll_seconds, "MaxAttempts": WAIT_ATTEMPTS * WAIT_DELAY // poll_seconds})
     except Exception as exc:  # noqa: BLE001
         raise DeployError(f"{name} did not deploy ({stack_status(cfn, name)}):\n{failure_reasons(cfn, name)}") from exc
     return outputs(cfn, name)
@@ -285,16 +288,23 @@ def register_examples(endpoint: str, api_prefix: str, token: str) -> list[str]:
 
 
 def seeding_token(session: Any, stack_outputs: Mapping[str, str], env: Mapping[str, str]) -> str | None:
-    """An admin token for registering the examples: the stage's pool's seeding user, or $STEPFLOW_SEED_TOKEN."""
+    """An admin token for registering the examples: $STEPFLOW_SEED_TOKEN; else the stage's pool's seeding
+    user; else, for a stage trusting an HS256 provider whose secret this shell has, one minted for ten
+    minutes (tenant $STEPFLOW_SEED_TENANT, default "default"); else None (seeding is skipped and said so)."""
     if env.get("STEPFLOW_SEED_TOKEN"):
         return env["STEPFLOW_SEED_TOKEN"]
-    if not stack_outputs.get("UserPoolId"):
-        return None
     from infra import token
 
-    pool, client = token.pool_of(stack_outputs)
-    return token.seed_token(session.client("cognito-idp"), pool, client,
-                            env.get("STEPFLOW_SEED_TENANT") or token.DEFAULT_TENANT)
+    tenant = env.get("STEPFLOW_SEED_TENANT") or token.DEFAULT_TENANT
+    if stack_outputs.get("UserPoolId"):
+        pool, client = token.pool_of(stack_outputs)
+        return token.seed_token(session.client("cognito-idp"), pool, client, tenant)
+    if env.get("STEPFLOW_AUTH") == "hs256" and env.get("STEPFLOW_JWT_SECRET"):
+        from chalicelib.auth import mint
+
+        return mint(env["STEPFLOW_JWT_SECRET"], "stepflow-deploy", roles=["admin"], ttl_seconds=600, tenant=tenant,
+                    issuer=env.get("STEPFLOW_JWT_ISSUER"), audience=env.get("STEPFLOW_JWT_AUDIENCE"))
+    return None
 
 
 # ------------------------------------------------------------------------------------------ commands
@@ -323,7 +333,7 @@ def deploy(stage_name: str, *, region: str | None, bucket: str | None, seed: boo
         bearer = seeding_token(session, result, os.environ)
         if bearer is None:
             print("infra.deploy: the examples were not registered: this stage trusts another identity provider. "
-                  "Set STEPFLOW_SEED_TOKEN to an editor or admin ID token of it and run again", file=sys.stderr)
+                  "Set STEPFLOW_SEED_TOKEN to an editor or admin ID token of it (or, for an HS256 provider, STEPFLOW_JWT_SECRET) and run again", file=sys.stderr)
         else:
             for line in register_examples(result["EndpointURL"], api_prefix, bearer):
                 print(f"infra.deploy: example {line}")

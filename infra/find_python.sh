@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# Prints a Python 3.12+ interpreter to package with, or explains why there is none and fails.
-# Chalice gives every Lambda function the runtime of the Python that runs `chalice package`, and Stepflow
-# needs python3.12 or newer. Order: $DEPLOY_PYTHON, python3.12/3.13/3.14 on PATH, pyenv's versions, python3.
+# Prints a Python interpreter of version MIN..MAX (default: 3.12 or newer), or explains why there is none and fails.
+# Usage: find_python.sh [MIN [MAX]], e.g. `find_python.sh 3.13 3.13` for LocalStack's own venv.
+# Packaging: Chalice gives every Lambda function the runtime of the Python that runs `chalice package`, and
+# Stepflow needs python3.12 or newer. Order: $DEPLOY_PYTHON, python3.12/3.13/3.14 on PATH, pyenv's versions, python3.
 set -euo pipefail
 
-ok() { "$1" -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 12) else 1)' >/dev/null 2>&1; }
+MIN="${1:-3.12}"
+MAX="${2:-}"
+ok() {
+  "$1" -c "import sys; v = sys.version_info[:2]; lo = tuple(map(int, '$MIN'.split('.'))); \
+hi = tuple(map(int, '${MAX:-9.99}'.split('.'))); sys.exit(0 if lo <= v <= hi else 1)" >/dev/null 2>&1
+}
+wanted="Python $MIN${MAX:+ to $MAX}"
+[ -z "$MAX" ] && wanted="Python $MIN or newer"
 
-if [ -n "${DEPLOY_PYTHON:-}" ]; then
+if [ -n "${DEPLOY_PYTHON:-}" ] && [ "$MIN" = "3.12" ] && [ -z "$MAX" ]; then
   if ok "$DEPLOY_PYTHON"; then echo "$DEPLOY_PYTHON"; exit 0; fi
-  echo "DEPLOY_PYTHON=$DEPLOY_PYTHON is not a Python 3.12 or newer" >&2
+  echo "DEPLOY_PYTHON=$DEPLOY_PYTHON is not a $wanted" >&2
   exit 1
 fi
 candidates=()
@@ -25,10 +33,14 @@ candidates+=(python3)
 for candidate in "${candidates[@]}"; do
   if ok "$candidate"; then echo "$candidate"; exit 0; fi
 done
-cat >&2 <<'MSG'
-No Python 3.12 or newer found (looked at $DEPLOY_PYTHON, python3.12/3.13/3.14 on PATH, ~/.pyenv/versions/3.12*+
-and python3). Packaging needs one: Chalice makes the Lambda runtime the packaging Python's version.
-Install one (e.g. `pyenv install 3.12`, or your OS's python3.12 package) or point DEPLOY_PYTHON at it:
+cat >&2 <<MSG
+No $wanted found (looked at python3.12/3.13/3.14 on PATH, ~/.pyenv/versions/3.12*+ and python3).
+Install one (e.g. \`pyenv install $MIN\`, or your OS's python$MIN package).
+MSG
+if [ "$MIN" = "3.12" ] && [ -z "$MAX" ]; then
+  cat >&2 <<'MSG'
+Packaging needs one: Chalice makes the Lambda runtime the packaging Python's version. Or point DEPLOY_PYTHON at it:
   make package DEPLOY_PYTHON=/path/to/python3.12
 MSG
+fi
 exit 1

@@ -1,140 +1,101 @@
-"""`make test-localstack`: runs the LocalStack integration tests when a LocalStack answers, says so when not.
+"""`make test-localstack`: starts LocalStack without Docker, runs the LocalStack tests against it, stops it.
 
-The endpoint is $LOCALSTACK_ENDPOINT, else $AWS_ENDPOINT_URL, else http://localhost:4566. The tests
-(tests/deploy/test_localstack.py) provision the infra part of the deployment template (tables, the
-execution role, the state machines, the event bus) into LocalStack and drive the app's adapters against
-it; they reach it through boto3's AWS_ENDPOINT_URL, so no code knows about LocalStack. Exit 0 with a
-"skipped:" line when no LocalStack is reachable: the normal suite never depends on one.
+The tests (tests/deploy/test_localstack*.py) deploy the packaged stage (build/package/dev: sam.json and
+deployment.zip, from `make package`) through LocalStack's CloudFormation the way `make deploy` deploys to
+AWS, then use the service over HTTP. boto3 reaches LocalStack through AWS_ENDPOINT_URL: no code of the app
+knows about LocalStack. LocalStack itself (infra/localstack_server.py) runs in host mode from
+build/venv-localstack, with its Lambda functions run by the `process` executor (infra/localstack_executor)
+under --lambda-python, the Python that packaged them.
+
+LOCALSTACK_ENDPOINT=http://host:4566 uses a LocalStack that is already running instead (its Lambda must
+run python3.12 functions). Every run deploys under a stack and prefix of its own and deletes its stack,
+so runs repeat against the same LocalStack.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import os
+import signal
 import subprocess
 import sys
-import urllib.error
-import urllib.request
-from typing import Any
+import time
+from pathlib import Path
 
-DEFAULT_ENDPOINT = "http://localhost:4566"
-SERVICES = ("dynamodb", "stepfunctions", "iam", "sts", "events", "sqs", "lambda")
+from infra.localstack_server import ROOT, LocalStack, health
 
-
-def endpoint() -> str:
-    return (os.environ.get("LOCALSTACK_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL") or DEFAULT_ENDPOINT).rstrip("/")
+SERVICES = ("cloudformation", "s3", "iam", "sts", "lambda", "apigateway", "dynamodb", "stepfunctions", "events",
+            "sqs", "logs")
+TESTS = ("tests/deploy/test_localstack.py", "tests/deploy/test_localstack_executor.py")
 
 
-def health(url: str, timeout: float = 3.0) -> dict | None:
-    """LocalStack's /_localstack/health document, or None when nothing (or not LocalStack) answers."""
-    try:
-        with urllib.request.urlopen(f"{url}/_localstack/health", timeout=timeout) as response:
-            document = json.loads(response.read())
-    except (OSError, ValueError, urllib.error.URLError):
-        return None
-    return document if isinstance(document, dict) and "services" in document else None
+def test_environment(url: str, disposable: bool) -> dict[str, str]:
+    """The tests' environment: every boto3 client goes to LocalStack, with its test credentials only."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("AWS_") or key in ("AWS_REGION", "AWS_DEFAULT_REGION")}
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+    env.update({
+        "STEPFLOW_LOCALSTACK_ENDPOINT": url,
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "STEPFLOW_LOCALSTACK_DISPOSABLE": "1" if disposable else "0",
+    })
+    return env
 
 
-# CloudFormation-only properties of AWS::DynamoDB::Table that CreateTable does not take.
-TABLE_ONLY_PROPERTIES = ("PointInTimeRecoverySpecification", "TimeToLiveSpecification", "DeletionProtectionEnabled")
+def stop_on_sigterm() -> None:
+    """`kill` (or CI's timeout) still stops LocalStack: SIGTERM unwinds like Ctrl-C."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
 
-
-def resolve(value: Any, names: dict[str, str], pseudo: dict[str, str]) -> Any:
-    """Resolves Ref / Fn::GetAtt / Fn::Sub against already created resources (names: logical id -> name or ARN)."""
-    import re
-
-    if isinstance(value, dict) and len(value) == 1:
-        (key, arg), = value.items()
-        if key == "Ref":
-            return pseudo.get(arg) or names[arg]
-        if key == "Fn::GetAtt":
-            return names[f"{arg[0]}.{arg[1]}"]
-        if key == "Fn::Sub":
-            return re.sub(r"\$\{([^}]+)\}", lambda m: pseudo.get(m[1]) or names[m[1]], arg)
-    if isinstance(value, dict):
-        return {k: resolve(v, names, pseudo) for k, v in value.items()}
-    if isinstance(value, list):
-        return [resolve(v, names, pseudo) for v in value]
-    return value
-
-
-def apply_infra(template: dict[str, Any], client: Any, account: str, region: str) -> dict[str, str]:
-    """Creates the infra part's tables, execution role, state machines, bus and queues through the APIs
-    (a CloudFormation for just these types): what the stack creates, on an endpoint without SAM support.
-    `client(service)` gives boto3 clients. Returns logical id (and `id.Arn`) -> physical name / ARN."""
-    names: dict[str, str] = {}
-    pseudo = {"AWS::Partition": "aws", "AWS::Region": region, "AWS::AccountId": account}
-    resources = template["Resources"]
-    order = ("AWS::DynamoDB::Table", "AWS::IAM::Role", "AWS::Events::EventBus", "AWS::SQS::Queue",
-             "AWS::StepFunctions::StateMachine")
-    for kind in order:
-        for logical_id, resource in resources.items():
-            if resource.get("Type") != kind:
-                continue
-            props = resource["Properties"]
-            if kind == "AWS::DynamoDB::Table":
-                ddb = client("dynamodb")
-                request = {k: v for k, v in props.items() if k not in TABLE_ONLY_PROPERTIES}
-                if "StreamSpecification" in request:  # CloudFormation leaves StreamEnabled implied
-                    request["StreamSpecification"] = {"StreamEnabled": True, **request["StreamSpecification"]}
-                created = ddb.create_table(**request)["TableDescription"]
-                arn = created["TableArn"]
-                if created.get("LatestStreamArn"):
-                    names[f"{logical_id}.StreamArn"] = created["LatestStreamArn"]
-                ddb.get_waiter("table_exists").wait(TableName=props["TableName"])
-                if props.get("TimeToLiveSpecification"):
-                    ddb.update_time_to_live(TableName=props["TableName"],
-                                            TimeToLiveSpecification=props["TimeToLiveSpecification"])
-                names[logical_id], names[f"{logical_id}.Arn"] = props["TableName"], arn
-            elif kind == "AWS::IAM::Role":
-                iam = client("iam")
-                role_name = f"{logical_id}-{region}"[:64]
-                document = resolve(props["AssumeRolePolicyDocument"], names, pseudo)
-                arn = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(document))["Role"]["Arn"]
-                for policy in props.get("Policies", []):
-                    iam.put_role_policy(RoleName=role_name, PolicyName=policy["PolicyName"],
-                                        PolicyDocument=json.dumps(resolve(policy["PolicyDocument"], names, pseudo)))
-                names[logical_id], names[f"{logical_id}.Arn"] = role_name, arn
-            elif kind == "AWS::Events::EventBus":
-                arn = client("events").create_event_bus(Name=props["Name"])["EventBusArn"]
-                names[logical_id], names[f"{logical_id}.Arn"] = props["Name"], arn
-            elif kind == "AWS::SQS::Queue":
-                sqs = client("sqs")
-                url = sqs.create_queue(QueueName=props["QueueName"])["QueueUrl"]
-                arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-                names[logical_id], names[f"{logical_id}.Arn"] = url, arn
-            elif kind == "AWS::StepFunctions::StateMachine":
-                definition = json.dumps(props["Definition"])
-                for placeholder, value in props.get("DefinitionSubstitutions", {}).items():
-                    definition = definition.replace("${" + placeholder + "}", resolve(value, names, pseudo))
-                arn = client("stepfunctions").create_state_machine(
-                    name=props["StateMachineName"], definition=definition, type=props["StateMachineType"],
-                    roleArn=resolve(props["RoleArn"], names, pseudo))["stateMachineArn"]
-                names[logical_id], names[f"{logical_id}.Arn"] = arn, arn
-    return names
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def main(argv: list[str] | None = None) -> int:
-    url = endpoint()
-    document = health(url)
-    if document is None:
-        print(f"skipped: no LocalStack at {url} (start one, e.g. `localstack start`, or set LOCALSTACK_ENDPOINT); "
-              "the normal suite (make test) needs none")
-        return 0
-    services = document.get("services", {})
-    states = ", ".join(f"{name}={services.get(name, 'absent')}" for name in SERVICES)
-    print(f"LocalStack {document.get('version', '?')} ({document.get('edition', '?')}) at {url}: {states}")
-    env = {
-        **os.environ,
-        "STEPFLOW_LOCALSTACK_ENDPOINT": url,
-        "AWS_ENDPOINT_URL": url,
-        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "test"),
-        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
-        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-        "AWS_REGION": os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")),
-    }
-    command = [sys.executable, "-m", "pytest", "tests/deploy/test_localstack.py", "-rs", *(argv or [])]
-    return subprocess.call(command, env=env)
+    parser = argparse.ArgumentParser(prog="python -m infra.localstack", description=__doc__.splitlines()[0])
+    parser.add_argument("--lambda-python", default=str(ROOT / "build" / "venv-deploy" / "bin" / "python"),
+                        help="the interpreter the functions run on (the one that packaged them)")
+    parser.add_argument("--lambda-packages", type=Path, default=ROOT / "build" / "localstack-lambda",
+                        help="what the Lambda runtime provides besides the zip (boto3)")
+    args, pytest_args = parser.parse_known_args(argv)
+    stop_on_sigterm()
+    began = time.monotonic()
+    server: LocalStack | None = None
+    external = os.environ.get("LOCALSTACK_ENDPOINT", "").rstrip("/")
+    code = 1
+    try:
+        if external:
+            document = health(external)
+            if document is None:
+                print(f"infra.localstack: nothing answers as LocalStack at LOCALSTACK_ENDPOINT={external}", file=sys.stderr)
+                return 1
+            url = external
+        else:
+            # Absolute: LocalStack starts the functions from folders of its own.
+            server = LocalStack(os.path.abspath(args.lambda_python), args.lambda_packages.absolute())
+            document = server.start()
+            url = server.url
+        services = document.get("services", {})
+        states = ", ".join(f"{name}={services.get(name, 'absent')}" for name in SERVICES)
+        print(f"infra.localstack: LocalStack {document.get('version', '?')} at {url}"
+              f"{' (ours, started in %.1f s)' % (time.monotonic() - began) if server else ''}: {states}", flush=True)
+        tested = time.monotonic()
+        command = [sys.executable, "-m", "pytest", *TESTS, "-rs", *pytest_args]
+        code = subprocess.call(command, cwd=ROOT, env=test_environment(url, disposable=server is not None))
+        print(f"infra.localstack: tests took {time.monotonic() - tested:.1f} s", flush=True)
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        if server is not None:
+            stopping = time.monotonic()
+            server.stop()
+            print(f"infra.localstack: LocalStack stopped in {time.monotonic() - stopping:.1f} s"
+                  f"{'' if code == 0 else f'; its log: {server.log_path}'}")
+    print(f"infra.localstack: {'passed' if code == 0 else 'FAILED'} in {time.monotonic() - began:.1f} s in all")
+    return code
 
 
 if __name__ == "__main__":

@@ -1,107 +1,266 @@
-"""The deployment's resources on LocalStack: run by `make test-localstack`, skipped everywhere else.
+"""The packaged stage deployed on LocalStack and used over HTTP: run by `make test-localstack`, skipped elsewhere.
 
-The infra part of the template (infra/build.py) is created through the AWS APIs at the LocalStack
-endpoint (boto3 reads AWS_ENDPOINT_URL), then the app's own adapters use it: the state machines the
-stack creates are the ones the API finds and updates, lifecycle events reach the bus, and, when
-LocalStack's Lambda works (it needs Docker), a bundled workflow runs end to end on the packaged zip.
-A LocalStack service that cannot work here (offline, its DynamoDB downloads Java; its Lambda needs
-Docker) skips the tests that need it, saying which; a refusal of our requests (4xx) fails them.
+The module's fixture deploys what `make package` built (build/package/dev: sam.json and deployment.zip) as
+`make deploy` deploys to AWS (infra.deploy: the zip and the template to an S3 bucket, a CloudFormation
+change set through the SAM transform), under a stack name and resource prefix of this run's own, so runs
+repeat on one LocalStack, and deletes the stack afterwards. LocalStack runs the functions from the zip (the
+`process` executor, infra/localstack_executor) and DynamoDB on DynamoDB Local. The tests use the service as
+a client does, over HTTP through API Gateway with a bearer token; Step Functions calls the step runner
+(lambda:invoke) and the task registrar (lambda:invoke.waitForTaskToken) from the same zip.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ENDPOINT = os.environ.get("STEPFLOW_LOCALSTACK_ENDPOINT")
+ENDPOINT = os.environ.get("STEPFLOW_LOCALSTACK_ENDPOINT", "").rstrip("/")
 pytestmark = pytest.mark.skipif(not ENDPOINT, reason="no LocalStack endpoint: `make test-localstack` runs these")
 
+# Set by infra/localstack.py when it started this LocalStack and stops it after the run.
+DISPOSABLE = os.environ.get("STEPFLOW_LOCALSTACK_DISPOSABLE") == "1"
 ROOT = Path(__file__).resolve().parents[2]
-REGION = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
-ZIP = ROOT / "build" / "package" / "dev" / "deployment.zip"
+PACKAGE = ROOT / "build" / "package" / "dev"
+EXAMPLES = ROOT / "chalicelib" / "examples"
+ISSUER, AUDIENCE = "https://issuer.localstack.test", "stepflow-localstack"
+TENANT = "acme"
+FINISHED = ("completed", "failed", "canceled")
 
 
-def unavailable(exc: BaseException) -> bool:
-    """True when LocalStack cannot serve the call here (not reachable, 5xx, not implemented), not our fault."""
-    from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+@dataclass
+class Deployed:
+    stack: str
+    prefix: str
+    template: dict[str, Any]
+    outputs: dict[str, str]
+    stage_url: str  # the API Gateway stage, path-style (what EndpointURL names on AWS)
+    api_prefix: str  # /workflows
+    secret: str
+    session: Any
 
-    if isinstance(exc, (EndpointConnectionError, ReadTimeoutError, ConnectionError)):
-        return True
-    if isinstance(exc, ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        code = exc.response.get("Error", {}).get("Code", "")
-        return status >= 500 or code in ("InternalFailure", "NotImplemented", "InternalError")
-    return False
+    def client(self, service: str) -> Any:
+        return self.session.client(service)
+
+
+class Api:
+    """HTTP to the deployed API with a bearer token, as a client calls it."""
+
+    def __init__(self, deployed: Deployed) -> None:
+        from chalicelib.auth import mint
+
+        self.base = f"{deployed.stage_url}{deployed.api_prefix}"
+        self.token = mint(deployed.secret, "alice", roles=["admin"], groups=["managers", "finance"], tenant=TENANT,
+                          ttl_seconds=3600, issuer=ISSUER, audience=AUDIENCE)
+
+    def call(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json",
+             token: str | None = "") -> tuple[int, Any]:
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+        headers = {"Content-Type": content_type}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token or self.token}"
+        request = urllib.request.Request(f"{self.base}{path}", data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        try:
+            return status, json.loads(raw or b"null")
+        except ValueError:
+            return status, raw.decode("utf-8", "replace")
+
+    def register(self, example: str) -> dict[str, Any]:
+        status, body = self.call("POST", "/definitions", (EXAMPLES / f"{example}.yaml").read_bytes(),
+                                 content_type="application/x-yaml")
+        assert status in (200, 201), (status, body)
+        return body
+
+    def wait_for_instance(self, instance_id: str, timeout: float = 180) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            status, body = self.call("GET", f"/instances/{instance_id}")
+            assert status == 200, body
+            if body["status"] in FINISHED:
+                return body
+            assert time.monotonic() < deadline, f"instance {instance_id} did not finish: {body}"
+            time.sleep(0.5)
+
+    def wait_for_task(self, instance_id: str, step: str, timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            status, body = self.call("GET", f"/tasks?{urllib.parse.urlencode({'instance_id': instance_id})}")
+            assert status == 200, body
+            found = [t for t in body["items"] if t["step_name"] == step and t["status"] == "pending"]
+            if found:
+                return found[0]
+            assert time.monotonic() < deadline, f"step {step} never waited: {body}"
+            time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
-def aws() -> Any:
-    import boto3
-    from botocore.config import Config
+def deployed() -> Any:
+    from botocore.exceptions import WaiterError
 
-    session = boto3.session.Session(region_name=REGION)
-    config = Config(retries={"max_attempts": 2}, read_timeout=60)
-    return lambda service: session.client(service, config=config)
-
-
-@pytest.fixture(scope="module")
-def stack(aws) -> dict[str, Any]:
-    """The infra part of the dev template, under a prefix of its own, created at the endpoint."""
     from infra import build as infra_build
-    from infra.localstack import apply_infra
+    from infra import deploy
 
-    config = infra_build.chalice_config()
-    prefix = f"stepflow-ls{uuid.uuid4().hex[:6]}-"
-    config["stages"]["dev"]["environment_variables"]["STEPFLOW_RESOURCE_PREFIX"] = prefix
-    built = infra_build.build("dev", config=config)
-    account = aws("sts").get_caller_identity()["Account"]
+    template_path, zip_path = PACKAGE / "sam.json", PACKAGE / "deployment.zip"
+    if not (template_path.exists() and zip_path.exists()):
+        pytest.fail(f"no {template_path.relative_to(ROOT)} or deployment.zip: `make test-localstack` packages first")
+    # The template of the dev stage, with the dev prefix made this run's: every name and ARN pattern in it.
+    dev_prefix = infra_build.resolve_stage("dev").prefix
+    run = uuid.uuid4().hex[:8]
+    prefix, stack = f"stepflow-ls{run}-", f"stepflow-ls{run}"
+    template = json.loads(template_path.read_text(encoding="utf-8").replace(dev_prefix, prefix))
+
+    session, account, region = deploy.aws_session()
+    s3, cfn = session.client("s3"), session.client("cloudformation")
+    bucket = deploy.default_bucket(account, region)
+    deploy.ensure_bucket(s3, bucket, region)
+    url = deploy.upload_artifacts(s3, bucket, stack, template, zip_path, region)
+    secret = secrets.token_urlsafe(32)
+    parameters = deploy.stack_parameters({
+        "STEPFLOW_AUTH": "hs256", "STEPFLOW_JWT_ISSUER": ISSUER, "STEPFLOW_JWT_AUDIENCE": AUDIENCE,
+        "STEPFLOW_JWT_SECRET": secret, "STEPFLOW_SERVER_SECRET": secrets.token_urlsafe(32),
+    }, updating=False)
     try:
-        names = apply_infra(built.template, aws, account, REGION)
-    except Exception as exc:  # noqa: BLE001 - classified just below
-        if unavailable(exc):
-            pytest.skip(f"LocalStack at {ENDPOINT} cannot create the stack's resources here: {exc}")
-        raise
-    return {"build": built, "names": names, "account": account, "prefix": prefix}
+        outputs = deploy.deploy_stack(cfn, stack, url, "dev", parameters, poll_seconds=1)
+        # API Gateway's stage is the path of the endpoint URL; LocalStack serves it path-style on its port.
+        stage = urllib.parse.urlsplit(outputs["EndpointURL"]).path.strip("/")
+        api_prefix = infra_build.resolve_stage("dev").environment.get("STEPFLOW_API_PREFIX", "/workflows")
+        stage_url = f"{ENDPOINT}/restapis/{outputs['RestAPIId']}/{stage}/_user_request_"
+        yield Deployed(stack, prefix, template, outputs, stage_url, api_prefix, secret, session)
+    finally:
+        # On a LocalStack that outlives the run (LOCALSTACK_ENDPOINT); `make test-localstack` throws its own
+        # away. A failure here must not hide the test's own.
+        if not DISPOSABLE and deploy.stack_status(cfn, stack) is not None:
+            cfn.delete_stack(StackName=stack)
+            try:
+                cfn.get_waiter("stack_delete_complete").wait(StackName=stack,
+                                                             WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+            except WaiterError as exc:
+                warnings.warn(f"stack {stack} was not deleted: {exc}", stacklevel=1)
 
 
-def test_tables_are_created_as_declared(stack, aws):
-    ddb = aws("dynamodb")
-    for logical_id, resource in stack["build"].template["Resources"].items():
-        if resource.get("Type") != "AWS::DynamoDB::Table":
-            continue
-        declared = resource["Properties"]
+@pytest.fixture(scope="module")
+def api(deployed) -> Api:
+    return Api(deployed)
+
+
+def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {lid: r["Properties"] for lid, r in template["Resources"].items() if r.get("Type") == kind}
+
+
+def test_every_resource_of_the_template_is_created(deployed):
+    cfn = deployed.client("cloudformation")
+    created = {r["LogicalResourceId"]: r["ResourceStatus"]
+               for page in cfn.get_paginator("list_stack_resources").paginate(StackName=deployed.stack)
+               for r in page["StackResourceSummaries"]}
+    assert set(deployed.template["Resources"]) <= set(created)
+    assert {lid: status for lid, status in created.items() if status != "CREATE_COMPLETE"} == {}
+
+    ddb = deployed.client("dynamodb")
+    for logical_id, declared in resources_of(deployed.template, "AWS::DynamoDB::Table").items():
         table = ddb.describe_table(TableName=declared["TableName"])["Table"]
         assert table["KeySchema"] == declared["KeySchema"], logical_id
         assert {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])} == {
-            i["IndexName"] for i in declared.get("GlobalSecondaryIndexes", [])}
+            i["IndexName"] for i in declared.get("GlobalSecondaryIndexes", [])}, logical_id
+
+    lam = deployed.client("lambda")
+    for logical_id, declared in resources_of(deployed.template, "AWS::Serverless::Function").items():
+        function = lam.get_function_configuration(FunctionName=declared["FunctionName"])
+        assert (function["Runtime"], function["Handler"], function["State"]) == (
+            declared["Runtime"], declared["Handler"], "Active"), logical_id
 
 
-def test_the_api_adapter_finds_and_updates_the_stack_s_state_machines(stack, aws):
+def test_a_machine_workflow_runs_on_the_packaged_functions(deployed, api):
+    registered = api.register("image_pipeline")
+    assert registered["state_machine_arn"] == deployed.outputs["ImagePipelineStateMachineArn"]
+    status, started = api.call("POST", "/instances", {"definition_name": "image_pipeline",
+                                                      "input_data": {"prompt": "a cat"}})
+    assert status == 201, started
+    done = api.wait_for_instance(started["id"])
+    assert done["status"] == "completed", done
+    assert done["output"]["refined"] == "s3://bucket/a cat.png"
+    assert [(s["step_name"], s["status"]) for s in done["step_history"]] == [
+        ("generate", "succeeded"), ("refine", "succeeded")]
+    status, history = api.call("GET", f"/instances/{started['id']}/history")
+    assert status == 200, history
+    assert "ExecutionSucceeded" in {event["type"] for event in history["events"]}
+
+
+def test_a_human_step_waits_for_its_task_and_resumes_when_completed(api):
+    api.register("expense_approval")
+    status, started = api.call("POST", "/instances", {"definition_name": "expense_approval", "input_data": {
+        "requester": "alice", "manager": "bob", "amount": 120, "description": "train tickets"}})
+    assert status == 201, started
+    task = api.wait_for_task(started["id"], "manager_approval")
+    status, body = api.call("GET", f"/instances/{started['id']}")
+    assert status == 200 and body["status"] == "waiting", body
+    status, completed = api.call("POST", f"/tasks/{task['id']}/complete", {
+        "output_data": {"approved": True, "comments": "fine"}})
+    assert status == 200 and completed["status"] == "completed", completed
+    done = api.wait_for_instance(started["id"])
+    assert done["status"] == "completed", done
+    assert {s["step_name"]: s["status"] for s in done["step_history"]}["process"] == "succeeded"
+
+
+def test_the_deploy_registers_the_examples_through_the_api(deployed, api):
+    """What `make deploy` does once the stack is up, with the token it mints from the stage's HS256 secret."""
+    from chalicelib.examples import FOLDER
+    from infra import deploy
+
+    # The API client's tenant: definition names are the service's, whichever tenant took one first.
+    token = deploy.seeding_token(None, {}, {"STEPFLOW_AUTH": "hs256", "STEPFLOW_JWT_SECRET": deployed.secret,
+                                  "STEPFLOW_JWT_ISSUER": ISSUER, "STEPFLOW_JWT_AUDIENCE": AUDIENCE,
+                                  "STEPFLOW_SEED_TENANT": TENANT})
+    assert token is not None
+    lines = deploy.register_examples(deployed.stage_url, deployed.api_prefix, token)
+    assert sorted(line.split(":")[0] for line in lines) == sorted(path.stem for path in FOLDER.glob("*.yaml"))
+    again = deploy.register_examples(deployed.stage_url, deployed.api_prefix, token)
+    assert {line.split(": ")[1] for line in again} == {"unchanged"}
+
+
+def test_the_api_refuses_bad_requests_through_api_gateway(api):
+    status, body = api.call("GET", "/definitions", token=None)
+    assert status == 401 and "authentication required" in body["detail"]
+    status, body = api.call("POST", "/definitions", {"name": "broken", "version": "1.0.0", "steps": []})
+    assert status == 422 and body["detail"]["issues"][0]["location"] == "steps", body
+    status, body = api.call("GET", f"/instances/{uuid.uuid4()}")
+    assert status == 404, body
+
+
+def test_the_api_adapter_finds_and_updates_the_stack_s_state_machines(deployed):
     from chalicelib.aws.state_machines import StateMachines
     from infra import build as infra_build
 
-    sfn = aws("stepfunctions")
-    role = stack["names"]["StateMachineRole.Arn"]
-    machines = StateMachines(sfn, role, stack["build"].stage.machine_prefix)
+    sfn = deployed.client("stepfunctions")
+    machines = StateMachines(sfn, deployed.outputs["StateMachineRoleArn"], deployed.prefix)
     for workflow in infra_build.bundled_state_machines():
-        logical_id = f"{infra_build.cfn_name(workflow)}StateMachine"
-        created = stack["names"][logical_id]
+        created = deployed.outputs[f"{infra_build.cfn_name(workflow)}StateMachineArn"]
         assert machines.arn_for(workflow) == created
         bound = json.loads(sfn.describe_state_machine(stateMachineArn=created)["definition"])
+        assert "${" not in json.dumps(bound) and f":function:{deployed.prefix}" in json.dumps(bound)
         assert machines.ensure(workflow, bound) == created  # an update of the same machine, not a new one
 
 
-def test_lifecycle_events_reach_the_bus(stack, aws):
+def test_lifecycle_events_reach_the_bus(deployed):
     from chalicelib.aws.events import EventPublisher
 
-    events = aws("events")
-    bus = stack["names"]["EventBus"]
+    events = deployed.client("events")
+    bus = deployed.outputs["EventBusName"]
     assert events.describe_event_bus(Name=bus)["Name"] == bus
     result = events.put_events(Entries=[{"Source": "stepflow", "DetailType": "InstanceStarted",
                                          "Detail": json.dumps({"id": "i-1"}), "EventBusName": bus}])
@@ -109,45 +268,13 @@ def test_lifecycle_events_reach_the_bus(stack, aws):
     EventPublisher(events, bus).publish("InstanceStarted", {"id": "i-2"})  # best effort: must not raise
 
 
-def test_a_bundled_workflow_runs_on_the_packaged_zip(stack, aws):
-    """Needs LocalStack's Lambda (Docker) and `make package` (the zip)."""
-    from chalicelib import resources
-    from chalicelib.config import Settings
-    from chalicelib.examples import bundled
-    from chalicelib.wiring import Services
-    from infra.localstack import resolve
-
-    if not ZIP.exists():
-        pytest.skip("no build/package/dev/deployment.zip: run `make package` first")
-    built, names = stack["build"], stack["names"]
-    pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": stack["account"]}
-    step_runner = built.template["Resources"]["StepRunner"]["Properties"]
-    env = resolve(step_runner["Environment"]["Variables"], names, pseudo)
-    lam, iam = aws("lambda"), aws("iam")
-    trust = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-    role = iam.create_role(RoleName=f"{stack['prefix']}lambda", AssumeRolePolicyDocument=json.dumps(trust))
-    try:
-        for function in resources.FUNCTIONS:
-            lam.create_function(FunctionName=f"{stack['prefix']}{function.name}", Runtime="python3.12",
-                                Role=role["Role"]["Arn"], Handler=function.handler, Timeout=60, MemorySize=512,
-                                Code={"ZipFile": ZIP.read_bytes()}, Environment={"Variables": env})
-            lam.get_waiter("function_active_v2").wait(FunctionName=f"{stack['prefix']}{function.name}")
-    except Exception as exc:  # noqa: BLE001
-        if unavailable(exc) or "docker" in str(exc).lower():
-            pytest.skip(f"LocalStack's Lambda cannot run functions here (it needs Docker): {exc}")
-        raise
-    services = Services(Settings.from_env({**env, "AWS_REGION": REGION}))
-    registered = services.definitions.register(bundled()["image_pipeline"], created_by="localstack")
-    assert registered["state_machine_arn"] == names["ImagePipelineStateMachine"]
-    from chalicelib.service.requests import StartInstance
-
-    started, _ = services.instances.start(StartInstance.model_validate(
-        {"definition_name": "image_pipeline", "input_data": {"prompt": "a cat"}}))
-    deadline = time.monotonic() + 180
-    while True:
-        instance = services.instances.get(started["id"])
-        if instance["status"] not in ("pending", "running") or time.monotonic() > deadline:
-            break
-        time.sleep(2)
-    assert instance["status"] == "completed", instance
+def test_the_scheduled_sweep_runs_against_the_stack(deployed):
+    """The function the schedule invokes, invoked with the event EventBridge sends it."""
+    lam = deployed.client("lambda")
+    event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+             "account": "000000000000", "time": "2026-01-01T00:00:00Z", "region": lam.meta.region_name,
+             "resources": [], "detail": {}}
+    response = lam.invoke(FunctionName=f"{deployed.prefix}overdue_sweep", Payload=json.dumps(event).encode())
+    payload = json.loads(response["Payload"].read())
+    assert "FunctionError" not in response, payload
+    assert isinstance(payload, dict) and payload and all(isinstance(v, int) for v in payload.values()), payload
