@@ -77,14 +77,18 @@ def test_a_package_the_lambda_ships_has_one_version_in_every_lock(python):
 
 
 def test_every_install_checks_hashes():
-    makefile = (ROOT / "Makefile").read_text()
+    makefile = (ROOT / "Makefile").read_text().replace("\\\n", " ")  # continued lines read as one
     installs = [line.strip() for line in makefile.splitlines() if line.startswith("\t") and "pip install" in line]
     from_locks = [line for line in installs if " -r " in line]
-    assert len(from_locks) == 4  # .venv, build/venv-deploy, build/venv-sam, build/venv-uv
+    # .venv, build/venv-deploy, build/venv-sam, build/venv-uv, build/venv-localstack, the LocalStack functions'
+    # runtime packages
+    assert len(from_locks) == 6, from_locks
     assert all("--require-hashes" in line for line in from_locks), from_locks
-    # The project itself goes in last, without resolving anything (its dependencies came from the lock).
-    (project,) = [line for line in installs if " -r " not in line]
-    assert "--no-deps" in project and "--no-build-isolation" in project and project.endswith("-e .")
+    # Local code goes in without resolving anything (its dependencies came from a lock): the project
+    # itself, last in .venv, and LocalStack's Lambda executor plugin in LocalStack's venv.
+    local = [line for line in installs if " -r " not in line]
+    assert all("--no-deps" in line and "--no-build-isolation" in line for line in local), local
+    assert [line for line in local if line.endswith("-e .")] and len(local) == 2, local
     assert infra_package.stage_env(infra_package.infra_build.Stage("dev", "p-", {}, False), {})[
         "PIP_REQUIRE_HASHES"] == "1"  # and so does every pip call `chalice package` makes
 
