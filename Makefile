@@ -29,16 +29,18 @@ GROUPS ?=
 token: $(VENV)/.installed
 	@$(PY) -m chalicelib.tools.mint_token --role $(ROLE) --tenant $(TENANT) --user $(or $(USER),dev) --groups "$(GROUPS)"
 
-## test: lint, check the locks, package and cfn-lint the AWS template, then the whole suite (`make check-install` proves `pip install .` separately)
+## test: lint and type-check, check the locks, package and cfn-lint the AWS template, then the whole suite (`make check-install` proves `pip install .` separately)
 test: $(VENV)/.installed node_modules/.installed browser-deps
 	$(PY) -m ruff check .
+	$(PY) -m mypy  # files and settings: [tool.mypy] in pyproject.toml; .mypy_cache keeps a re-run to seconds
 	$(MAKE) --no-print-directory check-lock
 	$(MAKE) --no-print-directory check-package
 	$(PY) -m pytest -n 2 --dist loadfile  # one test file per worker: each has its own emulated AWS
 
+## lint: ruff and mypy (the boto3 clients typed by the boto3-stubs of the dev extra)
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
-	$(PY) -m mypy chalicelib stepflow_cli
+	$(PY) -m mypy
 
 ## statemachines: recompile the bundled examples into statemachines/
 statemachines: $(VENV)/.installed

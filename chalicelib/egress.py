@@ -113,7 +113,10 @@ def resolve(host: str, port: int, *, allow_private: bool) -> list[tuple[Any, ...
     if not infos:
         raise OSError(f"cannot resolve {host}")
     for info in infos:
-        check_address(info[4][0], allow_private=allow_private)
+        address = info[4][0]
+        if not isinstance(address, str):  # an address of neither IPv4 nor IPv6: nothing the policy can vet
+            raise EgressDenied(f"{host} resolves to an address that is not IP")
+        check_address(address, allow_private=allow_private)
     return infos
 
 
@@ -174,10 +177,11 @@ class GuardedHTTPSHandler(urllib.request.HTTPSHandler):
 
     def __init__(self, allow_private: bool, context: Any = None):
         super().__init__(context=context)
+        self._tls_context = context  # kept here: HTTPSHandler's own copy is private
         self._conn = _connection_class(http.client.HTTPSConnection, allow_private)
 
     def https_open(self, req: Any) -> Any:
-        return self.do_open(self._conn, req, context=self._context)
+        return self.do_open(self._conn, req, context=self._tls_context)
 
 
 def http_client(allow_private: bool) -> Any:

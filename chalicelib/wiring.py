@@ -12,6 +12,8 @@ from chalicelib.core.times import iso
 from chalicelib.resources import STEP_RUNNER, TASK_REGISTRAR
 
 if TYPE_CHECKING:  # each property imports its own class: a cold start loads only what its first request builds
+    from mypy_boto3_dynamodb import DynamoDBClient
+
     from chalicelib.auth import Authenticator
     from chalicelib.aws.definition_store import DefinitionStore
     from chalicelib.aws.event_store import EventStore
@@ -64,7 +66,7 @@ class Services:
         return registry
 
     @cached_property
-    def ddb(self):  # type: ignore[no-untyped-def]
+    def ddb(self) -> DynamoDBClient:
         from chalicelib.aws.clients import client
 
         return client("dynamodb", self.settings.region)

@@ -87,7 +87,7 @@ def _notifying_terminated(original: Any) -> Any:
     return terminated
 
 
-def _inline_program_eval(original: Any, program_class: type) -> Any:
+def _inline_program_eval(original: Any, program_class: type[Any]) -> Any:
     @functools.wraps(original)
     def eval(self: Any, env: Any) -> None:  # noqa: A001 - moto's method name
         if self.timeout_seconds is not None:

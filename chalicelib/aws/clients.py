@@ -4,20 +4,35 @@ from __future__ import annotations
 
 import threading
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Literal, overload
+
+if TYPE_CHECKING:  # the stubs are a development dependency: the Lambda package has none of them
+    from botocore.client import BaseClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_stepfunctions import SFNClient
 
 _lock = threading.Lock()
 
 
 @cache
-def _client(service: str, region: str) -> Any:
+def _client(service: str, region: str) -> BaseClient:
     import boto3  # imported here so the pure core and cold paths do not pay for it
 
     with _lock:  # boto3's session setup is not thread-safe
-        return boto3.session.Session().client(service, region_name=region)
+        # The stubs type client() for literal service names only; client() below types each one it serves.
+        return boto3.session.Session().client(service, region_name=region)  # type: ignore[call-overload]
 
 
-def client(service: str, region: str) -> Any:
+@overload
+def client(service: Literal["dynamodb"], region: str) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["stepfunctions"], region: str) -> SFNClient: ...
+@overload
+def client(service: Literal["events"], region: str) -> EventBridgeClient: ...
+@overload
+def client(service: str, region: str) -> BaseClient: ...
+def client(service: str, region: str) -> BaseClient:
     return _client(service, region)
 
 

@@ -7,11 +7,14 @@ winner (DynamoDB evaluates the condition and the update atomically).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib.aws.items import to_item
+
+if TYPE_CHECKING:  # a development dependency only: the Lambda package has no stubs
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 
 class TransitionRefused(Exception):
@@ -24,7 +27,7 @@ class TransitionRefused(Exception):
         self.part = part
 
 
-def conditional_update(ddb: Any, table: str, key: dict[str, Any], *, set_: dict[str, Any] | None = None,
+def conditional_update(ddb: DynamoDBClient, table: str, key: dict[str, Any], *, set_: dict[str, Any] | None = None,
                        remove: Iterable[str] = (), expect: dict[str, Any] | None = None,
                        expect_not: dict[str, list[Any]] | None = None, require: Iterable[str] = (),
                        absent: Iterable[str] = ()) -> None:

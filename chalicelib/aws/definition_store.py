@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.aws.items import from_item, to_item
 from chalicelib.aws.paging import query_all
+
+if TYPE_CHECKING:  # a development dependency only: the Lambda package has no stubs
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 KIND = "definition"
 
 
 class DefinitionStore:
-    def __init__(self, ddb: Any, table: str):
+    def __init__(self, ddb: DynamoDBClient, table: str):
         self._ddb = ddb
         self._table = table
 

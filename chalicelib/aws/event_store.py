@@ -10,12 +10,15 @@ import json
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib.aws.paging import query_all
 from chalicelib.core.event_stream import FLOOR, SeqClock, at_of, bounded_data, make_seq, public_event
+
+if TYPE_CHECKING:  # a development dependency only: the Lambda package has no stubs
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 COUNTER_PREFIX = "!attempt#"
 _PUT_TRIES = 3
@@ -26,7 +29,7 @@ def _utc_now() -> datetime:
 
 
 class EventStore:
-    def __init__(self, ddb: Any, table: str, *, now: Callable[[], datetime] = _utc_now,
+    def __init__(self, ddb: DynamoDBClient, table: str, *, now: Callable[[], datetime] = _utc_now,
                  suffix: Callable[[], str] = lambda: secrets.token_hex(8)):
         self._ddb = ddb
         self._table = table

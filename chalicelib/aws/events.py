@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.observability import logger
+
+if TYPE_CHECKING:  # a development dependency only: the Lambda package has no stubs
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
 SOURCE = "stepflow"
 MAX_ENTRIES = 10  # PutEvents takes at most 10 entries...
@@ -17,7 +21,7 @@ class PublishFailed(Exception):
 
 
 class EventPublisher:
-    def __init__(self, events: Any, bus_name: str):
+    def __init__(self, events: EventBridgeClient, bus_name: str):
         self._events = events
         self._bus = bus_name
 
@@ -31,11 +35,12 @@ class EventPublisher:
     def publish_all(self, events: list[tuple[str, dict[str, Any]]]) -> int:
         """Publishes every (detail type, detail), in order, as few PutEvents as fit; PublishFailed when an
         entry was refused (the entries before it were taken: a retry publishes them again)."""
-        batch: list[dict[str, Any]] = []
+        batch: list[PutEventsRequestEntryTypeDef] = []
         size = 0
         for detail_type, detail in events:
-            entry = {"Source": SOURCE, "DetailType": detail_type, "Detail": json.dumps(detail, default=str),
-                     "EventBusName": self._bus}
+            entry: PutEventsRequestEntryTypeDef = {
+                "Source": SOURCE, "DetailType": detail_type, "Detail": json.dumps(detail, default=str),
+                "EventBusName": self._bus}
             entry_size = len(entry["Detail"]) + len(detail_type) + len(SOURCE)
             if batch and (len(batch) == MAX_ENTRIES or size + entry_size > MAX_BATCH_BYTES):
                 self._put(batch)
@@ -46,9 +51,9 @@ class EventPublisher:
             self._put(batch)
         return len(events)
 
-    def _put(self, entries: list[dict[str, Any]]) -> None:
+    def _put(self, entries: list[PutEventsRequestEntryTypeDef]) -> None:
         result = self._events.put_events(Entries=entries)
         if result.get("FailedEntryCount"):
-            codes = sorted({e.get("ErrorCode") for e in result.get("Entries", []) if e.get("ErrorCode")})
+            codes = sorted({code for e in result.get("Entries", []) if (code := e.get("ErrorCode"))})
             logger.warning("events not published", extra={"failed": result["FailedEntryCount"], "codes": codes})
             raise PublishFailed(f"{result['FailedEntryCount']} of {len(entries)} events not published: {codes}")

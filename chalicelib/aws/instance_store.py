@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -14,6 +14,9 @@ from chalicelib.aws.transactions import transact
 from chalicelib.core.listing import INSTANCE_KEY_INPUTS, Family, instance_keys
 from chalicelib.errors import Conflict, InvalidInput
 
+if TYPE_CHECKING:  # a development dependency only: the Lambda package has no stubs
+    from mypy_boto3_dynamodb import DynamoDBClient
+
 # A write whose key inputs moved meanwhile is tried again on the fresh record (only then: a refusal
 # of the caller's own condition is the caller's answer).
 KEY_RETRIES = 4
@@ -22,7 +25,7 @@ PINNED = ("status", "deleted_at")
 
 
 class InstanceStore:
-    def __init__(self, ddb: Any, table: str):
+    def __init__(self, ddb: DynamoDBClient, table: str):
         self._ddb = ddb
         self._table = table
 
@@ -32,7 +35,7 @@ class InstanceStore:
         `also`: writes of other tables (TransactWriteItems items, e.g. its first event) made in the same
         transaction, so they exist exactly when the instance does."""
         item = to_item({**record, **instance_keys(record), "created_key": f"{record['created_at']}#{record['id']}"})
-        put = {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(id)"}
+        put: dict[str, Any] = {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(id)"}
         try:
             if also:
                 transact(self._ddb, [{"Put": put}, *also])
@@ -149,19 +152,18 @@ class InstanceStore:
     def due_chores(self, chore: str, upto: str, *, limit: int | None = None) -> list[dict[str, Any]]:
         """Instances whose follow-up `chore` has been waiting since `upto` or earlier (the sparse by_chore),
         oldest first; at most `limit` of them."""
-        request = {"TableName": self._table, "IndexName": "by_chore",
-                   "KeyConditionExpression": "chore = :c AND chore_at <= :t",
-                   "ExpressionAttributeValues": {":c": {"S": chore}, ":t": {"S": upto}}}
+        request: dict[str, Any] = {"TableName": self._table, "IndexName": "by_chore",
+                                   "KeyConditionExpression": "chore = :c AND chore_at <= :t",
+                                   "ExpressionAttributeValues": {":c": {"S": chore}, ":t": {"S": upto}}}
         if limit is None:
             return [from_item(i) for i in query_all(self._ddb, **request)]
         found: list[dict[str, Any]] = []
-        start = None
         while len(found) < limit:
-            page = self._ddb.query(**request, Limit=limit - len(found), **({"ExclusiveStartKey": start} if start else {}))
+            page = self._ddb.query(**request, Limit=limit - len(found))
             found += [from_item(i) for i in page["Items"]]
-            start = page.get("LastEvaluatedKey")
-            if not start:
+            if not page.get("LastEvaluatedKey"):
                 break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return found
 
     def watch_request(self, instance_id: str, at: str, chore: str) -> dict[str, Any]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # a development dependency only: the Lambda package has no stubs
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 
-def query_all(ddb: Any, **request: Any) -> Iterator[dict[str, Any]]:
+def query_all(ddb: DynamoDBClient, **request: Any) -> Iterator[dict[str, Any]]:
     """Yields raw items of `ddb.query(**request)`, following LastEvaluatedKey to the end."""
     while True:
         page = ddb.query(**request)

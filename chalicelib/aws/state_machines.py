@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.errors import Conflict, NotFound, UpstreamError
 
+if TYPE_CHECKING:  # a development dependency only: the Lambda package has no stubs
+    from mypy_boto3_stepfunctions import SFNClient
+    from mypy_boto3_stepfunctions.type_defs import DescribeExecutionOutputTypeDef, HistoryEventTypeDef
+
 
 class StateMachines:
-    def __init__(self, sfn: Any, role_arn: str, prefix: str):
+    def __init__(self, sfn: SFNClient, role_arn: str, prefix: str):
         self._sfn = sfn
         self._role_arn = role_arn
         self._prefix = prefix
@@ -61,14 +65,14 @@ class StateMachines:
             raise UpstreamError(f"Step Functions could not be reached: {type(exc).__name__}") from exc
         return result["executionArn"]
 
-    def find(self, execution_arn: str) -> dict[str, Any] | None:
+    def find(self, execution_arn: str) -> DescribeExecutionOutputTypeDef | None:
         """DescribeExecution, or None when no such execution exists."""
         try:
             return self.describe(execution_arn)
         except NotFound:
             return None
 
-    def describe(self, execution_arn: str) -> dict[str, Any]:
+    def describe(self, execution_arn: str) -> DescribeExecutionOutputTypeDef:
         try:
             return self._sfn.describe_execution(executionArn=execution_arn)
         except ClientError as exc:
@@ -78,8 +82,8 @@ class StateMachines:
         except BotoCoreError as exc:
             raise UpstreamError(f"Step Functions could not be reached: {type(exc).__name__}") from exc
 
-    def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
+    def history(self, execution_arn: str) -> list[HistoryEventTypeDef]:
+        events: list[HistoryEventTypeDef] = []
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
@@ -91,7 +95,8 @@ class StateMachines:
             if not token:
                 return events
 
-    def history_page(self, execution_arn: str, token: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    def history_page(self, execution_arn: str, token: str | None,
+                     limit: int) -> tuple[list[HistoryEventTypeDef], str | None]:
         """One page of the execution history, oldest first, and the token of the next (None at the end)."""
         kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": limit}
         if token:

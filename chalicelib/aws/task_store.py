@@ -7,7 +7,8 @@ get exactly one winner; the loser's write fails and nothing half-happens.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -16,6 +17,9 @@ from chalicelib.aws.items import from_item, to_item
 from chalicelib.aws.transactions import transact
 from chalicelib.core.listing import COUNTER_INPUTS, TASK_KEY_ATTRIBUTES, counter_deltas, counter_id, task_keys
 from chalicelib.core.tasks import OPEN
+
+if TYPE_CHECKING:  # a development dependency only: the Lambda package has no stubs
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 # Never returned to clients, logged or published: whoever holds the token can complete the step, and
 # the callback nonce (with the server secret) makes the callback key; its hash is bookkeeping.
@@ -29,7 +33,7 @@ REGISTER_RETRIES = 4
 
 
 class TaskStore:
-    def __init__(self, ddb: Any, table: str, *, sleep: Any = time.sleep):
+    def __init__(self, ddb: DynamoDBClient, table: str, *, sleep: Callable[[float], None] = time.sleep):
         self._ddb = ddb
         self._table = table
         self._sleep = sleep
@@ -132,10 +136,10 @@ class TaskStore:
             before = self.get(task_id)
             if before is None:
                 return
-            delete = {"TableName": self._table, "Key": {"id": {"S": task_id}},
-                      "ConditionExpression": "#s = :s AND #a = :a",
-                      "ExpressionAttributeNames": {"#s": "status", "#a": "attempt"},
-                      "ExpressionAttributeValues": to_item({":s": before["status"], ":a": before.get("attempt", 0)})}
+            delete: dict[str, Any] = {
+                "TableName": self._table, "Key": {"id": {"S": task_id}}, "ConditionExpression": "#s = :s AND #a = :a",
+                "ExpressionAttributeNames": {"#s": "status", "#a": "attempt"},
+                "ExpressionAttributeValues": to_item({":s": before["status"], ":a": before.get("attempt", 0)})}
             deltas = counter_deltas(before, None)
             try:
                 if deltas:

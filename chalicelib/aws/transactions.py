@@ -7,11 +7,15 @@ import random
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
 from chalicelib.aws.conditional_update import TransitionRefused
+
+if TYPE_CHECKING:  # a development dependency only: the Lambda package has no stubs
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 # Two transactions on one item at once (a tenant's counter, an instance two completions watch): DynamoDB
 # cancels one (TransactionConflict) with nothing written, so trying it again is safe; a few tries with
@@ -19,11 +23,13 @@ from chalicelib.aws.conditional_update import TransitionRefused
 CONFLICT_RETRIES = 8
 
 
-def transact(ddb: Any, items: list[dict[str, Any]], *, sleep: Callable[[float], None] = time.sleep) -> None:
+def transact(ddb: DynamoDBClient, items: list[dict[str, Any]], *, sleep: Callable[[float], None] = time.sleep) -> None:
     """Writes `items` in one transaction; TransitionRefused(part=i) when item i's condition failed."""
     for attempt in range(CONFLICT_RETRIES):
         try:
-            ddb.transact_write_items(TransactItems=items)
+            # The stores build their items as plain dicts in the request's shape (conditions, keys and
+            # counters composed at run time), which the stubs' nested TypedDicts cannot follow.
+            ddb.transact_write_items(TransactItems=cast("list[TransactWriteItemTypeDef]", items))
             return
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "TransactionCanceledException":

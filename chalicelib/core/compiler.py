@@ -138,13 +138,13 @@ class _Emitter:
         if isinstance(plan, Par):
             return self.emit_parallel(plan, states, next_name, valid)
         step = self.steps[plan.node]
-        kind = step.type
-        if kind == "machine":  # by far the most common: checked first
+        # Tested on step.type itself (not a copy of it): that is what narrows the step to its class.
+        if step.type == "machine":  # by far the most common: checked first
             return self.emit_machine(step, states, next_name)
-        needs_data = kind == "gateway" or (kind == "timer" and step.until is not None)
-        if kind == "gateway":
+        needs_data = step.type == "gateway" or (step.type == "timer" and step.until is not None)
+        if step.type == "gateway":
             name = self.emit_gateway(step, states, next_name)
-        elif kind == "timer":
+        elif step.type == "timer":
             name = self.emit_timer(step, states, next_name)
         else:
             name = self.emit_callback(step, states, next_name)

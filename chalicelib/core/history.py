@@ -102,12 +102,12 @@ def summarise(events: list[dict[str, Any]], step_kinds: dict[str, str]) -> Summa
         if name is not None:
             owner[event["id"]] = name
         step, suffix = _step_of(name) if name else (None, "")
-        record = summary.steps.get(step) if step else None
-        if kind in ("TaskScheduled", "LambdaFunctionScheduled") and record and suffix == "":
-            record.attempts += 1
-        elif kind in ("TaskFailed", "LambdaFunctionFailed", "TaskTimedOut", "LambdaFunctionTimedOut") and record:
-            details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
-            record.error = public_error(details.get("error"), details.get("cause"))
+        owned = summary.steps.get(step) if step else None
+        if kind in ("TaskScheduled", "LambdaFunctionScheduled") and owned and suffix == "":
+            owned.attempts += 1
+        elif kind in ("TaskFailed", "LambdaFunctionFailed", "TaskTimedOut", "LambdaFunctionTimedOut") and owned:
+            details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+            owned.error = public_error(details.get("error"), details.get("cause"))
         elif kind.endswith("StateExited"):
             exited = event["stateExitedEventDetails"]["name"]
             step, suffix = _step_of(exited)

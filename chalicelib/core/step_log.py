@@ -59,10 +59,10 @@ def fold(events: Iterable[Mapping[str, Any]], definition: Definition, order: Seq
         if not step or step not in kinds:
             continue
         at = event.get("at")
-        record = records.get(step)
-        if record is None:
-            record = records[step] = StepRecord(step)
+        if step not in records:
+            records[step] = StepRecord(step)
             first_seen[step] = event.get("seq") or ""
+        record = records[step]
         fallback = bool(data.get("fallback"))
         if kind == "step.started":
             record.status = "running"
@@ -139,9 +139,9 @@ def fold(events: Iterable[Mapping[str, Any]], definition: Definition, order: Seq
             record.completed_at = record.started_at
     # A step something after it was entered from is done (its own end may not be logged yet).
     for step in order:
-        record = records.get(step)
-        if record is None or record.status not in OPEN:
+        if step not in records or records[step].status not in OPEN:
             continue
+        record = records[step]
         later = [records[s] for s in graph.succs[step] if s in records]
         if later:
             record.status = "succeeded"

@@ -15,6 +15,7 @@ series-parallel form.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chalicelib.core.graph import Graph, Link, immediate_postdominators
@@ -60,7 +61,7 @@ class Structure:
     gateways: dict[str, GatewayRegion]  # in folding order: inner gateways before outer ones
 
 
-def analyse(graph: Graph, kinds: dict[str, str], order: list[str]) -> tuple[Structure, list[StructureProblem]]:
+def analyse(graph: Graph, kinds: Mapping[str, str], order: list[str]) -> tuple[Structure, list[StructureProblem]]:
     """Fold every gateway; problems name the step where the structure breaks."""
     if not any(kinds.get(n) == "gateway" for n in order):
         # Nothing to fold: the common case, kept to one pass over the graph.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -85,13 +85,12 @@ def parse_definition(data: Any) -> tuple[Definition | None, list[Issue]]:
             if len(loc) >= 3 and loc[0] == "steps" and loc[2] in ("machine", "human", "gateway", "timer", "webhook"):
                 del loc[2]
             location = _loc(loc)
-            hint = _schema_hint(error)
+            hint = _schema_hint(error["type"])
             issues.append(_issue(error["type"], location, error["msg"], hint))
         return None, sorted(issues)
 
 
-def _schema_hint(error: dict[str, Any]) -> str:
-    kind = error["type"]
+def _schema_hint(kind: str) -> str:
     if kind == "union_tag_invalid" or kind == "union_tag_not_found":
         return "set 'type' to one of machine, human, gateway, timer, webhook"
     if kind == "extra_forbidden":
@@ -229,7 +228,7 @@ def _check_reachability(definition: Definition, graph: Graph, index: dict[str, i
     ]
 
 
-def _check_conditions(definition: Definition, kinds: dict[str, str], index: dict[str, int]) -> list[Issue]:
+def _check_conditions(definition: Definition, kinds: Mapping[str, str], index: dict[str, int]) -> list[Issue]:
     issues = []
     defaults: dict[str, int] = {}
     outgoing: dict[str, int] = {}

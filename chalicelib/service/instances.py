@@ -235,9 +235,13 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings):
         record = self._refresh(self._record(instance_id))
         if record["status"] not in ("failed", "canceled"):
             raise Conflict(f"only a failed or canceled instance can be retried; this one is {record['status']}")
+        # Run for the same caller: its completion goes to the same webhook naming the same origin. Not the
+        # correlation_id: that names the original (an idempotent start would find the original again).
         request = StartInstance(definition_name=record["definition_name"], input_data=record.get("input") or {},
                                 user_id=user_id or record.get("created_by"), tenant_id=record.get("tenant_id"),
-                                webhook_url=record.get("webhook_url"))
+                                webhook_url=record.get("webhook_url"), origin_instance=record.get("origin_instance"),
+                                origin_zone=record.get("origin_zone"), origin_tenant_id=record.get("origin_tenant_id"),
+                                origin_reference=record.get("origin_reference"))
         view, _ = self.start(request)
         self._store.update(view["id"], {"retry_of": instance_id})
         self._store.update(instance_id, {"retried_by": view["id"]})

@@ -345,7 +345,7 @@ class TaskService(Delivery):
             if error_code(exc) not in DEAD_TOKEN_ERRORS:
                 raise
 
-    def for_instance(self, instance_id: str) -> list[dict[str, Any]]:
+    def for_instance(self, instance_id: str) -> builtins.list[dict[str, Any]]:
         return [self._present(r) for r in self._store.for_instance(instance_id)]
 
     def purge(self, task_id: str) -> None:

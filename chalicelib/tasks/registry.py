@@ -130,6 +130,11 @@ def _default_emit(events: list) -> Callable[[str, dict[str, Any]], None]:
 # --------------------------------------------------------------------------- task types
 
 
+def _or_any_object(schema: dict[str, Any] | None) -> dict[str, Any]:
+    """The schema given, or TaskType's default (any object) when none was."""
+    return dict(ANY_OBJECT_SCHEMA) if schema is None else schema
+
+
 @dataclass(frozen=True, kw_only=True)
 class TaskType:
     """A kind of machine step.
@@ -261,9 +266,9 @@ class TaskRegistry:
                     name=name or id,
                     category=category,
                     description=description or (handler.__doc__ or "").strip(),
-                    config_schema=config_schema,
-                    input_schema=input_schema,
-                    output_schema=output_schema,
+                    config_schema=_or_any_object(config_schema),
+                    input_schema=_or_any_object(input_schema),
+                    output_schema=_or_any_object(output_schema),
                     errors=tuple(errors),
                     raw_config_keys=tuple(raw_config_keys),
                     check_config=check_config,

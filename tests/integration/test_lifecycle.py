@@ -155,14 +155,20 @@ def test_resume_continues_from_the_failed_step_without_rerunning_finished_ones(a
 def test_retry_starts_a_new_linked_run(api, receiver):
     register(api, failing_then_fixable(receiver))
     Receiver.status["/fragile"] = 500
-    _, started = api.post("/instances", {"definition_name": "flaky_chain", "tenant_id": "acme"})
+    origin = {"origin_instance": "parent-1", "origin_zone": "eu", "origin_tenant_id": "acme-eu",
+              "origin_reference": "order/42"}
+    _, started = api.post("/instances", {"definition_name": "flaky_chain", "tenant_id": "acme",
+                                         "correlation_id": "order-42", **origin})
     assert api.wait(started["id"])["status"] == "failed"
     Receiver.status["/fragile"] = 200
     status, retry = api.post(f"/instances/{started['id']}/retry")
     assert status == 201 and retry["id"] != started["id"] and retry["retry_of"] == started["id"]
     assert api.wait(retry["id"])["status"] == "completed"
     assert api.get(f"/instances/{started['id']}")[1]["retried_by"] == retry["id"]
-    assert api.get(f"/instances/{retry['id']}")[1]["tenant_id"] == "acme"
+    retried = api.get(f"/instances/{retry['id']}")[1]
+    assert retried["tenant_id"] == "acme"
+    # Run for the same caller: its completion names the same origin (the correlation_id names the original).
+    assert {k: retried[k] for k in origin} == origin and retried["correlation_id"] is None
     assert api.post(f"/instances/{retry['id']}/retry")[0] == 409
 
 

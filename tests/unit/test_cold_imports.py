@@ -1,4 +1,5 @@
-"""`import app` (the Lambda cold start) loads no module a route imports for itself: pinned in a fresh interpreter."""
+"""`import app` (the Lambda cold start) loads no module a route imports for itself, and no module needs the
+development-only type stubs: pinned in a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -39,3 +40,28 @@ def test_the_graph_formats_the_router_checks_are_the_ones_the_renderer_knows():
     from chalicelib.core.graph_render import FORMATS
 
     assert tuple(ROUTED) == tuple(FORMATS)
+
+
+# The boto3 type stubs are a development dependency: no module of the Lambda package may need them to load.
+STUBLESS = """
+import importlib, pkgutil, sys
+
+class NoStubs:
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith("mypy_boto3"):
+            raise ImportError(f"{name} is not installed in the Lambda package")
+        return None
+
+sys.meta_path.insert(0, NoStubs())
+import app, chalicelib
+names = [m.name for m in pkgutil.walk_packages(chalicelib.__path__, "chalicelib.")]
+for name in names:
+    importlib.import_module(name)
+print(len(names))
+"""
+
+
+def test_every_module_of_the_lambda_package_loads_without_the_type_stubs():
+    done = subprocess.run([sys.executable, "-c", STUBLESS], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.strip().splitlines()[-1]) > 50  # the walk found the package's modules

@@ -134,6 +134,14 @@ def test_every_resolved_address_is_checked_and_the_connection_uses_it(monkeypatc
     assert len(calls) == 1
 
 
+def test_an_address_that_is_not_ip_is_refused(monkeypatch):
+    # getaddrinfo's answer for a Python built without IPv6: (family, bytes), an address no policy can vet.
+    answers = [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (10, b"\x00" * 16))]
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: answers)
+    with pytest.raises(egress.EgressDenied, match="not IP"):
+        egress.resolve("odd.example", 80, allow_private=True)
+
+
 class Answer(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802
         self._ok()
