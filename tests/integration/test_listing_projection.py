@@ -204,7 +204,8 @@ def test_listings_show_what_the_detail_views_show(api):
     """Through the API: a listed task is GET /tasks/{id}; a listed instance is the head of its detail."""
     instance_id = start_expense(api, 2500)
     task = wait_for_task(api, instance_id, "manager_approval")
-    detail = api.get(f"/instances/{instance_id}")[1]  # settles the listed status (waiting)
+    detail = api.wait(instance_id, until=("waiting",))  # the status the index holds settles on waiting
+    assert detail["status"] == "waiting", detail
     shown = api.get(f"/tasks/{task['id']}")[1]
     for query in (f"instance_id={instance_id}", "assignee_id=bob", "assignee_group=managers"):
         status, page = api.get(f"/tasks?{query}&limit=100")  # other tests' tasks may be listed too
