@@ -422,6 +422,12 @@ def _patch_query_index() -> None:
     patch(_check_signature)
 
 
+def _patch_variables() -> None:
+    from stepflow_local.moto_variables import patch
+
+    patch(_check_signature)
+
+
 _PATCHES = {
     "jsonpath": _patch_jsonpath,
     "lambda": _patch_lambda,
@@ -431,6 +437,7 @@ _PATCHES = {
     "execution_events": _patch_execution_events,  # stepflow_local/moto_executions.py
     "program_thread": _patch_program_thread,
     "query_index": _patch_query_index,  # stepflow_local/moto_index.py
+    "variables": _patch_variables,  # stepflow_local/moto_variables.py
 }
 
 
