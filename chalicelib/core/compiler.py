@@ -16,7 +16,6 @@ too), send those values in full. It is off by default: see docs/architecture.md,
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +23,7 @@ from chalicelib.core import conditions
 from chalicelib.core.graph import Graph, build_graph
 from chalicelib.core.model import Definition, GatewayStep, HumanStep, MachineStep, TimerStep, WebhookStep
 from chalicelib.core.schedule import Leaf, Par, Plan, Seq, makespan, plan_series_parallel
+from chalicelib.core.shared_context import SHARED, assign_context, insert_before
 from chalicelib.core.structure import GatewayRegion, Structure, analyse
 
 STEP_RUNNER = "${StepRunnerFunctionArn}"
@@ -71,7 +71,7 @@ def compile_definition(definition: Definition, revision: str, options: CompileOp
     states: dict[str, Any] = {}
     start = emitter.emit(plan, states, None, True)
     if options.share_context:
-        _assign_context(states, start, emitter.context())
+        assign_context(states, start, emitter.context())
     asl: dict[str, Any] = {
         "Comment": f"Stepflow workflow {definition.name} {definition.version} (revision {revision})",
         "StartAt": start,
@@ -223,7 +223,7 @@ class _Emitter:
             fallback = f"{step.id}__fallback"
             catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": fallback}]
             # Catch sits before OutputPath/Next, as in every state of the committed machines.
-            state = _insert_before(state, ("OutputPath", "Next", "End"), "Catch", catch)
+            state = insert_before(state, ("OutputPath", "Next", "End"), "Catch", catch)
             fb_state = self._lambda_task("fallback", step.id, next_name)
             fb_state["Parameters"]["f.$"] = "$.failure"
             states[fallback] = fb_state
@@ -343,61 +343,12 @@ class _Emitter:
         return name
 
 
-def _assign_context(states: dict[str, Any], start: str, context: dict[str, Any]) -> None:
-    """The first state assigns `c` (and so does its fallback, which continues in its place); those two and
-    what runs inside the first state name the context in full, and every state does when sharing would
-    not make the machine smaller."""
-    first = states[start]
-    ahead = {start: first}  # states that run before `c` is assigned
-    for catcher in first.get("Catch", []):
-        if states[catcher["Next"]]["Type"] == "Task":
-            ahead[catcher["Next"]] = states[catcher["Next"]]
-    _spell_out(ahead, context)
-    # Sharing costs one Assign per state ahead and saves the context's size less "c.$":"$c" per payload
-    # after them: a workflow of a step or two is smaller without it.
-    size = len(json.dumps(context, separators=(",", ":")))
-    if _shared_payloads(states) * (size - 10) <= len(ahead) * (size + 14):
-        _spell_out(states, context)
-        return
-    assign = {"c": context}
-    for name, state in ahead.items():
-        if state["Type"] == "Choice":
-            # A Choice assigns with the rule it takes; its own Assign is for the Default.
-            state["Choices"] = [_insert_before(rule, "Next", "Assign", assign) for rule in state["Choices"]]
-        states[name] = _insert_before(state, _CONTINUATION, "Assign", assign)
-
-
 def _lambda_reads(state: dict[str, Any]) -> bool:
     """Whether a Lambda is the first to read `state`'s input steps (a Task, or a Parallel each of whose
     branches starts with one); a Wait, say, would hand them on as they are."""
     if state["Type"] == "Parallel":
         return all(_lambda_reads(b["States"][b["StartAt"]]) for b in state["Branches"])
     return state["Type"] == "Task"
-
-
-def _shared_payloads(states: dict[str, Any]) -> int:
-    count = 0
-    for state in states.values():
-        parameters = state.get("Parameters")
-        count += parameters is not None and parameters.get("Payload", parameters).get("c.$") == SHARED
-        for branch in state.get("Branches", []):
-            count += _shared_payloads(branch["States"])
-    return count
-
-
-def _spell_out(states: dict[str, Any], context: dict[str, Any]) -> None:
-    """Replaces "c.$": "$c" in these states' payloads (and in every state nested in them) with the context."""
-    for state in states.values():
-        parameters = state.get("Parameters")
-        if parameters is not None:
-            payload = parameters.get("Payload", parameters)
-            if payload.get("c.$") == SHARED:
-                merged = {**context, **{k: v for k, v in payload.items() if k != "c.$"}}
-                spelled = {k: merged.pop(k) for k in _SPELLED_ORDER if k in merged} | merged
-                payload.clear()
-                payload.update(spelled)
-        for branch in state.get("Branches", []):
-            _spell_out(branch["States"], context)
 
 
 def _reading_order(states: dict[str, Any]) -> dict[str, Any]:
@@ -413,23 +364,7 @@ def _service_retry() -> dict[str, Any]:
 
 # One shared, never-mutated retrier: the output is data to serialise, so sharing it is safe and cheap.
 SERVICE_RETRY = _service_retry()
-SHARED = "$c"  # the workflow variable holding the payload's constant part
 RETRY_DEFAULTS = {"IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0}
-_SPELLED_ORDER = ("k", "w", "r", "s", "i.$", "x.$", "e.$")  # a payload spelled out, as before variables
-# Keys that end a state: Assign goes before the first of them that a state has.
-_CONTINUATION = ("Catch", "OutputPath", "Next", "End", "Choices")
-
-
-def _insert_before(state: dict[str, Any], before: str | tuple[str, ...], key: str, value: Any) -> dict[str, Any]:
-    """`state` with key: value before the first of `before` it has (at the end if none)."""
-    anchors = (before,) if isinstance(before, str) else before
-    out: dict[str, Any] = {}
-    for k, v in state.items():
-        if k in anchors and key not in out:
-            out[key] = value
-        out[k] = v
-    out.setdefault(key, value)
-    return out
 
 
 def _ordered(state: dict[str, Any]) -> dict[str, Any]:
