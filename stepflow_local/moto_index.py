@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import copy
 import functools
 import threading
 from collections.abc import Iterator
 from operator import itemgetter
 from typing import Any
+
+from stepflow_local import moto_attribute_values
 
 INDEX_ATTRIBUTE = "_stepflow_query_index"
 _SORTABLE_TYPES = {"S", "N"}
@@ -55,7 +56,9 @@ class _View:
         self.range_position = sort_attrs.index(range_attr) if range_attr else -1
         self.required = required  # attributes an item needs to be in this view (a sparse GSI)
         self.types = types  # declared type of every key attribute
-        self.groups: dict[Any, tuple[list[tuple[Any, ...]], list[Any]]] = {}
+        # Per hash value: sort keys, items, and each item's size (None until a query needs it; a write
+        # re-adds the item it changed, so a size is never older than its item).
+        self.groups: dict[Any, tuple[list[tuple[Any, ...]], list[Any], list[int | None]]] = {}
         self.entries: dict[Any, tuple[Any, tuple[Any, ...]]] = {}  # primary key -> (group, sort key)
         self.usable = True  # False once an item carries a key attribute of another type than declared
 
@@ -75,9 +78,9 @@ class _View:
         if entry is None:
             return
         group_key, sort_key = entry
-        keys, items = self.groups[group_key]
+        keys, items, sizes = self.groups[group_key]
         at = bisect.bisect_left(keys, sort_key)
-        del keys[at], items[at]
+        del keys[at], items[at], sizes[at]
         if not keys:
             del self.groups[group_key]
 
@@ -91,17 +94,18 @@ class _View:
                 self.entries[pk] = entry
         for group_key, entries in collected.items():
             entries.sort(key=itemgetter(0))  # sort keys are unique: they end with the table key
-            self.groups[group_key] = ([e[0] for e in entries], [e[1] for e in entries])
+            self.groups[group_key] = ([e[0] for e in entries], [e[1] for e in entries], [None] * len(entries))
 
     def add(self, pk: Any, item: Any) -> None:
         entry = self._entry(item)
         if entry is None:
             return
         group_key, sort_key = entry
-        keys, items = self.groups.setdefault(group_key, ([], []))
+        keys, items, sizes = self.groups.setdefault(group_key, ([], [], []))
         at = bisect.bisect_left(keys, sort_key)
         keys.insert(at, sort_key)
         items.insert(at, item)
+        sizes.insert(at, None)
         self.entries[pk] = entry
 
 
@@ -292,7 +296,14 @@ def _answer(table: Any, view: _View, group_key: Any, start: Any, op: str | None,
             forward: bool, projection_expressions: Any, index_name: str | None, filter_expression: Any) -> Any:
     from moto.dynamodb.models.table import RESULT_SIZE_LIMIT
 
-    keys, items = view.groups.get(group_key, ([], []))
+    keys, items, sizes = view.groups.get(group_key, ([], [], []))
+
+    def size(at: int) -> int:
+        known = sizes[at]
+        if known is None:
+            known = sizes[at] = items[at].size()
+        return known
+
     # The items after the ExclusiveStartKey in the direction of the query (moto skips those at or before it).
     low, high = 0, len(keys)
     if start is not None:
@@ -311,13 +322,13 @@ def _answer(table: Any, view: _View, group_key: Any, start: Any, op: str | None,
     ended = False
     for at in (range(lo, hi) if forward else range(hi - 1, lo - 1, -1)):
         item = items[at]
-        if len(results) == limit or result_size + item.size() > RESULT_SIZE_LIMIT:
+        if len(results) == limit or result_size + size(at) > RESULT_SIZE_LIMIT:
             last_evaluated_key = table._get_last_evaluated_key(results[-1], index_name)
             ended = True
             break
         if op is None or item.attrs[view.range_attr].compare(op, range_objs):
             results.append(item)
-            result_size += item.size()
+            result_size += size(at)
             scanned += 1
     if not ended:
         rest = range(hi, high) if forward else range(lo - 1, low - 1, -1)
@@ -325,18 +336,38 @@ def _answer(table: Any, view: _View, group_key: Any, start: Any, op: str | None,
             last_evaluated_key = table._get_last_evaluated_key(results[-1], index_name)
         elif rest and result_size + _MAX_ITEM_BYTES > RESULT_SIZE_LIMIT:
             for at in rest:
-                if result_size + items[at].size() > RESULT_SIZE_LIMIT:
+                if result_size + size(at) > RESULT_SIZE_LIMIT:
                     last_evaluated_key = table._get_last_evaluated_key(results[-1], index_name)
                     break
-    results = copy.deepcopy(results)
+    # moto's own query deep-copies the page here. Its one caller (DynamoHandler.query) only reads the
+    # items, turning each into fresh {type: value} dicts (dynamo_to_dict) before the response is
+    # serialised, all under moto_patches.DYNAMODB_LOCK: no write can change a stored item meanwhile and
+    # nothing downstream holds on to it, so the copy (most of a page's cost) buys nothing.
     if index_name:
         index = table.get_index(index_name)
-        results = [index.project(r) for r in results]
+        if (index.projection or {}).get("ProjectionType") not in (None, "ALL"):  # ALL: project() keeps the item
+            results = [index.project(r) for r in results]
     if filter_expression is not None:
         results = [item for item in results if filter_expression.expr(item)]
     if projection_expressions:
-        results = [r.project(projection_expressions) for r in results]
+        results = _project(results, projection_expressions)
     return results, scanned, last_evaluated_key
+
+
+def _project(items: list[Any], projection_expressions: list[list[str]]) -> list[Any]:
+    """Item.project for top-level attribute names, without its JSON round trip (which deep-copies the
+    whole item to keep a few attributes); nested paths go to moto's own."""
+    if any(len(path) != 1 for path in projection_expressions):
+        return [item.project(projection_expressions) for item in items]
+    wanted = {path[0] for path in projection_expressions}
+    projected = []
+    for item in items:
+        # object.__new__, not Item(...): moto's BaseModel.__new__ keeps every model it creates, for good.
+        copy = object.__new__(type(item))
+        copy.__dict__.update(item.__dict__)
+        copy.attrs = {name: value for name, value in item.attrs.items() if name in wanted}
+        projected.append(copy)
+    return projected
 
 
 # ------------------------------------------------------------------------------------------- writes
@@ -431,6 +462,8 @@ def patch(check_signature: Any) -> None:
     setattr(table_class, "delete_item", _after_delete(ORIGINALS["Table.delete_item"]))  # noqa: B010
     setattr(DynamoDBBackend, "update_item", _after_update(ORIGINALS["DynamoDBBackend.update_item"]))  # noqa: B010
     setattr(table_class, "query", _indexed_query(ORIGINALS["Table.query"]))  # noqa: B010
+    # A page's cost is then its items' serialisation: write attribute values from their wire form.
+    moto_attribute_values.patch()
 
 
 def indexed() -> bool:

@@ -428,6 +428,12 @@ def _patch_transactions() -> None:
     patch(_check_signature)
 
 
+def _patch_variables() -> None:
+    from stepflow_local.moto_variables import patch
+
+    patch(_check_signature)
+
+
 _PATCHES = {
     "jsonpath": _patch_jsonpath,
     "lambda": _patch_lambda,
@@ -438,6 +444,7 @@ _PATCHES = {
     "program_thread": _patch_program_thread,
     "query_index": _patch_query_index,  # stepflow_local/moto_index.py
     "transactions": _patch_transactions,  # stepflow_local/moto_transactions.py
+    "variables": _patch_variables,  # stepflow_local/moto_variables.py
 }
 
 

@@ -3,15 +3,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib.aws.conditional_update import TransitionRefused, conditional_update, holds
-from chalicelib.aws.items import from_item, to_item
+from chalicelib.aws.items import from_item, projection, to_item
 from chalicelib.aws.paging import query_all
 from chalicelib.aws.transactions import transact
-from chalicelib.core.listing import INSTANCE_KEY_INPUTS, Family, instance_keys
+from chalicelib.core.listing import INSTANCE_KEY_INPUTS, Family, created_key, instance_keys, range_value
 from chalicelib.errors import Conflict, InvalidInput
 
 if TYPE_CHECKING:  # a development dependency only: the Lambda package has no stubs
@@ -34,7 +35,7 @@ class InstanceStore:
 
         `also`: writes of other tables (TransactWriteItems items, e.g. its first event) made in the same
         transaction, so they exist exactly when the instance does."""
-        item = to_item({**record, **instance_keys(record), "created_key": f"{record['created_at']}#{record['id']}"})
+        item = to_item({**record, **instance_keys(record), "created_key": created_key(record)})
         put: dict[str, Any] = {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(id)"}
         try:
             if also:
@@ -97,10 +98,11 @@ class InstanceStore:
         self._ddb.delete_item(TableName=self._table, Key={"id": {"S": instance_id}})
 
     def page(self, family: Family, value: str, *, started_after: str | None = None,
-             started_before: str | None = None, limit: int = 20,
-             start: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+             started_before: str | None = None, limit: int = 20, start: dict[str, Any] | None = None,
+             attributes: Iterable[str] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """Newest first: one query of `family`'s index reading at most limit + 1 items (the one past
-        the page only tells whether another page follows); the page and where the next begins."""
+        the page only tells whether another page follows); the page and where the next begins.
+        `attributes`: only these are read (and returned), besides the keys the next page starts from."""
         names = {"#h": family.attribute, "#c": family.range_key}
         values: dict[str, Any] = {":h": {"S": value}}
         condition = "#h = :h"
@@ -122,6 +124,10 @@ class InstanceStore:
         }
         if start:
             kwargs["ExclusiveStartKey"] = start
+        if attributes is not None:
+            projected = projection([*attributes, "id", "created_at"])  # what the next page's key derives from
+            kwargs["ProjectionExpression"] = projected["ProjectionExpression"]
+            names.update(projected["ExpressionAttributeNames"])
         try:
             found = self._ddb.query(**kwargs)
         except ClientError as exc:
@@ -129,12 +135,14 @@ class InstanceStore:
                 raise InvalidInput({"message": "cursor is not valid for this query; start without it",
                                     "issues": []}) from None
             raise
-        raw = found["Items"]
-        if len(raw) <= limit:
-            return [from_item(i) for i in raw], None
-        last = raw[limit - 1]
-        following = {"id": last["id"], family.range_key: last[family.range_key], family.attribute: last[family.attribute]}
-        return [from_item(i) for i in raw[:limit]], following
+        items = [from_item(i) for i in found["Items"]]
+        if len(items) <= limit:
+            return items, None
+        last = items[limit - 1]
+        # The index's hash key is the value queried: every item of the page has it (read or not).
+        following = {"id": {"S": last["id"]}, family.range_key: {"S": range_value(family, last)},
+                     family.attribute: {"S": value}}
+        return items[:limit], following
 
     def due_notifications(self, upto: str) -> list[dict[str, Any]]:
         return [from_item(i) for i in query_all(

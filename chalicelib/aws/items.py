@@ -1,8 +1,10 @@
-"""Plain dict <-> DynamoDB item conversion; nested JSON is stored as text to keep floats exact."""
+"""Plain dict <-> DynamoDB item conversion (nested JSON is stored as text to keep floats exact), and the
+projection a read names when it needs only some attributes."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 # Attributes holding JSON documents: DynamoDB maps would turn floats into Decimals.
@@ -44,3 +46,10 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
         else:
             record[key] = value
     return record
+
+
+def projection(attributes: Iterable[str]) -> dict[str, Any]:
+    """The ProjectionExpression and its ExpressionAttributeNames (#p0, #p1, ...) reading only `attributes`
+    (names are always aliased: many, like status, are DynamoDB reserved words)."""
+    names = {f"#p{i}": name for i, name in enumerate(dict.fromkeys(attributes))}
+    return {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}

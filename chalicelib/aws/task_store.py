@@ -7,15 +7,22 @@ get exactly one winner; the loser's write fails and nothing half-happens.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib.aws.conditional_update import TransitionRefused, update_request
-from chalicelib.aws.items import from_item, to_item
+from chalicelib.aws.items import from_item, projection, to_item
 from chalicelib.aws.transactions import transact
-from chalicelib.core.listing import COUNTER_INPUTS, TASK_KEY_ATTRIBUTES, counter_deltas, counter_id, task_keys
+from chalicelib.core.listing import (
+    COUNTER_INPUTS,
+    TASK_KEY_ATTRIBUTES,
+    counter_deltas,
+    counter_id,
+    created_key,
+    task_keys,
+)
 from chalicelib.core.tasks import OPEN
 
 if TYPE_CHECKING:  # a development dependency only: the Lambda package has no stubs
@@ -45,7 +52,7 @@ class TaskStore:
         Conditional on `before` still being there as it was (or on no record), in one transaction with
         its tenant's counters; when another write moved the record meanwhile, it is read again.
         """
-        item = {**record, **task_keys(record), "created_key": f"{record['created_at']}#{record['id']}"}
+        item = {**record, **task_keys(record), "created_key": created_key(record)}
         if record["status"] == "pending":
             item["due_state"] = OPEN if record.get("due_at") else None
             item["reminder_state"] = OPEN if record.get("reminder_at") else None
@@ -159,8 +166,10 @@ class TaskStore:
         return from_item(item["Item"]) if "Item" in item else None
 
     def query(self, index: str, key: str, value: str, *, upto: tuple[str, str] | None = None, limit: int = 100,
-              start: dict[str, Any] | None = None, newest_first: bool = True) -> tuple[list[dict[str, Any]], Any]:
-        """One page of an index: items and the key to continue from (None at the end)."""
+              start: dict[str, Any] | None = None, newest_first: bool = True,
+              attributes: Iterable[str] | None = None) -> tuple[list[dict[str, Any]], Any]:
+        """One page of an index: items and the key to continue from (None at the end).
+        `attributes`: only these are read (and returned)."""
         names = {"#h": key}
         values: dict[str, Any] = {":h": {"S": value}}
         condition = "#h = :h"
@@ -175,6 +184,10 @@ class TaskStore:
         }
         if start:
             kwargs["ExclusiveStartKey"] = start
+        if attributes is not None:
+            projected = projection(attributes)
+            kwargs["ProjectionExpression"] = projected["ProjectionExpression"]
+            names.update(projected["ExpressionAttributeNames"])
         page = self._ddb.query(**kwargs)
         return [from_item(i) for i in page["Items"]], page.get("LastEvaluatedKey")
 

@@ -6,6 +6,12 @@ topological order); Lambda-backed states recompute it, and a Choice or a Wait on
 it. At a Parallel join each branch hands back only its `steps` map and the maps are merged with
 States.JsonMerge, so `data` must be recomputed (a "merge" task) before a Choice or Wait reads it.
 The start input lives in the execution input ($$.Execution.Input.input), not in the state.
+
+With CompileOptions(share_context=True), what every Lambda-backed state sends but the step (workflow,
+revision, start input, execution ARN) is assigned once, by the first state, to the workflow variable `c`,
+and the states after it send "c.$": "$c" (core/payload.py): about 100 bytes less per state. The first
+state, whatever runs inside it (a Parallel's branches) or instead of it (its fallback, which assigns `c`
+too), send those values in full. It is off by default: see docs/architecture.md, "Compiled size".
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from chalicelib.core import conditions
 from chalicelib.core.graph import Graph, build_graph
 from chalicelib.core.model import Definition, GatewayStep, HumanStep, MachineStep, TimerStep, WebhookStep
 from chalicelib.core.schedule import Leaf, Par, Plan, Seq, makespan, plan_series_parallel
+from chalicelib.core.shared_context import SHARED, assign_context, insert_before
 from chalicelib.core.structure import GatewayRegion, Structure, analyse
 
 STEP_RUNNER = "${StepRunnerFunctionArn}"
@@ -44,6 +51,9 @@ class CompileOptions:
     task_registrar: str = TASK_REGISTRAR
     # Share of extra Parallel states (billed transitions) traded for a shorter makespan.
     parallel_budget: float = 0.15
+    # Every state after the first reads the payload's constant part from the variable `c` (False: each
+    # state spells it out; the two run alike, tests/integration/test_compiled_forms_on_moto.py).
+    share_context: bool = False
 
 
 def compile_definition(definition: Definition, revision: str, options: CompileOptions = CompileOptions()) -> dict[str, Any]:
@@ -60,6 +70,8 @@ def compile_definition(definition: Definition, revision: str, options: CompileOp
     plan = emitter.plan(structure.nodes, structure.edges)
     states: dict[str, Any] = {}
     start = emitter.emit(plan, states, None, True)
+    if options.share_context:
+        assign_context(states, start, emitter.context())
     asl: dict[str, Any] = {
         "Comment": f"Stepflow workflow {definition.name} {definition.version} (revision {revision})",
         "StartAt": start,
@@ -85,6 +97,7 @@ class _Emitter:
             for sid, s in self.steps.items()
         }
         self.parallel_count = 0
+        self.lambda_joins: list[bool] = []  # per Parallel being emitted: whether a Lambda reads its result
         # Inner gateways were folded first, so their weights are known before outer ones need them.
         for gw, region in structure.gateways.items():
             if region.sequential:
@@ -163,17 +176,20 @@ class _Emitter:
             state["Next"] = next_name
         return state
 
+    def context(self) -> dict[str, Any]:
+        """The part of every payload that does not depend on the step."""
+        return {"w": self.definition.name, "r": self.revision, "i.$": "$$.Execution.Input.input",
+                "e.$": "$$.Execution.Id"}
+
     def _payload(self, kind: str | None, step_id: str) -> dict[str, Any]:
-        # One-letter keys (core/payload.py): these Parameters are repeated in every Task state.
+        # One-letter keys (core/payload.py): these Parameters are repeated in every Task state. Shared,
+        # the constant part is the variable the first state assigns (_assign_context spells it out there).
         payload: dict[str, Any] = {"k": kind} if kind else {}
-        payload.update({
-            "w": self.definition.name,
-            "r": self.revision,
-            "s": step_id,
-            "i.$": "$$.Execution.Input.input",
-            "x.$": "$.steps",
-            "e.$": "$$.Execution.Id",
-        })
+        if self.options.share_context:
+            payload.update({"c.$": SHARED, "s": step_id, "x.$": "$.steps"})
+        else:
+            payload.update({"w": self.definition.name, "r": self.revision, "s": step_id,
+                            "i.$": "$$.Execution.Input.input", "x.$": "$.steps", "e.$": "$$.Execution.Id"})
         return payload
 
     def _lambda_task(self, kind: str | None, step_id: str, next_name: str | None, *, timeout: int | None = None,
@@ -193,12 +209,13 @@ class _Emitter:
     def emit_machine(self, step: MachineStep, states: dict[str, Any], next_name: str | None) -> str:
         retrier: dict[str, Any] | None = None
         if step.retry and step.retry.max_attempts > 1:
-            retrier = {
-                "ErrorEquals": ["States.ALL"],
-                "IntervalSeconds": step.retry.interval_seconds,
-                "MaxAttempts": step.retry.max_attempts - 1,
-                "BackoffRate": step.retry.backoff_rate,
-            }
+            retrier = {"ErrorEquals": ["States.ALL"]}
+            # A field at its ASL default (IntervalSeconds 1, MaxAttempts 3, BackoffRate 2.0) is left out.
+            for field, value in (("IntervalSeconds", step.retry.interval_seconds),
+                                 ("MaxAttempts", step.retry.max_attempts - 1),
+                                 ("BackoffRate", step.retry.backoff_rate)):
+                if value != RETRY_DEFAULTS[field]:
+                    retrier[field] = value
             if step.retry.max_delay_seconds:
                 retrier["MaxDelaySeconds"] = step.retry.max_delay_seconds
         state = self._lambda_task(None, step.id, next_name, timeout=step.timeout_seconds, extra_retry=retrier)
@@ -206,7 +223,7 @@ class _Emitter:
             fallback = f"{step.id}__fallback"
             catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": fallback}]
             # Catch sits before OutputPath/Next, as in every state of the committed machines.
-            state = _insert_before(state, "OutputPath", "Catch", catch)
+            state = insert_before(state, ("OutputPath", "Next", "End"), "Catch", catch)
             fb_state = self._lambda_task("fallback", step.id, next_name)
             fb_state["Parameters"]["f.$"] = "$.failure"
             states[fallback] = fb_state
@@ -301,17 +318,37 @@ class _Emitter:
     def emit_parallel(self, plan: Par, states: dict[str, Any], next_name: str | None, valid: bool) -> str:
         self.parallel_count += 1
         name = f"par__{self.parallel_count}"
+        # When Lambdas read the result (the next state starts with Lambda Tasks, or this Parallel ends a
+        # branch of one whose result they read), they merge the branches' maps themselves
+        # (core/payload.py): the state carries them as they are, rather than a States.JsonMerge per branch.
+        if next_name is None:
+            to_lambda = bool(self.lambda_joins) and self.lambda_joins[-1]
+        else:
+            to_lambda = _lambda_reads(states[next_name])
         branches = []
+        self.lambda_joins.append(to_lambda)
         for branch in plan.branches:
             inner: dict[str, Any] = {}
             start = self.emit(branch, inner, None, valid)
             branches.append({"StartAt": start, "States": _reading_order(inner)})
-        # Nested left to right; built in one join, as a fan-out can have thousands of branches.
-        merged = "States.JsonMerge(" * (len(branches) - 1) + "$[0]" + "".join(
-            f",$[{i}],false)" for i in range(1, len(branches)))
+        self.lambda_joins.pop()
+        if to_lambda:
+            merged = "$"
+        else:
+            # Nested left to right; built in one join, as a fan-out can have thousands of branches.
+            merged = "States.JsonMerge(" * (len(branches) - 1) + "$[0]" + "".join(
+                f",$[{i}],false)" for i in range(1, len(branches)))
         state: dict[str, Any] = {"Type": "Parallel", "Branches": branches, "ResultSelector": {"steps.$": merged}}
         states[name] = self._continue(state, next_name)
         return name
+
+
+def _lambda_reads(state: dict[str, Any]) -> bool:
+    """Whether a Lambda is the first to read `state`'s input steps (a Task, or a Parallel each of whose
+    branches starts with one); a Wait, say, would hand them on as they are."""
+    if state["Type"] == "Parallel":
+        return all(_lambda_reads(b["States"][b["StartAt"]]) for b in state["Branches"])
+    return state["Type"] == "Task"
 
 
 def _reading_order(states: dict[str, Any]) -> dict[str, Any]:
@@ -327,15 +364,7 @@ def _service_retry() -> dict[str, Any]:
 
 # One shared, never-mutated retrier: the output is data to serialise, so sharing it is safe and cheap.
 SERVICE_RETRY = _service_retry()
-
-
-def _insert_before(state: dict[str, Any], before: str, key: str, value: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in state.items():
-        if k == before:
-            out[key] = value
-        out[k] = v
-    return out
+RETRY_DEFAULTS = {"IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0}
 
 
 def _ordered(state: dict[str, Any]) -> dict[str, Any]:

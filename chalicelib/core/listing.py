@@ -35,6 +35,16 @@ class Family:
     range_key: str = "created_key"
 
 
+def created_key(record: Mapping[str, Any]) -> str:
+    """The range key of the listing indexes: creation time, then id (unique, and newest first reversed)."""
+    return f"{record['created_at']}#{record['id']}"
+
+
+def range_value(family: Family, record: Mapping[str, Any]) -> str:
+    """`record`'s range key in `family`'s index, derived where it is (a listing need not read it)."""
+    return created_key(record) if family.range_key == "created_key" else record[family.range_key]
+
+
 def _escape(value: Any) -> str:
     # '#' separates the parts: escaped inside one, so "a#b"+"c" and "a"+"b#c" never meet.
     return str(value).replace("%", "%25").replace("#", "%23")

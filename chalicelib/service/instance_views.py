@@ -181,8 +181,11 @@ def trust_final_output(summary: Any, execution: dict[str, Any]) -> None:
     summary.current_steps = []
 
 
+# An instance as a listing shows it (and the head of its detail view): a listing reads only these.
+BRIEF_FIELDS = ("id", "definition_name", "version", "status", "created_at", "started_at", "completed_at", "created_by",
+                "tenant_id", "correlation_id", "webhook_url", "origin_instance", "origin_zone", "origin_tenant_id",
+                "origin_reference", "retry_of", "retried_by", "deleted_at", "cancel_reason")
+
+
 def brief(record: dict[str, Any]) -> dict[str, Any]:
-    keys = ("id", "definition_name", "version", "status", "created_at", "started_at", "completed_at", "created_by",
-            "tenant_id", "correlation_id", "webhook_url", "origin_instance", "origin_zone", "origin_tenant_id",
-            "origin_reference", "retry_of", "retried_by", "deleted_at", "cancel_reason")
-    return {k: record.get(k) for k in keys}
+    return {k: record.get(k) for k in BRIEF_FIELDS}

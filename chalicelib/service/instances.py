@@ -22,7 +22,7 @@ from chalicelib.core.schemas import schema_errors
 from chalicelib.core.times import as_iso, iso
 from chalicelib.errors import Conflict, InvalidInput, NotFound
 from chalicelib.service.endings import CLOSE, Endings
-from chalicelib.service.instance_views import InstanceViews, brief, settled_launch, trust_final_output
+from chalicelib.service.instance_views import BRIEF_FIELDS, InstanceViews, brief, settled_launch, trust_final_output
 from chalicelib.service.launches import LAUNCH_DONE, Launches, launch_intent
 from chalicelib.service.reconciliation import Reconciliation
 from chalicelib.service.requests import StartInstance
@@ -211,8 +211,9 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings):
         `start`/`next_cursor` are raw index keys: the API seals them for clients (core/cursors.py).
         """
         family, value = instance_index(filters, tenant=tenant, include_deleted=include_deleted)
-        items, following = self._store.page(family, value, started_after=started_after,
-                                             started_before=started_before, limit=limit + offset, start=start)
+        # Only what the listing shows is read: not the input, output, context or runs an item carries.
+        items, following = self._store.page(family, value, started_after=started_after, started_before=started_before,
+                                             limit=limit + offset, start=start, attributes=BRIEF_FIELDS)
         return {"items": [brief(r) for r in items[offset:]], "limit": limit, "offset": offset,
                 "next_cursor": following or None}
 

@@ -14,7 +14,7 @@ from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.aws.task_store import public
 from chalicelib.core.decisions import Writes, decided_fields
 from chalicelib.core.event_stream import callback_path
-from chalicelib.core.listing import TASK_OVERDUE, key_value, metrics_of, task_index
+from chalicelib.core.listing import TASK_OVERDUE, key_value, metrics_of, range_value, task_index
 from chalicelib.core.tasks import OPEN, STATUSES, callback_digest, callback_key, form_issues
 from chalicelib.core.times import iso
 from chalicelib.errors import Conflict, FieldErrors, Gone, InvalidInput, NotFound
@@ -25,6 +25,12 @@ TASK_FIELDS = ("id", "instance_id", "workflow", "step_name", "kind", "title", "d
                "assignee_group", "candidate_groups", "priority", "status", "created_at", "due_at", "reminder_at",
                "completed_at", "completed_by", "comment", "output_data", "attempt", "claimed_by", "escalated_at",
                "reassigned_from", "reassign_reason", "output_namespace", "overwrites")
+# Every stored attribute the task view shows: TASK_FIELDS and the public bookkeeping `public()` lets
+# through. A listing reads only these (not the snapshot of instance data, the token or the index keys),
+# so a new public attribute belongs here too; tests/integration/test_listing_projection.py checks that
+# a listed task equals its detail view through a task's life.
+TASK_VIEW_ATTRIBUTES = (*TASK_FIELDS, "tenant_id", "execution_arn", "revision", "escalation", "event_type",
+                        "reassigned_by", "reassigned_at", "reminded_at", "closed_at", "closed_reason")
 ESCALATION_ACTOR = "stepflow:escalation"
 DEFAULT_OVERDUE_ERROR = "Stepflow.TaskOverdue"
 CALLBACK_ACTOR = "stepflow:callback"
@@ -86,7 +92,8 @@ class TaskService(Delivery):
         family, value = task_index({"status": status, "assignee": assignee_id, "assignee_group": assignee_group,
                                     "instance_id": instance_id}, tenant=tenant, overdue=overdue)
         try:
-            items, last = self._store.query(family.index, family.attribute, value, limit=limit + 1, start=start)
+            items, last = self._store.query(family.index, family.attribute, value, limit=limit + 1, start=start,
+                                            attributes=TASK_VIEW_ATTRIBUTES)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ValidationException":  # a cursor of another index's shape
                 raise InvalidInput({"message": "cursor is not valid for this query", "issues": []}) from None
@@ -94,7 +101,10 @@ class TaskService(Delivery):
         following = None
         if len(items) > limit:
             items, kept = items[:limit], items[limit - 1]
-            following = {k: {"S": kept[k]} for k in ("id", family.attribute, family.range_key)}
+            # The index's hash key is the value queried and its range key derives from the view's fields:
+            # neither is read.
+            following = {"id": {"S": kept["id"]}, family.attribute: {"S": value},
+                         family.range_key: {"S": range_value(family, kept)}}
         return {"items": [self._present(r) for r in items], "limit": limit, "next_cursor": following}
 
     def metrics(self, *, tenant: str | None) -> dict[str, Any]:

@@ -52,6 +52,11 @@ def _item(rng: random.Random) -> dict[str, Any]:
         item["owner"] = {"S": rng.choice(("ann", "bob", "cy"))}
     if rng.random() < 0.5:
         item["due"] = {"N": str(rng.randrange(-5, 30))}
+    if rng.random() < 0.5:  # attributes of every other type, for projections and the response's serialisation
+        item["doc"] = {"M": {"a": {"N": str(rng.randrange(9))}, "b": {"L": [{"S": "x"}, {"BOOL": rng.random() < 0.5},
+                                                                             {"NULL": True}]}}}
+        item["tags"] = {"SS": rng.sample(["red", "green", "blue", "grey"], rng.randrange(1, 4))}
+        item["blob"] = {"B": bytes([rng.randrange(256) for _ in range(5)])}
     return item
 
 
@@ -144,6 +149,13 @@ def _query(table: str, rng: random.Random) -> dict[str, Any]:
     if rng.random() < 0.3:
         request["FilterExpression"] = "n < :n"
         values[":n"] = {"N": str(rng.randrange(1000))}
+    if rng.random() < 0.4:  # top-level names (answered by the index) or a nested path (by moto's Item.project)
+        aliases = {"#s": "status", "#d": "doc", "#t": "tags", "#b": "blob", "#m": "b"}  # some are reserved words
+        wanted = rng.sample(["pk", "sk", "#s", "n", "#d", "#t", "#b", "created"], rng.randrange(1, 5))
+        if rng.random() < 0.3:
+            wanted = [w for w in wanted if w != "#d"] + ["#d.#m"]
+        request["ProjectionExpression"] = ", ".join(wanted)
+        names.update({a: n for a, n in aliases.items() if a in request["ProjectionExpression"]})
     if index:
         request["IndexName"] = index
     request.update(KeyConditionExpression=condition, ExpressionAttributeValues=values)
@@ -153,11 +165,15 @@ def _query(table: str, rng: random.Random) -> dict[str, Any]:
 
 
 def _pages(ddb: Any, request: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every page of the query, following LastEvaluatedKey (what a listing's paging does)."""
+    """Every page of the query, following LastEvaluatedKey (what a listing's paging does); string sets
+    sorted (DynamoDB sets have no order, and moto's own projection reorders them)."""
     pages, start = [], None
     while True:
         page = ddb.query(**request, **({"ExclusiveStartKey": start} if start else {}))
         page.pop("ResponseMetadata", None)
+        for item in page.get("Items", []):
+            if "tags" in item:
+                item["tags"]["SS"].sort()
         pages.append(page)
         start = page.get("LastEvaluatedKey")
         if not start or len(pages) > 200:
@@ -232,3 +248,50 @@ def test_moto_query_internals_have_the_shape_we_patched(ddb):
     query = inspect.getsource(moto_index.ORIGINALS["Table.query"])
     assert "self.sorted_items(" in query and "reached_length_limit = len(results) == limit" in query
     assert "self._item_comes_before_dct(" in query and "results = copy.deepcopy(results)" in query
+
+
+EVERY_TYPE = [
+    {"pk": {"S": "a"}, "sk": {"N": "1"}, "s": {"S": ""}, "n": {"N": "-0.5e3"}, "b": {"B": b"\x00\xffbytes"},
+     "ss": {"SS": ["x", "y"]}, "ns": {"NS": ["1", "2.5"]}, "bs": {"BS": [b"\x01", b"\x02"]}, "yes": {"BOOL": True},
+     "no": {"BOOL": False}, "null": {"NULL": True}, "empty_l": {"L": []}, "empty_m": {"M": {}},
+     "deep": {"M": {"l": {"L": [{"M": {"b": {"B": b"in"}, "ss": {"SS": ["z"]}}}, {"L": [{"N": "7"}]}, {"NULL": True}]},
+                    "s": {"S": "ünïcode"}}}},
+    {"pk": {"S": "b"}, "sk": {"N": "2"}, "only": {"S": "plain"}},
+]
+
+
+def test_attribute_values_leave_moto_as_its_generic_serialiser_writes_them(ddb):
+    """The direct routes of stepflow_local/moto_attribute_values.py write byte for byte what moto's own
+    dynamo_to_dict and shape-driven serialiser write, for every attribute type and nesting."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.serialize import XFormedAttributePicker, get_serializer_class
+    from moto.core.utils import get_service_model
+    from moto.dynamodb import responses
+    from moto.dynamodb.models import dynamodb_backends
+
+    from stepflow_local import moto_attribute_values
+
+    ddb, table = ddb
+    assert moto_attribute_values.patched()
+    for item in EVERY_TYPE:
+        ddb.put_item(TableName=table, Item=item)
+    stored = list(dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].tables[table].all_items())
+    result = {"Items": [i.attrs for i in stored], "Count": 2, "ScannedCount": 2,
+              "LastEvaluatedKey": {"pk": {"S": "b"}, "sk": {"N": "2"}}}
+    plain = moto_attribute_values.ORIGINALS["dynamo_to_dict"](result)
+    assert responses.dynamo_to_dict(result) == plain
+    # Every value takes the direct route (none is handed back to the generic walk).
+    assert all(moto_attribute_values._wire(v, str) is not None for item in plain["Items"] for v in item.values())
+    operation = get_service_model("dynamodb").operation_model("Query")
+
+    def body(serializer: Any) -> str:
+        return serializer(operation_model=operation, pretty_print=False,
+                          value_picker=XFormedAttributePicker()).serialize(plain)["body"]
+
+    ours = body(get_serializer_class("dynamodb", "json"))
+    assert ours == body(moto_attribute_values.ORIGINALS["serializer"])
+    # And what a client reads back is what it wrote.
+    items = ddb.query(TableName=table, KeyConditionExpression="pk = :a", ExpressionAttributeValues={
+        ":a": {"S": "a"}})["Items"]
+    assert items == [EVERY_TYPE[0]]
+    assert ddb.get_item(TableName=table, Key={"pk": {"S": "b"}, "sk": {"N": "2"}})["Item"] == EVERY_TYPE[1]

@@ -7,7 +7,7 @@ from typing import Any
 
 from chalicelib.core.compiler import compile_definition
 from chalicelib.core.model import Definition
-from chalicelib.core.payload import KEYS, expand
+from chalicelib.core.payload import KEYS, expand, merged_steps
 from chalicelib.runtime.definitions import RevisionLoader
 from chalicelib.runtime.step_runner import StepRunner
 from chalicelib.tasks.registry import default_registry
@@ -59,3 +59,21 @@ def test_expand_leaves_a_long_form_event_as_it_is():
     long = {"kind": "fallback", "workflow": "w", "revision": "r", "step": "s", "failure": {"Error": "E"}}
     assert expand(long) is long
     assert expand({"k": "fallback", "w": "w", "r": "r", "s": "s", "f": {"Error": "E"}}) == long
+
+
+def test_the_shared_context_and_a_parallels_maps_read_as_the_flat_long_form():
+    shared = {"k": "merge", "c": {"w": "w", "r": "r", "i": {"n": 1}, "e": "arn"}, "s": "j",
+              "x": [{"a": 1}, [{"b": 2}, {"c": 3}], {"b": 4}]}
+    assert expand(shared) == {"kind": "merge", "workflow": "w", "revision": "r", "input": {"n": 1},
+                              "execution": "arn", "step": "j", "steps": {"a": 1, "b": 4, "c": 3}}
+    # Left to right, a later key winning: what States.JsonMerge($[0],$[1],false) nested gives.
+    assert merged_steps([{"a": 1, "b": 1}, {"b": 2}]) == {"a": 1, "b": 2}
+    assert merged_steps({"a": 1}) == {"a": 1} and merged_steps(None) == {}
+
+
+def test_the_step_runner_joins_a_parallels_branches_itself():
+    runner = StepRunner(RevisionLoader(lambda name, revision: {"body": BODY}), default_registry())
+    event = {"c": {"w": "pay", "r": "r1", "i": {"n": 1}, "e": ""}, "s": "route", "k": "merge",
+             "x": [{"a": {"x": 1}, "b": {"y": 2}}, {"a": {"x": 1}, "c": {"z": 3}}]}
+    assert runner.handle(event) == {"steps": {"a": {"x": 1}, "b": {"y": 2}, "c": {"z": 3}},
+                                    "data": {"n": 1, "x": 1, "y": 2, "z": 3}}
