@@ -228,3 +228,39 @@ def test_the_export_document_is_json_by_default_and_format_is_checked(api):
     assert response.headers["Content-Type"] == "application/json"
     assert "revisions" not in json.loads(response.body)
     assert api.get("/definitions/purchase/export?format=xml")[0] == 400
+
+
+def test_who_may_change_a_definition_with_authentication_on(api):
+    import app as app_module
+    from chalicelib.auth import Authenticator, mint
+
+    secret = "lifecycle-secret-0123456789-0123456789"
+    put_yaml(api, YAML_V1)  # authentication off: a shared (tenant-less) definition
+
+    def call(method, path, role, tenant="acme", body=None):
+        bearer = mint(secret, f"user-{role}", roles=[role], tenant=tenant)
+        kwargs = {"headers": {"authorization": f"Bearer {bearer}", "content-type": "application/json"}}
+        if body is not None:
+            kwargs["body"] = json.dumps(body)
+        response = getattr(api.client.http, method)(f"/workflows{path}", **kwargs)
+        return response.status_code, json.loads(response.body)
+
+    app_module.services.auth = Authenticator("hs256", secret)
+    try:
+        status, body = call("delete", "/definitions/purchase", "editor")
+        assert status == 403 and "admin" in body["detail"]
+        assert call("post", "/definitions/purchase/revisions/1/restore", "editor")[0] == 409  # not theirs
+        assert call("delete", "/definitions/purchase?purge=true", "editor")[0] == 403
+        assert call("get", "/definitions/purchase/revisions", "viewer", "globex")[0] == 200  # shared: readable
+        assert call("delete", "/definitions/purchase", "admin")[1]["active"] is False
+        # A tenant's own definition: its editors change it, another tenant does not see it at all.
+        own = {**yaml.safe_load(YAML_V1), "name": "acme_only"}
+        assert call("put", "/definitions/acme_only", "editor", body=own)[0] == 201
+        for path in ("/revisions", "/revisions/1", "/revisions/1/diff?to=1", "/export", "?revision=1"):
+            assert call("get", f"/definitions/acme_only{path}", "admin", "globex")[0] == 404, path
+        assert call("delete", "/definitions/acme_only", "admin", "globex")[0] == 404
+        assert call("post", "/definitions/acme_only/revisions/1/restore", "admin", "globex")[0] == 404
+        assert call("delete", "/definitions/acme_only", "editor")[1] == {"name": "acme_only", "active": False,
+                                                                        "purged": False}
+    finally:
+        del app_module.services.auth
