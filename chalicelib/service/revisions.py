@@ -110,7 +110,7 @@ class RevisionService:
         if not isinstance(part, dict):
             raise _invalid(where, "a revision must be an object")
         source, body = part.get("source"), part.get("definition")
-        source_format = part.get("source_format") if part.get("source_format") in ("yaml", "json") else "yaml"
+        source_format = "json" if part.get("source_format") == "json" else "yaml"
         if source is not None:
             if not isinstance(source, str):
                 raise _invalid(f"{where}.source", "'source' must be text")
