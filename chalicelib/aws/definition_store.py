@@ -34,16 +34,16 @@ class DefinitionStore:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
 
-    def point_to(self, record: dict[str, Any], entry: dict[str, Any] | None = None) -> None:
-        """Moves the workflow's latest pointer and its version's pointer to this revision; with `entry`,
-        appends that entry to the history in the same transaction (refused if its number is taken, so two
+    def point_to(self, record: dict[str, Any], *entries: dict[str, Any]) -> None:
+        """Moves the workflow's latest pointer and its version's pointer to this revision; with `entries`,
+        appends them to the history in the same transaction (refused if a number is taken, so two
         concurrent registrations cannot both claim one number)."""
         pointer = {k: v for k, v in record.items() if k != "body"}
         items: list[dict[str, Any]] = [
             {"Put": {"TableName": self._table, "Item": to_item({**pointer, "sk": f"ver#{record['version']}"})}},
             {"Put": {"TableName": self._table, "Item": to_item({**pointer, "sk": "latest", "kind": KIND})}},
         ]
-        if entry is not None:
+        for entry in entries:
             items.append({"Put": {"TableName": self._table,
                                   "Item": to_item({**entry, "name": record["name"], "sk": history_key(entry["number"])}),
                                   "ConditionExpression": "attribute_not_exists(sk)"}})

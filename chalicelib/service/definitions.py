@@ -137,6 +137,15 @@ class DefinitionService:
         previous = self._revision(definition.name, latest["revision"]) if latest else None
         change = change_summary(Definition.model_validate(previous["body"]) if previous else None, definition)
         number = int((latest or {}).get("revision_number") or 0) + 1
+        earlier = []
+        if latest and previous and not latest.get("revision_number"):
+            # Stored before revisions were numbered: its latest becomes revision 1 (so it can be read,
+            # compared and restored), the new one revision 2.
+            earlier.append({"number": 1, "revision": latest["revision"], "version": latest.get("version"),
+                            "created_at": latest.get("created_at"), "created_by": latest.get("created_by"),
+                            "change": "first revision (stored before revisions were numbered)",
+                            "source": json.dumps(previous["body"], indent=2), "source_format": "json"})
+            number = 2
         now = self._now()
         record = {
             "name": definition.name, "version": definition.version, "revision": revision,
@@ -154,7 +163,7 @@ class DefinitionService:
         arn = self._machines.ensure(definition.name, bind_placeholders(asl, bindings),
                                     latest.get("state_machine_arn") if latest else None)
         pointer = {**record, "state_machine_arn": arn, "revision_number": number, "active": True}
-        self._store.point_to(pointer, entry)
+        self._store.point_to(pointer, *earlier, entry)
         return {**pointer, "created": True}
 
     def get(self, name: str, version: str | None = None, revision: str | None = None) -> dict[str, Any]:

@@ -264,3 +264,24 @@ def test_who_may_change_a_definition_with_authentication_on(api):
                                                                         "purged": False}
     finally:
         del app_module.services.auth
+
+
+def test_a_definition_stored_before_revisions_were_numbered_gets_its_history_on_its_next_change(api, local_aws):
+    import app as app_module
+
+    first = put_yaml(api, YAML_V1)[1]
+    # As such a definition is stored: pointers without revision_number, no history entries.
+    ddb, table = local_aws.client("dynamodb"), app_module.services.settings.definitions_table
+    ddb.delete_item(TableName=table, Key={"name": {"S": "purchase"}, "sk": {"S": "hist#000001"}})
+    for sk in ("latest", "ver#1.0"):
+        ddb.update_item(TableName=table, Key={"name": {"S": "purchase"}, "sk": {"S": sk}},
+                        UpdateExpression="REMOVE revision_number")
+    assert api.get("/definitions/purchase/revisions")[1] == []
+    assert api.get("/definitions/purchase")[1]["revision_number"] is None
+
+    status, second = put_yaml(api, YAML_V2)
+    assert status == 201 and second["revision_number"] == 2
+    listed = api.get("/definitions/purchase/revisions")[1]
+    assert [(r["number"], r["revision"]) for r in listed] == [(2, second["revision"]), (1, first["revision"])]
+    assert api.get("/definitions/purchase/revisions/1/diff?to=2")[1]["structural"]["steps_added"] == ["notify"]
+    assert api.post("/definitions/purchase/revisions/1/restore")[1]["revision"] == first["revision"]
