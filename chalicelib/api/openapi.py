@@ -325,7 +325,8 @@ def _responses(key: tuple[str, str], guard: auth.Guard) -> dict[str, Any]:
         success = {code: {"description": text, "content": {"application/json": {"schema": _schema_of(model)}}}
                    for code, (text, model) in SUCCESS.get(key, {"200": ("OK", [])}).items()}
         if key == ("GET", "/definitions/{name}/export"):
-            success["200"]["content"]["application/x-yaml"] = {"schema": {"type": "string"}}
+            # The same document as YAML (format=yaml).
+            success["200"]["content"]["application/x-yaml"] = {"schema": _schema_of("DefinitionExport")}
     if path.startswith("/ui"):  # the UI's own 404 is plain text, and it is public
         return {**success, "404": {"description": "No such asset",
                                    "content": {"text/plain": {"schema": {"type": "string"}}}}}
