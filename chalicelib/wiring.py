@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # each property imports its own class: a cold start loads onl
     from chalicelib.service.instances import InstanceService
     from chalicelib.service.lifecycle import LifecyclePublisher
     from chalicelib.service.notifications import Notifier
+    from chalicelib.service.revisions import RevisionService
     from chalicelib.service.tasks import TaskService
     from chalicelib.tasks.registry import TaskRegistry
 
@@ -104,6 +105,12 @@ class Services:
         s = self.settings
         placeholders = {STEP_RUNNER.placeholder: s.step_runner_arn, TASK_REGISTRAR.placeholder: s.task_registrar_arn}
         return DefinitionService(self.definition_store, self.machines, self.registry, lambda: placeholders, utc_now)
+
+    @cached_property
+    def revisions(self) -> RevisionService:
+        from chalicelib.service.revisions import RevisionService
+
+        return RevisionService(self.definitions, self.definition_store)
 
     @cached_property
     def notifier(self) -> Notifier:

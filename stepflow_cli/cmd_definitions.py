@@ -81,7 +81,9 @@ def apply(st: State, path: Path, dry_run: bool) -> None:
     if dry_run:
         return _dry_run(st, path, root, text, content_type, previous)
     try:
-        status, stored = st.client.call("POST", "/definitions", text=text, content_type=content_type)
+        # PUT when the file names its definition (a new revision only when the content changed).
+        status, stored = st.client.call("PUT" if name else "POST", path_of("definitions", name) if name
+                                        else "/definitions", text=text, content_type=content_type)
     except ApiError as exc:
         if exc.status in (400, 422):
             refused(st, path, root, exc)
@@ -90,7 +92,22 @@ def apply(st: State, path: Path, dry_run: bool) -> None:
     found = diff.changes(previous.get("definition") or {}, stored.get("definition") or {}) \
         if previous and result == "updated" else []
     st.out.result({"result": result, "previous_revision": previous.get("revision") if previous else None,
-                   "changes": found, "definition": stored}, _applied)
+                   "changes": found, "diff": _service_diff(st, previous, stored) if result == "updated" else None,
+                   "definition": stored}, _applied)
+
+
+def _service_diff(st: State, previous: dict[str, Any] | None, stored: dict[str, Any]) -> dict[str, Any] | None:
+    """The service's diff of the two revisions (sources and structure), when it keeps revision numbers."""
+    old, new = (previous or {}).get("revision_number"), stored.get("revision_number")
+    if not old or not new:
+        return None
+    try:
+        return st.client.get(path_of("definitions", stored["name"], "revisions", str(old), "diff"),  # type: ignore[no-any-return]
+                             {"to": str(new)})
+    except ApiError as exc:
+        if exc.status == 404:  # a service without revision history
+            return None
+        raise
 
 
 def _applied(value: dict[str, Any]) -> Any:
@@ -106,6 +123,11 @@ def _applied(value: dict[str, Any]) -> Any:
         mark, style = {"added": ("+", "green"), "removed": ("-", "red")}.get(change["change"], ("~", "yellow"))
         lines.append(Text(f"  {mark} {change['what']}", style=style))
         lines.extend(Text(f"      {detail}", style="dim") for detail in change["details"])
+    structural = (value.get("diff") or {}).get("structural") or {}
+    for mark, key, style in (("+", "edges_added", "green"), ("-", "edges_removed", "red")):
+        for edge in structural.get(key) or []:
+            when = f" when {edge['condition']}" if edge.get("condition") else ""
+            lines.append(Text(f"  {mark} edge {edge['source']} → {edge['target']}{when}", style=style))
     from rich.console import Group
 
     return Group(*lines)

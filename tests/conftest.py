@@ -36,6 +36,16 @@ class Api:
         response = self.client.http.post(self._url(path), body=payload, headers={"content-type": content_type})
         return response.status_code, _body(response)
 
+    def put(self, path: str, body: Any = None, *, raw: str | None = None,
+            content_type: str = "application/json") -> tuple[int, Any]:
+        payload = raw if raw is not None else json.dumps(body)
+        response = self.client.http.put(self._url(path), body=payload, headers={"content-type": content_type})
+        return response.status_code, _body(response)
+
+    def delete(self, path: str) -> tuple[int, Any]:
+        response = self.client.http.delete(self._url(path))
+        return response.status_code, _body(response)
+
     def wait(self, instance_id: str, until: tuple[str, ...] = ("completed", "failed", "canceled"),
              timeout: float = 30.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

@@ -46,6 +46,14 @@ GUARDS: dict[tuple[str, str], Guard] = {
     ("POST", "/definitions"): E,
     ("POST", "/definitions/validate"): E,
     ("GET", "/definitions/{name}"): V,
+    ("PUT", "/definitions/{name}"): E,
+    ("DELETE", "/definitions/{name}"): Guard("editor", (("purge", "admin"),)),
+    ("POST", "/definitions/import"): E,
+    ("GET", "/definitions/{name}/export"): V,
+    ("GET", "/definitions/{name}/revisions"): V,
+    ("GET", "/definitions/{name}/revisions/{rev}"): V,
+    ("GET", "/definitions/{name}/revisions/{rev}/diff"): V,
+    ("POST", "/definitions/{name}/revisions/{rev}/restore"): E,
     ("GET", "/definitions/{name}/asl"): V,
     ("GET", "/definitions/{name}/graph"): V,
     ("POST", "/definitions/{name}/run"): X,
@@ -186,11 +194,25 @@ def require_task(services: Any, task_id: str) -> dict[str, Any]:
     return record
 
 
-def require_definition(services: Any, name: str, version: str | None = None) -> dict[str, Any]:
+def require_definition(services: Any, name: str, version: str | None = None,
+                       revision: str | None = None) -> dict[str, Any]:
     """The definition as DefinitionService.get gives it, when the caller's tenant (or everyone) owns it."""
-    record = services.definitions.get(name, version)
-    if not visible(record, shared_ok=True):
-        raise NotFound(f"no definition named '{name}'" + (f" with version '{version}'" if version else ""))
+    # Another tenant's definition is "not found" before its revisions are looked at (nothing leaks).
+    latest = services.definitions.get(name)
+    if not visible(latest, shared_ok=True):
+        raise NotFound(f"no definition named '{name}'")
+    if version is None and revision is None:
+        return latest  # type: ignore[no-any-return]
+    return services.definitions.get(name, version, revision)  # type: ignore[no-any-return]
+
+
+def may_change(services: Any, name: str) -> dict[str, Any]:
+    """The definition, when the caller may change it: its own tenant's; a shared (tenant-less) one is
+    changed by an admin only."""
+    record = require_definition(services, name)
+    caller = principal()
+    if caller.authenticated and record.get("tenant_id") is None and not caller.is_admin:
+        raise Forbidden("a shared definition is changed by an admin only")
     return record
 
 

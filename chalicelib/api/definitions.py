@@ -1,4 +1,5 @@
-"""Routes for workflow definitions: list, register, validate (dry run), get, compiled ASL."""
+"""Routes for workflow definitions: list, register, replace (PUT), deactivate or purge, validate (dry run),
+get, compiled ASL."""
 
 from __future__ import annotations
 
@@ -7,31 +8,63 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.api.auth import may_register, principal, require_definition, visible
-from chalicelib.api.http import BODY_TYPES, handles_errors, json_response, query, read_body
+from chalicelib.api.auth import may_change, may_register, principal, require_definition, visible
+from chalicelib.api.http import BODY_TYPES, bool_param, handles_errors, json_response, query, read_body
+
+
+def source_of(request: Any) -> tuple[str, str]:
+    """The body as submitted (read_body has already bounded and decoded it) and its format."""
+    content_type = (request.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
+    return (request.raw_body or b"").decode("utf-8"), ("json" if content_type == "application/json" else "yaml")
 
 
 def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     bp = Blueprint(__name__)
+
+    def register(name: str | None) -> Any:
+        request = bp.current_request
+        data = read_body(request, allow_yaml=True)
+        source, source_format = source_of(request)
+        found = services()
+        may_register(found, name if name is not None else (data.get("name") if isinstance(data, dict) else None))
+        caller = principal()
+        record = found.definitions.register(data, created_by=caller.id if caller.authenticated else None,
+                                            tenant_id=caller.tenant_id, source=source, source_format=source_format,
+                                            name=name)
+        created = record.pop("created")
+        return json_response(_full(record), 201 if created else 200)
 
     @bp.route("/definitions", methods=["GET"])
     @handles_errors
     def list_definitions() -> Any:
         from chalicelib.service.definitions import summary  # the compiler and model come with it
 
-        return json_response([summary(r) for r in services().definitions.list() if visible(r, shared_ok=True)])
+        include_inactive = bool_param(query(bp.current_request), "include_inactive")
+        return json_response([summary(r) for r in services().definitions.list(include_inactive)
+                              if visible(r, shared_ok=True)])
 
     @bp.route("/definitions", methods=["POST"], content_types=BODY_TYPES)
     @handles_errors
     def register_definition() -> Any:
-        data = read_body(bp.current_request, allow_yaml=True)
+        return register(None)
+
+    @bp.route("/definitions/{name}", methods=["PUT"], content_types=BODY_TYPES)
+    @handles_errors
+    def put_definition(name: str) -> Any:
+        """Registers a new revision when the content changed; the same one when it did not."""
+        return register(name)
+
+    @bp.route("/definitions/{name}", methods=["DELETE"])
+    @handles_errors
+    def delete_definition(name: str) -> Any:
+        """Deactivates (new starts refused); with purge=true (admin) removes it once no instance is open."""
         found = services()
-        may_register(found, data.get("name") if isinstance(data, dict) else None)
+        may_change(found, name)
         caller = principal()
-        record = found.definitions.register(data, created_by=caller.id if caller.authenticated else None,
-                                            tenant_id=caller.tenant_id)
-        created = record.pop("created")
-        return json_response(_full(record), 201 if created else 200)
+        by = caller.id if caller.authenticated else None
+        if bool_param(query(bp.current_request), "purge"):
+            return json_response(found.definitions.purge(name, by, found.instance_store.open_count))
+        return json_response(found.definitions.deactivate(name, by))
 
     @bp.route("/definitions/validate", methods=["POST"], content_types=BODY_TYPES)
     @handles_errors
@@ -42,15 +75,17 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @bp.route("/definitions/{name}", methods=["GET"])
     @handles_errors
     def get_definition(name: str) -> Any:
-        record = require_definition(services(), name, query(bp.current_request).get("version"))
+        params = query(bp.current_request)
+        record = require_definition(services(), name, params.get("version"), params.get("revision"))
         return json_response(_full(record))
 
     @bp.route("/definitions/{name}/asl", methods=["GET"])
     @handles_errors
     def get_asl(name: str) -> Any:
-        version = query(bp.current_request).get("version")
-        require_definition(services(), name, version)
-        return json_response(services().definitions.asl(name, version))
+        params = query(bp.current_request)
+        version, revision = params.get("version"), params.get("revision")
+        require_definition(services(), name, version, revision)
+        return json_response(services().definitions.asl(name, version, revision))
 
     return bp
 

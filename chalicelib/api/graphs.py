@@ -29,7 +29,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     def definition_graph(name: str) -> Any:
         params = query(bp.current_request)
         fmt = graph_format(params)
-        record = require_definition(services(), name, params.get("version"))
+        record = require_definition(services(), name, params.get("version"), params.get("revision"))
         from chalicelib.core.graph_render import render
         from chalicelib.core.model import Definition
 

@@ -54,7 +54,15 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     def start_instance() -> Any:
         from chalicelib.service.requests import StartInstance, parse_body  # pydantic: loaded by the first start
 
-        request, definition = owned(parse_body(StartInstance, read_body(bp.current_request)))
+        body = read_body(bp.current_request)
+        params = query(bp.current_request)
+        if "start" in params and isinstance(body, dict):
+            # ?start=false is the same as "start": false in the body; the two must not disagree.
+            start = bool_param(params, "start", True)
+            if "start" in body and body["start"] != start:
+                raise BadRequest("'start' is in the query and the body with different values")
+            body = {**body, "start": start}
+        request, definition = owned(parse_body(StartInstance, body))
         view, created = services().instances.start(request, idempotency_key(), definition=definition)
         return json_response(view, 201 if created else 200)
 

@@ -54,11 +54,19 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
     from chalicelib.service.instances import MAX_PAGE  # the service layer loads with the spec, not the app
 
     limit = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 20}
+    revision = _text(64, description="A revision number (1, 2, ...) or content id; unknown: 404")
     return {
-        ("GET", "/definitions/{name}"): {"version": _text(64)},
-        ("GET", "/definitions/{name}/asl"): {"version": _text(64)},
-        ("GET", "/definitions/{name}/graph"): {"version": _text(64),
+        ("GET", "/definitions"): {"include_inactive": BOOL},
+        ("GET", "/definitions/{name}"): {"version": _text(64), "revision": revision},
+        ("GET", "/definitions/{name}/asl"): {"version": _text(64), "revision": revision},
+        ("GET", "/definitions/{name}/graph"): {"version": _text(64), "revision": revision,
                                               "graph_format": {"type": "string", "enum": ["mermaid", "json"]}},
+        ("DELETE", "/definitions/{name}"): {"purge": BOOL},
+        ("GET", "/definitions/{name}/revisions/{rev}/diff"): {"to": revision},
+        ("GET", "/definitions/{name}/export"): {"format": {"type": "string", "enum": ["json", "yaml"]},
+                                               "history": BOOL},
+        ("POST", "/instances"): {"start": {**BOOL, "description": "false: create the instance pending; "
+                                                                 "POST /instances/{instance_id}/start starts it"}},
         ("GET", "/instances"): {
             "status": {"$ref": "#/components/schemas/InstanceStatus"},
             "workflow_name": _text(80), "tenant_id": _text(100), "correlation_id": _text(), "created_by": _text(),
@@ -95,6 +103,18 @@ SUCCESS: dict[tuple[str, str], dict[str, tuple[str, str | list[str]]]] = {
                                "200": ("Already registered (same revision)", "DefinitionDetail")},
     ("POST", "/definitions/validate"): {"200": ("The dry run's verdict", "ValidationResult")},
     ("GET", "/definitions/{name}"): {"200": ("The definition", "DefinitionDetail")},
+    ("PUT", "/definitions/{name}"): {"201": ("A new revision", "DefinitionDetail"),
+                                     "200": ("Unchanged (the same revision)", "DefinitionDetail")},
+    ("DELETE", "/definitions/{name}"): {"200": ("Deactivated (or purged)", "DefinitionRemoved")},
+    ("GET", "/definitions/{name}/revisions"): {"200": ("Newest first", ["RevisionEntry"])},
+    ("GET", "/definitions/{name}/revisions/{rev}"): {"200": ("The revision", "RevisionDetail")},
+    ("GET", "/definitions/{name}/revisions/{rev}/diff"): {"200": ("The differences", "RevisionDiff")},
+    ("POST", "/definitions/{name}/revisions/{rev}/restore"): {
+        "201": ("A new revision equal to it", "DefinitionDetail"),
+        "200": ("It is the latest already", "DefinitionDetail")},
+    ("GET", "/definitions/{name}/export"): {"200": ("The document (YAML with format=yaml)", "DefinitionExport")},
+    ("POST", "/definitions/import"): {"201": ("Imported", "DefinitionImported"),
+                                      "200": ("Everything was there already", "DefinitionImported")},
     ("GET", "/definitions/{name}/asl"): {"200": ("The compiled state machine", "StateMachine")},
     ("GET", "/definitions/{name}/graph"): {"200": ("The graph", "DefinitionGraph")},
     ("POST", "/definitions/{name}/run"): {"200": ("Ended within wait_seconds", "InstanceResult"),
@@ -152,6 +172,8 @@ def _bodies() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
     return {
         ("POST", "/definitions"): ("required", {"$ref": "#/components/schemas/Definition"}),
         ("POST", "/definitions/validate"): ("required", {"$ref": "#/components/schemas/Definition"}),
+        ("PUT", "/definitions/{name}"): ("required", {"$ref": "#/components/schemas/Definition"}),
+        ("POST", "/definitions/import"): ("required", {"$ref": "#/components/schemas/DefinitionExport"}),
         ("POST", "/instances"): ("required", _model_schema(StartInstance)),
         ("POST", "/definitions/{name}/run"): ("optional", run),
         ("POST", "/instances/{instance_id}/cancel"): ("optional", {"type": "object", "properties": {
@@ -259,7 +281,7 @@ def build(app: Any, settings: Any) -> dict[str, Any]:
             if key in bodies:
                 need, schema = bodies[key]
                 content = {"application/json": {"schema": schema}}
-                if path in ("/definitions", "/definitions/validate"):
+                if path in ("/definitions", "/definitions/validate", "/definitions/{name}", "/definitions/import"):
                     content["application/x-yaml"] = {"schema": {"type": "string", "maxLength": 262_144}}
                 operation["requestBody"] = {"required": need == "required", "content": content}
             operation["responses"] = _responses(key, guard)
@@ -302,6 +324,9 @@ def _responses(key: tuple[str, str], guard: auth.Guard) -> dict[str, Any]:
     else:
         success = {code: {"description": text, "content": {"application/json": {"schema": _schema_of(model)}}}
                    for code, (text, model) in SUCCESS.get(key, {"200": ("OK", [])}).items()}
+        if key == ("GET", "/definitions/{name}/export"):
+            # The same document as YAML (format=yaml).
+            success["200"]["content"]["application/x-yaml"] = {"schema": _schema_of("DefinitionExport")}
     if path.startswith("/ui"):  # the UI's own 404 is plain text, and it is public
         return {**success, "404": {"description": "No such asset",
                                    "content": {"text/plain": {"schema": {"type": "string"}}}}}

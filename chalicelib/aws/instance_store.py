@@ -157,6 +157,18 @@ class InstanceStore:
             KeyConditionExpression="#s = :s AND created_key <= :t", ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":s": {"S": status}, ":t": {"S": created_before}})]
 
+    def open_count(self, definition_name: str) -> int:
+        """How many instances of a workflow are pending, running or waiting (every tenant: the by_status
+        index, filtered; a rare, administrative read)."""
+        count = 0
+        for status in ("pending", "running", "waiting"):
+            for page in _pages(self._ddb, TableName=self._table, IndexName="by_status",
+                               KeyConditionExpression="#s = :s", FilterExpression="definition_name = :d",
+                               ExpressionAttributeNames={"#s": "status"}, Select="COUNT",
+                               ExpressionAttributeValues={":s": {"S": status}, ":d": {"S": definition_name}}):
+                count += page["Count"]
+        return count
+
     def due_chores(self, chore: str, upto: str, *, limit: int | None = None) -> list[dict[str, Any]]:
         """Instances whose follow-up `chore` has been waiting since `upto` or earlier (the sparse by_chore),
         oldest first; at most `limit` of them."""
@@ -185,3 +197,13 @@ class InstanceStore:
                                 "ADD deliveries :one",
             "ConditionExpression": "attribute_exists(id)",
             "ExpressionAttributeValues": {":c": {"S": chore}, ":t": {"S": at}, ":one": {"N": "1"}}}}
+
+
+def _pages(ddb: Any, **request: Any) -> Any:
+    """Every page of a query (a COUNT query's pages carry counts, not items)."""
+    while True:
+        page = ddb.query(**request)
+        yield page
+        if "LastEvaluatedKey" not in page:
+            return
+        request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}

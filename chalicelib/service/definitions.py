@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import gc
+import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,10 +14,14 @@ from chalicelib.core.compiler import CompileError, compile_definition
 from chalicelib.core.graph import build_graph
 from chalicelib.core.loading import revision_of
 from chalicelib.core.model import Definition
+from chalicelib.core.revisions import change_summary
 from chalicelib.core.sizing import bind_placeholders
 from chalicelib.core.validation import Issue, compile_failure, parse_definition, size_issues, validate_definition
-from chalicelib.errors import InvalidInput, NotFound
+from chalicelib.errors import Conflict, InvalidInput, NotFound
 from chalicelib.tasks.registry import TaskRegistry
+
+CONTENT_ID = re.compile(r"^[0-9a-f]{16}$")  # revision_of's content hash
+HISTORY_DIGITS = 6  # a revision number has at most this many digits (the store's hist#000001 keys)
 
 
 def check(data: Any, registry: TaskRegistry,
@@ -77,7 +83,8 @@ def shape(definition: Definition) -> dict[str, Any]:
 def summary(record: dict[str, Any]) -> dict[str, Any]:
     """A stored definition as the API shows it in lists."""
     out = {k: record.get(k) for k in ("name", "version", "revision", "description", "created_at", "created_by",
-                                      "tenant_id")}
+                                      "tenant_id", "revision_number")}
+    out["active"] = record.get("active", True)
     return {**out, **(record.get("summary") or {})}
 
 
@@ -105,39 +112,101 @@ class DefinitionService:
             "asl": asl,
         }
 
-    def register(self, data: Any, created_by: str | None = None, tenant_id: str | None = None) -> dict[str, Any]:
+    def register(self, data: Any, created_by: str | None = None, tenant_id: str | None = None, *,
+                 source: str | None = None, source_format: str = "json", name: str | None = None,
+                 restored_from: int | None = None) -> dict[str, Any]:
+        """Stores the definition as a new revision when its content differs from the latest (the same
+        content answers the same revision, and reactivates a deactivated definition). `source`: the text
+        as submitted, kept with the history entry; `name`: the name the caller addressed (PUT)."""
         # Everything, the size as deployed included, is checked before anything is stored.
         bindings = self._placeholders()
         definition, issues, asl = check(data, self._registry, bindings)
         if issues or definition is None or asl is None:
             raise InvalidInput({"message": "the definition is not valid", "issues": [i.as_dict() for i in issues]})
+        if name is not None and definition.name != name:
+            raise InvalidInput({"message": "the definition is not valid", "issues": [{
+                "code": "name_mismatch", "location": "name", "hint": "",
+                "message": f"the body names '{definition.name}' but the path names '{name}'"}]})
         revision = revision_of(definition)
         latest = self._store.latest(definition.name)
         if (latest and latest.get("revision") == revision and latest.get("state_machine_arn")
                 and latest.get("tenant_id") == tenant_id):
+            if latest.get("active") is False:
+                self._store.set_active(definition.name, True, {})
             return {**self.get(definition.name), "created": False}
+        previous = self._revision(definition.name, latest["revision"]) if latest else None
+        change = change_summary(Definition.model_validate(previous["body"]) if previous else None, definition)
+        number = int((latest or {}).get("revision_number") or 0) + 1
+        earlier = []
+        if latest and previous and not latest.get("revision_number"):
+            # Stored before revisions were numbered: its latest becomes revision 1 (so it can be read,
+            # compared and restored), the new one revision 2.
+            earlier.append({"number": 1, "revision": latest["revision"], "version": latest.get("version"),
+                            "created_at": latest.get("created_at"), "created_by": latest.get("created_by"),
+                            "change": "first revision (stored before revisions were numbered)",
+                            "source": json.dumps(previous["body"], indent=2), "source_format": "json"})
+            number = 2
+        now = self._now()
         record = {
             "name": definition.name, "version": definition.version, "revision": revision,
-            "description": definition.description, "created_at": self._now(), "created_by": created_by,
+            "description": definition.description, "created_at": now, "created_by": created_by,
             "tenant_id": tenant_id, "body": definition.model_dump(mode="json"), "summary": shape(definition),
         }
+        entry = {"number": number, "revision": revision, "version": definition.version, "created_at": now,
+                 "created_by": created_by, "restored_from": restored_from,
+                 "change": (f"restored revision {restored_from}: " if restored_from else "") + change,
+                 "source": source if source is not None else json.dumps(data, indent=2),
+                 "source_format": source_format if source is not None else "json"}
         # The revision is stored before the state machine runs it (its steps load it by revision),
         # and the pointers move only once the state machine runs it.
         self._store.put_revision(record)
         arn = self._machines.ensure(definition.name, bind_placeholders(asl, bindings),
                                     latest.get("state_machine_arn") if latest else None)
-        self._store.point_to({**record, "state_machine_arn": arn})
-        return {**record, "state_machine_arn": arn, "created": True}
+        pointer = {**record, "state_machine_arn": arn, "revision_number": number, "active": True}
+        self._store.point_to(pointer, *earlier, entry)
+        return {**pointer, "created": True}
 
-    def get(self, name: str, version: str | None = None) -> dict[str, Any]:
-        pointer = self._store.version(name, version) if version else self._store.latest(name)
-        if pointer is None:
+    def get(self, name: str, version: str | None = None, revision: str | None = None) -> dict[str, Any]:
+        """The latest revision, the latest of a version, or one revision (by number or content id); a
+        revision that is not this workflow's (or not of `version`) is not found, never ignored."""
+        latest = self._store.latest(name)
+        if revision is not None:
+            number, content = self._resolve(name, revision)
+            record = self._revision(name, content)
+            if record is None or latest is None or (version and record.get("version") != version):
+                raise NotFound(f"definition '{name}' has no revision '{revision}'"
+                               + (f" with version '{version}'" if version else ""))
+            return {**record, "state_machine_arn": latest.get("state_machine_arn"), "revision_number": number,
+                    "active": latest.get("active", True)}
+        pointer = self._store.version(name, version) if version else latest
+        if pointer is None or latest is None:
             raise NotFound(f"no definition named '{name}'" + (f" with version '{version}'" if version else ""))
         record = self._revision(name, pointer["revision"])
         if record is None:
             self._revision.cache_clear()  # not stored (yet): not remembered either
             raise NotFound(f"definition '{name}' revision {pointer['revision']} is missing")
-        return {**record, "state_machine_arn": pointer.get("state_machine_arn")}
+        return {**record, "state_machine_arn": pointer.get("state_machine_arn"),
+                "revision_number": pointer.get("revision_number"), "active": latest.get("active", True)}
+
+    def _resolve(self, name: str, revision: str) -> tuple[int | None, str]:
+        """(history number, content revision) for a revision given by number ("3") or by content id."""
+        if revision.isdigit() and len(revision) <= HISTORY_DIGITS:
+            entry = self._store.entry(name, int(revision))
+            if entry is None:
+                raise NotFound(f"definition '{name}' has no revision '{revision}'")
+            return int(entry["number"]), entry["revision"]
+        if not CONTENT_ID.match(revision):
+            raise NotFound(f"definition '{name}' has no revision '{revision}'")
+        entry = self._store.find_revision(name, revision)
+        return (int(entry["number"]) if entry else None), revision
+
+    def entry(self, name: str, revision: str) -> dict[str, Any]:
+        """The history entry (source included) a revision number or content id names."""
+        number, content = self._resolve(name, revision)
+        entry = self._store.entry(name, number) if number is not None else None
+        if entry is None:
+            raise NotFound(f"definition '{name}' has no revision '{revision}' in its history")
+        return entry
 
     def get_revision(self, name: str, revision: str) -> dict[str, Any]:
         record = self._store.revision(name, revision)
@@ -145,9 +214,36 @@ class DefinitionService:
             raise NotFound(f"definition '{name}' revision {revision} is missing")
         return record
 
-    def list(self) -> list[dict[str, Any]]:
-        return sorted(self._store.list_latest(), key=lambda r: r["name"])
+    def list(self, include_inactive: bool = False) -> list[dict[str, Any]]:
+        return sorted((r for r in self._store.list_latest() if include_inactive or r.get("active", True)),
+                      key=lambda r: r["name"])
 
-    def asl(self, name: str, version: str | None = None) -> dict[str, Any]:
-        record = self.get(name, version)
+    def deactivate(self, name: str, by: str | None) -> dict[str, Any]:
+        """No new instance starts from now on; running instances finish on their revision."""
+        found = self._store.set_active(name, False, {"deactivated_at": self._now(), "deactivated_by": by})
+        if found is None:
+            raise NotFound(f"no definition named '{name}'")
+        return {"name": name, "active": False, "purged": False}
+
+    def purge(self, name: str, by: str | None, open_instances: Callable[[str], int]) -> dict[str, Any]:
+        """Removes every revision once no instance of the workflow is open (pending, running or waiting).
+
+        Deactivated first, so no start slips in between the count and the removal; refused (and left
+        as it was) while instances are open."""
+        if self._store.latest(name) is None:
+            raise NotFound(f"no definition named '{name}'")
+        if open_instances(name):
+            raise Conflict(f"definition '{name}' has {open_instances(name)} open instance(s); cancel them or let "
+                           "them end, then purge (DELETE without purge deactivates it meanwhile)")
+        self.deactivate(name, by)
+        still_open = open_instances(name)
+        if still_open:
+            raise Conflict(f"definition '{name}' has {still_open} open instance(s); it is deactivated, purge "
+                           "again once they end")
+        self._store.remove(name)
+        self._revision.cache_clear()
+        return {"name": name, "active": False, "purged": True}
+
+    def asl(self, name: str, version: str | None = None, revision: str | None = None) -> dict[str, Any]:
+        record = self.get(name, version, revision)
         return compile_definition(Definition.model_validate(record["body"]), record["revision"])

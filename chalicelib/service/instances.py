@@ -47,6 +47,13 @@ def input_issues(schema: dict[str, Any] | None, data: dict[str, Any]) -> list[di
     return issues
 
 
+def refuse_inactive(definition: dict[str, Any]) -> None:
+    """A deactivated definition starts nothing new (instances already running finish on their revision)."""
+    if definition.get("active") is False:
+        raise Conflict(f"definition '{definition['name']}' is deactivated: no new instance can start "
+                       "(instances already running finish on their revision); register it again to reactivate it")
+
+
 class InstanceService(InstanceViews, Reconciliation, Launches, Endings):
     def __init__(self, definitions: Any, store: Any, machines: Any, loader: Any, now: Callable[[], datetime], *,
                  tasks: Any = None, notifier: Any = None, events: Callable[[], Any] | None = None,
@@ -70,6 +77,7 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings):
             definition = self._definitions.get(request.definition_name)
         if not definition.get("state_machine_arn"):
             raise Conflict(f"definition '{request.definition_name}' has no state machine yet; register it again")
+        refuse_inactive(definition)
         issues = input_issues(definition["body"].get("input_schema"), request.input_data)
         if issues:
             raise InvalidInput({"message": "input_data does not match the workflow's input_schema", "issues": issues})
@@ -118,6 +126,7 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings):
         if record["status"] != "pending":
             raise Conflict(f"instance is {record['status']}; only a pending instance can be started")
         definition = self._definitions.get(record["definition_name"])
+        refuse_inactive(definition)
         intent = launch_intent(iso(self._now()))
         try:
             self._store.update(instance_id, {"status": "running", **intent}, expect={"status": "pending"},

@@ -113,6 +113,13 @@ def test_apply_reports_created_unchanged_and_what_an_update_changed(stepflow, tm
     assert updated.stdout.startswith(f"updated: cli_greeting 1.1.0 revision {again['definition']['revision']} → ")
     assert "~ version" in updated.stdout and "+ step shout" in updated.stdout
     assert 'config.values.greeting "hi" → "hello"' in updated.stdout
+    assert "+ edge hello → shout" in updated.stdout
+    # -o json carries the service's diff of the two revisions: the sources as written and the structure.
+    body["description"] = "louder"
+    path.write_text(yaml.safe_dump(body))
+    described = data(stepflow("apply", "-f", str(path), "-o", "json"))
+    assert described["result"] == "updated" and described["diff"]["structural"]["fields_changed"] == ["description"]
+    assert "+description: louder\n" in described["diff"]["source_diff"]
 
 
 def test_apply_and_validate_point_issues_at_lines_of_the_file(stepflow, tmp_path):

@@ -255,6 +255,15 @@ def test_authorization_matrix(secured, capsys):
         ("GET", "/definitions/acme_flow", None, 200, True, False),
         ("GET", "/definitions/acme_flow/asl", None, 200, True, False),
         ("GET", "/definitions/acme_flow/graph", None, 200, True, False),
+        ("PUT", "/definitions/acme_flow", FLOW, 200, True, False),  # unchanged: the same revision
+        ("DELETE", "/definitions/acme_gate?purge=true", None, 409, True, False),  # its gate instance is open
+        ("GET", "/definitions/acme_flow/revisions", None, 200, True, False),
+        ("GET", "/definitions/acme_flow/revisions/1", None, 200, True, False),
+        ("GET", "/definitions/acme_flow/revisions/1/diff?to=1", None, 200, True, False),
+        ("POST", "/definitions/acme_flow/revisions/1/restore", None, 200, True, False),  # it is the latest
+        ("GET", "/definitions/acme_flow/export", None, 200, True, False),
+        ("POST", "/definitions/import", {"format": "stepflow.definition/v1", "name": "acme_flow", "definition": FLOW},
+         200, True, False),
         ("POST", "/definitions/acme_flow/run", {"input_data": {}}, 422, True, False),
         ("POST", "/instances", {"definition_name": "acme_flow", "input_data": {}}, 422, True, False),
         ("GET", "/instances", None, 200, False, False),
@@ -306,7 +315,8 @@ def test_authorization_matrix(secured, capsys):
                 elif RANK[role] < RANK[need]:
                     want = 403
                 elif scoped and tenant == FOREIGN:
-                    want = 409 if (method, path) == ("POST", "/definitions") else 404
+                    # Names are global: registering another tenant's is "not available".
+                    want = 409 if (method, path) in NAME_CLAIMS else 404
                 elif works_task and role != "admin":
                     want = 403  # not the assignee, not in the group
                 else:
@@ -334,11 +344,15 @@ def test_authorization_matrix(secured, capsys):
     assert call("GET", "/tasks/metrics", bearer=token("viewer"))[1]["pending_total"] == 1
 
 
+NAME_CLAIMS = {("POST", "/definitions"), ("PUT", "/definitions/acme_flow"), ("POST", "/definitions/import")}
+
+
 def _template(path: str, ids: dict[str, str]) -> str:
     for name, value in ids.items():
         param = "{task_id}" if name == "task" else "{instance_id}"
         path = path.replace(value, param)
-    return (path.replace("/acme_flow", "/{name}").replace("/data.set", "/{plugin_id}")
+    return (path.replace("/acme_flow", "/{name}").replace("/acme_gate", "/{name}")
+            .replace("/revisions/1", "/revisions/{rev}").replace("/data.set", "/{plugin_id}")
             .replace("/no-such-key", "/{key}"))
 
 

@@ -101,6 +101,27 @@ def definitions_and_catalog(api: Checked) -> None:
     assert api.get(f"/plugins/{plugins[0]['id']}")[1] == plugins[0]
 
 
+def definition_lifecycle(api: Checked) -> None:
+    changed = {**QUICK, "name": "contract_life", "description": "v2"}
+    assert api.call("PUT", "/definitions/contract_life", {**QUICK, "name": "contract_life"})[0] == 201
+    assert api.call("PUT", "/definitions/contract_life", {**QUICK, "name": "contract_life"})[0] == 200
+    assert api.call("PUT", "/definitions/contract_life", changed)[0] == 201
+    assert [r["number"] for r in api.get("/definitions/contract_life/revisions")[1]] == [2, 1]
+    assert api.get("/definitions/contract_life/revisions/1")[1]["asl"]["StartAt"] == "check"
+    assert api.get("/definitions/contract_life/revisions/1/diff?to=2")[1]["structural"]["fields_changed"] == \
+        ["description"]
+    assert api.get("/definitions/contract_life?revision=1")[1]["revision_number"] == 1
+    assert api.get("/definitions/contract_life?revision=9")[0] == 404
+    assert api.post("/definitions/contract_life/revisions/1/restore")[0] == 201
+    assert api.post("/definitions/contract_life/revisions/3/restore")[0] == 200
+    document = api.get("/definitions/contract_life/export?history=true")[1]
+    assert api.post("/definitions/import", document)[1]["revisions_created"] == 0
+    assert api.call("DELETE", "/definitions/contract_life")[1]["active"] is False
+    assert api.post("/instances", {"definition_name": "contract_life"})[0] == 409
+    assert api.call("DELETE", "/definitions/contract_life?purge=true")[1]["purged"] is True
+    assert api.post("/definitions/import", document)[1]["revisions_created"] == 3
+
+
 def tasks_and_webhooks(api: Checked) -> None:
     status, started = api.post("/instances", {"definition_name": "contract_tour", "input_data": {"requester": "ann"},
                                               "correlation_id": "tour-1"}, {"Idempotency-Key": "tour-1"})
@@ -184,6 +205,7 @@ def failures_and_control(api: Checked) -> None:
 
 def test_every_answer_of_a_tour_of_the_api_is_the_documented_one(checked):
     definitions_and_catalog(checked)
+    definition_lifecycle(checked)
     tasks_and_webhooks(checked)
     failures_and_control(checked)
     spec = checked.contract.spec

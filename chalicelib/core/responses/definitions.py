@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from chalicelib.core.model import Definition
@@ -28,6 +30,8 @@ class DefinitionSummary(Open):
     edges: list[StepEdge] | Absent = None
     initial_step: str | None = None
     terminal_steps: list[str] | Absent = None
+    revision_number: int | None = Field(None, description="Its number in the workflow's history")
+    active: bool = Field(description="False once deactivated: new starts are refused")
 
 
 class DefinitionDetail(Closed):
@@ -44,8 +48,86 @@ class DefinitionDetail(Closed):
     edges: list[StepEdge]
     initial_step: str | None
     terminal_steps: list[str]
+    revision_number: int | None = Field(description="Its number in the workflow's history")
+    active: bool = Field(description="False once deactivated: new starts are refused")
     definition: Definition
     state_machine_arn: str | None
+
+
+class DefinitionRemoved(Closed):
+    """A deactivated (or, with purge, removed) definition."""
+
+    name: str
+    active: bool
+    purged: bool
+
+
+class RevisionEntry(Closed):
+    """One entry of a workflow's history (a restore is an entry of its own, equal to the one it restores)."""
+
+    number: int = Field(description="1 for the first revision; the path's {rev} takes it or the content id")
+    revision: str = Field(description="The content id: the same content always has the same id")
+    version: str
+    created_at: Timestamp
+    created_by: str | None
+    change: str = Field(description="One line: what changed from the revision before")
+    restored_from: int | None
+    source_format: Literal["json", "yaml"]
+
+
+class RevisionDetail(RevisionEntry):
+    """A revision as submitted (comments and key order kept), normalised, and compiled."""
+
+    name: str
+    source: str | None
+    definition: Definition
+    asl: StateMachine
+
+
+class StepChange(Closed):
+    id: str
+    fields: list[str]
+
+
+class StructuralDiff(Closed):
+    steps_added: list[str]
+    steps_removed: list[str]
+    steps_changed: list[StepChange]
+    edges_added: list[StepEdge]
+    edges_removed: list[StepEdge]
+    fields_changed: list[str] = Field(description="Top-level fields that differ (version, description, ...)")
+
+
+class RevisionDiff(Closed):
+    name: str
+    from_: RevisionEntry = Field(alias="from")
+    to: RevisionEntry
+    source_diff: str = Field(description="A unified diff of the two sources as submitted")
+    structural: StructuralDiff
+
+
+class ExportedRevision(RevisionEntry):
+    source: str | None
+
+
+class DefinitionExport(Closed):
+    """A document POST /definitions/import accepts; the definition's latest revision, and with
+    history=true every revision, oldest first."""
+
+    format: Literal["stepflow.definition/v1"]
+    name: str
+    version: str
+    revision: str
+    source: str | None
+    source_format: Literal["json", "yaml"] | None
+    definition: Definition
+    revisions: list[ExportedRevision] | Absent = None
+
+
+class DefinitionImported(Closed):
+    name: str
+    revision: str = Field(description="The content id of the latest revision, as in the document")
+    revisions_created: int = Field(description="0: everything was there already")
 
 
 class StateMachine(Open):

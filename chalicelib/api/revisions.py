@@ -1,0 +1,88 @@
+"""Routes for a definition's history: revisions, one revision as submitted, diffs, restore, export, import."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Blueprint, Response
+
+from chalicelib.api.auth import may_register, principal, require_definition
+from chalicelib.api.http import BODY_TYPES, BadRequest, bool_param, handles_errors, json_response, query, read_body
+
+FORMATS = ("json", "yaml")
+
+
+def create_blueprint(services: Callable[[], Any]) -> Blueprint:
+    bp = Blueprint(__name__)
+
+    def caller() -> tuple[str | None, str | None]:
+        who = principal()
+        return (who.id if who.authenticated else None), who.tenant_id
+
+    @bp.route("/definitions/{name}/revisions", methods=["GET"])
+    @handles_errors
+    def list_revisions(name: str) -> Any:
+        """The revisions of a workflow, newest first, each with a one-line summary of its change."""
+        require_definition(services(), name)
+        return json_response(services().revisions.list(name))
+
+    @bp.route("/definitions/{name}/revisions/{rev}", methods=["GET"])
+    @handles_errors
+    def get_revision(name: str, rev: str) -> Any:
+        """One revision: the source as submitted, the normalised definition and the compiled ASL."""
+        require_definition(services(), name)
+        return json_response(services().revisions.detail(name, rev))
+
+    @bp.route("/definitions/{name}/revisions/{rev}/diff", methods=["GET"])
+    @handles_errors
+    def diff_revisions(name: str, rev: str) -> Any:
+        """From this revision to `to`: a unified diff of the sources and a structural diff."""
+        to = query(bp.current_request).get("to")
+        if not to:
+            raise BadRequest("'to' names the revision to compare with")
+        require_definition(services(), name)
+        return json_response(services().revisions.diff(name, rev, to))
+
+    @bp.route("/definitions/{name}/revisions/{rev}/restore", methods=["POST"])
+    @handles_errors
+    def restore_revision(name: str, rev: str) -> Any:
+        """A new revision equal to this one."""
+        from chalicelib.api.definitions import _full
+
+        found = services()
+        require_definition(found, name)
+        may_register(found, name)
+        by, tenant = caller()
+        record = found.revisions.restore(name, rev, by, tenant)
+        created = record.pop("created")
+        return json_response(_full(record), 201 if created else 200)
+
+    @bp.route("/definitions/{name}/export", methods=["GET"])
+    @handles_errors
+    def export_definition(name: str) -> Any:
+        """A document POST /definitions/import accepts (history=true: with every revision)."""
+        params = query(bp.current_request)
+        fmt = params.get("format", "json")
+        if fmt not in FORMATS:
+            raise BadRequest(f"'format' must be one of {', '.join(FORMATS)}")
+        require_definition(services(), name)
+        document = services().revisions.export(name, bool_param(params, "history"))
+        if fmt == "json":
+            return json_response(document)
+        import yaml
+
+        return Response(body=yaml.safe_dump(document, sort_keys=False, allow_unicode=True), status_code=200,
+                        headers={"Content-Type": "application/x-yaml"})
+
+    @bp.route("/definitions/import", methods=["POST"], content_types=BODY_TYPES)
+    @handles_errors
+    def import_definition() -> Any:
+        """Registers an exported document (with its revisions, oldest first, when it carries them)."""
+        document = read_body(bp.current_request, allow_yaml=True)
+        found = services()
+        by, tenant = caller()
+        result = found.revisions.import_(document, by, tenant, lambda name: may_register(found, name))
+        return json_response(result, 201 if result["revisions_created"] else 200)
+
+    return bp
