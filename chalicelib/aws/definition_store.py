@@ -3,7 +3,7 @@ latest and per version."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
@@ -13,6 +13,7 @@ from chalicelib.errors import Conflict
 
 if TYPE_CHECKING:  # a development dependency only: the Lambda package has no stubs
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 KIND = "definition"
 HISTORY_DIGITS = 6  # hist#000001: the sort key orders the history by number
@@ -51,7 +52,8 @@ class DefinitionStore:
                                   "Item": to_item({**entry, "name": record["name"], "sk": history_key(entry["number"])}),
                                   "ConditionExpression": "attribute_not_exists(sk)"}})
         try:
-            self._ddb.transact_write_items(TransactItems=items)
+            # Plain dicts in the request's shape, which the stubs' nested TypedDicts cannot follow.
+            self._ddb.transact_write_items(TransactItems=cast("list[TransactWriteItemTypeDef]", items))
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "TransactionCanceledException":
                 raise Conflict(f"definition '{record['name']}' changed meanwhile; send the request again") from None
@@ -63,11 +65,13 @@ class DefinitionStore:
         names = {f"#n{i}": k for i, k in enumerate(to_item(changes))}
         assignments = ", ".join(["active = :a", *(f"#n{i} = :v{i}" for i in range(len(names)))])
         try:
-            found = self._ddb.update_item(
-                TableName=self._table, Key={"name": {"S": name}, "sk": {"S": "latest"}},
-                UpdateExpression=f"SET {assignments}", ConditionExpression="attribute_exists(sk)",
-                ExpressionAttributeValues=values, ReturnValues="ALL_NEW",
-                **({"ExpressionAttributeNames": names} if names else {}))
+            request: dict[str, Any] = {
+                "TableName": self._table, "Key": {"name": {"S": name}, "sk": {"S": "latest"}},
+                "UpdateExpression": f"SET {assignments}", "ConditionExpression": "attribute_exists(sk)",
+                "ExpressionAttributeValues": values, "ReturnValues": "ALL_NEW"}
+            if names:
+                request["ExpressionAttributeNames"] = names
+            found = self._ddb.update_item(**request)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return None
