@@ -79,13 +79,20 @@ class StateMachines:
             raise UpstreamError(f"Step Functions could not be reached: {type(exc).__name__}") from exc
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        """Every event of the execution; NotFound when it does not exist (past retention, or lost with a
+        local runtime's restart)."""
         events: list[dict[str, Any]] = []
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
             if token:
                 kwargs["nextToken"] = token
-            page = self._sfn.get_execution_history(**kwargs)
+            try:
+                page = self._sfn.get_execution_history(**kwargs)
+            except ClientError as exc:
+                if _code(exc) == "ExecutionDoesNotExist":
+                    raise NotFound("execution not found") from exc
+                raise
             events.extend(page["events"])
             token = page.get("nextToken")
             if not token:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import functools
 import gc
 from collections.abc import Callable, Iterator
@@ -151,3 +152,18 @@ class DefinitionService:
     def asl(self, name: str, version: str | None = None) -> dict[str, Any]:
         record = self.get(name, version)
         return compile_definition(Definition.model_validate(record["body"]), record["revision"])
+
+    def restore_state_machines(self) -> builtins.list[str]:
+        """Creates each workflow's state machine again from its latest revision: for a Step Functions that
+        lost them while the store kept the definitions (the local runtime after a restart). A pointer whose
+        recorded ARN differs from the new one (another account or region) is moved to it. The names."""
+        bindings = self._placeholders()
+        restored = []
+        for latest in self._store.list_latest():
+            record = self.get(latest["name"])
+            asl = compile_definition(Definition.model_validate(record["body"]), record["revision"])
+            arn = self._machines.ensure(record["name"], bind_placeholders(asl, bindings))
+            if arn != latest.get("state_machine_arn"):
+                self._store.point_to({**record, "state_machine_arn": arn})
+            restored.append(record["name"])
+        return restored

@@ -38,7 +38,7 @@ class InstanceViews:
         runs = record.get("runs") or [{"execution_arn": record["execution_arn"]}]
         # A redrive continues the same execution: read each execution's history once.
         arns = list(dict.fromkeys(run["execution_arn"] for run in runs))
-        summaries = [summarise(self._machines.history(arn), kinds) for arn in arns]
+        summaries = [summarise(self._run_history(arn), kinds) for arn in arns]
         summary = summaries[-1]
         # A resumed run skips the steps an earlier run finished: show their earlier records.
         for earlier in reversed(summaries[:-1]):
@@ -49,6 +49,14 @@ class InstanceViews:
                 if current is None or (step_record.status == "succeeded" and current.attempts == 0):
                     summary.steps[step] = step_record
         return summary
+
+    def _run_history(self, execution_arn: str) -> list[dict[str, Any]]:
+        """A run's history; empty for an execution that no longer exists (a local runtime that restarted
+        lost it: the run that continued the instance, and the event log, tell what it did)."""
+        try:
+            return self._machines.history(execution_arn)
+        except NotFound:
+            return []
 
     def _log(self, record: dict[str, Any]) -> list[dict[str, Any]] | None:
         """The instance's whole event log (one query, paged past 1 MB); None without a log."""

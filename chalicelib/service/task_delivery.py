@@ -19,7 +19,7 @@ from chalicelib.core.history import summarise
 from chalicelib.core.runs import run_of_execution
 from chalicelib.core.tasks import resumed_state
 from chalicelib.core.times import iso
-from chalicelib.errors import Gone
+from chalicelib.errors import Gone, NotFound
 
 # A completion still marked as being delivered after this long was interrupted: the sweep resends it.
 REDELIVERY_AFTER = timedelta(seconds=30)
@@ -51,6 +51,12 @@ class Delivery:
         except Exception as exc:  # noqa: BLE001 - sorted below: a dead token or a passing failure
             if error_code(exc) not in DEAD_TOKEN_ERRORS:
                 return False
+            if not redelivery and self._machines.find(record["execution_arn"]) is None:
+                # Not a step that stopped waiting: its execution is gone (a local runtime restarted on its
+                # kept store). The run that continues the instance re-enters the step and is handed this
+                # completion (deliver_to_run); until then it stays marked, as an undelivered one does (a
+                # redelivery learns the same from _sent_before).
+                return False
             # A first send finds the token dead only if the step stopped waiting. A redelivery may also
             # find it spent by our own earlier send (the process stopped before removing the mark).
             spent_by_us = self._sent_before(record) if redelivery else False
@@ -74,12 +80,32 @@ class Delivery:
         """
         loaded = self._loader.load(record["workflow"], record["revision"])
         kinds = {s.id: s.type for s in loaded.definition.steps}
-        step = summarise(self._machines.history(record["execution_arn"]), kinds).steps.get(record["step_name"])
+        try:
+            history = self._machines.history(record["execution_arn"])
+        except NotFound:
+            return None  # lost with a restarted local runtime: the run that continues the instance takes it
+        step = summarise(history, kinds).steps.get(record["step_name"])
         if step is None:
             return False
         if step.status == "succeeded":
             return True
         return None if step.status in ("waiting", "running") else False
+
+    def deliver_to_run(self, record: dict[str, Any], run: dict[str, Any]) -> None:
+        """A completed task whose step a later run of its instance waits on again, because the run the
+        completion was for is gone (a local runtime restarted on its kept store): the later run gets the
+        completion under its own token (`run`: token, execution_arn, revision, snapshot), and the task
+        is never opened again. TransitionRefused when the task changed meanwhile (the caller reads it again)."""
+        moved = {**record, **run}
+        self._store.transition(record["id"], expect={"status": "completed", "attempt": record.get("attempt")},
+                               set_=run, after=moved, before=record)
+        if moved.get("outbox_state"):
+            # Never delivered: delivered now, logged at the place its completion reserved, the mark removed.
+            self._deliver(moved, redelivery=True)
+            return
+        order = self._loader.load(moved["workflow"], moved["revision"]).order
+        self._machines.send_success(run["token"], resumed_state(run["snapshot"], moved["step_name"],
+                                                                moved["output_data"], order))
 
     def _stood(self, record: dict[str, Any]) -> None:
         """The completion was delivered: task.completed at the place reserved for it, then the mark removed."""
