@@ -44,8 +44,8 @@ def secured_service(tmp_path_factory):
     env = {**os.environ, "PORT": str(port), "STEPFLOW_LOCAL_TIME_SCALE": "0.01", "POWERTOOLS_METRICS_DISABLED": "true",
            "STEPFLOW_AUTH": "hs256", "STEPFLOW_JWT_SECRET": SECRET}
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "stepflow_local.server"], cwd=ROOT, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen([sys.executable, "-m", "stepflow_local.server", "--ephemeral"], cwd=ROOT, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while True:
