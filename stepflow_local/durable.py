@@ -122,11 +122,19 @@ def _stop_leftover(pid_file: Path, database: Path, timeout: float = 10.0) -> Non
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if Path(f"/proc/{pid}").exists():
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)  # another process's exit: nothing to wait on but /proc
+    if _running(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's wait is missing
 
 
 def default_data_dir() -> str:

@@ -26,6 +26,8 @@ class Recovery:
     seconds: float = 0.0
 
     def describe(self) -> str:
+        if not (self.state_machines or self.continued or self.failed or any(self.launches.values())):
+            return "Kept data: none yet (a new data directory)."
         parts = [f"{len(self.state_machines)} workflow(s) restored"]
         if self.continued:
             parts.append(f"{len(self.continued)} running instance(s) continued from their last completed step")

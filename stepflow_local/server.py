@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     # moto logs every task failure at ERROR with the whole state tree, even when a Retry/Catch handles it.
     logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
     logging.getLogger("botocore.credentials").setLevel(logging.WARNING)  # "Found credentials" per client
+    logging.getLogger("botocore.configprovider").setLevel(logging.WARNING)  # "Found endpoint" per client
     data_dir = None if args.ephemeral else (args.data_dir or default_data_dir())
     try:
         return serve(args.host, args.port, verbose=args.verbose, data_dir=data_dir)
