@@ -14,7 +14,7 @@ import pytest
 from chalicelib.resources import Index, Table
 from stepflow_local.durable import _stop_leftover
 from stepflow_local.dynamodb_local import DynamoDBLocalProcess, ensure_tables, use_write_ahead_log
-from tests.dynamodb_local import DynamoDBLocal
+from tests.dynamodb_local import ROOT, DynamoDBLocal
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +125,33 @@ def test_the_kept_store_listens_on_loopback_only(tmp_path):
         assert _listening_addresses(server.port)
     finally:
         server.stop()
+
+
+RUNTIME_SCRIPT = """
+import sys
+from stepflow_local.runtime import LocalRuntime
+
+data, step = sys.argv[1], sys.argv[2]
+with LocalRuntime(data_dir=data) as runtime:
+    ddb, table = runtime.client("dynamodb"), runtime.table_names["definitions"]
+    key = {"name": {"S": "kept"}, "sk": {"S": "latest"}}
+    if step == "write":
+        ddb.put_item(TableName=table, Item={**key, "kind": {"S": "definition"}})
+    print("found" if "Item" in ddb.get_item(TableName=table, Key=key) else "missing")
+    if step == "reset":
+        runtime.reset()
+        print("found" if "Item" in ddb.get_item(TableName=table, Key=key) else "missing")
+"""
+
+
+def test_a_runtime_on_a_data_directory_keeps_items_across_restarts_and_reset_forgets_them(tmp_path):
+    def run(step: str) -> list[str]:
+        done = subprocess.run([sys.executable, "-c", RUNTIME_SCRIPT, str(tmp_path / "data"), step], cwd=ROOT,
+                              capture_output=True, text=True, timeout=180, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return [line for line in done.stdout.splitlines() if line in ("found", "missing")]
+
+    assert run("write") == ["found"]
+    # A new process and a new DynamoDB Local find the item kept; reset() then empties the kept tables,
+    # as it does the in-memory ones.
+    assert run("reset") == ["found", "missing"]
