@@ -16,7 +16,7 @@ from typing import Any
 from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.core.runs import execution_name
 from chalicelib.core.times import iso
-from chalicelib.errors import Conflict
+from chalicelib.errors import Conflict, NotFound
 from chalicelib.service.instance_views import settled_launch
 from chalicelib.service.launches import launch_intent
 
@@ -25,7 +25,7 @@ LIVE = ("running", "waiting")
 
 
 class Continuation:
-    """Uses InstanceService's _store, _machines, _definitions, _now, _summary, _log and _launch."""
+    """Uses InstanceService's _store, _machines, _definitions, _now, _summary, _log, _launch and _give_up."""
 
     _store: Any
     _machines: Any
@@ -34,6 +34,7 @@ class Continuation:
     _summary: Any
     _log: Any
     _launch: Any
+    _give_up: Any
 
     def lost_runs(self) -> list[dict[str, Any]]:
         """Live instances whose recorded execution does not exist (an unfinished launch is not one of
@@ -58,10 +59,6 @@ class Continuation:
         its execution starts (the local runtime keeps a waiting timer's due time there). The run executes
         the workflow's current revision, as a resume does.
         """
-        definition = self._definitions.get(record["definition_name"])
-        machine_arn = definition.get("state_machine_arn")
-        if not machine_arn:
-            raise Conflict(f"definition '{record['definition_name']}' has no state machine")
         runs = record.get("runs") or [{"execution_arn": record["execution_arn"]}]
         summary = self._summary(record, self._log(record))
         intent = launch_intent(iso(self._now()), len(runs), CONTINUE)
@@ -71,7 +68,17 @@ class Continuation:
                                                              "status": record["status"]})
         except TransitionRefused:
             return None
-        run = {**record, **intent, "runs": runs, "revision": definition["revision"], "version": definition["version"]}
+        claimed = {**record, **intent}
+        try:
+            definition = self._definitions.get(record["definition_name"])
+            machine_arn = definition.get("state_machine_arn")
+            if not machine_arn:
+                raise Conflict(f"definition '{record['definition_name']}' has no state machine")
+        except (NotFound, Conflict) as exc:
+            # No later attempt can do better: it fails as a start that cannot be made does.
+            self._give_up(claimed, f"the workflow could not be continued: {exc.detail}")
+            return None
+        run = {**claimed, "runs": runs, "revision": definition["revision"], "version": definition["version"]}
         if before_start is not None:
             before_start(run, summary, execution_name(record["id"], len(runs)))
         arn: str = self._launch(run, machine_arn, steps=dict(summary.outputs), kind=CONTINUE, intent_written=True)

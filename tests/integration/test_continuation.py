@@ -228,3 +228,35 @@ def test_only_a_waiting_seconds_timer_is_kept_for_the_new_run(api, local_aws):
                                                                          time_scale())
     finally:
         kept_timers.clear()
+
+
+def test_a_resumed_run_opens_a_new_task_where_the_earlier_one_expired(api, local_aws):
+    timed = {**REVIEW, "name": "kept_timed", "steps": [
+        REVIEW["steps"][0], {**REVIEW["steps"][1], "timeout_seconds": 1}, REVIEW["steps"][2]]}
+    instance_id = register_and_start(api, timed)
+    first = wait_for_task(api, instance_id, "review")
+    failed = api.wait(instance_id)
+    assert failed["status"] == "failed" and failed["error"]["error"] == "Stepflow.TaskTimedOut", failed
+    assert stored_task(first["id"])["status"] == "expired"
+
+    status, resumed = api.post(f"/instances/{instance_id}/resume")
+    assert status == 200, resumed
+    second = wait_for_task(api, instance_id, "review")
+    assert second["id"] != first["id"]  # the expired task stays closed; the new run has its own
+    assert stored_task(first["id"])["status"] == "expired"
+
+
+def test_an_instance_whose_workflow_is_gone_fails_instead_of_waiting_forever(api, local_aws):
+    instance_id = register_and_start(api, REVIEW)
+    task = wait_for_task(api, instance_id, "review")
+    forget_step_functions(local_aws)
+    # The store lost the workflow's pointer (nothing in the API deletes one; a damaged store could).
+    services().ddb.delete_item(TableName=services().settings.definitions_table,
+                               Key={"name": {"S": "kept_review"}, "sk": {"S": "latest"}})
+
+    report = recover(services())
+    assert report.continued == [] and "kept_review" not in report.state_machines
+    view = api.get(f"/instances/{instance_id}")[1]
+    assert view["status"] == "failed" and view["error"]["error"] == "Stepflow.StartFailed", view
+    assert "could not be continued" in view["error"]["message"]
+    assert stored_task(task["id"])["status"] == "expired"
