@@ -65,6 +65,7 @@ class DurableStore:
     def ensure_tables(self, client: Any, tables: Iterable[Any], prefix: str) -> dict[str, str]:
         """Waits for DynamoDB Local, creates the missing tables (upgrading kept ones); logical -> physical name."""
         self.dynamodb.wait_ready()
+        (self.data_dir / PID_FILE).write_text(f"{self.dynamodb.pid}\n")  # again: a taken port means a new process
         names = {table.name: table.physical_name(prefix) for table in tables}
         requests = [table.create_table_request(names[table.name]) for table in tables]
         ttl = {names[t.name]: t.ttl_attribute for t in tables if t.ttl_attribute}

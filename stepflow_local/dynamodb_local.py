@@ -144,6 +144,7 @@ class DynamoDBLocalProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.loopback = False
         self._log: IO[bytes] | None = None
+        self._log_start = 0  # where this start's lines begin in the (appended) log
         self._command: list[str] = []
         self._folder = root
 
@@ -183,10 +184,11 @@ class DynamoDBLocalProcess:
     def _spawn(self) -> None:
         self.port = _free_port()
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - open for the child's lifetime, closed in stop()
+        self._log_start = self._log.tell()
         self.process = subprocess.Popen(
             [*self._command, "-port", str(self.port)], cwd=self._folder, stdin=subprocess.DEVNULL, stdout=self._log,
             stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)  # noqa: PLW1509
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Blocks until DynamoDB Local answers a ListTables; DynamoDBLocalUnavailable if it exits or takes
@@ -197,7 +199,7 @@ class DynamoDBLocalProcess:
         attempts = 1
         while True:
             if self.process.poll() is not None:
-                if attempts < PORT_ATTEMPTS and b"Address already in use" in self._log_tail().encode():
+                if attempts < PORT_ATTEMPTS and "Address already in use" in self._log_tail():
                     attempts += 1
                     self._close_log()
                     self._spawn()
@@ -244,10 +246,11 @@ class DynamoDBLocalProcess:
             self._log = None
 
     def _log_tail(self, size: int = 2000) -> str:
+        """The end of what this start wrote to the log."""
         try:
             with open(self.log_path, "rb") as log:
                 log.seek(0, os.SEEK_END)
-                log.seek(max(0, log.tell() - size))
+                log.seek(max(self._log_start, log.tell() - size))
                 return log.read().decode(errors="replace")
         except OSError:
             return ""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from stepflow_local import kept_timers
 from stepflow_local.moto_patches import time_scale
 
 LOG = logging.getLogger("stepflow_local")
+CONTINUE_WORKERS = 4
 
 
 @dataclass
@@ -45,16 +47,23 @@ def recover(services: Any) -> Recovery:
     report = Recovery()
     report.state_machines = services.definitions.restore_state_machines()
     report.launches = services.instances.recover_launches(grace=timedelta(0))
-    for record in services.instances.lost_runs():
+
+    def continue_one(record: dict[str, Any]) -> tuple[str, str | None, bool]:
         try:
             arn = services.instances.continue_lost(record, before_start=lambda run, summary, name: keep_timers(
                 services, run, summary, name))
         except Exception:  # noqa: BLE001 - its launch intent stands: the sweep retries, then gives up cleanly
             LOG.warning("instance %s could not be continued now", record["id"], exc_info=True)
-            report.failed.append(record["id"])
-            continue
-        if arn:
-            report.continued.append(record["id"])
+            return record["id"], None, False
+        return record["id"], arn, True
+
+    # Each continuation mostly waits on DynamoDB Local (another process): a few at a time overlap that.
+    with ThreadPoolExecutor(max_workers=CONTINUE_WORKERS, thread_name_prefix="stepflow-continue") as pool:
+        for instance_id, arn, ok in pool.map(continue_one, services.instances.lost_runs()):
+            if not ok:
+                report.failed.append(instance_id)
+            elif arn:
+                report.continued.append(instance_id)
     report.seconds = time.monotonic() - began
     return report
 

@@ -41,11 +41,10 @@ class Continuation:
         them: recover_launches finishes it)."""
         lost = []
         for status in LIVE:
-            for listed in self._store.with_status(status, created_before="~"):
-                record = self._store.get(listed["id"])  # the index lags; the table has the truth
-                if record is None or record["status"] not in LIVE or not settled_launch(record):
-                    continue
-                if self._machines.find(record["execution_arn"]) is None:
+            # The index's copy (it projects every attribute) is enough: continue_lost's claim is
+            # conditional on the execution and status it shows, so a stale copy is refused there.
+            for record in self._store.with_status(status, created_before="~"):
+                if settled_launch(record) and self._machines.find(record["execution_arn"]) is None:
                     lost.append(record)
         return lost
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import functools
 import gc
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +18,8 @@ from chalicelib.core.sizing import bind_placeholders
 from chalicelib.core.validation import Issue, compile_failure, parse_definition, size_issues, validate_definition
 from chalicelib.errors import InvalidInput, NotFound
 from chalicelib.tasks.registry import TaskRegistry
+
+log = logging.getLogger("stepflow.definitions")
 
 
 def check(data: Any, registry: TaskRegistry,
@@ -160,9 +163,13 @@ class DefinitionService:
         bindings = self._placeholders()
         restored = []
         for latest in self._store.list_latest():
-            record = self.get(latest["name"])
-            asl = compile_definition(Definition.model_validate(record["body"]), record["revision"])
-            arn = self._machines.ensure(record["name"], bind_placeholders(asl, bindings))
+            try:
+                record = self.get(latest["name"])
+                asl = compile_definition(Definition.model_validate(record["body"]), record["revision"])
+                arn = self._machines.ensure(record["name"], bind_placeholders(asl, bindings))
+            except Exception:  # noqa: BLE001 - one damaged record must not keep the others from running
+                log.warning("the state machine of workflow %s could not be restored", latest["name"], exc_info=True)
+                continue
             if arn != latest.get("state_machine_arn"):
                 self._store.point_to({**record, "state_machine_arn": arn})
             restored.append(record["name"])

@@ -260,3 +260,15 @@ def test_an_instance_whose_workflow_is_gone_fails_instead_of_waiting_forever(api
     assert view["status"] == "failed" and view["error"]["error"] == "Stepflow.StartFailed", view
     assert "could not be continued" in view["error"]["message"]
     assert stored_task(task["id"])["status"] == "expired"
+
+
+def test_a_damaged_workflow_record_does_not_keep_the_others_from_being_restored(api, local_aws):
+    register_and_start(api, REVIEW)
+    revision = api.post("/definitions", TIMER)[1]["revision"]
+    forget_step_functions(local_aws)
+    services().definitions._revision.cache_clear()  # this process read it; a restarted one would not have
+    services().ddb.delete_item(TableName=services().settings.definitions_table,
+                               Key={"name": {"S": "kept_timer"}, "sk": {"S": f"rev#{revision}"}})
+
+    report = recover(services())
+    assert "kept_review" in report.state_machines and "kept_timer" not in report.state_machines
