@@ -55,15 +55,17 @@ def find_start_hook(app_module: Any) -> Callable[[], Any] | None:
 def banner(url: str, api_prefix: str, scale: float = 1.0, data_dir: str | None = None) -> str:
     base = url.rstrip("/")
     prefix = "/" + api_prefix.strip("/") if api_prefix.strip("/") else ""
-    kept = ([f"Data is kept in {data_dir} (DynamoDB Local): definitions, instances, tasks and events survive a",
-             "restart, and running instances continue. --ephemeral keeps everything in memory. Ctrl-C to stop."]
-            if data_dir else ["Nothing leaves this machine; all state is lost when the server stops (--ephemeral). "
-                              "Ctrl-C to stop."])
+    emulated = ([
+        "AWS is emulated on this machine: Step Functions, Lambda (our handlers, in-process), SQS and EventBridge",
+        f"in this process (moto), DynamoDB in DynamoDB Local, keeping its data in {data_dir}: definitions,",
+        "instances, tasks and events survive a restart, and running instances continue. Ctrl-C to stop.",
+    ] if data_dir else [
+        "AWS is emulated in this process (moto): Step Functions, Lambda (our handlers, in-process), DynamoDB, SQS,",
+        "EventBridge. Nothing leaves this machine; all state is lost when the server stops. Ctrl-C to stop.",
+    ])
     return "\n".join([
         f"Stepflow local API: {base}",
-        "AWS is emulated in this process (moto): Step Functions, Lambda (our handlers, in-process), DynamoDB, SQS,",
-        "EventBridge. Nothing leaves this machine.",
-        *kept,
+        *emulated,
         *([f"Wait states and Retry intervals run at x{scale:g} ({TIME_SCALE_ENV})."] if scale != 1.0 else []),
         "Try:",
         f"  curl {base}/health",
