@@ -96,14 +96,17 @@ class InstanceViews:
                     for r in summary.steps.values()):
                 # An output the log does not hold yet: the succeeded execution's output is authoritative
                 # (while the execution exists: a local runtime's restart forgets it, the record keeps the data).
-                execution = self._machines.find(record["execution_arn"])
-                if execution is not None:
-                    trust_final_output(summary, execution)
+                try:
+                    trust_final_output(summary, self._machines.describe(record["execution_arn"]))
+                except NotFound:
+                    pass
             return record, summary
         summary = self._summary(record, log)
         if may_have_ended(summary, self._definition(record), self._now()):
-            # None: lost with a local runtime's restart, and continued at its next start; it runs until then.
-            execution = self._machines.find(record["execution_arn"]) or {"status": "RUNNING"}
+            try:
+                execution = self._machines.describe(record["execution_arn"])
+            except NotFound:  # lost with a local runtime's restart, continued at its next start: it runs
+                execution = {"status": "RUNNING"}
             ended = STATUS_BY_EXECUTION.get(execution["status"], "running")
             if ended in TERMINAL:
                 record = self._settle_end(record, ended, summary, execution)
