@@ -153,6 +153,8 @@ class LocalRuntime:
         return self
 
     def _start(self) -> None:
+        if self.store is not None:
+            self.store.start()  # first: the JVM starts while moto and the app load; provisioning waits for it
         import moto
 
         moto_patches.apply()
@@ -166,7 +168,6 @@ class LocalRuntime:
         self._export("AWS_DEFAULT_REGION", self.region)
         self._export("AWS_REGION", self.region)
         if self.store is not None:
-            self.store.start()  # the JVM starts while moto and the app load; provisioning waits for it
             for name, value in self.store.env().items():
                 self._export(name, value)
         if self.code_root and self.code_root not in sys.path:
