@@ -124,9 +124,13 @@ class StateMachines:
             raise RedriveUnavailable(str(exc)) from exc
 
     def stop(self, execution_arn: str, error: str, cause: str) -> None:
+        """StopExecution; an execution that does not exist (lost with a local runtime's restart) has
+        nothing left to stop."""
         try:
             self._sfn.stop_execution(executionArn=execution_arn, error=error, cause=cause[:32768])
         except ClientError as exc:
+            if _code(exc) == "ExecutionDoesNotExist":
+                return
             raise UpstreamError(f"Step Functions could not stop the execution: {_code(exc)}") from exc
         except BotoCoreError as exc:
             raise UpstreamError(f"Step Functions could not be reached: {type(exc).__name__}") from exc

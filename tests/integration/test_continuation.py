@@ -272,3 +272,15 @@ def test_a_damaged_workflow_record_does_not_keep_the_others_from_being_restored(
 
     report = recover(services())
     assert "kept_review" in report.state_machines and "kept_timer" not in report.state_machines
+
+
+def test_an_instance_not_continued_yet_can_still_be_canceled(api, local_aws):
+    instance_id = register_and_start(api, REVIEW)
+    task = wait_for_task(api, instance_id, "review")
+    forget_step_functions(local_aws)  # and no continuation (one that failed at start, say)
+
+    assert api.get(f"/instances/{instance_id}")[1]["status"] == "waiting"  # its view still reads
+    status, canceled = api.post(f"/instances/{instance_id}/cancel?reason=gone")
+    assert status == 200 and canceled["status"] == "canceled", canceled
+    assert stored_task(task["id"])["status"] == "canceled"
+    assert recover(services()).continued == []
