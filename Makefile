@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test lint statemachines bench bench-load clean token lock check-lock check-install
+.PHONY: run test lint statemachines bench bench-load bench-startup clean token lock check-lock check-install
 
 # Every dependency comes from a lock with hashes (make lock); then the project itself, editable and
 # offline (its build backend, setuptools, is in the lock), which installs the `stepflow` command.
@@ -18,9 +18,10 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
 
-## run: serve the API on http://127.0.0.1:$(PORT) over the embedded AWS emulation (quiet; VERBOSE=1 logs each request)
-run: $(VENV)/.installed
-	PORT=$(PORT) $(PY) -m stepflow_local.server $(if $(VERBOSE),--verbose)
+## run: serve the API on http://127.0.0.1:$(PORT), data kept in $(DATA_DIR) (EPHEMERAL=1: in memory; VERBOSE=1 logs each request)
+DATA_DIR ?= .stepflow
+run: $(VENV)/.installed $(if $(EPHEMERAL),,node_modules/.installed)
+	PORT=$(PORT) $(PY) -m stepflow_local.server $(if $(EPHEMERAL),--ephemeral,--data-dir $(DATA_DIR)) $(if $(VERBOSE),--verbose)
 
 ## token: a development JWT signed with the local secret: make token ROLE=editor TENANT=acme USER=alice [GROUPS=a,b]
 ROLE ?= viewer
@@ -53,6 +54,10 @@ bench: $(VENV)/.installed
 ## bench-load: the local service under load, 1,000 waiting instances, a soak (SOAK_SECONDS=60; 600 for the real figure), cold import (~5 min)
 bench-load: $(VENV)/.installed
 	$(PY) -m bench.local_load
+
+## bench-startup: time from `python -m stepflow_local.server` to its first answer, in memory and on a data directory
+bench-startup: $(VENV)/.installed node_modules/.installed
+	$(PY) -m bench.startup
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .mypy_cache

@@ -146,7 +146,8 @@ class Services:
         return TaskRegistrar(self.loader, self.task_store, now_utc, self.machines.send_success,
                              events=self.event_store, callback_secret=self.settings.callback_secret,
                              on_waiting=lambda instance_id: self.instances.waiting_changed(instance_id, True),
-                             tenant_of=lambda instance_id: (self.instance_store.get(instance_id) or {}).get("tenant_id"))
+                             tenant_of=lambda instance_id: (self.instance_store.get(instance_id) or {}).get("tenant_id"),
+                             deliver_completed=lambda task, run: self.tasks.deliver_to_run(task, run))
 
     @cached_property
     def publisher(self) -> EventPublisher:

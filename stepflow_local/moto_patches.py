@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from stepflow_local import kept_timers
+
 LOG = logging.getLogger("stepflow_local")
 
 # The moto release these patches were written against. The patched names are private: the contract
@@ -104,7 +106,9 @@ def _scaled_wait_interval(self: Any, env: Any, wait_seconds: float) -> None:
     # while time is left, so a fractional (scaled) wait would loop forever; this waits on the same event
     # (pulsed when the execution stops/ends) until a monotonic deadline. Slices of at most 1 s bound the
     # delay when a stop lands between the is_running() check and the wait and so misses the pulse.
-    deadline = time.monotonic() + max(0.0, float(wait_seconds)) * time_scale()
+    deadline = kept_timers.deadline(env)  # a Wait entered again after a restart keeps its due time
+    if deadline is None:
+        deadline = time.monotonic() + max(0.0, float(wait_seconds)) * time_scale()
     while env.is_running():
         remaining = deadline - time.monotonic()
         if remaining <= 0:

@@ -75,6 +75,7 @@ class LocalRuntime:
         lambda_timeout: int = 60,
         lambda_memory_mb: int = 256,
         shutdown_grace: float = 3.0,
+        data_dir: str | os.PathLike[str] | None = None,
     ):
         from chalicelib import resources
 
@@ -88,6 +89,13 @@ class LocalRuntime:
         self.lambda_timeout = lambda_timeout
         self.lambda_memory_mb = lambda_memory_mb
         self.shutdown_grace = shutdown_grace
+        # With a data directory, DynamoDB is DynamoDB Local on disk there (stepflow_local/durable.py);
+        # without one, moto's, in memory. Everything else is moto either way.
+        self.store: Any = None
+        if data_dir is not None:
+            from stepflow_local.durable import DurableStore
+
+            self.store = DurableStore(data_dir)
 
         self.account_id = ""
         self.table_names: dict[str, str] = {}  # Table.name -> physical table name
@@ -123,6 +131,11 @@ class LocalRuntime:
     def started(self) -> bool:
         return self._started
 
+    @property
+    def durable(self) -> bool:
+        """Whether DynamoDB keeps its data across restarts (a data directory was given)."""
+        return self.store is not None
+
     @classmethod
     def active(cls) -> LocalRuntime | None:
         """The runtime started in this process, if any."""
@@ -141,6 +154,8 @@ class LocalRuntime:
         return self
 
     def _start(self) -> None:
+        if self.store is not None:
+            self.store.start()  # first: the JVM starts while moto and the app load; provisioning waits for it
         import moto
 
         moto_patches.apply()
@@ -153,6 +168,9 @@ class LocalRuntime:
                 self._export(name, value)
         self._export("AWS_DEFAULT_REGION", self.region)
         self._export("AWS_REGION", self.region)
+        if self.store is not None:
+            for name, value in self.store.env().items():
+                self._export(name, value)
         if self.code_root and self.code_root not in sys.path:
             # Lambda imports the Handler's module from the code root (/var/task); here, the project root.
             sys.path.insert(0, self.code_root)
@@ -193,6 +211,8 @@ class LocalRuntime:
             if self._mock is not None:
                 self._mock.stop()
                 self._mock = None
+            if self.store is not None:
+                self.store.stop()  # last: the executions stopped above may still have been writing
             self._started = False
             self._clients.clear()
             self._forget_app_clients()
@@ -221,6 +241,8 @@ class LocalRuntime:
                 moto_patches.interrupt_sleeps(False)
             _prune_interpreter_threads()
             BackendDict.reset()
+            if self.store is not None:
+                self.store.drop_tables(self.client("dynamodb"), self.table_names.values())
             self.execution_changes()  # what changed before the reset no longer exists
             self._provision()
             self._run_ready_callbacks(self._ready_callbacks)
@@ -380,6 +402,9 @@ class LocalRuntime:
     def _create_tables(self) -> None:
         ddb = self.client("dynamodb")
         self.table_names, self.stream_arns = {}, {}
+        if self.store is not None:
+            self.table_names, self.stream_arns = self.store.ensure_tables(ddb, self.tables, self.prefix)
+            return
         for table in self.tables:
             name = table.physical_name(self.prefix)
             created = ddb.create_table(**table.create_table_request(name))["TableDescription"]

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.log_caps import CappedTextFormatter
+from stepflow_local.durable import DATA_DIR_ENV, DEFAULT_DATA_DIR, DataDirectoryInUse, default_data_dir
+from stepflow_local.dynamodb_local import DynamoDBLocalUnavailable
 from stepflow_local.http_server import create_server, verbose_from_env
 from stepflow_local.moto_patches import TIME_SCALE_ENV, time_scale
 from stepflow_local.runtime import LocalRuntime
@@ -51,13 +53,20 @@ def find_start_hook(app_module: Any) -> Callable[[], Any] | None:
     return None
 
 
-def banner(url: str, api_prefix: str, scale: float = 1.0) -> str:
+def banner(url: str, api_prefix: str, scale: float = 1.0, data_dir: str | None = None) -> str:
     base = url.rstrip("/")
     prefix = "/" + api_prefix.strip("/") if api_prefix.strip("/") else ""
-    return "\n".join([
-        f"Stepflow local API: {base}",
+    emulated = ([
+        "AWS is emulated on this machine: Step Functions, Lambda (our handlers, in-process), SQS and EventBridge",
+        f"in this process (moto), DynamoDB in DynamoDB Local, keeping its data in {data_dir}: definitions,",
+        "instances, tasks and events survive a restart, and running instances continue. Ctrl-C to stop.",
+    ] if data_dir else [
         "AWS is emulated in this process (moto): Step Functions, Lambda (our handlers, in-process), DynamoDB, SQS,",
         "EventBridge. Nothing leaves this machine; all state is lost when the server stops. Ctrl-C to stop.",
+    ])
+    return "\n".join([
+        f"Stepflow local API: {base}",
+        *emulated,
         *([f"Wait states and Retry intervals run at x{scale:g} ({TIME_SCALE_ENV})."] if scale != 1.0 else []),
         "Try:",
         f"  curl {base}/health",
@@ -83,7 +92,7 @@ def auth_banner(services: Any) -> str:
 def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[[LocalRuntime], Any] | None = None,
           *, app_module: str = "app", runtime: LocalRuntime | None = None,
           ready: Callable[[str], Any] | None = None, stop_event: threading.Event | None = None,
-          verbose: bool | None = None) -> int:
+          verbose: bool | None = None, data_dir: str | os.PathLike[str] | None = None) -> int:
     """Serves the Chalice app until SIGINT/SIGTERM (or `stop_event`); returns the exit code (0 when stopped cleanly).
 
     on_start(runtime) runs after the app is imported and before the first request; without it, a
@@ -91,6 +100,8 @@ def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[
     no arguments. port None means $PORT, else 8000; 0 picks a free port. ready(url) is called once serving.
     A `runtime` already started by the caller is used as is and left running; otherwise serve owns it.
     Quiet unless `verbose` (None: $STEPFLOW_LOCAL_VERBOSE): no line per request, warnings and errors only.
+    With `data_dir` (and no `runtime`), DynamoDB is DynamoDB Local on disk there: what was stored survives
+    a restart, and running instances continue (stepflow_local/restart.py); without it, all is in memory.
     """
     from chalice.config import Config
 
@@ -103,7 +114,7 @@ def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[
     quieted_metrics = not verbose and METRICS_DISABLED_ENV not in os.environ
     if quieted_metrics:
         os.environ[METRICS_DISABLED_ENV] = "true"
-    runtime = runtime or LocalRuntime()
+    runtime = runtime or LocalRuntime(data_dir=data_dir)
     restore_signals = _install_signal_handlers(stop_event)
     try:
         with contextlib.nullcontext(runtime) if runtime.started else runtime:
@@ -120,6 +131,7 @@ def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[
             server = create_server(app, config, host, port, verbose=verbose)  # binds now: a taken port fails first
             bound_host, bound_port = server.server.server_address[:2]
             try:
+                recovery = _recover(module, runtime)
                 if on_start is not None:
                     on_start(runtime)
                 else:
@@ -139,7 +151,10 @@ def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[
                                       name="stepflow-local-http", daemon=True)
             thread.start()
             try:
-                print(banner(url, runtime.settings().api_prefix, time_scale()), flush=True)
+                print(banner(url, runtime.settings().api_prefix, time_scale(),
+                             str(runtime.store.data_dir) if runtime.durable else None), flush=True)
+                if recovery is not None:
+                    print(recovery.describe(), flush=True)
                 print(auth_banner(getattr(module, "services", None)), flush=True)
                 if ready is not None:
                     ready(url)
@@ -160,6 +175,17 @@ def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[
         if quieted_metrics:
             os.environ.pop(METRICS_DISABLED_ENV, None)
     return 0
+
+
+def _recover(module: Any, runtime: LocalRuntime) -> Any:
+    """On a kept store: state machines back, interrupted starts finished, running instances continued,
+    before the first request and before the start hook (which registers examples unchanged since)."""
+    services = getattr(module, "services", None)
+    if not runtime.durable or services is None:
+        return None
+    from stepflow_local.restart import recover
+
+    return recover(services)
 
 
 def _install_signal_handlers(stop_event: threading.Event) -> Callable[[], None]:
@@ -186,15 +212,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=None, help=f"default: $PORT or {DEFAULT_PORT}")
     parser.add_argument("--verbose", action="store_true", default=None,
                         help="log every request (also STEPFLOW_LOCAL_VERBOSE=1); default: warnings and errors only")
+    parser.add_argument("--data-dir", default=None,
+                        help=f"where the data is kept across restarts (default: ${DATA_DIR_ENV} or {DEFAULT_DATA_DIR})")
+    parser.add_argument("--ephemeral", action="store_true",
+                        help="keep everything in memory (moto's DynamoDB): nothing survives the server")
     args = parser.parse_args(argv)
+    if args.ephemeral and args.data_dir:
+        parser.error("--ephemeral keeps nothing: it takes no --data-dir")
     handler = logging.StreamHandler()
     handler.setFormatter(CappedTextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     # moto logs every task failure at ERROR with the whole state tree, even when a Retry/Catch handles it.
     logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
     logging.getLogger("botocore.credentials").setLevel(logging.WARNING)  # "Found credentials" per client
+    logging.getLogger("botocore.configprovider").setLevel(logging.WARNING)  # "Found endpoint" per client
+    data_dir = None if args.ephemeral else (args.data_dir or default_data_dir())
     try:
-        return serve(args.host, args.port, verbose=args.verbose)
+        return serve(args.host, args.port, verbose=args.verbose, data_dir=data_dir)
+    except (DataDirectoryInUse, DynamoDBLocalUnavailable) as exc:
+        print(f"stepflow_local.server: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:  # typically the port is taken
         print(f"stepflow_local.server: {exc}", file=sys.stderr)
         return 1

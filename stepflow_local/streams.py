@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import copy
 import importlib
+import json
 import logging
 import threading
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from stepflow_local.moto_patches import DYNAMODB_LOCK
@@ -75,7 +77,10 @@ class StreamPump:
 
 
 def take_records(runtime: LocalRuntime, table: str) -> list[dict[str, Any]]:
-    """The records the table's stream shard holds, removed from it (moto numbers later records on)."""
+    """The records the table's stream holds that were not taken yet: from moto's shard (removed from it:
+    moto numbers later records on), or, on a kept store, read from DynamoDB Local's stream."""
+    if runtime.store is not None:
+        return _kept_reader(runtime).take(runtime.stream_arns[table])
     from moto.dynamodb.models import dynamodb_backends
 
     physical = runtime.table_names.get(table)
@@ -88,6 +93,63 @@ def take_records(runtime: LocalRuntime, table: str) -> list[dict[str, Any]]:
         shard.starting_sequence_number += len(shard.items)
         del shard.items[:]
     return records
+
+
+class KeptStreamReader:
+    """Reads a kept store's streams through the DynamoDB Streams API, as Lambda's event source mapping
+    does: each shard from where the last poll stopped, the place checkpointed in the data directory
+    after every read, so a restarted server goes on where it stopped (records are handed on at least
+    once: a server killed between a handler's run and the checkpoint hands the last batch on again)."""
+
+    def __init__(self, client: Any, checkpoint: Path):
+        self._client = client
+        self._checkpoint = checkpoint
+        self._iterators: dict[str, str] = {}  # shard id -> next iterator
+        try:
+            self._after: dict[str, str] = json.loads(checkpoint.read_text())
+        except (OSError, ValueError):
+            self._after = {}  # shard id -> last sequence number taken
+
+    def take(self, stream_arn: str) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        shards = self._client.describe_stream(StreamArn=stream_arn)["StreamDescription"].get("Shards") or []
+        for shard in shards:
+            shard_id = shard["ShardId"]
+            iterator = self._iterators.get(shard_id) or self._start(stream_arn, shard_id)
+            while iterator:
+                page = self._client.get_records(ShardIterator=iterator, Limit=1000)
+                iterator = page.get("NextShardIterator")
+                records += page["Records"]
+                if page["Records"]:
+                    self._after[shard_id] = page["Records"][-1]["dynamodb"]["SequenceNumber"]
+                if not page["Records"]:
+                    break
+            if iterator:
+                self._iterators[shard_id] = iterator
+            else:
+                self._iterators.pop(shard_id, None)  # a closed shard: its child shards carry on
+        if records:
+            self._checkpoint.write_text(json.dumps(self._after))
+        return records
+
+    def _start(self, stream_arn: str, shard_id: str) -> str:
+        if shard_id in self._after:
+            return self._client.get_shard_iterator(
+                StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                SequenceNumber=self._after[shard_id])["ShardIterator"]
+        return self._client.get_shard_iterator(StreamArn=stream_arn, ShardId=shard_id,
+                                               ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+
+
+_KEPT_READERS: dict[int, KeptStreamReader] = {}
+
+
+def _kept_reader(runtime: LocalRuntime) -> KeptStreamReader:
+    reader = _KEPT_READERS.get(id(runtime))
+    if reader is None:
+        checkpoint = Path(runtime.store.data_dir) / "streams.json"
+        reader = _KEPT_READERS[id(runtime)] = KeptStreamReader(runtime.client("dynamodbstreams"), checkpoint)
+    return reader
 
 
 def lambda_record(record: dict[str, Any], stream_arn: str, region: str) -> dict[str, Any]:

@@ -44,11 +44,15 @@ class DynamoDBLocal:
                 time.sleep(0.2)
 
     def client(self) -> Any:
+        return self.client_for(self.endpoint)
+
+    @staticmethod
+    def client_for(endpoint: str) -> Any:
         import boto3
         from botocore.config import Config
 
         return boto3.session.Session().client(
-            "dynamodb", endpoint_url=self.endpoint, region_name="us-east-1", aws_access_key_id="local",
+            "dynamodb", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="local",
             aws_secret_access_key="local", config=Config(max_pool_connections=64, retries={"max_attempts": 2}))
 
     def stop(self) -> None:

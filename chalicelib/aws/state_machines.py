@@ -83,13 +83,20 @@ class StateMachines:
             raise UpstreamError(f"Step Functions could not be reached: {type(exc).__name__}") from exc
 
     def history(self, execution_arn: str) -> list[HistoryEventTypeDef]:
+        """Every event of the execution; NotFound when it does not exist (past retention, or lost with a
+        local runtime's restart)."""
         events: list[HistoryEventTypeDef] = []
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
             if token:
                 kwargs["nextToken"] = token
-            page = self._sfn.get_execution_history(**kwargs)
+            try:
+                page = self._sfn.get_execution_history(**kwargs)
+            except ClientError as exc:
+                if _code(exc) == "ExecutionDoesNotExist":
+                    raise NotFound("execution not found") from exc
+                raise
             events.extend(page["events"])
             token = page.get("nextToken")
             if not token:
@@ -122,9 +129,13 @@ class StateMachines:
             raise RedriveUnavailable(str(exc)) from exc
 
     def stop(self, execution_arn: str, error: str, cause: str) -> None:
+        """StopExecution; an execution that does not exist (lost with a local runtime's restart) has
+        nothing left to stop."""
         try:
             self._sfn.stop_execution(executionArn=execution_arn, error=error, cause=cause[:32768])
         except ClientError as exc:
+            if _code(exc) == "ExecutionDoesNotExist":
+                return
             raise UpstreamError(f"Step Functions could not stop the execution: {_code(exc)}") from exc
         except BotoCoreError as exc:
             raise UpstreamError(f"Step Functions could not be reached: {type(exc).__name__}") from exc

@@ -7,18 +7,21 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.core.decisions import writes_of_step
 from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.model import HumanStep, WebhookStep
 from chalicelib.core.payload import expand
 from chalicelib.core.runs import run_of_execution
-from chalicelib.core.tasks import callback_digest, callback_key, new_callback_nonce, task_id_for
+from chalicelib.core.tasks import callback_digest, callback_key, new_callback_nonce, resumed_state, task_id_for
 from chalicelib.core.times import iso
 from chalicelib.runtime.definitions import RevisionLoader
 from chalicelib.tasks import templating
 from chalicelib.tasks.errors import StepError
 
 events_log = logging.getLogger("stepflow.events")
+KEPT = ("pending", "completed")  # an earlier run's task in these states is this run's (see _earlier_run)
+TAKEOVER_RETRIES = 4
 
 
 class TaskRegistrar:
@@ -26,7 +29,8 @@ class TaskRegistrar:
                  send_success: Callable[[str, dict[str, Any]], None] | None = None, *,
                  events: Any = None, callback_secret: bytes = b"",
                  on_waiting: Callable[[str], None] | None = None,
-                 tenant_of: Callable[[str], str | None] | None = None):
+                 tenant_of: Callable[[str], str | None] | None = None,
+                 deliver_completed: Callable[[dict[str, Any], dict[str, Any]], None] | None = None):
         self._loader = loader
         self._store = store
         self._now = now
@@ -35,6 +39,9 @@ class TaskRegistrar:
         self._callback_secret = callback_secret  # callback keys derive from it (core/tasks.py callback_key)
         self._on_waiting = on_waiting  # the instance index shows `waiting` while a task is open
         self._tenant_of = tenant_of  # a task belongs to its instance's tenant
+        # Hands a completed task of an earlier run to this run (TaskService.deliver_to_run): the
+        # completion's delivery bookkeeping stays with the task service.
+        self._deliver_completed = deliver_completed
 
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
         event = expand(event)  # short keys from the compiled state; the long form still reads as it is
@@ -49,6 +56,12 @@ class TaskRegistrar:
             self._send_success(event["token"], {"steps": steps, "data": data})
             return {"task_id": None, "carried": True}
         task_id = task_id_for(execution, step.id)
+        instance_id, name = run_of_execution(execution)
+        if name != instance_id:  # a later run (a resume or a continuation): an earlier run's task may be open
+            kept = self._earlier_run(instance_id, task_id, step.id, event, {"input": start_input, "steps": steps},
+                                     loaded.order)
+            if kept is not None:
+                return kept
         previous = self._store.get(task_id)
         now = self._now()
         record: dict[str, Any] = {
@@ -97,13 +110,52 @@ class TaskRegistrar:
                           callback_key=callback_digest(callback_key(self._callback_secret, nonce)))
         self._store.put(record, before=previous)
         self._record_created(record)
-        if self._on_waiting is not None:
-            try:
-                self._on_waiting(record["instance_id"])
-            except Exception:  # noqa: BLE001 - the task is registered and the step waits; reads settle the status
-                events_log.warning("instance status not updated to waiting", exc_info=True)
+        self._waiting(record["instance_id"])
         # A waitForTaskToken state ignores the function's result; the token is not echoed.
         return {"task_id": task_id}
+
+    def _earlier_run(self, instance_id: str, task_id: str, step_id: str, event: dict[str, Any],
+                     snapshot: dict[str, Any], order: Any) -> dict[str, Any] | None:
+        """The rule for a step that an earlier run of the instance already opened a task for.
+
+        A run that continues an instance (its execution was lost: a local runtime restarted) re-enters
+        the step its predecessor waited on. The task stays the same task: a pending one is taken over by
+        this run (same id, place in the inbox, due date, assignee and reminders; this run's token and a
+        new attempt, so a completion still holding the old record is refused and reloads), and a
+        completed one is delivered to this run instead of being opened again. An expired or canceled
+        task stays closed; this run opens a new one (a resumed failed instance does). None: no such task.
+        """
+        for _ in range(TAKEOVER_RETRIES):
+            earlier = [t for t in self._store.for_instance(instance_id)
+                       if t.get("step_name") == step_id and t["id"] != task_id and t.get("status") in KEPT]
+            if not earlier:
+                return None
+            # The newest (only a continued pending task and a completed one could both exist, in that order).
+            task = max(earlier, key=lambda t: (t.get("created_at") or "", t["status"] == "pending"))
+            run = {"token": event["token"], "execution_arn": event.get("execution", ""),
+                   "revision": event["revision"], "snapshot": snapshot}
+            try:
+                if task["status"] == "completed":
+                    if self._deliver_completed is not None:
+                        self._deliver_completed(task, run)
+                    elif self._send_success is not None:
+                        self._send_success(event["token"], resumed_state(snapshot, step_id, task["output_data"], order))
+                    return {"task_id": task["id"], "carried": True}
+                changes = {**run, "attempt": int(task.get("attempt") or 0) + 1}
+                self._store.transition(task["id"], expect={"status": "pending", "attempt": task.get("attempt")},
+                                       set_=changes, after={**task, **changes}, before=task)
+            except TransitionRefused:
+                continue  # completed (or taken over) meanwhile: read it again
+            self._waiting(instance_id)
+            return {"task_id": task["id"], "continued": True}
+        raise TransitionRefused(f"task of {instance_id}/{step_id} kept changing")
+
+    def _waiting(self, instance_id: str) -> None:
+        if self._on_waiting is not None:
+            try:
+                self._on_waiting(instance_id)
+            except Exception:  # noqa: BLE001 - the task is registered and the step waits; reads settle the status
+                events_log.warning("instance status not updated to waiting", exc_info=True)
 
     def _record_created(self, record: dict[str, Any]) -> None:
         """task.created in the instance's event log: who and what, never the token, snapshot or callback

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
 import functools
 import gc
 import json
 import re
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,6 +24,7 @@ from chalicelib.tasks.registry import TaskRegistry
 
 CONTENT_ID = re.compile(r"^[0-9a-f]{16}$")  # revision_of's content hash
 HISTORY_DIGITS = 6  # a revision number has at most this many digits (the store's hist#000001 keys)
+log = logging.getLogger("stepflow.definitions")
 
 
 def check(data: Any, registry: TaskRegistry,
@@ -247,3 +250,22 @@ class DefinitionService:
     def asl(self, name: str, version: str | None = None, revision: str | None = None) -> dict[str, Any]:
         record = self.get(name, version, revision)
         return compile_definition(Definition.model_validate(record["body"]), record["revision"])
+
+    def restore_state_machines(self) -> builtins.list[str]:
+        """Creates each workflow's state machine again from its latest revision: for a Step Functions that
+        lost them while the store kept the definitions (the local runtime after a restart). A pointer whose
+        recorded ARN differs from the new one (another account or region) is moved to it. The names."""
+        bindings = self._placeholders()
+        restored = []
+        for latest in self._store.list_latest():
+            try:
+                record = self.get(latest["name"])
+                asl = compile_definition(Definition.model_validate(record["body"]), record["revision"])
+                arn = self._machines.ensure(record["name"], bind_placeholders(asl, bindings))
+            except Exception:  # noqa: BLE001 - one damaged record must not keep the others from running
+                log.warning("the state machine of workflow %s could not be restored", latest["name"], exc_info=True)
+                continue
+            if arn != latest.get("state_machine_arn"):
+                self._store.point_to({**record, "state_machine_arn": arn})
+            restored.append(record["name"])
+        return restored

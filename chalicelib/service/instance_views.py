@@ -38,7 +38,7 @@ class InstanceViews:
         runs = record.get("runs") or [{"execution_arn": record["execution_arn"]}]
         # A redrive continues the same execution: read each execution's history once.
         arns = list(dict.fromkeys(run["execution_arn"] for run in runs))
-        summaries = [summarise(self._machines.history(arn), kinds) for arn in arns]
+        summaries = [summarise(self._run_history(arn), kinds) for arn in arns]
         summary = summaries[-1]
         # A resumed run skips the steps an earlier run finished: show their earlier records.
         for earlier in reversed(summaries[:-1]):
@@ -49,6 +49,14 @@ class InstanceViews:
                 if current is None or (step_record.status == "succeeded" and current.attempts == 0):
                     summary.steps[step] = step_record
         return summary
+
+    def _run_history(self, execution_arn: str) -> list[dict[str, Any]]:
+        """A run's history; empty for an execution that no longer exists (a local runtime that restarted
+        lost it: the run that continued the instance, and the event log, tell what it did)."""
+        try:
+            return self._machines.history(execution_arn)
+        except NotFound:
+            return []
 
     def _log(self, record: dict[str, Any]) -> list[dict[str, Any]] | None:
         """The instance's whole event log (one query, paged past 1 MB); None without a log."""
@@ -86,12 +94,19 @@ class InstanceViews:
             if status == "completed" and any(
                     r.status == "succeeded" and r.output is None and kinds.get(r.step_name) not in SILENT
                     for r in summary.steps.values()):
-                # An output the log does not hold yet: the succeeded execution's output is authoritative.
-                trust_final_output(summary, self._machines.describe(record["execution_arn"]))
+                # An output the log does not hold yet: the succeeded execution's output is authoritative
+                # (while the execution exists: a local runtime's restart forgets it, the record keeps the data).
+                try:
+                    trust_final_output(summary, self._machines.describe(record["execution_arn"]))
+                except NotFound:
+                    pass
             return record, summary
         summary = self._summary(record, log)
         if may_have_ended(summary, self._definition(record), self._now()):
-            execution = self._machines.describe(record["execution_arn"])
+            try:
+                execution = self._machines.describe(record["execution_arn"])
+            except NotFound:  # lost with a local runtime's restart, continued at its next start: it runs
+                execution = {"status": "RUNNING"}
             ended = STATUS_BY_EXECUTION.get(execution["status"], "running")
             if ended in TERMINAL:
                 record = self._settle_end(record, ended, summary, execution)

@@ -1,5 +1,6 @@
 """Instance lifecycle: start (idempotent, or created to start later), report, list, cancel, retry,
-resume, clean up, and keep the instance index in step with Step Functions."""
+resume, continue a run whose execution was lost, clean up, and keep the instance index in step with
+Step Functions."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from chalicelib.core.model import Definition
 from chalicelib.core.schemas import schema_errors
 from chalicelib.core.times import as_iso, iso
 from chalicelib.errors import Conflict, InvalidInput, NotFound
+from chalicelib.service.continuation import Continuation
 from chalicelib.service.endings import CLOSE, Endings
 from chalicelib.service.instance_views import BRIEF_FIELDS, InstanceViews, brief, settled_launch, trust_final_output
 from chalicelib.service.launches import LAUNCH_DONE, Launches, launch_intent
@@ -54,7 +56,7 @@ def refuse_inactive(definition: dict[str, Any]) -> None:
                        "(instances already running finish on their revision); register it again to reactivate it")
 
 
-class InstanceService(InstanceViews, Reconciliation, Launches, Endings):
+class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continuation):
     def __init__(self, definitions: Any, store: Any, machines: Any, loader: Any, now: Callable[[], datetime], *,
                  tasks: Any = None, notifier: Any = None, events: Callable[[], Any] | None = None,
                  sleep: Callable[[float], None] = time.sleep):

@@ -37,6 +37,7 @@ DEAD_TOKEN_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist
 CLOSED_ATTRIBUTES = ("due_state", "reminder_state", "overdue_state")
 WATCH = "watch"  # the instance chore that confirms deliveries (service/launches.py, service/reconciliation.py)
 STOPPED_WAITING = "the workflow no longer waits for this task"
+GONE = "gone"  # a step status: the execution no longer exists
 events_log = logging.getLogger("stepflow.events")
 
 
@@ -103,6 +104,11 @@ class Delivery:
             if redelivery or self._instances is None:
                 self._confirmed(record)  # no watch comes to confirm it (or this is the one that does)
             return True
+        if not redelivery and self._machines.find(record["execution_arn"]) is None:
+            # Not a step that stopped waiting: its execution is gone (a local runtime restarted on its kept
+            # store). The run that continues the instance re-enters the step and is handed this completion
+            # (deliver_to_run); until then it stays marked, as an undelivered one does.
+            return False
         # A first send finds the token dead only if the step stopped waiting. A redelivery may also find
         # it spent by our own earlier send (the process stopped before the mark was removed).
         spent_by_us = self._sent_before(record) if redelivery else False
@@ -136,15 +142,33 @@ class Delivery:
         status = self._step_statuses(record["execution_arn"], [record]).get(record["id"])
         if status == "succeeded":
             return True
-        return None if status in ("waiting", "running") else False
+        # GONE: lost with a restarted local runtime: the run that continues the instance takes it.
+        return None if status in ("waiting", "running", GONE) else False
+
+    def deliver_to_run(self, record: dict[str, Any], run: dict[str, Any]) -> None:
+        """A completed task whose step a later run of its instance waits on again, because the run the
+        completion was for is gone (a local runtime restarted on its kept store): the later run gets the
+        completion under its own token (`run`: token, execution_arn, revision, snapshot), and the task
+        is never opened again. TransitionRefused when the task changed meanwhile (the caller reads it again)."""
+        moved = {**record, **run}
+        self._store.transition(record["id"], expect={"status": "completed", "attempt": record.get("attempt")},
+                               set_=run, after=moved, before=record)
+        if moved.get("outbox_state"):
+            # Never confirmed: delivered now under the new token (its task.completed was logged with the
+            # completing write), and the mark removed.
+            self._deliver(moved, redelivery=True)
+            return
+        order = self._loader.load(moved["workflow"], moved["revision"]).order
+        self._machines.send_success(run["token"], resumed_state(run["snapshot"], moved["step_name"],
+                                                                moved["output_data"], order))
 
     def _step_statuses(self, execution_arn: str, records: list[dict[str, Any]]) -> dict[str, str | None]:
         """Each task's step status in its execution's history (one read): task id -> status (None: the
-        step is not there, or the execution no longer exists)."""
+        step is not there; GONE: the execution no longer exists)."""
         try:
             events = self._machines.history(execution_arn)
         except NotFound:
-            events = []
+            return {r["id"]: GONE for r in records}
         # One execution runs one revision of one workflow.
         loaded = self._loader.load(records[0]["workflow"], records[0]["revision"])
         steps = summarise(events, {s.id: s.type for s in loaded.definition.steps}).steps
@@ -207,7 +231,11 @@ class Delivery:
                     # output is authoritative, so a step found there succeeded.
                     final = final if final is not None else self._final_steps(execution_arn)
                     status = "succeeded" if record["step_name"] in final else "ended"
-                if status == "succeeded":
+                if status == GONE and not ended:
+                    # Its execution is gone while the instance lives on (a local runtime restarted on its
+                    # kept store): the run that continues the instance is handed it (deliver_to_run).
+                    stats["undecided"] += 1
+                elif status == "succeeded":
                     self._confirmed(record)
                     stats["confirmed"] += 1
                 elif status in ("waiting", "running"):

@@ -1,5 +1,6 @@
-"""End to end under load: racing completions of one task through the running local service (`make run`'s
-store, moto serialised by stepflow_local.moto_patches) give exactly one winner, and reads never fail."""
+"""End to end under load: racing completions of one task through the running local service give exactly one
+winner, and reads never fail, on both of its stores: kept on disk (DynamoDB Local, as `make run` keeps its
+data) and in memory (--ephemeral: moto, serialised by stepflow_local.moto_patches)."""
 
 from __future__ import annotations
 
@@ -25,10 +26,12 @@ REVIEW = {
 }
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
+@pytest.fixture(scope="module", params=["kept", "in_memory"])
+def base(request, tmp_path_factory):
     # Metrics on: every request flushes EMF metrics, which is what many request threads must survive.
-    started = LocalService(tmp_path_factory.mktemp("race") / "service.log", env={"POWERTOOLS_METRICS_DISABLED": "false"})
+    folder = tmp_path_factory.mktemp("race")
+    started = LocalService(folder / "service.log", env={"POWERTOOLS_METRICS_DISABLED": "false"},
+                           data_dir=folder / "data" if request.param == "kept" else None)
     try:
         started.start()
     except RuntimeError as exc:

@@ -1,5 +1,6 @@
-"""Exactly-once task completion and escalation, proven on both stores: the emulated DynamoDB that
-`make run` uses (moto in the LocalRuntime, serialised by stepflow_local.moto_patches) and DynamoDB Local."""
+"""Exactly-once task completion and escalation, proven on every store: the in-memory DynamoDB of the tests
+and `make run EPHEMERAL=1` (moto in the LocalRuntime, serialised by stepflow_local.moto_patches), DynamoDB
+Local in memory, and DynamoDB Local on disk as `make run` keeps its data (stepflow_local/dynamodb_local.py)."""
 
 from __future__ import annotations
 
@@ -20,13 +21,14 @@ from chalicelib.core.times import iso
 from chalicelib.errors import Conflict
 from chalicelib.resources import TASKS
 from chalicelib.service.tasks import TaskService
+from stepflow_local.dynamodb_local import DynamoDBLocalProcess
 from tests.dynamodb_local import DynamoDBLocal
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 _tables = itertools.count()
 
 
-BACKENDS = ("default_store", "dynamodb_local")
+BACKENDS = ("default_store", "dynamodb_local", "kept_store")
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +38,27 @@ def dynamodb():
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def kept_store(tmp_path_factory):
+    """DynamoDB Local on a database directory, started the way the local service starts it."""
+    folder = tmp_path_factory.mktemp("kept")
+    server = DynamoDBLocalProcess(folder / "dynamodb", folder / "dynamodb.log").start()
+    try:
+        server.wait_ready()
+    except BaseException:
+        server.stop()
+        raise
+    yield server
+    server.stop()
+
+
 @pytest.fixture(params=BACKENDS)
 def ddb(request):
-    """A DynamoDB client of each store: the LocalRuntime's (as `make run` serves) and DynamoDB Local."""
+    """A DynamoDB client of each store: the LocalRuntime's in memory, DynamoDB Local in memory and on disk."""
     if request.param == "default_store":
         return request.getfixturevalue("local_aws").client("dynamodb")
+    if request.param == "kept_store":
+        return DynamoDBLocal.client_for(request.getfixturevalue("kept_store").endpoint)
     return request.getfixturevalue("dynamodb").client()
 
 
