@@ -28,6 +28,7 @@ class Continuation:
     """Uses InstanceService's _store, _machines, _definitions, _now, _summary, _log, _launch and _give_up."""
 
     _store: Any
+    _tasks: Any
     _machines: Any
     _definitions: Any
     _now: Any
@@ -80,5 +81,10 @@ class Continuation:
         run = {**claimed, "runs": runs, "revision": definition["revision"], "version": definition["version"]}
         if before_start is not None:
             before_start(run, summary, execution_name(record["id"], len(runs)))
+        if self._tasks is not None:
+            # A completion the log shows decided is carried into the run as its step's output, so the
+            # run never waits on that step: its delivery is settled here, not left to expire at the end.
+            # (Settled before the launch: a launch cut short is finished from the same log.)
+            self._tasks.carried(record["id"], set(summary.outputs))
         arn: str = self._launch(run, machine_arn, steps=dict(summary.outputs), kind=CONTINUE, intent_written=True)
         return arn

@@ -6,8 +6,8 @@ import builtins
 import functools
 import gc
 import json
-import re
 import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any

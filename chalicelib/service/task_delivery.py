@@ -162,6 +162,16 @@ class Delivery:
         self._machines.send_success(run["token"], resumed_state(run["snapshot"], moved["step_name"],
                                                                 moved["output_data"], order))
 
+    def carried(self, instance_id: str, steps: set[str]) -> int:
+        """The instance's marked completions of `steps`, whose outputs a continuing run carries (its
+        earlier execution is gone): settled as delivered. How many."""
+        settled = 0
+        for record in self._store.for_instance(instance_id):
+            if record.get("outbox_state") and record.get("status") == "completed" and record["step_name"] in steps:
+                self._confirmed(record)
+                settled += 1
+        return settled
+
     def _step_statuses(self, execution_arn: str, records: list[dict[str, Any]]) -> dict[str, str | None]:
         """Each task's step status in its execution's history (one read): task id -> status (None: the
         step is not there; GONE: the execution no longer exists)."""

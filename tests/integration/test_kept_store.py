@@ -155,3 +155,39 @@ def test_a_runtime_on_a_data_directory_keeps_items_across_restarts_and_reset_for
     # A new process and a new DynamoDB Local find the item kept; reset() then empties the kept tables,
     # as it does the in-memory ones.
     assert run("reset") == ["found", "missing"]
+
+
+def test_a_kept_stream_is_read_on_from_its_checkpoint_after_a_restart(dynamodb, tmp_path):
+    """The event log's stream on a kept store reaches the lifecycle-event handler through the Streams API
+    (stepflow_local/streams.py KeptStreamReader): each record once, and a reader made again (a restarted
+    server) goes on after the last record it took, not from the start and not from now."""
+    import boto3
+
+    from stepflow_local.streams import KeptStreamReader
+
+    table = Table("E", "kept_events", "id")
+    request = table.create_table_request("kept_events")
+    request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    ensure_tables(dynamodb, [request], {})
+    stream_arn = dynamodb.describe_table(TableName="kept_events")["Table"]["LatestStreamArn"]
+    streams = boto3.client("dynamodbstreams", endpoint_url=dynamodb.meta.endpoint_url, region_name="us-east-1",
+                           aws_access_key_id="local", aws_secret_access_key="local")
+    checkpoint = tmp_path / "streams.json"
+
+    def put(item_id: str) -> None:
+        dynamodb.put_item(TableName="kept_events", Item={"id": {"S": item_id}})
+
+    def ids(records: list[dict]) -> list[str]:
+        return [r["dynamodb"]["NewImage"]["id"]["S"] for r in records]
+
+    put("a")
+    put("b")
+    reader = KeptStreamReader(streams, checkpoint)
+    assert ids(reader.take(stream_arn)) == ["a", "b"]
+    assert reader.take(stream_arn) == []
+    put("c")
+    assert ids(reader.take(stream_arn)) == ["c"]
+
+    put("d")  # written while no server reads the stream
+    restarted = KeptStreamReader(streams, checkpoint)
+    assert ids(restarted.take(stream_arn)) == ["d"]
