@@ -21,15 +21,20 @@ MIN_SECRET_BYTES = 32  # the service refuses shorter HS256 secrets (RFC 7518 3.2
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), help="Default: $PORT or 8000; 0 picks a free one.")
 @click.option("--verbose", is_flag=True, help="Log every request (also STEPFLOW_LOCAL_VERBOSE=1).")
-def server(host: str, port: int | None, verbose: bool) -> None:
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Where the data is kept across restarts (default: $STEPFLOW_DATA_DIR or .stepflow).")
+@click.option("--ephemeral", is_flag=True, help="Keep everything in memory: nothing survives the server.")
+def server(host: str, port: int | None, verbose: bool, data_dir: str | None, ephemeral: bool) -> None:
     """Run the service locally (what `make run` runs).
 
-    AWS is emulated in this process; all state is lost when it stops. Ctrl-C stops it.
+    AWS is emulated in this process, with DynamoDB on DynamoDB Local in the data directory: stop it and
+    start it again, and running instances continue. --ephemeral keeps everything in memory. Ctrl-C stops it.
     """
     # The one command that runs the service itself rather than calling it: imported only here.
     from stepflow_local.server import main as serve
 
     argv = ["--host", host] + (["--port", str(port)] if port is not None else []) + (["--verbose"] if verbose else [])
+    argv += (["--data-dir", data_dir] if data_dir else []) + (["--ephemeral"] if ephemeral else [])
     raise click.exceptions.Exit(serve(argv))
 
 

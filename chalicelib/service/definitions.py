@@ -179,8 +179,10 @@ class DefinitionService:
             if record is None or latest is None or (version and record.get("version") != version):
                 raise NotFound(f"definition '{name}' has no revision '{revision}'"
                                + (f" with version '{version}'" if version else ""))
+            # Who owns the definition is the latest pointer's to say: a revision record is kept as first
+            # written (the same content registered again by its owner's tenant is the same revision).
             return {**record, "state_machine_arn": latest.get("state_machine_arn"), "revision_number": number,
-                    "active": latest.get("active", True)}
+                    "active": latest.get("active", True), "tenant_id": latest.get("tenant_id")}
         pointer = self._store.version(name, version) if version else latest
         if pointer is None or latest is None:
             raise NotFound(f"no definition named '{name}'" + (f" with version '{version}'" if version else ""))
@@ -189,7 +191,8 @@ class DefinitionService:
             self._revision.cache_clear()  # not stored (yet): not remembered either
             raise NotFound(f"definition '{name}' revision {pointer['revision']} is missing")
         return {**record, "state_machine_arn": pointer.get("state_machine_arn"),
-                "revision_number": pointer.get("revision_number"), "active": latest.get("active", True)}
+                "revision_number": pointer.get("revision_number"), "active": latest.get("active", True),
+                "tenant_id": latest.get("tenant_id")}
 
     def _resolve(self, name: str, revision: str) -> tuple[int | None, str]:
         """(history number, content revision) for a revision given by number ("3") or by content id."""

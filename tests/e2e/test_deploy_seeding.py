@@ -57,6 +57,6 @@ def test_the_deploy_registers_the_examples_with_the_pool_s_token(local_runtime, 
         assert {d["name"] for d in listed} >= set(names)
         status, one = call("GET", f"{service.base}/workflows/definitions/{names[0]}",
                            headers={"Authorization": f"Bearer {bearer}"})
-        assert status == 200 and one["tenant_id"] == "default"
+        assert status == 200 and one["tenant_id"] == "default", one
     finally:
         service.stop()
