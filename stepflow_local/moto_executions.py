@@ -103,7 +103,8 @@ def _inline_program_eval(original: Any, program_class: type) -> Any:
 def patch_execution_events() -> None:
     from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
 
-    from stepflow_local.moto_patches import ORIGINALS, _check_signature
+    from stepflow_local.moto_contract import ORIGINALS
+    from stepflow_local.moto_contract import check_signature as _check_signature
 
     start = Execution.__dict__.get("start")
     terminated = BaseExecutionWorkerCommunication.__dict__.get("terminated")
@@ -120,7 +121,8 @@ def patch_execution_events() -> None:
 def patch_program_thread() -> None:
     from moto.stepfunctions.parser.asl.component.program.program import Program
 
-    from stepflow_local.moto_patches import ORIGINALS, _check_signature
+    from stepflow_local.moto_contract import ORIGINALS
+    from stepflow_local.moto_contract import check_signature as _check_signature
 
     current = Program.__dict__.get("eval")
     if getattr(current, "__stepflow_patched__", False):
