@@ -9,6 +9,7 @@ moto_index (sorted query indexes).
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
@@ -71,6 +72,27 @@ def _patch_query_index() -> None:
     patch(check_signature)
 
 
+def _listed_once(original: Any) -> Any:
+    # moto lists a response class's methods (inspect.getmembers) on every request of every service, to check
+    # that the action exists: about 0.1 ms each time, for the same list. Kept per class: a response class's
+    # functions are fixed once apply() has run (the patches replace methods, never add or remove one), and
+    # the one caller only tests membership.
+    cached = functools.lru_cache(maxsize=256)(original)
+    cached.__stepflow_patched__ = True  # type: ignore[attr-defined]
+    return cached
+
+
+def _patch_method_names() -> None:
+    from moto.core import responses
+
+    current = responses.method_names_from_class
+    if getattr(current, "__stepflow_patched__", False):
+        return
+    check_signature(current, ["clazz"], "method_names_from_class")
+    ORIGINALS["responses.method_names_from_class"] = current
+    setattr(responses, "method_names_from_class", _listed_once(current))  # noqa: B010
+
+
 _PATCHES: dict[str, Any] = {
     "jsonpath": moto_interpreter.patch_jsonpath,
     "lambda": moto_lambda.patch,
@@ -82,6 +104,7 @@ _PATCHES: dict[str, Any] = {
     "dynamodb_expressions": moto_expressions.patch,
     "dynamodb_transactions": moto_transactions.patch,
     "dynamodb_untracked": moto_dynamodb.patch_tracking,
+    "method_names": _patch_method_names,
     "execution_events": _patch_execution_events,
     "program_thread": _patch_program_thread,
     "query_index": _patch_query_index,
