@@ -353,10 +353,11 @@ def report(results: dict[str, Any]) -> str:
         f"| after | {w['after']['rss_mb']:.0f} | {w['after']['threads']} |", "",
         f"Per waiting instance: {w['rss_per_instance_kb']:.0f} KB RSS (target about {TARGETS['waiting_kb']:.0f} KB: "
         f"{verdict(w['rss_per_instance_kb'] <= TARGETS['waiting_kb'] * 1.1)}), {w['threads_per_instance']:.2f} threads. "
-        "moto interprets each execution on threads and a waitForTaskToken task waits on one: an execution's "
-        "own thread (the program now runs on it) and the Task state's thread, two per waiting instance (three "
-        "before). Releasing those two would need an interpreter that keeps a waiting execution's state off the "
-        "stack; moto's does not, so this is bounded per instance, not shared.", "",
+        "moto interprets each execution on a thread, and a waitForTaskToken task waits on it: one thread per "
+        "waiting instance (stock moto holds three; the local runtime runs the program, and a Task without a "
+        "TimeoutSeconds of its own, on the execution's thread). Releasing that one would need an interpreter that "
+        "keeps a waiting execution's state off the stack; moto's does not, so this is bounded per instance, not "
+        "shared.", "",
         f"### Soak: {s['seconds']:.0f} s at {s['rate']:.0f} req/s (the mixed load from 4 clients)", "",
         f"{s['requests']:,} requests, {s['errors']} errors, p99 {s['p99_ms']:.1f} ms. RSS {s['before']['rss_mb']:.0f} -> "
         f"{s['after']['rss_mb']:.0f} MB (+{growth:.0f} MB), threads {s['before']['threads']} -> {s['after']['threads']}. "

@@ -66,6 +66,12 @@ def _patch_program_thread() -> None:
     patch_program_thread()
 
 
+def _patch_state_thread() -> None:
+    from stepflow_local.moto_executions import patch_state_thread
+
+    patch_state_thread()
+
+
 def _patch_query_index() -> None:
     from stepflow_local.moto_index import patch
 
@@ -107,6 +113,7 @@ _PATCHES: dict[str, Any] = {
     "method_names": _patch_method_names,
     "execution_events": _patch_execution_events,
     "program_thread": _patch_program_thread,
+    "state_thread": _patch_state_thread,
     "query_index": _patch_query_index,
 }
 
