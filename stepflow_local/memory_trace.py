@@ -6,6 +6,7 @@ compare_to. Tracing slows the server and holds memory of its own; it is off unle
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -36,6 +37,7 @@ def install_from_env() -> Path | None:
             tracemalloc.start(frames)
         taken[0] += 1
         path = target / f"snapshot-{taken[0]}.pickle"
+        gc.collect()  # what is held, not garbage the collector has yet to reach
         tracemalloc.take_snapshot().dump(str(path))
         LOG.warning("memory snapshot written to %s", path)
 

@@ -1,5 +1,5 @@
-"""Patches to moto's Step Functions interpreter: JSONPath parsed once, a stopped execution's tasks woken
-and kept ABORTED, and one AWS client per service for its tasks instead of a new one per task."""
+"""Patches to moto's Step Functions interpreter: JSONPath parsed once, each definition parsed once, a stopped
+execution's tasks woken and kept ABORTED, and one AWS client per service for its tasks instead of one per task."""
 
 from __future__ import annotations
 
@@ -41,6 +41,60 @@ def jsonpath_memoised() -> bool:
     from moto.stepfunctions.parser.asl.utils import json_path
 
     return all(getattr(getattr(m, "parse", None), "__stepflow_memoised__", False) for m in (json_path, result_path))
+
+
+# ------------------------------------------------------------------------------------------ programs
+
+PROGRAM_CACHE_SIZE = 256
+
+
+def _parsed_once(original: Any) -> Any:
+    """ExecutionWorker._get_evaluation_entrypoint with the definition's program parsed once per definition.
+
+    moto parses the state machine's definition with its ANTLR grammar at every StartExecution: a tenth of
+    the local service's CPU under load (one execution per started instance). The parsed program is a tree
+    of declarations, built by the parser and only read while an execution runs (what changes as it runs
+    lives in the execution's Environment and in objects each state makes per evaluation), so executions of
+    one definition can share it, as they share the definition.
+    """
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    @functools.lru_cache(maxsize=PROGRAM_CACHE_SIZE)
+    def program(definition: str) -> Any:
+        return AmazonStateLanguageParser.parse(definition)[0]
+
+    @functools.wraps(original)
+    def entrypoint(self: Any) -> Any:
+        definition = self._evaluation_details.state_machine_details.definition
+        if type(definition) is not str:
+            return original(self)
+        return program(definition)
+
+    entrypoint.__stepflow_patched__ = True  # type: ignore[attr-defined]
+    entrypoint.cache_info = program.cache_info  # type: ignore[attr-defined]
+    return entrypoint
+
+
+def patch_programs() -> None:
+    import inspect
+
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    current = ExecutionWorker.__dict__.get("_get_evaluation_entrypoint")
+    if getattr(current, "__stepflow_patched__", False):
+        return
+    check_signature(current, ["self"], "ExecutionWorker._get_evaluation_entrypoint")
+    if "AmazonStateLanguageParser.parse(" not in inspect.getsource(current):
+        raise RuntimeError("moto's ExecutionWorker no longer parses its definition there; "
+                           "re-check stepflow_local/moto_interpreter.py")
+    ORIGINALS["ExecutionWorker._get_evaluation_entrypoint"] = current
+    setattr(ExecutionWorker, "_get_evaluation_entrypoint", _parsed_once(current))  # noqa: B010
+
+
+def programs_shared() -> bool:
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    return bool(getattr(ExecutionWorker.__dict__.get("_get_evaluation_entrypoint"), "__stepflow_patched__", False))
 
 
 # ------------------------------------------------------------------------------------ step functions

@@ -105,6 +105,7 @@ _PATCHES: dict[str, Any] = {
     "time_scale": moto_time.patch,
     "stop": moto_interpreter.patch_stop,
     "interpreter_clients": moto_interpreter.patch_clients,
+    "interpreter_programs": moto_interpreter.patch_programs,
     "dynamodb": moto_dynamodb.patch_lock,
     "dynamodb_results": moto_dynamodb.patch_plain_results,
     "dynamodb_expressions": moto_expressions.patch,

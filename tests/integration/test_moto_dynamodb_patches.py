@@ -5,7 +5,9 @@ rollback (moto_transactions.py) and untracked item objects."""
 from __future__ import annotations
 
 import copy
+import json
 import random
+import time
 import uuid
 from typing import Any
 
@@ -320,3 +322,32 @@ def test_the_interpreter_shares_one_client_per_service(ddb):
     first = boto_client.boto_client_for(region="us-east-1", service="lambda", state_credentials=None)
     assert boto_client.boto_client_for("us-east-1", "lambda") is first
     assert boto_client.boto_client_for("us-east-1", "sqs") is not first
+
+
+def test_executions_of_one_definition_share_its_parsed_program():
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    from stepflow_local import moto_interpreter
+
+    moto_patches.apply()
+    assert moto_interpreter.programs_shared()
+    definition = json.dumps({"StartAt": "P", "States": {
+        "P": {"Type": "Pass", "Parameters": {"n.$": "$.n"}, "Next": "W"},
+        "W": {"Type": "Wait", "Seconds": 0, "End": True}}})
+    with moto.mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):  # type: ignore[call-overload]
+        sfn = boto3.client("stepfunctions", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
+        machine = sfn.create_state_machine(name=f"m{uuid.uuid4().hex[:8]}", definition=definition,
+                                           roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
+        before = ExecutionWorker._get_evaluation_entrypoint.cache_info()
+        arns = [sfn.start_execution(stateMachineArn=machine, name=f"e{n}", input=json.dumps({"n": n}))["executionArn"]
+                for n in range(6)]
+        outputs = []
+        deadline = time.monotonic() + 30
+        for arn in arns:
+            while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            outputs.append(json.loads(described["output"]))
+        after = ExecutionWorker._get_evaluation_entrypoint.cache_info()
+    assert outputs == [{"n": n} for n in range(6)]  # each execution its own data, from one shared program
+    assert after.misses - before.misses == 1 and after.hits - before.hits == 5
