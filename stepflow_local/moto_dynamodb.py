@@ -1,5 +1,5 @@
-"""Patches to moto's DynamoDB: one request at a time, item responses written as plain JSON, and
-transactions that roll back only the items they touched.
+"""Patches to moto's DynamoDB: one request at a time, item responses written as plain JSON, and item
+objects not kept once dropped (transactions: moto_transactions.py; update expressions: moto_expressions.py).
 
 - One request at a time: moto evaluates a ConditionExpression and applies the update as separate Python
   steps on shared dicts, so two threads could both pass the check (two winners of one task), and a
@@ -9,14 +9,13 @@ transactions that roll back only the items they touched.
   (moto.core.serialize), which for a page of items costs milliseconds per request, held under the lock
   above. The body of GetItem, Query, Scan, PutItem, UpdateItem, DeleteItem and TransactGetItems is items
   of AttributeValues, whose JSON is the dicts themselves: these are written with json.dumps when every
-  value is one the generic serializer would write unchanged (binary values, capacity figures and
-  anything unexpected go the generic way).
+  value is one the generic serializer would write unchanged (capacity figures are written as it writes
+  them; binary values and anything unexpected go the generic way).
 - Item objects forgotten when dropped: moto appends every model object it ever creates to its class's
   `instances_tracked` list (for moto server's dashboard, which the in-process runtime does not serve) and
   never removes it. For DynamoDB that is every Item: each write makes a new one, each UpdateItem two more
   copies, so every version of every item stayed in memory (about 2 per request, the soak's growth).
   DynamoDB's models are no longer tracked; other services' are, as before.
-- Transactions: see moto_transactions.py.
 """
 
 from __future__ import annotations
