@@ -51,7 +51,7 @@ statemachines: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m bench
 
-## bench-load: the local service under load, 1,000 waiting instances, a soak (SOAK_SECONDS=60; 600 for the real figure), cold import (~5 min)
+## bench-load: the local service under load, 1,000 waiting instances, a soak (SOAK_SECONDS=60; 600 for the real figure; TRACE_MEMORY=1 lists where memory grew), cold import (~5 min)
 bench-load: $(VENV)/.installed
 	$(PY) -m bench.local_load
 

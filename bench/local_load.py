@@ -8,8 +8,10 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import random
+import re
+import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -17,32 +19,38 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.local_load_report import RESULTS, report, write_report
+
+__all__ = ["RESULTS", "main"]
+
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).with_name("load_results.md")
-REPORT = Path(__file__).with_name("results.md")
-MARKER = "<!-- local service benchmark (make bench-load) -->"
 PREFIX = "/workflows"
-TARGETS = {"rps": 100.0, "p99_ms": 150.0, "import_ratio": 1.3}
 MACHINE_DEF = {"name": "bench_machine", "steps": [
     {"id": "only", "type": "machine", "task_type": "data.set", "config": {"values": {"done": True}}}]}
 HUMAN_DEF = {"name": "bench_human", "steps": [
     {"id": "approve", "type": "human", "assignee": "bench", "form_schema": {"type": "object"}}]}
 MAX_REQUESTS_PER_CLIENT = 200_000  # a hard bound besides the clock
+TRACE_ENV = "STEPFLOW_LOCAL_TRACE_MEMORY"
+FOOTPRINT_INSTANCES = 300  # instances started after the soak to measure what one ended instance holds
 
 
 class Service:
     """The local service as a user starts it, on a free loopback port."""
 
-    def __init__(self) -> None:
+    def __init__(self, trace_memory: Path | None = None) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         env = {**os.environ, "PORT": str(self.port), "STEPFLOW_LOCAL_TIME_SCALE": "0.01"}
         env.pop("STEPFLOW_LOCAL_VERBOSE", None)
+        env.pop(TRACE_ENV, None)
+        self.trace_memory = trace_memory
+        if trace_memory is not None:  # tracemalloc in the server, snapshots on SIGUSR1 (stepflow_local/memory_trace.py)
+            shutil.rmtree(trace_memory, ignore_errors=True)
+            env[TRACE_ENV] = str(trace_memory)
         self.log = open(ROOT / "build" / "bench-load-server.log", "w", encoding="utf-8")  # noqa: SIM115
         # In memory, as the figures in bench/results.md were measured (bench/startup.py measures the kept store).
         self.process = subprocess.Popen([sys.executable, "-m", "stepflow_local.server", "--ephemeral"], cwd=ROOT,
@@ -70,6 +78,18 @@ class Service:
         fields = dict(line.split(":", 1) for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines())
         return {"rss_mb": int(fields["VmRSS"].split()[0]) / 1024, "threads": int(fields["Threads"])}
 
+    def memory_snapshot(self, number: int, timeout: float = 120.0) -> Path:
+        """Asks the tracing server for its snapshot number `number` and waits until it is written."""
+        assert self.trace_memory is not None
+        path = self.trace_memory / f"snapshot-{number}.pickle"
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while not path.exists() or time.monotonic() < deadline and _still_growing(path):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server wrote no memory snapshot {path}")
+            time.sleep(0.5)
+        return path
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -77,6 +97,12 @@ class Service:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
+
+
+def _still_growing(path: Path) -> bool:
+    size = path.stat().st_size
+    time.sleep(0.5)
+    return path.stat().st_size != size
 
 
 def _send(connection: http.client.HTTPConnection, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -97,15 +123,16 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def load(service: Service, seconds: float, clients: int, pick: Callable[[random.Random, list[str]], tuple],
-         rate: float | None = None) -> dict[str, Any]:
+         rate: float | None = None, seed: int = 0) -> dict[str, Any]:
     """`clients` keep-alive connections issue pick()'s requests for `seconds` (at `rate` req/s in all, if set)."""
     latencies: list[float] = []
     errors: list[str] = []
+    started_ids: list[str] = []
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds
 
     def client(index: int) -> None:
-        rng = random.Random(index)
+        rng = random.Random(seed + index)
         connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
         mine: list[float] = []
         seen: list[str] = []
@@ -134,6 +161,8 @@ def load(service: Service, seconds: float, clients: int, pick: Callable[[random.
             elif method == "POST" and isinstance(answer, dict) and answer.get("id"):
                 seen.append(answer["id"])
                 del seen[:-50]
+                with lock:
+                    started_ids.append(answer["id"])
         connection.close()
         with lock:
             latencies.extend(mine)
@@ -146,7 +175,8 @@ def load(service: Service, seconds: float, clients: int, pick: Callable[[random.
         thread.join(seconds + 120)
     elapsed = time.monotonic() - started
     return {"requests": len(latencies), "rps": len(latencies) / elapsed, "p50_ms": _percentile(latencies, 0.5),
-            "p99_ms": _percentile(latencies, 0.99), "errors": len(errors), "error_kinds": sorted(set(errors))[:5]}
+            "p99_ms": _percentile(latencies, 0.99), "errors": len(errors), "error_kinds": sorted(set(errors))[:5],
+            "started": len(started_ids), "latencies": latencies, "elapsed": elapsed}
 
 
 def mixed(rng: random.Random, seen: list[str]) -> tuple[str, str, Any]:
@@ -191,11 +221,73 @@ def waiting_instances(service: Service, count: int) -> dict[str, Any]:
 
 
 def soak(service: Service, seconds: float, rate: float) -> dict[str, Any]:
+    """The mixed load at `rate` for `seconds`; RSS before and after, and (when the server can trace memory)
+    tracing from the end of the first fifth (at most 2 minutes), with a snapshot then and one at the end."""
     before = service.usage()
-    result = load(service, seconds, 4, mixed, rate=rate)
+    snapshots: list[Path] = []
+    if service.trace_memory is not None:
+        first = min(120.0, seconds / 5)
+        parts = [load(service, first, 4, mixed, rate=rate)]
+        snapshots.append(service.memory_snapshot(1))  # tracing starts here
+        parts.append(load(service, seconds - first, 4, mixed, rate=rate, seed=1000))
+    else:
+        parts = [load(service, seconds, 4, mixed, rate=rate)]
     time.sleep(3.0)  # let the last executions end before reading the process
     after = service.usage()
-    return {**result, "seconds": seconds, "rate": rate, "before": before, "after": after}
+    if service.trace_memory is not None:
+        snapshots.append(service.memory_snapshot(2))
+    latencies = [v for part in parts for v in part["latencies"]]
+    result = {"requests": len(latencies), "p99_ms": _percentile(latencies, 0.99),
+              "errors": sum(p["errors"] for p in parts), "started": sum(p["started"] for p in parts)}
+    return {**result, "seconds": seconds, "rate": rate, "before": before, "after": after,
+            "footprint": ended_footprint(service, FOOTPRINT_INSTANCES),
+            "growth": memory_growth(snapshots) if snapshots else None}
+
+
+def ended_footprint(service: Service, count: int) -> dict[str, Any]:
+    """RSS per ended instance of the kind the soak starts (bench_machine), measured by starting `count` more."""
+    before = service.usage()
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=60)
+    ids = []
+    for _ in range(count):
+        status, answer = _send(connection, "POST", f"{PREFIX}/instances", {"definition_name": "bench_machine",
+                                                                           "input_data": {}})
+        if status < 300 and isinstance(answer, dict):
+            ids.append(answer["id"])
+    deadline = time.monotonic() + max(120.0, count * 0.5)
+    pending = list(ids)
+    while pending and time.monotonic() < deadline:
+        status, answer = _send(connection, "GET", f"{PREFIX}/instances/{pending[0]}")
+        if status == 200 and isinstance(answer, dict) and answer.get("status") not in ("pending", "running"):
+            pending.pop(0)
+        else:
+            time.sleep(0.2)
+    connection.close()
+    time.sleep(3.0)
+    after = service.usage()
+    return {"count": len(ids), "ended": len(ids) - len(pending), "before": before, "after": after,
+            "kb_per_instance": (after["rss_mb"] - before["rss_mb"]) * 1024 / max(1, len(ids))}
+
+
+def memory_growth(snapshots: list[Path], top: int = 10) -> dict[str, Any]:
+    """What the server's traced Python memory grew by between two snapshots, biggest allocation sites first."""
+    import tracemalloc
+
+    first, last = (tracemalloc.Snapshot.load(str(path)) for path in snapshots)
+    stats = last.compare_to(first, "traceback")
+    sites = []
+    for stat in stats[:top]:
+        frames = list(stat.traceback)  # most recent call first
+        ours = next((f for f in frames if any(part in f.filename for part in ("stepflow_local", "chalicelib", "app.py"))),
+                    None)
+        sites.append({"kb": stat.size_diff / 1024, "count": stat.count_diff, "where": _frame(frames[0]),
+                      "via": _frame(ours) if ours is not None and ours is not frames[0] else ""})
+    return {"total_mb": sum(s.size_diff for s in stats) / 1e6, "sites": sites}
+
+
+def _frame(frame: Any) -> str:
+    path = re.sub(r"^.*/(site-packages|python3\.\d+)/", "", frame.filename).replace(str(ROOT) + "/", "")
+    return f"{path}:{frame.lineno}"
 
 
 def cold_import(runs: int = 9) -> dict[str, float]:
@@ -214,63 +306,6 @@ def cold_import(runs: int = 9) -> dict[str, float]:
             "bare_ms": base * 1000, "ratio": statistics.median(app) / statistics.median(boto)}
 
 
-def verdict(ok: bool) -> str:
-    return "met" if ok else "**missed**"
-
-
-def report(results: dict[str, Any]) -> str:
-    m, h, w, s, c = (results[k] for k in ("mixed", "health", "waiting", "soak", "imports"))
-    lines = [
-        MARKER, "## Local service (make bench-load)", "",
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, {os.cpu_count()} cores; "
-        "`python -m stepflow_local.server` as a process, clients in this process over 127.0.0.1. The machine was "
-        "shared with other work while this ran.", "",
-        f"### Mixed load: {results['clients']} keep-alive clients, {results['seconds']:.0f} s", "",
-        "Mix: 20 % GET /health, 15 % GET /definitions, 15 % GET /instances?limit=20, 15 % POST /instances "
-        "(one machine step), 20 % GET /instances/{id}, 15 % GET /tasks.", "",
-        "| load | requests | req/s | p50 ms | p99 ms | errors |", "|---|---:|---:|---:|---:|---:|",
-        f"| mixed | {m['requests']:,} | {m['rps']:.0f} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {m['errors']} |",
-        f"| /health only (reference) | {h['requests']:,} | {h['rps']:.0f} | {h['p50_ms']:.1f} | "
-        f"{h['p99_ms']:.1f} | {h['errors']} |", "",
-        f"- Throughput target >= {TARGETS['rps']:.0f} req/s: {m['rps']:.0f} req/s, {verdict(m['rps'] >= TARGETS['rps'])}.",
-        f"- p99 target <= {TARGETS['p99_ms']:.0f} ms: {m['p99_ms']:.1f} ms, {verdict(m['p99_ms'] <= TARGETS['p99_ms'])}.",
-        f"- Errors target 0: {m['errors']}, {verdict(m['errors'] == 0)}"
-        + (f" ({'; '.join(m['error_kinds'])})" if m["error_kinds"] else "") + ".",
-        "- Before this server (Chalice's dev server, measured on the same kind of machine before the change): "
-        "45 req/s mixed, p99 1.0-1.5 s, /health alone 1,375 req/s. That server is not re-run here.", "",
-        f"### {w['count']:,} instances waiting on a human step", "",
-        f"Started {w['started']:,}; {w['waiting']:,} tasks pending when measured.", "",
-        "| | RSS MB | threads |", "|---|---:|---:|",
-        f"| before | {w['before']['rss_mb']:.0f} | {w['before']['threads']} |",
-        f"| after | {w['after']['rss_mb']:.0f} | {w['after']['threads']} |", "",
-        f"Per waiting instance: {w['rss_per_instance_kb']:.0f} KB RSS, {w['threads_per_instance']:.2f} threads. "
-        "moto interprets each execution on threads and a waitForTaskToken task waits on one: an execution's "
-        "own thread (the program now runs on it) and the Task state's thread, two per waiting instance (three "
-        "before). Releasing those two would need an interpreter that keeps a waiting execution's state off the "
-        "stack; moto's does not, so this is bounded per instance, not shared.", "",
-        f"### Soak: {s['seconds']:.0f} s at {s['rate']:.0f} req/s (the mixed load from 4 clients)", "",
-        f"{s['requests']:,} requests, {s['errors']} errors, p99 {s['p99_ms']:.1f} ms. RSS {s['before']['rss_mb']:.0f} -> "
-        f"{s['after']['rss_mb']:.0f} MB, threads {s['before']['threads']} -> {s['after']['threads']}. The soak "
-        "starts instances that end at once, and the emulator keeps every ended execution and item, as AWS keeps "
-        "them: RSS grows with that data." + (" `make bench-load` runs a short soak by default; "
-                                             "`SOAK_SECONDS=600 make bench-load` runs the 10-minute one."
-                                             if s["seconds"] < 600 else ""), "",
-        "### Cold import (the Lambda cold start)", "",
-        f"Medians of {results['import_runs']} alternating runs, each a fresh interpreter (bare start "
-        f"{c['bare_ms']:.0f} ms included in both): `import boto3` {c['boto3_ms']:.0f} ms, `import app` "
-        f"{c['app_ms']:.0f} ms, ratio {c['ratio']:.2f} (target <= {TARGETS['import_ratio']}: "
-        f"{verdict(c['ratio'] <= TARGETS['import_ratio'])}).", "",
-    ]
-    return "\n".join(lines)
-
-
-def write_report(text: str) -> None:
-    RESULTS.write_text(text, encoding="utf-8")
-    current = REPORT.read_text(encoding="utf-8") if REPORT.exists() else "# Stepflow benchmarks\n"
-    head = current.split(MARKER)[0].rstrip("\n")
-    REPORT.write_text(head + "\n\n" + text, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.local_load", description=__doc__)
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("LOAD_SECONDS", 60)))
@@ -279,11 +314,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak-seconds", type=float, default=float(os.environ.get("SOAK_SECONDS", 60)))
     parser.add_argument("--soak-rate", type=float, default=float(os.environ.get("SOAK_RATE", 20)))
     parser.add_argument("--import-runs", type=int, default=9)
+    parser.add_argument("--trace-memory", action="store_true", default=os.environ.get("TRACE_MEMORY") == "1",
+                        help="tracemalloc in the server; the soak reports where traced memory grew (slower)")
     args = parser.parse_args(argv)
     (ROOT / "build").mkdir(exist_ok=True)
     results: dict[str, Any] = {"clients": args.clients, "seconds": args.seconds, "import_runs": args.import_runs}
     results["imports"] = cold_import(args.import_runs)
-    service = Service()
+    service = Service(ROOT / "build" / "bench-load-memory" if args.trace_memory else None)
     try:
         for definition in (MACHINE_DEF, HUMAN_DEF):
             status, answer = service.request("POST", f"{PREFIX}/definitions", definition)

@@ -8,8 +8,11 @@ Threads: moto runs an execution on a thread (ExecutionWorker) whose Program.eval
 only to join it with the machine's TimeoutSeconds; each Task state runs on a third thread (for the
 state's timeout). A waitForTaskToken task waits on that third thread, so a waiting execution holds three
 threads. When the machine has no TimeoutSeconds (Stepflow's compiled machines set none), the second
-thread only waits: here Program.eval runs the program on the execution's own thread, two threads per
-waiting execution. The Task thread stays: the state's timeout and heartbeat handling need it.
+thread only waits: here Program.eval runs the program on the execution's own thread. Likewise a state
+whose TimeoutSeconds is the default (99999999 s, more than the year an execution may run) is evaluated
+on the calling thread, as the original's thread would run it, joined without a timeout: one thread per
+waiting execution, and no thread started per Lambda step. A state with its own TimeoutSeconds keeps its
+thread (its timeout needs it); a heartbeat is awaited inside the task on either thread.
 """
 
 from __future__ import annotations
@@ -103,7 +106,8 @@ def _inline_program_eval(original: Any, program_class: type[Any]) -> Any:
 def patch_execution_events() -> None:
     from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
 
-    from stepflow_local.moto_patches import ORIGINALS, _check_signature
+    from stepflow_local.moto_contract import ORIGINALS
+    from stepflow_local.moto_contract import check_signature as _check_signature
 
     start = Execution.__dict__.get("start")
     terminated = BaseExecutionWorkerCommunication.__dict__.get("terminated")
@@ -120,7 +124,8 @@ def patch_execution_events() -> None:
 def patch_program_thread() -> None:
     from moto.stepfunctions.parser.asl.component.program.program import Program
 
-    from stepflow_local.moto_patches import ORIGINALS, _check_signature
+    from stepflow_local.moto_contract import ORIGINALS
+    from stepflow_local.moto_contract import check_signature as _check_signature
 
     current = Program.__dict__.get("eval")
     if getattr(current, "__stepflow_patched__", False):
@@ -130,6 +135,68 @@ def patch_program_thread() -> None:
         raise RuntimeError("moto's Program no longer has timeout_seconds; re-check stepflow_local/moto_executions.py")
     ORIGINALS["Program.eval"] = current
     setattr(Program, "eval", _inline_program_eval(current, Program))  # noqa: B010
+
+
+_inline = threading.local()  # .next: the next Thread the state module makes runs on the calling thread
+
+
+class _CallingThread:
+    """What the state module's Thread(target=..., daemon=True) is when it may run inline: start() runs the
+    target on the calling thread and returns when it is done, as the original's start(), then a join
+    without a timeout would."""
+
+    def __init__(self, target: Any, daemon: bool = True):
+        self._target = target
+        self.name = threading.current_thread().name
+        self.daemon = daemon
+
+    def start(self) -> None:
+        self._target()
+
+    def is_alive(self) -> bool:
+        return False
+
+    def join(self, timeout: float | None = None) -> None:
+        return None
+
+
+def _state_thread(*args: Any, **kwargs: Any) -> Any:
+    if getattr(_inline, "next", False):
+        _inline.next = False  # only the state's own thread: the states it runs decide for themselves
+        return _CallingThread(*args, **kwargs)
+    return threading.Thread(*args, **kwargs)
+
+
+def _inline_default_timeout(original: Any, static_timeout: Any) -> Any:
+    @functools.wraps(original)
+    def evaluate(self: Any, env: Any) -> None:
+        timeout = getattr(self, "timeout", None)
+        _inline.next = timeout is not None and type(timeout) is static_timeout and timeout.is_default_value()
+        try:
+            return original(self, env)
+        finally:
+            _inline.next = False
+
+    evaluate.__stepflow_patched__ = True  # type: ignore[attr-defined]
+    return evaluate
+
+
+def patch_state_thread() -> None:
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+    from moto.stepfunctions.parser.asl.component.state.exec import execute_state
+
+    from stepflow_local.moto_contract import ORIGINALS, check_signature
+
+    current = execute_state.ExecutionState.__dict__.get("_evaluate_with_timeout")
+    if getattr(current, "__stepflow_patched__", False):
+        return
+    check_signature(current, ["self", "env"], "ExecutionState._evaluate_with_timeout")
+    if execute_state.Thread is not threading.Thread or not callable(getattr(TimeoutSeconds, "is_default_value", None)):
+        raise RuntimeError("moto changed how a state runs on its thread; re-check stepflow_local/moto_executions.py")
+    ORIGINALS["ExecutionState._evaluate_with_timeout"] = current
+    setattr(execute_state, "Thread", _state_thread)  # noqa: B010
+    setattr(execute_state.ExecutionState, "_evaluate_with_timeout",  # noqa: B010
+            _inline_default_timeout(current, TimeoutSeconds))
 
 
 def execution_events_patched() -> bool:

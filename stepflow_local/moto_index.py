@@ -471,3 +471,8 @@ def indexed() -> bool:
     from moto.dynamodb.models.table import Table
 
     return bool(getattr(Table.__dict__.get("query"), "__stepflow_indexed__", False))
+
+
+def keep_in_step(table: Any, hash_key: Any, range_key: Any) -> None:
+    """Re-indexes one key of `table` after its stored item changed (a no-op before the first query)."""
+    _keep_in_step(table, hash_key, range_key)

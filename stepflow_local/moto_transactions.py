@@ -1,150 +1,155 @@
-"""moto's TransactWriteItems rolled back by item: a failed transaction puts back the items it wrote and
-drops the stream records it added, instead of restoring deep copies of every table it names.
+"""TransactWriteItems on moto that rolls back only the items it names, instead of whole tables.
 
-moto 5.2.5 deep-copies each table a transaction names before applying it, so every transaction costs
-what those tables hold (about 0.4 s of CPU with 20,000 events stored), and a completion or a start
-that writes to the event log in one transaction would grow slower with every event ever logged. Here
-the checks, their order, the writes and the errors are moto's own (the loop is moto's, through the
-backend's put_item, update_item and delete_item); only the backup differs: a copy of each item the
-transaction targets (at most 100) and the length of each table's stream shard, taken before it writes.
-Every DynamoDB request runs under moto_patches.DYNAMODB_LOCK, so nothing sees a transaction half-done.
+moto makes a transaction all-or-nothing by deep-copying every table the transaction names before it
+starts, and putting the copies back when an action fails. That copy costs time and memory in
+proportion to the whole table, for every transaction: each human step the app registers (a task and
+its tenant's counters, in one transaction) copied the entire task table, so registering the n-th
+waiting task cost O(n), and the copies' garbage grew the process by megabytes per waiting instance.
+
+Here moto's own transact_write_items still runs every check and every write, in the same order, with
+the same errors. What changes is the snapshot: before it runs, each item the transaction names (at most
+100) is copied, with the length of its table's stream; moto's copy of the table is skipped (while this
+runs, its deepcopy of a table returns the table itself, so its rollback puts back the same object);
+and when the transaction fails, each named item is put back as it was, its table's query index kept
+in step, and the stream records the failed transaction appended are dropped. Every DynamoDB request
+runs under the DynamoDB lock (moto_dynamodb.py), so nothing else sees the items in between.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import threading
 from typing import Any
 
-ORIGINALS: dict[str, Any] = {}
+from stepflow_local.moto_contract import ORIGINALS, check_signature
+
+_state = threading.local()  # .snapshotting: inside transact_write_items on this thread
 
 
-def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-    """Replaces DynamoDBBackend.transact_write_items (moto's loop, item-level rollback)."""
-    from moto.dynamodb.comparisons import get_filter_expression
-    from moto.dynamodb.exceptions import (
-        ConditionalCheckFailed,
-        MockValidationException,
-        MultipleTransactionsException,
-        TooManyTransactionsException,
-        TransactionCanceledException,
-        TransactWriteSingleOpException,
-    )
+class _SkipTableCopies:
+    """Stands in for the `copy` module inside moto's DynamoDB backend module only: while a transaction runs
+    on this thread, deepcopy of a Table is the table itself; everything else is `copy`'s."""
 
-    if len(transact_items) > 100:
-        raise TooManyTransactionsException()
-    streams: dict[str, tuple[Any, int]] = {}
-    for entry in transact_items:
-        _, op = next(iter(entry.items()))
-        table = self.tables.get(op.get("TableName")) if isinstance(op, dict) else None
-        if table is not None and table.stream_shard is not None:
-            streams.setdefault(table.name, (table.stream_shard, len(table.stream_shard.items)))
-    backups: list[tuple[Any, Any, Any, Any]] = []  # (table, hash key, range key, the item before or None)
-    target_items: set[tuple[str, str]] = set()
+    def __init__(self, table_type: type):
+        self._table_type = table_type
 
-    def check_unicity(table_name: str, key: dict[str, Any]) -> None:
-        item = (str(table_name), str(dict(sorted(key.items()))))
-        if item in target_items:
-            raise MultipleTransactionsException()
-        target_items.add(item)
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        if getattr(_state, "snapshotting", False) and type(value) is self._table_type:
+            return value
+        return copy.deepcopy(value, memo)
 
-    errors: list[tuple[Any, Any, Any]] = []
-    for entry in transact_items:
-        original_item: dict[str, Any] | None = None
-        if len(list(entry.keys())) > 1:
-            raise TransactWriteSingleOpException
-        try:
-            op_type, op = next(iter(entry.items()))
-            if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
-                raise ValueError("Unsupported transaction operation")
-            table_name = op["TableName"]
-            condition_expression = op.get("ConditionExpression")
-            names = op.get("ExpressionAttributeNames")
-            values = op.get("ExpressionAttributeValues")
-            if op_type == "Put":
-                attrs = op["Item"]
-                table = self.get_table(table_name)
-                key = {table.hash_key_attr: attrs[table.hash_key_attr]}
-                if table.range_key_attr is not None:
-                    key[table.range_key_attr] = attrs[table.range_key_attr]
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+
+class _Snapshot:
+    """The items a transaction names, as they were before it ran, and its tables' stream lengths."""
+
+    def __init__(self, backend: Any, transact_items: Any):
+        self.items: dict[tuple[int, Any, Any], tuple[Any, Any, Any, Any, bool]] = {}
+        self.streams: dict[int, tuple[Any, int]] = {}
+        for action in transact_items if isinstance(transact_items, list) else []:
+            found = _named_key(backend, action)
+            if found is None:
+                continue  # moto refuses this action before it writes anything
+            table, hash_key, range_key = found
+            slot = (id(table), hash_key, range_key)
+            if slot in self.items:
+                continue  # the same key twice: moto refuses the transaction, the first copy stands
+            had_group = hash_key in table.items
+            self.items[slot] = (table, hash_key, range_key, copy.deepcopy(_stored(table, hash_key, range_key)),
+                                had_group)
+            shard = table.stream_shard
+            if shard is not None and id(table) not in self.streams:
+                self.streams[id(table)] = (shard.items, len(shard.items))
+
+    def restore(self) -> None:
+        from stepflow_local import moto_index
+
+        for table, hash_key, range_key, item, had_group in self.items.values():
+            if table.range_key_attr is None:
+                if item is None:
+                    table.items.pop(hash_key, None)
+                else:
+                    table.items[hash_key] = item
             else:
-                key = op["Key"]
-            check_unicity(table_name, key)
-            current = self.get_item(table_name, key)
-            if condition_expression is not None:
-                condition_op = get_filter_expression(condition_expression, names, values)
-                if not condition_op.expr(current):
-                    if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
-                        original_item = current.to_json()["Attributes"]
-                    raise ConditionalCheckFailed(item=original_item)
-            if op_type != "ConditionCheck":
-                table = self.get_table(table_name)
-                hash_key, range_key = self.get_keys_value(table, key)
-                backups.append((table, hash_key, range_key, copy.deepcopy(current)))
-            if op_type == "Put":
-                self.put_item(table_name, op["Item"], condition_expression=condition_expression,
-                              expression_attribute_names=names, expression_attribute_values=values)
-            elif op_type == "Delete":
-                self.delete_item(table_name, key, condition_expression=condition_expression,
-                                 expression_attribute_names=names, expression_attribute_values=values)
-            elif op_type == "Update":
-                self.update_item(table_name, key, update_expression=op["UpdateExpression"],
-                                 condition_expression=condition_expression, expression_attribute_names=names,
-                                 expression_attribute_values=values)
-            errors.append((None, None, None))
-        except (MultipleTransactionsException, MockValidationException):
-            _roll_back(backups, streams)
+                group = table.items.get(hash_key)
+                if item is not None:
+                    if group is None:
+                        group = table.items[hash_key] = {}
+                    group[range_key] = item
+                elif group is not None:
+                    group.pop(range_key, None)
+                    if not group and not had_group:
+                        del table.items[hash_key]
+            moto_index.keep_in_step(table, hash_key, range_key)
+        for records, length in self.streams.values():
+            # The records the failed transaction added, unless moto already handed them to a Lambda
+            # event source mapping (it then starts a new list): those it had sent before its own rollback too.
+            del records[length:]
+
+
+def _named_key(backend: Any, action: Any) -> tuple[Any, Any, Any] | None:
+    """(table, hash key, range key) of the item an action writes or checks, read as moto reads it."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    try:
+        (kind, request), = action.items()
+        table = backend.tables.get(request["TableName"])
+        if table is None:
+            return None
+        key = request["Item"] if kind == "Put" else request["Key"]
+        hash_key = DynamoType(key[table.hash_key_attr])
+        range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    return table, hash_key, range_key
+
+
+def _stored(table: Any, hash_key: Any, range_key: Any) -> Any:
+    found = table.items.get(hash_key)  # .get: table.items is a defaultdict, indexing would add an entry
+    if found is None or table.range_key_attr is None:
+        return found
+    return found.get(range_key)
+
+
+def _item_level(original: Any) -> Any:
+    @functools.wraps(original)
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        snapshot = _Snapshot(self, transact_items)
+        _state.snapshotting = True
+        try:
+            original(self, transact_items)
+        except BaseException:
+            snapshot.restore()
             raise
-        except ConditionalCheckFailed as e:
-            errors.append(("ConditionalCheckFailed", str(e.message), original_item))
-        except Exception as e:  # noqa: BLE001 - moto's own handling: every other failure cancels the transaction
-            errors.append((type(e).__name__, str(e), original_item))
-    if any(code is not None for code, _, _ in errors):
-        _roll_back(backups, streams)
-        raise TransactionCanceledException(errors)
+        finally:
+            _state.snapshotting = False
+
+    transact_write_items.__stepflow_patched__ = True  # type: ignore[attr-defined]
+    return transact_write_items
 
 
-def _roll_back(backups: list[tuple[Any, Any, Any, Any]], streams: dict[str, tuple[Any, int]]) -> None:
-    """Puts every written item back as it was (newest write first) and drops the stream records added."""
-    from stepflow_local.moto_index import reindex
-
-    for table, hash_key, range_key, before in reversed(backups):
-        if range_key is not None:
-            group = table.items.get(hash_key)
-            if before is not None:
-                table.items[hash_key][range_key] = before
-            elif group is not None:
-                group.pop(range_key, None)
-        elif before is not None:
-            table.items[hash_key] = before
-        else:
-            table.items.pop(hash_key, None)
-        reindex(table, hash_key, range_key)
-    for shard, length in streams.values():
-        del shard.items[length:]
-
-
-_transact_write_items.__stepflow_item_rollback__ = True  # type: ignore[attr-defined]
-
-
-def patch(check_signature: Any) -> None:
-    """Installs the item-level rollback (check_signature(function, parameter names, what) raises when
-    moto changed what this relies on)."""
+def patch() -> None:
+    from moto.dynamodb import models as backend_module
     from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.models.table import StreamShard
+    from moto.dynamodb.models.table import Table
 
     current = DynamoDBBackend.__dict__.get("transact_write_items")
-    if getattr(current, "__stepflow_item_rollback__", False):
+    if getattr(current, "__stepflow_patched__", False):
         return
     check_signature(current, ["self", "transact_items"], "DynamoDBBackend.transact_write_items")
-    check_signature(DynamoDBBackend.__dict__.get("get_keys_value"), ["self", "table", "keys"],
-                    "DynamoDBBackend.get_keys_value")
-    check_signature(StreamShard.__dict__.get("add"), ["self", "old", "new"], "StreamShard.add")
+    if getattr(backend_module, "copy", None) is not copy:
+        raise RuntimeError("moto's DynamoDB backend no longer uses the copy module; "
+                           "re-check stepflow_local/moto_transactions.py")
     ORIGINALS["DynamoDBBackend.transact_write_items"] = current
-    setattr(DynamoDBBackend, "transact_write_items", _transact_write_items)  # noqa: B010
+    setattr(backend_module, "copy", _SkipTableCopies(Table))  # noqa: B010
+    setattr(DynamoDBBackend, "transact_write_items", _item_level(current))  # noqa: B010
 
 
-def item_rollback() -> bool:
-    """True when moto's transactions roll back by item."""
+def patched() -> bool:
+    """True when transactions snapshot the items they name rather than their tables."""
     from moto.dynamodb.models import DynamoDBBackend
 
-    return bool(getattr(DynamoDBBackend.__dict__.get("transact_write_items"), "__stepflow_item_rollback__", False))
+    return bool(getattr(DynamoDBBackend.__dict__.get("transact_write_items"), "__stepflow_patched__", False))

@@ -149,7 +149,7 @@ def test_status_changes_are_delivered_without_listing_executions(rt):
     assert event["resources"] == [waiting]
 
 
-def test_a_waiting_execution_holds_two_threads(rt):
+def test_a_waiting_execution_holds_one_thread(rt):
     sfn = rt.client("stepfunctions")
     machine = _waiting_machine(rt)
     from moto.stepfunctions.parser.utils import TMP_THREADS  # every interpreter thread is listed there
@@ -161,11 +161,25 @@ def test_a_waiting_execution_holds_two_threads(rt):
     arns = [sfn.start_execution(stateMachineArn=machine, name=f"t{i}", input="{}")["executionArn"] for i in range(6)]
     try:
         _wait_submitted(rt, arns)
-        # The execution's own thread (the program runs on it: no machine TimeoutSeconds) and the Task's thread.
-        assert interpreter_threads() - before == 2 * len(arns)
+        # The execution's own thread: the program runs on it (no machine TimeoutSeconds), and so does the
+        # Task (no TimeoutSeconds of its own), waiting for its token there.
+        assert interpreter_threads() - before == len(arns)
     finally:
         rt.stop_running_executions()
         assert rt.wait_for_interpreter_threads(5) == []
+
+
+@pytest.mark.parametrize("limit", [{"TimeoutSeconds": 1}, {"HeartbeatSeconds": 1}])
+def test_a_task_timeout_of_its_own_still_fails_the_task(rt, limit):
+    token = {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+             "Parameters": {"FunctionName": rt.function_arns["scale_echo"], "Payload": {"token.$": "$$.Task.Token"}},
+             "End": True, **limit}
+    machine = _machine(rt, {"StartAt": "Token", "States": {"Token": token}})
+    sfn = rt.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=machine, name="limited", input="{}")["executionArn"]
+    assert rt.wait_for_execution(arn, timeout=20)["status"] == "FAILED"
+    failed = [e for e in sfn.get_execution_history(executionArn=arn)["events"] if e["type"] == "ExecutionFailed"]
+    assert failed[0]["executionFailedEventDetails"]["error"] == "States.Timeout"
 
 
 def test_a_machine_timeout_still_ends_the_execution(rt):
