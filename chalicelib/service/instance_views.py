@@ -109,7 +109,10 @@ class InstanceViews:
                 execution = {"status": "RUNNING"}
             ended = STATUS_BY_EXECUTION.get(execution["status"], "running")
             if ended in TERMINAL:
-                record = self._settle_end(record, ended, summary, execution)
+                # Read again: a step that finished between the first read and the describe (the
+                # execution ended meanwhile) is in the log now, and the end is recorded with it.
+                log = self._log(record)
+                record = self._settle_end(record, ended, self._summary(record, log), execution)
                 return record, self._summary(record, log, ended=record["status"])
         kinds = {s.id: s.type for s in self._definition(record).steps}
         live = "waiting" if any(kinds.get(s) in ("human", "webhook") for s in summary.current_steps) else "running"
