@@ -141,14 +141,13 @@ class KeptStreamReader:
                                                ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
 
 
-_KEPT_READERS: dict[int, KeptStreamReader] = {}
-
-
 def _kept_reader(runtime: LocalRuntime) -> KeptStreamReader:
-    reader = _KEPT_READERS.get(id(runtime))
+    # Kept on the runtime it reads for (its client and data directory), made on the first poll.
+    reader: KeptStreamReader | None = getattr(runtime, "_kept_stream_reader", None)
     if reader is None:
         checkpoint = Path(runtime.store.data_dir) / "streams.json"
-        reader = _KEPT_READERS[id(runtime)] = KeptStreamReader(runtime.client("dynamodbstreams"), checkpoint)
+        reader = KeptStreamReader(runtime.client("dynamodbstreams"), checkpoint)
+        setattr(runtime, "_kept_stream_reader", reader)  # noqa: B010 - not an attribute LocalRuntime declares
     return reader
 
 
