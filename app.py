@@ -78,7 +78,9 @@ def overdue_sweep(event: Any) -> dict[str, int]:
     return stats
 
 
-@app.on_cw_event({"source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"]},
+# Only ends: a RUNNING change needs nothing recorded, so it is not delivered (a Lambda run per start saved).
+@app.on_cw_event({"source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"],
+                  "detail": {"status": ["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]}},
                  name="execution_events")
 def execution_events(event: Any) -> str | None:
     """Keeps the instance index in step with Step Functions (locally the runtime delivers these)."""

@@ -52,6 +52,8 @@ API_FUNCTION = "api"  # the name given to Chalice's API handler (logical id APIH
 EXECUTION_EVENTS = "execution_events"  # Lambda fed by "Step Functions Execution Status Change" events
 OVERDUE_SWEEP = "overdue_sweep"  # @app.schedule(..., name="overdue_sweep")
 EXECUTION_STATUS_DETAIL_TYPE = "Step Functions Execution Status Change"
+# The statuses the execution_events function acts on: a RUNNING change needs nothing recorded.
+EXECUTION_END_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 # Tables are kept when a stage's stack is deleted or a table must be replaced.
 RETAIN_DATA_STAGES = frozenset({"prod"})
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # the SQS maximum
@@ -458,7 +460,8 @@ def build(stage_name: str, *, functions: Sequence[AppFunction] | None = None,
             },
         }
         function_extra[consumer.name] = {"DeadLetterQueue": {"Type": "SQS", "TargetArn": get_att(queue)}}
-        pattern_filter = {"detail": {"stateMachineArn": [{"prefix": state_machine_arn(stage.machine_prefix)}]}}
+        pattern_filter = {"detail": {"stateMachineArn": [{"prefix": state_machine_arn(stage.machine_prefix)}],
+                                     "status": list(EXECUTION_END_STATUSES)}}
         retry = {"MaximumEventAgeInSeconds": EVENT_MAX_AGE_SECONDS, "MaximumRetryAttempts": EVENT_RETRY_ATTEMPTS}
         if consumer.kind == "cloudwatch_event":
             # Chalice emits a SAM CloudWatchEvent (no dead-letter queue, every state machine in the account).

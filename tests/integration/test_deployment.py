@@ -413,6 +413,8 @@ def test_execution_status_rule_follows_the_execution_events_function(app_module)
     assert rule["EventPattern"]["detail-type"] == ["Step Functions Execution Status Change"]
     prefix = rule["EventPattern"]["detail"]["stateMachineArn"][0]["prefix"]["Fn::Sub"]
     assert prefix.endswith(":stateMachine:stepflow-dev-")
+    # Ends only, as the app's own pattern says (the local runtime honours that one).
+    assert rule["EventPattern"]["detail"]["status"] == ["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
     target = rule["Targets"][0]
     assert target["Arn"] == {"Fn::GetAtt": ["ExecutionEvents", "Arn"]}
     assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["ExecutionEventsDeadLetterQueue", "Arn"]}}
