@@ -18,18 +18,35 @@ export async function historyView(main, context, name) {
     api.get(base), api.get(`${base}/revisions`), loadAliases(name)]);
   const shown = params.rev || String(revisions[0]?.number ?? record.revision_number ?? '');
   const comparing = params.from && params.to;
+  // A revision or a pair from the address that the workflow does not have is said where it would be
+  // shown; the rest of the page stays usable.
   const [detail, diff] = await Promise.all([
-    shown ? api.get(`${base}/revisions/${enc(shown)}`) : null,
-    comparing ? api.get(`${base}/revisions/${enc(params.from)}/diff${qs({ to: params.to })}`) : null,
+    shown ? settle(api.get(`${base}/revisions/${enc(shown)}`)) : null,
+    comparing ? settle(api.get(`${base}/revisions/${enc(params.from)}/diff${qs({ to: params.to })}`)) : null,
   ]);
   const link = (changes) => `#/workflows/${enc(name)}/history${qs({ ...params, ...changes })}`;
 
   clear(main,
     definitionHeader(record, 'history'),
     aliasesSection(aliases, link),
-    revisionsSection(name, revisions, params, link, detail),
-    diff ? diffSection(diff) : null,
-    detail ? sourceSection(detail) : null);
+    revisionsSection(name, revisions, params, link, detail?.value),
+    diff?.error ? failed('diff', `The diff of revisions ${params.from} and ${params.to} could not be shown: ${diff.error}`) : null,
+    diff?.value ? diffSection(diff.value) : null,
+    detail?.error ? failed('revision-source', `Revision ${shown} could not be shown: ${detail.error}`) : null,
+    detail?.value ? sourceSection(detail.value) : null);
+}
+
+async function settle(promise) {
+  try {
+    return { value: await promise };
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.status === 401) throw error;
+    return { error: error.message };
+  }
+}
+
+function failed(id, text) {
+  return h('section', { id }, h('p', { class: 'message message-error', role: 'alert' }, text));
 }
 
 // The aliases and their weights: null when the API has no aliases (404) or the caller may not read
