@@ -15,7 +15,7 @@ from chalicelib.api.listing import listing_tenant, unindexed_message
 from chalicelib.core.listing import Unindexed
 
 STATUSES = ("pending", "running", "waiting", "completed", "failed", "canceled")
-FILTERS = ("workflow_name", "correlation_id", "created_by", "status")
+FILTERS = ("workflow_name", "correlation_id", "created_by", "status", "origin_instance", "origin_tenant_id")
 API_NAMES = {"workflow_name": "definition_name"}
 API_LABELS = {"definition_name": "workflow_name"}
 MAX_KEY = 255

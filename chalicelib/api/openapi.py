@@ -70,6 +70,7 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
         ("GET", "/instances"): {
             "status": {"$ref": "#/components/schemas/InstanceStatus"},
             "workflow_name": _text(80), "tenant_id": _text(100), "correlation_id": _text(), "created_by": _text(),
+            "origin_instance": _text(100), "origin_tenant_id": _text(100),
             "started_after": {"type": "string", "format": "date-time"},
             "started_before": {"type": "string", "format": "date-time"},
             "include_deleted": BOOL, "limit": limit, "cursor": _text(2048),
