@@ -65,7 +65,7 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
         ("DELETE", "/definitions/{name}"): {"purge": BOOL},
         ("GET", "/definitions/{name}/revisions/{rev}/diff"): {"to": revision},
         ("GET", "/definitions/{name}/export"): {"format": {"type": "string", "enum": ["json", "yaml"]},
-                                               "history": BOOL},
+                                               "history": BOOL, "revision": revision},
         ("POST", "/instances"): {"start": {**BOOL, "description": "false: create the instance pending; "
                                                                  "POST /instances/{instance_id}/start starts it"}},
         ("GET", "/instances"): {
