@@ -197,8 +197,12 @@ def _start_schema(schema: dict[str, Any]) -> dict[str, Any]:
         "allOf": [{"$ref": "#/components/schemas/Definition"}],
         "description": "Instead of definition_name (editor role): registered as the tenant's anonymous "
                        "definition (`adhoc-<hash>`, its name optional), then run"}
+    # Exactly one of the two (else 400): said in words, since a top-level oneOf would leave generated
+    # clients without a StartInstance class.
+    schema["properties"]["definition_name"]["description"] = "The registered workflow to start; or send `definition`"
     schema["required"] = [r for r in schema.get("required", []) if r != "definition_name"]
-    schema["oneOf"] = [{"required": ["definition_name"]}, {"required": ["definition"]}]
+    if not schema["required"]:
+        schema.pop("required")
     return schema
 
 
