@@ -126,3 +126,16 @@ def test_only_who_may_register_definitions_may_run_one_inline_and_only_in_its_te
     # The tenant comes from the token: naming another one is refused, nothing is registered for it.
     status, refused = call("POST", "/instances", {**body, "tenant_id": "globex"}, bearer=token("editor"))
     assert status == 422, refused
+
+
+def test_anonymous_definitions_get_their_state_machines_back_after_a_restart(api):
+    import app as app_module
+
+    name = api.post("/instances", {"definition": INLINE, "input_data": {"n": 1}, "start": False})[1]["definition_name"]
+    assert name in app_module.services.definitions.restore_state_machines()
+    # Deactivated and started again by its inline body: the same revision, active again.
+    assert api.delete(f"/definitions/{name}")[0] == 200
+    assert api.get("/definitions?include_adhoc=true")[1] == []
+    status, view = api.post("/instances", {"definition": INLINE, "input_data": {"n": 1}})
+    assert status == 201 and view["definition_name"] == name and api.wait(view["id"])["status"] == "completed"
+    assert api.get(f"/definitions/{name}")[1]["revision_number"] == 1
