@@ -217,7 +217,14 @@ def may_change(services: Any, name: str) -> dict[str, Any]:
 
 
 def may_register(services: Any, name: Any) -> None:
-    """Registering a name another tenant owns, or a shared (tenant-less) one without admin, is refused."""
+    """Registering a name another tenant owns, or a shared (tenant-less) one without admin, is refused;
+    so is a name with the prefix of anonymous definitions (only an inline start makes those)."""
+    from chalicelib.core.adhoc import ADHOC_PREFIX, is_adhoc
+
+    if is_adhoc(name):
+        raise InvalidInput({"message": "the definition is not valid", "issues": [{
+            "code": "reserved_name", "location": "name", "hint": f"choose a name that does not start with '{ADHOC_PREFIX}'",
+            "message": f"names starting with '{ADHOC_PREFIX}' are kept for definitions sent inline to POST /instances"}]})
     caller = principal()
     if not caller.authenticated or not isinstance(name, str) or not name:
         return

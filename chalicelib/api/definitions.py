@@ -39,9 +39,11 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     def list_definitions() -> Any:
         from chalicelib.service.definitions import summary  # the compiler and model come with it
 
-        include_inactive = bool_param(query(bp.current_request), "include_inactive")
-        return json_response([summary(r) for r in services().definitions.list(include_inactive)
-                              if visible(r, shared_ok=True)])
+        params = query(bp.current_request)
+        # Anonymous definitions (inline starts) are left out unless asked for; by name they read as any other.
+        listed = services().definitions.list(bool_param(params, "include_inactive"),
+                                             bool_param(params, "include_adhoc"))
+        return json_response([summary(r) for r in listed if visible(r, shared_ok=True)])
 
     @bp.route("/definitions", methods=["POST"], content_types=BODY_TYPES)
     @handles_errors

@@ -56,7 +56,8 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
     limit = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 20}
     revision = _text(64, description="A revision number (1, 2, ...) or content id; unknown: 404")
     return {
-        ("GET", "/definitions"): {"include_inactive": BOOL},
+        ("GET", "/definitions"): {"include_inactive": BOOL, "include_adhoc": {
+            **BOOL, "description": "true: the anonymous definitions inline starts registered too"}},
         ("GET", "/definitions/{name}"): {"version": _text(64), "revision": revision},
         ("GET", "/definitions/{name}/asl"): {"version": _text(64), "revision": revision},
         ("GET", "/definitions/{name}/graph"): {"version": _text(64), "revision": revision,
@@ -64,12 +65,13 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
         ("DELETE", "/definitions/{name}"): {"purge": BOOL},
         ("GET", "/definitions/{name}/revisions/{rev}/diff"): {"to": revision},
         ("GET", "/definitions/{name}/export"): {"format": {"type": "string", "enum": ["json", "yaml"]},
-                                               "history": BOOL},
+                                               "history": BOOL, "revision": revision},
         ("POST", "/instances"): {"start": {**BOOL, "description": "false: create the instance pending; "
                                                                  "POST /instances/{instance_id}/start starts it"}},
         ("GET", "/instances"): {
             "status": {"$ref": "#/components/schemas/InstanceStatus"},
             "workflow_name": _text(80), "tenant_id": _text(100), "correlation_id": _text(), "created_by": _text(),
+            "origin_instance": _text(100), "origin_tenant_id": _text(100),
             "started_after": {"type": "string", "format": "date-time"},
             "started_before": {"type": "string", "format": "date-time"},
             "include_deleted": BOOL, "limit": limit, "cursor": _text(2048),
@@ -174,7 +176,7 @@ def _bodies() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
         ("POST", "/definitions/validate"): ("required", {"$ref": "#/components/schemas/Definition"}),
         ("PUT", "/definitions/{name}"): ("required", {"$ref": "#/components/schemas/Definition"}),
         ("POST", "/definitions/import"): ("required", {"$ref": "#/components/schemas/DefinitionExport"}),
-        ("POST", "/instances"): ("required", _model_schema(StartInstance)),
+        ("POST", "/instances"): ("required", _start_schema(_model_schema(StartInstance))),
         ("POST", "/definitions/{name}/run"): ("optional", run),
         ("POST", "/instances/{instance_id}/cancel"): ("optional", {"type": "object", "properties": {
             "reason": _text(1000)}}),
@@ -187,6 +189,21 @@ def _bodies() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
         ("POST", "/approvals/{task_id}/reject"): ("required", _model_schema(Decision)),
         ("POST", "/callbacks/{key}"): ("optional", free),
     }
+
+
+def _start_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """StartInstance, whose workflow is named (definition_name) or sent inline (definition: api/adhoc.py)."""
+    schema["properties"]["definition"] = {
+        "allOf": [{"$ref": "#/components/schemas/Definition"}],
+        "description": "Instead of definition_name (editor role): registered as the tenant's anonymous "
+                       "definition (`adhoc-<hash>`, its name optional), then run"}
+    # Exactly one of the two (else 400): said in words, since a top-level oneOf would leave generated
+    # clients without a StartInstance class.
+    schema["properties"]["definition_name"]["description"] = "The registered workflow to start; or send `definition`"
+    schema["required"] = [r for r in schema.get("required", []) if r != "definition_name"]
+    if not schema["required"]:
+        schema.pop("required")
+    return schema
 
 
 def _lift_defs(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:

@@ -61,13 +61,14 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @bp.route("/definitions/{name}/export", methods=["GET"])
     @handles_errors
     def export_definition(name: str) -> Any:
-        """A document POST /definitions/import accepts (history=true: with every revision)."""
+        """A document POST /definitions/import accepts (history=true: with every revision; revision: of
+        that revision rather than the latest)."""
         params = query(bp.current_request)
         fmt = params.get("format", "json")
         if fmt not in FORMATS:
             raise BadRequest(f"'format' must be one of {', '.join(FORMATS)}")
         require_definition(services(), name)
-        document = services().revisions.export(name, bool_param(params, "history"))
+        document = services().revisions.export(name, bool_param(params, "history"), params.get("revision"))
         if fmt == "json":
             return json_response(document)
         import yaml

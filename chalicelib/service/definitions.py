@@ -88,6 +88,8 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
     out = {k: record.get(k) for k in ("name", "version", "revision", "description", "created_at", "created_by",
                                       "tenant_id", "revision_number")}
     out["active"] = record.get("active", True)
+    if record.get("adhoc"):  # an anonymous definition, made by an inline start (service/adhoc.py)
+        out.update(adhoc=True, adhoc_label=record.get("adhoc_label"))
     return {**out, **(record.get("summary") or {})}
 
 
@@ -117,10 +119,13 @@ class DefinitionService:
 
     def register(self, data: Any, created_by: str | None = None, tenant_id: str | None = None, *,
                  source: str | None = None, source_format: str = "json", name: str | None = None,
-                 restored_from: int | None = None) -> dict[str, Any]:
+                 restored_from: int | None = None, marks: dict[str, Any] | None = None,
+                 vet: Callable[[Definition], None] | None = None) -> dict[str, Any]:
         """Stores the definition as a new revision when its content differs from the latest (the same
         content answers the same revision, and reactivates a deactivated definition). `source`: the text
-        as submitted, kept with the history entry; `name`: the name the caller addressed (PUT)."""
+        as submitted, kept with the history entry; `name`: the name the caller addressed (PUT); `marks`:
+        attributes kept on the revision and its pointers (an anonymous definition's `adhoc`); `vet`: the
+        caller's own check of the valid definition, which may refuse it before anything is stored."""
         # Everything, the size as deployed included, is checked before anything is stored.
         bindings = self._placeholders()
         definition, issues, asl = check(data, self._registry, bindings)
@@ -130,6 +135,8 @@ class DefinitionService:
             raise InvalidInput({"message": "the definition is not valid", "issues": [{
                 "code": "name_mismatch", "location": "name", "hint": "",
                 "message": f"the body names '{definition.name}' but the path names '{name}'"}]})
+        if vet is not None:
+            vet(definition)
         revision = revision_of(definition)
         latest = self._store.latest(definition.name)
         if (latest and latest.get("revision") == revision and latest.get("state_machine_arn")
@@ -154,6 +161,7 @@ class DefinitionService:
             "name": definition.name, "version": definition.version, "revision": revision,
             "description": definition.description, "created_at": now, "created_by": created_by,
             "tenant_id": tenant_id, "body": definition.model_dump(mode="json"), "summary": shape(definition),
+            **(marks or {}),
         }
         entry = {"number": number, "revision": revision, "version": definition.version, "created_at": now,
                  "created_by": created_by, "restored_from": restored_from,
@@ -220,9 +228,11 @@ class DefinitionService:
             raise NotFound(f"definition '{name}' revision {revision} is missing")
         return record
 
-    def list(self, include_inactive: bool = False) -> list[dict[str, Any]]:
-        return sorted((r for r in self._store.list_latest() if include_inactive or r.get("active", True)),
-                      key=lambda r: r["name"])
+    def list(self, include_inactive: bool = False, include_adhoc: bool = False) -> builtins.list[dict[str, Any]]:
+        """The latest revision of each workflow; anonymous (ad hoc) ones only when asked: they are listed
+        apart, so a listing without them does not read them."""
+        latest = [*self._store.list_latest(), *(self._store.list_latest(adhoc=True) if include_adhoc else [])]
+        return sorted((r for r in latest if include_inactive or r.get("active", True)), key=lambda r: r["name"])
 
     def deactivate(self, name: str, by: str | None) -> dict[str, Any]:
         """No new instance starts from now on; running instances finish on their revision."""
@@ -260,7 +270,7 @@ class DefinitionService:
         recorded ARN differs from the new one (another account or region) is moved to it. The names."""
         bindings = self._placeholders()
         restored = []
-        for latest in self._store.list_latest():
+        for latest in [*self._store.list_latest(), *self._store.list_latest(adhoc=True)]:
             try:
                 record = self.get(latest["name"])
                 asl = compile_definition(Definition.model_validate(record["body"]), record["revision"])

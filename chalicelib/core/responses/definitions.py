@@ -32,6 +32,8 @@ class DefinitionSummary(Open):
     terminal_steps: list[str] | Absent = None
     revision_number: int | None = Field(None, description="Its number in the workflow's history")
     active: bool = Field(description="False once deactivated: new starts are refused")
+    adhoc: Literal[True] | Absent = Field(None, description="An anonymous definition an inline start registered")
+    adhoc_label: str | None | Absent = Field(None, description="The name its inline body gave, if any")
 
 
 class DefinitionDetail(Closed):
@@ -50,6 +52,8 @@ class DefinitionDetail(Closed):
     terminal_steps: list[str]
     revision_number: int | None = Field(description="Its number in the workflow's history")
     active: bool = Field(description="False once deactivated: new starts are refused")
+    adhoc: Literal[True] | Absent = Field(None, description="An anonymous definition an inline start registered")
+    adhoc_label: str | None | Absent = Field(None, description="The name its inline body gave, if any")
     definition: Definition
     state_machine_arn: str | None
 
