@@ -223,6 +223,11 @@ class DefinitionService:
 
     def entry(self, name: str, revision: str) -> dict[str, Any]:
         """The history entry (source included) a revision number or content id names."""
+        if revision.isdigit() and len(revision) <= HISTORY_DIGITS:  # one read, not a resolve and a read again
+            found = self._store.entry(name, int(revision))
+            if found is None:
+                raise NotFound(f"definition '{name}' has no revision '{revision}' in its history")
+            return found  # type: ignore[no-any-return]
         number, content = self._resolve(name, revision)
         entry = self._store.entry(name, number) if number is not None else None
         if entry is None:

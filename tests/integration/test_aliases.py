@@ -202,3 +202,30 @@ def test_the_deployed_path_starts_versions_and_aliases_by_their_qualified_arns(a
     assert [r["weight"] for r in described["routingConfiguration"]] == [70, 30]
     live = app_module.services.machines._sfn.describe_state_machine_alias(stateMachineAliasArn=f"{machine}:live")
     assert [r["weight"] for r in live["routingConfiguration"]] == [100]
+
+
+def test_what_a_pinned_start_costs_in_aws_calls(api, local_aws):
+    from stepflow_local.call_count import CallCounter
+
+    put_yaml(api, YAML_V1)
+    put_yaml(api, YAML_V2)
+    for number in (1, 2):  # warm: each revision's state machine made, its record cached
+        assert api.post("/instances", {"definition_name": "purchase", "revision": number})[0] == 201
+    counter = CallCounter(local_aws.region).attach()
+    costs = {}
+    try:
+        for name, pin in (("latest", {"revision": 2}), ("older", {"revision": 1}), ("alias", {"alias": "live"})):
+            counter.reset()
+            assert api.post("/instances", {"definition_name": "purchase", **pin})[0] == 201
+            costs[name] = dict(sorted(counter.calls.items()))
+    finally:
+        counter.detach()
+    start = {"dynamodb.GetItem": 1, "dynamodb.TransactWriteItems": 1, "stepfunctions.StartExecution": 1,
+             "dynamodb.UpdateItem": 1}
+    # Locally the revision's own state machine is looked up (DescribeStateMachine); in AWS the version's
+    # ARN is started instead. The latest revision is named by the guard's read; an older one by its history
+    # entry; an alias by its item (and, in AWS, the revision Step Functions picked by DescribeExecution).
+    local = {**start, "stepfunctions.DescribeStateMachine": 1}
+    assert costs["latest"] == local
+    assert costs["older"] == {**local, "dynamodb.GetItem": 2}
+    assert costs["alias"] == {**local, "dynamodb.GetItem": 2}
