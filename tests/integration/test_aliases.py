@@ -229,3 +229,45 @@ def test_what_a_pinned_start_costs_in_aws_calls(api, local_aws):
     assert costs["latest"] == local
     assert costs["older"] == {**local, "dynamodb.GetItem": 2}
     assert costs["alias"] == {**local, "dynamodb.GetItem": 2}
+
+
+def test_a_registration_cut_short_converges_when_it_is_sent_again(api, deployed_routing, monkeypatch):
+    import app as app_module
+    from chalicelib.errors import UpstreamError
+
+    services = app_module.services
+    sfn = services.machines._sfn
+    first = put_yaml(api, YAML_V1)
+    machine = first["state_machine_arn"]
+
+    def fail_once(target, name):
+        original = getattr(target, name)
+
+        def failing(*args, **kwargs):
+            monkeypatch.setattr(target, name, original)
+            raise UpstreamError("cut short")
+        monkeypatch.setattr(target, name, failing)
+
+    # Cut after the version is published, before it is recorded: the retry publishes and records.
+    fail_once(services.definition_store, "point_to")
+    status, _ = api.put("/definitions/purchase", raw=YAML_V2, content_type="application/x-yaml")
+    assert status == 502
+    assert services.definitions.get("purchase")["revision_number"] == 1
+    second = put_yaml(api, YAML_V2)
+    assert second["revision_number"] == 2
+    version = services.definitions.entry("purchase", "2")["state_machine_version_arn"]
+    assert version and version.startswith(machine + ":")
+    live = sfn.describe_state_machine_alias(stateMachineAliasArn=f"{machine}:live")["routingConfiguration"]
+    assert live == [{"stateMachineVersionArn": version, "weight": 100}]
+    # Cut after the pointer moved, before `live` moved: the same content again moves it.
+    fail_once(services.machines, "point_alias")
+    status, _ = api.put("/definitions/purchase", raw=YAML_V1.replace("1.0", "3.0"), content_type="application/x-yaml")
+    assert status == 502
+    third = services.definitions.entry("purchase", "3")["state_machine_version_arn"]
+    live = sfn.describe_state_machine_alias(stateMachineAliasArn=f"{machine}:live")["routingConfiguration"]
+    assert live == [{"stateMachineVersionArn": version, "weight": 100}]  # behind
+    status, again = api.put("/definitions/purchase", raw=YAML_V1.replace("1.0", "3.0"),
+                            content_type="application/x-yaml")
+    assert status == 200 and again["revision_number"] == 3
+    live = sfn.describe_state_machine_alias(stateMachineAliasArn=f"{machine}:live")["routingConfiguration"]
+    assert live == [{"stateMachineVersionArn": third, "weight": 100}]
