@@ -285,7 +285,8 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
                                 user_id=user_id or record.get("created_by"), tenant_id=record.get("tenant_id"),
                                 webhook_url=record.get("webhook_url"), origin_instance=record.get("origin_instance"),
                                 origin_zone=record.get("origin_zone"), origin_tenant_id=record.get("origin_tenant_id"),
-                                origin_reference=record.get("origin_reference"))
+                                origin_reference=record.get("origin_reference"),
+                                **_pin_of(record))
         view, _ = self.start(request)
         self._store.update(view["id"], {"retry_of": instance_id})
         self._store.update(instance_id, {"retried_by": view["id"]})
@@ -349,6 +350,15 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
         events = self._events()
         if events is not None:
             events.record(detail["id"], detail_type, detail)
+
+
+def _pin_of(record: dict[str, Any]) -> dict[str, Any]:
+    """A retry is pinned as the instance it retries: to its alias (routed afresh) or to its revision."""
+    if record.get("alias"):
+        return {"alias": record["alias"]}
+    if record.get("launch_target") and record.get("revision"):
+        return {"revision": record["revision"]}
+    return {}
 
 
 def _execution_error(execution: dict[str, Any]) -> dict[str, Any] | None:

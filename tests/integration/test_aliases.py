@@ -58,6 +58,18 @@ def test_an_instance_keeps_its_revision_after_a_later_one_is_published(api):
     assert done["status"] == "completed" and done["revision_number"] == 2
     assert [s["step_name"] for s in done["step_history"]] == ["review", "record", "notify"]
     assert done["output"]["notified"] is True
+    # A retry of a pinned instance is pinned the same way; a pending one starts what it was pinned to.
+    status, waiting = api.post("/instances", {"definition_name": "purchase", "revision": 1})
+    assert api.post(f"/instances/{waiting['id']}/cancel")[0] == 200
+    status, again = api.post(f"/instances/{waiting['id']}/retry")
+    assert status == 201 and again["revision_number"] == 1, again
+    status, pending = api.post("/instances", {"definition_name": "purchase", "revision": 1, "start": False})
+    assert status == 201 and pending["status"] == "pending"
+    assert api.post(f"/instances/{pending['id']}/start")[1]["revision_number"] == 1
+    for instance in (again, pending):
+        done = finish(api, instance["id"])
+        assert done["status"] == "completed" and done["revision_number"] == 1
+        assert [s["step_name"] for s in done["step_history"]] == ["review", "record"]
 
 
 def test_alias_weights_route_starts_between_two_revisions(api, monkeypatch):
