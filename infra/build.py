@@ -81,6 +81,16 @@ STATE_MACHINE_ACTIONS = (
     "states:StartExecution",
     "states:UpdateStateMachine",
 )
+# Each registration publishes a version (UpdateStateMachine with publish) and moves the `live` alias; pinned
+# starts run a version or an alias (StartExecution on their qualified ARNs, name:version and name:alias).
+VERSION_ACTIONS = (
+    "states:CreateStateMachineAlias",
+    "states:DescribeStateMachine",
+    "states:DescribeStateMachineAlias",
+    "states:PublishStateMachineVersion",
+    "states:StartExecution",
+    "states:UpdateStateMachineAlias",
+)
 EXECUTION_ACTIONS = ("states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution")
 # These take no resource-level permissions: "*" is the narrowest AWS allows.
 UNSCOPED_STATES_ACTIONS = (
@@ -319,6 +329,8 @@ def app_policy(stage: Stage, tables: Sequence[Any], queues: Sequence[str]) -> di
         {"Sid": "Tables", "Effect": "Allow", "Action": list(DYNAMODB_ACTIONS), "Resource": table_arns},
         {"Sid": "StateMachines", "Effect": "Allow", "Action": list(STATE_MACHINE_ACTIONS),
          "Resource": state_machine_arn(f"{stage.machine_prefix}*")},
+        {"Sid": "VersionsAndAliases", "Effect": "Allow", "Action": list(VERSION_ACTIONS),
+         "Resource": [state_machine_arn(f"{stage.machine_prefix}*"), state_machine_arn(f"{stage.machine_prefix}*:*")]},
         {"Sid": "Executions", "Effect": "Allow", "Action": list(EXECUTION_ACTIONS),
          "Resource": execution_arn(f"{stage.machine_prefix}*:*")},
         {"Sid": "StepFunctionsUnscoped", "Effect": "Allow", "Action": list(UNSCOPED_STATES_ACTIONS), "Resource": "*"},

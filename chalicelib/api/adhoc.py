@@ -22,6 +22,10 @@ def workflow_named(services: Any, body: dict[str, Any]) -> dict[str, Any]:
                          + (", not both" if inline else ""))
     if not inline:
         return body
+    if "revision" in body or "alias" in body:
+        # An inline definition is one revision, registered by this request: there is nothing to pin.
+        raise BadRequest("an inline 'definition' runs as sent: 'revision' and 'alias' name revisions of a "
+                         "registered workflow")
     caller = principal()
     if caller.authenticated and not caller.has(INLINE_ROLE):
         raise Forbidden(f"an inline definition is registered to run: this needs the {INLINE_ROLE} role"

@@ -45,6 +45,8 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     def owned(request: Any) -> tuple[Any, dict[str, Any]]:
         """Who starts it and for which tenant come from the token when authentication is on; the
         definition as the guard read it (the start uses it rather than reading it again)."""
+        if request.revision is not None and request.alias is not None:
+            raise BadRequest("give 'revision' or 'alias', not both: a start runs one revision")
         found = services()
         definition = require_definition(found, request.definition_name)
         user = actor(request.model_dump(include={"user_id"}), "user_id")

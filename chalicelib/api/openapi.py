@@ -115,6 +115,9 @@ SUCCESS: dict[tuple[str, str], dict[str, tuple[str, str | list[str]]]] = {
         "201": ("A new revision equal to it", "DefinitionDetail"),
         "200": ("It is the latest already", "DefinitionDetail")},
     ("GET", "/definitions/{name}/export"): {"200": ("The document (YAML with format=yaml)", "DefinitionExport")},
+    ("GET", "/definitions/{name}/aliases"): {"200": ("`live` first, then by name", ["DefinitionAlias"])},
+    ("GET", "/definitions/{name}/aliases/{alias}"): {"200": ("The alias", "DefinitionAlias")},
+    ("PUT", "/definitions/{name}/aliases/{alias}"): {"200": ("Set", "DefinitionAlias")},
     ("POST", "/definitions/import"): {"201": ("Imported", "DefinitionImported"),
                                       "200": ("Everything was there already", "DefinitionImported")},
     ("GET", "/definitions/{name}/asl"): {"200": ("The compiled state machine", "StateMachine")},
@@ -177,6 +180,12 @@ def _bodies() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
         ("PUT", "/definitions/{name}"): ("required", {"$ref": "#/components/schemas/Definition"}),
         ("POST", "/definitions/import"): ("required", {"$ref": "#/components/schemas/DefinitionExport"}),
         ("POST", "/instances"): ("required", _start_schema(_model_schema(StartInstance))),
+        ("PUT", "/definitions/{name}/aliases/{alias}"): ("required", {
+            "type": "object", "required": ["routes"], "additionalProperties": False, "properties": {"routes": {
+                "type": "array", "minItems": 1, "maxItems": 2, "items": {
+                    "type": "object", "required": ["revision"], "additionalProperties": False, "properties": {
+                        "revision": {"oneOf": [{"type": "integer", "minimum": 1}, _text(64)]},
+                        "weight": {"type": "integer", "minimum": 0, "maximum": 100}}}}}}),
         ("POST", "/definitions/{name}/run"): ("optional", run),
         ("POST", "/instances/{instance_id}/cancel"): ("optional", {"type": "object", "properties": {
             "reason": _text(1000)}}),

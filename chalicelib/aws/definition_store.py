@@ -105,7 +105,7 @@ class DefinitionStore:
             "ScanIndexForward": not newest_first, "ConsistentRead": True}
         if not with_source:
             fields = ("number", "revision", "version", "created_at", "created_by", "change", "restored_from",
-                      "source_format")
+                      "source_format", "state_machine_version_arn")
             request["ExpressionAttributeNames"].update({f"#p{i}": f for i, f in enumerate(fields)})
             request["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(fields)))
         return [from_item(i) for i in query_all(self._ddb, **request)]

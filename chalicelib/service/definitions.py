@@ -95,12 +95,15 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
 
 class DefinitionService:
     def __init__(self, store: Any, machines: Any, registry: TaskRegistry, placeholders: Callable[[], dict[str, str]],
-                 now: Callable[[], str]):
+                 now: Callable[[], str], *, published: Callable[[dict[str, Any]], None] | None = None):
         self._store = store
         self._machines = machines
         self._registry = registry
         self._placeholders = placeholders
         self._now = now
+        # Told the latest pointer after each registration, a repeated one included (service/aliases.py
+        # moves the `live` alias there).
+        self._published = published or (lambda pointer: None)
         # A revision's record never changes (its id is its content's hash): read once per process. The
         # latest pointer, which does change, is read on every get.
         self._revision = functools.lru_cache(maxsize=128)(self._read_revision)
@@ -143,6 +146,9 @@ class DefinitionService:
                 and latest.get("tenant_id") == tenant_id):
             if latest.get("active") is False:
                 self._store.set_active(definition.name, True, {})
+            # A repeat may be the retry of a registration cut short after its pointer moved: the alias
+            # it would have moved is moved now (setting an alias to what it is changes nothing).
+            self._published(latest)
             return {**self.get(definition.name), "created": False}
         previous = self._revision(definition.name, latest["revision"]) if latest else None
         change = change_summary(Definition.model_validate(previous["body"]) if previous else None, definition)
@@ -169,12 +175,20 @@ class DefinitionService:
                  "source": source if source is not None else json.dumps(data, indent=2),
                  "source_format": source_format if source is not None else "json"}
         # The revision is stored before the state machine runs it (its steps load it by revision),
-        # and the pointers move only once the state machine runs it.
+        # and the pointers move only once the state machine runs it. The update publishes a version of
+        # the state machine in the same call; its ARN is recorded with the pointer and the history entry,
+        # in one transaction. A process that dies after publishing and before recording leaves a
+        # version nothing names (harmless): the client's retry finds the pointer unmoved, publishes again
+        # and records that one, so the retry converges. The `live` alias moves last (self._published);
+        # a retry that finds the pointer already moved moves it then.
         self._store.put_revision(record)
-        arn = self._machines.ensure(definition.name, bind_placeholders(asl, bindings),
-                                    latest.get("state_machine_arn") if latest else None)
-        pointer = {**record, "state_machine_arn": arn, "revision_number": number, "active": True}
+        arn, version_arn = self._machines.publish(definition.name, bind_placeholders(asl, bindings),
+                                                  latest.get("state_machine_arn") if latest else None)
+        entry["state_machine_version_arn"] = version_arn
+        pointer = {**record, "state_machine_arn": arn, "state_machine_version_arn": version_arn,
+                   "revision_number": number, "active": True}
         self._store.point_to(pointer, *earlier, entry)
+        self._published(pointer)
         return {**pointer, "created": True}
 
     def get(self, name: str, version: str | None = None, revision: str | None = None) -> dict[str, Any]:
@@ -199,6 +213,7 @@ class DefinitionService:
             self._revision.cache_clear()  # not stored (yet): not remembered either
             raise NotFound(f"definition '{name}' revision {pointer['revision']} is missing")
         return {**record, "state_machine_arn": pointer.get("state_machine_arn"),
+                "state_machine_version_arn": pointer.get("state_machine_version_arn"),
                 "revision_number": pointer.get("revision_number"), "active": latest.get("active", True),
                 "tenant_id": latest.get("tenant_id")}
 
@@ -216,6 +231,11 @@ class DefinitionService:
 
     def entry(self, name: str, revision: str) -> dict[str, Any]:
         """The history entry (source included) a revision number or content id names."""
+        if revision.isdigit() and len(revision) <= HISTORY_DIGITS:  # one read, not a resolve and a read again
+            found = self._store.entry(name, int(revision))
+            if found is None:
+                raise NotFound(f"definition '{name}' has no revision '{revision}' in its history")
+            return found  # type: ignore[no-any-return]
         number, content = self._resolve(name, revision)
         entry = self._store.entry(name, number) if number is not None else None
         if entry is None:

@@ -325,6 +325,12 @@ def test_app_policy_is_scoped_to_our_resources(infra):
             "states:SendTaskFailure", "states:SendTaskHeartbeat"} <= granted
     prefix_arn = statements["StateMachines"]["Resource"]["Fn::Sub"]
     assert prefix_arn.endswith(f":stateMachine:{infra.stage.prefix}*")
+    # Versions and aliases: published and moved on registration, started by their qualified ARNs.
+    versions = statements["VersionsAndAliases"]
+    assert {"states:PublishStateMachineVersion", "states:CreateStateMachineAlias", "states:UpdateStateMachineAlias",
+            "states:DescribeStateMachineAlias", "states:StartExecution"} <= set(versions["Action"])
+    assert [r["Fn::Sub"].rsplit(":stateMachine:", 1)[1] for r in versions["Resource"]] == \
+        [f"{infra.stage.prefix}*", f"{infra.stage.prefix}*:*"]
     assert statements["PassExecutionRole"]["Resource"] == {"Fn::GetAtt": ["StateMachineRole", "Arn"]}
     assert statements["LifecycleEvents"] == {"Sid": "LifecycleEvents", "Effect": "Allow",
                                              "Action": "events:PutEvents", "Resource": {"Fn::GetAtt": ["EventBus", "Arn"]}}
