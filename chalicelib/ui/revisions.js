@@ -49,12 +49,12 @@ function failed(id, text) {
   return h('section', { id }, h('p', { class: 'message message-error', role: 'alert' }, text));
 }
 
-// The aliases and their weights: null when the API has no aliases (404) or the caller may not read
-// them, so the page shows nothing; any other failure is a note, never a broken page.
+// The aliases and their weights (GET .../aliases answers a list, `live` first): null when the caller
+// may not read them, so the page shows nothing; any other failure is a note, never a broken page.
 async function loadAliases(name) {
   try {
     const body = await api.get(`/definitions/${enc(name)}/aliases`);
-    return { items: Array.isArray(body?.items) ? body.items : [] };
+    return { items: Array.isArray(body) ? body : (Array.isArray(body?.items) ? body.items : []) };
   } catch (error) {
     if (error instanceof ApiError && [403, 404, 405].includes(error.status)) return null;
     return { error: error?.message || String(error) };

@@ -10,8 +10,9 @@ pytestmark = pytest.mark.e2e
 @pytest.mark.scenario("history")
 def test_revisions_diff_restore_aliases_and_deactivate_from_the_definition_page(scenario_result):
     # Revisions 1 (JSON) and 2 (YAML, by PUT) listed newest first; the diff from 1 to 2 names the changed
-    # step and colours its lines; restoring 1 adds revision 3; alias weights shown from a 200 and nothing
-    # from a 404; deactivating shows it inactive, without a start form, and hides it from the list.
+    # step and colours its lines; restoring 1 adds revision 3; `live` shown on the latest revision and a
+    # canary alias's 90/10 weights as the API answers them; deactivating shows it inactive, without a
+    # start form, and hides it from the list.
     assert scenario_result["revisions"] == [3, 2, 1]
     assert {"tok-key", "tok-string", "tok-comment", "tok-punct"} <= set(scenario_result["yamlTokens"])
     assert {"tok-key", "tok-string", "tok-punct"} <= set(scenario_result["jsonTokens"])
