@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import importlib
 import threading
+import time
 from typing import Any
 
 from stepflow_local.moto_contract import ORIGINALS, check_signature
@@ -128,10 +129,37 @@ def _stopped_stays_stopped(original: Any, stopped_type: type) -> Any:
     return set_error
 
 
+STOP_WAITS_FOR_START_SECONDS = 10.0
+
+
+def _stop_once_started(original: Any) -> Any:
+    @functools.wraps(original)
+    def stop(self: Any, stop_date: Any, error: Any, cause: Any) -> None:
+        # moto's worker makes its environment on the execution's thread, after StartExecution answered:
+        # a StopExecution in between (a cancel right after a start, a shutdown) found no environment and
+        # failed with AttributeError. Wait for it (the thread makes it first thing), then stop.
+        deadline = time.monotonic() + STOP_WAITS_FOR_START_SECONDS
+        while getattr(self, "env", None) is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if getattr(self, "env", None) is None:
+            raise RuntimeError("the execution never started; it cannot be stopped")
+        original(self, stop_date=stop_date, error=error, cause=cause)
+
+    stop.__stepflow_patched__ = True  # type: ignore[attr-defined]
+    return stop
+
+
 def patch_stop() -> None:
     from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint, CallbackPoolManager
     from moto.stepfunctions.parser.asl.eval.environment import Environment
     from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    worker_stop = ExecutionWorker.__dict__.get("stop")
+    if not getattr(worker_stop, "__stepflow_patched__", False):
+        check_signature(worker_stop, ["self", "stop_date", "error", "cause"], "ExecutionWorker.stop")
+        ORIGINALS["ExecutionWorker.stop"] = worker_stop
+        setattr(ExecutionWorker, "stop", _stop_once_started(worker_stop))  # noqa: B010
 
     set_stop = Environment.__dict__.get("set_stop")
     set_error = Environment.__dict__.get("set_error")
