@@ -67,7 +67,9 @@ class TaskService(Delivery):
         """The view of a task record the caller has just read (a route's guard): no second read."""
         return self._present(record)
 
-    def _present(self, record: dict[str, Any]) -> dict[str, Any]:
+    def _present(self, record: dict[str, Any], now: str | None = None) -> dict[str, Any]:
+        """`now`: the instant overdue is judged at; a page passes one for all its tasks (formatting the
+        clock for each task with a due date added about 6 us to each, two thirds of the rest of its view)."""
         # Every documented field is present (null when unset), whatever the stored item omits.
         view = {name: record.get(name) for name in TASK_FIELDS} | public(record)
         view["due_date"] = record.get("due_at")  # the plugin DTO's name for it
@@ -76,7 +78,7 @@ class TaskService(Delivery):
             # Who may work the task reads it deliberately (callback_view, GET /tasks/{id}/callback).
             view["event_type"] = record.get("event_type")
         view["overdue"] = bool(record.get("escalated_at")) or (
-            record["status"] == "pending" and bool(record.get("due_at")) and record["due_at"] <= iso(self._now()))
+            record["status"] == "pending" and bool(record.get("due_at")) and record["due_at"] <= (now or iso(self._now())))
         return view
 
     def list(self, *, tenant: str | None, status: str | None = None, assignee_id: str | None = None,
@@ -105,7 +107,8 @@ class TaskService(Delivery):
             # neither is read.
             following = {"id": {"S": kept["id"]}, family.attribute: {"S": value},
                          family.range_key: {"S": range_value(family, kept)}}
-        return {"items": [self._present(r) for r in items], "limit": limit, "next_cursor": following}
+        now = iso(self._now())
+        return {"items": [self._present(r, now) for r in items], "limit": limit, "next_cursor": following}
 
     def metrics(self, *, tenant: str | None) -> dict[str, Any]:
         """Pending tasks per group, how many are overdue, and how long the oldest has been overdue:
@@ -356,7 +359,8 @@ class TaskService(Delivery):
                 raise
 
     def for_instance(self, instance_id: str) -> builtins.list[dict[str, Any]]:
-        return [self._present(r) for r in self._store.for_instance(instance_id)]
+        now = iso(self._now())
+        return [self._present(r, now) for r in self._store.for_instance(instance_id)]
 
     def purge(self, task_id: str) -> None:
         self._store.delete(task_id)

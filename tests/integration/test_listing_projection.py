@@ -150,6 +150,11 @@ def test_a_listed_task_is_its_detail_view_through_its_life(tasks):
 
     world.clock.now = T0 + timedelta(minutes=31)
     assert world.service.sweep()["reminded"] == 1
+    # Past its due date, not yet escalated: a page judges overdue by the clock, as the detail view does.
+    world.clock.now = T0 + timedelta(minutes=61)
+    assert {t["id"]: t["overdue"] for t in _listed(world.service, status="pending")} == {
+        "task1": True, "task2": False, "task3": False, "task4": False}
+    _check_every_listing(world)
     world.clock.now = T0 + timedelta(hours=2)
     assert world.service.sweep()["escalated"] == 1
     assert world.service.view("task1")["overdue"] and world.service.view("task1")["escalated_at"]
