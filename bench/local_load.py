@@ -34,6 +34,10 @@ HUMAN_DEF = {"name": "bench_human", "steps": [
     {"id": "approve", "type": "human", "assignee": "bench", "form_schema": {"type": "object"}}]}
 MAX_REQUESTS_PER_CLIENT = 200_000  # a hard bound besides the clock
 TRACE_ENV = "STEPFLOW_LOCAL_TRACE_MEMORY"
+PARTS = ("load", "soak", "waiting", "imports")
+PART_KEYS = {"load": ("health", "paced", "mixed", "clients", "seconds", "store"), "soak": ("soak",),
+             "waiting": ("waiting",), "imports": ("imports", "import_runs")}
+SAVED = Path(__file__).with_name("load_results.json")  # what the last run measured, for --parts
 FOOTPRINT_INSTANCES = 300  # instances started after the soak to measure what one ended instance holds
 
 
@@ -114,6 +118,20 @@ class Service:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
+
+
+def _stamped(figures: dict[str, Any]) -> dict[str, Any]:
+    """The figures without raw latencies, with when they were measured and how busy the machine was."""
+    load1, load5, _ = os.getloadavg()
+    return {**{k: v for k, v in figures.items() if k != "latencies"},
+            "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_average": [load1, load5]}
+
+
+def _saved() -> dict[str, Any]:
+    try:
+        return json.loads(SAVED.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def _process_status(pid: int) -> dict[str, float]:
@@ -346,26 +364,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak-seconds", type=float, default=float(os.environ.get("SOAK_SECONDS", 60)))
     parser.add_argument("--soak-rate", type=float, default=float(os.environ.get("SOAK_RATE", 20)))
     parser.add_argument("--import-runs", type=int, default=9)
+    parser.add_argument("--parts", default=os.environ.get("LOAD_PARTS", ",".join(PARTS)),
+                        help=f"which of {', '.join(PARTS)} to measure now; the others are taken from the last "
+                             f"run's {SAVED.name} (the report says when each was measured)")
     parser.add_argument("--trace-memory", action="store_true", default=os.environ.get("TRACE_MEMORY") == "1",
                         help="tracemalloc in the server; the soak reports where traced memory grew (slower)")
     args = parser.parse_args(argv)
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    if not parts or set(parts) - set(PARTS):
+        parser.error(f"--parts takes some of {', '.join(PARTS)}")
     (ROOT / "build").mkdir(exist_ok=True)
-    results: dict[str, Any] = {"clients": args.clients, "seconds": args.seconds, "import_runs": args.import_runs,
-                               "store": args.store}
-    results["imports"] = cold_import(args.import_runs)
-    service = Service(ROOT / "build" / "bench-load-memory" if args.trace_memory else None, store=args.store)
-    try:
-        for definition in (MACHINE_DEF, HUMAN_DEF):
-            status, answer = service.request("POST", f"{PREFIX}/definitions", definition)
-            if status >= 300:
-                raise RuntimeError(f"could not register {definition['name']}: {status} {answer}")
-        results["health"] = load(service, min(10.0, args.seconds), args.clients, health)
-        results["paced"] = load(service, args.seconds, args.clients, mixed, rate=args.rate, seed=500)
-        results["mixed"] = load(service, args.seconds, args.clients, mixed)
-        results["soak"] = soak(service, args.soak_seconds, args.soak_rate)
-        results["waiting"] = waiting_instances(service, args.waiting)
-    finally:
-        service.stop()
+    results: dict[str, Any] = _saved() if set(parts) != set(PARTS) else {}
+    missing = [part for part in PARTS if part not in parts and not all(k in results for k in PART_KEYS[part])]
+    if missing:
+        parser.error(f"no earlier measurement of {', '.join(missing)} in {SAVED}: measure them too")
+    results.update({"clients": args.clients, "seconds": args.seconds, "import_runs": args.import_runs,
+                    "store": args.store} if "load" in parts else {})
+    if "imports" in parts:
+        results["imports"] = _stamped(cold_import(args.import_runs))
+    if {"load", "soak", "waiting"} & set(parts):
+        service = Service(ROOT / "build" / "bench-load-memory" if args.trace_memory else None, store=args.store)
+        try:
+            for definition in (MACHINE_DEF, HUMAN_DEF):
+                status, answer = service.request("POST", f"{PREFIX}/definitions", definition)
+                if status >= 300:
+                    raise RuntimeError(f"could not register {definition['name']}: {status} {answer}")
+            if "load" in parts:
+                results["health"] = _stamped(load(service, min(10.0, args.seconds), args.clients, health))
+                results["paced"] = _stamped(load(service, args.seconds, args.clients, mixed, rate=args.rate,
+                                                 seed=500))
+                results["mixed"] = _stamped(load(service, args.seconds, args.clients, mixed))
+            if "soak" in parts:
+                results["soak"] = _stamped(soak(service, args.soak_seconds, args.soak_rate))
+            if "waiting" in parts:
+                results["waiting"] = _stamped(waiting_instances(service, args.waiting))
+        finally:
+            service.stop()
+    SAVED.write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
     text = report(results)
     write_report(text)
     print(text)

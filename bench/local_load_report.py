@@ -41,16 +41,17 @@ def report(results: dict[str, Any]) -> str:
     beyond = growth - held
     lines = [
         MARKER, HEADING, "",
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, {os.cpu_count()} cores; "
+        f"Written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, {os.cpu_count()} cores; "
         f"`python -m stepflow_local.server` as a process, {store}, clients in this process over 127.0.0.1. "
-        "The machine was shared with other work while this ran.", "",
+        "The machine was shared with other work while this ran: each part says when it was measured and the "
+        "load average then (`make bench-load LOAD_PARTS=load` measures a part again and keeps the others).", "",
         f"### Mixed load: {results['clients']} keep-alive clients, {results['seconds']:.0f} s, {store}", "",
         "Mix: 20 % GET /health, 15 % GET /definitions, 15 % GET /instances?limit=20, 15 % POST /instances "
         "(one machine step), 20 % GET /instances/{id}, 15 % GET /tasks. *Paced*: each client sends on a fixed "
         f"schedule, {p['rate']:.0f} req/s in all, and a request's latency counts from when it was due (a late "
         "answer delays the next request, and that delay is charged to it too). *Unpaced*: each client sends "
         "again as soon as it is answered, so the service runs at its capacity on this machine and latency is "
-        "what a queue of 12 requests costs.", "",
+        "what a queue of 12 requests costs.", _when(p), "",
         "| load | requests | req/s | p50 ms | p90 ms | p99 ms | errors |", "|---|---:|---:|---:|---:|---:|---:|",
         _row(f"mixed, paced at {p['rate']:.0f} req/s", p),
         _row("mixed, unpaced (capacity)", m),
@@ -68,7 +69,7 @@ def report(results: dict[str, Any]) -> str:
         "- Before this server (Chalice's dev server, in memory, measured on the same kind of machine before the "
         "change): 45 req/s unpaced, p99 1.0-1.5 s, /health alone 1,375 req/s. That server is not re-run here.", "",
         f"### {w['count']:,} instances waiting on a human step", "",
-        f"Started {w['started']:,}; {w['waiting']:,} tasks pending when measured.", "",
+        f"Started {w['started']:,}; {w['waiting']:,} tasks pending when measured. {_when(w)}", "",
         "| | RSS MB | threads |", "|---|---:|---:|",
         f"| before | {w['before']['rss_mb']:.0f} | {w['before']['threads']} |",
         f"| after | {w['after']['rss_mb']:.0f} | {w['after']['threads']} |", "",
@@ -80,7 +81,7 @@ def report(results: dict[str, Any]) -> str:
         "keeps a waiting execution's state off the stack; moto's does not, so this is bounded per instance, not "
         "shared.", "",
         f"### Soak: {s['seconds']:.0f} s at {s['rate']:.0f} req/s (the mixed load from 4 clients)", "",
-        f"{s['requests']:,} requests, {s['errors']} errors, p99 {s['p99_ms']:.1f} ms. RSS {s['before']['rss_mb']:.0f} -> "
+        f"{_when(s)} {s['requests']:,} requests, {s['errors']} errors, p99 {s['p99_ms']:.1f} ms. RSS {s['before']['rss_mb']:.0f} -> "
         f"{s['after']['rss_mb']:.0f} MB (+{growth:.0f} MB), threads {s['before']['threads']} -> {s['after']['threads']}"
         + (f"; DynamoDB Local's RSS {s['before']['dynamodb_rss_mb']:.0f} -> {s['after']['dynamodb_rss_mb']:.0f} MB "
            f"(+{s['after']['dynamodb_rss_mb'] - s['before']['dynamodb_rss_mb']:.0f} MB; a JVM with -Xmx512m keeps "
@@ -97,12 +98,19 @@ def report(results: dict[str, Any]) -> str:
            if s["seconds"] < 600 else ""), "",
         *_growth_lines(s["growth"]),
         "### Cold import (the Lambda cold start)", "",
-        f"Medians of {results['import_runs']} alternating runs, each a fresh interpreter (bare start "
+        f"{_when(c)} Medians of {results['import_runs']} alternating runs, each a fresh interpreter (bare start "
         f"{c['bare_ms']:.0f} ms included in both): `import boto3` {c['boto3_ms']:.0f} ms, `import app` "
         f"{c['app_ms']:.0f} ms, ratio {c['ratio']:.2f} (target <= {TARGETS['import_ratio']}: "
         f"{verdict(c['ratio'] <= TARGETS['import_ratio'])}).", "",
     ]
     return "\n".join(lines)
+
+
+def _when(part: dict[str, Any]) -> str:
+    if "measured_at" not in part:
+        return ""
+    load1, load5 = part.get("load_average") or (float("nan"), float("nan"))
+    return f"Measured {part['measured_at']}, load average {load1:.1f} (1 min) / {load5:.1f} (5 min) on 2 cores."
 
 
 def _row(label: str, r: dict[str, Any]) -> str:
