@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.aws.conditional_update import TransitionRefused
+from chalicelib.core.definition_keys import instance_key
 from chalicelib.core.runs import execution_name
 from chalicelib.core.times import iso
 from chalicelib.errors import Conflict, NotFound
@@ -70,7 +71,7 @@ class Continuation:
             return None
         claimed = {**record, **intent}
         try:
-            definition = self._definitions.get(record["definition_name"])
+            definition = self._definitions.get(instance_key(record))
             machine_arn = definition.get("state_machine_arn")
             if not machine_arn:
                 raise Conflict(f"definition '{record['definition_name']}' has no state machine")

@@ -18,6 +18,7 @@ from typing import Any
 
 from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.aws.transient import is_transient
+from chalicelib.core.definition_keys import instance_key
 from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.runs import execution_name
 from chalicelib.core.times import iso
@@ -107,7 +108,7 @@ class Launches:
 
     def _relaunch(self, record: dict[str, Any]) -> str:
         """Finishes an interrupted launch: records the execution if it exists, else starts it."""
-        definition = self._definitions.get(record["definition_name"])
+        definition = self._definitions.get(instance_key(record))
         machine_arn = definition.get("state_machine_arn")
         if not machine_arn:
             raise Conflict(f"definition '{record['definition_name']}' has no state machine")
@@ -125,7 +126,7 @@ class Launches:
     def _stop_unrecorded(self, record: dict[str, Any], reason: str) -> None:
         """Canceling during an unfinished launch: an execution that started but is not recorded is stopped
         (one that starts after this finds the intent gone when it records itself, and stops then)."""
-        machine_arn = self._definitions.get(record["definition_name"]).get("state_machine_arn")
+        machine_arn = self._definitions.get(instance_key(record)).get("state_machine_arn")
         if not machine_arn:
             return
         arn = self._machines.execution_arn(machine_arn, execution_name(record["id"], int(record.get("launch_run") or 0)))
