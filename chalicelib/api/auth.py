@@ -27,6 +27,7 @@ from chalicelib.errors import Forbidden, InvalidInput, NotFound
 
 logger = logging.getLogger("stepflow.auth")
 
+MAX_TENANT = 100  # as a token's tenant claim (chalicelib/auth.py) and a start's tenant_id
 PUBLIC = "public"  # no token needed
 BY_KEY = "key"  # no token: the unguessable key in the path is the credential (webhook callbacks)
 
@@ -200,7 +201,12 @@ def definition_scope(params: Mapping[str, Any] | None, namespace: str | None = N
     on (a `tenant_id` naming another is refused), else the `tenant_id` parameter's or none; the
     `namespace` parameter (or the body's, given as `namespace`), or none."""
     params = params or {}
-    tenant = tenant_for_write(params.get("tenant_id") or None)
+    named = params.get("tenant_id") or None
+    if named is not None and len(named) > MAX_TENANT:
+        raise InvalidInput({"message": "the request is not valid", "issues": [
+            {"code": "too_long", "location": "tenant_id",
+             "message": f"a tenant id has at most {MAX_TENANT} characters"}]})
+    tenant = tenant_for_write(named)
     namespace = namespace if namespace is not None else (params.get("namespace") or None)
     if namespace is not None and (not isinstance(namespace, str) or not NAME.match(namespace)):
         raise InvalidInput({"message": "the request is not valid", "issues": [

@@ -53,7 +53,8 @@ class DefinitionStore:
         """Stores one revision (an immutable record: the same content always has the same revision, so one
         already stored is kept as first written)."""
         try:
-            self._ddb.put_item(TableName=self._table, Item=to_item({**_stored(record), "sk": f"rev#{record['revision']}"}),
+            self._ddb.put_item(TableName=self._table,
+                               Item=to_item({**_stored(record), "sk": f"rev#{record['revision']}"}),
                                ConditionExpression="attribute_not_exists(sk)")
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":

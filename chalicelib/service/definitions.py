@@ -175,12 +175,12 @@ class DefinitionService:
         if definition_keys.name_of(key) != definition.name:
             raise InvalidInput({"message": "the definition is not valid", "issues": [{
                 "code": "name_mismatch", "location": "name", "hint": "",
-                "message": f"the body names '{definition.name}' but the request names '{definition_keys.name_of(key)}'"}]})
+                "message": f"the body names '{definition.name}' but the request names '{shown(key)}'"}]})
         revision = revision_of(definition)
         latest = self._store.latest(key)
         # A scoped key's tenant owns it; a tenant-less key's record keeps the owner it was stored with.
         scope = definition_keys.split(key)
-        owner = scope.tenant_id if scope.tenant_id is not None else (latest or {}).get("tenant_id", tenant_id)
+        owner = scope.tenant_id if scope.tenant_id is not None else (latest.get("tenant_id") if latest else tenant_id)
         if (latest and latest.get("revision") == revision and latest.get("state_machine_arn")
                 and latest.get("tenant_id") == owner):
             if latest.get("active") is False:

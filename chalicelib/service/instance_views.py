@@ -201,8 +201,8 @@ def trust_final_output(summary: Any, execution: dict[str, Any]) -> None:
 
 
 # An instance as a listing shows it (and the head of its detail view): a listing reads only these.
-BRIEF_FIELDS = ("id", "definition_name", "namespace", "version", "status", "created_at", "started_at", "completed_at", "created_by",
-                "tenant_id", "correlation_id", "webhook_url", "origin_instance", "origin_zone", "origin_tenant_id",
+BRIEF_FIELDS = ("id", "definition_name", "namespace", "version", "status", "created_at", "started_at", "completed_at",
+                "created_by", "tenant_id", "correlation_id", "webhook_url", "origin_instance", "origin_zone", "origin_tenant_id",
                 "origin_reference", "retry_of", "retried_by", "deleted_at", "cancel_reason")
 
 

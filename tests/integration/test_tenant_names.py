@@ -160,6 +160,8 @@ def test_namespaces_separate_names_within_a_tenant_and_the_list_filters(api):
     assert [d["description"] for d in local("GET", "/definitions?tenant_id=acme")[1]] == ["acme"]
     status, started = local("POST", "/instances", {"definition_name": "invoice", "tenant_id": "acme"})
     assert local.wait(started["id"], ("completed", "failed"))["output"]["ran"] == "acme"
+    status, body = local("GET", "/definitions/invoice?tenant_id=" + "t" * 101)
+    assert status == 422 and body["detail"]["issues"][0]["location"] == "tenant_id", body
 
 
 def test_a_shared_definition_is_read_by_every_tenant_until_one_registers_its_own(secured):
@@ -167,10 +169,15 @@ def test_a_shared_definition_is_read_by_every_tenant_until_one_registers_its_own
 
     del app_module.services.auth  # authentication off: stored with no tenant, shared
     try:
+        assert Caller(secured)("PUT", "/definitions/invoice", invoice("old"))[0] == 201
         assert Caller(secured)("PUT", "/definitions/invoice", invoice("shared"))[0] == 201
     finally:
         app_module.services.auth = Authenticator("hs256", SECRET)
     acme, globex = Caller(secured, "acme", "editor"), Caller(secured, "globex")
+    # An admin of a tenant changes the shared definition itself; it stays shared.
+    status, restored = globex("POST", "/definitions/invoice/revisions/1/restore")
+    assert status == 201 and restored["tenant_id"] is None and restored["description"] == "old", restored
+    assert globex("POST", "/definitions/invoice/revisions/2/restore")[1]["revision_number"] == 4
     assert acme("GET", "/definitions/invoice")[1]["description"] == "shared"
     assert acme("DELETE", "/definitions/invoice")[0] == 403  # a shared definition is changed by an admin only
     status, own = acme("PUT", "/definitions/invoice", invoice("acme"))
