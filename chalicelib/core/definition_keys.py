@@ -84,6 +84,11 @@ def instance_key(record: Mapping[str, Any]) -> str:
     return str(record.get("definition_key") or record["definition_name"])
 
 
+def task_key(record: Mapping[str, Any]) -> str:
+    """The key of the definition a task's step belongs to (a task of an unscoped one has only the name)."""
+    return str(record.get("workflow_key") or record["workflow"])
+
+
 def listing(records: Iterable[Mapping[str, Any]], tenant_id: str | None, namespace: str | None,
             *, everything: bool = False) -> list[Mapping[str, Any]]:
     """The definitions a tenant sees in a list, `namespace` given: only that namespace's. Its own and the

@@ -42,6 +42,17 @@ class Caller:
         response = getattr(self.api.client.http, method.lower())(self.api.prefix + path, **kwargs)
         return response.status_code, json.loads(response.body)
 
+    def task(self, instance_id: str) -> dict[str, Any]:
+        """The instance's one task (stored a moment after the instance shows as waiting)."""
+        deadline = time.monotonic() + 30
+        while True:
+            status, page = self("GET", f"/tasks?instance_id={instance_id}")
+            assert status == 200, page
+            if page["items"] or time.monotonic() > deadline:
+                assert len(page["items"]) == 1, page
+                return page["items"][0]  # type: ignore[no-any-return]
+            time.sleep(0.1)
+
     def wait(self, instance_id: str, until: tuple[str, ...]) -> dict[str, Any]:
         deadline = time.monotonic() + 30
         while True:
@@ -95,12 +106,18 @@ def test_two_tenants_own_the_same_name_without_seeing_each_other(secured):
     assert globex("GET", f"/instances/{waiting['id']}")[0] == 404
     status, graph = acme("GET", f"/instances/{waiting['id']}/graph")
     assert status == 200 and "review" in graph["mermaid_source"]
+    task = acme.task(waiting["id"])
+    assert task["workflow"] == "invoice" and acme("GET", f"/tasks/{task['id']}")[1]["workflow"] == "invoice"
 
     # Purging counts the tenant's own open instances only: acme's waiting one holds acme's, not globex's.
     assert globex("DELETE", "/definitions/invoice?purge=true") == (200, {"name": "invoice", "active": False,
                                                                           "purged": True})
     assert acme("DELETE", "/definitions/invoice?purge=true")[0] == 409
     assert acme("GET", "/definitions/invoice")[1]["active"] is True
+    # Completing acme's task runs the rest of acme's revision.
+    assert acme("POST", f"/tasks/{task['id']}/complete", {"output_data": {}})[0] == 200
+    done = acme.wait(waiting["id"], ("completed", "failed"))
+    assert done["status"] == "completed" and done["output"]["ran"] == "acme", done
 
 
 def test_a_name_another_tenant_has_answers_exactly_as_one_nobody_has(secured):
