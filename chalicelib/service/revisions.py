@@ -96,8 +96,8 @@ class RevisionService:
             raise _invalid("revisions", f"'revisions' must be a list of at most {MAX_IMPORTED_REVISIONS}")
         parts = [self._part(r, f"revisions.{i}", name) for i, r in enumerate(revisions)]
         parts.append(self._part(document, "document", name))
-        key = resolve(name)
-        if self._store.latest(key) is not None:
+        key = resolve(name)  # None for what cannot be a name: registering it then says why
+        if key is not None and self._store.latest(key) is not None:
             # A definition this service has already keeps its own history: the document's latest revision
             # is registered (a new revision when it differs), its history is not replayed over this one.
             parts = parts[-1:]

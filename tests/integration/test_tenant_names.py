@@ -179,6 +179,12 @@ def test_namespaces_separate_names_within_a_tenant_and_the_list_filters(api):
     assert local.wait(started["id"], ("completed", "failed"))["output"]["ran"] == "acme"
     status, body = local("GET", "/definitions/invoice?tenant_id=" + "t" * 101)
     assert status == 422 and body["detail"]["issues"][0]["location"] == "tenant_id", body
+    # What cannot be a name is refused as such wherever it is sent, never looked up.
+    for bad in ("not a name", "n" * 3000):
+        document = {"format": "stepflow.definition/v1", "name": bad, "definition": {**invoice("x"), "name": bad}}
+        assert local("POST", "/definitions/import", document)[0] == 422
+        assert local("POST", "/definitions", {**invoice("x"), "name": bad})[0] == 422
+        assert local("POST", "/instances", {"definition_name": bad[:80]})[0] == 404
 
 
 def test_a_shared_definition_is_read_by_every_tenant_until_one_registers_its_own(secured):
