@@ -246,3 +246,21 @@ def test_records_stored_before_names_were_scoped_are_their_tenants(secured, loca
     # globex registering the name makes globex's own, beside it.
     assert globex("PUT", "/definitions/invoice", invoice("globex"))[1]["revision_number"] == 1
     assert acme("GET", "/definitions/invoice")[1]["description"] == "new"
+
+
+def test_retry_and_resume_run_the_tenants_own_definition(secured):
+    acme, globex = Caller(secured, "acme"), Caller(secured, "globex")
+    failing = {"name": "invoice", "version": "1.0", "steps": [
+        {"id": "check", "type": "machine", "task_type": "data.assert",
+         "config": {"condition": "amount > 0", "error": "Invoice.Empty", "message": "nothing to invoice"}}]}
+    assert acme("PUT", "/definitions/invoice", failing)[0] == 201
+    assert globex("PUT", "/definitions/invoice", invoice("globex"))[0] == 201  # would succeed on any input
+    status, started = acme("POST", "/instances", {"definition_name": "invoice", "input_data": {"amount": 0}})
+    assert status == 201, started
+    assert acme.wait(started["id"], ("completed", "failed"))["status"] == "failed"
+    status, retried = acme("POST", f"/instances/{started['id']}/retry")
+    assert status == 201 and retried["retry_of"] == started["id"], retried
+    assert acme.wait(retried["id"], ("completed", "failed"))["status"] == "failed"  # acme's check, again
+    status, resumed = acme("POST", f"/instances/{retried['id']}/resume")
+    assert status == 200 and resumed["id"] == retried["id"], resumed
+    assert acme.wait(retried["id"], ("completed", "failed"))["status"] == "failed"
