@@ -40,7 +40,7 @@ FOOTPRINT_INSTANCES = 300  # instances started after the soak to measure what on
 class Service:
     """The local service as a user starts it, on a free loopback port."""
 
-    def __init__(self, trace_memory: Path | None = None) -> None:
+    def __init__(self, trace_memory: Path | None = None, store: str = "kept") -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -52,8 +52,17 @@ class Service:
             shutil.rmtree(trace_memory, ignore_errors=True)
             env[TRACE_ENV] = str(trace_memory)
         self.log = open(ROOT / "build" / "bench-load-server.log", "w", encoding="utf-8")  # noqa: SIM115
-        # In memory, as the figures in bench/results.md were measured (bench/startup.py measures the kept store).
-        self.process = subprocess.Popen([sys.executable, "-m", "stepflow_local.server", "--ephemeral"], cwd=ROOT,
+        # "kept" is what `make run` starts: DynamoDB Local keeping its data in a data directory (a fresh one
+        # here, so a user's .stepflow is left alone); "memory" is `make run ARGS=--ephemeral` (moto's DynamoDB).
+        self.store = store
+        self.data_dir: Path | None = None
+        if store == "kept":
+            self.data_dir = ROOT / "build" / "bench-load-data"
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            arguments = ["--data-dir", str(self.data_dir)]
+        else:
+            arguments = ["--ephemeral"]
+        self.process = subprocess.Popen([sys.executable, "-m", "stepflow_local.server", *arguments], cwd=ROOT,
                                         env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while True:
@@ -74,9 +83,17 @@ class Service:
             connection.close()
 
     def usage(self) -> dict[str, float]:
-        """RSS (MB) and thread count of the server process, from /proc."""
-        fields = dict(line.split(":", 1) for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines())
-        return {"rss_mb": int(fields["VmRSS"].split()[0]) / 1024, "threads": int(fields["Threads"])}
+        """RSS (MB) and thread count of the server process, from /proc; with a kept store also the RSS of
+        the DynamoDB Local process the server started (its pid is in the data directory)."""
+        found = _process_status(self.process.pid)
+        figures = {"rss_mb": found["rss_mb"], "threads": found["threads"]}
+        pid_file = self.data_dir / "dynamodb.pid" if self.data_dir is not None else None
+        if pid_file is not None and pid_file.exists():
+            try:
+                figures["dynamodb_rss_mb"] = _process_status(int(pid_file.read_text().strip()))["rss_mb"]
+            except (OSError, ValueError, KeyError):
+                pass
+        return figures
 
     def memory_snapshot(self, number: int, timeout: float = 120.0) -> Path:
         """Asks the tracing server for its snapshot number `number` and waits until it is written."""
@@ -97,6 +114,11 @@ class Service:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
+
+
+def _process_status(pid: int) -> dict[str, float]:
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {"rss_mb": int(fields["VmRSS"].split()[0]) / 1024, "threads": int(fields["Threads"])}
 
 
 def _still_growing(path: Path) -> bool:
@@ -124,7 +146,12 @@ def _percentile(values: list[float], q: float) -> float:
 
 def load(service: Service, seconds: float, clients: int, pick: Callable[[random.Random, list[str]], tuple],
          rate: float | None = None, seed: int = 0) -> dict[str, Any]:
-    """`clients` keep-alive connections issue pick()'s requests for `seconds` (at `rate` req/s in all, if set)."""
+    """`clients` keep-alive connections issue pick()'s requests for `seconds` (at `rate` req/s in all, if set).
+
+    Unpaced, each client sends its next request as soon as the last is answered (the service saturated).
+    Paced, each client sends on a fixed schedule and a request's latency counts from when it was due, not
+    from when it was sent: a late answer that delays the next request is charged to that one too (no
+    coordinated omission), as a user arriving on time would see it."""
     latencies: list[float] = []
     errors: list[str] = []
     started_ids: list[str] = []
@@ -137,15 +164,15 @@ def load(service: Service, seconds: float, clients: int, pick: Callable[[random.
         mine: list[float] = []
         seen: list[str] = []
         interval = clients / rate if rate else 0.0
-        next_at = time.monotonic()
+        next_at = time.perf_counter() + interval * index / clients  # clients spread over one interval
         for _ in range(MAX_REQUESTS_PER_CLIENT):
             if time.monotonic() >= stop_at:
                 break
             if interval:
-                next_at += interval
-                time.sleep(max(0.0, next_at - time.monotonic()))
+                time.sleep(max(0.0, next_at - time.perf_counter()))
             method, path, body = pick(rng, seen)
-            started = time.perf_counter()
+            started = next_at if interval else time.perf_counter()
+            next_at += interval
             try:
                 status, answer = _send(connection, method, path, body)
             except (OSError, http.client.HTTPException) as exc:
@@ -175,6 +202,7 @@ def load(service: Service, seconds: float, clients: int, pick: Callable[[random.
         thread.join(seconds + 120)
     elapsed = time.monotonic() - started
     return {"requests": len(latencies), "rps": len(latencies) / elapsed, "p50_ms": _percentile(latencies, 0.5),
+            "rate": rate, "p90_ms": _percentile(latencies, 0.9),
             "p99_ms": _percentile(latencies, 0.99), "errors": len(errors), "error_kinds": sorted(set(errors))[:5],
             "started": len(started_ids), "latencies": latencies, "elapsed": elapsed}
 
@@ -310,6 +338,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.local_load", description=__doc__)
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("LOAD_SECONDS", 60)))
     parser.add_argument("--clients", type=int, default=12)
+    parser.add_argument("--rate", type=float, default=float(os.environ.get("LOAD_RATE", 120)),
+                        help="req/s of the paced mixed load (the throughput target with a margin)")
+    parser.add_argument("--store", choices=("kept", "memory"), default=os.environ.get("LOAD_STORE", "kept"),
+                        help="kept: DynamoDB Local on a data directory, as `make run` starts; memory: --ephemeral")
     parser.add_argument("--waiting", type=int, default=int(os.environ.get("WAITING", 1000)))
     parser.add_argument("--soak-seconds", type=float, default=float(os.environ.get("SOAK_SECONDS", 60)))
     parser.add_argument("--soak-rate", type=float, default=float(os.environ.get("SOAK_RATE", 20)))
@@ -318,15 +350,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="tracemalloc in the server; the soak reports where traced memory grew (slower)")
     args = parser.parse_args(argv)
     (ROOT / "build").mkdir(exist_ok=True)
-    results: dict[str, Any] = {"clients": args.clients, "seconds": args.seconds, "import_runs": args.import_runs}
+    results: dict[str, Any] = {"clients": args.clients, "seconds": args.seconds, "import_runs": args.import_runs,
+                               "store": args.store}
     results["imports"] = cold_import(args.import_runs)
-    service = Service(ROOT / "build" / "bench-load-memory" if args.trace_memory else None)
+    service = Service(ROOT / "build" / "bench-load-memory" if args.trace_memory else None, store=args.store)
     try:
         for definition in (MACHINE_DEF, HUMAN_DEF):
             status, answer = service.request("POST", f"{PREFIX}/definitions", definition)
             if status >= 300:
                 raise RuntimeError(f"could not register {definition['name']}: {status} {answer}")
         results["health"] = load(service, min(10.0, args.seconds), args.clients, health)
+        results["paced"] = load(service, args.seconds, args.clients, mixed, rate=args.rate, seed=500)
         results["mixed"] = load(service, args.seconds, args.clients, mixed)
         results["soak"] = soak(service, args.soak_seconds, args.soak_rate)
         results["waiting"] = waiting_instances(service, args.waiting)

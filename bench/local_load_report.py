@@ -32,7 +32,9 @@ def _growth_lines(growth: dict[str, Any] | None) -> list[str]:
 
 
 def report(results: dict[str, Any]) -> str:
-    m, h, w, s, c = (results[k] for k in ("mixed", "health", "waiting", "soak", "imports"))
+    m, p, h, w, s, c = (results[k] for k in ("mixed", "paced", "health", "waiting", "soak", "imports"))
+    store = ("`make run`'s default store (DynamoDB Local on a data directory)" if results.get("store") == "kept"
+             else "in memory (`--ephemeral`)")
     f = s["footprint"]
     growth = s["after"]["rss_mb"] - s["before"]["rss_mb"]
     held = s["started"] * f["kb_per_instance"] / 1024
@@ -40,21 +42,31 @@ def report(results: dict[str, Any]) -> str:
     lines = [
         MARKER, HEADING, "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, {os.cpu_count()} cores; "
-        "`python -m stepflow_local.server` as a process, clients in this process over 127.0.0.1. The machine was "
-        "shared with other work while this ran.", "",
-        f"### Mixed load: {results['clients']} keep-alive clients, {results['seconds']:.0f} s", "",
+        f"`python -m stepflow_local.server` as a process, {store}, clients in this process over 127.0.0.1. "
+        "The machine was shared with other work while this ran.", "",
+        f"### Mixed load: {results['clients']} keep-alive clients, {results['seconds']:.0f} s, {store}", "",
         "Mix: 20 % GET /health, 15 % GET /definitions, 15 % GET /instances?limit=20, 15 % POST /instances "
-        "(one machine step), 20 % GET /instances/{id}, 15 % GET /tasks.", "",
-        "| load | requests | req/s | p50 ms | p99 ms | errors |", "|---|---:|---:|---:|---:|---:|",
-        f"| mixed | {m['requests']:,} | {m['rps']:.0f} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {m['errors']} |",
-        f"| /health only (reference) | {h['requests']:,} | {h['rps']:.0f} | {h['p50_ms']:.1f} | "
-        f"{h['p99_ms']:.1f} | {h['errors']} |", "",
-        f"- Throughput target >= {TARGETS['rps']:.0f} req/s: {m['rps']:.0f} req/s, {verdict(m['rps'] >= TARGETS['rps'])}.",
-        f"- p99 target <= {TARGETS['p99_ms']:.0f} ms: {m['p99_ms']:.1f} ms, {verdict(m['p99_ms'] <= TARGETS['p99_ms'])}.",
-        f"- Errors target 0: {m['errors']}, {verdict(m['errors'] == 0)}"
-        + (f" ({'; '.join(m['error_kinds'])})" if m["error_kinds"] else "") + ".",
-        "- Before this server (Chalice's dev server, measured on the same kind of machine before the change): "
-        "45 req/s mixed, p99 1.0-1.5 s, /health alone 1,375 req/s. That server is not re-run here.", "",
+        "(one machine step), 20 % GET /instances/{id}, 15 % GET /tasks. *Paced*: each client sends on a fixed "
+        f"schedule, {p['rate']:.0f} req/s in all, and a request's latency counts from when it was due (a late "
+        "answer delays the next request, and that delay is charged to it too). *Unpaced*: each client sends "
+        "again as soon as it is answered, so the service runs at its capacity on this machine and latency is "
+        "what a queue of 12 requests costs.", "",
+        "| load | requests | req/s | p50 ms | p90 ms | p99 ms | errors |", "|---|---:|---:|---:|---:|---:|---:|",
+        _row(f"mixed, paced at {p['rate']:.0f} req/s", p),
+        _row("mixed, unpaced (capacity)", m),
+        _row("/health only, unpaced (reference)", h), "",
+        "Targets, on the paced run (the service at the load it is expected to hold):", "",
+        f"- Throughput >= {TARGETS['rps']:.0f} req/s: {p['rps']:.0f} req/s, {verdict(p['rps'] >= TARGETS['rps'])}.",
+        f"- p99 <= {TARGETS['p99_ms']:.0f} ms: {p['p99_ms']:.1f} ms, {verdict(p['p99_ms'] <= TARGETS['p99_ms'])}.",
+        f"- Errors 0: {p['errors']}, {verdict(p['errors'] == 0)}"
+        + (f" ({'; '.join(p['error_kinds'])})" if p["error_kinds"] else "") + ".",
+        f"- Unpaced, the service answers {m['rps']:.0f} req/s with p99 {m['p99_ms']:.1f} ms and {m['errors']} errors"
+        + ("" if m["p99_ms"] <= TARGETS["p99_ms"] else
+           f": at saturation p99 is **over {TARGETS['p99_ms']:.0f} ms** (the capacity, not the latency target, "
+           "is what this run shows; the emulated Step Functions, the step Lambdas and DynamoDB Local share "
+           "the machine's 2 cores with the clients)") + ".",
+        "- Before this server (Chalice's dev server, in memory, measured on the same kind of machine before the "
+        "change): 45 req/s unpaced, p99 1.0-1.5 s, /health alone 1,375 req/s. That server is not re-run here.", "",
         f"### {w['count']:,} instances waiting on a human step", "",
         f"Started {w['started']:,}; {w['waiting']:,} tasks pending when measured.", "",
         "| | RSS MB | threads |", "|---|---:|---:|",
@@ -69,7 +81,11 @@ def report(results: dict[str, Any]) -> str:
         "shared.", "",
         f"### Soak: {s['seconds']:.0f} s at {s['rate']:.0f} req/s (the mixed load from 4 clients)", "",
         f"{s['requests']:,} requests, {s['errors']} errors, p99 {s['p99_ms']:.1f} ms. RSS {s['before']['rss_mb']:.0f} -> "
-        f"{s['after']['rss_mb']:.0f} MB (+{growth:.0f} MB), threads {s['before']['threads']} -> {s['after']['threads']}. "
+        f"{s['after']['rss_mb']:.0f} MB (+{growth:.0f} MB), threads {s['before']['threads']} -> {s['after']['threads']}"
+        + (f"; DynamoDB Local's RSS {s['before']['dynamodb_rss_mb']:.0f} -> {s['after']['dynamodb_rss_mb']:.0f} MB "
+           f"(+{s['after']['dynamodb_rss_mb'] - s['before']['dynamodb_rss_mb']:.0f} MB; a JVM with -Xmx512m keeps "
+           "the heap it grew, and the data itself is in its SQLite file)"
+           if "dynamodb_rss_mb" in s["before"] and "dynamodb_rss_mb" in s["after"] else "") + ". "
         f"The soak started {s['started']:,} instances (one machine step each, ended at once), which the "
         "emulator keeps, as AWS keeps ended executions and their items.", "",
         f"What one such instance holds, measured in the same process right after the soak: {f['count']} more "
@@ -87,6 +103,11 @@ def report(results: dict[str, Any]) -> str:
         f"{verdict(c['ratio'] <= TARGETS['import_ratio'])}).", "",
     ]
     return "\n".join(lines)
+
+
+def _row(label: str, r: dict[str, Any]) -> str:
+    return (f"| {label} | {r['requests']:,} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | "
+            f"{r['p99_ms']:.1f} | {r['errors']} |")
 
 
 def write_report(text: str) -> None:

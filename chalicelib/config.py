@@ -70,6 +70,9 @@ class Settings:
     openapi_include_workflows: bool = True
     # Seals page cursors and derives webhook callback keys (STEPFLOW_SERVER_SECRET; see docs/security.md).
     server_secret: str = LOCAL_SERVER_SECRET
+    # The local runtime (STEPFLOW_LOCAL_RUNTIME=1) cannot start a state machine version or alias: Stepflow
+    # routes pinned starts itself there (service/routing.py).
+    emulated_versions: bool = False
 
     @property
     def cursor_key(self) -> bytes:
@@ -147,4 +150,5 @@ class Settings:
             egress_allow_private=_flag(env.get("STEPFLOW_EGRESS_ALLOW_PRIVATE"), local),
             openapi_include_workflows=_flag(env.get("STEPFLOW_OPENAPI_INCLUDE_WORKFLOWS"), True),
             server_secret=server_secret or LOCAL_SERVER_SECRET,
+            emulated_versions=_flag(env.get("STEPFLOW_LOCAL_RUNTIME"), False),
         )

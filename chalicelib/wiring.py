@@ -24,12 +24,14 @@ if TYPE_CHECKING:  # each property imports its own class: a cold start loads onl
     from chalicelib.runtime.definitions import RevisionLoader
     from chalicelib.runtime.step_runner import StepRunner
     from chalicelib.runtime.task_registrar import TaskRegistrar
+    from chalicelib.service.aliases import AliasService
     from chalicelib.service.definitions import DefinitionService
     from chalicelib.service.events import EventService
     from chalicelib.service.instances import InstanceService
     from chalicelib.service.lifecycle import LifecyclePublisher
     from chalicelib.service.notifications import Notifier
     from chalicelib.service.revisions import RevisionService
+    from chalicelib.service.routing import EmulatedRouting, QualifiedRouting
     from chalicelib.service.tasks import TaskService
     from chalicelib.tasks.registry import TaskRegistry
 
@@ -104,7 +106,28 @@ class Services:
 
         s = self.settings
         placeholders = {STEP_RUNNER.placeholder: s.step_runner_arn, TASK_REGISTRAR.placeholder: s.task_registrar_arn}
-        return DefinitionService(self.definition_store, self.machines, self.registry, lambda: placeholders, utc_now)
+        return DefinitionService(self.definition_store, self.machines, self.registry, lambda: placeholders, utc_now,
+                                 published=lambda pointer: self.aliases.follow_latest(pointer))
+
+    def placeholders(self) -> dict[str, str]:
+        s = self.settings
+        return {STEP_RUNNER.placeholder: s.step_runner_arn, TASK_REGISTRAR.placeholder: s.task_registrar_arn}
+
+    @cached_property
+    def routing(self) -> QualifiedRouting | EmulatedRouting:
+        from chalicelib.service.routing import EmulatedRouting, QualifiedRouting, RevisionMachines
+
+        if self.settings.emulated_versions:
+            return EmulatedRouting(RevisionMachines(self.definitions, self.machines, self.placeholders))
+        return QualifiedRouting(self.machines)
+
+    @cached_property
+    def aliases(self) -> AliasService:
+        from chalicelib.aws.alias_store import AliasStore
+        from chalicelib.service.aliases import AliasService
+
+        return AliasService(self.definitions, AliasStore(self.ddb, self.settings.definitions_table), self.routing,
+                            utc_now, self.definition_store.history)
 
     @cached_property
     def revisions(self) -> RevisionService:
@@ -125,7 +148,8 @@ class Services:
         from chalicelib.service.instances import InstanceService
 
         return InstanceService(self.definitions, self.instance_store, self.machines, self.loader, now_utc,
-                               tasks=self.tasks, notifier=self.notifier, events=lambda: getattr(self, "events", None))
+                               tasks=self.tasks, notifier=self.notifier, events=lambda: getattr(self, "events", None),
+                               aliases=self.aliases, routing=self.routing)
 
     @cached_property
     def loader(self) -> RevisionLoader:

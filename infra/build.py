@@ -52,6 +52,8 @@ API_FUNCTION = "api"  # the name given to Chalice's API handler (logical id APIH
 EXECUTION_EVENTS = "execution_events"  # Lambda fed by "Step Functions Execution Status Change" events
 OVERDUE_SWEEP = "overdue_sweep"  # @app.schedule(..., name="overdue_sweep")
 EXECUTION_STATUS_DETAIL_TYPE = "Step Functions Execution Status Change"
+# The statuses the execution_events function acts on: a RUNNING change needs nothing recorded.
+EXECUTION_END_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 # Tables are kept when a stage's stack is deleted or a table must be replaced.
 RETAIN_DATA_STAGES = frozenset({"prod"})
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # the SQS maximum
@@ -78,6 +80,16 @@ STATE_MACHINE_ACTIONS = (
     "states:ListExecutions",
     "states:StartExecution",
     "states:UpdateStateMachine",
+)
+# Each registration publishes a version (UpdateStateMachine with publish) and moves the `live` alias; pinned
+# starts run a version or an alias (StartExecution on their qualified ARNs, name:version and name:alias).
+VERSION_ACTIONS = (
+    "states:CreateStateMachineAlias",
+    "states:DescribeStateMachine",
+    "states:DescribeStateMachineAlias",
+    "states:PublishStateMachineVersion",
+    "states:StartExecution",
+    "states:UpdateStateMachineAlias",
 )
 EXECUTION_ACTIONS = ("states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution")
 # These take no resource-level permissions: "*" is the narrowest AWS allows.
@@ -317,6 +329,8 @@ def app_policy(stage: Stage, tables: Sequence[Any], queues: Sequence[str]) -> di
         {"Sid": "Tables", "Effect": "Allow", "Action": list(DYNAMODB_ACTIONS), "Resource": table_arns},
         {"Sid": "StateMachines", "Effect": "Allow", "Action": list(STATE_MACHINE_ACTIONS),
          "Resource": state_machine_arn(f"{stage.machine_prefix}*")},
+        {"Sid": "VersionsAndAliases", "Effect": "Allow", "Action": list(VERSION_ACTIONS),
+         "Resource": [state_machine_arn(f"{stage.machine_prefix}*"), state_machine_arn(f"{stage.machine_prefix}*:*")]},
         {"Sid": "Executions", "Effect": "Allow", "Action": list(EXECUTION_ACTIONS),
          "Resource": execution_arn(f"{stage.machine_prefix}*:*")},
         {"Sid": "StepFunctionsUnscoped", "Effect": "Allow", "Action": list(UNSCOPED_STATES_ACTIONS), "Resource": "*"},
@@ -458,7 +472,8 @@ def build(stage_name: str, *, functions: Sequence[AppFunction] | None = None,
             },
         }
         function_extra[consumer.name] = {"DeadLetterQueue": {"Type": "SQS", "TargetArn": get_att(queue)}}
-        pattern_filter = {"detail": {"stateMachineArn": [{"prefix": state_machine_arn(stage.machine_prefix)}]}}
+        pattern_filter = {"detail": {"stateMachineArn": [{"prefix": state_machine_arn(stage.machine_prefix)}],
+                                     "status": list(EXECUTION_END_STATUSES)}}
         retry = {"MaximumEventAgeInSeconds": EVENT_MAX_AGE_SECONDS, "MaximumRetryAttempts": EVENT_RETRY_ATTEMPTS}
         if consumer.kind == "cloudwatch_event":
             # Chalice emits a SAM CloudWatchEvent (no dead-letter queue, every state machine in the account).

@@ -4,7 +4,7 @@ Each concern has its module; this one applies them all once per process and re-e
 moto_time (Wait/Retry time scale), moto_lambda (handlers in-process), moto_interpreter (JSONPath cache,
 StopExecution, shared clients), moto_dynamodb (one request at a time, plain item responses),
 moto_transactions (item-level rollback), moto_executions (status notifications, threads per execution),
-moto_index (sorted query indexes).
+moto_index (sorted query indexes), moto_execution_index (Step Functions lookups by dict).
 """
 
 from __future__ import annotations
@@ -78,6 +78,12 @@ def _patch_query_index() -> None:
     patch(check_signature)
 
 
+def _patch_execution_index() -> None:
+    from stepflow_local.moto_execution_index import patch
+
+    patch(check_signature)
+
+
 def _patch_variables() -> None:
     from stepflow_local.moto_variables import patch
 
@@ -123,6 +129,7 @@ _PATCHES: dict[str, Any] = {
     "state_thread": _patch_state_thread,
     "query_index": _patch_query_index,
     "variables": _patch_variables,  # stepflow_local/moto_variables.py
+    "execution_index": _patch_execution_index,  # stepflow_local/moto_execution_index.py
 }
 
 

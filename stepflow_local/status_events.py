@@ -17,14 +17,17 @@ from stepflow_local.runtime import LocalRuntime
 DETAIL_TYPE = "Step Functions Execution Status Change"
 
 
-def status_handlers(app: Any) -> list[Any]:
-    """The app's handlers subscribed to execution status changes."""
+def status_handlers(app: Any) -> list[tuple[Any, frozenset[str] | None]]:
+    """The app's handlers subscribed to execution status changes, each with the statuses its rule's
+    pattern asks for (None: every status), as EventBridge would match them."""
     handlers = []
     for source in getattr(app, "event_sources", []):
         pattern = getattr(source, "event_pattern", None) or {}
         if DETAIL_TYPE in (pattern.get("detail-type") or []):
             module_name, attribute = source.handler_string.rsplit(".", 1)
-            handlers.append(getattr(importlib.import_module(module_name), attribute))
+            statuses = (pattern.get("detail") or {}).get("status")
+            handlers.append((getattr(importlib.import_module(module_name), attribute),
+                             frozenset(statuses) if statuses is not None else None))
     return handlers
 
 
@@ -41,7 +44,7 @@ def status_event(execution: dict[str, Any], region: str) -> dict[str, Any]:
 class StatusWatcher:
     """Delivers each status change of the runtime's executions once (RUNNING, then the final status)."""
 
-    def __init__(self, runtime: LocalRuntime, handlers: list[Any]):
+    def __init__(self, runtime: LocalRuntime, handlers: list[tuple[Any, frozenset[str] | None]]):
         self._runtime = runtime
         self._handlers = handlers
         self._seen: dict[str, str] = {}  # running executions whose RUNNING was delivered (ended ones leave)
@@ -63,8 +66,9 @@ class StatusWatcher:
                 continue
             event = status_event(execution, self._runtime.region)
             try:
-                for handler in self._handlers:
-                    handler(event, None)
+                for handler, statuses in self._handlers:
+                    if statuses is None or status in statuses:
+                        handler(event, None)
             except Exception:
                 # As EventBridge retries a failed target: this change and the ones after it come again.
                 for again in changed[index:]:

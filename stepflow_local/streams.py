@@ -25,6 +25,7 @@ from stepflow_local.moto_patches import DYNAMODB_LOCK
 from stepflow_local.runtime import LocalRuntime
 
 LOG = logging.getLogger("stepflow_local")
+REOPEN_ON = frozenset({"TrimmedDataAccessException", "ExpiredIteratorException"})
 
 
 def stream_handlers(app: Any, runtime: LocalRuntime) -> dict[str, list[tuple[Any, int]]]:
@@ -116,8 +117,21 @@ class KeptStreamReader:
         for shard in shards:
             shard_id = shard["ShardId"]
             iterator = self._iterators.get(shard_id) or self._start(stream_arn, shard_id)
+            reopened = False
             while iterator:
-                page = self._client.get_records(ShardIterator=iterator, Limit=1000)
+                try:
+                    page = self._client.get_records(ShardIterator=iterator, Limit=1000)
+                except self._client.exceptions.ClientError as exc:
+                    # An iterator DynamoDB no longer honours: expired (15 minutes unused), or, in DynamoDB
+                    # Local, one handed out by an empty read whose position a record written within the
+                    # same second then falls before ("trimmed"). The checkpoint says what was taken:
+                    # reopen there (the shard's start if nothing was) and read on, once per poll.
+                    code = exc.response.get("Error", {}).get("Code")
+                    if reopened or code not in REOPEN_ON:
+                        raise
+                    reopened = True
+                    iterator = self._start(stream_arn, shard_id)
+                    continue
                 iterator = page.get("NextShardIterator")
                 records += page["Records"]
                 if page["Records"]:

@@ -56,6 +56,9 @@ GUARDS: dict[tuple[str, str], Guard] = {
     ("GET", "/definitions/{name}/revisions/{rev}"): V,
     ("GET", "/definitions/{name}/revisions/{rev}/diff"): V,
     ("POST", "/definitions/{name}/revisions/{rev}/restore"): E,
+    ("GET", "/definitions/{name}/aliases"): V,
+    ("GET", "/definitions/{name}/aliases/{alias}"): V,
+    ("PUT", "/definitions/{name}/aliases/{alias}"): E,
     ("GET", "/definitions/{name}/asl"): V,
     ("GET", "/definitions/{name}/graph"): V,
     ("POST", "/definitions/{name}/run"): X,
@@ -239,6 +242,16 @@ def may_change(services: Any, name: str, scope: tuple[str | None, str | None] | 
     if caller.authenticated and record.get("tenant_id") is None and not caller.is_admin:
         raise Forbidden("a shared definition is changed by an admin only")
     return record
+
+
+def refuse_reserved(name: Any) -> None:
+    """A name with the prefix of anonymous definitions is refused (only an inline start makes those)."""
+    from chalicelib.core.adhoc import ADHOC_PREFIX, is_adhoc
+
+    if is_adhoc(name):
+        raise InvalidInput({"message": "the definition is not valid", "issues": [{
+            "code": "reserved_name", "location": "name", "hint": f"choose a name that does not start with '{ADHOC_PREFIX}'",
+            "message": f"names starting with '{ADHOC_PREFIX}' are kept for definitions sent inline to POST /instances"}]})
 
 
 def require_may_act(record: Mapping[str, Any]) -> None:

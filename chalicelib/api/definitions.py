@@ -8,7 +8,14 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.api.auth import definition_scope, may_change, principal, require_definition, visible
+from chalicelib.api.auth import (
+    definition_scope,
+    may_change,
+    principal,
+    refuse_reserved,
+    require_definition,
+    visible,
+)
 from chalicelib.api.http import BODY_TYPES, bool_param, handles_errors, json_response, query, read_body
 from chalicelib.api.listing import listing_tenant
 
@@ -31,6 +38,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         # The name is the caller's tenant's (and namespace's): another tenant's of the same name is not
         # touched, nor revealed; registering it makes the caller's own.
         named = name if name is not None else (data.get("name") if isinstance(data, dict) else None)
+        refuse_reserved(named)
         key = found.definitions.resolve(named, tenant, namespace)
         caller = principal()
         record = found.definitions.register(data, created_by=caller.id if caller.authenticated else None,
@@ -46,12 +54,14 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         from chalicelib.service.definitions import summary  # the compiler and model come with it
 
         params = query(bp.current_request)
-        include_inactive = bool_param(params, "include_inactive")
         tenant, foreign = listing_tenant(params)
         _, namespace = definition_scope({"namespace": params.get("namespace")})
         if foreign:
             return json_response([])
-        records = listing(services().definitions.list(include_inactive), tenant, namespace)
+        # Anonymous definitions (inline starts) are left out unless asked for; by name they read as any other.
+        listed = services().definitions.list(bool_param(params, "include_inactive"),
+                                             bool_param(params, "include_adhoc"))
+        records = listing(listed, tenant, namespace)
         return json_response([summary(dict(r)) for r in records if visible(r, shared_ok=True)])
 
     @bp.route("/definitions", methods=["POST"], content_types=BODY_TYPES)

@@ -1,5 +1,6 @@
-"""Routes for workflow instances: start (idempotent, or to start later), run and wait, results,
-listing with filters, one instance with its step history, cancel, retry, resume, cleanup."""
+"""Routes for workflow instances: start (idempotent, or to start later, or of an inline definition),
+run and wait, results, listing with filters, one instance with its step history, cancel, retry, resume,
+cleanup."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from chalicelib.api.listing import listing_tenant, unindexed_message
 from chalicelib.core.listing import Unindexed
 
 STATUSES = ("pending", "running", "waiting", "completed", "failed", "canceled")
-FILTERS = ("workflow_name", "correlation_id", "created_by", "status")
+FILTERS = ("workflow_name", "correlation_id", "created_by", "status", "origin_instance", "origin_tenant_id")
 API_NAMES = {"workflow_name": "definition_name"}
 API_LABELS = {"definition_name": "workflow_name"}
 MAX_KEY = 255
@@ -51,6 +52,8 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     def owned(request: Any) -> tuple[Any, dict[str, Any]]:
         """Who starts it and for which tenant come from the token when authentication is on; the
         definition as the guard read it (the start uses it rather than reading it again)."""
+        if request.revision is not None and request.alias is not None:
+            raise BadRequest("give 'revision' or 'alias', not both: a start runs one revision")
         found = services()
         # The definition of this name in the tenant the instance is for (and its namespace, from the body
         # or the query).
@@ -74,6 +77,10 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
             if "start" in body and body["start"] != start:
                 raise BadRequest("'start' is in the query and the body with different values")
             body = {**body, "start": start}
+        if isinstance(body, dict):
+            from chalicelib.api.adhoc import workflow_named
+
+            body = workflow_named(services(), body, params.get("namespace"))
         request, definition = owned(parse_body(StartInstance, body))
         view, created = services().instances.start(request, idempotency_key(), definition=definition)
         return json_response(view, 201 if created else 200)

@@ -60,7 +60,8 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
     # The tenant is the token's; with authentication off, `tenant_id` acts for one (none by default).
     scope = {"namespace": namespace, "tenant_id": _text(100)}
     return {
-        ("GET", "/definitions"): {"include_inactive": BOOL, **scope},
+        ("GET", "/definitions"): {"include_inactive": BOOL, **scope, "include_adhoc": {
+            **BOOL, "description": "true: the anonymous definitions inline starts registered too"}},
         ("POST", "/definitions"): scope,
         ("PUT", "/definitions/{name}"): scope,
         ("GET", "/definitions/{name}"): {"version": _text(64), "revision": revision, **scope},
@@ -73,7 +74,10 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
         ("GET", "/definitions/{name}/revisions/{rev}/diff"): {"to": revision, **scope},
         ("POST", "/definitions/{name}/revisions/{rev}/restore"): scope,
         ("GET", "/definitions/{name}/export"): {"format": {"type": "string", "enum": ["json", "yaml"]},
-                                               "history": BOOL, **scope},
+                                               "history": BOOL, "revision": revision, **scope},
+        ("GET", "/definitions/{name}/aliases"): scope,
+        ("GET", "/definitions/{name}/aliases/{alias}"): scope,
+        ("PUT", "/definitions/{name}/aliases/{alias}"): scope,
         ("POST", "/definitions/import"): scope,
         ("POST", "/definitions/{name}/run"): {"namespace": namespace},
         ("POST", "/instances"): {"start": {**BOOL, "description": "false: create the instance pending; "
@@ -82,6 +86,7 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
         ("GET", "/instances"): {
             "status": {"$ref": "#/components/schemas/InstanceStatus"},
             "workflow_name": _text(80), "tenant_id": _text(100), "correlation_id": _text(), "created_by": _text(),
+            "origin_instance": _text(100), "origin_tenant_id": _text(100),
             "started_after": {"type": "string", "format": "date-time"},
             "started_before": {"type": "string", "format": "date-time"},
             "include_deleted": BOOL, "limit": limit, "cursor": _text(2048),
@@ -125,6 +130,9 @@ SUCCESS: dict[tuple[str, str], dict[str, tuple[str, str | list[str]]]] = {
         "201": ("A new revision equal to it", "DefinitionDetail"),
         "200": ("It is the latest already", "DefinitionDetail")},
     ("GET", "/definitions/{name}/export"): {"200": ("The document (YAML with format=yaml)", "DefinitionExport")},
+    ("GET", "/definitions/{name}/aliases"): {"200": ("`live` first, then by name", ["DefinitionAlias"])},
+    ("GET", "/definitions/{name}/aliases/{alias}"): {"200": ("The alias", "DefinitionAlias")},
+    ("PUT", "/definitions/{name}/aliases/{alias}"): {"200": ("Set", "DefinitionAlias")},
     ("POST", "/definitions/import"): {"201": ("Imported", "DefinitionImported"),
                                       "200": ("Everything was there already", "DefinitionImported")},
     ("GET", "/definitions/{name}/asl"): {"200": ("The compiled state machine", "StateMachine")},
@@ -186,7 +194,13 @@ def _bodies() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
         ("POST", "/definitions/validate"): ("required", {"$ref": "#/components/schemas/Definition"}),
         ("PUT", "/definitions/{name}"): ("required", {"$ref": "#/components/schemas/Definition"}),
         ("POST", "/definitions/import"): ("required", {"$ref": "#/components/schemas/DefinitionExport"}),
-        ("POST", "/instances"): ("required", _model_schema(StartInstance)),
+        ("POST", "/instances"): ("required", _start_schema(_model_schema(StartInstance))),
+        ("PUT", "/definitions/{name}/aliases/{alias}"): ("required", {
+            "type": "object", "required": ["routes"], "additionalProperties": False, "properties": {"routes": {
+                "type": "array", "minItems": 1, "maxItems": 2, "items": {
+                    "type": "object", "required": ["revision"], "additionalProperties": False, "properties": {
+                        "revision": {"oneOf": [{"type": "integer", "minimum": 1}, _text(64)]},
+                        "weight": {"type": "integer", "minimum": 0, "maximum": 100}}}}}}),
         ("POST", "/definitions/{name}/run"): ("optional", run),
         ("POST", "/instances/{instance_id}/cancel"): ("optional", {"type": "object", "properties": {
             "reason": _text(1000)}}),
@@ -199,6 +213,21 @@ def _bodies() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
         ("POST", "/approvals/{task_id}/reject"): ("required", _model_schema(Decision)),
         ("POST", "/callbacks/{key}"): ("optional", free),
     }
+
+
+def _start_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """StartInstance, whose workflow is named (definition_name) or sent inline (definition: api/adhoc.py)."""
+    schema["properties"]["definition"] = {
+        "allOf": [{"$ref": "#/components/schemas/Definition"}],
+        "description": "Instead of definition_name (editor role): registered as the tenant's anonymous "
+                       "definition (`adhoc-<hash>`, its name optional), then run"}
+    # Exactly one of the two (else 400): said in words, since a top-level oneOf would leave generated
+    # clients without a StartInstance class.
+    schema["properties"]["definition_name"]["description"] = "The registered workflow to start; or send `definition`"
+    schema["required"] = [r for r in schema.get("required", []) if r != "definition_name"]
+    if not schema["required"]:
+        schema.pop("required")
+    return schema
 
 
 def _lift_defs(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:

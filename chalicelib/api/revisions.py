@@ -7,7 +7,7 @@ from typing import Any
 
 from chalice import Blueprint, Response
 
-from chalicelib.api.auth import definition_scope, may_change, principal, require_definition
+from chalicelib.api.auth import definition_scope, may_change, principal, refuse_reserved, require_definition
 from chalicelib.api.http import BODY_TYPES, BadRequest, bool_param, handles_errors, json_response, query, read_body
 
 FORMATS = ("json", "yaml")
@@ -52,6 +52,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         from chalicelib.api.definitions import _full
 
         found = services()
+        refuse_reserved(name)  # an anonymous definition is one revision, made by an inline start only
         key = may_change(found, name, definition_scope(query(bp.current_request)))["key"]
         by, tenant = caller()
         record = found.revisions.restore(key, rev, by, tenant)
@@ -61,12 +62,13 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @bp.route("/definitions/{name}/export", methods=["GET"])
     @handles_errors
     def export_definition(name: str) -> Any:
-        """A document POST /definitions/import accepts (history=true: with every revision)."""
+        """A document POST /definitions/import accepts (history=true: with every revision; revision: of
+        that revision rather than the latest)."""
         params = query(bp.current_request)
         fmt = params.get("format", "json")
         if fmt not in FORMATS:
             raise BadRequest(f"'format' must be one of {', '.join(FORMATS)}")
-        document = services().revisions.export(key_of(name), bool_param(params, "history"))
+        document = services().revisions.export(key_of(name), bool_param(params, "history"), params.get("revision"))
         if fmt == "json":
             return json_response(document)
         import yaml
@@ -82,8 +84,12 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         found = services()
         by, tenant = caller()
         namespace = definition_scope(query(bp.current_request))[1]
-        result = found.revisions.import_(document, by, tenant,
-                                         lambda name: found.definitions.resolve(name, tenant, namespace))
+
+        def resolve(name: str) -> str | None:
+            refuse_reserved(name)
+            return found.definitions.resolve(name, tenant, namespace)  # type: ignore[no-any-return]
+
+        result = found.revisions.import_(document, by, tenant, resolve)
         return json_response(result, 201 if result["revisions_created"] else 200)
 
     return bp

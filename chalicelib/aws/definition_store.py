@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # a development dependency only: the Lambda package has no st
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 KIND = "definition"
+ADHOC_KIND = "adhoc"  # the latest pointers of anonymous definitions: listed apart, on request
 HISTORY_DIGITS = 6  # hist#000001: the sort key orders the history by number
 
 
@@ -67,7 +68,8 @@ class DefinitionStore:
         pointer = {k: v for k, v in _stored(record).items() if k != "body"}
         items: list[dict[str, Any]] = [
             {"Put": {"TableName": self._table, "Item": to_item({**pointer, "sk": f"ver#{record['version']}"})}},
-            {"Put": {"TableName": self._table, "Item": to_item({**pointer, "sk": "latest", "kind": KIND})}},
+            {"Put": {"TableName": self._table, "Item": to_item({**pointer, "sk": "latest",
+                                                                "kind": ADHOC_KIND if pointer.get("adhoc") else KIND})}},
         ]
         for entry in entries:
             items.append({"Put": {"TableName": self._table,
@@ -125,7 +127,7 @@ class DefinitionStore:
             "ScanIndexForward": not newest_first, "ConsistentRead": True}
         if not with_source:
             fields = ("number", "revision", "version", "created_at", "created_by", "change", "restored_from",
-                      "source_format")
+                      "source_format", "state_machine_version_arn")
             request["ExpressionAttributeNames"].update({f"#p{i}": f for i, f in enumerate(fields)})
             request["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(fields)))
         return [_record(i) for i in query_all(self._ddb, **request)]
@@ -146,7 +148,8 @@ class DefinitionStore:
             self._ddb.delete_item(TableName=self._table, Key=key)
         return len(keys)
 
-    def list_latest(self) -> list[dict[str, Any]]:
+    def list_latest(self, *, adhoc: bool = False) -> list[dict[str, Any]]:
+        """Every workflow's latest pointer: the named ones, or (adhoc) the anonymous ones."""
         return [_record(i) for i in query_all(
             self._ddb, TableName=self._table, IndexName="by_kind", KeyConditionExpression="kind = :k",
-            ExpressionAttributeValues={":k": {"S": KIND}})]
+            ExpressionAttributeValues={":k": {"S": ADHOC_KIND if adhoc else KIND}})]

@@ -50,11 +50,61 @@ class StateMachines:
         except ClientError as exc:
             raise UpstreamError(f"Step Functions refused the state machine: {_code(exc)}") from exc
 
+    def publish(self, workflow: str, asl: dict[str, Any], known_arn: str | None = None) -> tuple[str, str | None]:
+        """Creates or updates the workflow's state machine to this definition and publishes it as a version,
+        in the one call (publish=True): (state machine ARN, version ARN)."""
+        definition = json.dumps(asl, separators=(",", ":"))
+        arn = known_arn or self.arn_for(workflow)
+        try:
+            if arn:
+                updated = self._sfn.update_state_machine(stateMachineArn=arn, definition=definition,
+                                                         roleArn=self._role_arn, publish=True)
+                return arn, updated.get("stateMachineVersionArn")
+            created = self._sfn.create_state_machine(
+                name=self.machine_name(workflow), definition=definition, roleArn=self._role_arn, type="STANDARD",
+                publish=True)
+            return created["stateMachineArn"], created.get("stateMachineVersionArn")
+        except ClientError as exc:
+            raise UpstreamError(f"Step Functions refused the state machine: {_code(exc)}") from exc
+
+    def exists(self, machine_arn: str) -> bool:
+        try:
+            self._sfn.describe_state_machine(stateMachineArn=machine_arn)
+        except ClientError as exc:
+            if _code(exc) == "StateMachineDoesNotExist":
+                return False
+            raise UpstreamError(f"Step Functions: {_code(exc)}") from exc
+        return True
+
+    @staticmethod
+    def alias_arn(machine_arn: str, alias: str) -> str:
+        """An alias's ARN: the state machine's, qualified by the alias name (Step Functions' own form)."""
+        return f"{unqualified(machine_arn)}:{alias}"
+
+    def point_alias(self, machine_arn: str, alias: str, routes: list[tuple[str, int]]) -> str:
+        """Sets the alias's routing to these (version ARN, weight) pairs, creating the alias on first use."""
+        routing: Any = [{"stateMachineVersionArn": arn, "weight": weight} for arn, weight in routes]
+        try:
+            try:
+                self._sfn.update_state_machine_alias(stateMachineAliasArn=self.alias_arn(machine_arn, alias),
+                                                     routingConfiguration=routing)
+                return self.alias_arn(machine_arn, alias)
+            except ClientError as exc:
+                if _code(exc) != "ResourceNotFound":
+                    raise
+            created = self._sfn.create_state_machine_alias(name=alias, routingConfiguration=routing)
+            return created["stateMachineAliasArn"]
+        except ClientError as exc:
+            raise UpstreamError(f"Step Functions refused the alias: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise UpstreamError(f"Step Functions could not be reached: {type(exc).__name__}") from exc
+
     @staticmethod
     def execution_arn(machine_arn: str, name: str) -> str:
         """The ARN an execution of this state machine with this name has (or will have): Step Functions
-        derives it, so a start whose answer was lost can be looked up by name."""
-        return f"{machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
+        derives it, so a start whose answer was lost can be looked up by name. An execution started
+        through a version or an alias is named after the state machine itself (no qualifier)."""
+        return f"{unqualified(machine_arn).replace(':stateMachine:', ':execution:', 1)}:{name}"
 
     def start(self, machine_arn: str, name: str, payload: dict[str, Any]) -> str:
         """StartExecution; with the same name and input it is idempotent while that execution is open."""
@@ -156,6 +206,11 @@ class InvalidToken(Exception):
 
 class RedriveUnavailable(Exception):
     """Step Functions cannot redrive this execution; the caller continues it another way."""
+
+
+def unqualified(machine_arn: str) -> str:
+    """A state machine ARN without its version or alias qualifier (arn:aws:states:region:account:stateMachine:name)."""
+    return ":".join(machine_arn.split(":")[:7])
 
 
 def _code(exc: ClientError) -> str:

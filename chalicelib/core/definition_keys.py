@@ -78,6 +78,15 @@ def machine_name(prefix: str, stored: str) -> str:
     return f"{prefix}{scope.name[:max(room, 0)]}-{digest}"[-MACHINE_NAME_LIMIT:]
 
 
+def revision_key(stored: str, revision: str) -> str:
+    """The key a revision's own state machine is named by (the local runtime runs a pinned revision on a
+    state machine of its own): the definition's scope, with the content id before the name. Unscoped it
+    is `r<content id>-<name>`, as before names were scoped; scoped, machine_name hashes the whole key, so
+    each scope and revision gets its own state machine within Step Functions' 80 characters."""
+    scope = split(stored)
+    return key(scope.tenant_id, scope.namespace, f"r{revision}-{scope.name}")
+
+
 def instance_key(record: Mapping[str, Any]) -> str:
     """The key of the definition an instance runs (an instance started before names were scoped has only
     the name, which is then its key)."""

@@ -68,6 +68,9 @@ INSTANCE_FAMILIES = (
     Family("list_live_creator", "lk_live_u", ("created_by",)),
     Family("list_live_creator_status", "lk_live_us", ("created_by", "status")),
     Family("list_live_correlation", "lk_live_c", ("correlation_id",)),
+    # Which calling system started it (the origin_* fields): live instances only, sparse on the field.
+    Family("list_live_origin", "lk_live_o", ("origin_instance",)),
+    Family("list_live_origin_tenant", "lk_live_ot", ("origin_tenant_id",)),
     Family("list_all", "lk_all", (), deleted=True),
     Family("list_all_status", "lk_all_s", ("status",), deleted=True),
     Family("list_all_workflow", "lk_all_w", ("definition_name",), deleted=True),
@@ -76,7 +79,7 @@ INSTANCE_FAMILIES = (
 )
 # What the keys derive from: a write that changes one of these rewrites the keys (InstanceStore.update).
 INSTANCE_KEY_INPUTS = frozenset({"tenant_id", "status", "deleted_at", "definition_name", "created_by",
-                                 "correlation_id"})
+                                 "correlation_id", "origin_instance", "origin_tenant_id"})
 INSTANCE_KEY_ATTRIBUTES = frozenset(f.attribute for f in INSTANCE_FAMILIES)
 
 

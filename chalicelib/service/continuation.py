@@ -37,6 +37,7 @@ class Continuation:
     _log: Any
     _launch: Any
     _give_up: Any
+    _pinned_arn: Any
 
     def lost_runs(self) -> list[dict[str, Any]]:
         """Live instances whose recorded execution does not exist (an unfinished launch is not one of
@@ -72,14 +73,18 @@ class Continuation:
         claimed = {**record, **intent}
         try:
             definition = self._definitions.get(instance_key(record))
-            machine_arn = definition.get("state_machine_arn")
+            # A pinned instance continues on its own revision; another, on the current one.
+            pinned = self._pinned_arn(record, definition)
+            machine_arn = pinned or definition.get("state_machine_arn")
             if not machine_arn:
                 raise Conflict(f"definition '{record['definition_name']}' has no state machine")
         except (NotFound, Conflict) as exc:
             # No later attempt can do better: it fails as a start that cannot be made does.
             self._give_up(claimed, f"the workflow could not be continued: {exc.detail}")
             return None
-        run = {**claimed, "runs": runs, "revision": definition["revision"], "version": definition["version"]}
+        run = {**claimed, "runs": runs} if pinned else {
+            **claimed, "runs": runs, "revision": definition["revision"], "version": definition["version"],
+            "revision_number": definition.get("revision_number")}
         if before_start is not None:
             before_start(run, summary, execution_name(record["id"], len(runs)))
         if self._tasks is not None:

@@ -96,6 +96,8 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
     out = {k: record.get(k) for k in ("name", "version", "revision", "description", "created_at", "created_by",
                                       "tenant_id", "namespace", "revision_number")}
     out["active"] = record.get("active", True)
+    if record.get("adhoc"):  # an anonymous definition, made by an inline start (service/adhoc.py)
+        out.update(adhoc=True, adhoc_label=record.get("adhoc_label"))
     return {**out, **(record.get("summary") or {})}
 
 
@@ -105,12 +107,15 @@ def _valid(name: Any, namespace: str | None) -> bool:
 
 class DefinitionService:
     def __init__(self, store: Any, machines: Any, registry: TaskRegistry, placeholders: Callable[[], dict[str, str]],
-                 now: Callable[[], str]):
+                 now: Callable[[], str], *, published: Callable[[dict[str, Any]], None] | None = None):
         self._store = store
         self._machines = machines
         self._registry = registry
         self._placeholders = placeholders
         self._now = now
+        # Told the latest pointer after each registration, a repeated one included (service/aliases.py
+        # moves the `live` alias there).
+        self._published = published or (lambda pointer: None)
         # A revision's record never changes (its id is its content's hash): read once per process. The
         # latest pointer, which does change, is read on every get.
         self._revision = functools.lru_cache(maxsize=128)(self._read_revision)
@@ -157,11 +162,14 @@ class DefinitionService:
 
     def register(self, data: Any, created_by: str | None = None, tenant_id: str | None = None, *,
                  source: str | None = None, source_format: str = "json", name: str | None = None,
-                 restored_from: int | None = None, key: str | None = None) -> dict[str, Any]:
+                 restored_from: int | None = None, key: str | None = None, marks: dict[str, Any] | None = None,
+                 vet: Callable[[Definition], None] | None = None) -> dict[str, Any]:
         """Stores the definition as a new revision when its content differs from the latest (the same
         content answers the same revision, and reactivates a deactivated definition). `source`: the text
         as submitted, kept with the history entry; `name`: the name the caller addressed (PUT); `key`:
-        where it is stored (resolve; default: the name, i.e. no tenant's and no namespace's)."""
+        where it is stored (resolve; default: the name, i.e. no tenant's and no namespace's); `marks`:
+        attributes kept on the revision and its pointers (an anonymous definition's `adhoc`); `vet`: the
+        caller's own check of the valid definition, which may refuse it before anything is stored."""
         # Everything, the size as deployed included, is checked before anything is stored.
         bindings = self._placeholders()
         definition, issues, asl = check(data, self._registry, bindings, key)
@@ -176,6 +184,8 @@ class DefinitionService:
             raise InvalidInput({"message": "the definition is not valid", "issues": [{
                 "code": "name_mismatch", "location": "name", "hint": "",
                 "message": f"the body names '{definition.name}' but the request names '{shown(key)}'"}]})
+        if vet is not None:
+            vet(definition)
         revision = revision_of(definition)
         latest = self._store.latest(key)
         # A scoped key's tenant owns it; a tenant-less key's record keeps the owner it was stored with.
@@ -185,6 +195,9 @@ class DefinitionService:
                 and latest.get("tenant_id") == owner):
             if latest.get("active") is False:
                 self._store.set_active(key, True, {})
+            # A repeat may be the retry of a registration cut short after its pointer moved: the alias
+            # it would have moved is moved now (setting an alias to what it is changes nothing).
+            self._published(latest)
             return {**self.get(key), "created": False}
         previous = self._revision(key, latest["revision"]) if latest else None
         change = change_summary(Definition.model_validate(previous["body"]) if previous else None, definition)
@@ -203,6 +216,7 @@ class DefinitionService:
             "key": key, "name": definition.name, "namespace": scope.namespace, "version": definition.version,
             "revision": revision, "description": definition.description, "created_at": now, "created_by": created_by,
             "tenant_id": owner, "body": definition.model_dump(mode="json"), "summary": shape(definition),
+            **(marks or {}),
         }
         entry = {"number": number, "revision": revision, "version": definition.version, "created_at": now,
                  "created_by": created_by, "restored_from": restored_from,
@@ -210,12 +224,20 @@ class DefinitionService:
                  "source": source if source is not None else json.dumps(data, indent=2),
                  "source_format": source_format if source is not None else "json"}
         # The revision is stored before the state machine runs it (its steps load it by revision),
-        # and the pointers move only once the state machine runs it.
+        # and the pointers move only once the state machine runs it. The update publishes a version of
+        # the state machine in the same call; its ARN is recorded with the pointer and the history entry,
+        # in one transaction. A process that dies after publishing and before recording leaves a
+        # version nothing names (harmless): the client's retry finds the pointer unmoved, publishes again
+        # and records that one, so the retry converges. The `live` alias moves last (self._published);
+        # a retry that finds the pointer already moved moves it then.
         self._store.put_revision(record)
-        arn = self._machines.ensure(key, bind_placeholders(asl, bindings),
-                                    latest.get("state_machine_arn") if latest else None)
-        pointer = {**record, "state_machine_arn": arn, "revision_number": number, "active": True}
+        arn, version_arn = self._machines.publish(key, bind_placeholders(asl, bindings),
+                                                  latest.get("state_machine_arn") if latest else None)
+        entry["state_machine_version_arn"] = version_arn
+        pointer = {**record, "state_machine_arn": arn, "state_machine_version_arn": version_arn,
+                   "revision_number": number, "active": True}
         self._store.point_to(pointer, *earlier, entry)
+        self._published(pointer)
         return {**pointer, "created": True}
 
     def get(self, name: str, version: str | None = None, revision: str | None = None) -> dict[str, Any]:
@@ -243,6 +265,7 @@ class DefinitionService:
             self._revision.cache_clear()  # not stored (yet): not remembered either
             raise NotFound(f"definition '{shown(name)}' revision {pointer['revision']} is missing")
         return {**record, "state_machine_arn": pointer.get("state_machine_arn"),
+                "state_machine_version_arn": pointer.get("state_machine_version_arn"),
                 "revision_number": pointer.get("revision_number"), "active": latest.get("active", True),
                 "tenant_id": latest.get("tenant_id")}
 
@@ -260,6 +283,11 @@ class DefinitionService:
 
     def entry(self, name: str, revision: str) -> dict[str, Any]:
         """The history entry (source included) a revision number or content id names."""
+        if revision.isdigit() and len(revision) <= HISTORY_DIGITS:  # one read, not a resolve and a read again
+            found = self._store.entry(name, int(revision))
+            if found is None:
+                raise NotFound(f"definition '{shown(name)}' has no revision '{revision}' in its history")
+            return found  # type: ignore[no-any-return]
         number, content = self._resolve(name, revision)
         entry = self._store.entry(name, number) if number is not None else None
         if entry is None:
@@ -272,8 +300,11 @@ class DefinitionService:
             raise NotFound(f"definition '{shown(name)}' revision {revision} is missing")
         return record
 
-    def list(self, include_inactive: bool = False) -> list[dict[str, Any]]:
-        return sorted((r for r in self._store.list_latest() if include_inactive or r.get("active", True)),
+    def list(self, include_inactive: bool = False, include_adhoc: bool = False) -> builtins.list[dict[str, Any]]:
+        """The latest revision of each workflow; anonymous (ad hoc) ones only when asked: they are listed
+        apart, so a listing without them does not read them."""
+        latest = [*self._store.list_latest(), *(self._store.list_latest(adhoc=True) if include_adhoc else [])]
+        return sorted((r for r in latest if include_inactive or r.get("active", True)),
                       key=lambda r: (r["name"], r.get("namespace") or "", r.get("tenant_id") or ""))
 
     def deactivate(self, name: str, by: str | None) -> dict[str, Any]:
@@ -312,7 +343,7 @@ class DefinitionService:
         recorded ARN differs from the new one (another account or region) is moved to it. The names."""
         bindings = self._placeholders()
         restored = []
-        for latest in self._store.list_latest():
+        for latest in [*self._store.list_latest(), *self._store.list_latest(adhoc=True)]:
             try:
                 record = self.get(latest["key"])
                 asl = compile_definition(Definition.model_validate(record["body"]), record["revision"],

@@ -137,6 +137,8 @@ class InstanceViews:
         return {
             **brief(record),
             "revision": record.get("revision"),
+            "revision_number": record.get("revision_number"),
+            "alias": record.get("alias"),
             "current_step": summary.current_steps[-1] if summary and summary.current_steps else None,
             "current_steps": summary.current_steps if summary else [],
             "context_data": record.get("context") if record.get("context") is not None else record.get("input"),

@@ -61,8 +61,10 @@ def refuse_inactive(definition: dict[str, Any]) -> None:
 class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continuation):
     def __init__(self, definitions: Any, store: Any, machines: Any, loader: Any, now: Callable[[], datetime], *,
                  tasks: Any = None, notifier: Any = None, events: Callable[[], Any] | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, aliases: Any = None, routing: Any = None):
         self._definitions = definitions
+        self._aliases = aliases  # service/aliases.py: the routes of a pinned start
+        self._routing = routing  # service/routing.py: where a pinned start goes (AWS or the local runtime)
         self._store = store
         self._machines = machines
         self._loader = loader  # cached, immutable revisions
@@ -88,8 +90,11 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
         if issues:
             raise InvalidInput({"message": "input_data does not match the workflow's input_schema", "issues": issues})
         key = idempotency_key or request.correlation_id
-        fingerprint = hashlib.sha256(json.dumps(request.model_dump(exclude={"start"}), sort_keys=True,
+        # Unpinned requests hash as they did before pins existed (a repeat across an upgrade still matches).
+        unset = {f for f in ("revision", "alias") if getattr(request, f) is None}
+        fingerprint = hashlib.sha256(json.dumps(request.model_dump(exclude={"start", *unset}), sort_keys=True,
                                                 default=str).encode()).hexdigest()
+        pin, routes = self._pin(request, definition)
         if key:
             # The key names the instance (and so the execution): a repeat finds the same one.
             named = definition_keys.key(None, request.namespace, request.definition_name)
@@ -102,7 +107,8 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
         record = {
             "id": instance_id, "definition_name": definition["name"], "namespace": definition.get("namespace"),
             "definition_key": definition.get("key") or definition["name"], "version": definition["version"],
-            "revision": definition["revision"], "status": "running" if request.start else "pending",
+            "revision": definition["revision"], "revision_number": definition.get("revision_number"),
+            **pin, "status": "running" if request.start else "pending",
             "created_at": now, "created_by": request.user_id, "tenant_id": request.tenant_id,
             "correlation_id": request.correlation_id, "idempotency_key": idempotency_key,
             "request_hash": fingerprint, "input": request.input_data, "webhook_url": request.webhook_url,
@@ -124,10 +130,31 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
             return self.get(instance_id), False
         if not request.start:
             return self._view(record, None), True
-        arn = self._launch(record, definition["state_machine_arn"], intent_written=True, announced=bool(also))
+        arn = self._launch(record, record.get("launch_target") or definition["state_machine_arn"], intent_written=True,
+                           announced=bool(also), routes=routes)
         # Just started: no step has run yet, so the view is the record as written (nothing to read back).
         return self._view({**record, **LAUNCH_DONE, "execution_arn": arn, "started_at": now,
                            "runs": [{"execution_arn": arn, "kind": "start", "started_at": now}]}, None), True
+
+    def _pin(self, request: StartInstance, definition: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+        """For a start pinned to a revision or an alias: the record's fields (the revision it runs, when
+        known now; the alias; the ARN to start) and the routes; ({}, []) for an unpinned start, which runs
+        the latest revision on the state machine itself."""
+        if request.revision is None and request.alias is None:
+            return {}, []
+        if self._aliases is None or self._routing is None:
+            raise Conflict("this service starts the latest revision only")
+        name = definition.get("key") or definition["name"]  # the key: the aliases and revisions of this scope
+        if request.alias is not None:
+            routes = self._aliases.routes(name, request.alias, definition)
+        else:
+            routes = [self._aliases.revision_route(name, str(request.revision)[:64], definition)]
+        target = self._routing.target(name, definition["state_machine_arn"], routes, request.alias)
+        chosen = target.route
+        # Step Functions picks an alias's route when the execution starts: the revision is learned then.
+        return {"revision": chosen.revision if chosen else None, "version": chosen.version if chosen else None,
+                "revision_number": chosen.number if chosen else None, "alias": request.alias,
+                "launch_target": target.arn}, routes
 
     def start_pending(self, instance_id: str) -> dict[str, Any]:
         record = self._record(instance_id)
@@ -141,8 +168,13 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
                                record=record)
         except TransitionRefused:
             raise Conflict("the instance was started meanwhile") from None
-        self._launch({**record, **intent, "revision": definition["revision"], "version": definition["version"]},
-                     definition["state_machine_arn"], intent_written=True)
+        pinned = self._pinned_arn(record, definition)
+        if pinned:  # pinned when it was created: it runs what it was pinned to
+            self._launch({**record, **intent}, pinned, intent_written=True)
+        else:
+            self._launch({**record, **intent, "revision": definition["revision"], "version": definition["version"],
+                          "revision_number": definition.get("revision_number")},
+                         definition["state_machine_arn"], intent_written=True)
         return self.get(instance_id)
 
     def run(self, request: StartInstance, wait_seconds: float, idempotency_key: str | None = None) -> tuple[int, dict[str, Any]]:
@@ -260,7 +292,8 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
                                 user_id=user_id or record.get("created_by"), tenant_id=record.get("tenant_id"),
                                 webhook_url=record.get("webhook_url"), origin_instance=record.get("origin_instance"),
                                 origin_zone=record.get("origin_zone"), origin_tenant_id=record.get("origin_tenant_id"),
-                                origin_reference=record.get("origin_reference"))
+                                origin_reference=record.get("origin_reference"),
+                                **_pin_of(record))
         view, _ = self.start(request, definition=self._definitions.get(instance_key(record)))
         self._store.update(view["id"], {"retry_of": instance_id})
         self._store.update(instance_id, {"retried_by": view["id"]})
@@ -279,7 +312,8 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
         except TransitionRefused:
             raise Conflict("the instance changed meanwhile") from None
         runs = record.get("runs") or [{"execution_arn": record["execution_arn"]}]
-        if definition["revision"] == record["revision"]:
+        pinned = self._pinned_arn(record, definition)
+        if pinned or definition["revision"] == record["revision"]:
             # Unchanged definition: Step Functions' own redrive restarts at the failed state.
             try:
                 self._machines.redrive(record["execution_arn"])
@@ -295,8 +329,11 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
         # Otherwise (a new revision, or no redrive): a new execution of the current state machine whose
         # input carries the finished steps' outputs; the step runner and task registrar pass a step
         # straight through when its output is there.
-        self._launch({**record, "runs": runs, "revision": definition["revision"], "version": definition["version"]},
-                     definition["state_machine_arn"], steps=dict(summary.outputs), run=len(runs), kind="resume")
+        # A pinned instance runs its own revision again (its start recorded the version it ran).
+        latest = {} if pinned else {"revision": definition["revision"], "version": definition["version"],
+                                    "revision_number": definition.get("revision_number")}
+        self._launch({**record, "runs": runs, **latest}, pinned or definition["state_machine_arn"],
+                     steps=dict(summary.outputs), run=len(runs), kind="resume")
         return self.get(instance_id)
 
     def delete(self, instance_id: str, *, purge: bool = False) -> dict[str, Any]:
@@ -320,6 +357,15 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
         events = self._events()
         if events is not None:
             events.record(detail["id"], detail_type, detail)
+
+
+def _pin_of(record: dict[str, Any]) -> dict[str, Any]:
+    """A retry is pinned as the instance it retries: to its alias (routed afresh) or to its revision."""
+    if record.get("alias"):
+        return {"alias": record["alias"]}
+    if record.get("launch_target") and record.get("revision"):
+        return {"revision": record["revision"]}
+    return {}
 
 
 def _execution_error(execution: dict[str, Any]) -> dict[str, Any] | None:

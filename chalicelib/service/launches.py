@@ -23,6 +23,7 @@ from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.runs import execution_name
 from chalicelib.core.times import iso
 from chalicelib.errors import Conflict, NotFound, Unavailable, UpstreamError
+from chalicelib.service.routing import Route
 
 LAUNCH = "launch"
 # A start normally takes well under a second: an intent older than this was interrupted.
@@ -55,9 +56,12 @@ class Launches:
     _summary: Any
     _log: Any
     _end: Any
+    _aliases: Any
+    _routing: Any
 
     def _launch(self, record: dict[str, Any], machine_arn: str, *, steps: dict[str, Any] | None = None,
-                run: int = 0, kind: str = "start", intent_written: bool = False, announced: bool = False) -> str:
+                run: int = 0, kind: str = "start", intent_written: bool = False, announced: bool = False,
+                routes: list[Any] | None = None) -> str:
         """Starts the instance's execution (writing the intent first unless the caller's write did, and
         instance.started unless it did that too); Unavailable when Step Functions or the store failed:
         the start is then finished later."""
@@ -69,24 +73,51 @@ class Launches:
             # Logged before the execution starts, so it precedes the first step's events.
             self._publish("instance.started", {"id": record["id"], "workflow": record["definition_name"], "run": kind})
         try:
-            return self._start_execution(record, machine_arn, steps or {})
+            return self._start_execution(record, machine_arn, steps or {}, routes)
         except Exception as exc:
             if isinstance(exc, UpstreamError) or is_transient(exc):
                 raise Unavailable(_unavailable(record)) from None
             raise
 
-    def _start_execution(self, record: dict[str, Any], machine_arn: str, steps: dict[str, Any]) -> str:
+    def _start_execution(self, record: dict[str, Any], machine_arn: str, steps: dict[str, Any],
+                         routes: list[Any] | None = None) -> str:
         name = execution_name(record["id"], int(record.get("launch_run") or 0))
+        # Without step outputs the order changes nothing (and an alias's revision is not known yet).
+        order = self._order(record) if steps else ()
         payload = {"input": record["input"], "steps": steps,
-                   "data": merge_instance_data(record["input"] or {}, steps, self._order(record))}
+                   "data": merge_instance_data(record["input"] or {}, steps, order)}
         try:
             arn = self._machines.start(machine_arn, name, payload)
         except Conflict:
             # ExecutionAlreadyExists: the name is this instance's, so an earlier attempt of this very
             # launch started it (its answer lost, or its process gone before recording it).
             arn = self._machines.execution_arn(machine_arn, name)
+        if record.get("revision") is None:
+            record = {**record, **self._chosen(record, self._routing.chosen(arn), routes or [])}
         self._launched(record, arn)
         return arn
+
+    def _pinned_arn(self, record: dict[str, Any], definition: dict[str, Any]) -> str | None:
+        """What runs a pinned instance's own revision again (None for an unpinned one): the version it
+        started; locally, that revision's state machine, made again if the emulator lost it (a restart)."""
+        if not record.get("launch_target"):
+            return None
+        if self._routing is not None and self._routing.emulated and record.get("revision"):
+            route = Route(int(record.get("revision_number") or 0), record["revision"], record.get("version"), None)
+            return str(self._routing.target(instance_key(record), definition["state_machine_arn"], [route],
+                                            None).arn)
+        return str(record["launch_target"])
+
+    def _chosen(self, record: dict[str, Any], version_arn: str | None, routes: list[Any]) -> dict[str, Any]:
+        """The revision Step Functions picked for a start through an alias, from the version it started;
+        from then on the instance is pinned to that version (a resume runs it again)."""
+        route = next((r for r in routes if r.version_arn == version_arn), None) \
+            or self._aliases.route_of_version(instance_key(record), version_arn)
+        if route is None:
+            raise UpstreamError(f"Step Functions started a version no revision of '{record['definition_name']}' "
+                                "was published as")
+        return {"revision": route.revision, "version": route.version, "revision_number": route.number,
+                "launch_target": version_arn}
 
     def _launched(self, record: dict[str, Any], arn: str) -> None:
         """Records the execution and removes the intent; only the attempt that finds the intent does."""
@@ -97,7 +128,9 @@ class Launches:
         try:
             self._store.update(record["id"], {"execution_arn": arn, "runs": runs, "revision": record["revision"],
                                               "started_at": record.get("started_at") or now,
-                                              "version": record.get("version"), **LAUNCH_DONE,
+                                              "version": record.get("version"),
+                                              "revision_number": record.get("revision_number"),
+                                              "launch_target": record.get("launch_target"), **LAUNCH_DONE,
                                               "chore": WATCH, "chore_at": iso(self._now() + WATCH_AFTER)},
                                expect={"chore": LAUNCH})
         except TransitionRefused:
@@ -109,24 +142,30 @@ class Launches:
     def _relaunch(self, record: dict[str, Any]) -> str:
         """Finishes an interrupted launch: records the execution if it exists, else starts it."""
         definition = self._definitions.get(instance_key(record))
-        machine_arn = definition.get("state_machine_arn")
+        # A pinned instance starts what it was pinned to; another, the latest revision.
+        machine_arn = self._pinned_arn(record, definition) or definition.get("state_machine_arn")
         if not machine_arn:
             raise Conflict(f"definition '{record['definition_name']}' has no state machine")
         run = int(record.get("launch_run") or 0)
         arn = self._machines.execution_arn(machine_arn, execution_name(record["id"], run))
-        if self._machines.find(arn) is not None:
+        found = self._machines.find(arn)
+        if found is not None:
+            if record.get("revision") is None:
+                record = {**record, **self._chosen(record, found.get("stateMachineVersionArn"), [])}
             self._launched(record, arn)
             return "found"
         # A resumed run carries the outputs of the runs before it (the record still points at those).
         steps = dict(self._summary(record, self._log(record), ended="failed").outputs) if run and record.get("execution_arn") else {}
-        self._start_execution({**record, "revision": definition["revision"], "version": definition["version"]},
-                              machine_arn, steps)
+        latest = {} if record.get("launch_target") else {
+            "revision": definition["revision"], "version": definition["version"],
+            "revision_number": definition.get("revision_number")}
+        self._start_execution({**record, **latest}, machine_arn, steps)
         return "started"
 
     def _stop_unrecorded(self, record: dict[str, Any], reason: str) -> None:
         """Canceling during an unfinished launch: an execution that started but is not recorded is stopped
         (one that starts after this finds the intent gone when it records itself, and stops then)."""
-        machine_arn = self._definitions.get(instance_key(record)).get("state_machine_arn")
+        machine_arn = record.get("launch_target") or self._definitions.get(instance_key(record)).get("state_machine_arn")
         if not machine_arn:
             return
         arn = self._machines.execution_arn(machine_arn, execution_name(record["id"], int(record.get("launch_run") or 0)))

@@ -29,6 +29,10 @@ class StartInstance(_Body):
     origin_zone: str | None = Field(None, max_length=50)
     origin_tenant_id: str | None = Field(None, max_length=100)
     origin_reference: str | None = Field(None, max_length=512)
+    # Pins (at most one): the revision to run (its number or content id), or an alias whose routes pick it.
+    revision: int | str | None = Field(None, description="Run this revision (its number or content id)")
+    alias: str | None = Field(None, min_length=1, max_length=80,
+                              description="Run the revision this alias routes to (by its weights)")
 
     def origin(self) -> dict[str, str | None]:
         return {"origin_instance": self.origin_instance, "origin_zone": self.origin_zone,

@@ -68,9 +68,14 @@ class RevisionService:
                                           source_format=entry.get("source_format") or "json", name=name_of(name),
                                           restored_from=int(entry["number"]), key=name)
 
-    def export(self, name: str, with_history: bool) -> dict[str, Any]:
-        latest = self._definitions.get(name)
-        entry = self._store.entry(name, int(latest["revision_number"])) if latest.get("revision_number") else None
+    def export(self, name: str, with_history: bool, revision: str | None = None) -> dict[str, Any]:
+        """The latest revision, or the one `revision` names (404 when the workflow has no such revision)."""
+        if revision is not None:
+            entry = self._definitions.entry(name, revision)
+            latest = self._definitions.get_revision(name, entry["revision"])
+        else:
+            latest = self._definitions.get(name)
+            entry = self._store.entry(name, int(latest["revision_number"])) if latest.get("revision_number") else None
         document: dict[str, Any] = {
             "format": EXPORT_FORMAT, "name": name_of(name), "version": latest["version"], "revision": latest["revision"],
             "source": (entry or {}).get("source"), "source_format": (entry or {}).get("source_format"),

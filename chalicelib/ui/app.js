@@ -4,6 +4,7 @@
 import { api, ApiError, identity, qs, token, whenUnauthorized } from './api.js';
 import { announce, clear, h } from './dom.js';
 import { workflowsView, definitionView } from './workflows.js';
+import { historyView } from './revisions.js';
 import { instancesView, instanceView } from './instances.js';
 import { inboxView, taskView } from './inbox.js';
 
@@ -11,6 +12,7 @@ const ROUTES = [
   [/^\/?$/, workflowsView],
   [/^\/workflows\/?$/, workflowsView],
   [/^\/workflows\/([^/]+)$/, definitionView],
+  [/^\/workflows\/([^/]+)\/history$/, historyView],
   [/^\/instances\/?$/, instancesView],
   [/^\/instances\/([^/]+)$/, instanceView],
   [/^\/inbox\/?$/, inboxView],

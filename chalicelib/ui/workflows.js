@@ -1,17 +1,20 @@
-// Workflows: the list of definitions, and one definition with its graph, input schema and start form.
+// Workflows: the list of definitions, and one definition's overview: its graph, input schema and start form.
 
-import { api, ApiError, identity } from './api.js';
+import { api, ApiError, identity, qs } from './api.js';
+import { definitionHeader } from './definition.js';
 import { announce, clear, h, messageBox, pretty, when } from './dom.js';
 import { errorSummary, readForm, schemaForm } from './forms.js';
 import { drawGraph } from './graph.js';
 
 const enc = encodeURIComponent;
 
-export async function workflowsView(main) {
+export async function workflowsView(main, context) {
   document.title = 'Workflows · Stepflow';
-  const definitions = await api.get('/definitions');
-  const rows = definitions.map((d) => h('tr', {},
-    h('th', { scope: 'row' }, h('a', { href: `#/workflows/${enc(d.name)}` }, d.name)),
+  const withInactive = context.params.include_inactive === 'true';
+  const definitions = await api.get(`/definitions${qs({ include_inactive: withInactive ? 'true' : '' })}`);
+  const rows = definitions.map((d) => h('tr', { dataset: { workflow: d.name, active: String(d.active !== false) } },
+    h('th', { scope: 'row' }, h('a', { href: `#/workflows/${enc(d.name)}` }, d.name),
+      d.active === false ? [' ', h('span', { class: 'badge status-inactive' }, 'inactive')] : null),
     h('td', {}, d.version),
     h('td', {}, d.description || ''),
     h('td', { class: 'num' }, (d.steps || []).length),
@@ -20,6 +23,8 @@ export async function workflowsView(main) {
   clear(main,
     h('h1', {}, 'Workflows'),
     h('p', { class: 'lead' }, 'Registered workflow definitions. Open one to see its graph and start it.'),
+    h('p', {}, h('a', { id: 'toggle-inactive', href: `#/workflows${qs({ include_inactive: withInactive ? '' : 'true' })}` },
+      withInactive ? 'Hide deactivated workflows' : 'Show deactivated workflows')),
     definitions.length
       ? h('table', { class: 'table', id: 'workflows' },
         h('caption', { class: 'visually-hidden' }, `${definitions.length} workflows`),
@@ -39,22 +44,17 @@ export async function definitionView(main, context, name) {
   const graphBox = h('div', { class: 'graph', id: 'definition-graph' });
   const schema = body.input_schema;
 
+  const active = record.active !== false;
   clear(main,
-    h('p', { class: 'breadcrumbs' }, h('a', { href: '#/workflows' }, 'Workflows'), ' / '),
-    h('h1', {}, record.name),
-    h('dl', { class: 'facts' },
-      h('dt', {}, 'Version'), h('dd', {}, record.version),
-      h('dt', {}, 'Revision'), h('dd', {}, h('code', {}, record.revision)),
-      h('dt', {}, 'Steps'), h('dd', {}, (record.steps || []).length),
-      h('dt', {}, 'Registered'), h('dd', {}, when(record.created_at))),
-    record.description ? h('p', { class: 'lead' }, record.description) : null,
+    definitionHeader(record, 'overview'),
     h('p', {}, h('a', { href: `#/instances?workflow_name=${enc(record.name)}` }, `Instances of ${record.name}`)),
     h('div', { class: 'columns' },
       h('section', { 'aria-labelledby': 'graph-title', class: 'panel' },
         h('h2', { id: 'graph-title' }, 'Graph'), graphBox),
       h('section', { 'aria-labelledby': 'start-title', class: 'panel' },
         h('h2', { id: 'start-title' }, 'Start an instance'),
-        startForm(record.name, schema),
+        active ? startForm(record.name, schema)
+          : h('p', { id: 'start-refused', class: 'message' }, 'This workflow is deactivated: new instances cannot be started.'),
         h('details', { class: 'schema' }, h('summary', {}, 'Input schema'),
           schema ? pretty(schema) : h('p', {}, 'This workflow takes any JSON object as input.')))));
   await drawGraph(graphBox, graph, { title: `Graph of ${record.name}` });

@@ -38,8 +38,10 @@ class Run {
     this.context.on('page', (page) => {
       page.on('pageerror', (error) => this.problems.push(`page error: ${error.message}`));
       page.on('console', (message) => {
-        // The API's validation and sign-in answers (400, 401, 409, 422) are expected in these flows.
-        const expected = /Failed to load resource: the server responded with a status of (400|401|409|422)/.test(message.text());
+        // The API's validation and sign-in answers (400, 401, 409, 422) are expected in these flows, and
+        // the 404 the history scenario asks for (a revision that does not exist).
+        const expected = /Failed to load resource: the server responded with a status of (400|401|409|422)/.test(message.text())
+          || (/status of 404/.test(message.text()) && /\/revisions\/99$/.test(message.location().url));
         if (message.type() === 'error' && !expected) this.problems.push(`console error: ${message.text()}`);
       });
     });
@@ -93,6 +95,183 @@ async function unlabelled(page, selector) {
   return page.$$eval(`${selector} input, ${selector} select, ${selector} textarea`, (controls) => controls
     .filter((c) => c.type !== 'hidden' && c.labels.length === 0 && !c.getAttribute('aria-label'))
     .map((c) => c.outerHTML));
+}
+
+// The history scenario at `stage` (a path before /ui, '' for none) with the API at `apiPrefix`.
+async function historyFlow(run, name, stage, apiPrefix) {
+  const { context } = run;
+  const definition = historyDefinition(name);
+  const first = await fetch(`${base}/workflows/definitions`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(definition, null, 2) });
+  check(first.status === 201, `registering ${name} answered ${first.status}`);
+  const yamlSource = historyYaml(name);
+  const second = await fetch(`${base}/workflows/definitions/${name}`, {
+    method: 'PUT', headers: { 'Content-Type': 'application/x-yaml' }, body: yamlSource });
+  check(second.status === 201, `the PUT answered ${second.status}: ${await second.text()}`);
+
+  const page = await context.newPage();
+  const shot = (title) => (stage ? null : run.shot(page, title)); // one set of pictures is enough
+  await page.goto(`${base}${stage}/ui#/workflows`);
+  await page.getByRole('link', { name, exact: true }).click();
+  await waitForGraph(page, '#definition-graph');
+  await page.click('#tab-history');
+  await page.waitForSelector('#revision-source');
+  const numbers = () => page.$$eval('#revisions tbody tr', (trs) => trs.map((tr) => Number(tr.dataset.number)));
+  check(JSON.stringify(await numbers()) === '[2,1]', `revisions newest first: ${await numbers()}`);
+  // `live` follows the latest revision: all of it on revision 2.
+  const liveRoutes = await page.$$eval('#aliases tr[data-alias="live"] li', (lis) => lis.map((li) => li.textContent.trim()));
+  check(JSON.stringify(liveRoutes) === JSON.stringify(['revision 2: weight 100 (100%)']), `live: ${JSON.stringify(liveRoutes)}`);
+  const change = await page.textContent('#revisions tbody tr[data-number="2"] .change');
+  check(change.includes('changed record'), `revision 2's change: ${change}`);
+
+  // The newest revision's source (YAML), highlighted, its markup shown as text.
+  const yaml = await sourceShown(page, 2, 'yaml');
+  check(yaml.text === yamlSource, 'the YAML source is shown exactly as submitted');
+  await shot('definition-history');
+  await page.getByRole('link', { name: 'View revision 1' }).click();
+  const json = await sourceShown(page, 1, 'json');
+  check(json.text.includes('<script>window.__pwned=3</script>'), 'the JSON source shows its title as text');
+
+  // The diff between the two (the radios start on the two newest).
+  await page.getByRole('button', { name: 'Compare' }).click();
+  await page.waitForSelector('#diff[data-from="1"][data-to="2"]');
+  check(page.url().includes('from=1') && page.url().includes('to=2') && page.url().includes('rev=1'), `the diff's address: ${page.url()}`);
+  const structural = await page.textContent('#diff-structural');
+  check(structural.includes('record (config)'), `the structural diff: ${structural}`);
+  const added = await page.$$eval('#diff-source .diff-add', (lines) => lines.map((l) => l.textContent));
+  const removed = await page.$$eval('#diff-source .diff-del', (lines) => lines.map((l) => l.textContent));
+  check(added.some((l) => l.includes('note: second')), `added lines: ${JSON.stringify(added)}`);
+  check(removed.some((l) => l.includes('"first"')), `removed lines: ${JSON.stringify(removed)}`);
+  const colours = await page.$eval('#diff-source .diff-add', (l) => getComputedStyle(l).backgroundColor);
+  check(colours === 'rgb(218, 251, 225)', `an added line's background: ${colours}`);
+  await shot('definition-diff');
+  check(await page.evaluate(() => window.__pwned ?? null) === null, 'markup from a source ran');
+
+  // Restore revision 1: a third revision, restored from the first.
+  page.once('dialog', (dialog) => dialog.accept());
+  await page.click('#revisions button[data-restore="1"]');
+  await page.waitForSelector('#revisions tbody tr[data-number="3"]');
+  const afterRestore = await numbers();
+  check(JSON.stringify(afterRestore) === '[3,2,1]', `after the restore: ${afterRestore}`);
+  check((await page.textContent('#revisions tbody tr[data-number="3"] .change')).includes('restore of #1'), 'the restore is named');
+  check((await page.textContent('#definition-message')).includes('restored as revision 3'), 'the restore is reported');
+  const third = await apiGet(`/definitions/${name}/revisions/3`);
+  const firstDetail = await apiGet(`/definitions/${name}/revisions/1`);
+  check(third.revision === firstDetail.revision && third.restored_from === 1, 'revision 3 has revision 1\'s content');
+
+  // A canary alias set through the API (90 % on revision 3, 10 % on 2): its weights, each route linking
+  // to its revision.
+  const canary = await fetch(`${base}/workflows/definitions/${name}/aliases/canary`, {
+    method: 'PUT', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ routes: [{ revision: 3, weight: 90 }, { revision: 2, weight: 10 }] }) });
+  check(canary.status === 200 || canary.status === 201, `setting the canary alias answered ${canary.status}: ${await canary.text()}`);
+  await page.goto(`${base}${stage}/ui#/workflows/${name}/history`);
+  await page.waitForSelector('#aliases tr[data-alias="canary"]');
+  const routes = await page.$$eval('#aliases tr[data-alias="canary"] li', (lis) => lis.map((li) => [li.dataset.revision, li.textContent.trim()]));
+  check(JSON.stringify(routes) === JSON.stringify([['3', 'revision 3: weight 90 (90%)'], ['2', 'revision 2: weight 10 (10%)']]),
+    `alias routes: ${JSON.stringify(routes)}`);
+  await shot('definition-aliases');
+  await page.click('#aliases li[data-revision="2"] a');
+  await page.waitForSelector('#revision-source[data-number="2"]');
+
+  // A revision the workflow does not have (an old or edited address): said in place, the rest still there.
+  await page.goto(`${base}${stage}/ui#/workflows/${name}/history?rev=99`);
+  await page.locator('#revision-source .message-error').filter({ hasText: 'Revision 99 could not be shown' }).waitFor();
+  check(JSON.stringify(await numbers()) === '[3,2,1]', 'the revisions are listed beside the error');
+  await page.getByRole('link', { name: 'View revision 2' }).click();
+  await page.waitForSelector('#revision-source[data-number="2"]');
+
+  // Deactivate: shown inactive here, on the overview (no start form) and in the list only on request.
+  page.once('dialog', (dialog) => dialog.accept());
+  await page.click('#deactivate');
+  await page.waitForSelector('#definition-status[data-active="false"]');
+  check(await page.locator('#deactivate').count() === 0, 'the Deactivate button is gone once inactive');
+  check((await apiGet(`/definitions/${name}`)).active === false, 'the API says inactive');
+  await page.click('#tab-overview');
+  await page.waitForSelector('#start-refused');
+  check(await page.locator('#start-form').count() === 0, 'a deactivated workflow offers no start form');
+  await page.getByRole('link', { name: 'Workflows', exact: true }).first().click();
+  await page.waitForSelector('#workflows');
+  check(await page.locator(`#workflows tr[data-workflow="${name}"]`).count() === 0, 'the list hides it');
+  await page.click('#toggle-inactive');
+  await page.waitForSelector(`#workflows tr[data-workflow="${name}"][data-active="false"]`);
+  await page.click('#toggle-inactive');
+  await page.waitForFunction(() => !location.hash.includes('include_inactive'));
+  await page.waitForSelector('#workflows tr[data-workflow="expense_approval"]');
+  return { revisions: afterRestore, yamlTokens: yaml.kinds, jsonTokens: json.kinds };
+}
+
+// A workflow whose sources carry markup in titles and comments (they must show as text).
+function historyDefinition(name) {
+  return {
+    name,
+    description: 'Two revisions, a restore and a deactivation.',
+    steps: [
+      { id: 'record', type: 'machine', task_type: 'data.set', config: { values: { note: 'first' } },
+        title: 'Record <script>window.__pwned=3</script>' },
+      { id: 'review', type: 'human', depends_on: ['record'], title: '<img src=x onerror="window.__pwned=4">' },
+    ],
+  };
+}
+const historyYaml = (name) => `# Second revision <img src=x onerror="window.__pwned=5"> & <b>bold</b>
+name: ${name}
+description: Two revisions, a restore and a deactivation.
+steps:
+  - id: record
+    type: machine
+    task_type: data.set
+    config:
+      values:
+        note: second   # <script>window.__pwned=6</script>
+    title: Record <script>window.__pwned=3</script>
+  - id: review
+    type: human
+    depends_on: [record]
+    title: '<img src=x onerror="window.__pwned=4">'
+`;
+
+// Puts the service behind `stage` with its API at `apiPrefix`, as API Gateway would: the app sees the
+// stage in the request's path and writes it into the page (chalicelib/api/ui.py `roots`), which the
+// local server cannot, so the page's two base paths are written here the same way. Returns the paths
+// asked for outside the stage (refused), which a page that builds its URLs right never asks for.
+async function underStage(context, stage, apiPrefix) {
+  const strays = [];
+  const origin = new URL(base).origin;
+  await context.route((url) => url.origin === origin, async (route) => {
+    const url = new URL(route.request().url());
+    if (!url.pathname.startsWith(`${stage}/`)) {
+      strays.push(url.pathname);
+      return route.abort();
+    }
+    let rest = url.pathname.slice(stage.length);
+    if (rest.startsWith(`${apiPrefix}/`)) rest = `/workflows${rest.slice(apiPrefix.length)}`;
+    else if (!rest.startsWith('/ui')) {
+      strays.push(url.pathname);
+      return route.abort();
+    }
+    const response = await route.fetch({ url: `${base}${rest}${url.search}` });
+    if (rest !== '/ui' && rest !== '/ui/') return route.fulfill({ response });
+    const page = (await response.text())
+      .replaceAll('"/ui', `"${stage}/ui`).replace('content="/workflows"', `content="${stage}${apiPrefix}"`);
+    return route.fulfill({ response, body: page });
+  });
+  return strays;
+}
+
+// The source shown for revision `number`: its text, the kinds of token highlighted, and proof that
+// nothing in it became an element.
+async function sourceShown(page, number, language) {
+  await page.waitForSelector(`#revision-source[data-number="${number}"] code[data-language="${language}"]`);
+  const shown = await page.$eval('#source-code', (pre) => ({
+    text: pre.textContent,
+    kinds: [...new Set([...pre.querySelectorAll('span')].map((s) => s.className))].sort(),
+    elements: [...pre.querySelectorAll('*')].filter((e) => !['CODE', 'SPAN'].includes(e.tagName)).map((e) => e.tagName),
+    pwned: window.__pwned ?? null,
+  }));
+  check(shown.elements.length === 0 && shown.pwned === null, `markup in the source became elements: ${JSON.stringify(shown)}`);
+  check(shown.kinds.includes('tok-key') && shown.kinds.includes('tok-string'), `highlighting: ${shown.kinds}`);
+  if (language === 'yaml') check(shown.kinds.includes('tok-comment'), `YAML comments highlighted: ${shown.kinds}`);
+  return shown;
 }
 
 function countStates(nodes) {
@@ -301,6 +480,23 @@ const scenarios = {
     return { canceled: id, retried };
   },
 
+  // A workflow's history page: two revisions after a PUT, the diff between them, a source whose
+  // comments and titles carry markup shown as text, a restore (a third revision), `live` and a canary
+  // alias's weights as the aliases API answers them, then deactivation.
+  async history(run) {
+    return historyFlow(run, 'history_demo', '', '/workflows');
+  },
+
+  // The same behind an API Gateway stage (/dev) with the API under a custom prefix (/api/v1): every
+  // request the pages make, every link they build and every action they take stays under the stage.
+  async history_stage(run) {
+    const strays = await underStage(run.context, '/dev', '/api/v1');
+    const result = await historyFlow(run, 'history_stage', '/dev', '/api/v1');
+    check(strays.length === 0, `requests outside the stage: ${JSON.stringify(strays)}`);
+    return { ...result, stage: '/dev' };
+  },
+
+
   // With authentication on, the API answers 401 (simulated here, in front of the real API): the UI asks
   // for a bearer token, keeps it in sessionStorage and sends it with every request.
   async auth(run) {
@@ -333,6 +529,9 @@ const scenarios = {
   },
 };
 
+// Scenarios that register workflows run after the others, whose lists of workflows must not change under them.
+const LATE = new Set(['history', 'history_stage']);
+
 async function runScenario(browser, name) {
   const run = new Run(browser, name);
   try {
@@ -355,7 +554,9 @@ async function runScenario(browser, name) {
 const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
 let outcomes;
 try {
-  outcomes = await Promise.all((options.scenarios || [options.scenario]).map((name) => runScenario(browser, name)));
+  const wanted = options.scenarios || [options.scenario];
+  outcomes = await Promise.all(wanted.filter((name) => !LATE.has(name)).map((name) => runScenario(browser, name)));
+  outcomes.push(...await Promise.all(wanted.filter((name) => LATE.has(name)).map((name) => runScenario(browser, name))));
 } finally {
   await browser.close();
 }

@@ -216,3 +216,23 @@ def test_a_second_server_on_the_same_data_directory_is_refused(services, tmp_pat
     assert second.returncode == 1
     assert "in use by another Stepflow server" in second.stderr and "Traceback" not in second.stderr
     assert call("GET", f"{service.base}/health")[0] == 200  # the first one is unharmed
+
+
+def test_the_event_log_stream_is_read_on_a_kept_store_from_the_first_instance_on(services, tmp_path):
+    """`make run`'s store: the event log's stream (the lifecycle events' outbox) is taken as instances log
+    their events, from the first one written after an idle start, and the reader's checkpoint follows."""
+    import json
+
+    data = tmp_path / "data"
+    service = services(tmp_path, data)
+    base = api(service)
+    definition = {"name": "kept_stream", "steps": [
+        {"id": "only", "type": "machine", "task_type": "data.set", "config": {"values": {"done": True}}}]}
+    assert call("POST", f"{base}/definitions", definition)[0] == 201
+    checkpoint = data / "streams.json"
+    time.sleep(1.5)  # not a wait for a result: the reader polls an empty stream for a while first (the case)
+    finished(base, start(base, "kept_stream", {}))
+    wait_until(lambda: checkpoint.exists() and json.loads(checkpoint.read_text()),
+               "the stream reader taking the instance's log records")
+    log = (tmp_path / "service.log").read_text(encoding="utf-8", errors="replace")
+    assert "dynamodb-streams failed" not in log

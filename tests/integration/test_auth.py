@@ -260,6 +260,9 @@ def test_authorization_matrix(secured, capsys):
         ("GET", "/definitions/acme_flow/revisions/1/diff?to=1", None, 200, True, False),
         ("POST", "/definitions/acme_flow/revisions/1/restore", None, 200, True, False),  # it is the latest
         ("GET", "/definitions/acme_flow/export", None, 200, True, False),
+        ("GET", "/definitions/acme_flow/aliases", None, 200, True, False),
+        ("GET", "/definitions/acme_flow/aliases/live", None, 200, True, False),
+        ("PUT", "/definitions/acme_flow/aliases/live", {"routes": [{"revision": 1}]}, 200, True, False),
         ("POST", "/definitions/acme_flow/run", {"input_data": {}}, 422, True, False),
         ("POST", "/instances", {"definition_name": "acme_flow", "input_data": {}}, 422, True, False),
         ("GET", "/instances", None, 200, False, False),
@@ -361,7 +364,8 @@ def _template(path: str, ids: dict[str, str]) -> str:
         param = "{task_id}" if name == "task" else "{instance_id}"
         path = path.replace(value, param)
     return (path.replace("/acme_flow", "/{name}").replace("/acme_gate", "/{name}")
-            .replace("/revisions/1", "/revisions/{rev}").replace("/data.set", "/{plugin_id}")
+            .replace("/revisions/1", "/revisions/{rev}").replace("/aliases/live", "/aliases/{alias}")
+            .replace("/data.set", "/{plugin_id}")
             .replace("/no-such-key", "/{key}"))
 
 

@@ -325,6 +325,12 @@ def test_app_policy_is_scoped_to_our_resources(infra):
             "states:SendTaskFailure", "states:SendTaskHeartbeat"} <= granted
     prefix_arn = statements["StateMachines"]["Resource"]["Fn::Sub"]
     assert prefix_arn.endswith(f":stateMachine:{infra.stage.prefix}*")
+    # Versions and aliases: published and moved on registration, started by their qualified ARNs.
+    versions = statements["VersionsAndAliases"]
+    assert {"states:PublishStateMachineVersion", "states:CreateStateMachineAlias", "states:UpdateStateMachineAlias",
+            "states:DescribeStateMachineAlias", "states:StartExecution"} <= set(versions["Action"])
+    assert [r["Fn::Sub"].rsplit(":stateMachine:", 1)[1] for r in versions["Resource"]] == \
+        [f"{infra.stage.prefix}*", f"{infra.stage.prefix}*:*"]
     assert statements["PassExecutionRole"]["Resource"] == {"Fn::GetAtt": ["StateMachineRole", "Arn"]}
     assert statements["LifecycleEvents"] == {"Sid": "LifecycleEvents", "Effect": "Allow",
                                              "Action": "events:PutEvents", "Resource": {"Fn::GetAtt": ["EventBus", "Arn"]}}
@@ -413,6 +419,8 @@ def test_execution_status_rule_follows_the_execution_events_function(app_module)
     assert rule["EventPattern"]["detail-type"] == ["Step Functions Execution Status Change"]
     prefix = rule["EventPattern"]["detail"]["stateMachineArn"][0]["prefix"]["Fn::Sub"]
     assert prefix.endswith(":stateMachine:stepflow-dev-")
+    # Ends only, as the app's own pattern says (the local runtime honours that one).
+    assert rule["EventPattern"]["detail"]["status"] == ["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
     target = rule["Targets"][0]
     assert target["Arn"] == {"Fn::GetAtt": ["ExecutionEvents", "Arn"]}
     assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["ExecutionEventsDeadLetterQueue", "Arn"]}}

@@ -58,7 +58,8 @@ def _seed_instances(api: Any) -> None:
     for i in range(12):
         status, body = api.post("/instances", {
             "definition_name": "image_pipeline", "input_data": {"prompt": str(i)}, "start": False,
-            "tenant_id": "t1" if i % 3 else "t2", "user_id": f"u{i % 2}", "correlation_id": f"c{i}"})
+            "tenant_id": "t1" if i % 3 else "t2", "user_id": f"u{i % 2}", "correlation_id": f"c{i}",
+            "origin_instance": f"api-{i % 2}", "origin_tenant_id": f"ot{i % 3}"})
         assert status == 201, body
 
 
@@ -68,7 +69,8 @@ INSTANCE_QUERIES = [
     "correlation_id=c1", "include_deleted=true", "include_deleted=true&status=pending",
     "include_deleted=true&workflow_name=image_pipeline", "include_deleted=true&created_by=u0",
     "include_deleted=true&correlation_id=c4", "started_after=2000-01-01T00:00:00Z",
-    "workflow_name=image_pipeline&started_before=2999-01-01T00:00:00Z",
+    "workflow_name=image_pipeline&started_before=2999-01-01T00:00:00Z", "origin_instance=api-1",
+    "origin_tenant_id=ot1", "origin_instance=api-0&started_after=2000-01-01T00:00:00Z",
 ]
 
 
@@ -94,7 +96,9 @@ def test_every_instance_listing_page_is_one_query_of_at_most_a_page_and_one(api,
 def test_a_filter_combination_no_index_serves_is_refused_without_reading(api, calls):
     _seed_instances(api)
     for query in ("workflow_name=image_pipeline&created_by=u1", "correlation_id=c1&status=pending",
-                  "include_deleted=true&workflow_name=image_pipeline&status=pending"):
+                  "include_deleted=true&workflow_name=image_pipeline&status=pending",
+                  "origin_instance=api-1&status=pending", "origin_instance=api-1&origin_tenant_id=ot1",
+                  "include_deleted=true&origin_tenant_id=ot1"):
         calls.reset()
         status, body = api.get(f"/instances?{query}")
         assert status == 400 and "Combinations that work" in body["detail"], body

@@ -117,7 +117,9 @@ def test_status_changes_are_delivered_without_listing_executions(rt):
     record = lambda model, **kwargs: calls.append(model.name)  # noqa: E731
     sfn.meta.events.register("before-call.sfn", record)
     delivered: list[dict] = []
-    watcher = StatusWatcher(rt, [lambda event, context: delivered.append(event)])
+    ends: list[dict] = []  # a handler whose rule asks for ends only (as the app's does) gets no RUNNING
+    watcher = StatusWatcher(rt, [(lambda event, context: delivered.append(event), None),
+                                 (lambda event, context: ends.append(event), frozenset({"SUCCEEDED", "ABORTED"}))])
     try:
         rt.execution_changes()  # changes of earlier tests are not this test's
         waiting = sfn.start_execution(stateMachineArn=_waiting_machine(rt), name="w", input="{}")["executionArn"]
@@ -143,6 +145,8 @@ def test_status_changes_are_delivered_without_listing_executions(rt):
         sfn.meta.events.unregister("before-call.sfn", record)
     assert "ListExecutions" not in calls and "ListStateMachines" not in calls
     assert set(calls) <= {"DescribeExecution", "StopExecution"}
+    assert [(e["detail"]["executionArn"], e["detail"]["status"]) for e in ends] == [(done, "SUCCEEDED"),
+                                                                                    (waiting, "ABORTED")]
     event = delivered[-1]
     assert event["detail-type"] == DETAIL_TYPE and event["source"] == "aws.states"
     assert set(event["detail"]) == {"executionArn", "stateMachineArn", "name", "status"}

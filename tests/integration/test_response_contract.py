@@ -112,6 +112,13 @@ def definition_lifecycle(api: Checked) -> None:
         ["description"]
     assert api.get("/definitions/contract_life?revision=1")[1]["revision_number"] == 1
     assert api.get("/definitions/contract_life?revision=9")[0] == 404
+    assert api.call("PUT", "/definitions/contract_life/aliases/canary", {"routes": [
+        {"revision": 1, "weight": 90}, {"revision": 2, "weight": 10}]})[1]["follows_latest"] is False
+    assert [a["alias"] for a in api.get("/definitions/contract_life/aliases")[1]] == ["live", "canary"]
+    assert api.get("/definitions/contract_life/aliases/live")[1]["routes"][0]["revision"] == 2
+    status, pinned = api.post("/instances", {"definition_name": "contract_life", "revision": 1, "start": False})
+    assert status == 201 and pinned["revision_number"] == 1 and pinned["alias"] is None
+    assert api.post(f"/instances/{pinned['id']}/cancel")[1]["status"] == "canceled"  # the purge below needs none open
     assert api.post("/definitions/contract_life/revisions/1/restore")[0] == 201
     assert api.post("/definitions/contract_life/revisions/3/restore")[0] == 200
     document = api.get("/definitions/contract_life/export?history=true")[1]

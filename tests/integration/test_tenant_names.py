@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from chalicelib.auth import Authenticator, mint
+from chalicelib.core import definition_keys
 
 SECRET = "tenant-names-secret-0123456789-0123456789"
 
@@ -264,3 +265,66 @@ def test_retry_and_resume_run_the_tenants_own_definition(secured):
     status, resumed = acme("POST", f"/instances/{retried['id']}/resume")
     assert status == 200 and resumed["id"] == retried["id"], resumed
     assert acme.wait(retried["id"], ("completed", "failed"))["status"] == "failed"
+
+
+def test_aliases_and_pinned_starts_are_the_tenants_own(secured):
+    acme, globex = Caller(secured, "acme"), Caller(secured, "globex")
+    # The same body in both tenants: the same content id, yet each tenant's own revision.
+    first = acme("PUT", "/definitions/invoice", invoice("same", human=True))[1]
+    assert globex("PUT", "/definitions/invoice", invoice("same", human=True))[1]["revision"] == first["revision"]
+    assert acme("PUT", "/definitions/invoice", invoice("acme-2", human=True))[1]["revision_number"] == 2
+    status, canary = acme("PUT", "/definitions/invoice/aliases/canary", {"routes": [{"revision": 1}]})
+    assert status == 200 and canary["name"] == "invoice", canary
+    # Another tenant's aliases are not found, exactly as an alias the caller's own definition lacks.
+    missing = globex("GET", "/definitions/invoice/aliases/canary")
+    assert missing[0] == 404 and "acme" not in json.dumps(missing[1]), missing
+    assert acme("GET", "/definitions/invoice/aliases/nothing")[1]["detail"] == \
+        missing[1]["detail"].replace("canary", "nothing")
+    assert [a["alias"] for a in globex("GET", "/definitions/invoice/aliases")[1]] == ["live"]
+    assert globex("PUT", "/definitions/invoice/aliases/canary", {"routes": [{"revision": 2}]})[0] == 404  # no 2
+    # A tenant with no definition of the name: the same 404 as a name nobody has.
+    initech = Caller(secured, "initech")
+    probes = [("GET", "/definitions/{}/aliases", None), ("GET", "/definitions/{}/aliases/canary", None),
+              ("PUT", "/definitions/{}/aliases/canary", {"routes": [{"revision": 1}]})]
+    for method, path, body in probes:
+        status, answer = initech(method, path.format("invoice"), body)
+        nobody = initech(method, path.format("nobody"), body)
+        assert status == nobody[0] == 404 and answer["detail"] == nobody[1]["detail"].replace("nobody", "invoice")
+    # Starts pinned to revision 1 (by number and through the alias) run each tenant's revision 1 on a
+    # state machine of its own, whose steps load that tenant's definition.
+    runs = [(acme, acme("POST", "/instances", {"definition_name": "invoice", "revision": 1})[1]),
+            (acme, acme("POST", "/instances", {"definition_name": "invoice", "alias": "canary"})[1]),
+            (globex, globex("POST", "/instances", {"definition_name": "invoice", "revision": 1})[1])]
+    for caller, started in runs:
+        assert started.get("revision_number") == 1, started
+        task = caller.task(started["id"])
+        assert caller("POST", f"/tasks/{task['id']}/complete", {"output_data": {}})[0] == 200
+        done = caller.wait(started["id"], ("completed", "failed"))
+        assert done["status"] == "completed" and done["output"]["ran"] == "same", done
+    import app as app_module
+
+    machines = app_module.services.machines
+    keys = [definition_keys.revision_key(definition_keys.key(t, None, "invoice"), first["revision"])
+            for t in ("acme", "globex")]
+    assert len({machines.machine_name(k) for k in keys}) == 2
+    assert all(machines.arn_for(k) for k in keys), keys  # each tenant's revision 1 has its own
+
+
+def test_an_inline_definition_is_the_tenants_own_in_its_namespace(secured):
+    acme, globex = Caller(secured, "acme"), Caller(secured, "globex")
+    inline = {"version": "1", "steps": [{"id": "mark", "type": "machine", "task_type": "data.set",
+                                         "config": {"values": {"ran": "inline"}}}]}
+    status, started = acme("POST", "/instances", {"definition": inline, "namespace": "billing"})
+    assert status == 201 and started["namespace"] == "billing", started
+    name = started["definition_name"]
+    assert acme.wait(started["id"], ("completed", "failed"))["output"]["ran"] == "inline"
+    import app as app_module
+
+    found = app_module.services.definitions.find(name, "acme", "billing")
+    assert found["key"] == definition_keys.key("acme", "billing", name) and found["adhoc"] is True
+    assert acme("GET", f"/definitions/{name}?namespace=billing")[0] == 200
+    assert acme("GET", f"/definitions/{name}")[0] == 404  # another namespace's
+    assert globex("GET", f"/definitions/{name}?namespace=billing")[0] == 404
+    listed = acme("GET", "/definitions?include_adhoc=true&namespace=billing")[1]
+    assert [(d["name"], d["namespace"]) for d in listed] == [(name, "billing")]
+    assert globex("GET", "/definitions?include_adhoc=true")[1] == []

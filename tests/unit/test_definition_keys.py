@@ -64,3 +64,17 @@ def test_the_list_shows_a_tenants_own_and_the_shared_ones_it_has_none_of():
 
 def test_a_namespace_is_spelled_as_a_name_is():
     assert keys.NAME.pattern == NAME_PATTERN
+
+
+def test_a_revisions_own_state_machine_is_named_per_scope_and_fits():
+    revision = "0123456789abcdef"
+    # Unscoped: the name it had before names were scoped.
+    assert keys.machine_name("stepflow-", keys.revision_key("invoice", revision)) == f"stepflow-r{revision}-invoice"
+    long_name = "n" * 80
+    scoped = [keys.key(t, ns, long_name) for t in ("acme", "globex", "t" * 100) for ns in (None, "billing")]
+    names = {keys.machine_name("stepflow-local-", keys.revision_key(k, r)) for k in scoped
+             for r in (revision, "fedcba9876543210")}
+    assert len(names) == 2 * len(scoped) and all(len(n) <= keys.MACHINE_NAME_LIMIT for n in names)
+    assert all(n.startswith("stepflow-local-r") for n in names)
+    assert keys.split(keys.revision_key("billing/invoice@acme", revision)) == \
+        keys.Scope("acme", "billing", f"r{revision}-invoice")

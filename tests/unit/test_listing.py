@@ -14,7 +14,7 @@ from chalicelib.core.listing import (
 )
 
 RECORD = {"id": "i1", "tenant_id": "acme", "status": "running", "definition_name": "flow", "created_by": "ann",
-          "correlation_id": "c#1"}
+          "correlation_id": "c#1", "origin_instance": "api-prod", "origin_tenant_id": "shop"}
 
 
 def test_instance_keys_carry_the_tenant_and_leave_deleted_ones_out_of_the_live_indexes():
@@ -23,6 +23,8 @@ def test_instance_keys_carry_the_tenant_and_leave_deleted_ones_out_of_the_live_i
     assert keys["lk_live_c"] == "=acme#c%231"  # a '#' inside a value cannot forge another key
     deleted = instance_keys({**RECORD, "deleted_at": "2026-01-01T00:00:00Z"})
     assert {k for k, v in deleted.items() if v} == {"lk_all", "lk_all_s", "lk_all_w", "lk_all_u", "lk_all_c"}
+    assert keys["lk_live_o"] == "=acme#api-prod" and keys["lk_live_ot"] == "=acme#shop"
+    assert instance_keys({**RECORD, "origin_instance": None})["lk_live_o"] is None  # sparse
     tenantless = instance_keys({**RECORD, "tenant_id": None, "created_by": None})
     assert tenantless["lk_live_s"] == "-#running" and tenantless["lk_live_u"] is None
 
@@ -35,6 +37,10 @@ def test_each_instance_filter_combination_has_one_index_or_is_refused():
         instance_index({"status": "failed", "created_by": "u", "definition_name": "A"}, tenant="t",
                        include_deleted=False)
     assert ("definition_name", "status") in refused.value.supported
+    family, value = instance_index({"origin_tenant_id": "shop"}, tenant="t", include_deleted=False)
+    assert family.index == "list_live_origin_tenant" and value == "=t#shop"
+    with pytest.raises(Unindexed):  # the origin indexes are of live instances only
+        instance_index({"origin_instance": "api"}, tenant="t", include_deleted=True)
 
 
 def test_task_keys_and_inbox_indexes():

@@ -33,6 +33,8 @@ class DefinitionSummary(Open):
     terminal_steps: list[str] | Absent = None
     revision_number: int | None = Field(None, description="Its number in the workflow's history")
     active: bool = Field(description="False once deactivated: new starts are refused")
+    adhoc: Literal[True] | Absent = Field(None, description="An anonymous definition an inline start registered")
+    adhoc_label: str | None | Absent = Field(None, description="The name its inline body gave, if any")
 
 
 class DefinitionDetail(Closed):
@@ -52,6 +54,8 @@ class DefinitionDetail(Closed):
     terminal_steps: list[str]
     revision_number: int | None = Field(description="Its number in the workflow's history")
     active: bool = Field(description="False once deactivated: new starts are refused")
+    adhoc: Literal[True] | Absent = Field(None, description="An anonymous definition an inline start registered")
+    adhoc_label: str | None | Absent = Field(None, description="The name its inline body gave, if any")
     definition: Definition
     state_machine_arn: str | None
 
@@ -193,3 +197,21 @@ class PluginManifest(Closed):
     outputSchema: JsonObject | None  # noqa: N815
     configSchema: JsonObject | None  # noqa: N815
     errors: list[str] = Field(description="Error names the task type raises (what Retry/Catch match on)")
+
+
+class AliasRoute(Closed):
+    revision: int = Field(description="The revision's number")
+    revision_id: str = Field(description="Its content id")
+    version: str | None
+    weight: int = Field(ge=0, le=100, description="The share of starts it takes, in percent")
+
+
+class DefinitionAlias(Closed):
+    """A name that routes starts to one or two revisions by weight; `live` follows the latest revision."""
+
+    name: str
+    alias: str
+    follows_latest: bool = Field(description="True while `live` runs the latest revision (no routes set on it since)")
+    routes: list[AliasRoute]
+    updated_at: Timestamp | None
+    updated_by: str | None

@@ -103,6 +103,9 @@ class Instance(Closed):
     deleted_at: Timestamp | None
     cancel_reason: str | None
     revision: str | None
+    revision_number: int | None = Field(description="The number of the revision it runs (null: recorded before "
+                                                    "numbers, or not known until its execution starts)")
+    alias: str | None = Field(description="The alias it was started through (null: none)")
     current_step: str | None
     current_steps: list[str]
     context_data: JsonObject | None = Field(description="The instance data: the input merged with step outputs")
