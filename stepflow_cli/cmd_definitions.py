@@ -213,11 +213,14 @@ def definitions() -> None:
 
 
 @definitions.command("ls")
+@click.option("--namespace", metavar="NAMESPACE", help="Only this namespace's definitions.")
+@click.option("--include-inactive", is_flag=True, help="Deactivated definitions too.")
 @connection
 @pass_state
-def list_definitions(st: State) -> None:
+def list_definitions(st: State, namespace: str | None, include_inactive: bool) -> None:
     """The registered definitions (latest revision of each)."""
-    found = st.client.get("/definitions")
+    found = st.client.get("/definitions",
+                          {"namespace": namespace, "include_inactive": "true" if include_inactive else None})
     st.out.result(found, lambda rows: output.table(
         ("name", "version", "revision", "steps", "created", "description"),
         ((d.get("name"), d.get("version"), d.get("revision"), len(d.get("steps") or []), d.get("created_at"),
@@ -228,12 +231,14 @@ def list_definitions(st: State) -> None:
 @click.argument("name", shell_complete=definition_names)
 @click.option("--version", "def_version", metavar="VERSION", help="An older version.")
 @click.option("--asl", is_flag=True, help="The compiled state machine (Amazon States Language) instead.")
+@click.option("--namespace", metavar="NAMESPACE", help="The definition of this name in this namespace.")
 @connection
 @pass_state
-def show_definition(st: State, name: str, def_version: str | None, asl: bool) -> None:
+def show_definition(st: State, name: str, def_version: str | None, asl: bool, namespace: str | None) -> None:
     """One definition as stored (defaults filled in)."""
+    params = {"version": def_version, "namespace": namespace}
     if asl:
-        st.out.result(st.client.get(path_of("definitions", name, "asl"), {"version": def_version}))
+        st.out.result(st.client.get(path_of("definitions", name, "asl"), params))
         return
-    found = st.client.get(path_of("definitions", name), {"version": def_version})
+    found = st.client.get(path_of("definitions", name), params)
     st.out.result(found, lambda d: output.dump(d.get("definition"), "yaml"))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from chalicelib.core.definition_keys import instance_key
 from stepflow_local import kept_timers
 from stepflow_local.moto_patches import time_scale
 
@@ -72,7 +73,7 @@ def keep_timers(services: Any, run: dict[str, Any], summary: Any, execution_name
     """Keeps the due time of each timer the lost run was waiting in, for the run about to start: a Wait of
     `seconds` that began at the step's recorded start ends then, at the runtime's time scale (a timer
     that waits `until` a timestamp keeps it by itself). The timers kept."""
-    definition = services.loader.load(run["definition_name"], run["revision"]).definition
+    definition = services.loader.load(instance_key(run), run["revision"]).definition
     kept = []
     for step_id in summary.current_steps:
         record = summary.steps.get(step_id)

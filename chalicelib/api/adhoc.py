@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.api.auth import actor, principal, tenant_for_write
+from chalicelib.api.auth import actor, definition_scope, principal
 from chalicelib.api.http import BadRequest
 from chalicelib.errors import Forbidden
 
@@ -13,9 +13,10 @@ from chalicelib.errors import Forbidden
 INLINE_ROLE = "editor"
 
 
-def workflow_named(services: Any, body: dict[str, Any]) -> dict[str, Any]:
+def workflow_named(services: Any, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
     """The start body naming its workflow: as sent when it has `definition_name`; with an inline
-    `definition`, that definition registered as the tenant's anonymous one and named in its place."""
+    `definition`, that definition registered as the tenant's anonymous one (in the body's namespace, or
+    else the query's `namespace`) and named in its place."""
     inline, named = "definition" in body, "definition_name" in body
     if inline == named:
         raise BadRequest("name the workflow to start with 'definition_name', or send it inline as 'definition'"
@@ -36,7 +37,8 @@ def workflow_named(services: Any, body: dict[str, Any]) -> dict[str, Any]:
     rest = {k: v for k, v in body.items() if k != "definition"}
     # Every other field is checked before the definition is stored (the name is a stand-in here).
     request = parse_body(StartInstance, {**rest, "definition_name": "inline"})
-    record = register_inline(services.definitions, body["definition"], tenant_id=tenant_for_write(request.tenant_id),
+    tenant, scoped = definition_scope({"tenant_id": request.tenant_id, "namespace": namespace}, request.namespace)
+    record = register_inline(services.definitions, body["definition"], tenant_id=tenant, namespace=scoped,
                              created_by=actor(request.model_dump(include={"user_id"}), "user_id"),
                              input_data=request.input_data)
     return {**rest, "definition_name": record["name"]}

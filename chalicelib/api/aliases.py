@@ -7,26 +7,28 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.api.auth import may_change, principal, require_definition
-from chalicelib.api.http import handles_errors, json_response, read_body
+from chalicelib.api.auth import definition_scope, may_change, principal, require_definition
+from chalicelib.api.http import handles_errors, json_response, query, read_body
 
 
 def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     bp = Blueprint(__name__)
 
+    def key_of(name: str) -> str:
+        """The key of the caller's definition of this name: another tenant's is not found, as none is."""
+        return str(require_definition(services(), name, scope=definition_scope(query(bp.current_request)))["key"])
+
     @bp.route("/definitions/{name}/aliases", methods=["GET"])
     @handles_errors
     def list_aliases(name: str) -> Any:
         """The workflow's aliases, `live` first."""
-        require_definition(services(), name)
-        return json_response(services().aliases.list(name))
+        return json_response(services().aliases.list(key_of(name)))
 
     @bp.route("/definitions/{name}/aliases/{alias}", methods=["GET"])
     @handles_errors
     def get_alias(name: str, alias: str) -> Any:
         """One alias and the revisions it routes starts to."""
-        require_definition(services(), name)
-        return json_response(services().aliases.get(name, alias))
+        return json_response(services().aliases.get(key_of(name), alias))
 
     @bp.route("/definitions/{name}/aliases/{alias}", methods=["PUT"])
     @handles_errors
@@ -34,8 +36,8 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         """Sets the alias's routes: one or two revisions whose weights add up to 100."""
         body = read_body(bp.current_request)
         found = services()
-        may_change(found, name)
+        key = may_change(found, name, definition_scope(query(bp.current_request)))["key"]
         who = principal()
-        return json_response(found.aliases.put(name, alias, body, who.id if who.authenticated else None))
+        return json_response(found.aliases.put(key, alias, body, who.id if who.authenticated else None))
 
     return bp

@@ -21,11 +21,13 @@ from typing import Any
 
 from chalicelib.api.http import error_response
 from chalicelib.auth import ANONYMOUS_ADMIN, RANK, AuthError, NotConfigured, Principal
+from chalicelib.core.definition_keys import NAME
 from chalicelib.core.tasks import may_act
-from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound
+from chalicelib.errors import Forbidden, InvalidInput, NotFound
 
 logger = logging.getLogger("stepflow.auth")
 
+MAX_TENANT = 100  # as a token's tenant claim (chalicelib/auth.py) and a start's tenant_id
 PUBLIC = "public"  # no token needed
 BY_KEY = "key"  # no token: the unguessable key in the path is the credential (webhook callbacks)
 
@@ -197,48 +199,59 @@ def require_task(services: Any, task_id: str) -> dict[str, Any]:
     return record
 
 
-def require_definition(services: Any, name: str, version: str | None = None,
-                       revision: str | None = None) -> dict[str, Any]:
-    """The definition as DefinitionService.get gives it, when the caller's tenant (or everyone) owns it."""
-    # Another tenant's definition is "not found" before its revisions are looked at (nothing leaks).
-    latest = services.definitions.get(name)
-    if not visible(latest, shared_ok=True):
+def definition_scope(params: Mapping[str, Any] | None, namespace: str | None = None) -> tuple[str | None, str | None]:
+    """(tenant, namespace) a request addresses definitions in: the token's tenant when authentication is
+    on (a `tenant_id` naming another is refused), else the `tenant_id` parameter's or none; the
+    `namespace` parameter (or the body's, given as `namespace`), or none."""
+    params = params or {}
+    named = params.get("tenant_id") or None
+    if named is not None and len(named) > MAX_TENANT:
+        raise InvalidInput({"message": "the request is not valid", "issues": [
+            {"code": "too_long", "location": "tenant_id",
+             "message": f"a tenant id has at most {MAX_TENANT} characters"}]})
+    tenant = tenant_for_write(named)
+    namespace = namespace if namespace is not None else (params.get("namespace") or None)
+    if namespace is not None and (not isinstance(namespace, str) or not NAME.match(namespace)):
+        raise InvalidInput({"message": "the request is not valid", "issues": [
+            {"code": "invalid_namespace", "location": "namespace",
+             "message": "a namespace is a letter then up to 79 letters, digits, '_' or '-'"}]})
+    return tenant, namespace
+
+
+def require_definition(services: Any, name: str, version: str | None = None, revision: str | None = None,
+                       scope: tuple[str | None, str | None] | None = None) -> dict[str, Any]:
+    """The definition as DefinitionService.get gives it (with its `key`), when the caller's tenant (or
+    everyone) owns it. `scope`: (tenant, namespace) as definition_scope gives it; default the caller's
+    tenant and no namespace."""
+    tenant, namespace = scope if scope is not None else definition_scope(None)
+    # Names are per tenant: another tenant's definition of this name is never looked at, so what is
+    # "not found" answers the same whether the name exists elsewhere or nowhere.
+    latest: dict[str, Any] | None = services.definitions.find(name, tenant, namespace)
+    if latest is None or not visible(latest, shared_ok=True):
         raise NotFound(f"no definition named '{name}'")
     if version is None and revision is None:
-        return latest  # type: ignore[no-any-return]
-    return services.definitions.get(name, version, revision)  # type: ignore[no-any-return]
+        return latest
+    return services.definitions.get(latest["key"], version, revision)  # type: ignore[no-any-return]
 
 
-def may_change(services: Any, name: str) -> dict[str, Any]:
+def may_change(services: Any, name: str, scope: tuple[str | None, str | None] | None = None) -> dict[str, Any]:
     """The definition, when the caller may change it: its own tenant's; a shared (tenant-less) one is
     changed by an admin only."""
-    record = require_definition(services, name)
+    record = require_definition(services, name, scope=scope)
     caller = principal()
     if caller.authenticated and record.get("tenant_id") is None and not caller.is_admin:
         raise Forbidden("a shared definition is changed by an admin only")
     return record
 
 
-def may_register(services: Any, name: Any) -> None:
-    """Registering a name another tenant owns, or a shared (tenant-less) one without admin, is refused;
-    so is a name with the prefix of anonymous definitions (only an inline start makes those)."""
+def refuse_reserved(name: Any) -> None:
+    """A name with the prefix of anonymous definitions is refused (only an inline start makes those)."""
     from chalicelib.core.adhoc import ADHOC_PREFIX, is_adhoc
 
     if is_adhoc(name):
         raise InvalidInput({"message": "the definition is not valid", "issues": [{
             "code": "reserved_name", "location": "name", "hint": f"choose a name that does not start with '{ADHOC_PREFIX}'",
             "message": f"names starting with '{ADHOC_PREFIX}' are kept for definitions sent inline to POST /instances"}]})
-    caller = principal()
-    if not caller.authenticated or not isinstance(name, str) or not name:
-        return
-    latest = services.definition_store.latest(name) if len(name) <= 255 else None
-    if latest is None:
-        return
-    owner = latest.get("tenant_id")
-    if owner == caller.tenant_id or (owner is None and caller.is_admin):
-        return
-    # Definition names are global (one state machine each): a name in use elsewhere is not available.
-    raise Conflict(f"the definition name '{name}' is not available")
 
 
 def require_may_act(record: Mapping[str, Any]) -> None:

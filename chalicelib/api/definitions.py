@@ -8,8 +8,16 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.api.auth import may_change, may_register, principal, require_definition, visible
+from chalicelib.api.auth import (
+    definition_scope,
+    may_change,
+    principal,
+    refuse_reserved,
+    require_definition,
+    visible,
+)
 from chalicelib.api.http import BODY_TYPES, bool_param, handles_errors, json_response, query, read_body
+from chalicelib.api.listing import listing_tenant
 
 
 def source_of(request: Any) -> tuple[str, str]:
@@ -26,24 +34,35 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         data = read_body(request, allow_yaml=True)
         source, source_format = source_of(request)
         found = services()
-        may_register(found, name if name is not None else (data.get("name") if isinstance(data, dict) else None))
+        tenant, namespace = definition_scope(query(request))
+        # The name is the caller's tenant's (and namespace's): another tenant's of the same name is not
+        # touched, nor revealed; registering it makes the caller's own.
+        named = name if name is not None else (data.get("name") if isinstance(data, dict) else None)
+        refuse_reserved(named)
+        key = found.definitions.resolve(named, tenant, namespace)
         caller = principal()
         record = found.definitions.register(data, created_by=caller.id if caller.authenticated else None,
-                                            tenant_id=caller.tenant_id, source=source, source_format=source_format,
-                                            name=name)
+                                            tenant_id=tenant, source=source, source_format=source_format,
+                                            name=name, key=key)
         created = record.pop("created")
         return json_response(_full(record), 201 if created else 200)
 
     @bp.route("/definitions", methods=["GET"])
     @handles_errors
     def list_definitions() -> Any:
+        from chalicelib.core.definition_keys import listing
         from chalicelib.service.definitions import summary  # the compiler and model come with it
 
         params = query(bp.current_request)
+        tenant, foreign = listing_tenant(params)
+        _, namespace = definition_scope({"namespace": params.get("namespace")})
+        if foreign:
+            return json_response([])
         # Anonymous definitions (inline starts) are left out unless asked for; by name they read as any other.
         listed = services().definitions.list(bool_param(params, "include_inactive"),
                                              bool_param(params, "include_adhoc"))
-        return json_response([summary(r) for r in listed if visible(r, shared_ok=True)])
+        records = listing(listed, tenant, namespace)
+        return json_response([summary(dict(r)) for r in records if visible(r, shared_ok=True)])
 
     @bp.route("/definitions", methods=["POST"], content_types=BODY_TYPES)
     @handles_errors
@@ -61,12 +80,13 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     def delete_definition(name: str) -> Any:
         """Deactivates (new starts refused); with purge=true (admin) removes it once no instance is open."""
         found = services()
-        may_change(found, name)
+        params = query(bp.current_request)
+        key = may_change(found, name, definition_scope(params))["key"]
         caller = principal()
         by = caller.id if caller.authenticated else None
-        if bool_param(query(bp.current_request), "purge"):
-            return json_response(found.definitions.purge(name, by, found.instance_store.open_count))
-        return json_response(found.definitions.deactivate(name, by))
+        if bool_param(params, "purge"):
+            return json_response(found.definitions.purge(key, by, found.instance_store.open_count))
+        return json_response(found.definitions.deactivate(key, by))
 
     @bp.route("/definitions/validate", methods=["POST"], content_types=BODY_TYPES)
     @handles_errors
@@ -78,7 +98,8 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @handles_errors
     def get_definition(name: str) -> Any:
         params = query(bp.current_request)
-        record = require_definition(services(), name, params.get("version"), params.get("revision"))
+        record = require_definition(services(), name, params.get("version"), params.get("revision"),
+                                    definition_scope(params))
         return json_response(_full(record))
 
     @bp.route("/definitions/{name}/asl", methods=["GET"])
@@ -86,8 +107,8 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     def get_asl(name: str) -> Any:
         params = query(bp.current_request)
         version, revision = params.get("version"), params.get("revision")
-        require_definition(services(), name, version, revision)
-        return json_response(services().definitions.asl(name, version, revision))
+        key = require_definition(services(), name, version, revision, definition_scope(params))["key"]
+        return json_response(services().definitions.asl(key, version, revision))
 
     return bp
 

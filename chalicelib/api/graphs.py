@@ -7,7 +7,7 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.api.auth import require_definition, require_instance
+from chalicelib.api.auth import definition_scope, require_definition, require_instance
 from chalicelib.api.http import BadRequest, handles_errors, json_response, query
 
 # The formats chalicelib.core.graph_render renders; named here so that routing does not load the model.
@@ -29,7 +29,8 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     def definition_graph(name: str) -> Any:
         params = query(bp.current_request)
         fmt = graph_format(params)
-        record = require_definition(services(), name, params.get("version"), params.get("revision"))
+        record = require_definition(services(), name, params.get("version"), params.get("revision"),
+                                    definition_scope(params))
         from chalicelib.core.graph_render import render
         from chalicelib.core.model import Definition
 
@@ -42,10 +43,12 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     def instance_graph(instance_id: str) -> Any:
         fmt = graph_format(query(bp.current_request))
         found = services()
-        require_instance(found, instance_id)
+        from chalicelib.core.definition_keys import instance_key
+
+        record = require_instance(found, instance_id)
         instance = found.instances.get(instance_id, with_outputs=False)
         # The revision the instance runs, not the newest one: its steps are the ones in its history.
-        body = found.definitions.get_revision(instance["definition_name"], instance["revision"])["body"]
+        body = found.definitions.get_revision(instance_key(record), instance["revision"])["body"]
         statuses = {step["step_name"]: step["status"] for step in instance["step_history"]}
         from chalicelib.core.graph_render import render_instance
         from chalicelib.core.model import Definition

@@ -9,7 +9,14 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.api.auth import actor, principal, require_definition, require_instance, tenant_for_write
+from chalicelib.api.auth import (
+    actor,
+    definition_scope,
+    principal,
+    require_definition,
+    require_instance,
+    tenant_for_write,
+)
 from chalicelib.api.cursors import open_cursor, seal
 from chalicelib.api.http import BadRequest, bool_param, handles_errors, int_param, json_response, query, read_body
 from chalicelib.api.listing import listing_tenant, unindexed_message
@@ -48,9 +55,14 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         if request.revision is not None and request.alias is not None:
             raise BadRequest("give 'revision' or 'alias', not both: a start runs one revision")
         found = services()
-        definition = require_definition(found, request.definition_name)
+        # The definition of this name in the tenant the instance is for (and its namespace, from the body
+        # or the query).
+        scope = definition_scope({"tenant_id": request.tenant_id,
+                                  "namespace": query(bp.current_request).get("namespace")}, request.namespace)
+        definition = require_definition(found, request.definition_name, scope=scope)
         user = actor(request.model_dump(include={"user_id"}), "user_id")
-        return request.model_copy(update={"user_id": user, "tenant_id": tenant_for_write(request.tenant_id)}), definition
+        return request.model_copy(update={"user_id": user, "tenant_id": tenant_for_write(request.tenant_id),
+                                          "namespace": scope[1]}), definition
 
     @bp.route("/instances", methods=["POST"])
     @handles_errors
@@ -68,7 +80,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         if isinstance(body, dict):
             from chalicelib.api.adhoc import workflow_named
 
-            body = workflow_named(services(), body)
+            body = workflow_named(services(), body, params.get("namespace"))
         request, definition = owned(parse_body(StartInstance, body))
         view, created = services().instances.start(request, idempotency_key(), definition=definition)
         return json_response(view, 201 if created else 200)

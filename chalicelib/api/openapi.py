@@ -55,19 +55,34 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
 
     limit = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 20}
     revision = _text(64, description="A revision number (1, 2, ...) or content id; unknown: 404")
+    namespace = _text(80, pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,79}$",
+                      description="Names are unique per tenant and namespace; none by default")
+    # The tenant is the token's; with authentication off, `tenant_id` acts for one (none by default).
+    scope = {"namespace": namespace, "tenant_id": _text(100)}
     return {
-        ("GET", "/definitions"): {"include_inactive": BOOL, "include_adhoc": {
+        ("GET", "/definitions"): {"include_inactive": BOOL, **scope, "include_adhoc": {
             **BOOL, "description": "true: the anonymous definitions inline starts registered too"}},
-        ("GET", "/definitions/{name}"): {"version": _text(64), "revision": revision},
-        ("GET", "/definitions/{name}/asl"): {"version": _text(64), "revision": revision},
-        ("GET", "/definitions/{name}/graph"): {"version": _text(64), "revision": revision,
+        ("POST", "/definitions"): scope,
+        ("PUT", "/definitions/{name}"): scope,
+        ("GET", "/definitions/{name}"): {"version": _text(64), "revision": revision, **scope},
+        ("GET", "/definitions/{name}/asl"): {"version": _text(64), "revision": revision, **scope},
+        ("GET", "/definitions/{name}/graph"): {"version": _text(64), "revision": revision, **scope,
                                               "graph_format": {"type": "string", "enum": ["mermaid", "json"]}},
-        ("DELETE", "/definitions/{name}"): {"purge": BOOL},
-        ("GET", "/definitions/{name}/revisions/{rev}/diff"): {"to": revision},
+        ("DELETE", "/definitions/{name}"): {"purge": BOOL, **scope},
+        ("GET", "/definitions/{name}/revisions"): scope,
+        ("GET", "/definitions/{name}/revisions/{rev}"): scope,
+        ("GET", "/definitions/{name}/revisions/{rev}/diff"): {"to": revision, **scope},
+        ("POST", "/definitions/{name}/revisions/{rev}/restore"): scope,
         ("GET", "/definitions/{name}/export"): {"format": {"type": "string", "enum": ["json", "yaml"]},
-                                               "history": BOOL, "revision": revision},
+                                               "history": BOOL, "revision": revision, **scope},
+        ("GET", "/definitions/{name}/aliases"): scope,
+        ("GET", "/definitions/{name}/aliases/{alias}"): scope,
+        ("PUT", "/definitions/{name}/aliases/{alias}"): scope,
+        ("POST", "/definitions/import"): scope,
+        ("POST", "/definitions/{name}/run"): {"namespace": namespace},
         ("POST", "/instances"): {"start": {**BOOL, "description": "false: create the instance pending; "
-                                                                 "POST /instances/{instance_id}/start starts it"}},
+                                                                 "POST /instances/{instance_id}/start starts it"},
+                                 "namespace": namespace},
         ("GET", "/instances"): {
             "status": {"$ref": "#/components/schemas/InstanceStatus"},
             "workflow_name": _text(80), "tenant_id": _text(100), "correlation_id": _text(), "created_by": _text(),

@@ -7,7 +7,7 @@ from typing import Any
 
 from chalice import Blueprint, Response
 
-from chalicelib.api.auth import may_register, principal, require_definition
+from chalicelib.api.auth import definition_scope, may_change, principal, refuse_reserved, require_definition
 from chalicelib.api.http import BODY_TYPES, BadRequest, bool_param, handles_errors, json_response, query, read_body
 
 FORMATS = ("json", "yaml")
@@ -18,21 +18,23 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
 
     def caller() -> tuple[str | None, str | None]:
         who = principal()
-        return (who.id if who.authenticated else None), who.tenant_id
+        return (who.id if who.authenticated else None), definition_scope(query(bp.current_request))[0]
+
+    def key_of(name: str) -> str:
+        """The key of the caller's definition of this name (404 when it has none it may see)."""
+        return str(require_definition(services(), name, scope=definition_scope(query(bp.current_request)))["key"])
 
     @bp.route("/definitions/{name}/revisions", methods=["GET"])
     @handles_errors
     def list_revisions(name: str) -> Any:
         """The revisions of a workflow, newest first, each with a one-line summary of its change."""
-        require_definition(services(), name)
-        return json_response(services().revisions.list(name))
+        return json_response(services().revisions.list(key_of(name)))
 
     @bp.route("/definitions/{name}/revisions/{rev}", methods=["GET"])
     @handles_errors
     def get_revision(name: str, rev: str) -> Any:
         """One revision: the source as submitted, the normalised definition and the compiled ASL."""
-        require_definition(services(), name)
-        return json_response(services().revisions.detail(name, rev))
+        return json_response(services().revisions.detail(key_of(name), rev))
 
     @bp.route("/definitions/{name}/revisions/{rev}/diff", methods=["GET"])
     @handles_errors
@@ -41,8 +43,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         to = query(bp.current_request).get("to")
         if not to:
             raise BadRequest("'to' names the revision to compare with")
-        require_definition(services(), name)
-        return json_response(services().revisions.diff(name, rev, to))
+        return json_response(services().revisions.diff(key_of(name), rev, to))
 
     @bp.route("/definitions/{name}/revisions/{rev}/restore", methods=["POST"])
     @handles_errors
@@ -51,10 +52,10 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         from chalicelib.api.definitions import _full
 
         found = services()
-        require_definition(found, name)
-        may_register(found, name)
+        refuse_reserved(name)  # an anonymous definition is one revision, made by an inline start only
+        key = may_change(found, name, definition_scope(query(bp.current_request)))["key"]
         by, tenant = caller()
-        record = found.revisions.restore(name, rev, by, tenant)
+        record = found.revisions.restore(key, rev, by, tenant)
         created = record.pop("created")
         return json_response(_full(record), 201 if created else 200)
 
@@ -67,8 +68,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         fmt = params.get("format", "json")
         if fmt not in FORMATS:
             raise BadRequest(f"'format' must be one of {', '.join(FORMATS)}")
-        require_definition(services(), name)
-        document = services().revisions.export(name, bool_param(params, "history"), params.get("revision"))
+        document = services().revisions.export(key_of(name), bool_param(params, "history"), params.get("revision"))
         if fmt == "json":
             return json_response(document)
         import yaml
@@ -83,7 +83,13 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         document = read_body(bp.current_request, allow_yaml=True)
         found = services()
         by, tenant = caller()
-        result = found.revisions.import_(document, by, tenant, lambda name: may_register(found, name))
+        namespace = definition_scope(query(bp.current_request))[1]
+
+        def resolve(name: str) -> str | None:
+            refuse_reserved(name)
+            return found.definitions.resolve(name, tenant, namespace)  # type: ignore[no-any-return]
+
+        result = found.revisions.import_(document, by, tenant, resolve)
         return json_response(result, 201 if result["revisions_created"] else 200)
 
     return bp

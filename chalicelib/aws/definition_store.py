@@ -1,5 +1,8 @@
 """DynamoDB store of definitions: every revision kept, its history of registrations, and pointers to the
-latest and per version."""
+latest and per version.
+
+Items are keyed by the definition's key (core/definition_keys.py) in the `name` attribute; a scoped one
+keeps its bare name in `workflow_name`. Records in and out carry both: `key`, and `name` the bare name."""
 
 from __future__ import annotations
 
@@ -24,6 +27,24 @@ def history_key(number: int) -> str:
     return f"hist#{number:0{HISTORY_DIGITS}d}"
 
 
+def _stored(record: dict[str, Any]) -> dict[str, Any]:
+    """The item's attributes for a record: the key in `name`, the bare name beside it when they differ."""
+    out = {k: v for k, v in record.items() if k != "key"}
+    stored = record.get("key") or record["name"]
+    if stored != record["name"]:
+        out["workflow_name"] = record["name"]
+    return {**out, "name": stored}
+
+
+def _record(item: dict[str, Any]) -> dict[str, Any]:
+    """A record from an item (one stored before names were scoped: its key is its name)."""
+    found = from_item(item)
+    if "name" in found:
+        found["key"] = found["name"]
+        found["name"] = found.pop("workflow_name", found["name"])
+    return found
+
+
 class DefinitionStore:
     def __init__(self, ddb: DynamoDBClient, table: str):
         self._ddb = ddb
@@ -33,7 +54,8 @@ class DefinitionStore:
         """Stores one revision (an immutable record: the same content always has the same revision, so one
         already stored is kept as first written)."""
         try:
-            self._ddb.put_item(TableName=self._table, Item=to_item({**record, "sk": f"rev#{record['revision']}"}),
+            self._ddb.put_item(TableName=self._table,
+                               Item=to_item({**_stored(record), "sk": f"rev#{record['revision']}"}),
                                ConditionExpression="attribute_not_exists(sk)")
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -43,7 +65,7 @@ class DefinitionStore:
         """Moves the workflow's latest pointer and its version's pointer to this revision; with `entries`,
         appends them to the history in the same transaction (refused if a number is taken, so two
         concurrent registrations cannot both claim one number)."""
-        pointer = {k: v for k, v in record.items() if k != "body"}
+        pointer = {k: v for k, v in _stored(record).items() if k != "body"}
         items: list[dict[str, Any]] = [
             {"Put": {"TableName": self._table, "Item": to_item({**pointer, "sk": f"ver#{record['version']}"})}},
             {"Put": {"TableName": self._table, "Item": to_item({**pointer, "sk": "latest",
@@ -51,7 +73,7 @@ class DefinitionStore:
         ]
         for entry in entries:
             items.append({"Put": {"TableName": self._table,
-                                  "Item": to_item({**entry, "name": record["name"], "sk": history_key(entry["number"])}),
+                                  "Item": to_item({**entry, "name": pointer["name"], "sk": history_key(entry["number"])}),
                                   "ConditionExpression": "attribute_not_exists(sk)"}})
         try:
             # Plain dicts in the request's shape, which the stubs' nested TypedDicts cannot follow.
@@ -78,11 +100,11 @@ class DefinitionStore:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return None
             raise
-        return from_item(found["Attributes"])
+        return _record(found["Attributes"])
 
     def _get(self, name: str, sk: str) -> dict[str, Any] | None:
         item = self._ddb.get_item(TableName=self._table, Key={"name": {"S": name}, "sk": {"S": sk}}, ConsistentRead=True)
-        return from_item(item["Item"]) if "Item" in item else None
+        return _record(item["Item"]) if "Item" in item else None
 
     def latest(self, name: str) -> dict[str, Any] | None:
         return self._get(name, "latest")
@@ -108,7 +130,7 @@ class DefinitionStore:
                       "source_format", "state_machine_version_arn")
             request["ExpressionAttributeNames"].update({f"#p{i}": f for i, f in enumerate(fields)})
             request["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(fields)))
-        return [from_item(i) for i in query_all(self._ddb, **request)]
+        return [_record(i) for i in query_all(self._ddb, **request)]
 
     def find_revision(self, name: str, revision: str) -> dict[str, Any] | None:
         """The newest history entry that registered this content revision."""
@@ -128,6 +150,6 @@ class DefinitionStore:
 
     def list_latest(self, *, adhoc: bool = False) -> list[dict[str, Any]]:
         """Every workflow's latest pointer: the named ones, or (adhoc) the anonymous ones."""
-        return [from_item(i) for i in query_all(
+        return [_record(i) for i in query_all(
             self._ddb, TableName=self._table, IndexName="by_kind", KeyConditionExpression="kind = :k",
             ExpressionAttributeValues={":k": {"S": ADHOC_KIND if adhoc else KIND}})]

@@ -157,15 +157,18 @@ class InstanceStore:
             KeyConditionExpression="#s = :s AND created_key <= :t", ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":s": {"S": status}, ":t": {"S": created_before}})]
 
-    def open_count(self, definition_name: str) -> int:
-        """How many instances of a workflow are pending, running or waiting (every tenant: the by_status
-        index, filtered; a rare, administrative read)."""
+    def open_count(self, definition_key: str) -> int:
+        """How many instances of a workflow (by its key) are pending, running or waiting (every tenant: the
+        by_status index, filtered; a rare, administrative read). An instance started before names were
+        scoped has no definition_key: its name is its key."""
         count = 0
         for status in ("pending", "running", "waiting"):
             for page in _pages(self._ddb, TableName=self._table, IndexName="by_status",
-                               KeyConditionExpression="#s = :s", FilterExpression="definition_name = :d",
+                               KeyConditionExpression="#s = :s",
+                               FilterExpression="definition_key = :d OR (attribute_not_exists(definition_key) "
+                                                "AND definition_name = :d)",
                                ExpressionAttributeNames={"#s": "status"}, Select="COUNT",
-                               ExpressionAttributeValues={":s": {"S": status}, ":d": {"S": definition_name}}):
+                               ExpressionAttributeValues={":s": {"S": status}, ":d": {"S": definition_key}}):
                 count += page["Count"]
         return count
 

@@ -21,7 +21,10 @@ class StateMachines:
         self._prefix = prefix
 
     def machine_name(self, workflow: str) -> str:
-        return f"{self._prefix}{workflow}"[:80]
+        """`workflow`: the definition's key (core/definition_keys.py), which is its name when unscoped."""
+        from chalicelib.core.definition_keys import machine_name
+
+        return machine_name(self._prefix, workflow)
 
     def arn_for(self, workflow: str) -> str | None:
         name = self.machine_name(workflow)

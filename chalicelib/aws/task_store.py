@@ -35,7 +35,8 @@ SECRET_ATTRIBUTES = frozenset({"token", "snapshot", "callback_nonce", "callback_
 # drops it from the sparse by_callback_key index, so a used or ended key finds nothing.
 CALLBACK_ATTRIBUTES = ("callback_key", "callback_nonce")
 INTERNAL_ATTRIBUTES = frozenset({"created_key", "assignee_status", "group_status", "due_state", "reminder_state",
-                                 "overdue_state", "outbox_state", "completed_seq", *TASK_KEY_ATTRIBUTES})
+                                 "overdue_state", "outbox_state", "completed_seq", "workflow_key",
+                                 *TASK_KEY_ATTRIBUTES})
 REGISTER_RETRIES = 4
 
 

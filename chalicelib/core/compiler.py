@@ -54,6 +54,9 @@ class CompileOptions:
     # Every state after the first reads the payload's constant part from the variable `c` (False: each
     # state spells it out; the two run alike, tests/integration/test_compiled_forms_on_moto.py).
     share_context: bool = False
+    # What the states send as the workflow the steps load their definition by: its key (core/definition_keys.py);
+    # None: the definition's name, which is the key of a definition of no tenant and no namespace.
+    workflow: str | None = None
 
 
 def compile_definition(definition: Definition, revision: str, options: CompileOptions = CompileOptions()) -> dict[str, Any]:
@@ -178,7 +181,8 @@ class _Emitter:
 
     def context(self) -> dict[str, Any]:
         """The part of every payload that does not depend on the step."""
-        return {"w": self.definition.name, "r": self.revision, "i.$": "$$.Execution.Input.input",
+        return {"w": self.options.workflow or self.definition.name, "r": self.revision,
+                "i.$": "$$.Execution.Input.input",
                 "e.$": "$$.Execution.Id"}
 
     def _payload(self, kind: str | None, step_id: str) -> dict[str, Any]:
@@ -188,7 +192,7 @@ class _Emitter:
         if self.options.share_context:
             payload.update({"c.$": SHARED, "s": step_id, "x.$": "$.steps"})
         else:
-            payload.update({"w": self.definition.name, "r": self.revision, "s": step_id,
+            payload.update({"w": self.options.workflow or self.definition.name, "r": self.revision, "s": step_id,
                             "i.$": "$$.Execution.Input.input", "x.$": "$.steps", "e.$": "$$.Execution.Id"})
         return payload
 

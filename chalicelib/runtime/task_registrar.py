@@ -9,6 +9,7 @@ from typing import Any
 
 from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.core.decisions import writes_of_step
+from chalicelib.core.definition_keys import name_of
 from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.model import HumanStep, WebhookStep
 from chalicelib.core.payload import expand
@@ -68,7 +69,10 @@ class TaskRegistrar:
             "id": task_id,
             "instance_id": run_of_execution(execution)[0],  # a resumed run's execution is <id>--<run>
             "execution_arn": execution,
-            "workflow": event["workflow"],
+            # The workflow's name as the task shows it; its key (core/definition_keys.py) when scoped,
+            # to load its definition by.
+            "workflow": name_of(event["workflow"]),
+            **({"workflow_key": event["workflow"]} if name_of(event["workflow"]) != event["workflow"] else {}),
             "revision": event["revision"],
             "step_name": step.id,
             "kind": step.type,

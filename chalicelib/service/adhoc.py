@@ -5,18 +5,20 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from chalicelib.core import definition_keys
 from chalicelib.core.adhoc import adhoc_name
 from chalicelib.core.model import NAME_PATTERN, Definition
 from chalicelib.errors import InvalidInput
 
 
 def register_inline(definitions: Any, data: Any, *, tenant_id: str | None, created_by: str | None,
-                    input_data: dict[str, Any]) -> dict[str, Any]:
+                    input_data: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
     """The anonymous definition of this body for this tenant: registered now, or the one the same body
     registered before (the same revision). Checked exactly as a registration is (same limits, same
     issues), then the input against its input_schema, before anything is stored.
 
-    The body's own `name`, optional here, is kept as `adhoc_label`; the stored name is `adhoc-<hash>`.
+    The body's own `name`, optional here, is kept as `adhoc_label`; the stored name is `adhoc-<hash>`,
+    under the key of the tenant and namespace (core/definition_keys.py) as every definition's.
     """
     label = data.get("name") if isinstance(data, dict) else None
     if label is not None and not (isinstance(label, str) and re.fullmatch(NAME_PATTERN, label)):
@@ -31,6 +33,7 @@ def register_inline(definitions: Any, data: Any, *, tenant_id: str | None, creat
         if issues:
             raise InvalidInput({"message": "input_data does not match the workflow's input_schema", "issues": issues})
 
-    body = {**data, "name": adhoc_name(data, tenant_id)} if isinstance(data, dict) else data
+    name = adhoc_name(data, tenant_id)
+    body = {**data, "name": name} if isinstance(data, dict) else data
     return definitions.register(body, created_by, tenant_id, marks={"adhoc": True, "adhoc_label": label},  # type: ignore[no-any-return]
-                                vet=input_fits)
+                                vet=input_fits, key=definition_keys.key(tenant_id, namespace, name))

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.core.definition_keys import name_of
 from chalicelib.errors import InvalidInput, NotFound
 from chalicelib.service.routing import TOTAL_WEIGHT, Route
 
@@ -28,6 +29,9 @@ def latest_route(latest: dict[str, Any]) -> Route:
 
 
 class AliasService:
+    """Every `name` here is the definition's key (core/definition_keys.py): an alias belongs to one
+    tenant's (and namespace's) definition. What it answers and says speaks of the bare name."""
+
     def __init__(self, definitions: Any, store: Any, routing: Any, now: Callable[[], str],
                  history: Callable[[str], builtins.list[dict[str, Any]]]):
         self._definitions = definitions
@@ -69,10 +73,10 @@ class AliasService:
 
     def _stored(self, name: str, alias: str) -> dict[str, Any] | None:
         if not ALIAS_NAME.match(alias):
-            raise NotFound(f"definition '{name}' has no alias '{alias[:80]}'")
+            raise NotFound(f"definition '{name_of(name)}' has no alias '{alias[:80]}'")
         record = self._store.get(name, alias)
         if record is None and alias != LIVE:
-            raise NotFound(f"definition '{name}' has no alias '{alias}'")
+            raise NotFound(f"definition '{name_of(name)}' has no alias '{alias}'")
         return record
 
     @staticmethod
@@ -87,7 +91,7 @@ class AliasService:
 
     def _view(self, name: str, alias: str, latest: dict[str, Any], record: dict[str, Any] | None) -> dict[str, Any]:
         routes, follows = self._effective(name, alias, latest, record)
-        return {"name": name, "alias": alias, "follows_latest": follows,
+        return {"name": name_of(name), "alias": alias, "follows_latest": follows,
                 "routes": [{"revision": r.number, "revision_id": r.revision, "version": r.version, "weight": r.weight}
                            for r in routes],
                 "updated_at": None if follows else (record or {}).get("updated_at"),
@@ -137,5 +141,6 @@ class AliasService:
         """After a registration (a repeated one included): Step Functions' `live` alias routes as ours does."""
         if self._routing.emulated or not pointer.get("state_machine_version_arn"):
             return  # locally starts never go through an alias; an unpublished revision has no version
-        routes, _ = self._effective(pointer["name"], LIVE, pointer, self._store.get(pointer["name"], LIVE))
+        key = pointer.get("key") or pointer["name"]
+        routes, _ = self._effective(key, LIVE, pointer, self._store.get(key, LIVE))
         self._routing.sync_alias(pointer["state_machine_arn"], LIVE, routes)

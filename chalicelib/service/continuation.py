@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.aws.conditional_update import TransitionRefused
+from chalicelib.core.definition_keys import instance_key
 from chalicelib.core.runs import execution_name
 from chalicelib.core.times import iso
 from chalicelib.errors import Conflict, NotFound
@@ -71,7 +72,7 @@ class Continuation:
             return None
         claimed = {**record, **intent}
         try:
-            definition = self._definitions.get(record["definition_name"])
+            definition = self._definitions.get(instance_key(record))
             # A pinned instance continues on its own revision; another, on the current one.
             pinned = self._pinned_arn(record, definition)
             machine_arn = pinned or definition.get("state_machine_arn")

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from chalicelib.core.compiler import CompileError, compile_definition
+from chalicelib.core import definition_keys
+from chalicelib.core.compiler import CompileError, CompileOptions, compile_definition
 from chalicelib.core.graph import build_graph
 from chalicelib.core.loading import revision_of
 from chalicelib.core.model import Definition
@@ -23,19 +24,22 @@ from chalicelib.errors import Conflict, InvalidInput, NotFound
 from chalicelib.tasks.registry import TaskRegistry
 
 CONTENT_ID = re.compile(r"^[0-9a-f]{16}$")  # revision_of's content hash
+NAME = definition_keys.NAME
+shown = definition_keys.name_of
 HISTORY_DIGITS = 6  # a revision number has at most this many digits (the store's hist#000001 keys)
 log = logging.getLogger("stepflow.definitions")
 
 
-def check(data: Any, registry: TaskRegistry,
-          bindings: dict[str, str] | None = None) -> tuple[Definition | None, list[Issue], dict[str, Any] | None]:
+def check(data: Any, registry: TaskRegistry, bindings: dict[str, str] | None = None,
+          key: str | None = None) -> tuple[Definition | None, list[Issue], dict[str, Any] | None]:
     """Dry run: the definition, every issue, and the compiled ASL (placeholders unbound) when there are none.
 
     The size limit is checked on the ASL with `bindings` (placeholder name -> function ARN) filled in,
     as Step Functions will receive it; a placeholder without a binding counts as the longest ARN.
+    `key`: the definition's key (core/definition_keys.py), which the compiled states carry.
     """
     with collector_paused():
-        return _check(data, registry, bindings)
+        return _check(data, registry, bindings, key)
 
 
 @contextmanager
@@ -56,8 +60,8 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _check(data: Any, registry: TaskRegistry,
-           bindings: dict[str, str] | None) -> tuple[Definition | None, list[Issue], dict[str, Any] | None]:
+def _check(data: Any, registry: TaskRegistry, bindings: dict[str, str] | None,
+           key: str | None = None) -> tuple[Definition | None, list[Issue], dict[str, Any] | None]:
     definition, issues = parse_definition(data)
     if definition is None:
         return None, issues, None
@@ -65,11 +69,15 @@ def _check(data: Any, registry: TaskRegistry,
     if issues:
         return definition, issues, None
     try:
-        asl = compile_definition(definition, revision_of(definition))
+        asl = compile_definition(definition, revision_of(definition), _options(key))
     except CompileError as exc:  # validation should have caught it; report rather than fail
         return definition, [compile_failure(str(exc))], None
     too_large = size_issues(asl, bindings)
     return definition, too_large, (None if too_large else asl)
+
+
+def _options(key: str | None) -> CompileOptions:
+    return CompileOptions(workflow=key) if key else CompileOptions()
 
 
 def shape(definition: Definition) -> dict[str, Any]:
@@ -86,11 +94,15 @@ def shape(definition: Definition) -> dict[str, Any]:
 def summary(record: dict[str, Any]) -> dict[str, Any]:
     """A stored definition as the API shows it in lists."""
     out = {k: record.get(k) for k in ("name", "version", "revision", "description", "created_at", "created_by",
-                                      "tenant_id", "revision_number")}
+                                      "tenant_id", "namespace", "revision_number")}
     out["active"] = record.get("active", True)
     if record.get("adhoc"):  # an anonymous definition, made by an inline start (service/adhoc.py)
         out.update(adhoc=True, adhoc_label=record.get("adhoc_label"))
     return {**out, **(record.get("summary") or {})}
+
+
+def _valid(name: Any, namespace: str | None) -> bool:
+    return isinstance(name, str) and bool(NAME.match(name)) and (namespace is None or bool(NAME.match(namespace)))
 
 
 class DefinitionService:
@@ -111,6 +123,34 @@ class DefinitionService:
     def _read_revision(self, name: str, revision: str) -> dict[str, Any] | None:
         return self._store.revision(name, revision)
 
+    def resolve(self, name: Any, tenant_id: str | None, namespace: str | None = None) -> str | None:
+        """The key a tenant's registration of `name` (in `namespace`) goes to: its own definition's, which
+        may be one stored before names were scoped, or else the key its own will have. None for what
+        cannot be a name."""
+        if not _valid(name, namespace):
+            return None
+        own, *older = definition_keys.candidates(tenant_id, namespace, name)
+        if older and self._store.latest(own) is None:
+            stored = self._store.latest(older[0])
+            if stored is not None and definition_keys.owned_by(stored, older[0], tenant_id):
+                return str(older[0])
+        return own
+
+    def find(self, name: Any, tenant_id: str | None, namespace: str | None = None) -> dict[str, Any] | None:
+        """The latest revision of the definition a tenant's `name` (in `namespace`) stands for, as get gives
+        it: its own, else a tenant-less one it may see (shared, or its own stored before names were
+        scoped); None when there is none. Another tenant's is never read."""
+        if not _valid(name, namespace):
+            return None
+        for key in definition_keys.candidates(tenant_id, namespace, name):
+            try:
+                record = self.get(key)
+            except NotFound:
+                continue
+            if definition_keys.owned_by(record, key, tenant_id) or record.get("tenant_id") is None:
+                return record
+        return None
+
     def validate(self, data: Any) -> dict[str, Any]:
         definition, issues, asl = check(data, self._registry, self._placeholders())
         return {
@@ -122,35 +162,44 @@ class DefinitionService:
 
     def register(self, data: Any, created_by: str | None = None, tenant_id: str | None = None, *,
                  source: str | None = None, source_format: str = "json", name: str | None = None,
-                 restored_from: int | None = None, marks: dict[str, Any] | None = None,
+                 restored_from: int | None = None, key: str | None = None, marks: dict[str, Any] | None = None,
                  vet: Callable[[Definition], None] | None = None) -> dict[str, Any]:
         """Stores the definition as a new revision when its content differs from the latest (the same
         content answers the same revision, and reactivates a deactivated definition). `source`: the text
-        as submitted, kept with the history entry; `name`: the name the caller addressed (PUT); `marks`:
+        as submitted, kept with the history entry; `name`: the name the caller addressed (PUT); `key`:
+        where it is stored (resolve; default: the name, i.e. no tenant's and no namespace's); `marks`:
         attributes kept on the revision and its pointers (an anonymous definition's `adhoc`); `vet`: the
         caller's own check of the valid definition, which may refuse it before anything is stored."""
         # Everything, the size as deployed included, is checked before anything is stored.
         bindings = self._placeholders()
-        definition, issues, asl = check(data, self._registry, bindings)
+        definition, issues, asl = check(data, self._registry, bindings, key)
         if issues or definition is None or asl is None:
             raise InvalidInput({"message": "the definition is not valid", "issues": [i.as_dict() for i in issues]})
         if name is not None and definition.name != name:
             raise InvalidInput({"message": "the definition is not valid", "issues": [{
                 "code": "name_mismatch", "location": "name", "hint": "",
                 "message": f"the body names '{definition.name}' but the path names '{name}'"}]})
+        key = key or definition.name
+        if definition_keys.name_of(key) != definition.name:
+            raise InvalidInput({"message": "the definition is not valid", "issues": [{
+                "code": "name_mismatch", "location": "name", "hint": "",
+                "message": f"the body names '{definition.name}' but the request names '{shown(key)}'"}]})
         if vet is not None:
             vet(definition)
         revision = revision_of(definition)
-        latest = self._store.latest(definition.name)
+        latest = self._store.latest(key)
+        # A scoped key's tenant owns it; a tenant-less key's record keeps the owner it was stored with.
+        scope = definition_keys.split(key)
+        owner = scope.tenant_id if scope.tenant_id is not None else (latest.get("tenant_id") if latest else tenant_id)
         if (latest and latest.get("revision") == revision and latest.get("state_machine_arn")
-                and latest.get("tenant_id") == tenant_id):
+                and latest.get("tenant_id") == owner):
             if latest.get("active") is False:
-                self._store.set_active(definition.name, True, {})
+                self._store.set_active(key, True, {})
             # A repeat may be the retry of a registration cut short after its pointer moved: the alias
             # it would have moved is moved now (setting an alias to what it is changes nothing).
             self._published(latest)
-            return {**self.get(definition.name), "created": False}
-        previous = self._revision(definition.name, latest["revision"]) if latest else None
+            return {**self.get(key), "created": False}
+        previous = self._revision(key, latest["revision"]) if latest else None
         change = change_summary(Definition.model_validate(previous["body"]) if previous else None, definition)
         number = int((latest or {}).get("revision_number") or 0) + 1
         earlier = []
@@ -164,9 +213,9 @@ class DefinitionService:
             number = 2
         now = self._now()
         record = {
-            "name": definition.name, "version": definition.version, "revision": revision,
-            "description": definition.description, "created_at": now, "created_by": created_by,
-            "tenant_id": tenant_id, "body": definition.model_dump(mode="json"), "summary": shape(definition),
+            "key": key, "name": definition.name, "namespace": scope.namespace, "version": definition.version,
+            "revision": revision, "description": definition.description, "created_at": now, "created_by": created_by,
+            "tenant_id": owner, "body": definition.model_dump(mode="json"), "summary": shape(definition),
             **(marks or {}),
         }
         entry = {"number": number, "revision": revision, "version": definition.version, "created_at": now,
@@ -182,7 +231,7 @@ class DefinitionService:
         # and records that one, so the retry converges. The `live` alias moves last (self._published);
         # a retry that finds the pointer already moved moves it then.
         self._store.put_revision(record)
-        arn, version_arn = self._machines.publish(definition.name, bind_placeholders(asl, bindings),
+        arn, version_arn = self._machines.publish(key, bind_placeholders(asl, bindings),
                                                   latest.get("state_machine_arn") if latest else None)
         entry["state_machine_version_arn"] = version_arn
         pointer = {**record, "state_machine_arn": arn, "state_machine_version_arn": version_arn,
@@ -193,13 +242,16 @@ class DefinitionService:
 
     def get(self, name: str, version: str | None = None, revision: str | None = None) -> dict[str, Any]:
         """The latest revision, the latest of a version, or one revision (by number or content id); a
-        revision that is not this workflow's (or not of `version`) is not found, never ignored."""
+        revision that is not this workflow's (or not of `version`) is not found, never ignored.
+
+        Here and below, `name` is the definition's key (resolve), its name when it has no tenant or
+        namespace; messages speak of the name only."""
         latest = self._store.latest(name)
         if revision is not None:
             number, content = self._resolve(name, revision)
             record = self._revision(name, content)
             if record is None or latest is None or (version and record.get("version") != version):
-                raise NotFound(f"definition '{name}' has no revision '{revision}'"
+                raise NotFound(f"definition '{shown(name)}' has no revision '{revision}'"
                                + (f" with version '{version}'" if version else ""))
             # Who owns the definition is the latest pointer's to say: a revision record is kept as first
             # written (the same content registered again by its owner's tenant is the same revision).
@@ -207,11 +259,11 @@ class DefinitionService:
                     "active": latest.get("active", True), "tenant_id": latest.get("tenant_id")}
         pointer = self._store.version(name, version) if version else latest
         if pointer is None or latest is None:
-            raise NotFound(f"no definition named '{name}'" + (f" with version '{version}'" if version else ""))
+            raise NotFound(f"no definition named '{shown(name)}'" + (f" with version '{version}'" if version else ""))
         record = self._revision(name, pointer["revision"])
         if record is None:
             self._revision.cache_clear()  # not stored (yet): not remembered either
-            raise NotFound(f"definition '{name}' revision {pointer['revision']} is missing")
+            raise NotFound(f"definition '{shown(name)}' revision {pointer['revision']} is missing")
         return {**record, "state_machine_arn": pointer.get("state_machine_arn"),
                 "state_machine_version_arn": pointer.get("state_machine_version_arn"),
                 "revision_number": pointer.get("revision_number"), "active": latest.get("active", True),
@@ -222,10 +274,10 @@ class DefinitionService:
         if revision.isdigit() and len(revision) <= HISTORY_DIGITS:
             entry = self._store.entry(name, int(revision))
             if entry is None:
-                raise NotFound(f"definition '{name}' has no revision '{revision}'")
+                raise NotFound(f"definition '{shown(name)}' has no revision '{revision}'")
             return int(entry["number"]), entry["revision"]
         if not CONTENT_ID.match(revision):
-            raise NotFound(f"definition '{name}' has no revision '{revision}'")
+            raise NotFound(f"definition '{shown(name)}' has no revision '{revision}'")
         entry = self._store.find_revision(name, revision)
         return (int(entry["number"]) if entry else None), revision
 
@@ -234,32 +286,33 @@ class DefinitionService:
         if revision.isdigit() and len(revision) <= HISTORY_DIGITS:  # one read, not a resolve and a read again
             found = self._store.entry(name, int(revision))
             if found is None:
-                raise NotFound(f"definition '{name}' has no revision '{revision}' in its history")
+                raise NotFound(f"definition '{shown(name)}' has no revision '{revision}' in its history")
             return found  # type: ignore[no-any-return]
         number, content = self._resolve(name, revision)
         entry = self._store.entry(name, number) if number is not None else None
         if entry is None:
-            raise NotFound(f"definition '{name}' has no revision '{revision}' in its history")
+            raise NotFound(f"definition '{shown(name)}' has no revision '{revision}' in its history")
         return entry
 
     def get_revision(self, name: str, revision: str) -> dict[str, Any]:
         record = self._store.revision(name, revision)
         if record is None:
-            raise NotFound(f"definition '{name}' revision {revision} is missing")
+            raise NotFound(f"definition '{shown(name)}' revision {revision} is missing")
         return record
 
     def list(self, include_inactive: bool = False, include_adhoc: bool = False) -> builtins.list[dict[str, Any]]:
         """The latest revision of each workflow; anonymous (ad hoc) ones only when asked: they are listed
         apart, so a listing without them does not read them."""
         latest = [*self._store.list_latest(), *(self._store.list_latest(adhoc=True) if include_adhoc else [])]
-        return sorted((r for r in latest if include_inactive or r.get("active", True)), key=lambda r: r["name"])
+        return sorted((r for r in latest if include_inactive or r.get("active", True)),
+                      key=lambda r: (r["name"], r.get("namespace") or "", r.get("tenant_id") or ""))
 
     def deactivate(self, name: str, by: str | None) -> dict[str, Any]:
         """No new instance starts from now on; running instances finish on their revision."""
         found = self._store.set_active(name, False, {"deactivated_at": self._now(), "deactivated_by": by})
         if found is None:
-            raise NotFound(f"no definition named '{name}'")
-        return {"name": name, "active": False, "purged": False}
+            raise NotFound(f"no definition named '{shown(name)}'")
+        return {"name": shown(name), "active": False, "purged": False}
 
     def purge(self, name: str, by: str | None, open_instances: Callable[[str], int]) -> dict[str, Any]:
         """Removes every revision once no instance of the workflow is open (pending, running or waiting).
@@ -267,22 +320,22 @@ class DefinitionService:
         Deactivated first, so no start slips in between the count and the removal; refused (and left
         as it was) while instances are open."""
         if self._store.latest(name) is None:
-            raise NotFound(f"no definition named '{name}'")
+            raise NotFound(f"no definition named '{shown(name)}'")
         if open_instances(name):
-            raise Conflict(f"definition '{name}' has {open_instances(name)} open instance(s); cancel them or let "
+            raise Conflict(f"definition '{shown(name)}' has {open_instances(name)} open instance(s); cancel them or let "
                            "them end, then purge (DELETE without purge deactivates it meanwhile)")
         self.deactivate(name, by)
         still_open = open_instances(name)
         if still_open:
-            raise Conflict(f"definition '{name}' has {still_open} open instance(s); it is deactivated, purge "
+            raise Conflict(f"definition '{shown(name)}' has {still_open} open instance(s); it is deactivated, purge "
                            "again once they end")
         self._store.remove(name)
         self._revision.cache_clear()
-        return {"name": name, "active": False, "purged": True}
+        return {"name": shown(name), "active": False, "purged": True}
 
     def asl(self, name: str, version: str | None = None, revision: str | None = None) -> dict[str, Any]:
         record = self.get(name, version, revision)
-        return compile_definition(Definition.model_validate(record["body"]), record["revision"])
+        return compile_definition(Definition.model_validate(record["body"]), record["revision"], _options(name))
 
     def restore_state_machines(self) -> builtins.list[str]:
         """Creates each workflow's state machine again from its latest revision: for a Step Functions that
@@ -292,9 +345,10 @@ class DefinitionService:
         restored = []
         for latest in [*self._store.list_latest(), *self._store.list_latest(adhoc=True)]:
             try:
-                record = self.get(latest["name"])
-                asl = compile_definition(Definition.model_validate(record["body"]), record["revision"])
-                arn = self._machines.ensure(record["name"], bind_placeholders(asl, bindings))
+                record = self.get(latest["key"])
+                asl = compile_definition(Definition.model_validate(record["body"]), record["revision"],
+                                         _options(latest["key"]))
+                arn = self._machines.ensure(latest["key"], bind_placeholders(asl, bindings))
             except Exception:  # noqa: BLE001 - one damaged record must not keep the others from running
                 log.warning("the state machine of workflow %s could not be restored", latest["name"], exc_info=True)
                 continue

@@ -9,6 +9,7 @@ from typing import Any
 
 from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.aws.state_machines import InvalidToken
+from chalicelib.core.definition_keys import instance_key
 from chalicelib.core.history import STATUS_BY_EXECUTION, StepRecord, history_event, summarise
 from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.step_log import SILENT, close_open, fold, may_have_ended
@@ -66,7 +67,7 @@ class InstanceViews:
     def _summary(self, record: dict[str, Any], log: list[dict[str, Any]] | None, *, ended: str | None = None,
                  error: dict[str, Any] | None = None) -> Any:
         """Step records from the log; from the history only when the log cannot tell."""
-        loaded = self._loader.load(record["definition_name"], record["revision"])
+        loaded = self._loader.load(instance_key(record), record["revision"])
         if log is not None:
             folded = fold(log, loaded.definition, loaded.order, record.get("input"), ended=ended,
                           error=error if error is not None else record.get("error"))
@@ -202,8 +203,8 @@ def trust_final_output(summary: Any, execution: dict[str, Any]) -> None:
 
 
 # An instance as a listing shows it (and the head of its detail view): a listing reads only these.
-BRIEF_FIELDS = ("id", "definition_name", "version", "status", "created_at", "started_at", "completed_at", "created_by",
-                "tenant_id", "correlation_id", "webhook_url", "origin_instance", "origin_zone", "origin_tenant_id",
+BRIEF_FIELDS = ("id", "definition_name", "namespace", "version", "status", "created_at", "started_at", "completed_at",
+                "created_by", "tenant_id", "correlation_id", "webhook_url", "origin_instance", "origin_zone", "origin_tenant_id",
                 "origin_reference", "retry_of", "retried_by", "deleted_at", "cancel_reason")
 
 

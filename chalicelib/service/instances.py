@@ -15,6 +15,8 @@ from typing import Any
 
 from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.aws.state_machines import RedriveUnavailable
+from chalicelib.core import definition_keys
+from chalicelib.core.definition_keys import instance_key
 from chalicelib.core.failures import public_error
 from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.listing import instance_index
@@ -78,7 +80,9 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
         """The instance and whether it was created now (False: an idempotent repeat). `definition`: the
         latest definition as this request already read it."""
         if definition is None or definition.get("name") != request.definition_name:
-            definition = self._definitions.get(request.definition_name)
+            definition = self._definitions.find(request.definition_name, request.tenant_id, request.namespace)
+            if definition is None:
+                raise NotFound(f"no definition named '{request.definition_name}'")
         if not definition.get("state_machine_arn"):
             raise Conflict(f"definition '{request.definition_name}' has no state machine yet; register it again")
         refuse_inactive(definition)
@@ -93,14 +97,16 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
         pin, routes = self._pin(request, definition)
         if key:
             # The key names the instance (and so the execution): a repeat finds the same one.
-            instance_id = str(uuid.uuid5(ID_NAMESPACE, f"{request.tenant_id or ''}/{request.definition_name}/{key}"))
+            named = definition_keys.key(None, request.namespace, request.definition_name)
+            instance_id = str(uuid.uuid5(ID_NAMESPACE, f"{request.tenant_id or ''}/{named}/{key}"))
         else:
             instance_id = str(uuid.uuid4())
         now = iso(self._now())
         # A started instance is written with its launch intent: the start converges from here.
         intent = launch_intent(now) if request.start else {}
         record = {
-            "id": instance_id, "definition_name": definition["name"], "version": definition["version"],
+            "id": instance_id, "definition_name": definition["name"], "namespace": definition.get("namespace"),
+            "definition_key": definition.get("key") or definition["name"], "version": definition["version"],
             "revision": definition["revision"], "revision_number": definition.get("revision_number"),
             **pin, "status": "running" if request.start else "pending",
             "created_at": now, "created_by": request.user_id, "tenant_id": request.tenant_id,
@@ -138,7 +144,7 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
             return {}, []
         if self._aliases is None or self._routing is None:
             raise Conflict("this service starts the latest revision only")
-        name = definition["name"]
+        name = definition.get("key") or definition["name"]  # the key: the aliases and revisions of this scope
         if request.alias is not None:
             routes = self._aliases.routes(name, request.alias, definition)
         else:
@@ -154,7 +160,7 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
         record = self._record(instance_id)
         if record["status"] != "pending":
             raise Conflict(f"instance is {record['status']}; only a pending instance can be started")
-        definition = self._definitions.get(record["definition_name"])
+        definition = self._definitions.get(instance_key(record))
         refuse_inactive(definition)
         intent = launch_intent(iso(self._now()))
         try:
@@ -198,10 +204,10 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
         return record
 
     def _order(self, record: dict[str, Any]) -> tuple[str, ...]:
-        return self._loader.load(record["definition_name"], record["revision"]).order
+        return self._loader.load(instance_key(record), record["revision"]).order
 
     def _definition(self, record: dict[str, Any]) -> Definition:
-        return self._loader.load(record["definition_name"], record["revision"]).definition
+        return self._loader.load(instance_key(record), record["revision"]).definition
 
     def get(self, instance_id: str, *, with_outputs: bool = True, record: dict[str, Any] | None = None) -> dict[str, Any]:
         """The instance's view; `record` is the one the caller (the route's guard) already read."""
@@ -281,13 +287,14 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
             raise Conflict(f"only a failed or canceled instance can be retried; this one is {record['status']}")
         # Run for the same caller: its completion goes to the same webhook naming the same origin. Not the
         # correlation_id: that names the original (an idempotent start would find the original again).
-        request = StartInstance(definition_name=record["definition_name"], input_data=record.get("input") or {},
+        request = StartInstance(definition_name=record["definition_name"], namespace=record.get("namespace"),
+                                input_data=record.get("input") or {},
                                 user_id=user_id or record.get("created_by"), tenant_id=record.get("tenant_id"),
                                 webhook_url=record.get("webhook_url"), origin_instance=record.get("origin_instance"),
                                 origin_zone=record.get("origin_zone"), origin_tenant_id=record.get("origin_tenant_id"),
                                 origin_reference=record.get("origin_reference"),
                                 **_pin_of(record))
-        view, _ = self.start(request)
+        view, _ = self.start(request, definition=self._definitions.get(instance_key(record)))
         self._store.update(view["id"], {"retry_of": instance_id})
         self._store.update(instance_id, {"retried_by": view["id"]})
         return {**view, "retry_of": instance_id}
@@ -298,7 +305,7 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
         if record["status"] != "failed":
             raise Conflict(f"only a failed instance can be resumed; this one is {record['status']}")
         summary = self._summary(record, self._log(record), ended="failed")
-        definition = self._definitions.get(record["definition_name"])
+        definition = self._definitions.get(instance_key(record))
         try:
             self._store.update(instance_id, {"status": "running", "completed_at": None, "error": None,
                                              "output": None}, expect={"status": "failed"}, record=record)

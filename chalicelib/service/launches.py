@@ -18,6 +18,7 @@ from typing import Any
 
 from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.aws.transient import is_transient
+from chalicelib.core.definition_keys import instance_key
 from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.runs import execution_name
 from chalicelib.core.times import iso
@@ -103,7 +104,7 @@ class Launches:
             return None
         if self._routing is not None and self._routing.emulated and record.get("revision"):
             route = Route(int(record.get("revision_number") or 0), record["revision"], record.get("version"), None)
-            return str(self._routing.target(record["definition_name"], definition["state_machine_arn"], [route],
+            return str(self._routing.target(instance_key(record), definition["state_machine_arn"], [route],
                                             None).arn)
         return str(record["launch_target"])
 
@@ -111,7 +112,7 @@ class Launches:
         """The revision Step Functions picked for a start through an alias, from the version it started;
         from then on the instance is pinned to that version (a resume runs it again)."""
         route = next((r for r in routes if r.version_arn == version_arn), None) \
-            or self._aliases.route_of_version(record["definition_name"], version_arn)
+            or self._aliases.route_of_version(instance_key(record), version_arn)
         if route is None:
             raise UpstreamError(f"Step Functions started a version no revision of '{record['definition_name']}' "
                                 "was published as")
@@ -140,7 +141,7 @@ class Launches:
 
     def _relaunch(self, record: dict[str, Any]) -> str:
         """Finishes an interrupted launch: records the execution if it exists, else starts it."""
-        definition = self._definitions.get(record["definition_name"])
+        definition = self._definitions.get(instance_key(record))
         # A pinned instance starts what it was pinned to; another, the latest revision.
         machine_arn = self._pinned_arn(record, definition) or definition.get("state_machine_arn")
         if not machine_arn:
@@ -164,7 +165,7 @@ class Launches:
     def _stop_unrecorded(self, record: dict[str, Any], reason: str) -> None:
         """Canceling during an unfinished launch: an execution that started but is not recorded is stopped
         (one that starts after this finds the intent gone when it records itself, and stops then)."""
-        machine_arn = record.get("launch_target") or self._definitions.get(record["definition_name"]).get("state_machine_arn")
+        machine_arn = record.get("launch_target") or self._definitions.get(instance_key(record)).get("state_machine_arn")
         if not machine_arn:
             return
         arn = self._machines.execution_arn(machine_arn, execution_name(record["id"], int(record.get("launch_run") or 0)))

@@ -17,6 +17,8 @@ class StartInstance(_Body):
     """The plugin's StartWorkflowDTO plus the DAG API's start, webhook_url and origin_* fields."""
 
     definition_name: str = Field(min_length=1, max_length=80)
+    # The definition's namespace within the caller's tenant (core/definition_keys.py); none by default.
+    namespace: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,79}$")
     input_data: dict[str, Any] = Field(default_factory=dict)
     correlation_id: str | None = Field(None, min_length=1, max_length=255)
     user_id: str | None = Field(None, max_length=255)

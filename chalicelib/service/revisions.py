@@ -1,11 +1,15 @@
 """A definition's history: its revisions, each as submitted, diffs between two, restore, and export and
-import as a document another Stepflow accepts."""
+import as a document another Stepflow accepts.
+
+A definition is addressed by its key (core/definition_keys.py): `name` below is the key the route
+resolved, its bare name when it has no tenant or namespace; what is shown and exported is the bare name."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.core.compiler import compile_definition
+from chalicelib.core.compiler import CompileOptions, compile_definition
+from chalicelib.core.definition_keys import name_of
 from chalicelib.core.loading import DefinitionTextError, load_definition_text, revision_of
 from chalicelib.core.model import Definition
 from chalicelib.core.revisions import source_diff, structural_diff
@@ -39,18 +43,19 @@ class RevisionService:
         """One revision: the source exactly as submitted, the normalised definition and its compiled ASL."""
         entry = self._definitions.entry(name, revision)
         body = self._definitions.get_revision(name, entry["revision"])["body"]
-        asl = compile_definition(Definition.model_validate(body), entry["revision"])
-        return {"name": name, **_entry(entry), "source": entry.get("source"), "definition": body, "asl": asl}
+        asl = compile_definition(Definition.model_validate(body), entry["revision"], CompileOptions(workflow=name))
+        return {"name": name_of(name), **_entry(entry), "source": entry.get("source"), "definition": body, "asl": asl}
 
     def diff(self, name: str, revision: str, to: str) -> dict[str, Any]:
         """From `revision` to `to`: a unified diff of the sources and the structural diff of the definitions."""
         old, new = self._definitions.entry(name, revision), self._definitions.entry(name, to)
         bodies = [Definition.model_validate(self._definitions.get_revision(name, e["revision"])["body"])
                   for e in (old, new)]
+        shown = name_of(name)
         return {
-            "name": name, "from": _entry(old), "to": _entry(new),
+            "name": shown, "from": _entry(old), "to": _entry(new),
             "source_diff": source_diff(old.get("source") or "", new.get("source") or "",
-                                       f"{name}@{old['number']}", f"{name}@{new['number']}"),
+                                       f"{shown}@{old['number']}", f"{shown}@{new['number']}"),
             "structural": structural_diff(bodies[0], bodies[1]),
         }
 
@@ -60,8 +65,8 @@ class RevisionService:
         entry = self._definitions.entry(name, revision)
         body = self._definitions.get_revision(name, entry["revision"])["body"]
         return self._definitions.register(body, created_by, tenant_id, source=entry.get("source"),
-                                          source_format=entry.get("source_format") or "json", name=name,
-                                          restored_from=int(entry["number"]))
+                                          source_format=entry.get("source_format") or "json", name=name_of(name),
+                                          restored_from=int(entry["number"]), key=name)
 
     def export(self, name: str, with_history: bool, revision: str | None = None) -> dict[str, Any]:
         """The latest revision, or the one `revision` names (404 when the workflow has no such revision)."""
@@ -72,7 +77,7 @@ class RevisionService:
             latest = self._definitions.get(name)
             entry = self._store.entry(name, int(latest["revision_number"])) if latest.get("revision_number") else None
         document: dict[str, Any] = {
-            "format": EXPORT_FORMAT, "name": name, "version": latest["version"], "revision": latest["revision"],
+            "format": EXPORT_FORMAT, "name": name_of(name), "version": latest["version"], "revision": latest["revision"],
             "source": (entry or {}).get("source"), "source_format": (entry or {}).get("source_format"),
             "definition": latest["body"],
         }
@@ -82,9 +87,10 @@ class RevisionService:
         return document
 
     def import_(self, document: Any, created_by: str | None, tenant_id: str | None,
-                may_register: Any) -> dict[str, Any]:
+                resolve: Any) -> dict[str, Any]:
         """Registers an exported document: its revisions oldest first when it carries them, then its latest.
-        Every part is read and checked before anything is stored."""
+        Every part is read and checked before anything is stored. `resolve`: the key the document's name
+        is registered under (the caller's tenant's and namespace's)."""
         if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
             raise _invalid("format", f"not a Stepflow export: 'format' must be '{EXPORT_FORMAT}'")
         name = document.get("name")
@@ -95,8 +101,8 @@ class RevisionService:
             raise _invalid("revisions", f"'revisions' must be a list of at most {MAX_IMPORTED_REVISIONS}")
         parts = [self._part(r, f"revisions.{i}", name) for i, r in enumerate(revisions)]
         parts.append(self._part(document, "document", name))
-        may_register(name)
-        if self._store.latest(name) is not None:
+        key = resolve(name)  # None for what cannot be a name: registering it then says why
+        if key is not None and self._store.latest(key) is not None:
             # A definition this service has already keeps its own history: the document's latest revision
             # is registered (a new revision when it differs), its history is not replayed over this one.
             parts = parts[-1:]
@@ -104,7 +110,7 @@ class RevisionService:
         record: dict[str, Any] = {}
         for data, source, source_format in parts:
             record = self._definitions.register(data, created_by, tenant_id, source=source,
-                                                source_format=source_format, name=name)
+                                                source_format=source_format, name=name, key=key)
             created += int(record.pop("created"))
         return {"name": name, "revision": record["revision"], "revisions_created": created}
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.core.definition_keys import name_of, revision_key
 from chalicelib.errors import Conflict
 
 TOTAL_WEIGHT = 100
@@ -77,7 +78,7 @@ class QualifiedRouting:
         """Every route needs a published version for Step Functions to run it."""
         for route in routes:
             if not route.version_arn:
-                raise Conflict(f"revision {route.number} of '{workflow}' was registered before Stepflow published "
+                raise Conflict(f"revision {route.number} of '{name_of(workflow)}' was registered before Stepflow published "
                                "state machine versions: restore it (POST /definitions/{name}/revisions/"
                                f"{route.number}/restore) and pin the new revision")
 
@@ -115,8 +116,9 @@ class EmulatedRouting:
 
 
 class RevisionMachines:
-    """Local: a state machine per revision (named after its content id), made from the revision's own
-    definition on its first start and found again after that (one DescribeStateMachine)."""
+    """Local: a state machine per revision (named after its content id and the definition's key), made
+    from the revision's own definition on its first start and found again after that (one
+    DescribeStateMachine). `workflow` is the definition's key (core/definition_keys.py)."""
 
     def __init__(self, definitions: Any, machines: Any, placeholders: Callable[[], dict[str, str]]):
         self._definitions = definitions
@@ -125,16 +127,18 @@ class RevisionMachines:
         self._lock = threading.Lock()
 
     def __call__(self, workflow: str, machine_arn: str, route: Route) -> str:
-        from chalicelib.core.compiler import compile_definition
+        from chalicelib.core.compiler import CompileOptions, compile_definition
         from chalicelib.core.model import Definition
         from chalicelib.core.sizing import bind_placeholders
 
-        key = f"r{route.revision}-{workflow}"  # the content id first: a long name cut at 80 stays unique
+        key = revision_key(workflow, route.revision)  # unique per scope and revision, at most 80 characters
         arn = f"{machine_arn.rsplit(':', 1)[0]}:{self._machines.machine_name(key)}"
         if self._machines.exists(arn):
             return arn
         body = self._definitions.get_revision(workflow, route.revision)["body"]
-        asl = bind_placeholders(compile_definition(Definition.model_validate(body), route.revision),
+        # Its steps load their definition by the key, as the workflow's own state machine's do.
+        options = CompileOptions(workflow=workflow) if workflow != name_of(workflow) else CompileOptions()
+        asl = bind_placeholders(compile_definition(Definition.model_validate(body), route.revision, options),
                                 self._placeholders())
         with self._lock:  # two first starts of one revision make one state machine
             return str(self._machines.ensure(key, asl))

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.aws.conditional_update import TransitionRefused
+from chalicelib.core.definition_keys import task_key
 from chalicelib.core.history import summarise
 from chalicelib.core.runs import run_of_execution
 from chalicelib.core.tasks import OPEN, resumed_state
@@ -122,7 +123,7 @@ class Delivery:
 
     def _send(self, record: dict[str, Any]) -> bool | None:
         """True: Step Functions took it; False: the token is dead; None: a passing failure."""
-        order = self._loader.load(record["workflow"], record["revision"]).order
+        order = self._loader.load(task_key(record), record["revision"]).order
         state = resumed_state(record.get("snapshot") or {}, record["step_name"], record["output_data"], order)
         try:
             self._machines.send_success(record["token"], state)
@@ -158,7 +159,7 @@ class Delivery:
             # completing write), and the mark removed.
             self._deliver(moved, redelivery=True)
             return
-        order = self._loader.load(moved["workflow"], moved["revision"]).order
+        order = self._loader.load(task_key(moved), moved["revision"]).order
         self._machines.send_success(run["token"], resumed_state(run["snapshot"], moved["step_name"],
                                                                 moved["output_data"], order))
 
@@ -180,7 +181,7 @@ class Delivery:
         except NotFound:
             return {r["id"]: GONE for r in records}
         # One execution runs one revision of one workflow.
-        loaded = self._loader.load(records[0]["workflow"], records[0]["revision"])
+        loaded = self._loader.load(task_key(records[0]), records[0]["revision"])
         steps = summarise(events, {s.id: s.type for s in loaded.definition.steps}).steps
         return {r["id"]: (steps[r["step_name"]].status if r["step_name"] in steps else None) for r in records}
 

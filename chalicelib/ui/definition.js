@@ -1,7 +1,7 @@
 // The top of every page of one workflow: its name, facts, active or deactivated state with the
 // Deactivate button, and the tabs between its overview and its history.
 
-import { api, ApiError } from './api.js';
+import { api, ApiError, qs } from './api.js';
 import { announce, h, messageBox, when } from './dom.js';
 
 const enc = encodeURIComponent;
@@ -12,6 +12,7 @@ export function flash(text, kind = 'success') { pending = { text, kind }; }
 
 export function definitionHeader(record, tab) {
   const name = record.name;
+  const scope = qs({ namespace: record.namespace });  // the definition's namespace, kept in every link and call
   const message = messageBox('definition-message');
   if (pending) { message.show(pending.text, pending.kind); pending = null; }
   const active = record.active !== false;
@@ -21,7 +22,7 @@ export function definitionHeader(record, tab) {
     button.disabled = true;
     message.show('Deactivating…');
     try {
-      await api.delete(`/definitions/${enc(name)}`);
+      await api.delete(`/definitions/${enc(name)}${scope}`);
       flash(`${name} is deactivated: new starts are refused. Registering it again (or restoring a revision) reactivates it.`);
       announce(`${name} deactivated.`);
       window.stepflow.render();
@@ -30,7 +31,8 @@ export function definitionHeader(record, tab) {
       button.disabled = false;
     }
   } }, 'Deactivate') : null;
-  const tabs = [['overview', 'Overview', `#/workflows/${enc(name)}`], ['history', 'History', `#/workflows/${enc(name)}/history`]];
+  const tabs = [['overview', 'Overview', `#/workflows/${enc(name)}${scope}`],
+    ['history', 'History', `#/workflows/${enc(name)}/history${scope}`]];
   return [
     h('p', { class: 'breadcrumbs' }, h('a', { href: '#/workflows' }, 'Workflows'), ' / '),
     h('h1', {}, name),

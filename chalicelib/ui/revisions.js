@@ -14,22 +14,24 @@ export async function historyView(main, context, name) {
   document.title = `History of ${name} · Stepflow`;
   const params = context.params;
   const base = `/definitions/${enc(name)}`;
+  // A definition is named within its namespace: the address carries it to every call (none: none).
+  const scope = qs({ namespace: params.namespace });
   const [record, revisions, aliases] = await Promise.all([
-    api.get(base), api.get(`${base}/revisions`), loadAliases(name)]);
+    api.get(`${base}${scope}`), api.get(`${base}/revisions${scope}`), loadAliases(name, scope)]);
   const shown = params.rev || String(revisions[0]?.number ?? record.revision_number ?? '');
   const comparing = params.from && params.to;
   // A revision or a pair from the address that the workflow does not have is said where it would be
   // shown; the rest of the page stays usable.
   const [detail, diff] = await Promise.all([
-    shown ? settle(api.get(`${base}/revisions/${enc(shown)}`)) : null,
-    comparing ? settle(api.get(`${base}/revisions/${enc(params.from)}/diff${qs({ to: params.to })}`)) : null,
+    shown ? settle(api.get(`${base}/revisions/${enc(shown)}${scope}`)) : null,
+    comparing ? settle(api.get(`${base}/revisions/${enc(params.from)}/diff${qs({ to: params.to, namespace: params.namespace })}`)) : null,
   ]);
   const link = (changes) => `#/workflows/${enc(name)}/history${qs({ ...params, ...changes })}`;
 
   clear(main,
     definitionHeader(record, 'history'),
     aliasesSection(aliases, link),
-    revisionsSection(name, revisions, params, link, detail?.value),
+    revisionsSection(name, revisions, params, link, detail?.value, scope),
     diff?.error ? failed('diff', `The diff of revisions ${params.from} and ${params.to} could not be shown: ${diff.error}`) : null,
     diff?.value ? diffSection(diff.value) : null,
     detail?.error ? failed('revision-source', `Revision ${shown} could not be shown: ${detail.error}`) : null,
@@ -51,9 +53,9 @@ function failed(id, text) {
 
 // The aliases and their weights (GET .../aliases answers a list, `live` first): null when the caller
 // may not read them, so the page shows nothing; any other failure is a note, never a broken page.
-async function loadAliases(name) {
+async function loadAliases(name, scope) {
   try {
-    const body = await api.get(`/definitions/${enc(name)}/aliases`);
+    const body = await api.get(`/definitions/${enc(name)}/aliases${scope}`);
     return { items: Array.isArray(body) ? body : (Array.isArray(body?.items) ? body.items : []) };
   } catch (error) {
     if (error instanceof ApiError && [403, 404, 405].includes(error.status)) return null;
@@ -85,7 +87,7 @@ function aliasesSection(aliases, link) {
       h('tbody', {}, rows)));
 }
 
-function revisionsSection(name, revisions, params, link, detail) {
+function revisionsSection(name, revisions, params, link, detail, scope) {
   const newest = revisions[0]?.number;
   const from = params.from || String(revisions[1]?.number ?? newest ?? '');
   const to = params.to || String(newest ?? '');
@@ -106,7 +108,7 @@ function revisionsSection(name, revisions, params, link, detail) {
   h('td', { class: 'change' }, r.change || '', r.restored_from ? h('div', { class: 'hint' }, `restore of #${r.restored_from}`) : null),
   h('td', {}, h('div', { class: 'row-actions' },
     h('a', { href: link({ rev: String(r.number) }), 'aria-label': `View revision ${r.number}` }, 'View'),
-    r.number !== newest ? restoreButton(name, r, message) : null))));
+    r.number !== newest ? restoreButton(name, r, message, scope) : null))));
   const form = h('form', { id: 'compare-form', 'aria-describedby': 'revisions-message' },
     h('table', { class: 'table', id: 'revisions' },
       h('caption', { class: 'visually-hidden' }, `${revisions.length} revisions, newest first`),
@@ -127,14 +129,14 @@ function revisionsSection(name, revisions, params, link, detail) {
   return h('section', { 'aria-labelledby': 'revisions-title' }, h('h2', { id: 'revisions-title' }, 'Revisions'), form);
 }
 
-function restoreButton(name, revision, message) {
+function restoreButton(name, revision, message, scope) {
   return h('button', { type: 'button', dataset: { restore: String(revision.number) }, onclick: async (event) => {
     if (!window.confirm(`Restore revision ${revision.number} of ${name}? It becomes the latest revision.`)) return;
     const button = event.currentTarget;
     button.disabled = true;
     message.show(`Restoring revision ${revision.number}…`);
     try {
-      const restored = await api.post(`/definitions/${enc(name)}/revisions/${enc(revision.number)}/restore`, {});
+      const restored = await api.post(`/definitions/${enc(name)}/revisions/${enc(revision.number)}/restore${scope}`, {});
       flash(`Revision ${revision.number} restored as revision ${restored.revision_number}.`);
       announce(`Revision ${revision.number} restored.`);
       window.stepflow.render();

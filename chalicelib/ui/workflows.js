@@ -13,8 +13,9 @@ export async function workflowsView(main, context) {
   const withInactive = context.params.include_inactive === 'true';
   const definitions = await api.get(`/definitions${qs({ include_inactive: withInactive ? 'true' : '' })}`);
   const rows = definitions.map((d) => h('tr', { dataset: { workflow: d.name, active: String(d.active !== false) } },
-    h('th', { scope: 'row' }, h('a', { href: `#/workflows/${enc(d.name)}` }, d.name),
+    h('th', { scope: 'row' }, h('a', { href: `#/workflows/${enc(d.name)}${qs({ namespace: d.namespace })}` }, d.name),
       d.active === false ? [' ', h('span', { class: 'badge status-inactive' }, 'inactive')] : null),
+    h('td', {}, d.namespace || ''),
     h('td', {}, d.version),
     h('td', {}, d.description || ''),
     h('td', { class: 'num' }, (d.steps || []).length),
@@ -28,7 +29,7 @@ export async function workflowsView(main, context) {
     definitions.length
       ? h('table', { class: 'table', id: 'workflows' },
         h('caption', { class: 'visually-hidden' }, `${definitions.length} workflows`),
-        h('thead', {}, h('tr', {}, ['Name', 'Version', 'Description', 'Steps', 'Registered', ''].map(
+        h('thead', {}, h('tr', {}, ['Name', 'Namespace', 'Version', 'Description', 'Steps', 'Registered', ''].map(
           (c) => h('th', { scope: 'col' }, c || h('span', { class: 'visually-hidden' }, 'Links'))))),
         h('tbody', {}, rows))
       : h('p', {}, 'No workflows are registered yet. POST a definition to the API to add one.'));
@@ -36,9 +37,11 @@ export async function workflowsView(main, context) {
 
 export async function definitionView(main, context, name) {
   document.title = `${name} · Stepflow`;
+  // A definition is named within its namespace: the address carries it to every call (none: none).
+  const namespace = context.params.namespace;
   const [record, graph] = await Promise.all([
-    api.get(`/definitions/${enc(name)}`),
-    api.get(`/definitions/${enc(name)}/graph?graph_format=mermaid`),
+    api.get(`/definitions/${enc(name)}${qs({ namespace })}`),
+    api.get(`/definitions/${enc(name)}/graph${qs({ graph_format: 'mermaid', namespace })}`),
   ]);
   const body = record.definition || {};
   const graphBox = h('div', { class: 'graph', id: 'definition-graph' });
@@ -53,14 +56,14 @@ export async function definitionView(main, context, name) {
         h('h2', { id: 'graph-title' }, 'Graph'), graphBox),
       h('section', { 'aria-labelledby': 'start-title', class: 'panel' },
         h('h2', { id: 'start-title' }, 'Start an instance'),
-        active ? startForm(record.name, schema)
+        active ? startForm(record.name, schema, namespace)
           : h('p', { id: 'start-refused', class: 'message' }, 'This workflow is deactivated: new instances cannot be started.'),
         h('details', { class: 'schema' }, h('summary', {}, 'Input schema'),
           schema ? pretty(schema) : h('p', {}, 'This workflow takes any JSON object as input.')))));
   await drawGraph(graphBox, graph, { title: `Graph of ${record.name}` });
 }
 
-function startForm(name, schema) {
+function startForm(name, schema, namespace) {
   const fields = schemaForm(schema || { type: 'object' }, { prefix: 'start', jsonLabel: 'Input data' });
   const message = messageBox('start-message');
   const button = h('button', { type: 'submit', class: 'primary' }, 'Start');
@@ -82,6 +85,7 @@ function startForm(name, schema) {
     try {
       const started = await api.post('/instances', {
         definition_name: name, input_data: value, ...(identity.user ? { user_id: identity.user } : {}),
+        ...(namespace ? { namespace } : {}),
       });
       announce(`Started instance ${started.id}.`);
       location.hash = `#/instances/${enc(started.id)}`;

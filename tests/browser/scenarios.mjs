@@ -198,7 +198,26 @@ async function historyFlow(run, name, stage, apiPrefix) {
   await page.click('#toggle-inactive');
   await page.waitForFunction(() => !location.hash.includes('include_inactive'));
   await page.waitForSelector('#workflows tr[data-workflow="expense_approval"]');
+  if (!stage) await namespacedFlow(page, `${name}_ns`);
   return { revisions: afterRestore, yamlTokens: yaml.kinds, jsonTokens: json.kinds };
+}
+
+// A definition in a namespace: the list's link carries the namespace to its page, and the page to its
+// history and every call (the name alone, outside the namespace, is not found).
+async function namespacedFlow(page, name) {
+  const registered = await fetch(`${base}/workflows/definitions?namespace=billing`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(historyDefinition(name)) });
+  check(registered.status === 201, `registering ${name} in a namespace answered ${registered.status}`);
+  // Another address than the one shown (#/workflows), so the list is read again.
+  await page.goto(`${base}/ui#/workflows?include_inactive=true`);
+  await page.getByRole('link', { name, exact: true }).click();
+  await waitForGraph(page, '#definition-graph');
+  check(await page.locator('#start-form').count() === 1, 'the namespaced workflow offers its start form');
+  await page.click('#tab-history');
+  await page.waitForSelector('#revision-source');
+  const numbers = await page.$$eval('#revisions tbody tr', (trs) => trs.map((tr) => Number(tr.dataset.number)));
+  check(JSON.stringify(numbers) === '[1]', `the namespaced workflow's revisions: ${numbers}`);
+  check((await page.evaluate(() => location.hash)).includes('namespace=billing'), 'the address keeps the namespace');
 }
 
 // A workflow whose sources carry markup in titles and comments (they must show as text).

@@ -82,6 +82,9 @@ def test_server_started_by_the_cli_serves_the_bundled_examples(stepflow):
     assert {d["name"] for d in as_json} >= {"order_fulfilment", "expense_approval"}
     as_yaml = yaml.safe_load(stepflow("-o", "yaml", "definitions", "ls").stdout)
     assert as_yaml == as_json
+    assert data(stepflow("definitions", "ls", "--include-inactive", "-o", "json")) == as_json  # none deactivated
+    assert data(stepflow("definitions", "ls", "--namespace", "elsewhere", "-o", "json")) == []
+    assert stepflow("definitions", "show", "order_fulfilment", "--namespace", "elsewhere").exit_code != 0
     shown = stepflow("definitions", "show", "order_fulfilment")
     assert yaml.safe_load(shown.stdout)["name"] == "order_fulfilment"
     asl = data(stepflow("definitions", "show", "order_fulfilment", "--asl", "-o", "json"))

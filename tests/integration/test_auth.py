@@ -250,12 +250,10 @@ def test_authorization_matrix(secured, capsys):
     # (method, path, body, status for an allowed caller of the own tenant, tenant-scoped, works-a-task)
     cases: list[tuple[str, str, Any, int, bool, bool]] = [
         ("GET", "/definitions", None, 200, False, False),
-        ("POST", "/definitions", FLOW, 200, True, False),  # same revision again: 200; another tenant: 409
         ("POST", "/definitions/validate", FLOW, 200, False, False),
         ("GET", "/definitions/acme_flow", None, 200, True, False),
         ("GET", "/definitions/acme_flow/asl", None, 200, True, False),
         ("GET", "/definitions/acme_flow/graph", None, 200, True, False),
-        ("PUT", "/definitions/acme_flow", FLOW, 200, True, False),  # unchanged: the same revision
         ("DELETE", "/definitions/acme_gate?purge=true", None, 409, True, False),  # its gate instance is open
         ("GET", "/definitions/acme_flow/revisions", None, 200, True, False),
         ("GET", "/definitions/acme_flow/revisions/1", None, 200, True, False),
@@ -265,8 +263,6 @@ def test_authorization_matrix(secured, capsys):
         ("GET", "/definitions/acme_flow/aliases", None, 200, True, False),
         ("GET", "/definitions/acme_flow/aliases/live", None, 200, True, False),
         ("PUT", "/definitions/acme_flow/aliases/live", {"routes": [{"revision": 1}]}, 200, True, False),
-        ("POST", "/definitions/import", {"format": "stepflow.definition/v1", "name": "acme_flow", "definition": FLOW},
-         200, True, False),
         ("POST", "/definitions/acme_flow/run", {"input_data": {}}, 422, True, False),
         ("POST", "/instances", {"definition_name": "acme_flow", "input_data": {}}, 422, True, False),
         ("GET", "/instances", None, 200, False, False),
@@ -296,6 +292,12 @@ def test_authorization_matrix(secured, capsys):
         ("GET", "/plugins", None, 200, False, False),
         ("GET", "/plugins/data.set", None, 200, False, False),
         ("POST", "/callbacks/no-such-key", {}, 404, False, False),
+        # Last: another tenant registering the name makes its own definition of it (NAME_CLAIMS), which
+        # the rows above must not find.
+        ("POST", "/definitions", FLOW, 200, True, False),  # same revision again: 200
+        ("PUT", "/definitions/acme_flow", FLOW, 200, True, False),  # unchanged: the same revision
+        ("POST", "/definitions/import", {"format": "stepflow.definition/v1", "name": "acme_flow", "definition": FLOW},
+         200, True, False),
     ]
     public = [("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/ui")]
     import app as app_module
@@ -305,7 +307,7 @@ def test_authorization_matrix(secured, capsys):
     templates = {(m, path) for (m, path) in GUARDS}
     assert len(templates) == len({(m, _template(p, ids)) for m, p in covered}), "a guarded route has no case"
 
-    failures, count = [], 0
+    failures, count, foreign_owns = [], 0, False
     for method, path, body, allowed, scoped, works_task in cases:
         guard = guard_for(method, prefix + _template(path.split("?")[0], ids), prefix)
         need = "admin" if "purge=true" in path else guard.role
@@ -318,13 +320,16 @@ def test_authorization_matrix(secured, capsys):
                 elif RANK[role] < RANK[need]:
                     want = 403
                 elif scoped and tenant == FOREIGN:
-                    # Names are global: registering another tenant's is "not available".
-                    want = 409 if (method, path) in NAME_CLAIMS else 404
+                    # Names are per tenant: registering a name another tenant has makes one's own (created
+                    # by the first call, the same revision after); anything else of the other's is not found.
+                    claim = (method, path) in NAME_CLAIMS
+                    want = (200 if foreign_owns else 201) if claim else 404
                 elif works_task and role != "admin":
                     want = 403  # not the assignee, not in the group
                 else:
                     want = allowed
                 got, answer = call(method, path, body, token(role, tenant) if role else None)
+                foreign_owns = foreign_owns or (tenant == FOREIGN and got == 201)
                 count += 1
                 if got != want:
                     failures.append(f"{method} {path} role={role} tenant={tenant}: {got} != {want} {answer}")
@@ -342,6 +347,10 @@ def test_authorization_matrix(secured, capsys):
         status, body = call("GET", path, bearer=token("admin", FOREIGN))
         items = body if isinstance(body, list) else body["items"]
         assert status == 200 and [i for i in items if i.get("tenant_id") == OWN] == [], (path, body)
+    # Each tenant reads its own acme_flow; the other's registration changed nothing of it.
+    for tenant in (OWN, FOREIGN):
+        status, own = call("GET", "/definitions/acme_flow", bearer=token("viewer", tenant))
+        assert status == 200 and own["tenant_id"] == tenant and own["revision_number"] == 1, own
     status, metrics = call("GET", "/tasks/metrics", bearer=token("admin", FOREIGN))
     assert metrics["pending_total"] == 0
     assert call("GET", "/tasks/metrics", bearer=token("viewer"))[1]["pending_total"] == 1

@@ -249,7 +249,7 @@ def test_who_may_change_a_definition_with_authentication_on(api):
     try:
         status, body = call("delete", "/definitions/purchase", "editor")
         assert status == 403 and "admin" in body["detail"]
-        assert call("post", "/definitions/purchase/revisions/1/restore", "editor")[0] == 409  # not theirs
+        assert call("post", "/definitions/purchase/revisions/1/restore", "editor")[0] == 403  # shared: admin only
         assert call("delete", "/definitions/purchase?purge=true", "editor")[0] == 403
         assert call("get", "/definitions/purchase/revisions", "viewer", "globex")[0] == 200  # shared: readable
         assert call("delete", "/definitions/purchase", "admin")[1]["active"] is False

@@ -26,6 +26,7 @@ class DefinitionSummary(Open):
     created_at: Timestamp | None = None
     created_by: str | None = None
     tenant_id: str | None = None
+    namespace: str | None = Field(None, description="Names are unique per tenant and namespace")
     steps: list[str] | Absent = None
     edges: list[StepEdge] | Absent = None
     initial_step: str | None = None
@@ -46,6 +47,7 @@ class DefinitionDetail(Closed):
     created_at: Timestamp | None
     created_by: str | None
     tenant_id: str | None
+    namespace: str | None = Field(None, description="Names are unique per tenant and namespace")
     steps: list[str]
     edges: list[StepEdge]
     initial_step: str | None

@@ -30,6 +30,7 @@ class InstanceSummary(Open):
     definition_name: str
     status: InstanceStatus
     created_at: Timestamp
+    namespace: str | None = None
     version: str | None = None
     started_at: Timestamp | None = None
     completed_at: Timestamp | None = None
@@ -83,6 +84,7 @@ class Instance(Closed):
 
     id: str
     definition_name: str
+    namespace: str | None = Field(None, description="The definition's namespace within its tenant")
     version: str | None
     status: InstanceStatus
     created_at: Timestamp
