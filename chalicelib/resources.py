@@ -108,7 +108,11 @@ TASKS = Table(
 # service/lifecycle.py): what the log holds is published, whichever request or function wrote it.
 EVENTS = Table("EventsTable", "events", "instance_id", "seq", env_var="STEPFLOW_EVENTS_TABLE",
                stream_view="NEW_AND_OLD_IMAGES", stream_env_var="STEPFLOW_EVENTS_STREAM_ARN")
-TABLES: tuple[Table, ...] = (DEFINITIONS, INSTANCES, TASKS, EVENTS)
+# Webhook triggers (service/triggers.py): a trigger item under its workflow (`def#<name>`, `trigger#<id>`),
+# its key's lookup item (`key#<sha256 of the key>`), and short-lived items that expire by TTL: the
+# deliveries seen within the replay window (`seen#<trigger>`) and the rate window counters (`rate#<trigger>`).
+TRIGGERS = Table("TriggersTable", "triggers", "pk", "sk", ttl_attribute="expires_at", env_var="STEPFLOW_TRIGGERS_TABLE")
+TABLES: tuple[Table, ...] = (DEFINITIONS, INSTANCES, TASKS, EVENTS, TRIGGERS)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # each property imports its own class: a cold start loads onl
     from chalicelib.service.revisions import RevisionService
     from chalicelib.service.routing import EmulatedRouting, QualifiedRouting
     from chalicelib.service.tasks import TaskService
+    from chalicelib.service.triggers import TriggerService
     from chalicelib.tasks.registry import TaskRegistry
 
 def now_utc() -> datetime:
@@ -206,3 +207,12 @@ class Services:
 
         return EventService(self.event_store, self.instance_store, self.tasks, now_utc,
                             settle_seconds=self.settings.event_settle_seconds)
+
+    @cached_property
+    def triggers(self) -> TriggerService:
+        from chalicelib.aws.trigger_store import TriggerStore
+        from chalicelib.service.triggers import TriggerService
+
+        s = self.settings
+        return TriggerService(TriggerStore(self.ddb, s.triggers_table), self.definitions, self.aliases, self.instances,
+                              s.trigger_secret, now_utc, s.api_prefix)

@@ -94,6 +94,15 @@ GUARDS: dict[tuple[str, str], Guard] = {
     ("GET", "/plugins/{plugin_id}"): V,
     # callbacks authenticate by their key
     ("POST", "/callbacks/{key}"): Guard(BY_KEY),
+    # webhook triggers: managed by editors; a hook's key and the signature over its body are its credential
+    ("GET", "/definitions/{name}/triggers"): V,
+    ("POST", "/definitions/{name}/triggers"): E,
+    ("GET", "/definitions/{name}/triggers/{trigger_id}"): V,
+    ("POST", "/definitions/{name}/triggers/{trigger_id}/disable"): E,
+    ("POST", "/definitions/{name}/triggers/{trigger_id}/enable"): E,
+    ("POST", "/definitions/{name}/triggers/{trigger_id}/rotate"): E,
+    ("DELETE", "/definitions/{name}/triggers/{trigger_id}"): E,
+    ("POST", "/hooks/{key}"): Guard(BY_KEY),
 }
 # Outside the API prefix: health, the web UI, the contract and its page.
 PUBLIC_ROUTES = {("GET", "/health"), ("GET", "/ui"), ("GET", "/ui/{name}"), ("GET", "/ui/vendor/{name}"),

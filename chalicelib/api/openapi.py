@@ -40,6 +40,7 @@ TAGS = [
     {"name": "tasks", "description": "Human tasks (the inbox) and approval gates"},
     {"name": "graphs", "description": "Mermaid graphs of definitions and instances"},
     {"name": "plugins", "description": "The task-type catalog"},
+    {"name": "triggers", "description": "Webhook triggers: signed deliveries that start instances"},
     {"name": "service", "description": "Health, the web UI and this contract"},
 ]
 
@@ -109,6 +110,20 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
 HEADERS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("POST", "/instances"): {"Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255}},
     ("POST", "/definitions/{name}/run"): {"Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255}},
+    ("POST", "/hooks/{key}"): {
+        "Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255},
+        "X-Stepflow-Timestamp": {"type": "string", "description": "Unix seconds (the Stepflow scheme)"},
+        "X-Stepflow-Signature": {"type": "string", "description": 'v1=<hex HMAC-SHA256(key, "<timestamp>.<body>")>'},
+        "webhook-id": {"type": "string", "maxLength": 255, "description": "Standard Webhooks: the delivery's id"},
+        "webhook-timestamp": {"type": "string", "description": "Standard Webhooks: Unix seconds"},
+        "webhook-signature": {"type": "string",
+                              "description": 'Standard Webhooks: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>'}},
+}
+# Errors an operation answers besides ERROR_CODES.
+MORE_ERRORS: dict[tuple[str, str], dict[str, str]] = {
+    ("POST", "/hooks/{key}"): {"401": "Not signed by the trigger's secret, a timestamp outside five minutes, or a replay",
+                               "404": "No such hook (unknown, disabled or deleted: one answer)",
+                               "429": "Over the trigger's rate limit (Retry-After says when to try again)"},
 }
 # Each JSON operation's success statuses: (description, the response model in core/responses/, or
 # [name] for an array of them). A test holds every JSON route to having one.
@@ -167,6 +182,16 @@ SUCCESS: dict[tuple[str, str], dict[str, tuple[str, str | list[str]]]] = {
     ("GET", "/approvals/{task_id}"): {"200": ("The approval task", "Task")},
     ("POST", "/approvals/{task_id}/approve"): {"200": ("Approved (the task, completed)", "Task")},
     ("POST", "/approvals/{task_id}/reject"): {"200": ("Rejected (the task, completed)", "Task")},
+    ("POST", "/definitions/{name}/triggers"): {"201": ("Created: the key and secret, shown this once", "TriggerCreated")},
+    ("GET", "/definitions/{name}/triggers"): {"200": ("Oldest first, metadata only", ["Trigger"])},
+    ("GET", "/definitions/{name}/triggers/{trigger_id}"): {"200": ("The trigger (metadata only)", "Trigger")},
+    ("POST", "/definitions/{name}/triggers/{trigger_id}/disable"): {"200": ("Disabled", "Trigger")},
+    ("POST", "/definitions/{name}/triggers/{trigger_id}/enable"): {"200": ("Enabled", "Trigger")},
+    ("POST", "/definitions/{name}/triggers/{trigger_id}/rotate"): {"200": ("The new secret, shown this once",
+                                                                           "TriggerRotated")},
+    ("DELETE", "/definitions/{name}/triggers/{trigger_id}"): {"200": ("Deleted", "TriggerRemoved")},
+    ("POST", "/hooks/{key}"): {"201": ("Started", "HookAccepted"),
+                               "200": ("An idempotent repeat: the instance it started", "HookAccepted")},
 }
 NOT_JSON = {("GET", "/instances/{instance_id}/events"), ("GET", "/ui"), ("GET", "/ui/{name}"),
             ("GET", "/ui/vendor/{name}"), ("GET", "/docs")}
@@ -185,6 +210,7 @@ def _model_schema(model: Any) -> dict[str, Any]:
 def _bodies() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
     from chalicelib.api.bodies import ClaimTask, CompleteTask, Decision, ReassignTask, SendEvent
     from chalicelib.service.requests import RunInstance, StartInstance
+    from chalicelib.service.triggers import CreateTrigger, RotateTrigger
 
     run = _model_schema(RunInstance)
     run["properties"].pop("definition_name", None)  # from the path
@@ -212,6 +238,9 @@ def _bodies() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
         ("POST", "/approvals/{task_id}/approve"): ("required", _model_schema(Decision)),
         ("POST", "/approvals/{task_id}/reject"): ("required", _model_schema(Decision)),
         ("POST", "/callbacks/{key}"): ("optional", free),
+        ("POST", "/definitions/{name}/triggers"): ("optional", _model_schema(CreateTrigger)),
+        ("POST", "/definitions/{name}/triggers/{trigger_id}/rotate"): ("optional", _model_schema(RotateTrigger)),
+        ("POST", "/hooks/{key}"): ("optional", {"description": "Any JSON: the instance's input.body"}),
     }
 
 
@@ -270,6 +299,8 @@ def _response_components(components: dict[str, Any]) -> None:
 
 
 def _tag(path: str) -> str:
+    if path.startswith("/hooks") or "/triggers" in path:
+        return "triggers"
     if path.startswith("/callbacks") or path.endswith("/events"):
         return "events"
     if path.endswith("/graph"):
@@ -376,6 +407,7 @@ def _responses(key: tuple[str, str], guard: auth.Guard) -> dict[str, Any]:
     if guard.role == auth.PUBLIC:
         for code in ("401", "403", "503"):
             errors.pop(code)
+    errors.update(MORE_ERRORS.get(key, {}))
     return {**success, **{code: {**error, "description": text} for code, text in errors.items()}}
 
 

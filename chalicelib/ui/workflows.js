@@ -5,6 +5,7 @@ import { definitionHeader } from './definition.js';
 import { announce, clear, h, messageBox, pretty, when } from './dom.js';
 import { errorSummary, readForm, schemaForm } from './forms.js';
 import { drawGraph } from './graph.js';
+import { triggersSection } from './triggers.js';
 
 const enc = encodeURIComponent;
 
@@ -59,7 +60,8 @@ export async function definitionView(main, context, name) {
         active ? startForm(record.name, schema, namespace)
           : h('p', { id: 'start-refused', class: 'message' }, 'This workflow is deactivated: new instances cannot be started.'),
         h('details', { class: 'schema' }, h('summary', {}, 'Input schema'),
-          schema ? pretty(schema) : h('p', {}, 'This workflow takes any JSON object as input.')))));
+          schema ? pretty(schema) : h('p', {}, 'This workflow takes any JSON object as input.')))),
+    triggersSection(record.name));
   await drawGraph(graphBox, graph, { title: `Graph of ${record.name}` });
 }
 

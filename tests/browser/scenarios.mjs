@@ -4,6 +4,7 @@
 // profile), each scenario in its own context, all at once (they mostly wait for the workflows).
 // Prints one JSON line per scenario; a failed one leaves a screenshot of its page in `failures`.
 
+import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -506,6 +507,64 @@ const scenarios = {
     return historyFlow(run, 'history_demo', '', '/workflows');
   },
 
+  // Create a webhook trigger on a workflow's page: its URL and secret shown once; a delivery signed with
+  // them starts an instance; after a redraw the secret is nowhere on the page; disable, rotate, delete.
+  async triggers(run) {
+    const name = 'hooked_ui';
+    const registered = await fetch(`${base}/workflows/definitions`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name, steps: [{ id: 'mark', type: 'machine', task_type: 'data.set', config: { values: { ok: true } } }] }) });
+    check([200, 201].includes(registered.status), `registering ${name} answered ${registered.status}`);
+    const page = await run.context.newPage();
+    page.on('dialog', (dialog) => dialog.accept());
+    await page.goto(`${base}/ui#/workflows/${name}`);
+    await page.waitForSelector('#no-triggers');
+    await page.getByRole('button', { name: 'Create a trigger' }).click();
+    await page.waitForSelector('#trigger-secret-value');
+    const url = (await page.textContent('#trigger-url')).trim();
+    const secret = (await page.textContent('#trigger-secret-value')).trim();
+    check(url.startsWith(`${base}/workflows/hooks/hk_`) && secret.startsWith('whsec_'), `shown: ${url} ${secret}`);
+    await run.shot(page, 'triggers');
+    const deliver = (withSecret) => {
+      const body = JSON.stringify({ order: 7 });
+      const stamp = String(Math.floor(Date.now() / 1000));
+      const key = Buffer.from(withSecret.slice('whsec_'.length), 'base64');
+      const signature = createHmac('sha256', key).update(`${stamp}.${body}`).digest('hex');
+      return fetch(url, { method: 'POST', body, headers: { 'Content-Type': 'application/json',
+        'X-Stepflow-Timestamp': stamp, 'X-Stepflow-Signature': `v1=${signature}` } });
+    };
+    const fired = await deliver(secret);
+    check(fired.status === 201, `the signed delivery answered ${fired.status}`);
+    const started = await fired.json();
+
+    // Drawn again: the trigger is listed (fired), its URL and secret are not on the page.
+    await page.reload();
+    const row = page.locator('#triggers tbody tr');
+    await row.first().waitFor();
+    const html = await page.content();
+    check(!html.includes(secret) && !html.includes(url.split('/').at(-1)), 'the secret or key is still on the page');
+    check(await page.isHidden('#trigger-secret'), 'the one-time box is drawn again');
+    const id = await row.first().getAttribute('data-trigger');
+    await page.getByRole('button', { name: `Disable ${id}` }).click();
+    await page.waitForSelector(`#triggers tr[data-trigger="${id}"][data-enabled="false"]`);
+    check((await deliver(secret)).status === 404, 'a disabled trigger still answered');
+    await page.getByRole('button', { name: `Enable ${id}` }).click();
+    await page.waitForSelector(`#triggers tr[data-trigger="${id}"][data-enabled="true"]`);
+    await page.getByRole('button', { name: `Rotate ${id}` }).click();
+    await page.waitForFunction((old) => {
+      const shown = document.querySelector('#trigger-secret-value');
+      return shown && shown.textContent.trim() !== old;
+    }, secret);
+    const rotated = (await page.textContent('#trigger-secret-value')).trim();
+    check((await deliver(rotated)).status === 201, 'the rotated secret does not sign');
+    await page.getByRole('button', { name: `Delete ${id}` }).click();
+    await page.waitForSelector('#no-triggers');
+    check((await deliver(rotated)).status === 404, 'a deleted trigger still answered');
+    // Deactivated again: the graphs scenario's list of workflows is the one it drew.
+    const removed = await fetch(`${base}/workflows/definitions/${name}`, { method: 'DELETE' });
+    check(removed.status === 200, `deactivating ${name} answered ${removed.status}`);
+    return { instance: started.instance_id, created: started.created };
+  },
+
   // The same behind an API Gateway stage (/dev) with the API under a custom prefix (/api/v1): every
   // request the pages make, every link they build and every action they take stays under the stage.
   async history_stage(run) {
@@ -549,7 +608,7 @@ const scenarios = {
 };
 
 // Scenarios that register workflows run after the others, whose lists of workflows must not change under them.
-const LATE = new Set(['history', 'history_stage']);
+const LATE = new Set(['history', 'history_stage', 'triggers']);
 
 async function runScenario(browser, name) {
   const run = new Run(browser, name);

@@ -22,3 +22,11 @@ def test_revisions_diff_restore_aliases_and_deactivate_from_the_definition_page(
 def test_the_definition_pages_keep_to_a_stage_path_and_an_api_prefix(scenario_result):
     # The same steps with the UI at /dev/ui and the API at /dev/api/v1: a request outside /dev fails it.
     assert scenario_result["stage"] == "/dev" and scenario_result["revisions"] == [3, 2, 1]
+
+
+@pytest.mark.scenario("triggers")
+def test_a_webhook_trigger_is_created_used_and_managed_from_the_definition_page(scenario_result):
+    # Created from the page, which shows its URL and secret once; a delivery signed with them starts an
+    # instance; drawn again, the page holds neither; disable (404), enable, rotate (the new secret
+    # signs), delete (404) from the trigger's row.
+    assert scenario_result["created"] is True and scenario_result["instance"]

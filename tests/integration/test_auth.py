@@ -292,6 +292,14 @@ def test_authorization_matrix(secured, capsys):
         ("GET", "/plugins", None, 200, False, False),
         ("GET", "/plugins/data.set", None, 200, False, False),
         ("POST", "/callbacks/no-such-key", {}, 404, False, False),
+        ("POST", "/definitions/acme_flow/triggers", {}, 201, True, False),
+        ("GET", "/definitions/acme_flow/triggers", None, 200, True, False),
+        ("GET", "/definitions/acme_flow/triggers/trg-none", None, 404, True, False),
+        ("POST", "/definitions/acme_flow/triggers/trg-none/disable", None, 404, True, False),
+        ("POST", "/definitions/acme_flow/triggers/trg-none/enable", None, 404, True, False),
+        ("POST", "/definitions/acme_flow/triggers/trg-none/rotate", None, 404, True, False),
+        ("DELETE", "/definitions/acme_flow/triggers/trg-none", None, 404, True, False),
+        ("POST", "/hooks/no-such-key", {}, 404, False, False),
         # Last: another tenant registering the name makes its own definition of it (NAME_CLAIMS), which
         # the rows above must not find.
         ("POST", "/definitions", FLOW, 200, True, False),  # same revision again: 200
@@ -366,7 +374,7 @@ def _template(path: str, ids: dict[str, str]) -> str:
     return (path.replace("/acme_flow", "/{name}").replace("/acme_gate", "/{name}")
             .replace("/revisions/1", "/revisions/{rev}").replace("/aliases/live", "/aliases/{alias}")
             .replace("/data.set", "/{plugin_id}")
-            .replace("/no-such-key", "/{key}"))
+            .replace("/no-such-key", "/{key}").replace("/trg-none", "/{trigger_id}"))
 
 
 def test_actors_come_from_the_token_and_mass_assignment_is_refused(secured, caplog, capsys):

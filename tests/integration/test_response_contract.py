@@ -210,11 +210,37 @@ def failures_and_control(api: Checked) -> None:
     assert first["next_cursor"] and api.get(f"/instances?limit=1&cursor={first['next_cursor']}")[1]["items"]
 
 
+def triggers_and_hooks(api: Checked) -> None:
+    from tests.integration.test_triggers import stepflow_headers
+
+    status, created = api.post("/definitions/contract_quick/triggers", {"description": "tour", "rate_limit_per_minute": 5})
+    assert status == 201 and created["secret"]
+    base = f"/definitions/contract_quick/triggers/{created['id']}"
+    assert [t["id"] for t in api.get("/definitions/contract_quick/triggers")[1]] == [created["id"]]
+    assert api.get(base)[1]["enabled"] is True
+    assert api.post(f"{base}/disable")[1]["enabled"] is False
+    assert api.post(f"{base}/enable")[1]["enabled"] is True
+    status, rotated = api.post(f"{base}/rotate", {"overlap_seconds": 0})
+    assert status == 200 and rotated["secret"] != created["secret"]
+    hook = created["url"].removeprefix(PREFIX)
+    data = {"input_data": {"ok": True}}
+    signed = stepflow_headers(rotated["secret"], json.dumps(data).encode())
+    status, started = api.post(hook, data, {**signed, "Idempotency-Key": "tour-hook"})
+    assert status == 201 and started["created"] is True
+    again = stepflow_headers(rotated["secret"], json.dumps(data).encode(), at=int(signed["X-Stepflow-Timestamp"]) - 1)
+    status, repeat = api.post(hook, data, {**again, "Idempotency-Key": "tour-hook"})
+    assert status == 200 and repeat["instance_id"] == started["instance_id"]
+    assert api.post(hook, data, signed)[0] == 401  # the first delivery again: a replay
+    assert api.call("DELETE", base)[1] == {"id": created["id"], "deleted": True}
+    assert api.post(hook, data, again)[0] == 404
+
+
 def test_every_answer_of_a_tour_of_the_api_is_the_documented_one(checked):
     definitions_and_catalog(checked)
     definition_lifecycle(checked)
     tasks_and_webhooks(checked)
     failures_and_control(checked)
+    triggers_and_hooks(checked)
     spec = checked.contract.spec
     declared = {(method.upper(), path, code) for path, ops in spec["paths"].items() for method, op in ops.items()
                 for code, response in op["responses"].items()

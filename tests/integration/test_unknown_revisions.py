@@ -25,6 +25,8 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     # Starts that pin a revision, once the contract offers it.
     ("POST", "/instances"): ("/instances", {"definition_name": "purchase", "revision": "{r}", "start": False}),
     ("POST", "/definitions/{name}/run"): ("/definitions/purchase/run", {"revision": "{r}", "wait_seconds": 0}),
+    # A webhook trigger pinned to a revision.
+    ("POST", "/definitions/{name}/triggers"): ("/definitions/purchase/triggers", {"revision": "{r}"}),
 }
 
 # A `revision` that is content the request brings, not a reference to a stored one.
