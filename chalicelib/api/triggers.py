@@ -8,7 +8,7 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.api.auth import may_change, principal, require_definition
+from chalicelib.api.auth import definition_scope, may_change, principal, require_definition
 from chalicelib.api.http import (
     MAX_BODY_BYTES,
     BadRequest,
@@ -16,6 +16,7 @@ from chalicelib.api.http import (
     error_response,
     handles_errors,
     json_response,
+    query,
     read_body,
 )
 
@@ -24,6 +25,16 @@ MAX_IDEMPOTENCY_KEY = 255
 
 def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     bp = Blueprint(__name__)
+
+    def scope() -> Any:
+        return definition_scope(query(bp.current_request))
+
+    def key_of(name: str) -> str:
+        """The key of the caller's definition of this name: another tenant's is not found, as none is."""
+        return str(require_definition(services(), name, scope=scope())["key"])
+
+    def changeable(name: str) -> str:
+        return str(may_change(services(), name, scope())["key"])
 
     def optional_body() -> Any:
         raw = bp.current_request.raw_body
@@ -35,7 +46,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         """Creates a webhook trigger; its key, URL and signing secret are in this answer only."""
         found = services()
         body = optional_body()
-        definition = may_change(found, name)
+        definition = may_change(found, name, scope())
         who = principal()
         return json_response(found.triggers.create(definition, body, who.id if who.authenticated else None), 201)
 
@@ -43,44 +54,38 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @handles_errors
     def list_triggers(name: str) -> Any:
         """The workflow's triggers (metadata only), oldest first."""
-        require_definition(services(), name)
-        return json_response(services().triggers.list(name))
+        return json_response(services().triggers.list(key_of(name)))
 
     @bp.route("/definitions/{name}/triggers/{trigger_id}", methods=["GET"])
     @handles_errors
     def get_trigger(name: str, trigger_id: str) -> Any:
         """One trigger (metadata only)."""
-        require_definition(services(), name)
-        return json_response(services().triggers.get(name, trigger_id))
+        return json_response(services().triggers.get(key_of(name), trigger_id))
 
     @bp.route("/definitions/{name}/triggers/{trigger_id}/disable", methods=["POST"])
     @handles_errors
     def disable_trigger(name: str, trigger_id: str) -> Any:
         """Disables a trigger: its hook answers 404 until it is enabled again."""
-        may_change(services(), name)
-        return json_response(services().triggers.set_enabled(name, trigger_id, False))
+        return json_response(services().triggers.set_enabled(changeable(name), trigger_id, False))
 
     @bp.route("/definitions/{name}/triggers/{trigger_id}/enable", methods=["POST"])
     @handles_errors
     def enable_trigger(name: str, trigger_id: str) -> Any:
         """Enables a disabled trigger."""
-        may_change(services(), name)
-        return json_response(services().triggers.set_enabled(name, trigger_id, True))
+        return json_response(services().triggers.set_enabled(changeable(name), trigger_id, True))
 
     @bp.route("/definitions/{name}/triggers/{trigger_id}/rotate", methods=["POST"])
     @handles_errors
     def rotate_trigger(name: str, trigger_id: str) -> Any:
         """A new signing secret, in this answer only; the old one is honoured for overlap_seconds."""
         body = optional_body()
-        may_change(services(), name)
-        return json_response(services().triggers.rotate(name, trigger_id, body))
+        return json_response(services().triggers.rotate(changeable(name), trigger_id, body))
 
     @bp.route("/definitions/{name}/triggers/{trigger_id}", methods=["DELETE"])
     @handles_errors
     def delete_trigger(name: str, trigger_id: str) -> Any:
         """Deletes a trigger: its hook answers 404 from now on."""
-        may_change(services(), name)
-        return json_response(services().triggers.delete(name, trigger_id))
+        return json_response(services().triggers.delete(changeable(name), trigger_id))
 
     @bp.route("/hooks/{key}", methods=["POST"])
     @handles_errors

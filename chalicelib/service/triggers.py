@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import Field
 
 from chalicelib.aws.conditional_update import TransitionRefused
-from chalicelib.core import hooks
+from chalicelib.core import definition_keys, hooks
 from chalicelib.core.times import iso
 from chalicelib.errors import InvalidInput, NotFound
 from chalicelib.service.requests import StartInstance, _Body, parse_body
@@ -56,6 +56,7 @@ class RotateTrigger(_Body):
 def view(record: Mapping[str, Any]) -> dict[str, Any]:
     """What a read shows: metadata only, never the key, its hash, the nonces or a secret."""
     shown = {f: record.get(f) for f in VIEW_FIELDS}
+    shown["definition_name"] = record.get("workflow_name") or record.get("definition_name")
     shown["forward_headers"] = list(record.get("forward_headers") or [])
     return shown
 
@@ -75,7 +76,7 @@ class TriggerService:
     # -- management (the API has checked the caller may change `definition`) -------------------------
     def create(self, definition: dict[str, Any], body: Any, created_by: str | None) -> dict[str, Any]:
         request: CreateTrigger = parse_body(CreateTrigger, {} if body is None else body)
-        name = definition["name"]
+        name = definition.get("key") or definition["name"]  # the tenant's own definition of the name
         issues = [{"code": "not_allowed", "location": f"forward_headers.{i}", "message": problem}
                   for i, h in enumerate(request.forward_headers) if (problem := hooks.header_name_issue(h))]
         if request.revision is not None and request.alias is not None:
@@ -93,7 +94,9 @@ class TriggerService:
         trigger_id = "trg-" + secrets.token_hex(8)
         nonce = secrets.token_hex(16)
         record = {
-            "id": trigger_id, "definition_name": name, "tenant_id": definition.get("tenant_id"),
+            # Stored under the definition's key (per tenant and namespace); shown by its name.
+            "id": trigger_id, "definition_name": name, "workflow_name": definition["name"],
+            "namespace": definition.get("namespace"), "tenant_id": definition.get("tenant_id"),
             "description": request.description, "enabled": True, "rate_limit_per_minute": request.rate_limit_per_minute,
             "revision": None if request.revision is None else str(request.revision), "alias": request.alias,
             "forward_headers": sorted({h.lower() for h in request.forward_headers}),
@@ -139,14 +142,14 @@ class TriggerService:
     def _record(self, name: str, trigger_id: str) -> dict[str, Any]:
         record = self._store.get(name, trigger_id) if 0 < len(trigger_id) <= 40 else None
         if record is None:
-            raise NotFound(f"no trigger '{trigger_id}' on workflow '{name}'")
+            raise NotFound(f"no trigger '{trigger_id}' on workflow '{definition_keys.name_of(name)}'")
         return record
 
     def _update(self, name: str, trigger_id: str, changes: dict[str, Any]) -> None:
         try:
             self._store.update(name, trigger_id, changes)
         except TransitionRefused:
-            raise NotFound(f"no trigger '{trigger_id}' on workflow '{name}'") from None
+            raise NotFound(f"no trigger '{trigger_id}' on workflow '{definition_keys.name_of(name)}'") from None
 
     # -- deliveries ------------------------------------------------------------------------------------
     def fire(self, key: str, headers: Mapping[str, str], body: bytes,
@@ -172,7 +175,7 @@ class TriggerService:
         if definition.get("tenant_id") != record.get("tenant_id"):
             raise NotFound(NO_HOOK)  # the workflow was removed and its name is another tenant's now
         request = StartInstance(
-            definition_name=record["definition_name"], tenant_id=record.get("tenant_id"),
+            definition_name=definition["name"], namespace=definition.get("namespace"), tenant_id=record.get("tenant_id"),
             user_id=f"trigger:{record['id']}",
             input_data={"body": data, "headers": hooks.forwarded_headers(headers, record.get("forward_headers") or [])},
             revision=record.get("revision"), alias=record.get("alias"))

@@ -332,3 +332,27 @@ def shown_once_then_only_metadata(call: Caller, hooks: Hooks) -> tuple[dict[str,
             assert call("GET", path, None, who)[0] == 200, path
     assert call("GET", "/definitions/hooked/triggers", None, token("viewer", "globex"))[0] == 404
     return created, rotated
+
+
+def test_each_tenants_triggers_are_its_own_and_start_its_own_definition(api, hooks):
+    """Names are per tenant: two tenants' `hooked` have their own triggers, listed apart, and a delivery
+    starts the definition of the tenant whose trigger it is."""
+    created = {}
+    for tenant in ("t-one", "t-two"):
+        body = {**QUICK, "steps": [{**QUICK["steps"][0], "config": {"values": {"tenant": tenant}}}]}
+        assert api.put(f"/definitions/hooked?tenant_id={tenant}", body)[0] == 201
+        status, created[tenant] = api.post(f"/definitions/hooked/triggers?tenant_id={tenant}", {})
+        assert status == 201, created[tenant]
+    for tenant, other in (("t-one", "t-two"), ("t-two", "t-one")):
+        status, listed = api.get(f"/definitions/hooked/triggers?tenant_id={tenant}")
+        assert status == 200 and [t["id"] for t in listed] == [created[tenant]["id"]], listed
+        assert listed[0]["definition_name"] == "hooked"
+        assert api.get(f"/definitions/hooked/triggers/{created[other]['id']}?tenant_id={tenant}")[0] == 404
+    assert api.get("/definitions/hooked/triggers")[0] == 404  # no tenant: nobody's `hooked` is visible
+    status, started, _ = hooks.signed(created["t-two"], {"n": 1})
+    assert status == 201, started
+    deadline = time.monotonic() + 30
+    while (view := api.get(f"/instances/{started['instance_id']}")[1])["status"] != "completed":
+        assert time.monotonic() < deadline, view
+        time.sleep(0.1)
+    assert view["tenant_id"] == "t-two" and view["output"]["tenant"] == "t-two", view
