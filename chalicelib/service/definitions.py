@@ -95,8 +95,11 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
 
 class DefinitionService:
     def __init__(self, store: Any, machines: Any, registry: TaskRegistry, placeholders: Callable[[], dict[str, str]],
-                 now: Callable[[], str], *, published: Callable[[dict[str, Any]], None] | None = None):
+                 now: Callable[[], str], *, published: Callable[[dict[str, Any]], None] | None = None,
+                 credentials: Callable[[str | None, set[str]], set[str]] | None = None):
         self._store = store
+        # Which of the names are the tenant's credentials (service/credentials.py); None: no credentials.
+        self._credentials = credentials
         self._machines = machines
         self._registry = registry
         self._placeholders = placeholders
@@ -138,6 +141,7 @@ class DefinitionService:
             raise InvalidInput({"message": "the definition is not valid", "issues": [{
                 "code": "name_mismatch", "location": "name", "hint": "",
                 "message": f"the body names '{definition.name}' but the path names '{name}'"}]})
+        self._check_credentials(definition, tenant_id)
         if vet is not None:
             vet(definition)
         revision = revision_of(definition)
@@ -190,6 +194,19 @@ class DefinitionService:
         self._store.point_to(pointer, *earlier, entry)
         self._published(pointer)
         return {**pointer, "created": True}
+
+    def _check_credentials(self, definition: Definition, tenant_id: str | None) -> None:
+        """Every credential the steps name must be the registering tenant's (asked only when some are named)."""
+        from chalicelib.core.credentials import credential_issues, references
+
+        found = references(definition, self._registry)
+        if not found:
+            return
+        names = {ref.name for ref in found if ref.name}
+        known = self._credentials(tenant_id, names) if self._credentials is not None and names else set()
+        issues = credential_issues(found, known)
+        if issues:
+            raise InvalidInput({"message": "the definition is not valid", "issues": [i.as_dict() for i in issues]})
 
     def get(self, name: str, version: str | None = None, revision: str | None = None) -> dict[str, Any]:
         """The latest revision, the latest of a version, or one revision (by number or content id); a
