@@ -59,11 +59,11 @@ def flow(url: str, name: str = "authed_call", credential: str = "api_token") -> 
         {"id": "bearer", "type": "machine", "task_type": "http.request",
          "config": {"url": f"{url}/bearer", "auth": {"type": "bearer", "credential": credential}}},
         {"id": "keyed", "type": "machine", "task_type": "http.request", "depends_on": ["bearer"],
-         "config": {"url": f"{url}/keyed", "headers": {"X-Api-Key": "{{ secrets.%s }}" % credential}}},
+         "config": {"url": f"{url}/keyed", "headers": {"X-Api-Key": "{{ secrets." + credential + " }}"}}},
         {"id": "basic", "type": "machine", "task_type": "http.request", "depends_on": ["keyed"],
          "config": {"url": f"{url}/basic", "auth": {"type": "basic", "credential": "basic_login"}}},
         {"id": "note", "type": "machine", "task_type": "util.log", "depends_on": ["basic"],
-         "config": {"message": "calling with {{ secrets.%s }} now" % credential}},
+         "config": {"message": "calling with {{ secrets." + credential + " }} now"}},
     ]}
 
 
