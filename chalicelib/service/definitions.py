@@ -114,8 +114,12 @@ class DefinitionService:
     def _read_revision(self, name: str, revision: str) -> dict[str, Any] | None:
         return self._store.revision(name, revision)
 
-    def validate(self, data: Any) -> dict[str, Any]:
+    def validate(self, data: Any, tenant_id: str | None = None) -> dict[str, Any]:
+        """The dry run; credentials are looked up in `tenant_id`'s namespace, as registration would."""
         definition, issues, asl = check(data, self._registry, self._placeholders())
+        if definition is not None and not issues:
+            issues = self._credential_issues(definition, tenant_id)
+            asl = None if issues else asl
         return {
             "valid": not issues,
             "issues": [i.as_dict() for i in issues],
@@ -141,7 +145,9 @@ class DefinitionService:
             raise InvalidInput({"message": "the definition is not valid", "issues": [{
                 "code": "name_mismatch", "location": "name", "hint": "",
                 "message": f"the body names '{definition.name}' but the path names '{name}'"}]})
-        self._check_credentials(definition, tenant_id)
+        refused = self._credential_issues(definition, tenant_id)
+        if refused:
+            raise InvalidInput({"message": "the definition is not valid", "issues": [i.as_dict() for i in refused]})
         if vet is not None:
             vet(definition)
         revision = revision_of(definition)
@@ -195,18 +201,16 @@ class DefinitionService:
         self._published(pointer)
         return {**pointer, "created": True}
 
-    def _check_credentials(self, definition: Definition, tenant_id: str | None) -> None:
+    def _credential_issues(self, definition: Definition, tenant_id: str | None) -> list[Issue]:
         """Every credential the steps name must be the registering tenant's (asked only when some are named)."""
         from chalicelib.core.credentials import credential_issues, references
 
         found = references(definition, self._registry)
         if not found:
-            return
+            return []
         names = {ref.name for ref in found if ref.name}
         known = self._credentials(tenant_id, names) if self._credentials is not None and names else set()
-        issues = credential_issues(found, known)
-        if issues:
-            raise InvalidInput({"message": "the definition is not valid", "issues": [i.as_dict() for i in issues]})
+        return credential_issues(found, known)
 
     def get(self, name: str, version: str | None = None, revision: str | None = None) -> dict[str, Any]:
         """The latest revision, the latest of a version, or one revision (by number or content id); a

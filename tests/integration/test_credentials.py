@@ -177,6 +177,12 @@ def test_registering_a_step_that_names_an_unknown_credential_is_refused_with_its
                       ("unknown_credential", "steps[3].config.message")}
     assert "step 'bearer': no credential named 'no_such'" in json.dumps(body)
     assert api.get("/definitions/unknowns")[0] == 404  # nothing stored
+    status, dry = api.post("/definitions/validate", definition)  # the dry run says the same
+    assert status == 200 and dry["valid"] is False and dry["asl"] is None, dry
+    assert {(i["code"], i["location"]) for i in dry["issues"]} == issues
+    create(api, "no_such", SECRET)
+    create(api, "basic_login", BASIC)
+    assert api.post("/definitions/validate", definition)[1]["valid"] is True
     bad = {"name": "malformed", "steps": [{"id": "a", "type": "machine", "task_type": "util.log",
                                            "config": {"message": "{{ secrets.a.b }}"}}]}
     status, body = api.post("/definitions", bad)
