@@ -69,6 +69,8 @@ class Settings:
     # Egress of http.request steps and completion webhooks: private ranges only where allowed.
     egress_allow_private: bool = True
     openapi_include_workflows: bool = True
+    # Credentials are Secrets Manager secrets named <secrets_prefix><tenant or _>/<name> (chalicelib/aws/secrets.py).
+    secrets_prefix: str = "stepflow-local-credentials/"
     # Seals page cursors and derives webhook callback keys (STEPFLOW_SERVER_SECRET; see docs/security.md).
     server_secret: str = LOCAL_SERVER_SECRET
     # The local runtime (STEPFLOW_LOCAL_RUNTIME=1) cannot start a state machine version or alias: Stepflow
@@ -155,6 +157,7 @@ class Settings:
             jwt_issuer=env.get("STEPFLOW_JWT_ISSUER") or None,
             jwt_audience=env.get("STEPFLOW_JWT_AUDIENCE") or None,
             egress_allow_private=_flag(env.get("STEPFLOW_EGRESS_ALLOW_PRIVATE"), local),
+            secrets_prefix=env.get("STEPFLOW_SECRETS_PREFIX") or f"{prefix}credentials/",
             openapi_include_workflows=_flag(env.get("STEPFLOW_OPENAPI_INCLUDE_WORKFLOWS"), True),
             server_secret=server_secret or LOCAL_SERVER_SECRET,
             emulated_versions=_flag(env.get("STEPFLOW_LOCAL_RUNTIME"), False),

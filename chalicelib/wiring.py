@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # each property imports its own class: a cold start loads onl
     from chalicelib.runtime.step_runner import StepRunner
     from chalicelib.runtime.task_registrar import TaskRegistrar
     from chalicelib.service.aliases import AliasService
+    from chalicelib.service.credentials import CredentialService
     from chalicelib.service.definitions import DefinitionService
     from chalicelib.service.events import EventService
     from chalicelib.service.instances import InstanceService
@@ -108,7 +109,8 @@ class Services:
         s = self.settings
         placeholders = {STEP_RUNNER.placeholder: s.step_runner_arn, TASK_REGISTRAR.placeholder: s.task_registrar_arn}
         return DefinitionService(self.definition_store, self.machines, self.registry, lambda: placeholders, utc_now,
-                                 published=lambda pointer: self.aliases.follow_latest(pointer))
+                                 published=lambda pointer: self.aliases.follow_latest(pointer),
+                                 credentials=lambda tenant, names: self.credentials.known(tenant, names))
 
     def placeholders(self) -> dict[str, str]:
         s = self.settings
@@ -162,7 +164,8 @@ class Services:
     def step_runner(self) -> StepRunner:
         from chalicelib.runtime.step_runner import StepRunner
 
-        return StepRunner(self.loader, self.registry, events=self.event_store)
+        return StepRunner(self.loader, self.registry, events=self.event_store,
+                          credentials=lambda tenant, names: self.credentials.resolve(tenant, names))
 
     @cached_property
     def task_registrar(self) -> TaskRegistrar:
@@ -173,6 +176,15 @@ class Services:
                              on_waiting=lambda instance_id: self.instances.waiting_changed(instance_id, True),
                              tenant_of=lambda instance_id: (self.instance_store.get(instance_id) or {}).get("tenant_id"),
                              deliver_completed=lambda task, run: self.tasks.deliver_to_run(task, run))
+
+    @cached_property
+    def credentials(self) -> CredentialService:
+        from chalicelib.aws.clients import client
+        from chalicelib.aws.secrets import SecretStore
+        from chalicelib.service.credentials import CredentialService
+
+        s = self.settings
+        return CredentialService(SecretStore(client("secretsmanager", s.region), s.secrets_prefix), utc_now)
 
     @cached_property
     def publisher(self) -> EventPublisher:

@@ -91,6 +91,12 @@ VERSION_ACTIONS = (
     "states:StartExecution",
     "states:UpdateStateMachineAlias",
 )
+# Credentials (chalicelib/aws/secrets.py): one secret per credential under <prefix>credentials/. The API writes
+# and describes them; the step runner reads values. ListSecrets takes no resource (AWS offers none for it): it
+# reads names and descriptions, never values, and the app filters by its own prefix.
+SECRET_ACTIONS = ("secretsmanager:CreateSecret", "secretsmanager:DeleteSecret", "secretsmanager:DescribeSecret",
+                  "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:TagResource",
+                  "secretsmanager:UpdateSecret")
 EXECUTION_ACTIONS = ("states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution")
 # These take no resource-level permissions: "*" is the narrowest AWS allows.
 UNSCOPED_STATES_ACTIONS = (
@@ -342,6 +348,10 @@ def app_policy(stage: Stage, tables: Sequence[Any], queues: Sequence[str]) -> di
             "Condition": {"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}},
         },
         {"Sid": "LifecycleEvents", "Effect": "Allow", "Action": "events:PutEvents", "Resource": get_att("EventBus")},
+        {"Sid": "Credentials", "Effect": "Allow", "Action": list(SECRET_ACTIONS),
+         "Resource": sub(f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:"
+                         f"{stage.prefix}credentials/*")},
+        {"Sid": "CredentialsList", "Effect": "Allow", "Action": "secretsmanager:ListSecrets", "Resource": "*"},
     ]
     streams = [sub(f"${{{table.logical_id}.Arn}}/stream/*") for table in tables if table.stream_view]
     if streams:

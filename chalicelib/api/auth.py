@@ -103,6 +103,12 @@ GUARDS: dict[tuple[str, str], Guard] = {
     ("POST", "/definitions/{name}/triggers/{trigger_id}/rotate"): E,
     ("DELETE", "/definitions/{name}/triggers/{trigger_id}"): E,
     ("POST", "/hooks/{key}"): Guard(BY_KEY),
+    # credentials: values are write-only; viewers read names and metadata
+    ("POST", "/credentials"): E,
+    ("GET", "/credentials"): V,
+    ("GET", "/credentials/{name}"): V,
+    ("PUT", "/credentials/{name}"): E,
+    ("DELETE", "/credentials/{name}"): E,
 }
 # Outside the API prefix: health, the web UI, the contract and its page.
 PUBLIC_ROUTES = {("GET", "/health"), ("GET", "/ui"), ("GET", "/ui/{name}"), ("GET", "/ui/vendor/{name}"),

@@ -92,7 +92,8 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @handles_errors
     def validate_definition() -> Any:
         data = read_body(bp.current_request, allow_yaml=True)
-        return json_response(services().definitions.validate(data))
+        caller = principal()
+        return json_response(services().definitions.validate(data, caller.tenant_id if caller.authenticated else None))
 
     @bp.route("/definitions/{name}", methods=["GET"])
     @handles_errors

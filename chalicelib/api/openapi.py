@@ -41,6 +41,7 @@ TAGS = [
     {"name": "graphs", "description": "Mermaid graphs of definitions and instances"},
     {"name": "plugins", "description": "The task-type catalog"},
     {"name": "triggers", "description": "Webhook triggers: signed deliveries that start instances"},
+    {"name": "credentials", "description": "The tenant's secrets for steps (metadata only; values are write-only)"},
     {"name": "service", "description": "Health, the web UI and this contract"},
 ]
 
@@ -104,6 +105,8 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
                             "assignee_id": _text(), "assignee_group": _text(), "instance_id": _text(),
                             "overdue": BOOL, "limit": limit, "cursor": _text(2048), "tenant_id": _text(100)},
         ("GET", "/tasks/metrics"): {"tenant_id": _text(100)},
+        ("GET", "/credentials"): {"limit": {"type": "integer", "minimum": 1, "maximum": 100},
+                                  "cursor": _text(4096)},
     }
 
 
@@ -192,6 +195,11 @@ SUCCESS: dict[tuple[str, str], dict[str, tuple[str, str | list[str]]]] = {
     ("DELETE", "/definitions/{name}/triggers/{trigger_id}"): {"200": ("Deleted", "TriggerRemoved")},
     ("POST", "/hooks/{key}"): {"201": ("Started", "HookAccepted"),
                                "200": ("An idempotent repeat: the instance it started", "HookAccepted")},
+    ("POST", "/credentials"): {"201": ("Stored (metadata; the value is never answered)", "Credential")},
+    ("GET", "/credentials"): {"200": ("A page of the tenant's credentials, by name", "CredentialPage")},
+    ("GET", "/credentials/{name}"): {"200": ("Its metadata", "Credential")},
+    ("PUT", "/credentials/{name}"): {"200": ("Rotated (metadata)", "Credential")},
+    ("DELETE", "/credentials/{name}"): {"200": ("Deleted", "CredentialDeleted")},
 }
 NOT_JSON = {("GET", "/instances/{instance_id}/events"), ("GET", "/ui"), ("GET", "/ui/{name}"),
             ("GET", "/ui/vendor/{name}"), ("GET", "/docs")}
@@ -241,7 +249,24 @@ def _bodies() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
         ("POST", "/definitions/{name}/triggers"): ("optional", _model_schema(CreateTrigger)),
         ("POST", "/definitions/{name}/triggers/{trigger_id}/rotate"): ("optional", _model_schema(RotateTrigger)),
         ("POST", "/hooks/{key}"): ("optional", {"description": "Any JSON: the instance's input.body"}),
+        ("POST", "/credentials"): ("required", _credential_body(create=True)),
+        ("PUT", "/credentials/{name}"): ("required", _credential_body(create=False)),
     }
+
+
+def _credential_body(*, create: bool) -> dict[str, Any]:
+    from chalicelib.tasks.credentials import MAX_VALUE_BYTES, MIN_VALUE_LENGTH, NAME_PATTERN
+
+    properties: dict[str, Any] = {
+        "value": {"type": "string", "minLength": MIN_VALUE_LENGTH, "maxLength": MAX_VALUE_BYTES, "writeOnly": True,
+                  "description": f"The secret, at most {MAX_VALUE_BYTES} bytes of UTF-8 without control characters;"
+                                 " never answered"},
+        "description": _text(1000)}
+    if create:
+        properties = {"name": {"type": "string", "pattern": NAME_PATTERN}, **properties}
+        return {"type": "object", "required": ["name", "value"], "additionalProperties": False,
+                "properties": properties}
+    return {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": properties}
 
 
 def _start_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -307,7 +332,7 @@ def _tag(path: str) -> str:
         return "graphs"
     if path.endswith("/run"):
         return "instances"
-    for tag in ("definitions", "instances", "tasks", "plugins"):
+    for tag in ("definitions", "instances", "tasks", "plugins", "credentials"):
         if path.startswith("/" + tag):
             return tag
     if path.startswith("/approvals"):

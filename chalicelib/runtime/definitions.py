@@ -15,6 +15,7 @@ from chalicelib.core.model import Definition
 class LoadedDefinition:
     definition: Definition
     order: tuple[str, ...]  # the merge order of step outputs into instance data
+    tenant_id: str | None = None  # who registered it: its steps resolve this tenant's credentials
 
 
 class RevisionLoader:
@@ -28,4 +29,4 @@ class RevisionLoader:
             raise LookupError(f"definition {workflow} revision {revision} is not stored")
         definition = Definition.model_validate(record["body"])
         order = build_graph(definition).topological_order() or []
-        return LoadedDefinition(definition, tuple(order))
+        return LoadedDefinition(definition, tuple(order), record.get("tenant_id"))

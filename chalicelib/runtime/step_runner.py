@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ from chalicelib.core.model import MachineStep
 from chalicelib.core.payload import expand
 from chalicelib.core.runs import run_of_execution
 from chalicelib.runtime.definitions import RevisionLoader
+from chalicelib.tasks.credentials import CREDENTIAL_MISSING, Redactor
 from chalicelib.tasks.errors import StepError, lambda_exception
 from chalicelib.tasks.registry import TaskContext, TaskRegistry
 
@@ -25,8 +27,11 @@ steps_log = logging.getLogger("stepflow.steps")
 class StepRunner:
     def __init__(self, loader: RevisionLoader, registry: TaskRegistry, *,
                  log: Callable[..., None] | None = None, sleep: Callable[[float], None] | None = None,
-                 events: Any = None):
+                 events: Any = None,
+                 credentials: Callable[[str | None, set[str]], dict[str, str]] | None = None):
         self._loader = loader
+        # (tenant, names) -> values, or a StepError naming the missing one (service/credentials.py).
+        self._credentials = credentials
         self._registry = registry
         self._log = log
         self._sleep = sleep
@@ -59,25 +64,46 @@ class StepRunner:
             hooks["sleep"] = self._sleep
         ctx = TaskContext(step_id=step.id, execution_id=event.get("execution", ""), attempt=attempt - 1,
                           config=config, **hooks)
+        # Whatever the step produces passes through it: empty until credentials are resolved.
+        redact = Redactor()
         try:
+            names = {name for _, name in self._registry.credential_references(task_type, config)}
+            if names:
+                ctx.secrets = self._resolve(loaded.tenant_id, names)
+                redact = Redactor(ctx.secrets.values())
+                _redacting(ctx, redact)
             ctx.input = self._step_input(step, data, steps)
             if event["kind"] == "fallback":
                 ctx.input["failure"] = _failure(event.get("failure"))
-            output = self._registry.run(task_type, ctx)
+            output = redact(self._registry.run(task_type, ctx))
         except StepError as exc:
-            journal.failed(ctx.events, exc.error, exc.message)
-            raise exc.as_lambda_exception() from None
+            message = redact.text(exc.message)
+            journal.failed(redact(ctx.events), exc.error, message)
+            raise lambda_exception(exc.error, message) from None
         except Exception as exc:  # noqa: BLE001 - any task failure fails the step, under its class's name
             # Step Functions names the error after the exception's class: keep the name and the message,
             # and leave the traceback in the log, where the Lambda payload's stackTrace cannot carry it out.
             name = type(exc).__name__
-            steps_log.exception("step %s failed with %s", step.id, name)
-            message = clean_message(str(exc))
-            journal.failed(ctx.events, name, message)
+            if redact:  # the traceback's text may quote a value: logged redacted, as text
+                trace = redact.text("".join(traceback.format_exception(exc)))
+                steps_log.error("step %s failed with %s\n%s", step.id, name, trace)
+            else:
+                steps_log.exception("step %s failed with %s", step.id, name)
+            message = clean_message(redact.text(str(exc)))
+            journal.failed(redact(ctx.events), name, message)
             raise lambda_exception(name, message) from None
-        journal.succeeded(ctx.events, output)
+        finally:
+            ctx.secrets = {}
+        journal.succeeded(redact(ctx.events), output)
         steps[step.id] = output
         return {"steps": steps, "data": merge_instance_data(start_input, steps, loaded.order)}
+
+    def _resolve(self, tenant: str | None, names: set[str]) -> dict[str, str]:
+        if "" in names:  # registration refuses these; a definition stored before it could still hold one
+            raise StepError(CREDENTIAL_MISSING, "a step config names a credential with a malformed reference")
+        if self._credentials is None:
+            raise StepError(CREDENTIAL_MISSING, "credentials are not available to this step runner")
+        return self._credentials(tenant, names)
 
     @staticmethod
     def _step_input(step: MachineStep, data: dict[str, Any], steps: dict[str, Any]) -> dict[str, Any]:
@@ -90,6 +116,19 @@ class StepRunner:
                                 f"no '{mapping.from_field}'") from None
             set_path(step_input, mapping.to_field, copy.deepcopy(value))
         return step_input
+
+
+def _redacting(ctx: TaskContext, redact: Redactor) -> None:
+    """The context's log and emit, redacting what they are given (the handler's copy of the context shares them)."""
+    log, emit = ctx.log, ctx.emit
+
+    def redacted_log(message: Any, **fields: Any) -> None:
+        log(redact.text(str(message)), **redact(fields))
+
+    def redacted_emit(event_type: str, payload: dict[str, Any] | None = None) -> None:
+        emit(event_type, redact(payload) if payload is not None else None)  # type: ignore[arg-type]
+
+    ctx.log, ctx.emit = redacted_log, redacted_emit
 
 
 def _failure(caught: Any) -> dict[str, Any]:

@@ -107,8 +107,11 @@ def _valid(name: Any, namespace: str | None) -> bool:
 
 class DefinitionService:
     def __init__(self, store: Any, machines: Any, registry: TaskRegistry, placeholders: Callable[[], dict[str, str]],
-                 now: Callable[[], str], *, published: Callable[[dict[str, Any]], None] | None = None):
+                 now: Callable[[], str], *, published: Callable[[dict[str, Any]], None] | None = None,
+                 credentials: Callable[[str | None, set[str]], set[str]] | None = None):
         self._store = store
+        # Which of the names are the tenant's credentials (service/credentials.py); None: no credentials.
+        self._credentials = credentials
         self._machines = machines
         self._registry = registry
         self._placeholders = placeholders
@@ -151,8 +154,12 @@ class DefinitionService:
                 return record
         return None
 
-    def validate(self, data: Any) -> dict[str, Any]:
+    def validate(self, data: Any, tenant_id: str | None = None) -> dict[str, Any]:
+        """The dry run; credentials are looked up in `tenant_id`'s namespace, as registration would."""
         definition, issues, asl = check(data, self._registry, self._placeholders())
+        if definition is not None and not issues:
+            issues = self._credential_issues(definition, tenant_id)
+            asl = None if issues else asl
         return {
             "valid": not issues,
             "issues": [i.as_dict() for i in issues],
@@ -184,6 +191,9 @@ class DefinitionService:
             raise InvalidInput({"message": "the definition is not valid", "issues": [{
                 "code": "name_mismatch", "location": "name", "hint": "",
                 "message": f"the body names '{definition.name}' but the request names '{shown(key)}'"}]})
+        refused = self._credential_issues(definition, tenant_id)
+        if refused:
+            raise InvalidInput({"message": "the definition is not valid", "issues": [i.as_dict() for i in refused]})
         if vet is not None:
             vet(definition)
         revision = revision_of(definition)
@@ -239,6 +249,17 @@ class DefinitionService:
         self._store.point_to(pointer, *earlier, entry)
         self._published(pointer)
         return {**pointer, "created": True}
+
+    def _credential_issues(self, definition: Definition, tenant_id: str | None) -> list[Issue]:
+        """Every credential the steps name must be the registering tenant's (asked only when some are named)."""
+        from chalicelib.core.credentials import credential_issues, references
+
+        found = references(definition, self._registry)
+        if not found:
+            return []
+        names = {ref.name for ref in found if ref.name}
+        known = self._credentials(tenant_id, names) if self._credentials is not None and names else set()
+        return credential_issues(found, known)
 
     def get(self, name: str, version: str | None = None, revision: str | None = None) -> dict[str, Any]:
         """The latest revision, the latest of a version, or one revision (by number or content id); a

@@ -81,6 +81,9 @@ class TaskContext:
     logger, one JSON object per line, and a copy in ``logs``). ``emit(event_type, payload)``
     records a custom event (default: appended to ``events`` as ``{"type", "payload"}``).
     ``sleep(seconds)`` defaults to ``time.sleep``; a local runtime can pass a scaled one.
+    ``secrets`` holds the credentials the step names, resolved by the step runner (name -> value):
+    ``{{ secrets.NAME }}`` placeholders render from it, and a task type reads the ones its
+    ``credential_fields`` name. Never put a value from it into an output, event or log line.
     """
 
     step_id: str
@@ -94,6 +97,7 @@ class TaskContext:
     sleep: Callable[[float], None] = time.sleep
     events: list[dict[str, Any]] = field(default_factory=list)
     logs: list[dict[str, Any]] = field(default_factory=list)
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         # The defaults close over the lists, not over self, so dataclasses.replace() copies
@@ -142,6 +146,9 @@ class TaskType:
     ``raw_config_keys`` are top-level config keys that are *not* templated (e.g. data.assert's
     ``condition``, which is code, not text to fill in). ``check_config(config)`` is an optional
     extra validator run by ``validate_config`` after the schema; it returns ConfigIssues.
+    ``credential_fields`` are dotted config paths whose value is a credential's name (e.g.
+    ``auth.credential``); keep them under a raw key, so the name is literal and can be checked
+    when the definition is registered.
     """
 
     id: str
@@ -155,6 +162,7 @@ class TaskType:
     errors: tuple[str, ...] = ()
     raw_config_keys: tuple[str, ...] = ()
     check_config: Callable[[dict[str, Any]], list[ConfigIssue]] | None = None
+    credential_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not TASK_ID_RE.fullmatch(self.id) or len(self.id) > TASK_ID_MAX_LENGTH:
@@ -350,8 +358,16 @@ class TaskRegistry:
 
     # running ------------------------------------------------------------------
 
-    def render_config(self, task_id: str, config: dict[str, Any] | None, data: Any) -> dict[str, Any]:
-        """The config with placeholders filled from ``data`` (raw_config_keys left as they are)."""
+    def credential_references(self, task_id: str, config: Any) -> list[tuple[str, str]]:
+        """(location, name) of each credential the config names (name "" when malformed)."""
+        from chalicelib.tasks.credentials import references
+
+        task_type = self.get(task_id)
+        return references(config, raw_keys=task_type.raw_config_keys, credential_fields=task_type.credential_fields)
+
+    def render_config(self, task_id: str, config: dict[str, Any] | None, data: Any,
+                      secrets: dict[str, str] | None = None) -> dict[str, Any]:
+        """The config with placeholders filled from ``data`` and ``secrets`` (raw_config_keys left as they are)."""
         task_type = self.get(task_id)
         config = config or {}
         if not isinstance(config, dict):
@@ -361,7 +377,7 @@ class TaskRegistry:
             if key in task_type.raw_config_keys:
                 rendered[key] = copy.deepcopy(value)
             else:
-                rendered[key] = templating.render(value, data, templating.format_location("config", [key]))
+                rendered[key] = templating.render(value, data, templating.format_location("config", [key]), secrets)
         return rendered
 
     def run(self, task_id: str, ctx: TaskContext) -> dict[str, Any]:
@@ -373,7 +389,7 @@ class TaskRegistry:
         The handler gets ``dataclasses.replace(ctx, config=<rendered>)``; log/emit/events are shared.
         """
         task_type = self.get(task_id)
-        rendered = self.render_config(task_id, ctx.config, ctx.input)
+        rendered = self.render_config(task_id, ctx.config, ctx.input, ctx.secrets)
         issues = self._schema_issues(task_type, rendered, allow_placeholders=False)
         if issues:
             text = "; ".join(f"{issue.path}: {issue.message}" for issue in issues)

@@ -22,6 +22,9 @@ Rules (these are the whole language; there are no filters, expressions or defaul
   starts no placeholder (in JSON source that is ``"\\\\{{ not a placeholder }}"``). A ``{{``
   that is never closed by ``}}`` is plain text and needs no escape.
 * ``{{ ... }}`` whose content contains ``{`` or ``}`` is plain text, not a placeholder.
+* ``{{ secrets.NAME }}`` names a credential, not instance data: it is filled from the ``secrets``
+  mapping the step runner resolved (chalicelib/tasks/credentials.py), never from the data (an
+  instance field called ``secrets`` cannot be reached by a placeholder).
 
 Locations in messages use the same notation as config validation issues:
 ``config.values.x``, ``config.headers.Accept``, ``config.items[0]``.
@@ -31,7 +34,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 from chalicelib.tasks.errors import TEMPLATE_ERROR, StepError
@@ -57,6 +60,7 @@ _SEGMENT_RE = re.compile(r"([^.\[\]\s{}]+)((?:\[\d+\])*)")
 _INDEX_RE = re.compile(r"\[(\d+)\]")
 
 _MISSING = object()
+SECRETS_ROOT = "secrets"
 
 
 class Placeholder(NamedTuple):
@@ -133,7 +137,13 @@ def _stringify(value: Any) -> str:
     return str(value)
 
 
-def _lookup(data: Any, path: str, location: str) -> Any:
+def _lookup(data: Any, path: str, location: str, secrets: Mapping[str, str] | None = None) -> Any:
+    head = path.strip().partition(".")[0].split("[", 1)[0]
+    if head == SECRETS_ROOT:
+        parts = path.strip().split(".")
+        if secrets is None or len(parts) != 2 or parts[1] not in secrets:
+            raise StepError(TEMPLATE_ERROR, f"{location}: the credential '{path.strip()}' was not resolved") from None
+        return secrets[parts[1]]
     try:
         return resolve(data, path)
     except ValueError as exc:
@@ -142,31 +152,32 @@ def _lookup(data: Any, path: str, location: str) -> Any:
         raise StepError(TEMPLATE_ERROR, f"{location}: '{path.strip()}' is not in the instance data") from None
 
 
-def _render_string(text: str, data: Any, location: str) -> Any:
+def _render_string(text: str, data: Any, location: str, secrets: Mapping[str, str] | None) -> Any:
     single = _SINGLE_RE.fullmatch(text)
     if single:
-        return _lookup(data, single.group(1), location)
+        return _lookup(data, single.group(1), location, secrets)
 
     def replace(match: re.Match[str]) -> str:
         if match.group(1) is not None:
             return "{{"
-        return _stringify(_lookup(data, match.group(2), location))
+        return _stringify(_lookup(data, match.group(2), location, secrets))
 
     return _TOKEN_RE.sub(replace, text)
 
 
-def render(value: Any, data: Any, location: str = "config") -> Any:
+def render(value: Any, data: Any, location: str = "config", secrets: Mapping[str, str] | None = None) -> Any:
     """Render every placeholder in ``value`` (strings, dicts, lists) against ``data``.
 
-    ``location`` names ``value`` in error messages (``config.values.x: ...``).
+    ``location`` names ``value`` in error messages (``config.values.x: ...``); ``secrets`` holds the
+    resolved credentials ``{{ secrets.NAME }}`` names.
     Raises StepError("Stepflow.TemplateError") for a missing path or a malformed placeholder.
     """
     if isinstance(value, str):
-        return _render_string(value, data, location)
+        return _render_string(value, data, location, secrets)
     if isinstance(value, dict):
-        return {key: render(item, data, format_location(location, [key])) for key, item in value.items()}
+        return {key: render(item, data, format_location(location, [key]), secrets) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [render(item, data, format_location(location, [i])) for i, item in enumerate(value)]
+        return [render(item, data, format_location(location, [i]), secrets) for i, item in enumerate(value)]
     return value
 
 

@@ -105,6 +105,8 @@ def setup_tenant(call) -> dict[str, str]:
     status, gate = call("POST", "/instances", {"definition_name": "acme_gate"}, executor)
     assert status == 201, gate
     wait_status(call, gate["id"], ("waiting", "failed"), executor)
+    status, body = call("POST", "/credentials", {"name": "acme_key", "value": "acme-key-value-0123"}, editor)
+    assert status == 201, body
     return {"done": done["id"], "gate": gate["id"], "task": wait_task(call, gate["id"], executor)["id"]}
 
 
@@ -300,6 +302,11 @@ def test_authorization_matrix(secured, capsys):
         ("POST", "/definitions/acme_flow/triggers/trg-none/rotate", None, 404, True, False),
         ("DELETE", "/definitions/acme_flow/triggers/trg-none", None, 404, True, False),
         ("POST", "/hooks/no-such-key", {}, 404, False, False),
+        ("POST", "/credentials", {"name": "acme_key", "value": "short"}, 422, False, False),
+        ("GET", "/credentials", None, 200, False, False),
+        ("GET", "/credentials/acme_key", None, 200, True, False),
+        ("PUT", "/credentials/acme_key", {"description": "the key"}, 200, True, False),
+        ("DELETE", "/credentials/no_such_key", None, 404, False, False),
         # Last: another tenant registering the name makes its own definition of it (NAME_CLAIMS), which
         # the rows above must not find.
         ("POST", "/definitions", FLOW, 200, True, False),  # same revision again: 200
@@ -375,6 +382,9 @@ def _template(path: str, ids: dict[str, str]) -> str:
             .replace("/revisions/1", "/revisions/{rev}").replace("/aliases/live", "/aliases/{alias}")
             .replace("/data.set", "/{plugin_id}")
             .replace("/no-such-key", "/{key}").replace("/trg-none", "/{trigger_id}"))
+            .replace("/no-such-key", "/{key}")
+            .replace("/credentials/acme_key", "/credentials/{name}").replace("/credentials/no_such_key",
+                                                                            "/credentials/{name}"))
 
 
 def test_actors_come_from_the_token_and_mass_assignment_is_refused(secured, caplog, capsys):

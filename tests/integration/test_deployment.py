@@ -335,7 +335,12 @@ def test_app_policy_is_scoped_to_our_resources(infra):
     assert statements["LifecycleEvents"] == {"Sid": "LifecycleEvents", "Effect": "Allow",
                                              "Action": "events:PutEvents", "Resource": {"Fn::GetAtt": ["EventBus", "Arn"]}}
     unscoped = [s for s in statements.values() if s["Resource"] == "*"]
-    assert [s["Sid"] for s in unscoped] == ["StepFunctionsUnscoped"]
+    assert [s["Sid"] for s in unscoped] == ["StepFunctionsUnscoped", "CredentialsList"]
+    assert statements["CredentialsList"]["Action"] == "secretsmanager:ListSecrets"  # names, never values
+    # Credentials: every other Secrets Manager action on the stage's own credential secrets only.
+    assert statements["Credentials"]["Resource"]["Fn::Sub"].endswith(f":secret:{infra.stage.prefix}credentials/*")
+    assert {"secretsmanager:GetSecretValue", "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue",
+            "secretsmanager:DeleteSecret", "secretsmanager:DescribeSecret"} <= set(statements["Credentials"]["Action"])
     # Streams are read on our tables' streams only.
     streamed = {t.logical_id for t in resources.TABLES if t.stream_view}
     assert streamed and references(statements["Streams"]["Resource"]) == streamed

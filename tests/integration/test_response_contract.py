@@ -101,6 +101,16 @@ def definitions_and_catalog(api: Checked) -> None:
     assert api.get(f"/plugins/{plugins[0]['id']}")[1] == plugins[0]
 
 
+def credentials(api: Checked) -> None:
+    status, created = api.call("POST", "/credentials", {"name": "contract_key", "value": "contract-value-0123",
+                                                        "description": "for the tour"})
+    assert status == 201 and created["name"] == "contract_key"
+    assert api.get("/credentials")[1]["items"][0]["name"] == "contract_key"
+    assert api.get("/credentials/contract_key")[1]["description"] == "for the tour"
+    assert api.call("PUT", "/credentials/contract_key", {"value": "contract-value-4567"})[0] == 200
+    assert api.call("DELETE", "/credentials/contract_key")[1]["deleted"] is True
+
+
 def definition_lifecycle(api: Checked) -> None:
     changed = {**QUICK, "name": "contract_life", "description": "v2"}
     assert api.call("PUT", "/definitions/contract_life", {**QUICK, "name": "contract_life"})[0] == 201
@@ -241,6 +251,7 @@ def test_every_answer_of_a_tour_of_the_api_is_the_documented_one(checked):
     tasks_and_webhooks(checked)
     failures_and_control(checked)
     triggers_and_hooks(checked)
+    credentials(checked)
     spec = checked.contract.spec
     declared = {(method.upper(), path, code) for path, ops in spec["paths"].items() for method, op in ops.items()
                 for code, response in op["responses"].items()

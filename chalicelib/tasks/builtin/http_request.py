@@ -22,12 +22,19 @@ with ``HttpClient(resolve_and_check=...)`` (or a subclass), raising a StepError 
 (suggested name: ``HttpEgressDenied``). A policy that pins resolved addresses would also
 override ``HttpClient.build_opener`` to connect to the checked address. No proxies (the
 environment's *_proxy variables are ignored), no file:, ftp: or data: handlers at all.
-Authorization, Cookie and Proxy-Authorization headers are dropped when a redirect leaves
-the original host.
+Authorization, Cookie and Proxy-Authorization headers, and every header that carries a
+credential, are dropped when a redirect leaves the original host.
+
+Credentials: ``auth: {type: bearer|basic|header, credential: NAME, header?: NAME}`` sends the
+named credential (resolved by the step runner, chalicelib/tasks/credentials.py) as
+``Authorization: Bearer <value>``, as ``Authorization: Basic base64(<value>)`` (the value is
+``user:password``), or as the value of ``header`` (default ``X-Api-Key``). ``{{ secrets.NAME }}``
+placeholders work in any templated value too (a header, the URL, the body).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
@@ -62,6 +69,8 @@ READ_CHUNK = 64 * 1024
 ERROR_BODY_SNIPPET = 512
 USER_AGENT = "Stepflow/1.0"
 _SENSITIVE_HEADERS = ("Authorization", "Cookie", "Proxy-authorization")
+AUTH_TYPES = ("bearer", "basic", "header")
+DEFAULT_AUTH_HEADER = "X-Api-Key"
 # RFC 9110 token characters.
 _HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 
@@ -112,6 +121,20 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "type": "boolean",
             "default": True,
             "description": f"Follow up to {MAX_REDIRECTS} http(s) redirects.",
+        },
+        "auth": {
+            "type": "object",
+            "properties": {
+                "type": {"enum": list(AUTH_TYPES), "description": "bearer, basic (the value is user:password) "
+                                                                   "or header (the value as is, in `header`)"},
+                "credential": {"type": "string", "pattern": r"^[A-Za-z][A-Za-z0-9_]{0,63}$",
+                               "description": "The name of one of the tenant's credentials (POST /credentials)."},
+                "header": {"type": "string", "pattern": _HEADER_NAME_PATTERN, "maxLength": 256,
+                           "description": f"For type header; default {DEFAULT_AUTH_HEADER}."},
+            },
+            "required": ["type", "credential"],
+            "additionalProperties": False,
+            "description": "Authenticate with a stored credential; its value never appears in the run's data.",
         },
     },
     "required": ["url"],
@@ -196,10 +219,15 @@ class _RedirectHandler(urllib.request.HTTPRedirectHandler):
             fp.close()
             raise
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None and urlsplit(newurl).netloc.lower() != urlsplit(req.full_url).netloc.lower():
-            for name in _SENSITIVE_HEADERS:
+        if new is None:
+            return new
+        carrying = getattr(req, "credential_headers", ())
+        if urlsplit(newurl).netloc.lower() != urlsplit(req.full_url).netloc.lower():
+            for name in (*_SENSITIVE_HEADERS, *carrying):
                 new.headers.pop(name, None)
                 new.unredirected_hdrs.pop(name, None)
+        else:
+            new.credential_headers = carrying  # type: ignore[attr-defined]  # a later off-host redirect drops them
         return new
 
 
@@ -236,12 +264,33 @@ def _check_url(url: str) -> None:
         raise StepError(INVALID_CONFIG, "config.url: the URL contains whitespace or control characters")
 
 
-def _build_request(config: dict[str, Any]) -> urllib.request.Request:
+def _auth_header(auth: dict[str, Any] | None, secrets: dict[str, str]) -> tuple[str, str] | None:
+    if not auth:
+        return None
+    name = auth.get("credential")
+    value = secrets.get(name) if isinstance(name, str) else None
+    if value is None:
+        raise StepError(INVALID_CONFIG, f"config.auth.credential: the credential '{name}' was not resolved")
+    kind = auth.get("type")
+    if kind == "bearer":
+        return "Authorization", f"Bearer {value}"
+    if kind == "basic":
+        return "Authorization", "Basic " + base64.b64encode(value.encode("utf-8")).decode("ascii")
+    return str(auth.get("header") or DEFAULT_AUTH_HEADER), value
+
+
+def _build_request(config: dict[str, Any], secrets: dict[str, str] | None = None) -> urllib.request.Request:
     method = config.get("method", "GET")
     url = config["url"]
     _check_url(url)
+    secrets = secrets or {}
     headers: dict[str, str] = {"User-Agent": USER_AGENT}
-    for name, value in (config.get("headers") or {}).items():
+    given = list((config.get("headers") or {}).items())
+    auth = _auth_header(config.get("auth"), secrets)
+    if auth is not None:
+        given.append(auth)  # last: it replaces a header of the same name
+    carrying: list[str] = []
+    for name, value in given:
         text = value if isinstance(value, str) else json.dumps(value)
         if any(ch in text for ch in "\r\n\0"):
             raise StepError(INVALID_CONFIG, f"config.headers.{name}: header values cannot contain line breaks")
@@ -249,6 +298,8 @@ def _build_request(config: dict[str, Any]) -> urllib.request.Request:
         for existing in [k for k in headers if k.lower() == name.lower()]:
             del headers[existing]
         headers[name] = text
+        if any(secret and secret in text for secret in secrets.values()):
+            carrying.append(name.capitalize())  # urllib's spelling of header names
     lower = {k.lower() for k in headers}
     body = config.get("body")
     data = None
@@ -260,7 +311,9 @@ def _build_request(config: dict[str, Any]) -> urllib.request.Request:
         data = body.encode("utf-8")
         if "content-type" not in lower:
             headers["Content-Type"] = "text/plain; charset=utf-8"
-    return urllib.request.Request(url, data=data, headers=headers, method=method)
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    request.credential_headers = tuple(carrying)  # type: ignore[attr-defined]  # dropped off-host (_RedirectHandler)
+    return request
 
 
 def _lower_headers(message: Any) -> dict[str, str]:
@@ -343,7 +396,7 @@ def make_handler(client: HttpClient | None = None) -> Callable[[TaskContext], di
 
     def handle(ctx: TaskContext) -> dict[str, Any]:
         config = ctx.config
-        request = _build_request(config)
+        request = _build_request(config, ctx.secrets)
         where = f"{request.get_method()} {display_url(request.full_url)}"
         timeout = float(config.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS))
         limit = int(config.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES))
@@ -434,5 +487,7 @@ def register(registry: Any, *, client: HttpClient | None = None) -> None:
             output_schema=OUTPUT_SCHEMA,
             handler=make_handler(client),
             errors=ERRORS,
+            raw_config_keys=("auth",),
+            credential_fields=("auth.credential",),
         )
     )
