@@ -381,8 +381,7 @@ def _template(path: str, ids: dict[str, str]) -> str:
     return (path.replace("/acme_flow", "/{name}").replace("/acme_gate", "/{name}")
             .replace("/revisions/1", "/revisions/{rev}").replace("/aliases/live", "/aliases/{alias}")
             .replace("/data.set", "/{plugin_id}")
-            .replace("/no-such-key", "/{key}").replace("/trg-none", "/{trigger_id}"))
-            .replace("/no-such-key", "/{key}")
+            .replace("/no-such-key", "/{key}").replace("/trg-none", "/{trigger_id}")
             .replace("/credentials/acme_key", "/credentials/{name}").replace("/credentials/no_such_key",
                                                                             "/credentials/{name}"))
 
