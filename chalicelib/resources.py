@@ -108,7 +108,11 @@ TASKS = Table(
 # service/lifecycle.py): what the log holds is published, whichever request or function wrote it.
 EVENTS = Table("EventsTable", "events", "instance_id", "seq", env_var="STEPFLOW_EVENTS_TABLE",
                stream_view="NEW_AND_OLD_IMAGES", stream_env_var="STEPFLOW_EVENTS_STREAM_ARN")
-TABLES: tuple[Table, ...] = (DEFINITIONS, INSTANCES, TASKS, EVENTS)
+# The key-value store (service/kv.py): pk is the tenant and namespace (core/kv.py), sk the key. DynamoDB's
+# TTL deletes an expired item some time after expires_at (and emulators never do), so reads compare it
+# with the clock themselves.
+KV = Table("KvTable", "kv", "pk", "sk", ttl_attribute="expires_at", env_var="STEPFLOW_KV_TABLE")
+TABLES: tuple[Table, ...] = (DEFINITIONS, INSTANCES, TASKS, EVENTS, KV)
 
 
 @dataclass(frozen=True)

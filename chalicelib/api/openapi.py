@@ -40,6 +40,7 @@ TAGS = [
     {"name": "tasks", "description": "Human tasks (the inbox) and approval gates"},
     {"name": "graphs", "description": "Mermaid graphs of definitions and instances"},
     {"name": "plugins", "description": "The task-type catalog"},
+    {"name": "kv", "description": "The key-value store: each tenant's namespaces of versioned JSON entries"},
     {"name": "service", "description": "Health, the web UI and this contract"},
 ]
 
@@ -55,6 +56,8 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
 
     limit = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 20}
     revision = _text(64, description="A revision number (1, 2, ...) or content id; unknown: 404")
+    kv_tenant = _text(100, description="With authentication off: the tenant whose store is used; with it on, "
+                                       "the token's (another tenant: 403)")
     return {
         ("GET", "/definitions"): {"include_inactive": BOOL, "include_adhoc": {
             **BOOL, "description": "true: the anonymous definitions inline starts registered too"}},
@@ -88,12 +91,23 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
                             "assignee_id": _text(), "assignee_group": _text(), "instance_id": _text(),
                             "overdue": BOOL, "limit": limit, "cursor": _text(2048), "tenant_id": _text(100)},
         ("GET", "/tasks/metrics"): {"tenant_id": _text(100)},
+        ("GET", "/kv/{namespace}"): {"prefix": _text(255), "limit": {"type": "integer", "minimum": 1,
+                                                                     "maximum": 1000, "default": 100},
+                                     "cursor": _text(2048), "tenant_id": kv_tenant},
+        ("GET", "/kv/{namespace}/{key}"): {"tenant_id": kv_tenant},
+        ("PUT", "/kv/{namespace}/{key}"): {"tenant_id": kv_tenant},
+        ("DELETE", "/kv/{namespace}/{key}"): {"tenant_id": kv_tenant},
     }
 
 
 HEADERS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("POST", "/instances"): {"Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255}},
     ("POST", "/definitions/{name}/run"): {"Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255}},
+    ("PUT", "/kv/{namespace}/{key}"): {
+        "If-Match": {"type": "string", "maxLength": 40, "description": "\"<version>\" (the ETag) or *"},
+        "If-None-Match": {"type": "string", "enum": ["*"], "description": "* creates only"}},
+    ("DELETE", "/kv/{namespace}/{key}"): {
+        "If-Match": {"type": "string", "maxLength": 40, "description": "\"<version>\" (the ETag) or *"}},
 }
 # Each JSON operation's success statuses: (description, the response model in core/responses/, or
 # [name] for an array of them). A test holds every JSON route to having one.
@@ -152,6 +166,15 @@ SUCCESS: dict[tuple[str, str], dict[str, tuple[str, str | list[str]]]] = {
     ("GET", "/approvals/{task_id}"): {"200": ("The approval task", "Task")},
     ("POST", "/approvals/{task_id}/approve"): {"200": ("Approved (the task, completed)", "Task")},
     ("POST", "/approvals/{task_id}/reject"): {"200": ("Rejected (the task, completed)", "Task")},
+    ("GET", "/kv/{namespace}"): {"200": ("A page of keys, in key order", "KvPage")},
+    ("GET", "/kv/{namespace}/{key}"): {"200": ("The entry (its version also as ETag)", "KvEntry")},
+    ("PUT", "/kv/{namespace}/{key}"): {"201": ("Created", "KvEntry"), "200": ("Replaced", "KvEntry")},
+    ("DELETE", "/kv/{namespace}/{key}"): {"200": ("Deleted", "KvDeleted")},
+}
+# Statuses only some operations answer.
+MORE_ERRORS: dict[tuple[str, str], dict[str, str]] = {
+    ("PUT", "/kv/{namespace}/{key}"): {"412": "If-Match or If-None-Match does not hold (the entry changed)"},
+    ("DELETE", "/kv/{namespace}/{key}"): {"412": "If-Match does not hold (the entry changed)"},
 }
 NOT_JSON = {("GET", "/instances/{instance_id}/events"), ("GET", "/ui"), ("GET", "/ui/{name}"),
             ("GET", "/ui/vendor/{name}"), ("GET", "/docs")}
@@ -197,6 +220,11 @@ def _bodies() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
         ("POST", "/approvals/{task_id}/approve"): ("required", _model_schema(Decision)),
         ("POST", "/approvals/{task_id}/reject"): ("required", _model_schema(Decision)),
         ("POST", "/callbacks/{key}"): ("optional", free),
+        ("PUT", "/kv/{namespace}/{key}"): ("required", {
+            "title": "KvWrite", "type": "object", "required": ["value"], "additionalProperties": False,
+            "properties": {"value": {"description": "Any JSON, at most 256 KiB as JSON"},
+                           "ttl_seconds": {"type": "integer", "minimum": 1, "maximum": 31_622_400,
+                                           "description": "Expires this long after the write (default: never)"}}}),
     }
 
 
@@ -261,7 +289,7 @@ def _tag(path: str) -> str:
         return "graphs"
     if path.endswith("/run"):
         return "instances"
-    for tag in ("definitions", "instances", "tasks", "plugins"):
+    for tag in ("definitions", "instances", "tasks", "plugins", "kv"):
         if path.startswith("/" + tag):
             return tag
     if path.startswith("/approvals"):
@@ -357,7 +385,7 @@ def _responses(key: tuple[str, str], guard: auth.Guard) -> dict[str, Any]:
         return {**success, "404": {"description": "No such asset",
                                    "content": {"text/plain": {"schema": {"type": "string"}}}}}
     error = {"description": "", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    errors = dict(ERROR_CODES)
+    errors = {**ERROR_CODES, **MORE_ERRORS.get(key, {})}
     if guard.role == auth.PUBLIC:
         for code in ("401", "403", "503"):
             errors.pop(code)

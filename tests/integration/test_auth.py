@@ -247,6 +247,7 @@ def test_authorization_matrix(secured, capsys):
     call = secured
     ids = setup_tenant(call)
     done, gate, task = ids["done"], ids["gate"], ids["task"]
+    assert call("PUT", "/kv/acme_ns/k1", {"value": 1}, token("executor"))[0] == 201
     # (method, path, body, status for an allowed caller of the own tenant, tenant-scoped, works-a-task)
     cases: list[tuple[str, str, Any, int, bool, bool]] = [
         ("GET", "/definitions", None, 200, False, False),
@@ -296,6 +297,11 @@ def test_authorization_matrix(secured, capsys):
         ("GET", "/plugins", None, 200, False, False),
         ("GET", "/plugins/data.set", None, 200, False, False),
         ("POST", "/callbacks/no-such-key", {}, 404, False, False),
+        # the key-value store: each tenant has its own namespaces (another's entry is not found)
+        ("GET", "/kv/acme_ns", None, 200, False, False),
+        ("GET", "/kv/acme_ns/k1", None, 200, True, False),
+        ("PUT", "/kv/acme_ns/k1", {"value": 2, "ttl_seconds": 0}, 422, False, False),
+        ("DELETE", "/kv/acme_ns/missing", None, 404, False, False),
     ]
     public = [("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/ui")]
     import app as app_module
@@ -357,7 +363,8 @@ def _template(path: str, ids: dict[str, str]) -> str:
     return (path.replace("/acme_flow", "/{name}").replace("/acme_gate", "/{name}")
             .replace("/revisions/1", "/revisions/{rev}").replace("/aliases/live", "/aliases/{alias}")
             .replace("/data.set", "/{plugin_id}")
-            .replace("/no-such-key", "/{key}"))
+            .replace("/no-such-key", "/{key}")
+            .replace("/acme_ns", "/{namespace}").replace("/k1", "/{key}").replace("/missing", "/{key}"))
 
 
 def test_actors_come_from_the_token_and_mass_assignment_is_refused(secured, caplog, capsys):
