@@ -33,7 +33,7 @@ class KvStore:
         return _record(found["Item"]) if "Item" in found else None
 
     def put(self, pk: str, key: str, value: str, updated_at: str, expires_at: int | None, *, now: float,
-            version: int | None = None, exists: bool = False, absent: bool = False
+            version: int | None = None, exists: bool = False, absent: bool = False, writer: str | None = None
             ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """Sets the entry whole and counts its version up; `version`: only if the live entry has it; `exists`:
         only if there is a live entry; `absent`: only if there is none. ConditionFailed otherwise. Returns the
@@ -44,8 +44,12 @@ class KvStore:
         if expires_at is not None:
             update += ", expires_at = :expires"
             values[":expires"] = {"N": str(expires_at)}
-        else:
-            update += " REMOVE expires_at"
+        if writer is not None:
+            update += ", writer = :writer"
+            values[":writer"] = {"S": writer}
+        removed = [name for name, kept in (("expires_at", expires_at), ("writer", writer)) if kept is None]
+        if removed:
+            update += " REMOVE " + ", ".join(removed)
         conditions = []
         if version is not None:
             conditions += ["version = :expected", LIVE]
@@ -71,6 +75,8 @@ class KvStore:
                    "updated_at": updated_at}
         if expires_at is not None:
             written["expires_at"] = expires_at
+        if writer is not None:
+            written["writer"] = writer
         return written, before
 
     def delete(self, pk: str, key: str, *, now: float, version: int | None = None) -> dict[str, Any]:
@@ -128,4 +134,6 @@ def _record(item: dict[str, Any]) -> dict[str, Any]:
         record["value"] = item["value"]["S"]
     if "expires_at" in item:
         record["expires_at"] = int(float(item["expires_at"]["N"]))
+    if "writer" in item:
+        record["writer"] = item["writer"]["S"]
     return record

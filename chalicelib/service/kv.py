@@ -29,10 +29,15 @@ class KvService:
         return _entry(namespace, found)
 
     def put(self, tenant: str | None, namespace: str, key: str, value: Any, *, ttl_seconds: int | None = None,
-            if_version: int | str | None = None, create_only: bool = False) -> tuple[dict[str, Any], bool]:
+            if_version: int | str | None = None, create_only: bool = False, writer: str | None = None
+            ) -> tuple[dict[str, Any], bool]:
         """Sets the entry whole (without ttl_seconds it does not expire). `if_version`: only over the live
         entry of that version ("*": over any live entry); `create_only`: only where there is none.
-        PreconditionFailed when the condition does not hold. Returns (the entry, whether it was created)."""
+        PreconditionFailed when the condition does not hold. Returns (the entry, whether it was created).
+
+        `writer` names who writes (a step of an execution): when its conditional write was applied but its
+        answer lost (the Lambda stopped after the write and Step Functions runs it again), the repeat
+        finds its own write and succeeds instead of conflicting with itself."""
         pk = kv.partition(tenant, kv.check_namespace(namespace))
         kv.check_key(key)
         text = kv.encode_value(value)
@@ -43,11 +48,26 @@ class KvService:
             written, before = self._store.put(
                 pk, key, text, iso(moment), kv.expires_at(now, ttl), now=now,
                 version=if_version if isinstance(if_version, int) else None, exists=if_version == "*",
-                absent=create_only)
+                absent=create_only, writer=writer)
         except ConditionFailed:
+            mine = self._own_write(pk, key, writer, if_version, now)
+            if mine is not None:
+                return _entry(namespace, mine), create_only
             raise PreconditionFailed(_refusal(key, if_version, create_only)) from None
         created = before is None or not kv.is_live(before.get("expires_at"), now)
         return _entry(namespace, written), created
+
+    def _own_write(self, pk: str, key: str, writer: str | None, if_version: int | str | None, now: float
+                   ) -> dict[str, Any] | None:
+        """The live entry when it is `writer`'s own conditional write (the one it now repeats), else None."""
+        if writer is None:
+            return None
+        found = self._store.get(pk, key)
+        if found is None or found.get("writer") != writer or not kv.is_live(found.get("expires_at"), now):
+            return None
+        if isinstance(if_version, int) and found["version"] != if_version + 1:
+            return None
+        return found
 
     def delete(self, tenant: str | None, namespace: str, key: str, *, if_version: int | str | None = None
                ) -> dict[str, Any]:

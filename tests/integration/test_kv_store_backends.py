@@ -77,6 +77,25 @@ def test_racing_writes_of_one_version_and_racing_creates_each_have_one_winner(wo
     assert service.get("acme", "counters", "new")["version"] == 1
 
 
+def test_a_step_repeating_its_own_conditional_write_succeeds_and_another_writer_still_conflicts(world):
+    # The Lambda wrote and stopped before answering; Step Functions runs the step again with the same version.
+    service, _ = world
+    service.put("acme", "n", "k", "v1")
+    first, created = service.put("acme", "n", "k", "v2", if_version=1, writer="exec-1#bump")
+    again, created_again = service.put("acme", "n", "k", "v2", if_version=1, writer="exec-1#bump")
+    assert (again["version"], again["value"], created_again) == (2, "v2", False) and first == again
+    with pytest.raises(PreconditionFailed):
+        service.put("acme", "n", "k", "v3", if_version=1, writer="exec-2#bump")
+    assert service.put("acme", "n", "new", 1, create_only=True, writer="exec-1#make")[1] is True
+    assert service.put("acme", "n", "new", 1, create_only=True, writer="exec-1#make")[0]["version"] == 1
+    with pytest.raises(PreconditionFailed):
+        service.put("acme", "n", "new", 1, create_only=True, writer="exec-3#make")
+    # Once another write follows, the old writer's repeat conflicts: its write is no longer the latest.
+    service.put("acme", "n", "k", "v4")
+    with pytest.raises(PreconditionFailed):
+        service.put("acme", "n", "k", "v2", if_version=1, writer="exec-1#bump")
+
+
 def test_an_expired_item_is_absent_to_reads_conditions_and_listings(world):
     service, clock = world
     service.put(None, "s", "a", 1, ttl_seconds=30)

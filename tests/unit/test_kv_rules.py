@@ -58,6 +58,7 @@ class FakeKv:
 
     def __init__(self) -> None:
         self.data: dict[tuple[Any, str, str], tuple[Any, int]] = {}
+        self.writers: list[Any] = []
 
     def get(self, tenant: Any, namespace: str, key: str) -> dict[str, Any]:
         kv.check_namespace(namespace)
@@ -67,8 +68,9 @@ class FakeKv:
         return {"key": key, "value": value, "version": version}
 
     def put(self, tenant: Any, namespace: str, key: str, value: Any, *, ttl_seconds: Any = None,
-            if_version: Any = None, create_only: bool = False) -> tuple[dict[str, Any], bool]:
+            if_version: Any = None, create_only: bool = False, writer: Any = None) -> tuple[dict[str, Any], bool]:
         kv.encode_value(value)
+        self.writers.append(writer)
         current = self.data.get((tenant, namespace, key))
         if (if_version is not None and (current is None or current[1] != if_version)) or (create_only and current):
             raise PreconditionFailed(f"key '{key}' is not at version {if_version}")
@@ -111,6 +113,7 @@ def test_steps_write_and_read_in_the_instances_tenant(steps):
                 data={"id": "c1", "cart": {"n": 2}})
     assert out == {"key": "c1", "version": 1, "created": True}
     assert steps.store.data == {("acme", "carts", "c1"): ({"n": 2}, 1)}
+    assert steps.store.writers == ["exec-acme#s"]  # the step's own name: a repeat of its write is recognised
     assert steps("kv.get", {"namespace": "carts", "key": "c1"}) == {"found": True, "value": {"n": 2}, "version": 1}
     # Another tenant's step (here the tenant-less one) does not see it.
     assert steps("kv.get", {"namespace": "carts", "key": "c1", "default": 0}, "exec-none") == \

@@ -98,7 +98,8 @@ class _Steps:
         try:
             entry, created = self._store().put(self._tenant(ctx), c["namespace"], c["key"], c["value"],
                                                ttl_seconds=c.get("ttl_seconds"), if_version=c.get("if_version"),
-                                               create_only=bool(c.get("create_only")))
+                                               create_only=bool(c.get("create_only")),
+                                               writer=f"{ctx.execution_id}#{ctx.step_id}")
         except PreconditionFailed as exc:
             raise StepError(VERSION_CONFLICT, str(exc)) from None
         except kv.ValueTooLarge as exc:
