@@ -13,6 +13,7 @@ from chalicelib.api import (
     events,
     graphs,
     instances,
+    kv,
     openapi,
     plugins,
     revisions,
@@ -36,7 +37,7 @@ def _services() -> Services:
 
 
 _prefix = services.settings.api_prefix.rstrip("/")
-for module in (definitions, revisions, aliases, instances, plugins, tasks, graphs, events, triggers, credentials):
+for module in (definitions, revisions, aliases, instances, plugins, tasks, graphs, events, triggers, credentials, kv):
     app.register_blueprint(module.create_blueprint(_services), url_prefix=_prefix or None)
 app.register_blueprint(ui.create_blueprint(_services))  # the web UI at /ui, outside the API prefix
 app.register_blueprint(openapi.create_blueprint(_services, lambda: app))  # /openapi.json and /docs, public

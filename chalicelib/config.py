@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from chalicelib.auth import deployment_problems
 from chalicelib.core.cursors import derive_key
-from chalicelib.resources import DEFINITIONS, EVENTS, INSTANCES, STEP_RUNNER, TASK_REGISTRAR, TASKS, TRIGGERS
+from chalicelib.resources import DEFINITIONS, EVENTS, INSTANCES, KV, STEP_RUNNER, TASK_REGISTRAR, TASKS, TRIGGERS
 
 LOCAL_WEBHOOK_SECRET = "stepflow-local-webhook-secret"
 # The development signing secret of the local stage (make token signs with it). Never used elsewhere.
@@ -54,6 +54,7 @@ class Settings:
     sweep_minutes: int = 5
     events_table: str = ""
     triggers_table: str = ""
+    kv_table: str = ""
     # The event log's stream, which app.lifecycle_events reads (the deployment template binds it; the
     # local runtime exports it; otherwise a name derived from the table, which only the template replaces).
     events_stream_arn: str = ""
@@ -137,6 +138,7 @@ class Settings:
             tasks_table=env.get(TASKS.env_var, TASKS.physical_name(prefix)),
             events_table=env.get(EVENTS.env_var, EVENTS.physical_name(prefix)),
             triggers_table=env.get(TRIGGERS.env_var, TRIGGERS.physical_name(prefix)),
+            kv_table=env.get(KV.env_var, KV.physical_name(prefix)),
             events_stream_arn=env.get(EVENTS.stream_env_var) or stream_arn_of(
                 env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
                 env.get(EVENTS.env_var, EVENTS.physical_name(prefix))),

@@ -41,3 +41,7 @@ class Forbidden(StepflowError):
 
 class Gone(StepflowError):
     """The thing exists but can no longer be acted on (an expired or canceled task)."""
+
+
+class PreconditionFailed(StepflowError):
+    """A conditional write's precondition (If-Match, If-None-Match) does not hold: the thing changed."""

@@ -112,7 +112,11 @@ EVENTS = Table("EventsTable", "events", "instance_id", "seq", env_var="STEPFLOW_
 # its key's lookup item (`key#<sha256 of the key>`), and short-lived items that expire by TTL: the
 # deliveries seen within the replay window (`seen#<trigger>`) and the rate window counters (`rate#<trigger>`).
 TRIGGERS = Table("TriggersTable", "triggers", "pk", "sk", ttl_attribute="expires_at", env_var="STEPFLOW_TRIGGERS_TABLE")
-TABLES: tuple[Table, ...] = (DEFINITIONS, INSTANCES, TASKS, EVENTS, TRIGGERS)
+# The key-value store (service/kv.py): pk is the tenant and namespace (core/kv.py), sk the key. DynamoDB's
+# TTL deletes an expired item some time after expires_at (and emulators never do), so reads compare it
+# with the clock themselves.
+KV = Table("KvTable", "kv", "pk", "sk", ttl_attribute="expires_at", env_var="STEPFLOW_KV_TABLE")
+TABLES: tuple[Table, ...] = (DEFINITIONS, INSTANCES, TASKS, EVENTS, TRIGGERS, KV)
 
 
 @dataclass(frozen=True)

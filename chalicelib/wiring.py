@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # each property imports its own class: a cold start loads onl
     from chalicelib.service.definitions import DefinitionService
     from chalicelib.service.events import EventService
     from chalicelib.service.instances import InstanceService
+    from chalicelib.service.kv import KvService
     from chalicelib.service.lifecycle import LifecyclePublisher
     from chalicelib.service.notifications import Notifier
     from chalicelib.service.revisions import RevisionService
@@ -67,6 +68,9 @@ class Services:
         from chalicelib.tasks.registry import default_registry
 
         registry = default_registry(http_client=egress.http_client(self.settings.egress_allow_private))
+        from chalicelib.tasks.builtin import kv as kv_tasks
+
+        kv_tasks.register(registry, store=lambda: self.kv, tenant_of=self.execution_tenant)
         custom_tasks.register(registry)
         return registry
 
@@ -228,3 +232,21 @@ class Services:
         s = self.settings
         return TriggerService(TriggerStore(self.ddb, s.triggers_table), self.definitions, self.aliases, self.instances,
                               s.trigger_secret, now_utc, s.api_prefix)
+
+    @cached_property
+    def kv(self) -> KvService:
+        from chalicelib.aws.kv_store import KvStore
+        from chalicelib.service.kv import KvService
+
+        return KvService(KvStore(self.ddb, self.settings.kv_table), now_utc)
+
+    def execution_tenant(self, execution: str) -> str | None:
+        """The tenant of the instance an execution runs (a step's tenant); LookupError when the instance is
+        not recorded, so a step never falls back to another tenant's (or the shared) data."""
+        from chalicelib.core.runs import run_of_execution
+
+        instance_id, _ = run_of_execution(execution)
+        record = self.instance_store.get(instance_id) if instance_id else None
+        if record is None:
+            raise LookupError(f"no instance recorded for execution '{execution}'")
+        return record.get("tenant_id")

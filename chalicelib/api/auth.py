@@ -109,6 +109,11 @@ GUARDS: dict[tuple[str, str], Guard] = {
     ("GET", "/credentials/{name}"): V,
     ("PUT", "/credentials/{name}"): E,
     ("DELETE", "/credentials/{name}"): E,
+    # the key-value store: runtime data, written by who runs workflows (steps write it too), read by all
+    ("GET", "/kv/{namespace}"): V,
+    ("GET", "/kv/{namespace}/{key}"): V,
+    ("PUT", "/kv/{namespace}/{key}"): X,
+    ("DELETE", "/kv/{namespace}/{key}"): X,
 }
 # Outside the API prefix: health, the web UI, the contract and its page.
 PUBLIC_ROUTES = {("GET", "/health"), ("GET", "/ui"), ("GET", "/ui/{name}"), ("GET", "/ui/vendor/{name}"),

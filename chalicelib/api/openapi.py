@@ -42,6 +42,7 @@ TAGS = [
     {"name": "plugins", "description": "The task-type catalog"},
     {"name": "triggers", "description": "Webhook triggers: signed deliveries that start instances"},
     {"name": "credentials", "description": "The tenant's secrets for steps (metadata only; values are write-only)"},
+    {"name": "kv", "description": "The key-value store: each tenant's namespaces of versioned JSON entries"},
     {"name": "service", "description": "Health, the web UI and this contract"},
 ]
 
@@ -61,6 +62,8 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
                       description="Names are unique per tenant and namespace; none by default")
     # The tenant is the token's; with authentication off, `tenant_id` acts for one (none by default).
     scope = {"namespace": namespace, "tenant_id": _text(100)}
+    kv_tenant = _text(100, description="With authentication off: the tenant whose store is used; with it on, "
+                                       "the token's (another tenant: 403)")
     return {
         ("GET", "/definitions"): {"include_inactive": BOOL, **scope, "include_adhoc": {
             **BOOL, "description": "true: the anonymous definitions inline starts registered too"}},
@@ -107,6 +110,12 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
         ("GET", "/tasks/metrics"): {"tenant_id": _text(100)},
         ("GET", "/credentials"): {"limit": {"type": "integer", "minimum": 1, "maximum": 100},
                                   "cursor": _text(4096)},
+        ("GET", "/kv/{namespace}"): {"prefix": _text(255), "limit": {"type": "integer", "minimum": 1,
+                                                                     "maximum": 1000, "default": 100},
+                                     "cursor": _text(2048), "tenant_id": kv_tenant},
+        ("GET", "/kv/{namespace}/{key}"): {"tenant_id": kv_tenant},
+        ("PUT", "/kv/{namespace}/{key}"): {"tenant_id": kv_tenant},
+        ("DELETE", "/kv/{namespace}/{key}"): {"tenant_id": kv_tenant},
     }
 
 
@@ -121,12 +130,19 @@ HEADERS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         "webhook-timestamp": {"type": "string", "description": "Standard Webhooks: Unix seconds"},
         "webhook-signature": {"type": "string",
                               "description": 'Standard Webhooks: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>'}},
+    ("PUT", "/kv/{namespace}/{key}"): {
+        "If-Match": {"type": "string", "maxLength": 40, "description": "\"<version>\" (the ETag) or *"},
+        "If-None-Match": {"type": "string", "enum": ["*"], "description": "* creates only"}},
+    ("DELETE", "/kv/{namespace}/{key}"): {
+        "If-Match": {"type": "string", "maxLength": 40, "description": "\"<version>\" (the ETag) or *"}},
 }
 # Errors an operation answers besides ERROR_CODES.
 MORE_ERRORS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/hooks/{key}"): {"401": "Not signed by the trigger's secret, a timestamp outside five minutes, or a replay",
                                "404": "No such hook (unknown, disabled or deleted: one answer)",
                                "429": "Over the trigger's rate limit (Retry-After says when to try again)"},
+    ("PUT", "/kv/{namespace}/{key}"): {"412": "If-Match or If-None-Match does not hold (the entry changed)"},
+    ("DELETE", "/kv/{namespace}/{key}"): {"412": "If-Match does not hold (the entry changed)"},
 }
 # Each JSON operation's success statuses: (description, the response model in core/responses/, or
 # [name] for an array of them). A test holds every JSON route to having one.
@@ -200,6 +216,10 @@ SUCCESS: dict[tuple[str, str], dict[str, tuple[str, str | list[str]]]] = {
     ("GET", "/credentials/{name}"): {"200": ("Its metadata", "Credential")},
     ("PUT", "/credentials/{name}"): {"200": ("Rotated (metadata)", "Credential")},
     ("DELETE", "/credentials/{name}"): {"200": ("Deleted", "CredentialDeleted")},
+    ("GET", "/kv/{namespace}"): {"200": ("A page of keys, in key order", "KvPage")},
+    ("GET", "/kv/{namespace}/{key}"): {"200": ("The entry (its version also as ETag)", "KvEntry")},
+    ("PUT", "/kv/{namespace}/{key}"): {"201": ("Created", "KvEntry"), "200": ("Replaced", "KvEntry")},
+    ("DELETE", "/kv/{namespace}/{key}"): {"200": ("Deleted", "KvDeleted")},
 }
 NOT_JSON = {("GET", "/instances/{instance_id}/events"), ("GET", "/ui"), ("GET", "/ui/{name}"),
             ("GET", "/ui/vendor/{name}"), ("GET", "/docs")}
@@ -251,6 +271,11 @@ def _bodies() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
         ("POST", "/hooks/{key}"): ("optional", {"description": "Any JSON: the instance's input.body"}),
         ("POST", "/credentials"): ("required", _credential_body(create=True)),
         ("PUT", "/credentials/{name}"): ("required", _credential_body(create=False)),
+        ("PUT", "/kv/{namespace}/{key}"): ("required", {
+            "title": "KvWrite", "type": "object", "required": ["value"], "additionalProperties": False,
+            "properties": {"value": {"description": "Any JSON, at most 256 KiB as JSON"},
+                           "ttl_seconds": {"type": "integer", "minimum": 1, "maximum": 31_622_400,
+                                           "description": "Expires this long after the write (default: never)"}}}),
     }
 
 
@@ -332,7 +357,7 @@ def _tag(path: str) -> str:
         return "graphs"
     if path.endswith("/run"):
         return "instances"
-    for tag in ("definitions", "instances", "tasks", "plugins", "credentials"):
+    for tag in ("definitions", "instances", "tasks", "plugins", "credentials", "kv"):
         if path.startswith("/" + tag):
             return tag
     if path.startswith("/approvals"):

@@ -249,6 +249,7 @@ def test_authorization_matrix(secured, capsys):
     call = secured
     ids = setup_tenant(call)
     done, gate, task = ids["done"], ids["gate"], ids["task"]
+    assert call("PUT", "/kv/acme_ns/k1", {"value": 1}, token("executor"))[0] == 201
     # (method, path, body, status for an allowed caller of the own tenant, tenant-scoped, works-a-task)
     cases: list[tuple[str, str, Any, int, bool, bool]] = [
         ("GET", "/definitions", None, 200, False, False),
@@ -307,6 +308,11 @@ def test_authorization_matrix(secured, capsys):
         ("GET", "/credentials/acme_key", None, 200, True, False),
         ("PUT", "/credentials/acme_key", {"description": "the key"}, 200, True, False),
         ("DELETE", "/credentials/no_such_key", None, 404, False, False),
+        # the key-value store: each tenant has its own namespaces (another's entry is not found)
+        ("GET", "/kv/acme_ns", None, 200, False, False),
+        ("GET", "/kv/acme_ns/k1", None, 200, True, False),
+        ("PUT", "/kv/acme_ns/k1", {"value": 2, "ttl_seconds": 0}, 422, False, False),
+        ("DELETE", "/kv/acme_ns/missing", None, 404, False, False),
         # Last: another tenant registering the name makes its own definition of it (NAME_CLAIMS), which
         # the rows above must not find.
         ("POST", "/definitions", FLOW, 200, True, False),  # same revision again: 200
@@ -383,7 +389,8 @@ def _template(path: str, ids: dict[str, str]) -> str:
             .replace("/data.set", "/{plugin_id}")
             .replace("/no-such-key", "/{key}").replace("/trg-none", "/{trigger_id}")
             .replace("/credentials/acme_key", "/credentials/{name}").replace("/credentials/no_such_key",
-                                                                            "/credentials/{name}"))
+                                                                            "/credentials/{name}")
+            .replace("/acme_ns", "/{namespace}").replace("/k1", "/{key}").replace("/missing", "/{key}"))
 
 
 def test_actors_come_from_the_token_and_mass_assignment_is_refused(secured, caplog, capsys):

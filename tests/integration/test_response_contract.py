@@ -243,6 +243,21 @@ def triggers_and_hooks(api: Checked) -> None:
     assert api.post(hook, data, signed)[0] == 401  # the first delivery again: a replay
     assert api.call("DELETE", base)[1] == {"id": created["id"], "deleted": True}
     assert api.post(hook, data, again)[0] == 404
+def key_value_store(api: Checked) -> None:
+    status, created = api.call("PUT", "/kv/carts/c-1", {"value": {"items": [1]}, "ttl_seconds": 600})
+    assert status == 201 and created["expires_at"]
+    assert api.call("PUT", "/kv/carts/c-1", {"value": 2}, {"If-Match": '"1"'})[0] == 200
+    assert api.call("PUT", "/kv/carts/c-1", {"value": 3}, {"If-Match": '"1"'})[0] == 412
+    assert api.call("PUT", "/kv/carts/c-1", {"value": 3}, {"If-None-Match": "*"})[0] == 412
+    assert api.call("PUT", "/kv/carts/c-2", {"value": 4, "ttl_seconds": -1})[0] == 422
+    assert api.get("/kv/carts/c-1")[1]["value"] == 2
+    assert api.call("PUT", "/kv/carts/c-3", {"value": None})[0] == 201
+    page = api.get("/kv/carts?limit=1&prefix=c-")[1]
+    assert page["next_cursor"] and api.get(f"/kv/carts?limit=1&cursor={page['next_cursor']}&prefix=c-")[1]["items"]
+    assert api.get("/kv/carts?cursor=nope")[0] == 400
+    assert api.call("DELETE", "/kv/carts/c-1", None, {"If-Match": '"1"'})[0] == 412
+    assert api.call("DELETE", "/kv/carts/c-1")[1]["version"] == 2
+    assert api.get("/kv/carts/c-1")[0] == 404
 
 
 def test_every_answer_of_a_tour_of_the_api_is_the_documented_one(checked):
@@ -252,6 +267,7 @@ def test_every_answer_of_a_tour_of_the_api_is_the_documented_one(checked):
     failures_and_control(checked)
     triggers_and_hooks(checked)
     credentials(checked)
+    key_value_store(checked)
     spec = checked.contract.spec
     declared = {(method.upper(), path, code) for path, ops in spec["paths"].items() for method, op in ops.items()
                 for code, response in op["responses"].items()
