@@ -62,9 +62,17 @@ class Services:
     @cached_property
     def registry(self) -> TaskRegistry:
         from chalicelib import custom_tasks, egress
+        from chalicelib.aws.clients import client
+        from chalicelib.service.child_workflows import ChildWorkflows
+        from chalicelib.tasks.builtin.aws_calls import AwsAccess
+        from chalicelib.tasks.builtin.aws_services import reserved_by_prefix
         from chalicelib.tasks.registry import default_registry
 
-        registry = default_registry(http_client=egress.http_client(self.settings.egress_allow_private))
+        s = self.settings
+        own = tuple(arn.rsplit(":", 1)[-1] for arn in (s.step_runner_arn, s.task_registrar_arn) if arn)
+        aws = AwsAccess(lambda service: client(service, s.region), reserved_by_prefix((s.state_machine_prefix, *own)))
+        workflows = ChildWorkflows(lambda: self.instances, lambda: self.definitions, lambda: self.instance_store)
+        registry = default_registry(http_client=egress.http_client(s.egress_allow_private), aws=aws, workflows=workflows)
         custom_tasks.register(registry)
         return registry
 

@@ -90,6 +90,7 @@ GUARDS: dict[tuple[str, str], Guard] = {
     # catalog
     ("GET", "/plugins"): V,
     ("GET", "/plugins/{plugin_id}"): V,
+    ("GET", "/plugins/categories"): V,
     # callbacks authenticate by their key
     ("POST", "/callbacks/{key}"): Guard(BY_KEY),
 }

@@ -63,6 +63,8 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
         ("GET", "/definitions/{name}/graph"): {"version": _text(64), "revision": revision,
                                               "graph_format": {"type": "string", "enum": ["mermaid", "json"]}},
         ("DELETE", "/definitions/{name}"): {"purge": BOOL},
+        ("GET", "/plugins"): {"category": _text(64, description="Only this category's task types; an unknown one "
+                                                                "is a 400 listing the categories")},
         ("GET", "/definitions/{name}/revisions/{rev}/diff"): {"to": revision},
         ("GET", "/definitions/{name}/export"): {"format": {"type": "string", "enum": ["json", "yaml"]},
                                                "history": BOOL, "revision": revision},
@@ -141,6 +143,7 @@ SUCCESS: dict[tuple[str, str], dict[str, tuple[str, str | list[str]]]] = {
     ("POST", "/callbacks/{key}"): {"200": ("The step is done", "CallbackAccepted")},
     ("GET", "/plugins"): {"200": ("The catalog", ["PluginManifest"])},
     ("GET", "/plugins/{plugin_id}"): {"200": ("The task type", "PluginManifest")},
+    ("GET", "/plugins/categories"): {"200": ("Each category with its number of task types", ["PluginCategory"])},
     ("GET", "/tasks"): {"200": ("A page, newest first", "TaskPage")},
     ("GET", "/tasks/metrics"): {"200": ("The counters", "TaskMetrics")},
     ("GET", "/tasks/{task_id}"): {"200": ("The task", "Task")},

@@ -110,5 +110,9 @@ def register(registry: Any, *, conditions: Any = None) -> None:
             errors=(ASSERTION_FAILED,),
             raw_config_keys=("condition",),
             check_config=make_config_check(conditions),
+            examples=({"title": "Refuse large amounts",
+                       "config": {"condition": "amount <= 1000", "error": "Expense.TooLarge",
+                                  "message": "amounts over 1000 need a manager"},
+                       "output": {}},),
         )
     )
