@@ -295,6 +295,7 @@ def test_authorization_matrix(secured, capsys):
         ("POST", f"/approvals/{task}/reject", {}, 409, True, True),
         ("GET", "/plugins", None, 200, False, False),
         ("GET", "/plugins/data.set", None, 200, False, False),
+        ("GET", "/plugins/categories", None, 200, False, False),
         ("POST", "/callbacks/no-such-key", {}, 404, False, False),
     ]
     public = [("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/ui")]
