@@ -303,6 +303,10 @@ def test_lambda_invoke_refuses_the_services_own_functions(api, aws):
         found = issues_of(api, [{"id": "x", "type": "machine", "task_type": "aws.lambda.invoke",
                                  "config": {"function": function}}])
         assert [(code, location) for code, location, _ in found] == [("invalid_config", "steps[0].config.function")]
+    # The stack's prefix followed by "tasks-" names the functions steps may invoke (and the role reaches).
+    allowed = aws.function_names["step_runner"].replace("step_runner", "tasks-scorer")
+    assert issues_of(api, [{"id": "x", "type": "machine", "task_type": "aws.lambda.invoke",
+                            "config": {"function": allowed}}]) == []
     # Named by a placeholder, it is judged when the step runs.
     instance = run(api, [{"id": "x", "task_type": "aws.lambda.invoke", "config": {"function": "{{ fn }}"}}],
                    {"fn": aws.function_names["step_runner"]})
@@ -390,3 +394,70 @@ def test_workflow_start_errors_are_named(api):
     found = issues_of(api, [{"id": "w", "type": "machine", "task_type": "workflow.start",
                              "config": {"workflow": "strict_child", "wait": True}}])
     assert [(code, location) for code, location, _ in found] == [("invalid_config", "steps[0].config.wait")]
+
+
+@pytest.fixture
+def secured(api) -> Iterator[Any]:
+    import app as app_module
+    from chalicelib.auth import Authenticator
+    from tests.integration.test_auth import SECRET, Caller
+
+    app_module.services.auth = Authenticator("hs256", SECRET)
+    try:
+        yield Caller(api)
+    finally:
+        del app_module.services.auth  # back to the settings' (off on the local stage)
+
+
+def test_workflow_start_keeps_to_the_parents_tenant(secured):
+    from tests.integration.test_auth import FOREIGN, OWN, token, wait_status
+
+    call = secured
+
+    def register(name: str, steps: list[dict[str, Any]], tenant: str) -> None:
+        status, body = call("POST", "/definitions", {"name": name, "steps": steps}, bearer=token("editor", tenant))
+        assert status == 201, body
+
+    noop = [{"id": "s", "type": "machine", "task_type": "data.set", "config": {"values": {"ok": True}}}]
+    register("own_child", noop, OWN)
+    register("their_child", noop, FOREIGN)
+    for name, child in (("spawns_own", "own_child"), ("spawns_theirs", "their_child")):
+        register(name, [{"id": "spawn", "type": "machine", "task_type": "workflow.start",
+                         "config": {"workflow": child}}], OWN)
+    runner = token("executor", OWN, user="ann")
+    status, started = call("POST", "/instances", {"definition_name": "spawns_own"}, bearer=runner)
+    assert status == 201, started
+    parent = wait_status(call, started["id"], ("completed", "failed"), runner)
+    assert parent["status"] == "completed", parent
+    child_id = parent["step_history"][0]["output"]["instance_id"]
+    child = wait_status(call, child_id, ("completed", "failed"), runner)  # readable by the parent's tenant
+    assert child["tenant_id"] == OWN and child["created_by"] == "ann" and child["origin_instance"] == parent["id"]
+    assert call("GET", f"/instances/{child_id}", bearer=token("viewer", FOREIGN))[0] == 404
+    # Another tenant's workflow is not found, exactly as the API says it, and nothing starts.
+    status, started = call("POST", "/instances", {"definition_name": "spawns_theirs"}, bearer=runner)
+    failed = wait_status(call, started["id"], ("completed", "failed"), runner)
+    assert failed["status"] == "failed" and failed["error"]["error"] == "Workflow.NotFound"
+    status, page = call("GET", "/instances?workflow_name=their_child", bearer=token("viewer", FOREIGN))
+    assert status == 200 and page["items"] == []
+
+
+def test_a_workflow_that_starts_itself_stops_at_the_depth_limit(api):
+    import time
+
+    from chalicelib.service.child_workflows import MAX_DEPTH
+
+    status, body = api.post("/definitions", {"name": "again", "steps": [
+        {"id": "spawn", "type": "machine", "task_type": "workflow.start", "config": {"workflow": "again"}}]})
+    assert status == 201, body
+    status, first = api.post("/instances", {"definition_name": "again"})
+    assert status == 201, first
+    deadline = time.monotonic() + 90
+    while True:  # each one starts the next; the one past the limit fails instead
+        items = api.get("/instances?workflow_name=again&limit=50")[1]["items"]
+        ended = [i for i in items if i["status"] in ("completed", "failed")]
+        if len(ended) == MAX_DEPTH + 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    views = [api.get(f"/instances/{i['id']}")[1] for i in items]
+    assert sorted(v["status"] for v in views) == ["completed"] * MAX_DEPTH + ["failed"], [v["status"] for v in views]
+    assert [v["error"]["error"] for v in views if v["status"] == "failed"] == ["Workflow.TooDeep"]

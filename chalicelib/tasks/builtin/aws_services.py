@@ -1,7 +1,7 @@
 """aws.s3.get, aws.s3.put, aws.sqs.send, aws.eventbridge.put, aws.lambda.invoke: the caller's own AWS resources.
 
-The step runner makes the calls with the service's role; on AWS that role reaches only resources named with
-the stack's task-resource prefix (infra/build.py TASK_RESOURCES). Functions of the service itself are refused
+The step runner makes the calls with the service's role; on AWS that role reaches only resources named
+``<resource prefix>tasks-...`` (chalicelib.resources.TASK_RESOURCE_INFIX, infra/build.py task_statements). Functions of the service itself are refused
 here too, whatever the role allows: a step must not drive the step runner with a payload it forged.
 """
 
@@ -69,12 +69,11 @@ SQS_CONFIG = _object({"queue_url": _QUEUE_URL,
 SQS_OUTPUT = _object({"message_id": {"type": "string"}, "sequence_number": {"type": ["string", "null"]}},
                      ["message_id"])
 EVENTBRIDGE_CONFIG = _object({
-    "bus": {"type": "string", "minLength": 1, "maxLength": 1600, "default": "default",
-            "description": "The event bus name or ARN."},
+    "bus": {"type": "string", "minLength": 1, "maxLength": 1600, "description": "The event bus name or ARN."},
     "source": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": r"^[A-Za-z0-9._/-]+$"},
     "detail_type": {"type": "string", "minLength": 1, "maxLength": 128},
     "detail": {"type": "object", "description": "The event's detail (JSON object); templated."}},
-    ["source", "detail_type", "detail"])
+    ["bus", "source", "detail_type", "detail"])
 EVENTBRIDGE_OUTPUT = _object({"event_id": {"type": "string"}}, ["event_id"])
 LAMBDA_CONFIG = _object({"function": _FUNCTION,
                          "payload": {"description": "The event the function gets; defaults to the step input."},
@@ -163,7 +162,7 @@ def _dedup_id(text: str) -> str:
 def _eventbridge_put(aws: Callable[[str], Any] | None) -> Callable[[TaskContext], dict[str, Any]]:
     def handle(ctx: TaskContext) -> dict[str, Any]:
         cfg = ctx.config
-        entry = {"EventBusName": cfg.get("bus", "default"), "Source": cfg["source"], "DetailType": cfg["detail_type"],
+        entry = {"EventBusName": cfg["bus"], "Source": cfg["source"], "DetailType": cfg["detail_type"],
                  "Detail": _body_text(cfg["detail"], "config.detail")}
         answer = call("putting the event", client_for(aws, "events").put_events, Entries=[entry])
         result = (answer.get("Entries") or [{}])[0]
@@ -211,11 +210,13 @@ def _function_issues(config: dict[str, Any], reserved: Callable[[str], bool]) ->
     return []
 
 
-def reserved_by_prefix(prefixes: tuple[str, ...]) -> Callable[[str], bool]:
-    """True for a function name (or ARN) that starts with one of the service's own resource prefixes."""
+def reserved_functions(prefixes: tuple[str, ...], allowed: str = "") -> Callable[[str], bool]:
+    """True for a function name (or ARN) of the service itself: one that starts with one of its resource
+    ``prefixes``, unless it starts with that prefix followed by ``allowed`` (the functions steps may invoke)."""
     def reserved(function: str) -> bool:
         name = function.split(":function:", 1)[1] if ":function:" in function else function
-        return any(prefix and name.startswith(prefix) for prefix in prefixes)
+        return any(prefix and name.startswith(prefix) and not (allowed and name.startswith(prefix + allowed))
+                   for prefix in prefixes)
 
     return reserved
 
@@ -228,7 +229,7 @@ def register(registry: Any, *, aws: Callable[[str], Any] | None = None,
         id="aws.s3.get", name="Read an S3 object", category="aws", handler=_s3_get(aws),
         description="Reads an object (at most 256 KiB) into the step output: JSON parsed, text or base64.",
         config_schema=S3_GET_CONFIG, output_schema=S3_GET_OUTPUT, errors=(*errors, S3_OBJECT_TOO_LARGE),
-        examples=({"title": "Read an order document", "config": {"bucket": "acme-orders", "key": "orders/{{ order_id }}.json"},
+        examples=({"title": "Read an order document", "config": {"bucket": "stepflow-prod-tasks-orders", "key": "orders/{{ order_id }}.json"},
                    "output": {"body": {"id": "o-1", "total": 12.5}, "content_type": "application/json", "size": 28,
                               "etag": "\"9b2cf535f27731c974343645a3985328\""}},)))
     registry.register(TaskType(
@@ -236,24 +237,24 @@ def register(registry: Any, *, aws: Callable[[str], Any] | None = None,
         description="Writes `body` (JSON for an object or array, else text) to a key; at most 256 KiB.",
         config_schema=S3_PUT_CONFIG, output_schema=S3_PUT_OUTPUT, errors=errors,
         examples=({"title": "Archive the approved order",
-                   "config": {"bucket": "acme-archive", "key": "approved/{{ order_id }}.json",
+                   "config": {"bucket": "stepflow-prod-tasks-archive", "key": "approved/{{ order_id }}.json",
                               "body": {"order": "{{ order_id }}", "approved_by": "{{ approver }}"}},
-                   "output": {"bucket": "acme-archive", "key": "approved/o-1.json", "size": 39,
+                   "output": {"bucket": "stepflow-prod-tasks-archive", "key": "approved/o-1.json", "size": 39,
                               "etag": "\"5d41402abc4b2a76b9719d911017c592\"", "version_id": None}},)))
     registry.register(TaskType(
         id="aws.sqs.send", name="Send an SQS message", category="aws", handler=_sqs_send(aws),
         description="Sends one message to a queue. FIFO queues: a retried step reuses its deduplication id.",
         config_schema=SQS_CONFIG, output_schema=SQS_OUTPUT, errors=errors,
         examples=({"title": "Queue a fulfilment job",
-                   "config": {"queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/fulfilment",
+                   "config": {"queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/stepflow-prod-tasks-fulfilment",
                               "body": {"order": "{{ order_id }}"}},
                    "output": {"message_id": "5fea7756-0ea4-451a-a703-a558b933e274", "sequence_number": None}},)))
     registry.register(TaskType(
         id="aws.eventbridge.put", name="Put an EventBridge event", category="aws", handler=_eventbridge_put(aws),
-        description="Puts one event on a bus (the account's default bus unless `bus` is set).",
+        description="Puts one event on one of your event buses.",
         config_schema=EVENTBRIDGE_CONFIG, output_schema=EVENTBRIDGE_OUTPUT, errors=errors,
         examples=({"title": "Announce a shipped order",
-                   "config": {"source": "acme.orders", "detail_type": "OrderShipped",
+                   "config": {"bus": "stepflow-prod-tasks-orders", "source": "acme.orders", "detail_type": "OrderShipped",
                               "detail": {"order": "{{ order_id }}"}},
                    "output": {"event_id": "11710aed-b79e-4468-a20b-bb3c0c3b4860"}},)))
     registry.register(TaskType(
@@ -262,5 +263,5 @@ def register(registry: Any, *, aws: Callable[[str], Any] | None = None,
         config_schema=LAMBDA_CONFIG, output_schema=LAMBDA_OUTPUT, errors=(*errors, LAMBDA_FUNCTION_ERROR),
         check_config=lambda config: _function_issues(config, reserved),
         examples=({"title": "Score a lead with your own function",
-                   "config": {"function": "lead-scorer", "payload": {"email": "{{ email }}"}},
+                   "config": {"function": "stepflow-prod-tasks-lead-scorer", "payload": {"email": "{{ email }}"}},
                    "output": {"status_code": 200, "result": {"score": 0.82}}},)))

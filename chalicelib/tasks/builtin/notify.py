@@ -151,7 +151,7 @@ def register(registry: Any, *, aws: Callable[[str], Any] | None = None, http_cli
         description="Publishes one message to an SNS topic (JSON unless `message` is a string).",
         config_schema=SNS_CONFIG, output_schema=MESSAGE_OUTPUT, errors=AWS_ERRORS,
         examples=({"title": "Page the on-call", "config": {
-            "topic_arn": "arn:aws:sns:us-east-1:123456789012:on-call", "subject": "Order stuck",
+            "topic_arn": "arn:aws:sns:us-east-1:123456789012:stepflow-prod-tasks-on-call", "subject": "Order stuck",
             "message": {"order": "{{ order_id }}", "since": "{{ created_at }}"}},
             "output": {"message_id": "95df01b4-ee98-5cb9-9903-4c221d41eb5e"}},)))
     registry.register(TaskType(
