@@ -118,6 +118,13 @@ def test_json_transform_fails_a_type_error_with_a_named_error(api):
     assert instance["error"]["error"] == "Json.TransformFailed", instance["error"]
 
 
+def test_json_transform_bounds_its_result(api):
+    # Four copies of a 70 KB input are past what a step output may hold: a named failure, nothing stored.
+    instance = run(api, [{"id": "t", "task_type": "json.transform", "config": {"expression": "[@, @, @, @]"}}],
+                   {"text": "x" * 70_000})
+    assert instance["status"] == "failed" and instance["error"]["error"] == "Json.ResultTooLarge", instance["error"]
+
+
 def test_json_validate_reports_or_fails_and_refuses_a_backtracking_pattern(api):
     schema = {"type": "object", "required": ["id"], "properties": {"id": {"type": "string", "pattern": "^o-[0-9]+$"}}}
     instance = run(api, [{"id": "check", "task_type": "json.validate",
