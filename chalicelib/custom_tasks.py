@@ -18,6 +18,7 @@ def register(registry: TaskRegistry) -> None:
         input_schema={"type": "object", "properties": {"amount": {"type": "number"}}},
         output_schema={"type": "object", "properties": {"paid": {"type": "boolean"}, "paid_amount": {"type": "number"}},
                        "additionalProperties": False},
+        examples=[{"title": "Pay an approved expense", "config": {}, "output": {"paid": True, "paid_amount": 120}}],
     )
     def process_expense(ctx: TaskContext) -> dict[str, Any]:
         amount = ctx.input.get("amount", 0)

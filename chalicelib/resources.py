@@ -139,3 +139,9 @@ class Resources:
     tables: tuple[Table, ...] = TABLES
     functions: tuple[Function, ...] = FUNCTIONS
     extra: dict[str, str] = field(default_factory=dict)
+
+
+# Resources a workflow's aws.* and notify.* steps may reach on AWS are named "<resource prefix>tasks-...": the
+# deploy template scopes the service role to them (infra/build.py), and no other function of the stack prefix
+# may be invoked by a step.
+TASK_RESOURCE_INFIX = "tasks-"

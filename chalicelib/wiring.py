@@ -65,9 +65,24 @@ class Services:
     @cached_property
     def registry(self) -> TaskRegistry:
         from chalicelib import custom_tasks, egress
+        from chalicelib.aws.clients import client
+        from chalicelib.resources import FUNCTIONS, TASK_RESOURCE_INFIX
+        from chalicelib.service.child_workflows import ChildWorkflows
+        from chalicelib.tasks.builtin.aws_calls import AwsAccess
+        from chalicelib.tasks.builtin.aws_services import reserved_functions
         from chalicelib.tasks.registry import default_registry
 
-        registry = default_registry(http_client=egress.http_client(self.settings.egress_allow_private))
+        s = self.settings
+        # The stack's resource prefix, read off its own function names ("<prefix>step_runner").
+        prefixes = {s.state_machine_prefix}
+        for fn, arn in zip(FUNCTIONS, (s.step_runner_arn, s.task_registrar_arn), strict=False):
+            name = arn.rsplit(":", 1)[-1]
+            if name.endswith(fn.name):
+                prefixes.add(name[: -len(fn.name)])
+        reserved = reserved_functions(tuple(sorted(p for p in prefixes if p)), TASK_RESOURCE_INFIX)
+        aws = AwsAccess(lambda service: client(service, s.region), reserved)
+        workflows = ChildWorkflows(lambda: self.instances, lambda: self.definitions, lambda: self.instance_store)
+        registry = default_registry(http_client=egress.http_client(s.egress_allow_private), aws=aws, workflows=workflows)
         from chalicelib.tasks.builtin import kv as kv_tasks
 
         kv_tasks.register(registry, store=lambda: self.kv, tenant_of=self.execution_tenant)

@@ -360,7 +360,32 @@ def app_policy(stage: Stage, tables: Sequence[Any], queues: Sequence[str]) -> di
     if queues:
         statements.append({"Sid": "DeadLetters", "Effect": "Allow", "Action": "sqs:SendMessage",
                            "Resource": [get_att(queue) for queue in queues]})
+    statements.extend(task_statements(stage))
     return {"PolicyName": "stepflow", "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}
+
+
+def task_statements(stage: Stage) -> list[dict[str, Any]]:
+    """What the aws.* and notify.* task types may reach: the caller's resources named with the stage's task
+    prefix only (chalicelib.resources.TASK_RESOURCE_INFIX), and SES identities of this account and region."""
+    from chalicelib.resources import TASK_RESOURCE_INFIX
+
+    named = f"{stage.prefix}{TASK_RESOURCE_INFIX}*"
+    here = "arn:${AWS::Partition}:{service}:${AWS::Region}:${AWS::AccountId}:"
+    return [
+        {"Sid": "TaskObjects", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+         "Resource": sub(f"arn:${{AWS::Partition}}:s3:::{named}/*")},
+        {"Sid": "TaskQueues", "Effect": "Allow", "Action": "sqs:SendMessage",
+         "Resource": sub(here.replace("{service}", "sqs") + named)},
+        {"Sid": "TaskTopics", "Effect": "Allow", "Action": "sns:Publish",
+         "Resource": sub(here.replace("{service}", "sns") + named)},
+        {"Sid": "TaskEventBuses", "Effect": "Allow", "Action": "events:PutEvents",
+         "Resource": sub(here.replace("{service}", "events") + f"event-bus/{named}")},
+        {"Sid": "TaskFunctions", "Effect": "Allow", "Action": "lambda:InvokeFunction",
+         "Resource": [sub(here.replace("{service}", "lambda") + f"function:{named}"),
+                      sub(here.replace("{service}", "lambda") + f"function:{named}:*")]},
+        {"Sid": "TaskEmail", "Effect": "Allow", "Action": "ses:SendEmail",
+         "Resource": sub(here.replace("{service}", "ses") + "identity/*")},
+    ]
 
 
 def app_environment(stage: Stage, tables: Sequence[Any], functions: Sequence[Any]) -> dict[str, Any]:

@@ -92,6 +92,7 @@ GUARDS: dict[tuple[str, str], Guard] = {
     # catalog
     ("GET", "/plugins"): V,
     ("GET", "/plugins/{plugin_id}"): V,
+    ("GET", "/plugins/categories"): V,
     # callbacks authenticate by their key
     ("POST", "/callbacks/{key}"): Guard(BY_KEY),
     # webhook triggers: managed by editors; a hook's key and the signature over its body are its credential

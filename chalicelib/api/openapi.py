@@ -78,6 +78,8 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
         ("GET", "/definitions/{name}/revisions/{rev}"): scope,
         ("GET", "/definitions/{name}/revisions/{rev}/diff"): {"to": revision, **scope},
         ("POST", "/definitions/{name}/revisions/{rev}/restore"): scope,
+        ("GET", "/plugins"): {"category": _text(64, description="Only this category's task types; an unknown one "
+                                                                "is a 400 listing the categories")},
         ("GET", "/definitions/{name}/export"): {"format": {"type": "string", "enum": ["json", "yaml"]},
                                                "history": BOOL, "revision": revision, **scope},
         ("GET", "/definitions/{name}/aliases"): scope,
@@ -190,6 +192,7 @@ SUCCESS: dict[tuple[str, str], dict[str, tuple[str, str | list[str]]]] = {
     ("POST", "/callbacks/{key}"): {"200": ("The step is done", "CallbackAccepted")},
     ("GET", "/plugins"): {"200": ("The catalog", ["PluginManifest"])},
     ("GET", "/plugins/{plugin_id}"): {"200": ("The task type", "PluginManifest")},
+    ("GET", "/plugins/categories"): {"200": ("Each category with its number of task types", ["PluginCategory"])},
     ("GET", "/tasks"): {"200": ("A page, newest first", "TaskPage")},
     ("GET", "/tasks/metrics"): {"200": ("The counters", "TaskMetrics")},
     ("GET", "/tasks/{task_id}"): {"200": ("The task", "Task")},

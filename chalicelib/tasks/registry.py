@@ -163,6 +163,8 @@ class TaskType:
     raw_config_keys: tuple[str, ...] = ()
     check_config: Callable[[dict[str, Any]], list[ConfigIssue]] | None = None
     credential_fields: tuple[str, ...] = ()
+    # [{"title": ..., "config": {...}, "output": {...}}]: shown in the catalog, checked at registration.
+    examples: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not TASK_ID_RE.fullmatch(self.id) or len(self.id) > TASK_ID_MAX_LENGTH:
@@ -193,6 +195,7 @@ class TaskType:
         object.__setattr__(self, "errors", errors)
         raw = (self.raw_config_keys,) if isinstance(self.raw_config_keys, str) else tuple(self.raw_config_keys)
         object.__setattr__(self, "raw_config_keys", raw)
+        object.__setattr__(self, "examples", tuple(copy.deepcopy(e) for e in self.examples))
 
     def manifest(self) -> dict[str, Any]:
         """Catalog entry (the workflowdev plugin catalog shape); schemas are deep copies."""
@@ -205,6 +208,7 @@ class TaskType:
             "outputSchema": copy.deepcopy(self.output_schema),
             "configSchema": copy.deepcopy(self.config_schema),
             "errors": list(self.errors),
+            "examples": copy.deepcopy(list(self.examples)),
         }
 
 
@@ -245,6 +249,10 @@ class TaskRegistry:
             raise ValueError(f"task type '{task_type.id}' is already registered")
         self._types[task_type.id] = task_type
         self._validators[task_type.id] = Draft202012Validator(task_type.config_schema)
+        problems = _example_problems(self, task_type)
+        if problems:
+            del self._types[task_type.id], self._validators[task_type.id]
+            raise ValueError(f"task type {task_type.id}: {problems[0]}")
         return task_type
 
     def task(
@@ -260,6 +268,7 @@ class TaskRegistry:
         errors: tuple[str, ...] | list[str] = (),
         raw_config_keys: tuple[str, ...] | list[str] = (),
         check_config: Callable[[dict[str, Any]], list[ConfigIssue]] | None = None,
+        examples: tuple[dict[str, Any], ...] | list[dict[str, Any]] = (),
     ) -> Callable[[Callable[[TaskContext], dict[str, Any] | None]], Callable[[TaskContext], dict[str, Any] | None]]:
         """Decorator: ``@registry.task("billing.charge", config_schema=...)``; returns the function unchanged.
 
@@ -280,6 +289,7 @@ class TaskRegistry:
                     errors=tuple(errors),
                     raw_config_keys=tuple(raw_config_keys),
                     check_config=check_config,
+                    examples=tuple(examples),
                 )
             )
             return handler
@@ -310,9 +320,17 @@ class TaskRegistry:
     def manifest(self, task_id: str) -> dict[str, Any]:
         return self.get(task_id).manifest()
 
-    def manifests(self) -> list[dict[str, Any]]:
-        """All manifests, sorted by id."""
-        return [self._types[i].manifest() for i in self.ids()]
+    def manifests(self, category: str | None = None) -> list[dict[str, Any]]:
+        """All manifests (of one category, when given), sorted by id."""
+        return [self._types[i].manifest() for i in self.ids()
+                if category is None or self._types[i].category == category]
+
+    def categories(self) -> dict[str, int]:
+        """Each category with the number of task types in it, sorted by name."""
+        counts: dict[str, int] = {}
+        for task_type in self._types.values():
+            counts[task_type.category] = counts.get(task_type.category, 0) + 1
+        return dict(sorted(counts.items()))
 
     # validation ---------------------------------------------------------------
 
@@ -427,19 +445,34 @@ def _issue_from_error(error: Any, path: list, *, redact: bool = False) -> tuple[
     return (sort_key, str(error.validator)), ConfigIssue(templating.format_location("config", path), message)
 
 
+def _example_problems(registry: TaskRegistry, task_type: TaskType) -> list[str]:
+    """Each example's config must pass the type's own checks: a catalog example is something to copy."""
+    problems = []
+    for index, example in enumerate(task_type.examples):
+        if not isinstance(example, dict) or not isinstance(example.get("config"), dict):
+            problems.append(f"examples[{index}] needs a 'config' object")
+            continue
+        for issue in registry.validate_config(task_type.id, example["config"]):
+            problems.append(f"examples[{index}].{issue.path}: {issue.message}")
+    return problems
+
+
 def _truncate(text: str, limit: int = 2000) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def default_registry(*, http_client: Any = None, conditions: Any = None) -> TaskRegistry:
+def default_registry(*, http_client: Any = None, conditions: Any = None, aws: Any = None,
+                     workflows: Any = None) -> TaskRegistry:
     """A new registry with the built-in catalog.
 
     ``http_client`` (an ``HttpClient``) lets the app plug an egress policy into http.request;
     ``conditions`` (an object with ``parse_condition`` and ``evaluate``) replaces the lazily
-    imported ``chalicelib.core.conditions`` for data.assert.
+    imported ``chalicelib.core.conditions`` for data.assert; ``aws`` (``aws(service) -> boto3 client``) runs
+    the aws.* and notify.* types, ``workflows`` (a ``ChildWorkflows``) workflow.start; without them those
+    types fail with ``Stepflow.NotConfigured``.
     """
     from chalicelib.tasks.builtin import register_builtins
 
     registry = TaskRegistry()
-    register_builtins(registry, http_client=http_client, conditions=conditions)
+    register_builtins(registry, http_client=http_client, conditions=conditions, aws=aws, workflows=workflows)
     return registry

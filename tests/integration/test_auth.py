@@ -294,6 +294,7 @@ def test_authorization_matrix(secured, capsys):
         ("POST", f"/approvals/{task}/reject", {}, 409, True, True),
         ("GET", "/plugins", None, 200, False, False),
         ("GET", "/plugins/data.set", None, 200, False, False),
+        ("GET", "/plugins/categories", None, 200, False, False),
         ("POST", "/callbacks/no-such-key", {}, 404, False, False),
         ("POST", "/definitions/acme_flow/triggers", {}, 201, True, False),
         ("GET", "/definitions/acme_flow/triggers", None, 200, True, False),

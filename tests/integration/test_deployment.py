@@ -349,6 +349,24 @@ def test_app_policy_is_scoped_to_our_resources(infra):
                                                     "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
 
 
+def test_the_template_scopes_task_types_to_task_resources(infra):
+    policies = infra.template["Resources"]["DefaultRole"]["Properties"]["Policies"]
+    statements = {s["Sid"]: s for p in policies for s in p["PolicyDocument"]["Statement"]}
+    named = f"{infra.stage.prefix}{resources.TASK_RESOURCE_INFIX}*"
+
+    def arns(sid: str) -> list[str]:
+        found = statements[sid]["Resource"]
+        return [r["Fn::Sub"] for r in (found if isinstance(found, list) else [found])]
+
+    assert arns("TaskObjects") == [f"arn:${{AWS::Partition}}:s3:::{named}/*"]
+    assert [a.rsplit(":", 1)[1] for a in arns("TaskQueues") + arns("TaskTopics")] == [named, named]
+    assert arns("TaskEventBuses")[0].endswith(f":event-bus/{named}")
+    assert [a.split(":function:", 1)[1] for a in arns("TaskFunctions")] == [named, f"{named}:*"]
+    assert arns("TaskEmail")[0].endswith(":identity/*")
+    # The stack's own functions are not task resources: nothing of its prefix but <prefix>tasks- is granted.
+    assert not any(f"{infra.stage.prefix}{f.name}".startswith(named[:-1]) for f in resources.FUNCTIONS)
+
+
 def test_the_event_log_stream_feeds_the_lifecycle_events_function(infra, local_runtime):
     """The app's stream consumer reads the events table's real stream, from its start, with failing
     batches split and, once retries are spent, their place recorded in a queue."""

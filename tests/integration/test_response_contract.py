@@ -99,6 +99,7 @@ def definitions_and_catalog(api: Checked) -> None:
     assert status == 415 and refused == {"detail": "Unsupported media type: text/plain"}
     plugins = api.get("/plugins")[1]
     assert api.get(f"/plugins/{plugins[0]['id']}")[1] == plugins[0]
+    assert sum(c["count"] for c in api.get("/plugins/categories")[1]) == len(plugins)
 
 
 def credentials(api: Checked) -> None:

@@ -19,8 +19,11 @@ from chalicelib.tasks.registry import (
     default_registry,
 )
 
-BUILTIN_IDS = ["data.assert", "data.set", "http.request", "util.log", "util.sleep"]
-MANIFEST_KEYS = {"id", "name", "category", "description", "inputSchema", "outputSchema", "configSchema", "errors"}
+BUILTIN_IDS = ["aws.eventbridge.put", "aws.lambda.invoke", "aws.s3.get", "aws.s3.put", "aws.sqs.send", "data.assert",
+               "data.set", "http.request", "json.transform", "json.validate", "notify.email", "notify.slack",
+               "notify.sns", "util.log", "util.sleep", "workflow.start"]
+MANIFEST_KEYS = {"id", "name", "category", "description", "inputSchema", "outputSchema", "configSchema", "errors",
+                 "examples"}
 
 
 def ctx(config=None, data=None, **kwargs) -> TaskContext:
@@ -495,3 +498,29 @@ def test_parse_path():
     for bad in ("", "a..b", "a.", "a[x]", "a b", "[0]"):
         with pytest.raises(ValueError):
             templating.parse_path(bad)
+
+
+def test_an_example_whose_config_fails_the_types_checks_is_refused_at_registration_with_its_location():
+    registry = TaskRegistry()
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"],
+              "additionalProperties": False}
+    with pytest.raises(ValueError, match=r"examples\[1\]\.config\.n: 'x' is not of type 'integer'"):
+        registry.register(TaskType(id="t.one", handler=lambda c: {}, config_schema=schema,
+                                   examples=({"title": "ok", "config": {"n": 1}}, {"title": "bad", "config": {"n": "x"}})))
+    assert "t.one" not in registry  # nothing half-registered
+    with pytest.raises(ValueError, match=r"examples\[0\] needs a 'config' object"):
+        registry.register(TaskType(id="t.two", handler=lambda c: {}, examples=({"title": "no config"},)))
+    registry.register(TaskType(id="t.three", handler=lambda c: {}, config_schema=schema, category="x",
+                               examples=({"title": "templated", "config": {"n": "{{ count }}"}},)))
+    assert registry.manifest("t.three")["examples"] == [{"title": "templated", "config": {"n": "{{ count }}"}}]
+    assert registry.categories() == {"x": 1}
+    assert [m["id"] for m in registry.manifests("x")] == ["t.three"] and registry.manifests("y") == []
+
+
+def test_the_builtin_catalog_gives_every_type_a_category_schemas_and_examples():
+    from chalicelib.tasks.registry import default_registry
+
+    registry = default_registry()
+    for manifest in registry.manifests():
+        assert manifest["category"] != "custom" and manifest["examples"], manifest["id"]
+        assert manifest["configSchema"]["type"] == "object" and manifest["outputSchema"]["type"] == "object"

@@ -186,6 +186,12 @@ class DefinitionGraph(Closed):
     edges: list[GraphEdge]
 
 
+class PluginExample(Closed):
+    title: str
+    config: JsonObject
+    output: JsonObject | None = None
+
+
 class PluginManifest(Closed):
     """A task type of the catalog, with the JSON Schemas of its input, output and config."""
 
@@ -197,6 +203,13 @@ class PluginManifest(Closed):
     outputSchema: JsonObject | None  # noqa: N815
     configSchema: JsonObject | None  # noqa: N815
     errors: list[str] = Field(description="Error names the task type raises (what Retry/Catch match on)")
+    examples: list[PluginExample] = Field(description="Configs to copy (each passes the config checks), with an "
+                                                      "output they could give")
+
+
+class PluginCategory(Closed):
+    name: str
+    count: int = Field(ge=1, description="How many task types it holds")
 
 
 class AliasRoute(Closed):

@@ -110,5 +110,9 @@ def register(registry: Any, *, conditions: Any = None) -> None:
             errors=(ASSERTION_FAILED,),
             raw_config_keys=("condition",),
             check_config=make_config_check(conditions),
+            examples=({"title": "Go on only with an approval (a bare field means field == true)",
+                       "config": {"condition": "approved", "error": "Expense.NotApproved",
+                                  "message": "expense {{ expense_id }} was not approved"},
+                       "output": {}},),
         )
     )

@@ -41,5 +41,7 @@ def register(registry: Any) -> None:
             input_schema=INPUT_SCHEMA,
             output_schema=OUTPUT_SCHEMA,
             handler=handle,
+            examples=({"title": "Derive a status", "config": {"values": {"status": "approved", "amount": "{{ amount }}"}},
+                       "output": {"status": "approved", "amount": 120}},),
         )
     )

@@ -489,5 +489,11 @@ def register(registry: Any, *, client: HttpClient | None = None) -> None:
             errors=ERRORS,
             raw_config_keys=("auth",),
             credential_fields=("auth.credential",),
+            examples=({"title": "Fetch a customer",
+                       "config": {"url": "https://api.example.com/customers/{{ customer_id }}",
+                                  "headers": {"Accept": "application/json"}},
+                       "output": {"status": 200, "headers": {"content-type": "application/json"},
+                                  "body": {"id": "c-1", "tier": "gold"}, "elapsed_ms": 84,
+                                  "url": "https://api.example.com/customers/c-1"}},),
         )
     )

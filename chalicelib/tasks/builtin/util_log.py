@@ -1,4 +1,4 @@
-"""util.log: write a (templated) message to the step log."""
+"""util.log: write a (templated) message to the step log and, as a `log` event, to the instance's event log."""
 
 from __future__ import annotations
 
@@ -27,8 +27,14 @@ INPUT_SCHEMA: dict[str, Any] = {"type": "object"}
 OUTPUT_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
 
 
+EVENT_TYPE = "log"
+
+
 def handle(ctx: TaskContext) -> dict[str, Any]:
-    ctx.log(ctx.config["message"], level=ctx.config.get("level", "info"))
+    level = ctx.config.get("level", "info")
+    ctx.log(ctx.config["message"], level=level)
+    # The step runner writes emitted events to the instance's event log (GET /instances/{id}/events).
+    ctx.emit(EVENT_TYPE, {"message": ctx.config["message"], "level": level})
     return {}
 
 
@@ -38,10 +44,12 @@ def register(registry: Any) -> None:
             id=ID,
             name="Log a message",
             category="utility",
-            description="Writes a message to the step log. Outputs nothing.",
+            description="Writes a message to the step log and a `log` event to the instance's event log. Outputs nothing.",
             config_schema=CONFIG_SCHEMA,
             input_schema=INPUT_SCHEMA,
             output_schema=OUTPUT_SCHEMA,
             handler=handle,
+            examples=({"title": "Note who approved", "config": {"message": "approved by {{ approver }}"},
+                       "output": {}},),
         )
     )

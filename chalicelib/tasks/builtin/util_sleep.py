@@ -51,5 +51,7 @@ def register(registry: Any) -> None:
             input_schema=INPUT_SCHEMA,
             output_schema=OUTPUT_SCHEMA,
             handler=handle,
+            examples=({"title": "Give a downstream system a moment", "config": {"seconds": 5},
+                       "output": {"slept_seconds": 5}},),
         )
     )
