@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.core.runs import run_of_execution
-from chalicelib.errors import Conflict, Gone, InvalidInput, NotFound
+from chalicelib.errors import Conflict, Gone, InvalidInput
 
 MAX_DEPTH = 8  # children of children: a workflow that starts itself stops here instead of running forever
 WORKFLOW_NOT_FOUND = "Workflow.NotFound"
@@ -37,15 +37,15 @@ class ChildWorkflows:
             raise StepError(WORKFLOW_NOT_STARTABLE, "a child workflow is started from a running instance only")
         tenant = parent.get("tenant_id")
         self._check_depth(parent)
-        try:
-            definition = self._definitions().get(workflow)
-        except NotFound:
-            definition = None
-        # Another tenant's workflow is "not found", exactly as the API would say it.
+        # The parent's tenant's own definition of the name, in the parent's namespace (names are per
+        # tenant and namespace), or a shared one it may see; another tenant's is "not found", as the API says.
+        namespace = parent.get("namespace")
+        definition = self._definitions().find(workflow, tenant, namespace)
         if definition is None or definition.get("tenant_id") not in (None, tenant):
             raise StepError(WORKFLOW_NOT_FOUND, f"no workflow named '{workflow}'")
-        request = StartInstance(definition_name=workflow, input_data=input_data, tenant_id=tenant,
-                                user_id=parent.get("created_by"), origin_instance=parent_id)
+        request = StartInstance(definition_name=definition["name"], namespace=definition.get("namespace"),
+                                input_data=input_data, tenant_id=tenant, user_id=parent.get("created_by"),
+                                origin_instance=parent_id)
         key = "child:" + hashlib.sha256(f"{run}/{step_id}".encode()).hexdigest()
         try:
             view, _ = self._instances().start(request, key, definition=definition)
