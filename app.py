@@ -6,7 +6,7 @@ from typing import Any
 
 from chalice import Chalice, Rate
 
-from chalicelib.api import aliases, definitions, events, graphs, instances, openapi, plugins, revisions, tasks, ui
+from chalicelib.api import aliases, definitions, events, graphs, instances, openapi, plugins, revisions, schedules, tasks, ui
 from chalicelib.api.auth import make_middleware
 from chalicelib.api.http import chalice_refusals, json_response
 from chalicelib.core.payload import expand
@@ -23,7 +23,7 @@ def _services() -> Services:
 
 
 _prefix = services.settings.api_prefix.rstrip("/")
-for module in (definitions, revisions, aliases, instances, plugins, tasks, graphs, events):
+for module in (definitions, revisions, aliases, schedules, instances, plugins, tasks, graphs, events):
     app.register_blueprint(module.create_blueprint(_services), url_prefix=_prefix or None)
 app.register_blueprint(ui.create_blueprint(_services))  # the web UI at /ui, outside the API prefix
 app.register_blueprint(openapi.create_blueprint(_services, lambda: app))  # /openapi.json and /docs, public
@@ -61,6 +61,17 @@ def task_registrar(event: dict[str, Any], context: Any) -> dict[str, Any]:
     with invocation_keys(context, workflow=event.get("workflow"), step=event.get("step"),
                          execution=event.get("execution")):
         return services.task_registrar.handle(event)
+
+
+@app.lambda_function(name="schedule_fired")
+def schedule_fired(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A workflow schedule is due (EventBridge Scheduler invokes this; locally the runtime does): starts its
+    run for the scheduled time, once however often the same time fires."""
+    with invocation_keys(context, workflow=event.get("definition")):
+        result = services.schedules.fire(str(event.get("definition", ""))[:255], str(event.get("schedule_id", "")),
+                                         str(event.get("scheduled_at", "")))
+        logger.info("schedule fired", extra={"schedule": event.get("schedule_id"), **result})
+        return result
 
 
 @app.schedule(Rate(services.settings.sweep_minutes, unit=Rate.MINUTES), name="overdue_sweep")

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # each property imports its own class: a cold start loads onl
     from chalicelib.service.lifecycle import LifecyclePublisher
     from chalicelib.service.notifications import Notifier
     from chalicelib.service.revisions import RevisionService
+    from chalicelib.service.schedules import ScheduleService
     from chalicelib.service.routing import EmulatedRouting, QualifiedRouting
     from chalicelib.service.tasks import TaskService
     from chalicelib.tasks.registry import TaskRegistry
@@ -206,3 +207,19 @@ class Services:
 
         return EventService(self.event_store, self.instance_store, self.tasks, now_utc,
                             settle_seconds=self.settings.event_settle_seconds)
+
+    @cached_property
+    def schedules(self) -> ScheduleService:
+        from chalicelib.aws.schedule_store import ScheduleStore
+        from chalicelib.aws.scheduler import EventBridgeSchedules, LocalSchedules
+        from chalicelib.service.schedules import ScheduleService
+
+        s = self.settings
+        triggers: EventBridgeSchedules | LocalSchedules = LocalSchedules()
+        if s.schedule_fired_arn:  # deployed: EventBridge Scheduler invokes schedule_fired
+            from chalicelib.aws.clients import client
+
+            triggers = EventBridgeSchedules(client("scheduler", s.region), s.schedule_fired_arn, s.scheduler_role_arn,
+                                            s.state_machine_prefix, s.scheduler_group)
+        return ScheduleService(self.definitions, ScheduleStore(self.ddb, s.definitions_table), triggers,
+                               self.instances, self.instance_store, now_utc)

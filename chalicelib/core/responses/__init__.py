@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.core.responses import common, definitions, instances, tasks
+from chalicelib.core.responses import common, definitions, instances, schedules, tasks
 
-MODULES = (common, definitions, instances, tasks)
+MODULES = (common, definitions, instances, tasks, schedules)
 
 
 def model(name: str) -> Any:

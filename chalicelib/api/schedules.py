@@ -1,0 +1,87 @@
+"""Routes for a workflow's schedules: create, list, read, change, delete, pause, resume, backfill."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Blueprint
+
+from chalicelib.api.auth import may_change, principal, require_definition, tenant_for_write
+from chalicelib.api.http import handles_errors, json_response, read_body
+from chalicelib.errors import InvalidInput
+
+
+def create_blueprint(services: Callable[[], Any]) -> Blueprint:
+    bp = Blueprint(__name__)
+
+    def next_count() -> int:
+        from chalicelib.service.schedules import MAX_NEXT_RUNS
+
+        raw = (bp.current_request.query_params or {}).get("next", "5")
+        if not raw.isdigit() or not 0 <= int(raw) <= MAX_NEXT_RUNS:
+            raise InvalidInput({"message": "the query is not valid", "issues": [{
+                "code": "invalid_query", "location": "next",
+                "message": f"'next' is a whole number from 0 to {MAX_NEXT_RUNS}"}]})
+        return int(raw)
+
+    @bp.route("/definitions/{name}/schedules", methods=["POST"])
+    @handles_errors
+    def create_schedule(name: str) -> Any:
+        """A new schedule; it starts the workflow from its next fire time on."""
+        body = read_body(bp.current_request)
+        found = services()
+        may_change(found, name)
+        who = principal()
+        return json_response(found.schedules.create(name, body, who.id if who.authenticated else None,
+                                                    tenant_for_write(None)), 201)
+
+    @bp.route("/definitions/{name}/schedules", methods=["GET"])
+    @handles_errors
+    def list_schedules(name: str) -> Any:
+        require_definition(services(), name)
+        return json_response(services().schedules.list(name))
+
+    @bp.route("/definitions/{name}/schedules/{schedule_id}", methods=["GET"])
+    @handles_errors
+    def get_schedule(name: str, schedule_id: str) -> Any:
+        """One schedule and its next fire times (`?next=N`, up to 50)."""
+        require_definition(services(), name)
+        return json_response(services().schedules.get(name, schedule_id, next_count()))
+
+    @bp.route("/definitions/{name}/schedules/{schedule_id}", methods=["PUT"])
+    @handles_errors
+    def update_schedule(name: str, schedule_id: str) -> Any:
+        """Changes the fields given; the others keep their values."""
+        body = read_body(bp.current_request)
+        may_change(services(), name)
+        return json_response(services().schedules.update(name, schedule_id, body))
+
+    @bp.route("/definitions/{name}/schedules/{schedule_id}", methods=["DELETE"])
+    @handles_errors
+    def delete_schedule(name: str, schedule_id: str) -> Any:
+        may_change(services(), name)
+        services().schedules.delete(name, schedule_id)
+        return json_response({"id": schedule_id, "deleted": True})
+
+    @bp.route("/definitions/{name}/schedules/{schedule_id}/pause", methods=["POST"])
+    @handles_errors
+    def pause_schedule(name: str, schedule_id: str) -> Any:
+        may_change(services(), name)
+        return json_response(services().schedules.set_state(name, schedule_id, "paused"))
+
+    @bp.route("/definitions/{name}/schedules/{schedule_id}/resume", methods=["POST"])
+    @handles_errors
+    def resume_schedule(name: str, schedule_id: str) -> Any:
+        may_change(services(), name)
+        return json_response(services().schedules.set_state(name, schedule_id, "enabled"))
+
+    @bp.route("/definitions/{name}/schedules/{schedule_id}/backfill", methods=["POST"])
+    @handles_errors
+    def backfill_schedule(name: str, schedule_id: str) -> Any:
+        """One run per fire time in [from, to] that has none yet (at most 100)."""
+        body = read_body(bp.current_request)
+        may_change(services(), name)
+        return json_response(services().schedules.backfill(name, schedule_id, body))
+
+    return bp
