@@ -6,7 +6,8 @@ from typing import Any
 
 from chalice import Chalice, Rate
 
-from chalicelib.api import aliases, definitions, events, graphs, instances, openapi, plugins, revisions, schedules, tasks, ui
+from chalicelib.api import aliases, definitions, events, graphs, instances, openapi, plugins, revisions, tasks, ui
+from chalicelib.api import schedules as schedule_routes
 from chalicelib.api.auth import make_middleware
 from chalicelib.api.http import chalice_refusals, json_response
 from chalicelib.core.payload import expand
@@ -23,7 +24,7 @@ def _services() -> Services:
 
 
 _prefix = services.settings.api_prefix.rstrip("/")
-for module in (definitions, revisions, aliases, schedules, instances, plugins, tasks, graphs, events):
+for module in (definitions, revisions, aliases, schedule_routes, instances, plugins, tasks, graphs, events):
     app.register_blueprint(module.create_blueprint(_services), url_prefix=_prefix or None)
 app.register_blueprint(ui.create_blueprint(_services))  # the web UI at /ui, outside the API prefix
 app.register_blueprint(openapi.create_blueprint(_services, lambda: app))  # /openapi.json and /docs, public

@@ -31,8 +31,8 @@ if TYPE_CHECKING:  # each property imports its own class: a cold start loads onl
     from chalicelib.service.lifecycle import LifecyclePublisher
     from chalicelib.service.notifications import Notifier
     from chalicelib.service.revisions import RevisionService
-    from chalicelib.service.schedules import ScheduleService
     from chalicelib.service.routing import EmulatedRouting, QualifiedRouting
+    from chalicelib.service.schedules import ScheduleService
     from chalicelib.service.tasks import TaskService
     from chalicelib.tasks.registry import TaskRegistry
 

@@ -8,7 +8,7 @@ from typing import Any
 from chalice import Blueprint
 
 from chalicelib.api.auth import may_change, principal, require_definition, tenant_for_write
-from chalicelib.api.http import handles_errors, json_response, read_body
+from chalicelib.api.http import handles_errors, json_response, query, read_body
 from chalicelib.errors import InvalidInput
 
 
@@ -18,7 +18,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     def next_count() -> int:
         from chalicelib.service.schedules import MAX_NEXT_RUNS
 
-        raw = (bp.current_request.query_params or {}).get("next", "5")
+        raw = query(bp.current_request).get("next", "5")
         if not raw.isdigit() or not 0 <= int(raw) <= MAX_NEXT_RUNS:
             raise InvalidInput({"message": "the query is not valid", "issues": [{
                 "code": "invalid_query", "location": "next",

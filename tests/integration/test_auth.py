@@ -105,7 +105,10 @@ def setup_tenant(call) -> dict[str, str]:
     status, gate = call("POST", "/instances", {"definition_name": "acme_gate"}, executor)
     assert status == 201, gate
     wait_status(call, gate["id"], ("waiting", "failed"), executor)
-    return {"done": done["id"], "gate": gate["id"], "task": wait_task(call, gate["id"], executor)["id"]}
+    status, schedule = call("POST", "/definitions/acme_flow/schedules", {"expression": "cron(0 * * * ? *)"}, editor)
+    assert status == 201, schedule
+    return {"done": done["id"], "gate": gate["id"], "task": wait_task(call, gate["id"], executor)["id"],
+            "schedule": schedule["id"], "no_schedule": "no-such-schedule"}
 
 
 DEPLOYED = {"STEPFLOW_JWT_ISSUER": "https://issuer.example", "STEPFLOW_JWT_AUDIENCE": "stepflow",
@@ -265,6 +268,16 @@ def test_authorization_matrix(secured, capsys):
         ("GET", "/definitions/acme_flow/aliases", None, 200, True, False),
         ("GET", "/definitions/acme_flow/aliases/live", None, 200, True, False),
         ("PUT", "/definitions/acme_flow/aliases/live", {"routes": [{"revision": 1}]}, 200, True, False),
+        ("POST", "/definitions/acme_flow/schedules", {"expression": "rate(1 day)"}, 201, True, False),
+        ("GET", "/definitions/acme_flow/schedules", None, 200, True, False),
+        ("GET", f"/definitions/acme_flow/schedules/{ids['schedule']}", None, 200, True, False),
+        ("PUT", f"/definitions/acme_flow/schedules/{ids['schedule']}", {"description": "hourly"}, 200, True, False),
+        ("POST", f"/definitions/acme_flow/schedules/{ids['schedule']}/pause", {}, 200, True, False),
+        ("POST", f"/definitions/acme_flow/schedules/{ids['schedule']}/resume", {}, 200, True, False),
+        # A range with no fire time in it: starts nothing.
+        ("POST", f"/definitions/acme_flow/schedules/{ids['schedule']}/backfill",
+         {"from": "2020-01-01T00:10:00Z", "to": "2020-01-01T00:20:00Z"}, 200, True, False),
+        ("DELETE", f"/definitions/acme_flow/schedules/{ids['no_schedule']}", None, 404, True, False),
         ("POST", "/definitions/import", {"format": "stepflow.definition/v1", "name": "acme_flow", "definition": FLOW},
          200, True, False),
         ("POST", "/definitions/acme_flow/run", {"input_data": {}}, 422, True, False),
@@ -352,7 +365,7 @@ NAME_CLAIMS = {("POST", "/definitions"), ("PUT", "/definitions/acme_flow"), ("PO
 
 def _template(path: str, ids: dict[str, str]) -> str:
     for name, value in ids.items():
-        param = "{task_id}" if name == "task" else "{instance_id}"
+        param = {"task": "{task_id}", "schedule": "{schedule_id}", "no_schedule": "{schedule_id}"}.get(name, "{instance_id}")
         path = path.replace(value, param)
     return (path.replace("/acme_flow", "/{name}").replace("/acme_gate", "/{name}")
             .replace("/revisions/1", "/revisions/{rev}").replace("/aliases/live", "/aliases/{alias}")

@@ -4,7 +4,7 @@ runs on time, overlap policies, pause, backfills, a double fire, and the 422s fo
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 QUICK = {"name": "tick", "version": "1", "steps": [
     {"id": "mark", "type": "machine", "task_type": "data.set", "config": {"values": {"ticked": True}}}]}
@@ -113,9 +113,8 @@ def test_buffer_one_keeps_one_run_waiting_for_the_open_one(api):
 
 
 def test_pause_stops_the_schedule_and_resume_starts_it_again(api):
-    from chalicelib.wiring import now_utc
-
     import app as app_module
+    from chalicelib.wiring import now_utc
 
     register(api, QUICK)
     found = schedule(api, "tick", expression="rate(1 minute)", overlap="allow")
