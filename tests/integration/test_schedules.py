@@ -187,3 +187,32 @@ def test_read_change_and_delete(api):
     assert api.delete(f"/definitions/tick/schedules/{found['id']}") == (200, {"id": found["id"], "deleted": True})
     assert api.get(f"/definitions/tick/schedules/{found['id']}")[0] == 404
     assert fire("tick", found["id"], "2030-01-01T09:00:00Z") == {"outcome": "gone"}
+
+
+def test_the_eventbridge_scheduler_adapter_keeps_one_schedule_per_workflow_schedule(local_aws):
+    """Against the emulated Scheduler: flexible window off, the scheduled time in the target's input, a retried
+    create updates, pause disables, a repeated delete is fine."""
+    import json
+
+    from chalicelib.aws.scheduler import SCHEDULED_TIME, EventBridgeSchedules
+
+    client = local_aws.client("scheduler")
+    target = "arn:aws:lambda:us-east-1:123456789012:function:stepflow-local-schedule_fired"
+    role = "arn:aws:iam::123456789012:role/stepflow-local-scheduler"
+    adapter = EventBridgeSchedules(client, target, role, "stepflow-local-")
+    record = {"id": "abc123", "definition_name": "tick", "expression": "cron(0 9 ? * MON-FRI *)",
+              "timezone": "Europe/Paris", "state": "enabled", "start_date": "2030-01-01T00:00:00Z"}
+    adapter.put(record)
+    adapter.put(record)  # a retry after a failure that came after the create
+    found = client.get_schedule(Name="stepflow-local-abc123")
+    assert found["FlexibleTimeWindow"] == {"Mode": "OFF"} and found["State"] == "ENABLED"
+    assert found["ScheduleExpression"] == "cron(0 9 ? * MON-FRI *)"
+    assert found["ScheduleExpressionTimezone"] == "Europe/Paris"
+    assert found["Target"]["Arn"] == target and found["Target"]["RoleArn"] == role
+    assert json.loads(found["Target"]["Input"]) == {"definition": "tick", "schedule_id": "abc123",
+                                                    "scheduled_at": SCHEDULED_TIME}
+    adapter.put({**record, "state": "paused"})
+    assert client.get_schedule(Name="stepflow-local-abc123")["State"] == "DISABLED"
+    adapter.delete("abc123")
+    adapter.delete("abc123")
+    assert [s["Name"] for s in client.list_schedules()["Schedules"]] == []
