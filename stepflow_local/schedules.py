@@ -53,6 +53,9 @@ def deliver_schedules(app: Any, runtime: LocalRuntime) -> list[str]:
     return names
 
 
+CATCH_UP_SECONDS = 30.0  # real seconds
+
+
 class ScaledClock:
     """The time workflow schedules are due by: real time, running 1/scale as fast from when it was made
     (STEPFLOW_LOCAL_TIME_SCALE=0.01: a `rate(1 minute)` schedule fires every 0.6 s)."""
@@ -71,9 +74,11 @@ def deliver_workflow_schedules(app_module: Any, runtime: LocalRuntime, scale: fl
     handler gets the schedule's key and the time it was due. Returns the scheduler job (cancel() stops it)."""
     clock = ScaledClock(scale)
     handler = app_module.schedule_fired
+    # A tick held up (a busy machine) fires the times it passed; after a restart, older ones are a backfill's.
+    catch_up = timedelta(seconds=CATCH_UP_SECONDS / clock.scale)
 
     def tick() -> None:
-        for name, schedule_id, scheduled_at in app_module.services.schedules.due(clock.now()):
+        for name, schedule_id, scheduled_at in app_module.services.schedules.due(clock.now(), catch_up):
             handler({"definition": name, "schedule_id": schedule_id, "scheduled_at": scheduled_at}, None)
 
     # Often enough that a fire is late by a fraction of the shortest rate (one minute, scaled), at most 1 s.

@@ -22,6 +22,7 @@ MAX_INPUT = 32 * 1024
 MAX_SCHEDULES = 50  # per workflow
 MAX_NEXT_RUNS = 50
 MAX_BACKFILL = 100  # runs one backfill may start
+MAX_CATCH_UP = 20  # fire times one local tick may fire per schedule
 FIELDS = {"expression", "timezone", "start_date", "end_date", "overlap", "input", "revision", "alias", "description"}
 
 
@@ -283,10 +284,11 @@ class ScheduleService:
                 record.clear()
                 record.update(fresh)
 
-    def due(self, now: datetime) -> builtins.list[tuple[str, str, str]]:
-        """(workflow, schedule id, scheduled time) of every enabled schedule due by `now`, each advanced to
-        its next time after `now` (the local runtime's EventBridge Scheduler: a slot missed while the
-        runtime was down fires once, late; the others are for a backfill)."""
+    def due(self, now: datetime, catch_up: timedelta = timedelta(0)) -> builtins.list[tuple[str, str, str]]:
+        """(workflow, schedule id, scheduled time) of every fire time of the enabled schedules that is due by
+        `now` and at most `catch_up` old (at most MAX_CATCH_UP each), each schedule advanced past `now`: the
+        local runtime's EventBridge Scheduler. A tick that comes late fires the times it passed; times
+        older than `catch_up` (the service was down) are for a backfill."""
         found = []
         for record in self._store.every():
             due_at = record.get("next_fire_at")
@@ -296,12 +298,14 @@ class ScheduleService:
                 record = self._store.get(record["definition_name"], record["id"])  # the index lags the table
                 if not record or record.get("next_fire_at") != due_at or record.get("state") != "enabled":
                     continue
-                self._store.replace({**record, "next_fire_at": self._next(record, now),
+                first = max(_moment(due_at, "next_fire_at"), now - catch_up)
+                slots = builtins.list(timing(record).times(first - _SECOND, now, limit=MAX_CATCH_UP))
+                self._store.replace({**record, "next_fire_at": self._next(record, max([now, *slots])),
                                      "row_version": int(record.get("row_version", 1)) + 1},
                                     revision=int(record.get("row_version", 1)))
-            except (Conflict, ExpressionError):
+            except (Conflict, ExpressionError, InvalidInput):
                 continue  # changed meanwhile: the next tick reads it again
-            found.append((record["definition_name"], record["id"], due_at))
+            found += [(record["definition_name"], record["id"], slot_text(slot)) for slot in slots]
         return found
 
     def backfill(self, name: str, schedule_id: str, body: Any) -> dict[str, Any]:

@@ -130,6 +130,21 @@ def test_pause_stops_the_schedule_and_resume_starts_it_again(api):
     assert [(n, i) for n, i, _ in due] == [("tick", found["id"])]
 
 
+def test_the_local_runtime_fires_the_times_a_late_check_passed_but_not_those_of_a_downtime(api):
+    import app as app_module
+
+    register(api, QUICK)
+    found = schedule(api, "tick", expression="rate(1 minute)")
+    anchor = datetime.fromisoformat(found["next_runs"][0])
+    service = app_module.services.schedules
+    late = service.due(anchor + timedelta(minutes=2, seconds=30), catch_up=timedelta(minutes=5))
+    assert [at for _, _, at in late] == [(anchor + timedelta(minutes=m)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                                         for m in range(3)]
+    assert service.due(anchor + timedelta(minutes=2, seconds=40), catch_up=timedelta(minutes=5)) == []  # fired once
+    after_downtime = service.due(anchor + timedelta(hours=5, seconds=10), catch_up=timedelta(minutes=1))
+    assert [at for _, _, at in after_downtime] == [(anchor + timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%SZ")]
+
+
 def test_a_backfill_starts_one_run_per_missed_slot(api):
     register(api, QUICK)
     found = schedule(api, "tick", expression="cron(*/15 9 * * ? *)", timezone="Europe/Paris", overlap="skip")
