@@ -85,6 +85,7 @@ def overdue_sweep(event: Any) -> dict[str, int]:
         "endings_finished": services.instances.finish_endings,
         "notifications": services.instances.deliver_notifications,
         "reconciled": services.instances.reconcile,
+        "schedule_runs_started": services.schedules.start_buffered,
     })
     logger.info("sweep", extra=stats)
     return stats

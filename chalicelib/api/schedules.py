@@ -7,9 +7,9 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.api.auth import may_change, principal, require_definition, tenant_for_write
+from chalicelib.api.auth import may_change, principal, require_definition, tenant_for_write, visible
 from chalicelib.api.http import handles_errors, json_response, query, read_body
-from chalicelib.errors import InvalidInput
+from chalicelib.errors import InvalidInput, NotFound
 
 
 def create_blueprint(services: Callable[[], Any]) -> Blueprint:
@@ -24,6 +24,17 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
                 "code": "invalid_query", "location": "next",
                 "message": f"'next' is a whole number from 0 to {MAX_NEXT_RUNS}"}]})
         return int(raw)
+
+    def owned(name: str, schedule_id: str, *, change: bool) -> None:
+        """The workflow as the caller may read (or change) it, and a schedule of the caller's tenant: another
+        tenant's schedule (on a shared workflow) is not found."""
+        found = services()
+        if change:
+            may_change(found, name)
+        else:
+            require_definition(found, name)
+        if not visible(found.schedules.record(name, schedule_id)):
+            raise NotFound(f"definition '{name}' has no schedule '{schedule_id[:64]}'")
 
     @bp.route("/definitions/{name}/schedules", methods=["POST"])
     @handles_errors
@@ -40,13 +51,13 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @handles_errors
     def list_schedules(name: str) -> Any:
         require_definition(services(), name)
-        return json_response(services().schedules.list(name))
+        return json_response([view for view in services().schedules.list(name) if visible(view)])
 
     @bp.route("/definitions/{name}/schedules/{schedule_id}", methods=["GET"])
     @handles_errors
     def get_schedule(name: str, schedule_id: str) -> Any:
         """One schedule and its next fire times (`?next=N`, up to 50)."""
-        require_definition(services(), name)
+        owned(name, schedule_id, change=False)
         return json_response(services().schedules.get(name, schedule_id, next_count()))
 
     @bp.route("/definitions/{name}/schedules/{schedule_id}", methods=["PUT"])
@@ -54,26 +65,26 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     def update_schedule(name: str, schedule_id: str) -> Any:
         """Changes the fields given; the others keep their values."""
         body = read_body(bp.current_request)
-        may_change(services(), name)
+        owned(name, schedule_id, change=True)
         return json_response(services().schedules.update(name, schedule_id, body))
 
     @bp.route("/definitions/{name}/schedules/{schedule_id}", methods=["DELETE"])
     @handles_errors
     def delete_schedule(name: str, schedule_id: str) -> Any:
-        may_change(services(), name)
+        owned(name, schedule_id, change=True)
         services().schedules.delete(name, schedule_id)
         return json_response({"id": schedule_id, "deleted": True})
 
     @bp.route("/definitions/{name}/schedules/{schedule_id}/pause", methods=["POST"])
     @handles_errors
     def pause_schedule(name: str, schedule_id: str) -> Any:
-        may_change(services(), name)
+        owned(name, schedule_id, change=True)
         return json_response(services().schedules.set_state(name, schedule_id, "paused"))
 
     @bp.route("/definitions/{name}/schedules/{schedule_id}/resume", methods=["POST"])
     @handles_errors
     def resume_schedule(name: str, schedule_id: str) -> Any:
-        may_change(services(), name)
+        owned(name, schedule_id, change=True)
         return json_response(services().schedules.set_state(name, schedule_id, "enabled"))
 
     @bp.route("/definitions/{name}/schedules/{schedule_id}/backfill", methods=["POST"])
@@ -81,7 +92,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     def backfill_schedule(name: str, schedule_id: str) -> Any:
         """One run per fire time in [from, to] that has none yet (at most 100)."""
         body = read_body(bp.current_request)
-        may_change(services(), name)
+        owned(name, schedule_id, change=True)
         return json_response(services().schedules.backfill(name, schedule_id, body))
 
     return bp

@@ -73,6 +73,10 @@ class ScheduleService:
     def get(self, name: str, schedule_id: str, next_runs: int = 5) -> dict[str, Any]:
         return self.view(self._record(name, schedule_id), next_runs)
 
+    def record(self, name: str, schedule_id: str) -> dict[str, Any]:
+        """The stored schedule (NotFound when the workflow has none with this id)."""
+        return self._record(name, schedule_id)
+
     def _record(self, name: str, schedule_id: str) -> dict[str, Any]:
         record = self._store.get(name, schedule_id) if 0 < len(schedule_id) <= 64 else None
         if record is None:
@@ -84,7 +88,7 @@ class ScheduleService:
         if record["state"] == "enabled":
             upcoming = [slot_text(t) for t in timing(record).times(self._now(), limit=next_runs)]
         return {key: record.get(key) for key in (
-            "id", "expression", "timezone", "start_date", "end_date", "overlap", "input", "revision", "alias",
+            "id", "tenant_id", "expression", "timezone", "start_date", "end_date", "overlap", "input", "revision", "alias",
             "description", "state", "created_at", "created_by", "updated_at", "last_scheduled_at",
             "last_instance_id", "queued_instance_id", "last_error")} | {
             "name": record["definition_name"], "fired": record.get("fired", 0), "skipped": record.get("skipped", 0),
@@ -307,6 +311,18 @@ class ScheduleService:
                 continue  # changed meanwhile: the next tick reads it again
             found += [(record["definition_name"], record["id"], slot_text(slot)) for slot in slots]
         return found
+
+    def start_buffered(self) -> int:
+        """The sweep's pass: starts each buffer_one run whose open run has ended since (without waiting for
+        the schedule's next fire); the number started."""
+        started = 0
+        for listed in self._store.every():
+            if not listed.get("queued_instance_id"):
+                continue
+            record = self._store.get(listed["definition_name"], listed["id"])
+            if record and record.get("queued_instance_id") and not self._promote(record):
+                started += 1
+        return started
 
     def backfill(self, name: str, schedule_id: str, body: Any) -> dict[str, Any]:
         """Starts one run per slot in [from, to] (at most MAX_BACKFILL), regardless of pause and overlap; a

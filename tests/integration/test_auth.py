@@ -409,3 +409,32 @@ def test_actors_come_from_the_token_and_mass_assignment_is_refused(secured, capl
     for secret in secrets_:
         assert not any(secret in seen for seen in call.seen), "a secret is in a response"
         assert secret not in logs, "a secret is in the log"
+
+
+def test_a_schedule_on_a_shared_workflow_is_its_creator_tenant_s_alone(api):
+    import app as app_module
+
+    shared = {"name": "shared_tick", "version": "1", "steps": [
+        {"id": "one", "type": "machine", "task_type": "data.set", "config": {"values": {"done": True}}}]}
+    assert api.post("/definitions", shared)[0] == 201  # authentication off: a shared (tenant-less) workflow
+    app_module.services.auth = Authenticator("hs256", SECRET)
+    try:
+        call = Caller(api)
+        assert call("POST", "/definitions/shared_tick/schedules", {"expression": "rate(1 hour)"},
+                    token("editor"))[0] == 403  # a shared workflow is changed by an admin only
+        status, made = call("POST", "/definitions/shared_tick/schedules", {"expression": "rate(1 hour)"}, token("admin"))
+        assert status == 201 and made["tenant_id"] == OWN
+        path = f"/definitions/shared_tick/schedules/{made['id']}"
+        assert call("GET", "/definitions/shared_tick/schedules", None, token("viewer"))[1] == [made]
+        assert call("GET", "/definitions/shared_tick/schedules", None, token("viewer", FOREIGN)) == (200, [])
+        assert call("GET", path, None, token("viewer", FOREIGN))[0] == 404
+        for action in ("pause", "resume", "backfill"):
+            assert call("POST", f"{path}/{action}", {}, token("admin", FOREIGN))[0] == 404
+        assert call("DELETE", path, None, token("admin", FOREIGN))[0] == 404
+        fired = app_module.schedule_fired({"definition": "shared_tick", "schedule_id": made["id"],
+                                           "scheduled_at": "2026-01-05T10:00:00Z"}, None)
+        run = call("GET", f"/instances/{fired['instance_id']}", None, token("viewer"))[1]
+        assert run["tenant_id"] == OWN and run["created_by"] == f"schedule:{made['id']}"
+        assert call("GET", f"/instances/{fired['instance_id']}", None, token("viewer", FOREIGN))[0] == 404
+    finally:
+        del app_module.services.auth

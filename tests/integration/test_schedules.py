@@ -96,6 +96,8 @@ def test_skip_overlap_skips_while_a_run_is_open(api):
 
 
 def test_buffer_one_keeps_one_run_waiting_for_the_open_one(api):
+    import app as app_module
+
     register(api, SLOW)
     found = schedule(api, "review", expression="rate(1 hour)", overlap="buffer_one")
     first = fire("review", found["id"], "2026-01-05T10:00:00Z")
@@ -107,9 +109,13 @@ def test_buffer_one_keeps_one_run_waiting_for_the_open_one(api):
     task = api.one_task(f"instance_id={first['instance_id']}")
     assert api.post(f"/tasks/{task['id']}/complete", {"output_data": {}, "completed_by": "ann"})[0] == 200
     assert api.wait(first["instance_id"])["status"] == "completed"
-    # The next fire starts the buffered run first; its own slot is then buffered behind it.
-    assert fire("review", found["id"], "2026-01-05T13:00:00Z")["outcome"] == "queued"
+    # The sweep starts the buffered run once the open one has ended (no need to wait for the next fire).
+    assert app_module.services.schedules.start_buffered() == 1
     assert api.wait(queued["instance_id"], until=("waiting",))["status"] == "waiting"
+    assert app_module.services.schedules.start_buffered() == 0
+    # Now it is the open run: the next fire is buffered behind it.
+    assert fire("review", found["id"], "2026-01-05T13:00:00Z")["outcome"] == "queued"
+    assert api.get(f"/definitions/review/schedules/{found['id']}")[1]["last_instance_id"] == queued["instance_id"]
 
 
 def test_pause_stops_the_schedule_and_resume_starts_it_again(api):

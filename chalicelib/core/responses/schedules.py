@@ -14,6 +14,7 @@ class Schedule(Closed):
 
     id: str
     name: str = Field(description="The workflow it starts")
+    tenant_id: str | None = Field(description="The tenant its runs belong to (its creator's)")
     expression: str = Field(description="EventBridge Scheduler syntax: `rate(5 minutes)`, `cron(0 9 ? * MON-FRI *)`")
     timezone: str = Field(description="The IANA time zone the cron fields are read in")
     start_date: Timestamp | None
