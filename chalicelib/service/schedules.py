@@ -96,8 +96,8 @@ class ScheduleService:
 
     # -- writing -------------------------------------------------------------------------------
     def create(self, name: str, body: Any, by: str | None, tenant_id: str | None) -> dict[str, Any]:
-        """Our record first, then EventBridge Scheduler's: a failure in between leaves a record that fires
-        nothing on AWS until the client's retry (PUT) or a delete sets both."""
+        """EventBridge Scheduler's schedule first, then our record: a failure in between leaves a schedule
+        whose first fire finds no record and deletes it (and the client's retry creates both)."""
         definition = self._definitions.get(name)
         if len(self._store.list(name)) >= MAX_SCHEDULES:
             raise Conflict(f"a workflow has at most {MAX_SCHEDULES} schedules")
@@ -106,8 +106,8 @@ class ScheduleService:
                   "state": "enabled", "created_at": now, "created_by": by, "updated_at": now, "row_version": 1,
                   "fired": 0, "skipped": 0, **self._parse(body, partial=False)}
         record["next_fire_at"] = self._next(record, self._now())
-        self._store.create(record)
         self._triggers.put(record)
+        self._store.create(record)
         return self.view(record)
 
     def update(self, name: str, schedule_id: str, body: Any) -> dict[str, Any]:
@@ -128,7 +128,13 @@ class ScheduleService:
         changed["next_fire_at"] = self._next(changed, self._now())
         changed["row_version"] = int(record.get("row_version", 1)) + 1
         self._triggers.put(changed)
-        self._store.replace(changed, revision=int(record.get("row_version", 1)))
+        try:
+            self._store.replace(changed, revision=int(record.get("row_version", 1)))
+        except Conflict:
+            fresh = self._store.get(record["definition_name"], record["id"])
+            if fresh is not None:
+                self._triggers.put(fresh)  # the concurrent change won: Scheduler follows it, not ours
+            raise
         return self.view(changed)
 
     def delete(self, name: str, schedule_id: str) -> None:
@@ -203,11 +209,16 @@ class ScheduleService:
     def fire(self, name: str, schedule_id: str, scheduled_at: str, *, backfill: bool = False) -> dict[str, Any]:
         """Starts the run due at `scheduled_at` unless the schedule is gone, paused, outside its dates or its
         overlap policy says no. Returns what happened ({"outcome": ..., "instance_id": ...})."""
-        record = self._store.get(name, schedule_id) if isinstance(schedule_id, str) and len(schedule_id) <= 64 else None
+        if not name or not schedule_id or len(schedule_id) > 64:
+            return {"outcome": "invalid"}
+        try:
+            slot = slot_text(_moment(scheduled_at, "scheduled_at"))
+        except InvalidInput:
+            return {"outcome": "invalid"}  # not from Scheduler: retrying it would not help
+        record = self._store.get(name, schedule_id)
         if record is None:
             self._triggers.delete(str(schedule_id)[:64])  # left behind by a delete cut short: converge
             return {"outcome": "gone"}
-        slot = slot_text(_moment(scheduled_at, "scheduled_at"))
         if record["state"] != "enabled" and not backfill:
             return {"outcome": "paused"}
         if (record.get("start_date") and slot < record["start_date"]) or (record.get("end_date") and slot > record["end_date"]):

@@ -44,7 +44,8 @@ class ScheduleRemoved(Closed):
 
 class BackfillRun(Closed):
     scheduled_at: Timestamp
-    outcome: Literal["started", "already_started", "failed", "gone", "outside_dates", "paused", "skipped", "queued"]
+    outcome: Literal["started", "already_started", "failed", "gone", "outside_dates", "paused", "skipped", "queued",
+                     "invalid"]
     instance_id: str | None = None
 
 
