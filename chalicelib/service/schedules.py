@@ -14,7 +14,7 @@ from typing import Any
 
 from chalicelib.core.cron import ExpressionError, Timing, parse, zone_named
 from chalicelib.core.times import iso
-from chalicelib.errors import Conflict, InvalidInput, NotFound
+from chalicelib.errors import Conflict, InvalidInput, NotFound, Unavailable
 
 OVERLAPS = ("skip", "buffer_one", "allow")
 OPEN = frozenset({"pending", "running", "waiting"})
@@ -141,7 +141,11 @@ class ScheduleService:
         """Ours first: a fire of the AWS schedule left behind by a failure finds no record and deletes it."""
         record = self._record(name, schedule_id)
         self._store.delete(name, record["id"])
-        self._triggers.delete(record["id"])
+        try:
+            self._triggers.delete(record["id"])
+        except Unavailable:
+            pass  # deleted for us already: its next fire finds no record and deletes it
+
 
     def _next(self, record: dict[str, Any], after: datetime) -> str | None:
         if record["state"] != "enabled":

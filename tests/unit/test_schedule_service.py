@@ -64,6 +64,8 @@ class Scheduler:
         self.schedules[record["id"]] = copy.deepcopy(record)
 
     def delete(self, schedule_id: str) -> None:
+        if self.down:
+            raise Unavailable("try again")
         self.schedules.pop(schedule_id, None)
 
 
@@ -128,3 +130,14 @@ def test_a_delete_cut_short_before_scheduler_converges_at_the_next_fire():
 def test_a_fire_that_is_not_from_scheduler_starts_nothing(event):
     schedules, _, _ = service()
     assert schedules.fire(*event) == {"outcome": "invalid"}
+
+
+def test_a_delete_while_scheduler_is_unavailable_still_deletes_and_the_leftover_goes_at_its_fire():
+    schedules, store, scheduler = service()
+    made = schedules.create("flow", {"expression": "rate(1 hour)"}, None, None)
+    scheduler.down = True
+    schedules.delete("flow", made["id"])
+    assert store.items == {} and made["id"] in scheduler.schedules
+    scheduler.down = False
+    assert schedules.fire("flow", made["id"], "2026-01-05T10:00:00Z") == {"outcome": "gone"}
+    assert scheduler.schedules == {}
