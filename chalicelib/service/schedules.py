@@ -241,18 +241,18 @@ class ScheduleService:
             return {"outcome": "failed"}
         if not backfill:
             self._note(record, slot=slot, instance_id=instance_id if start_now else None,
-                       queued=None if start_now else instance_id)
+                       queued=None if start_now else instance_id, counted=created)
         outcome = ("started" if start_now else "queued") if created else "already_started"
         return {"outcome": outcome, "instance_id": instance_id}
 
     def _start(self, record: dict[str, Any], slot: str, start_now: bool) -> tuple[str, bool]:
-        from chalicelib.service.requests import StartInstance  # pydantic: loaded by the first fire
+        from chalicelib.service.requests import StartInstance, parse_body  # pydantic: loaded by the first fire
 
-        request = StartInstance(
+        request = parse_body(StartInstance, dict(
             definition_name=record["definition_name"], tenant_id=record.get("tenant_id"),
             input_data={**(record.get("input") or {}), "scheduled_at": slot},
             user_id=f"schedule:{record['id']}", origin_reference=f"schedule:{record['id']}",
-            revision=record.get("revision"), alias=record.get("alias"), start=start_now)
+            revision=record.get("revision"), alias=record.get("alias"), start=start_now))  # a field it refuses: InvalidInput
         view, created = self._instances.start(request, f"schedule:{record['id']}:{slot}")
         return view["id"], created
 
@@ -277,13 +277,14 @@ class ScheduleService:
         return False
 
     def _note(self, record: dict[str, Any], *, slot: str | None = None, instance_id: str | None = None,
-              queued: str | None = None, skipped: bool = False, error: str | None = None) -> None:
+              queued: str | None = None, skipped: bool = False, error: str | None = None,
+              counted: bool = True) -> None:
         """Records a fire on the schedule (re-read and retried when a concurrent write won)."""
         for _ in range(5):
             changed = dict(record)
             if slot and slot >= (record.get("last_scheduled_at") or ""):
                 changed["last_scheduled_at"] = slot
-                changed["fired"] = int(record.get("fired", 0)) + 1
+                changed["fired"] = int(record.get("fired", 0)) + (1 if counted else 0)
             if instance_id:
                 changed["last_instance_id"] = instance_id
             if queued is not None:

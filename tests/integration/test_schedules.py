@@ -74,6 +74,7 @@ def test_a_double_fire_starts_one_instance(api):
     assert first["outcome"] == "started" and second["outcome"] == "already_started"
     assert first["instance_id"] == second["instance_id"]
     assert len(runs(api, "tick")) == 1
+    assert api.get(f"/definitions/tick/schedules/{found['id']}")[1]["fired"] == 1
 
 
 def test_skip_overlap_skips_while_a_run_is_open(api):
