@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 MAX_EXPRESSION = 256
 MAX_TIMEZONE = 64
 # A cron whose fields never meet (30 February) would search forever: the search stops after this many
-# days and the schedule has no next run. Five years covers every leap-year and weekday combination.
+# steps (a day, or a month or years that cannot match) and the schedule has no next run. Five years of
+# days covers every leap-year and weekday combination.
 SEARCH_DAYS = 366 * 5
 MIN_YEAR, MAX_YEAR = 1970, 2199  # EventBridge's year field
 RATE_UNITS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -83,9 +84,15 @@ class Cron:
         fires once (its first occurrence)."""
         local = moment.astimezone(zone)
         day = local.date()
-        for _ in range(SEARCH_DAYS):
-            if day.year > MAX_YEAR:
-                return None
+        for _ in range(SEARCH_DAYS):  # years and months that cannot match are skipped whole, not counted by day
+            if day.year not in self.years:
+                later = [year for year in self.years if year > day.year]
+                if not later:
+                    return None
+                day = date(min(later), 1, 1)
+            if day.month not in self.months:
+                day = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+                continue
             if self.matches_day(day):
                 for hour in self.hours:
                     for minute in self.minutes:

@@ -98,3 +98,9 @@ def test_every_minute_for_a_day_is_1440_fire_times():
     timing = Timing(parse("cron(* * * * ? *)"), zone_named("Asia/Kolkata"), utc(2026, 1, 1))
     times = list(timing.times(utc(2026, 5, 1), utc(2026, 5, 2), limit=2000))
     assert len(times) == 1440 and times[1] - times[0] == timedelta(minutes=1)
+
+
+def test_a_cron_in_a_far_year_is_found_by_skipping_the_years_and_months_that_cannot_match():
+    assert fires("cron(0 9 ? * MON-FRI 2099)", "Europe/Paris", utc(2026, 6, 1), n=2) == [
+        "2099-01-01T08:00Z", "2099-01-02T08:00Z"]
+    assert fires("cron(0 0 29 2 ? 2030-2199)", "UTC", utc(2026, 6, 1), n=2) == ["2032-02-29T00:00Z", "2036-02-29T00:00Z"]
