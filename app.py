@@ -21,6 +21,7 @@ from chalicelib.api import (
     triggers,
     ui,
 )
+from chalicelib.api import schedules as schedule_routes
 from chalicelib.api.auth import make_middleware
 from chalicelib.api.http import chalice_refusals, json_response
 from chalicelib.core.payload import expand
@@ -37,7 +38,7 @@ def _services() -> Services:
 
 
 _prefix = services.settings.api_prefix.rstrip("/")
-for module in (definitions, revisions, aliases, instances, plugins, tasks, graphs, events, triggers, credentials, kv):
+for module in (definitions, revisions, aliases, schedule_routes, instances, plugins, tasks, graphs, events, triggers, credentials, kv):
     app.register_blueprint(module.create_blueprint(_services), url_prefix=_prefix or None)
 app.register_blueprint(ui.create_blueprint(_services))  # the web UI at /ui, outside the API prefix
 app.register_blueprint(openapi.create_blueprint(_services, lambda: app))  # /openapi.json and /docs, public
@@ -77,6 +78,17 @@ def task_registrar(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return services.task_registrar.handle(event)
 
 
+@app.lambda_function(name="schedule_fired")
+def schedule_fired(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A workflow schedule is due (EventBridge Scheduler invokes this; locally the runtime does): starts its
+    run for the scheduled time, once however often the same time fires."""
+    with invocation_keys(context, workflow=event.get("definition")):
+        result = services.schedules.fire(str(event.get("definition", ""))[:255], str(event.get("schedule_id", "")),
+                                         str(event.get("scheduled_at", "")))
+        logger.info("schedule fired", extra={"schedule": event.get("schedule_id"), **result})
+        return result
+
+
 @app.schedule(Rate(services.settings.sweep_minutes, unit=Rate.MINUTES), name="overdue_sweep")
 def overdue_sweep(event: Any) -> dict[str, int]:
     """Escalates overdue tasks, sends reminders, redelivers interrupted completions and webhooks, finishes
@@ -87,6 +99,7 @@ def overdue_sweep(event: Any) -> dict[str, int]:
         "endings_finished": services.instances.finish_endings,
         "notifications": services.instances.deliver_notifications,
         "reconciled": services.instances.reconcile,
+        "schedule_runs_started": services.schedules.start_buffered,
     })
     logger.info("sweep", extra=stats)
     return stats

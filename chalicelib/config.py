@@ -77,6 +77,10 @@ class Settings:
     # The local runtime (STEPFLOW_LOCAL_RUNTIME=1) cannot start a state machine version or alias: Stepflow
     # routes pinned starts itself there (service/routing.py).
     emulated_versions: bool = False
+    # Workflow schedules on EventBridge Scheduler (the template sets these; unset: the local runtime fires them).
+    schedule_fired_arn: str = ""
+    scheduler_role_arn: str = ""
+    scheduler_group: str = "default"
 
     @property
     def cursor_key(self) -> bytes:
@@ -163,4 +167,7 @@ class Settings:
             openapi_include_workflows=_flag(env.get("STEPFLOW_OPENAPI_INCLUDE_WORKFLOWS"), True),
             server_secret=server_secret or LOCAL_SERVER_SECRET,
             emulated_versions=_flag(env.get("STEPFLOW_LOCAL_RUNTIME"), False),
+            schedule_fired_arn=env.get("STEPFLOW_SCHEDULE_FIRED_ARN", ""),
+            scheduler_role_arn=env.get("STEPFLOW_SCHEDULER_ROLE_ARN", ""),
+            scheduler_group=env.get("STEPFLOW_SCHEDULER_GROUP", "default"),
         )

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # each property imports its own class: a cold start loads onl
     from chalicelib.service.notifications import Notifier
     from chalicelib.service.revisions import RevisionService
     from chalicelib.service.routing import EmulatedRouting, QualifiedRouting
+    from chalicelib.service.schedules import ScheduleService
     from chalicelib.service.tasks import TaskService
     from chalicelib.service.triggers import TriggerService
     from chalicelib.tasks.registry import TaskRegistry
@@ -265,3 +266,19 @@ class Services:
         if record is None:
             raise LookupError(f"no instance recorded for execution '{execution}'")
         return record.get("tenant_id")
+
+    @cached_property
+    def schedules(self) -> ScheduleService:
+        from chalicelib.aws.schedule_store import ScheduleStore
+        from chalicelib.aws.scheduler import EventBridgeSchedules, LocalSchedules
+        from chalicelib.service.schedules import ScheduleService
+
+        s = self.settings
+        triggers: EventBridgeSchedules | LocalSchedules = LocalSchedules()
+        if s.schedule_fired_arn:  # deployed: EventBridge Scheduler invokes schedule_fired
+            from chalicelib.aws.clients import client
+
+            triggers = EventBridgeSchedules(client("scheduler", s.region), s.schedule_fired_arn, s.scheduler_role_arn,
+                                            s.state_machine_prefix, s.scheduler_group)
+        return ScheduleService(self.definitions, ScheduleStore(self.ddb, s.definitions_table), triggers,
+                               self.instances, self.instance_store, now_utc)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import os
 import re
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stepflow_local.runtime import LocalRuntime
@@ -50,3 +51,35 @@ def deliver_schedules(app: Any, runtime: LocalRuntime) -> list[str]:
         runtime.every(seconds, run, name=name)
         names.append(name)
     return names
+
+
+CATCH_UP_SECONDS = 30.0  # real seconds
+
+
+class ScaledClock:
+    """The time workflow schedules are due by: real time, running 1/scale as fast from when it was made
+    (STEPFLOW_LOCAL_TIME_SCALE=0.01: a `rate(1 minute)` schedule fires every 0.6 s)."""
+
+    def __init__(self, scale: float):
+        self.scale = scale if scale > 0 else 1.0
+        self._origin = datetime.now(UTC)
+        self._mono = time.monotonic()
+
+    def now(self) -> datetime:
+        return self._origin + timedelta(seconds=(time.monotonic() - self._mono) / self.scale)
+
+
+def deliver_workflow_schedules(app_module: Any, runtime: LocalRuntime, scale: float = 1.0) -> Any:
+    """Fires due workflow schedules the way EventBridge Scheduler does on AWS: the app's schedule_fired
+    handler gets the schedule's key and the time it was due. Returns the scheduler job (cancel() stops it)."""
+    clock = ScaledClock(scale)
+    handler = app_module.schedule_fired
+    # A tick held up (a busy machine) fires the times it passed; after a restart, older ones are a backfill's.
+    catch_up = timedelta(seconds=CATCH_UP_SECONDS / clock.scale)
+
+    def tick() -> None:
+        for name, schedule_id, scheduled_at in app_module.services.schedules.due(clock.now(), catch_up):
+            handler({"definition": name, "schedule_id": schedule_id, "scheduled_at": scheduled_at}, None)
+
+    # Often enough that a fire is late by a fraction of the shortest rate (one minute, scaled), at most 1 s.
+    return runtime.every(min(1.0, max(0.05, 60 * clock.scale / 6)), tick, name="workflow_schedules")

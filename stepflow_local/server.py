@@ -21,7 +21,7 @@ from stepflow_local.http_server import create_server, verbose_from_env
 from stepflow_local.memory_trace import install_from_env as trace_memory_from_env
 from stepflow_local.moto_patches import TIME_SCALE_ENV, time_scale
 from stepflow_local.runtime import LocalRuntime
-from stepflow_local.schedules import deliver_schedules
+from stepflow_local.schedules import deliver_schedules, deliver_workflow_schedules
 from stepflow_local.status_events import deliver_status_changes
 from stepflow_local.streams import deliver_streams
 
@@ -146,6 +146,8 @@ def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[
                 # What EventBridge would trigger on AWS (the overdue sweep), the runtime triggers here.
                 before = {id(job) for job in runtime.scheduler.jobs}
                 deliver_schedules(app, runtime)
+                if hasattr(module, "schedule_fired"):  # workflow schedules: what EventBridge Scheduler fires on AWS
+                    deliver_workflow_schedules(module, runtime, time_scale())
                 deliver_status_changes(app, runtime)
                 deliver_streams(app, runtime)  # what Lambda's event source mappings deliver on AWS
             except BaseException:

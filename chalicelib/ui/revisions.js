@@ -1,5 +1,6 @@
 // A workflow's history page: its revisions (newest first) with restore, a diff between two, one
-// revision's source highlighted, and the weights of its aliases where the API has them.
+// revision's source highlighted, the weights of its aliases where the API has them, and its schedules
+// with their next fire times.
 // The revision shown and the two compared live in the address (?rev=, ?from=, ?to=), so every view
 // of the history is a link.
 
@@ -16,8 +17,9 @@ export async function historyView(main, context, name) {
   const base = `/definitions/${enc(name)}`;
   // A definition is named within its namespace: the address carries it to every call (none: none).
   const scope = qs({ namespace: params.namespace });
-  const [record, revisions, aliases] = await Promise.all([
-    api.get(`${base}${scope}`), api.get(`${base}/revisions${scope}`), loadAliases(name, scope)]);
+  const [record, revisions, aliases, schedules] = await Promise.all([
+    api.get(`${base}${scope}`), api.get(`${base}/revisions${scope}`), loadAliases(name, scope),
+    loadSchedules(name, scope)]);
   const shown = params.rev || String(revisions[0]?.number ?? record.revision_number ?? '');
   const comparing = params.from && params.to;
   // A revision or a pair from the address that the workflow does not have is said where it would be
@@ -31,6 +33,7 @@ export async function historyView(main, context, name) {
   clear(main,
     definitionHeader(record, 'history'),
     aliasesSection(aliases, link),
+    schedulesSection(schedules),
     revisionsSection(name, revisions, params, link, detail?.value, scope),
     diff?.error ? failed('diff', `The diff of revisions ${params.from} and ${params.to} could not be shown: ${diff.error}`) : null,
     diff?.value ? diffSection(diff.value) : null,
@@ -84,6 +87,37 @@ function aliasesSection(aliases, link) {
     h('h2', { id: 'aliases-title' }, 'Aliases'),
     h('table', { class: 'table' },
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Alias'), h('th', { scope: 'col' }, 'Routes to'))),
+      h('tbody', {}, rows)));
+}
+
+// The workflow's schedules (GET .../schedules), each with its next fire times; like the aliases, nothing
+// when the caller may not read them and a note for any other failure.
+async function loadSchedules(name, scope = '') {
+  try {
+    const body = await api.get(`/definitions/${enc(name)}/schedules${scope}`);
+    return { items: Array.isArray(body) ? body : [] };
+  } catch (error) {
+    if (error instanceof ApiError && [403, 404, 405].includes(error.status)) return null;
+    return { error: error?.message || String(error) };
+  }
+}
+
+function schedulesSection(schedules) {
+  if (!schedules || (schedules.items && !schedules.items.length)) return null;
+  if (schedules.error) return h('p', { id: 'schedules-error', class: 'hint' }, `Schedules could not be read: ${schedules.error}`);
+  const rows = schedules.items.filter((s) => s && typeof s.id === 'string').map((schedule) => {
+    const next = (Array.isArray(schedule.next_runs) ? schedule.next_runs : []).slice(0, 3);
+    return h('tr', { dataset: { schedule: schedule.id, state: String(schedule.state) } },
+      h('th', { scope: 'row' }, h('code', {}, String(schedule.expression))),
+      h('td', {}, String(schedule.timezone)),
+      h('td', {}, `${schedule.state}, overlap ${schedule.overlap}`),
+      h('td', {}, next.length ? h('ul', { class: 'next-runs' }, next.map((at) => h('li', {}, when(at)))) : '—'));
+  });
+  return h('section', { 'aria-labelledby': 'schedules-title', id: 'schedules' },
+    h('h2', { id: 'schedules-title' }, 'Schedules'),
+    h('table', { class: 'table' },
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Expression'), h('th', { scope: 'col' }, 'Time zone'),
+        h('th', { scope: 'col' }, 'State'), h('th', { scope: 'col' }, 'Next runs'))),
       h('tbody', {}, rows)));
 }
 

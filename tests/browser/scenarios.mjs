@@ -172,6 +172,18 @@ async function historyFlow(run, name, stage, apiPrefix) {
   check(JSON.stringify(routes) === JSON.stringify([['3', 'revision 3: weight 90 (90%)'], ['2', 'revision 2: weight 10 (10%)']]),
     `alias routes: ${JSON.stringify(routes)}`);
   await shot('definition-aliases');
+  // A schedule set through the API (in 2099: it fires nothing while the tests run): its next runs listed.
+  const made = await fetch(`${base}/workflows/definitions/${name}/schedules`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ expression: 'cron(0 9 ? * MON-FRI 2099)', timezone: 'Europe/Paris' }) });
+  check(made.status === 201, `creating the schedule answered ${made.status}`);
+  const schedule = await made.json();
+  await page.goto(`${base}${stage}/ui#/workflows/${name}/history?rev=3`);  // another address: the page is read again
+  await page.waitForSelector(`#schedules tr[data-schedule="${schedule.id}"]`);
+  const nextRuns = await page.$$eval(`#schedules tr[data-schedule="${schedule.id}"] .next-runs li`, (lis) => lis.length);
+  check(nextRuns === 3, `next runs listed: ${nextRuns}`);
+  check((await page.textContent(`#schedules tr[data-schedule="${schedule.id}"] code`)) === 'cron(0 9 ? * MON-FRI 2099)',
+    'the expression is shown as written');
   await page.click('#aliases li[data-revision="2"] a');
   await page.waitForSelector('#revision-source[data-number="2"]');
 

@@ -156,6 +156,29 @@ def test_bundled_examples_are_registered_at_start(service):
     assert {"expense_approval", "image_pipeline", "order_fulfilment"} <= {d["name"] for d in listed}
 
 
+def test_a_schedule_runs_on_the_local_service(service):
+    """What `make run` users see: the service fires a rate(1 minute) schedule itself (at x0.01: every 0.6 s)."""
+    base, _, _ = service
+    flow = {"name": "every_minute", "version": "1", "steps": [
+        {"id": "mark", "type": "machine", "task_type": "data.set", "config": {"values": {"ran": True}}}]}
+    assert call("POST", f"{base}/workflows/definitions", flow)[0] == 201
+    status, made = call("POST", f"{base}/workflows/definitions/every_minute/schedules",
+                        {"expression": "rate(1 minute)", "overlap": "allow"})
+    assert status == 201, made
+    deadline = time.monotonic() + 60
+    while True:
+        items = call("GET", f"{base}/workflows/instances?workflow_name=every_minute&limit=100")[1]["items"]
+        if len(items) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    assert len(items) >= 2, items
+    assert call("POST", f"{base}/workflows/definitions/every_minute/schedules/{made['id']}/pause", {})[0] == 200
+    status, view = call("GET", f"{base}/workflows/definitions/every_minute/schedules/{made['id']}")
+    assert view["fired"] >= 2 and view["state"] == "paused"
+    done = wait_until_done(base, items[0]["id"])
+    assert done["input_data"]["scheduled_at"].endswith("Z")
+
+
 def test_ctrl_c_stops_the_service_cleanly(service):
     _, process, log = service
     process.send_signal(signal.SIGINT)

@@ -107,7 +107,10 @@ def setup_tenant(call) -> dict[str, str]:
     wait_status(call, gate["id"], ("waiting", "failed"), executor)
     status, body = call("POST", "/credentials", {"name": "acme_key", "value": "acme-key-value-0123"}, editor)
     assert status == 201, body
-    return {"done": done["id"], "gate": gate["id"], "task": wait_task(call, gate["id"], executor)["id"]}
+    status, schedule = call("POST", "/definitions/acme_flow/schedules", {"expression": "cron(0 * * * ? *)"}, editor)
+    assert status == 201, schedule
+    return {"done": done["id"], "gate": gate["id"], "task": wait_task(call, gate["id"], executor)["id"],
+            "schedule": schedule["id"], "no_schedule": "no-such-schedule"}
 
 
 DEPLOYED = {"STEPFLOW_JWT_ISSUER": "https://issuer.example", "STEPFLOW_JWT_AUDIENCE": "stepflow",
@@ -266,6 +269,16 @@ def test_authorization_matrix(secured, capsys):
         ("GET", "/definitions/acme_flow/aliases", None, 200, True, False),
         ("GET", "/definitions/acme_flow/aliases/live", None, 200, True, False),
         ("PUT", "/definitions/acme_flow/aliases/live", {"routes": [{"revision": 1}]}, 200, True, False),
+        ("POST", "/definitions/acme_flow/schedules", {"expression": "rate(1 day)"}, 201, True, False),
+        ("GET", "/definitions/acme_flow/schedules", None, 200, True, False),
+        ("GET", f"/definitions/acme_flow/schedules/{ids['schedule']}", None, 200, True, False),
+        ("PUT", f"/definitions/acme_flow/schedules/{ids['schedule']}", {"description": "hourly"}, 200, True, False),
+        ("POST", f"/definitions/acme_flow/schedules/{ids['schedule']}/pause", {}, 200, True, False),
+        ("POST", f"/definitions/acme_flow/schedules/{ids['schedule']}/resume", {}, 200, True, False),
+        # A range with no fire time in it: starts nothing.
+        ("POST", f"/definitions/acme_flow/schedules/{ids['schedule']}/backfill",
+         {"from": "2020-01-01T00:10:00Z", "to": "2020-01-01T00:20:00Z"}, 200, True, False),
+        ("DELETE", f"/definitions/acme_flow/schedules/{ids['no_schedule']}", None, 404, True, False),
         ("POST", "/definitions/acme_flow/run", {"input_data": {}}, 422, True, False),
         ("POST", "/instances", {"definition_name": "acme_flow", "input_data": {}}, 422, True, False),
         ("GET", "/instances", None, 200, False, False),
@@ -383,7 +396,7 @@ NAME_CLAIMS = {("POST", "/definitions"), ("PUT", "/definitions/acme_flow"), ("PO
 
 def _template(path: str, ids: dict[str, str]) -> str:
     for name, value in ids.items():
-        param = "{task_id}" if name == "task" else "{instance_id}"
+        param = {"task": "{task_id}", "schedule": "{schedule_id}", "no_schedule": "{schedule_id}"}.get(name, "{instance_id}")
         path = path.replace(value, param)
     return (path.replace("/acme_flow", "/{name}").replace("/acme_gate", "/{name}")
             .replace("/revisions/1", "/revisions/{rev}").replace("/aliases/live", "/aliases/{alias}")
@@ -430,3 +443,32 @@ def test_actors_come_from_the_token_and_mass_assignment_is_refused(secured, capl
     for secret in secrets_:
         assert not any(secret in seen for seen in call.seen), "a secret is in a response"
         assert secret not in logs, "a secret is in the log"
+
+
+def test_a_schedule_on_a_shared_workflow_is_its_creator_tenant_s_alone(api):
+    import app as app_module
+
+    shared = {"name": "shared_tick", "version": "1", "steps": [
+        {"id": "one", "type": "machine", "task_type": "data.set", "config": {"values": {"done": True}}}]}
+    assert api.post("/definitions", shared)[0] == 201  # authentication off: a shared (tenant-less) workflow
+    app_module.services.auth = Authenticator("hs256", SECRET)
+    try:
+        call = Caller(api)
+        assert call("POST", "/definitions/shared_tick/schedules", {"expression": "rate(1 hour)"},
+                    token("editor"))[0] == 403  # a shared workflow is changed by an admin only
+        status, made = call("POST", "/definitions/shared_tick/schedules", {"expression": "rate(1 hour)"}, token("admin"))
+        assert status == 201 and made["tenant_id"] == OWN
+        path = f"/definitions/shared_tick/schedules/{made['id']}"
+        assert call("GET", "/definitions/shared_tick/schedules", None, token("viewer"))[1] == [made]
+        assert call("GET", "/definitions/shared_tick/schedules", None, token("viewer", FOREIGN)) == (200, [])
+        assert call("GET", path, None, token("viewer", FOREIGN))[0] == 404
+        for action in ("pause", "resume", "backfill"):
+            assert call("POST", f"{path}/{action}", {}, token("admin", FOREIGN))[0] == 404
+        assert call("DELETE", path, None, token("admin", FOREIGN))[0] == 404
+        fired = app_module.schedule_fired({"definition": "shared_tick", "schedule_id": made["id"],
+                                           "scheduled_at": "2026-01-05T10:00:00Z"}, None)
+        run = call("GET", f"/instances/{fired['instance_id']}", None, token("viewer"))[1]
+        assert run["tenant_id"] == OWN and run["created_by"] == f"schedule:{made['id']}"
+        assert call("GET", f"/instances/{fired['instance_id']}", None, token("viewer", FOREIGN))[0] == 404
+    finally:
+        del app_module.services.auth

@@ -312,6 +312,24 @@ def test_execution_role_may_only_invoke_our_functions(infra):
     assert allowed == names | {f"{name}:*" for name in names}
 
 
+def test_workflow_schedules_get_a_scheduler_role_that_invokes_schedule_fired_only(infra):
+    built = infra.template["Resources"]
+    role = built["SchedulerRole"]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    assert [(s["Action"], s["Resource"]) for s in statements] == [
+        ("lambda:InvokeFunction", infra_build.function_arn(infra.stage.function_name("schedule_fired")))]
+    policy = {s["Sid"]: s for p in built["DefaultRole"]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]}
+    assert set(policy["WorkflowSchedules"]["Action"]) == {"scheduler:CreateSchedule", "scheduler:UpdateSchedule",
+                                                          "scheduler:DeleteSchedule", "scheduler:GetSchedule"}
+    assert policy["WorkflowSchedules"]["Resource"]["Fn::Sub"].endswith(f":schedule/default/{infra.stage.prefix}*")
+    assert policy["PassSchedulerRole"]["Resource"] == {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
+    assert policy["PassSchedulerRole"]["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+    env = built["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert env["STEPFLOW_SCHEDULER_ROLE_ARN"] == {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
+    assert env["STEPFLOW_SCHEDULE_FIRED_ARN"] == infra_build.function_arn(infra.stage.function_name("schedule_fired"))
+
+
 def test_app_policy_is_scoped_to_our_resources(infra):
     policies = infra.template["Resources"]["DefaultRole"]["Properties"]["Policies"]
     statements = {s["Sid"]: s for p in policies for s in p["PolicyDocument"]["Statement"]}

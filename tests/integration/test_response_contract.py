@@ -140,6 +140,22 @@ def definition_lifecycle(api: Checked) -> None:
     assert api.post("/definitions/import", document)[1]["revisions_created"] == 3
 
 
+def schedules(api: Checked) -> None:
+    assert api.call("PUT", "/definitions/contract_sched", {**QUICK, "name": "contract_sched"})[0] == 201
+    status, made = api.post("/definitions/contract_sched/schedules", {
+        "expression": "cron(0 9 ? * MON-FRI *)", "timezone": "Europe/Paris", "input": {"a": 1}, "revision": 1})
+    assert status == 201 and len(made["next_runs"]) == 5
+    path = f"/definitions/contract_sched/schedules/{made['id']}"
+    assert api.get("/definitions/contract_sched/schedules")[1] == [made]
+    assert api.get(f"{path}?next=2")[1]["next_runs"] == made["next_runs"][:2]
+    assert api.call("PUT", path, {"overlap": "allow", "description": "weekdays"})[1]["overlap"] == "allow"
+    assert api.post(f"{path}/pause")[1]["state"] == "paused"
+    assert api.post(f"{path}/resume")[1]["state"] == "enabled"
+    runs = api.post(f"{path}/backfill", {"from": "2026-01-05T08:00:00Z", "to": "2026-01-05T08:00:00Z"})[1]["runs"]
+    assert [r["outcome"] for r in runs] == ["started"]
+    assert api.call("DELETE", path)[1] == {"id": made["id"], "deleted": True}
+
+
 def tasks_and_webhooks(api: Checked) -> None:
     status, started = api.post("/instances", {"definition_name": "contract_tour", "input_data": {"requester": "ann"},
                                               "correlation_id": "tour-1"}, {"Idempotency-Key": "tour-1"})
@@ -264,6 +280,7 @@ def key_value_store(api: Checked) -> None:
 def test_every_answer_of_a_tour_of_the_api_is_the_documented_one(checked):
     definitions_and_catalog(checked)
     definition_lifecycle(checked)
+    schedules(checked)
     tasks_and_webhooks(checked)
     failures_and_control(checked)
     triggers_and_hooks(checked)
