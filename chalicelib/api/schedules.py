@@ -7,7 +7,7 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.api.auth import definition_scope, may_change, principal, require_definition, tenant_for_write, visible
+from chalicelib.api.auth import definition_scope, may_change, principal, require_definition, visible
 from chalicelib.api.http import handles_errors, json_response, query, read_body
 from chalicelib.errors import InvalidInput, NotFound
 
@@ -48,8 +48,10 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         found = services()
         key = key_of(name, change=True)
         who = principal()
-        return json_response(found.schedules.create(key, body, who.id if who.authenticated else None,
-                                                    tenant_for_write(None)), 201)
+        # The tenant the request addresses definitions for: the token's, or with authentication off the
+        # `tenant_id` parameter's; runs start in it.
+        tenant = definition_scope(query(bp.current_request))[0]
+        return json_response(found.schedules.create(key, body, who.id if who.authenticated else None, tenant), 201)
 
     @bp.route("/definitions/{name}/schedules", methods=["GET"])
     @handles_errors

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from chalicelib.core import definition_keys
 from chalicelib.core.cron import ExpressionError, Timing, parse, zone_named
 from chalicelib.core.times import iso
 from chalicelib.errors import Conflict, InvalidInput, NotFound, Unavailable
@@ -80,7 +81,7 @@ class ScheduleService:
     def _record(self, name: str, schedule_id: str) -> dict[str, Any]:
         record = self._store.get(name, schedule_id) if 0 < len(schedule_id) <= 64 else None
         if record is None:
-            raise NotFound(f"definition '{name}' has no schedule '{schedule_id[:64]}'")
+            raise NotFound(f"definition '{definition_keys.name_of(name)}' has no schedule '{schedule_id[:64]}'")
         return record  # type: ignore[no-any-return]
 
     def view(self, record: dict[str, Any], next_runs: int = 5) -> dict[str, Any]:

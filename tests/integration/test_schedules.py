@@ -238,3 +238,27 @@ def test_the_eventbridge_scheduler_adapter_keeps_one_schedule_per_workflow_sched
     adapter.delete("abc123")
     adapter.delete("abc123")
     assert [s["Name"] for s in client.list_schedules()["Schedules"]] == []
+
+
+def test_each_tenants_schedules_are_its_own_and_run_its_own_definition(api):
+    """Names are per tenant: two tenants' `tick` have their own schedules, listed apart, and a fire runs the
+    definition of the tenant whose schedule it is."""
+    from chalicelib.core import definition_keys
+
+    made = {}
+    for tenant in ("t-one", "t-two"):
+        body = {**QUICK, "steps": [{**QUICK["steps"][0], "config": {"values": {"tenant": tenant}}}]}
+        assert api.put(f"/definitions/tick?tenant_id={tenant}", body)[0] == 201
+        status, made[tenant] = api.post(f"/definitions/tick/schedules?tenant_id={tenant}",
+                                        {"expression": "cron(0 * * * ? *)", "overlap": "allow"})
+        assert status == 201 and made[tenant]["name"] == "tick", made[tenant]
+    for tenant, other in (("t-one", "t-two"), ("t-two", "t-one")):
+        status, listed = api.get(f"/definitions/tick/schedules?tenant_id={tenant}")
+        assert status == 200 and [s["id"] for s in listed] == [made[tenant]["id"]], listed
+        assert api.get(f"/definitions/tick/schedules/{made[other]['id']}?tenant_id={tenant}")[0] == 404
+    assert api.get("/definitions/tick/schedules")[0] == 404  # no tenant: nobody's `tick` is visible
+    fired = fire(definition_keys.key("t-two", None, "tick"), made["t-two"]["id"], "2026-01-05T10:00:00Z")
+    assert fired["outcome"] == "started", fired
+    view = wait_for(lambda: (found := api.get(f"/instances/{fired['instance_id']}")[1])["status"] == "completed"
+                    and found)
+    assert view and view["tenant_id"] == "t-two" and view["output"]["tenant"] == "t-two", view
