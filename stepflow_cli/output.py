@@ -33,7 +33,9 @@ PIPE_WIDTH = 160  # tables piped to a file or grep: wide enough that rows stay o
 def console(stderr: bool = False) -> Console:
     # Made per call: click's test runner swaps sys.stdout, and rich must write to the current one.
     stream = sys.stderr if stderr else sys.stdout
-    width = None if stream.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
+    # COLUMNS is read here and passed on: rich reads the environment it saw when it was imported.
+    columns = os.environ.get("COLUMNS", "")
+    width = int(columns) if columns.isdigit() else (None if stream.isatty() else PIPE_WIDTH)
     return Console(file=stream, highlight=False, soft_wrap=False, width=width)
 
 

@@ -7,7 +7,8 @@ import { announce, clear, h, messageBox, when } from './dom.js';
 
 const enc = encodeURIComponent;
 
-export function triggersSection(name) {
+// `scope`: the query that names the definition's namespace ('' for none), added to every call.
+export function triggersSection(name, scope = '') {
   const base = `/definitions/${enc(name)}/triggers`;
   const message = messageBox('triggers-message');
   const once = h('div', { id: 'trigger-secret', hidden: true });
@@ -17,7 +18,7 @@ export function triggersSection(name) {
     h('p', {}, 'A signed POST to a trigger\'s URL starts this workflow with the request body as input.'),
     message.element, once, list,
     h('button', { type: 'button', id: 'create-trigger', onclick: (event) => act(event, async () => {
-      const created = await api.post(base, {});
+      const created = await api.post(`${base}${scope}`, {});
       showOnce(once, 'New trigger', created, true);
       announce('Trigger created: copy its URL and secret now.');
     }) }, 'Create a trigger'));
@@ -39,7 +40,7 @@ export function triggersSection(name) {
   async function load() {
     let triggers;
     try {
-      triggers = await api.get(base);
+      triggers = await api.get(`${base}${scope}`);
     } catch (error) {
       // A caller who may not read triggers sees no section content; other failures are a note.
       clear(list, h('p', {}, error instanceof ApiError && [403, 404].includes(error.status)
@@ -62,15 +63,15 @@ export function triggersSection(name) {
         h('td', {}, when(t.last_fired_at)),
         h('td', {},
           h('button', { type: 'button', class: 'toggle-trigger', onclick: (event) => act(event, () =>
-            api.post(`${base}/${enc(t.id)}/${t.enabled ? 'disable' : 'enable'}`, {})) },
+            api.post(`${base}/${enc(t.id)}/${t.enabled ? 'disable' : 'enable'}${scope}`, {})) },
           t.enabled ? `Disable ${t.id}` : `Enable ${t.id}`), ' ',
           h('button', { type: 'button', class: 'rotate-trigger', onclick: (event) => act(event, async () => {
-            const rotated = await api.post(`${base}/${enc(t.id)}/rotate`, {});
+            const rotated = await api.post(`${base}/${enc(t.id)}/rotate${scope}`, {});
             showOnce(once, `New secret of ${t.id}`, rotated, false);
           }) }, `Rotate ${t.id}`), ' ',
           h('button', { type: 'button', class: 'delete-trigger', onclick: (event) => {
             if (!window.confirm(`Delete trigger ${t.id}? Its URL stops working at once.`)) return undefined;
-            return act(event, () => api.delete(`${base}/${enc(t.id)}`));
+            return act(event, () => api.delete(`${base}/${enc(t.id)}${scope}`));
           } }, `Delete ${t.id}`)))))));
   }
 

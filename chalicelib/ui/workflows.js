@@ -61,7 +61,7 @@ export async function definitionView(main, context, name) {
           : h('p', { id: 'start-refused', class: 'message' }, 'This workflow is deactivated: new instances cannot be started.'),
         h('details', { class: 'schema' }, h('summary', {}, 'Input schema'),
           schema ? pretty(schema) : h('p', {}, 'This workflow takes any JSON object as input.')))),
-    triggersSection(record.name));
+    triggersSection(record.name, qs({ namespace })));
   await drawGraph(graphBox, graph, { title: `Graph of ${record.name}` });
 }
 

@@ -21,7 +21,8 @@ def test_every_workflow_graph_renders_with_mermaid_in_the_browser(ui_service, sc
     # The session registered HOSTILE, whose titles attack the diagram, beside the bundled examples.
     _, listed = call("GET", f"{ui_service}/workflows/definitions")
     assert {"expense_approval", "image_pipeline", "order_fulfilment", "hostile_titles"} <= set(scenario_result)
-    assert set(scenario_result) == {d["name"] for d in listed}
+    # Namespaced workflows are registered by the history scenarios, which run after this one.
+    assert set(scenario_result) == {d["name"] for d in listed if not d.get("namespace")}
     assert scenario_result["hostile_titles"] == len(HOSTILE["steps"])
     assert scenario_result["order_fulfilment"] == 8 and scenario_result["expense_approval"] == 8
 
