@@ -285,3 +285,18 @@ def test_a_definition_stored_before_revisions_were_numbered_gets_its_history_on_
     assert [(r["number"], r["revision"]) for r in listed] == [(2, second["revision"]), (1, first["revision"])]
     assert api.get("/definitions/purchase/revisions/1/diff?to=2")[1]["structural"]["steps_added"] == ["notify"]
     assert api.post("/definitions/purchase/revisions/1/restore")[1]["revision"] == first["revision"]
+
+
+def test_an_export_imported_into_a_fresh_service_compiles_to_the_same_asl(api, local_aws):
+    """The other Stepflow is a new one: every table, state machine and execution of this one is gone."""
+    put_yaml(api, YAML_V1)
+    put_yaml(api, YAML_V2)
+    asl = api.client.http.get("/workflows/definitions/purchase/asl").body
+    status, document = api.get("/definitions/purchase/export?history=true")
+    assert status == 200
+    local_aws.reset()  # a fresh emulated account: nothing of the first service is left
+    assert api.get("/definitions/purchase")[0] == 404
+    status, imported = api.post("/definitions/import", document)
+    assert status == 201 and imported["revisions_created"] == 2, imported
+    assert api.client.http.get("/workflows/definitions/purchase/asl").body == asl
+    assert [r["number"] for r in reversed(api.get("/definitions/purchase/revisions")[1])] == [1, 2]
