@@ -142,5 +142,10 @@ class AliasService:
         if self._routing.emulated or not pointer.get("state_machine_version_arn"):
             return  # locally starts never go through an alias; an unpublished revision has no version
         key = pointer.get("key") or pointer["name"]
-        routes, _ = self._effective(key, LIVE, pointer, self._store.get(key, LIVE))
+        stored = self._store.get(key, LIVE)
+        if stored is None:
+            # Never given routes: `live` is the latest revision, started by its version ARN, and Step Functions
+            # needs no alias for it (one is made when routes are first set on it).
+            return
+        routes, _ = self._effective(key, LIVE, pointer, stored)
         self._routing.sync_alias(pointer["state_machine_arn"], LIVE, routes)

@@ -70,8 +70,9 @@ class QualifiedRouting:
 
     def target(self, workflow: str, machine_arn: str, routes: Sequence[Route], alias: str | None) -> Target:
         self.check(workflow, routes)
-        if alias is not None:
-            return Target(self._machines.alias_arn(machine_arn, alias), None)
+        if alias is not None and len(routes) > 1:
+            return Target(self._machines.alias_arn(machine_arn, alias), None)  # Step Functions picks by weight
+        # One route (a revision, or an alias that sends everything to one): its version, no pick to learn.
         return Target(str(routes[0].version_arn), routes[0])
 
     def check(self, workflow: str, routes: Sequence[Route]) -> None:

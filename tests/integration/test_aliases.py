@@ -212,8 +212,11 @@ def test_the_deployed_path_starts_versions_and_aliases_by_their_qualified_arns(a
     described = app_module.services.machines._sfn.describe_state_machine_alias(
         stateMachineAliasArn=f"{machine}:canary")
     assert [r["weight"] for r in described["routingConfiguration"]] == [70, 30]
-    live = app_module.services.machines._sfn.describe_state_machine_alias(stateMachineAliasArn=f"{machine}:live")
-    assert [r["weight"] for r in live["routingConfiguration"]] == [100]
+    # `live` was never given routes: it is the latest revision, started by its version's ARN, and Step
+    # Functions holds no alias for it.
+    sfn = app_module.services.machines._sfn
+    with pytest.raises(sfn.exceptions.ResourceNotFound):
+        sfn.describe_state_machine_alias(stateMachineAliasArn=f"{machine}:live")
 
 
 def test_what_a_pinned_start_costs_in_aws_calls(api, local_aws):
@@ -269,6 +272,8 @@ def test_a_registration_cut_short_converges_when_it_is_sent_again(api, deployed_
     assert second["revision_number"] == 2
     version = services.definitions.entry("purchase", "2")["state_machine_version_arn"]
     assert version and version.startswith(machine + ":")
+    # Routes set on `live` make Step Functions' alias for it; from then on each registration moves it.
+    assert api.put("/definitions/purchase/aliases/live", {"routes": [{"revision": 2}]})[0] == 200
     live = sfn.describe_state_machine_alias(stateMachineAliasArn=f"{machine}:live")["routingConfiguration"]
     assert live == [{"stateMachineVersionArn": version, "weight": 100}]
     # Cut after the pointer moved, before `live` moved: the same content again moves it.
