@@ -7,6 +7,7 @@ import { workflowsView, definitionView } from './workflows.js';
 import { historyView } from './revisions.js';
 import { instancesView, instanceView } from './instances.js';
 import { inboxView, taskView } from './inbox.js';
+import { credentialsView } from './credentials.js';
 
 const ROUTES = [
   [/^\/?$/, workflowsView],
@@ -17,6 +18,7 @@ const ROUTES = [
   [/^\/instances\/([^/]+)$/, instanceView],
   [/^\/inbox\/?$/, inboxView],
   [/^\/inbox\/([^/]+)$/, taskView],
+  [/^\/credentials\/?$/, credentialsView],
 ];
 
 const main = document.getElementById('main');

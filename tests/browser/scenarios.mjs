@@ -262,6 +262,82 @@ steps:
     title: '<img src=x onerror="window.__pwned=4">'
 `;
 
+// The credentials page at `stage` ('' for none): add two from the form, page through them one at a time by
+// the links the page builds, rotate one, refuse a short value, delete both. A value typed in is never
+// in the page afterwards: not in its markup, not in any field.
+async function credentialsFlow(run, tag, stage) {
+  const page = await run.context.newPage();
+  page.on('dialog', (dialog) => dialog.accept());
+  const names = [`${tag}_one`, `${tag}_two`];
+  const values = [`${tag}-first-value-7Qz`, `${tag}-second-value-9Kp`];
+  const rotatedValue = `${tag}-rotated-value-3Wm`;
+  const leaked = async () => {
+    const html = await page.content();
+    const fields = await page.$$eval('input', (inputs) => inputs.map((input) => input.value));
+    return [...values, rotatedValue].filter((v) => html.includes(v) || fields.some((f) => f.includes(v)));
+  };
+  await page.goto(`${base}${stage}/ui#/workflows`);
+  await page.getByRole('link', { name: 'Credentials', exact: true }).click();
+  await page.waitForSelector('#add-credential');
+  check(await page.getAttribute('a[data-nav="credentials"]', 'aria-current') === 'page', 'the nav link is not current');
+  check((await unlabelled(page, '#main')).length === 0, `unlabelled controls: ${await unlabelled(page, '#main')}`);
+  for (const [index, name] of names.entries()) {
+    await page.getByLabel('Name', { exact: true }).fill(name);
+    await page.getByLabel('Description', { exact: true }).fill(`<b>${name}</b> for the tests`);
+    await page.getByLabel('Value', { exact: true }).fill(values[index]);
+    await page.getByRole('button', { name: 'Add credential' }).click();
+    await page.waitForSelector(`#credentials tr[data-credential="${name}"]`);
+    const description = await page.textContent(`#credentials tr[data-credential="${name}"] td`);
+    check(description === `<b>${name}</b> for the tests`, `the description is shown as text: ${description}`);
+    check((await leaked()).length === 0, `a value is on the page after saving: ${await leaked()}`);
+  }
+  if (!stage) await run.shot(page, 'credentials');
+
+  // One a page: follow "Next page" until the end, every link built by the page.
+  await page.goto(`${base}${stage}/ui#/credentials?limit=1`);
+  const seen = [];
+  for (let pages = 0; pages < 50; pages += 1) {
+    await page.waitForSelector('#credentials, #no-credentials');
+    seen.push(...await page.$$eval('#credentials tbody tr', (trs) => trs.map((tr) => tr.dataset.credential)));
+    const next = page.locator('#credentials-next');
+    if (!(await next.count())) break;
+    const href = await next.getAttribute('href');
+    check(href.startsWith('#/credentials?') && href.includes('limit=1'), `the next link: ${href}`);
+    const before = page.url();
+    await next.click();
+    await page.waitForFunction((url) => location.href !== url, before);
+    await page.waitForSelector('#credentials-first');
+  }
+  check(names.every((n) => seen.includes(n)) && new Set(seen).size === seen.length, `paged through: ${seen}`);
+  if (await page.locator('#credentials-first').count()) {
+    await page.click('#credentials-first');
+    await page.waitForFunction(() => location.hash === '#/credentials?limit=1');
+    await page.waitForSelector('#credentials tbody tr');
+  }
+
+  // Rotate the first; a value too short is refused with the API's message.
+  await page.goto(`${base}${stage}/ui#/credentials`);
+  await page.waitForSelector(`#credentials tr[data-credential="${names[0]}"]`);
+  await page.getByLabel(`New value for ${names[0]}`).fill(rotatedValue);
+  await page.getByRole('button', { name: `Rotate ${names[0]}` }).click();
+  await page.waitForSelector('#credentials-message.message-success');
+  const metadata = await apiGet(`/credentials/${names[0]}`);
+  check(metadata.rotated_at, `not rotated: ${JSON.stringify(metadata)}`);
+  check((await leaked()).length === 0, `a value is on the page after rotating: ${await leaked()}`);
+  await page.getByLabel(`New value for ${names[1]}`).fill('short');
+  await page.getByRole('button', { name: `Rotate ${names[1]}` }).click();
+  await page.waitForSelector('#credentials-message.message-error[role="alert"]');
+
+  // Delete both (after the confirmation); the API no longer has them.
+  for (const name of names) {
+    await page.getByRole('button', { name: `Delete ${name}` }).click();
+    await page.waitForSelector(`#credentials tr[data-credential="${name}"]`, { state: 'detached' });
+    const gone = await fetch(`${base}/workflows/credentials/${name}`);
+    check(gone.status === 404, `${name} after deleting: ${gone.status}`);
+  }
+  return { seen: seen.filter((n) => names.includes(n)), rotated: Boolean(metadata.rotated_at) };
+}
+
 // Puts the service behind `stage` with its API at `apiPrefix`, as API Gateway would: the app sees the
 // stage in the request's path and writes it into the page (chalicelib/api/ui.py `roots`), which the
 // local server cannot, so the page's two base paths are written here the same way. Returns the paths
@@ -586,6 +662,18 @@ const scenarios = {
     return { ...result, stage: '/dev' };
   },
 
+
+  async credentials(run) {
+    return credentialsFlow(run, 'ui_cred', '');
+  },
+
+  // The credentials page behind a stage (/dev) with the API at /api/v1: nothing it asks for leaves the stage.
+  async credentials_stage(run) {
+    const strays = await underStage(run.context, '/dev', '/api/v1');
+    const result = await credentialsFlow(run, 'stage_cred', '/dev');
+    check(strays.length === 0, `requests outside the stage: ${JSON.stringify(strays)}`);
+    return { ...result, stage: '/dev' };
+  },
 
   // With authentication on, the API answers 401 (simulated here, in front of the real API): the UI asks
   // for a bearer token, keeps it in sessionStorage and sends it with every request.
