@@ -8,6 +8,7 @@ import { historyView } from './revisions.js';
 import { instancesView, instanceView } from './instances.js';
 import { inboxView, taskView } from './inbox.js';
 import { credentialsView } from './credentials.js';
+import { kvView } from './kv.js';
 
 const ROUTES = [
   [/^\/?$/, workflowsView],
@@ -19,6 +20,7 @@ const ROUTES = [
   [/^\/inbox\/?$/, inboxView],
   [/^\/inbox\/([^/]+)$/, taskView],
   [/^\/credentials\/?$/, credentialsView],
+  [/^\/kv\/?$/, kvView],
 ];
 
 const main = document.getElementById('main');

@@ -41,7 +41,7 @@ class Run {
       page.on('console', (message) => {
         // The API's validation and sign-in answers (400, 401, 409, 422) are expected in these flows, and
         // the 404 the history scenario asks for (a revision that does not exist).
-        const expected = /Failed to load resource: the server responded with a status of (400|401|409|422)/.test(message.text())
+        const expected = /Failed to load resource: the server responded with a status of (400|401|409|412|422)/.test(message.text())
           || (/status of 404/.test(message.text()) && /\/revisions\/99$/.test(message.location().url));
         if (message.type() === 'error' && !expected) this.problems.push(`console error: ${message.text()}`);
       });
@@ -371,6 +371,83 @@ async function credentialsFlow(run, tag, stage) {
     check(gone.status === 404, `${name} after deleting: ${gone.status}`);
   }
   return { seen: seen.filter((n) => names.includes(n)), rotated: Boolean(metadata.rotated_at) };
+}
+
+// The key-value page at `stage`: a namespace's keys by prefix, two a page by the links the page builds;
+// a value shown as JSON text; an edit saved over the version read; one over a version changed meanwhile
+// refused (412) and said, nothing written, then reloaded; delete.
+async function kvFlow(run, namespace, stage) {
+  const page = await run.context.newPage();
+  page.on('dialog', (dialog) => dialog.accept());
+  const entry = (key) => `${base}/workflows/kv/${namespace}/${key}`;
+  const put = (key, value) => fetch(entry(key), { method: 'PUT', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ value }) });
+  const keys = ['order:1', 'order:2', 'order:3'];
+  for (const [index, key] of keys.entries()) {
+    const made = await put(key, { n: index + 1, note: '<img src=x onerror="window.__pwned=7">' });
+    check(made.status === 201, `seeding ${key} answered ${made.status}`);
+  }
+  check((await put('other', 1)).status === 201, 'seeding other');
+
+  await page.goto(`${base}${stage}/ui#/workflows`);
+  await page.getByRole('link', { name: 'Key-value store', exact: true }).click();
+  await page.waitForSelector('#kv-picker');
+  check((await unlabelled(page, '#main')).length === 0, `unlabelled controls: ${await unlabelled(page, '#main')}`);
+  await page.getByLabel('Namespace', { exact: true }).fill(namespace);
+  await page.getByLabel('Key prefix', { exact: true }).fill('order:');
+  await page.getByRole('button', { name: 'List keys' }).click();
+  await page.waitForSelector('#kv-keys tbody tr');
+  const listed = () => page.$$eval('#kv-keys tbody tr', (trs) => trs.map((tr) => tr.dataset.key));
+  check(JSON.stringify(await listed()) === JSON.stringify(keys), `keys by prefix: ${await listed()}`);
+
+  // Two a page: the next link, then the first.
+  await page.goto(`${base}${stage}/ui#/kv?namespace=${namespace}&prefix=order%3A&limit=2`);
+  await page.waitForSelector('#kv-next');
+  const first = await listed();
+  await page.click('#kv-next');
+  await page.waitForSelector('#kv-first');
+  const second = await listed();
+  check(JSON.stringify([...first, ...second]) === JSON.stringify(keys), `paged: ${first} then ${second}`);
+  await page.click('#kv-first');
+  await page.waitForFunction(() => !location.hash.includes('cursor='));
+  await page.waitForSelector('#kv-keys tbody tr[data-key="order:1"]');
+
+  // View order:1: its value as JSON text, its markup not an element.
+  await page.getByRole('link', { name: 'order:1', exact: true }).click();
+  await page.waitForSelector('#kv-entry[data-version="1"]');
+  const shown = await page.textContent('#kv-value pre');
+  check(shown === JSON.stringify({ n: 1, note: '<img src=x onerror="window.__pwned=7">' }, null, 2), `the value shown: ${shown}`);
+  check(await page.locator('#kv-value img').count() === 0, 'the value became markup');
+
+  // Saved over version 1: version 2, as the API has it.
+  await page.getByLabel('Edit the value of order:1 (JSON)').fill('{"n": 10}');
+  await page.getByRole('button', { name: 'Save order:1', exact: true }).click();
+  await page.waitForSelector('#kv-entry[data-version="2"]');
+  let stored = await (await fetch(entry('order:1'))).json();
+  check(stored.version === 2 && stored.value.n === 10, `after saving: ${JSON.stringify(stored)}`);
+  // Not JSON: said, nothing sent.
+  await page.getByLabel('Edit the value of order:1 (JSON)').fill('{n: 11');
+  await page.getByRole('button', { name: 'Save order:1', exact: true }).click();
+  await page.waitForSelector('#kv-message.message-error');
+  // Changed meanwhile (version 3 by another writer): the page's save over version 2 is refused.
+  check((await put('order:1', { n: 'theirs' })).status === 200, 'the other write');
+  await page.getByLabel('Edit the value of order:1 (JSON)').fill('{"n": "mine"}');
+  await page.getByRole('button', { name: 'Save order:1', exact: true }).click();
+  await page.locator('#kv-message[role="alert"]').filter({ hasText: 'changed meanwhile' }).waitFor();
+  stored = await (await fetch(entry('order:1'))).json();
+  check(stored.version === 3 && stored.value.n === 'theirs', `the refused save wrote: ${JSON.stringify(stored)}`);
+  await page.click('#kv-reload');
+  await page.waitForSelector('#kv-entry[data-version="3"]');
+  check((await page.textContent('#kv-value pre')).includes('theirs'), 'the reload shows the other write');
+
+  // Delete: back to the list, without it; the API has it no more.
+  await page.getByRole('button', { name: 'Delete order:1' }).click();
+  await page.waitForFunction(() => !location.hash.includes('key='));
+  await page.waitForSelector('#kv-keys tbody tr[data-key="order:2"]');
+  check(await page.locator('#kv-keys tbody tr[data-key="order:1"]').count() === 0, 'the deleted key is listed');
+  check((await fetch(entry('order:1'))).status === 404, 'the API still has order:1');
+  if (!stage) await run.shot(page, 'kv');
+  return { first, second };
 }
 
 // Puts the service behind `stage` with its API at `apiPrefix`, as API Gateway would: the app sees the
@@ -713,6 +790,18 @@ const scenarios = {
   async credentials_stage(run) {
     const strays = await underStage(run.context, '/dev', '/api/v1');
     const result = await credentialsFlow(run, 'stage_cred', '/dev');
+    check(strays.length === 0, `requests outside the stage: ${JSON.stringify(strays)}`);
+    return { ...result, stage: '/dev' };
+  },
+
+  async kv(run) {
+    return kvFlow(run, 'ui_kv', '');
+  },
+
+  // The key-value page behind a stage (/dev) with the API at /api/v1: nothing it asks for leaves the stage.
+  async kv_stage(run) {
+    const strays = await underStage(run.context, '/dev', '/api/v1');
+    const result = await kvFlow(run, 'stage_kv', '/dev');
     check(strays.length === 0, `requests outside the stage: ${JSON.stringify(strays)}`);
     return { ...result, stage: '/dev' };
   },
