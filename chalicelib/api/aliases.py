@@ -7,7 +7,7 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.api.auth import definition_scope, may_change, principal, require_definition
+from chalicelib.api.auth import definition_key, principal
 from chalicelib.api.http import handles_errors, json_response, query, read_body
 
 
@@ -16,7 +16,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
 
     def key_of(name: str) -> str:
         """The key of the caller's definition of this name: another tenant's is not found, as none is."""
-        return str(require_definition(services(), name, scope=definition_scope(query(bp.current_request)))["key"])
+        return definition_key(services(), name, query(bp.current_request))
 
     @bp.route("/definitions/{name}/aliases", methods=["GET"])
     @handles_errors
@@ -36,7 +36,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         """Sets the alias's routes: one or two revisions whose weights add up to 100."""
         body = read_body(bp.current_request)
         found = services()
-        key = may_change(found, name, definition_scope(query(bp.current_request)))["key"]
+        key = definition_key(found, name, query(bp.current_request), change=True)
         who = principal()
         return json_response(found.aliases.put(key, alias, body, who.id if who.authenticated else None))
 

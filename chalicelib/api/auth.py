@@ -273,6 +273,14 @@ def may_change(services: Any, name: str, scope: tuple[str | None, str | None] | 
     return record
 
 
+def definition_key(services: Any, name: str, params: Mapping[str, Any] | None, *, change: bool = False) -> str:
+    """The key of the caller's definition of `name` in the scope `params` name (tenant, namespace): another
+    tenant's is not found, as none is; with `change`, only one the caller may change."""
+    scope = definition_scope(params)
+    record = may_change(services, name, scope) if change else require_definition(services, name, scope=scope)
+    return str(record.get("key") or record["name"])
+
+
 def refuse_reserved(name: Any) -> None:
     """A name with the prefix of anonymous definitions is refused (only an inline start makes those)."""
     from chalicelib.core.adhoc import ADHOC_PREFIX, is_adhoc

@@ -7,7 +7,7 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.api.auth import definition_scope, may_change, principal, require_definition, visible
+from chalicelib.api.auth import definition_key, definition_scope, principal, visible
 from chalicelib.api.http import handles_errors, json_response, query, read_body
 from chalicelib.errors import InvalidInput, NotFound
 
@@ -28,9 +28,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     def key_of(name: str, *, change: bool = False) -> str:
         """The key of the caller's definition of this name (names are per tenant and namespace; another
         tenant's is not found, as none is), when the caller may read (or change) it."""
-        found, scope = services(), definition_scope(query(bp.current_request))
-        record = may_change(found, name, scope) if change else require_definition(found, name, scope=scope)
-        return str(record.get("key") or record["name"])
+        return definition_key(services(), name, query(bp.current_request), change=change)
 
     def owned(name: str, schedule_id: str, *, change: bool) -> str:
         """The workflow's key, when the caller may read (or change) it and the schedule is of the caller's

@@ -8,7 +8,7 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.api.auth import definition_scope, may_change, principal, require_definition
+from chalicelib.api.auth import definition_key, definition_scope, may_change, principal
 from chalicelib.api.http import (
     MAX_BODY_BYTES,
     BadRequest,
@@ -31,10 +31,10 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
 
     def key_of(name: str) -> str:
         """The key of the caller's definition of this name: another tenant's is not found, as none is."""
-        return str(require_definition(services(), name, scope=scope())["key"])
+        return definition_key(services(), name, query(bp.current_request))
 
     def changeable(name: str) -> str:
-        return str(may_change(services(), name, scope())["key"])
+        return definition_key(services(), name, query(bp.current_request), change=True)
 
     def optional_body() -> Any:
         raw = bp.current_request.raw_body
