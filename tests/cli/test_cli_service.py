@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
+import time
 
 import pytest
 import yaml
@@ -178,6 +179,11 @@ def test_a_failed_instance_exits_3_with_its_error_and_resume_and_retry_act_on_it
 
     resumed = stepflow("resume", instance_id)
     assert resumed.exit_code == 0 and resumed.stdout.startswith(f"resume: {instance_id} is "), resumed.output
+    # The resumed run fails again on the same input; a retry is for an ended instance, so wait for that end.
+    deadline = time.monotonic() + 60
+    while data(stepflow("get", instance_id, "-o", "json"))["status"] not in ("failed", "canceled"):
+        assert time.monotonic() < deadline, "the resumed instance did not end"
+        time.sleep(0.2)
     retried = data(stepflow("retry", instance_id, "-o", "json"))
     assert retried["retry_of"] == instance_id and retried["id"] != instance_id
 
