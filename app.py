@@ -24,6 +24,7 @@ from chalicelib.api import (
 from chalicelib.api import schedules as schedule_routes
 from chalicelib.api.auth import make_middleware
 from chalicelib.api.http import chalice_refusals, json_response
+from chalicelib.api.routing import accept_unlabelled_bodies, make_route_refusals
 from chalicelib.core.payload import expand
 from chalicelib.observability import http_middleware, invocation_keys, logger, step_finished
 from chalicelib.service.sweep import run_passes
@@ -44,6 +45,8 @@ app.register_blueprint(ui.create_blueprint(_services))  # the web UI at /ui, out
 app.register_blueprint(openapi.create_blueprint(_services, lambda: app))  # /openapi.json and /docs, public
 app.register_middleware(http_middleware, "http")
 app.register_middleware(chalice_refusals, "http")  # Chalice's own 405/415 as {"detail": ...}
+# Unknown route 404, wrong method 405 with Allow, media type 415: before authentication (api/routing.py).
+app.register_middleware(make_route_refusals(lambda: app), "http")
 # Authentication and the route guards (chalicelib/api/auth.py): inside the request log, so 401/403 are logged.
 app.register_middleware(make_middleware(_services), "http")
 
@@ -51,6 +54,9 @@ app.register_middleware(make_middleware(_services), "http")
 @app.route("/health", methods=["GET"])
 def health() -> Any:
     return json_response({"status": "healthy", "stage": services.settings.stage})
+
+
+accept_unlabelled_bodies(app)  # after the last route: a body without its own Content-Type (curl -d) is read
 
 
 @app.lambda_function(name="step_runner")

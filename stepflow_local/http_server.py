@@ -51,11 +51,12 @@ def handler_class(verbose: bool) -> type:
 
         def __init__(self, request: Any, client_address: Any, server: Any, app_object: Any, config: Any) -> None:
             # One gateway per server, not per connection: it only holds the app, the config and the route table.
+            # Ours sends unknown paths and OPTIONS to the app, as the deployed API Gateway does (gateway.py).
             gateway = getattr(server, "stepflow_gateway", None)
             if gateway is None:
-                from chalice.local import LocalGateway
+                from stepflow_local.gateway import StepflowGateway
 
-                gateway = server.stepflow_gateway = LocalGateway(app_object, config)
+                gateway = server.stepflow_gateway = StepflowGateway(app_object, config)
             self.local_gateway = gateway
             super(ChaliceRequestHandler, self).__init__(request, client_address, server)
 

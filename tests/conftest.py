@@ -78,11 +78,10 @@ def _body(response: Any) -> Any:
 
 @pytest.fixture
 def api(local_aws: Any) -> Iterator[Api]:
-    from chalice.test import Client
-
     import app as app_module
+    from stepflow_local.gateway import routed_test_client  # routed as deployed: unknown paths reach the app
 
-    with Client(app_module.app) as client:
+    with routed_test_client(app_module.app) as client:
         yield Api(client)
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.api.auth import actor, definition_scope, principal
-from chalicelib.api.http import BadRequest
-from chalicelib.errors import Forbidden
+from chalicelib.errors import Forbidden, InvalidInput
 
 # An inline definition is registered, so it needs what registering needs: an operator who may only
 # start instances (executor) runs registered workflows, never arbitrary ones of its own.
@@ -19,14 +18,14 @@ def workflow_named(services: Any, body: dict[str, Any], namespace: str | None = 
     else the query's `namespace`) and named in its place."""
     inline, named = "definition" in body, "definition_name" in body
     if inline == named:
-        raise BadRequest("name the workflow to start with 'definition_name', or send it inline as 'definition'"
-                         + (", not both" if inline else ""))
+        raise _invalid("definition_name", "name the workflow to start with 'definition_name', or send it inline "
+                       "as 'definition'" + (", not both" if inline else ""))
     if not inline:
         return body
     if "revision" in body or "alias" in body:
         # An inline definition is one revision, registered by this request: there is nothing to pin.
-        raise BadRequest("an inline 'definition' runs as sent: 'revision' and 'alias' name revisions of a "
-                         "registered workflow")
+        raise _invalid("revision" if "revision" in body else "alias", "an inline 'definition' runs as sent: "
+                       "'revision' and 'alias' name revisions of a registered workflow")
     caller = principal()
     if caller.authenticated and not caller.has(INLINE_ROLE):
         raise Forbidden(f"an inline definition is registered to run: this needs the {INLINE_ROLE} role"
@@ -42,3 +41,8 @@ def workflow_named(services: Any, body: dict[str, Any], namespace: str | None = 
                              created_by=actor(request.model_dump(include={"user_id"}), "user_id"),
                              input_data=request.input_data)
     return {**rest, "definition_name": record["name"]}
+
+
+def _invalid(location: str, message: str) -> InvalidInput:
+    """A start body that names its workflow wrongly: well-formed, so 422 with the field it is about."""
+    return InvalidInput({"message": message, "issues": [{"code": "invalid", "location": location, "message": message}]})

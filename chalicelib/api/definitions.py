@@ -18,12 +18,16 @@ from chalicelib.api.auth import (
 )
 from chalicelib.api.http import BODY_TYPES, bool_param, handles_errors, json_response, query, read_body
 from chalicelib.api.listing import listing_tenant
+from chalicelib.api.routing import FORM_ENCODED
 
 
 def source_of(request: Any) -> tuple[str, str]:
     """The body as submitted (read_body has already bounded and decoded it) and its format."""
     content_type = (request.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
-    return (request.raw_body or b"").decode("utf-8"), ("json" if content_type == "application/json" else "yaml")
+    text = (request.raw_body or b"").decode("utf-8")
+    # A body sent without its own Content-Type (`curl -d` labels it form-encoded) is JSON when it reads as JSON.
+    unlabelled_json = content_type == FORM_ENCODED and text.lstrip().startswith("{")
+    return text, ("json" if content_type == "application/json" or unlabelled_json else "yaml")
 
 
 def create_blueprint(services: Callable[[], Any]) -> Blueprint:

@@ -27,7 +27,7 @@ logger = logging.getLogger("stepflow.api")
 
 MAX_BODY_BYTES = 256 * 1024
 BODY_TYPES = ["application/json", "application/x-yaml", "application/yaml", "text/yaml", "text/plain"]
-STATUS = {InvalidInput: 422, FieldErrors: 400, NotFound: 404, Conflict: 409, Gone: 410, UpstreamError: 502,
+STATUS = {InvalidInput: 422, FieldErrors: 422, NotFound: 404, Conflict: 409, Gone: 410, UpstreamError: 502,
           Forbidden: 403, Unavailable: 503, PreconditionFailed: 412}
 # A passing AWS failure (throttling, a 5xx, a lost connection) outside any decision: retrying may work.
 UNAVAILABLE = "a service Stepflow depends on did not answer; try again shortly"
@@ -91,7 +91,7 @@ def handles_errors(view: Callable[..., Any]) -> Callable[..., Any]:
 def read_body(request: Any, *, allow_yaml: bool = False) -> Any:
     # Imported here: the bounded YAML loader and the definition model are cold-start cost a GET never needs.
     from chalicelib.core.bounds import TooDeep, check_json_text
-    from chalicelib.core.loading import DefinitionTextError, load_definition_text
+    from chalicelib.core.loading import DefinitionTextError, NotAnObject, load_definition_text
 
     raw = request.raw_body or b""
     if len(raw) > MAX_BODY_BYTES:
@@ -103,9 +103,13 @@ def read_body(request: Any, *, allow_yaml: bool = False) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest("the body is not UTF-8 text") from None
+    # A body labelled otherwise (`curl -d` says application/x-www-form-urlencoded) is read as JSON, or as
+    # YAML, a superset of JSON, where YAML is taken.
     if allow_yaml and content_type != "application/json":
         try:
             return load_definition_text(text)
+        except NotAnObject as exc:
+            raise InvalidInput({"message": str(exc), "issues": []}) from None
         except DefinitionTextError as exc:
             raise BadRequest(str(exc)) from None
     try:

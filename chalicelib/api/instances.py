@@ -21,6 +21,7 @@ from chalicelib.api.cursors import open_cursor, seal
 from chalicelib.api.http import BadRequest, bool_param, handles_errors, int_param, json_response, query, read_body
 from chalicelib.api.listing import listing_tenant, unindexed_message
 from chalicelib.core.listing import Unindexed
+from chalicelib.errors import InvalidInput
 
 STATUSES = ("pending", "running", "waiting", "completed", "failed", "canceled")
 FILTERS = ("workflow_name", "correlation_id", "created_by", "status", "origin_instance", "origin_tenant_id")
@@ -46,14 +47,16 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         if body is None:
             return {}
         if not isinstance(body, dict):
-            raise BadRequest("the body must be a JSON object")
+            raise InvalidInput({"message": "the body must be a JSON object", "issues": []})
         return body
 
     def owned(request: Any) -> tuple[Any, dict[str, Any]]:
         """Who starts it and for which tenant come from the token when authentication is on; the
         definition as the guard read it (the start uses it rather than reading it again)."""
         if request.revision is not None and request.alias is not None:
-            raise BadRequest("give 'revision' or 'alias', not both: a start runs one revision")
+            raise InvalidInput({"message": "give 'revision' or 'alias', not both: a start runs one revision",
+                                "issues": [{"code": "conflicting_fields", "location": "alias",
+                                            "message": "give 'revision' or 'alias', not both"}]})
         found = services()
         # The definition of this name in the tenant the instance is for (and its namespace, from the body
         # or the query).
@@ -178,9 +181,14 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @handles_errors
     def cancel_instance(instance_id: str) -> Any:
         require_instance(services(), instance_id)
-        reason = query(bp.current_request).get("reason") or optional_body().get("reason")
-        if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
+        reason = query(bp.current_request).get("reason")
+        if reason is not None and len(reason) > 1000:
             raise BadRequest("'reason' must be text of at most 1,000 characters")
+        reason = reason or optional_body().get("reason")
+        if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
+            message = "'reason' must be text of at most 1,000 characters"
+            raise InvalidInput({"message": message, "issues": [{"code": "invalid", "location": "reason",
+                                                                "message": message}]})
         return json_response(services().instances.cancel(instance_id, reason))
 
     @bp.route("/instances/{instance_id}/retry", methods=["POST"])

@@ -16,6 +16,10 @@ class DefinitionTextError(ValueError):
     """The text is neither JSON nor YAML that holds an object."""
 
 
+class NotAnObject(DefinitionTextError):
+    """The text is JSON or YAML, but not an object: readable, yet not a definition."""
+
+
 def load_definition_text(text: str) -> Any:
     """Parses JSON or YAML (YAML is a superset of JSON); safe loading, with bounded depth, size and aliases."""
     try:
@@ -27,7 +31,7 @@ def load_definition_text(text: str) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise DefinitionTextError(f"not valid JSON or YAML{where}") from exc
     if not isinstance(data, dict):
-        raise DefinitionTextError("a definition must be an object with name and steps")
+        raise NotAnObject("a definition must be an object with name and steps")
     return data
 
 

@@ -121,7 +121,7 @@ def test_a_generated_client_runs_a_workflow_through_its_human_task(secured_servi
     form = models.CompleteTask(output_data=models.CompleteTaskOutputData.from_dict({"approved": True}))
     refused = complete.sync_detailed(task.id, client=client, body=models.CompleteTask(
         output_data=models.CompleteTaskOutputData.from_dict({"approved": "yes"})))
-    assert refused.status_code == 400 and isinstance(refused.parsed, models.Error)
+    assert refused.status_code == 422 and isinstance(refused.parsed, models.Error)
     done = complete.sync(task.id, client=client, body=form)
     assert isinstance(done, models.Task) and done.status == models.TaskStatus.COMPLETED
     assert done.completed_by == "ann" and done.output_data.to_dict() == {"approved": True}

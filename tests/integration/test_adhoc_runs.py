@@ -89,10 +89,10 @@ def test_an_inline_definition_is_checked_as_a_registration_and_bad_input_stores_
         assert status == 422, (body, refused)
     for body in ({"definition": INLINE, "definition_name": "quick_check"}, {"input_data": {"n": 1}}):
         status, refused = api.post("/instances", body)
-        assert status == 400 and "definition_name" in refused["detail"], refused
+        assert status == 422 and "definition_name" in refused["detail"]["message"], refused
     for pin in ({"revision": 1}, {"alias": "live"}):  # an inline definition is one revision: nothing to pin
         status, refused = api.post("/instances", {"definition": INLINE, "input_data": {"n": 1}, **pin})
-        assert status == 400 and "inline" in refused["detail"], refused
+        assert status == 422 and "inline" in refused["detail"]["message"], refused
     assert api.get("/definitions?include_adhoc=true&include_inactive=true")[1] == []
     assert api.get("/instances")[1]["items"] == []
 

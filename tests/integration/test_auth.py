@@ -298,7 +298,7 @@ def test_authorization_matrix(secured, capsys):
         ("GET", "/tasks/metrics", None, 200, False, False),
         ("GET", f"/tasks/{task}", None, 200, True, False),
         ("GET", f"/tasks/{task}/callback", None, 409, True, True),  # a human task has no callback
-        ("POST", f"/tasks/{task}/complete", {"output_data": {}}, 400, True, True),
+        ("POST", f"/tasks/{task}/complete", {"output_data": {}}, 422, True, True),
         ("POST", f"/tasks/{task}/reassign", {"new_assignee": "alice"}, 200, True, True),
         ("POST", f"/tasks/{task}/claim", {}, 409, True, True),
         ("POST", f"/tasks/{task}/unclaim", {}, 409, True, False),

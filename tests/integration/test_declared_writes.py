@@ -37,7 +37,7 @@ def test_a_field_declared_in_overwrites_may_be_changed_and_no_other(api):
     assert task["overwrites"] == ["amount"] and task["output_namespace"] is None
     status, refused = api.post(f"/tasks/{task['id']}/complete", {
         "output_data": {"amount": 50, "requester": "mallory"}, "completed_by": "bob"})
-    assert status == 400 and [i["location"] for i in refused["detail"]["issues"]] == ["output_data.requester"]
+    assert status == 422 and [i["location"] for i in refused["detail"]["issues"]] == ["output_data.requester"]
     assert api.get(f"/tasks/{task['id']}")[1]["status"] == "pending"
     status, _ = api.post(f"/tasks/{task['id']}/complete", {"output_data": {"amount": 50, "reason": "typo"},
                                                            "completed_by": "bob"})
@@ -81,7 +81,7 @@ def test_an_approval_cannot_replace_a_decision_the_workflow_already_holds(api):
     instance_id = start(api, definition, {"approved": True})
     task = wait_for_task(api, instance_id, "review")
     status, refused = api.post(f"/approvals/{task['id']}/reject", {"decided_by": "carol", "comment": "no"})
-    assert status == 400 and [i["location"] for i in refused["detail"]["issues"]] == ["output_data.approved"]
+    assert status == 422 and [i["location"] for i in refused["detail"]["issues"]] == ["output_data.approved"]
     assert "decided before this task opened" in refused["detail"]["issues"][0]["message"]
     assert api.get(f"/tasks/{task['id']}")[1]["status"] == "pending"
 
@@ -128,8 +128,8 @@ def test_a_webhook_whose_namespace_is_already_taken_is_refused_and_keeps_waiting
     task = wait_for_task(api, instance_id, "note")
     url = api.get(f"/tasks/{task['id']}/callback")[1]["callback_url"]
     status, refused = callback(api, url, {"text": "hi"})
-    assert status == 400 and refused["detail"]["issues"][0]["location"] == "output_data"
+    assert status == 422 and refused["detail"]["issues"][0]["location"] == "output_data"
     status, refused = api.post(f"/instances/{instance_id}/events", {"step": "note", "data": {"text": "hi"}})
-    assert status == 400 and "'note'" in refused["detail"]["issues"][0]["message"]
+    assert status == 422 and "'note'" in refused["detail"]["issues"][0]["message"]
     assert api.get(f"/tasks/{task['id']}")[1]["status"] == "pending"
     assert api.get(f"/instances/{instance_id}")[1]["context_data"] == {"note": "from the starter"}

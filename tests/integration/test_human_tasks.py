@@ -42,10 +42,10 @@ def test_expense_approval_over_the_threshold_goes_through_manager_and_finance(ap
 
     status, invalid = api.post(f"/tasks/{task_id}/complete", {"output_data": {"approved": "yes", "comments": 5},
                                                               "completed_by": "bob"})
-    assert status == 400
+    assert status == 422
     assert [i["location"] for i in invalid["detail"]["issues"]] == ["output_data.approved", "output_data.comments"]
     status, missing = api.post(f"/tasks/{task_id}/complete", {"output_data": {}, "completed_by": "bob"})
-    assert status == 400 and missing["detail"]["issues"][0]["location"] == "output_data.approved"
+    assert status == 422 and missing["detail"]["issues"][0]["location"] == "output_data.approved"
 
     status, done = api.post(f"/tasks/{task_id}/complete", {"output_data": {"approved": True, "comments": "fine"},
                                                            "completed_by": "bob", "comment": "ok"})
@@ -150,7 +150,7 @@ def test_the_manager_cannot_steer_the_expense_past_finance(api):
 
     status, refused = api.post(f"/tasks/{task['id']}/complete", {"output_data": {"approved": True, "amount": 1},
                                                                  "completed_by": "bob"})
-    assert status == 400, refused
+    assert status == 422, refused
     assert [i["location"] for i in refused["detail"]["issues"]] == ["output_data.amount"]
     assert "amount" in refused["detail"]["issues"][0]["message"]
     # Nothing changed: the task still waits, and the instance still holds the amount it was started with.

@@ -96,7 +96,7 @@ def definitions_and_catalog(api: Checked) -> None:
     assert "mermaid_source" not in api.get("/definitions/contract_tour/graph?graph_format=json")[1]
     assert api.get("/definitions/nothing_here")[0] == 404
     status, refused = api.call("POST", "/instances", {}, {"content-type": "text/plain"})
-    assert status == 415 and refused == {"detail": "Unsupported media type: text/plain"}
+    assert status == 415 and set(refused) == {"detail"} and "text/plain" in refused["detail"], refused
     plugins = api.get("/plugins")[1]
     assert api.get(f"/plugins/{plugins[0]['id']}")[1] == plugins[0]
     assert sum(c["count"] for c in api.get("/plugins/categories")[1]) == len(plugins)
@@ -174,7 +174,7 @@ def tasks_and_webhooks(api: Checked) -> None:
     assert api.post(f"/tasks/{review['id']}/reassign", {"new_assignee": "bo", "reason": "away"})[1]["assignee"] == "bo"
     assert api.get(f"/approvals/{review['id']}")[1]["step_name"] == "review"
     assert api.post(f"/tasks/{review['id']}/complete", {"output_data": {"approved": "yes"}, "completed_by": "bo"})[0] \
-        == 400
+        == 422
     status, done = api.post(f"/approvals/{review['id']}/approve", {"decided_by": "bo", "comment": "fine"})
     assert status == 200 and done["status"] == "completed"
     assert done["output_data"] == {"approved": True, "comments": "fine"}
