@@ -623,3 +623,26 @@ def test_deploy_uploads_the_zip_and_points_every_function_at_it(local_runtime, t
     assert code["Bucket"] == "stepflow-deploy-test" and code["Key"].startswith("stepflow-dev/")
     assert s3.get_object(Bucket="stepflow-deploy-test", Key=code["Key"])["Body"].read() == b"PK-not-really"
     assert template["Resources"]["Fn"]["Properties"]["CodeUri"] == "./deployment.zip"  # the input is untouched
+
+
+def test_every_request_reaches_the_app_so_it_answers_404_405_and_415(infra, app_module):
+    """API Gateway would answer an unknown path or a missing method itself (403 "Missing Authentication
+    Token"): every route's resource gets an ANY method, `/` and `/{proxy+}` catch the rest, and what the
+    gateway still answers itself is {"detail": ...}."""
+    from chalicelib.api import routing
+    from infra import api_routes
+
+    assert (api_routes.CATCH_ALL, api_routes.ROUTES_HINT) == (routing.CATCH_ALL, routing.ROUTES_HINT)
+    body = infra.template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    assert set(body["paths"]) == {*app_module.app.routes, "/", "/{proxy+}"}
+    for path, item in body["paths"].items():
+        method = item["x-amazon-apigateway-any-method"]
+        target = method["x-amazon-apigateway-integration"]
+        assert target["type"] == "aws_proxy" and "${APIHandler.Arn}" in target["uri"]["Fn::Sub"], path
+        assert [p["name"] for p in method.get("parameters", [])] == [
+            name.rstrip("+") for name in re.findall(r"{([\w+]+)}", path)], path
+    responses = body["x-amazon-apigateway-gateway-responses"]
+    assert {kind: r["statusCode"] for kind, r in responses.items()} == {
+        "MISSING_AUTHENTICATION_TOKEN": 404, "UNSUPPORTED_MEDIA_TYPE": 415}
+    for response in responses.values():
+        assert set(json.loads(response["responseTemplates"]["application/json"])) == {"detail"}
