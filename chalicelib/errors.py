@@ -15,6 +15,10 @@ class InvalidInput(StepflowError):
     """The request is well-formed but its content is wrong (every problem listed)."""
 
 
+class Unreadable(StepflowError):
+    """The request's body cannot be read at all (not UTF-8, not JSON): 400, where InvalidInput is 422."""
+
+
 class NotFound(StepflowError):
     pass
 

@@ -8,6 +8,9 @@ document the service serves, so a new route is covered as soon as it exists.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import re
 import time
@@ -17,13 +20,15 @@ from typing import Any
 
 FORM_ENCODED = "application/x-www-form-urlencoded"  # what `curl -d` sends when told no Content-Type
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-SIGNED = ("/hooks/{key}",)  # the signature over the body is the credential: it is checked first (401)
+SIGNED = ("/hooks/{key}",)  # the signature over the body is the credential: these cases are signed
 UNKNOWN = "zz-no-such-thing"
 # Answers that differ from the class's by design (docs/api.md says so), by (label prefix, method, path end).
 EXCEPTIONS = {
     # Checking a definition is what it is for: its answer is the report, {"valid": false, "issues": [...]}.
     ("invalid body", "POST", "/definitions/validate"): 200,
     ("no content type", "POST", "/definitions/validate"): 200,
+    # A hook takes whatever JSON its sender posts (it becomes the run's input, under the trigger's mapping).
+    ("invalid body", "POST", "/hooks/{key}"): 201,
     # A namespace is a key prefix, not a thing: one with no keys lists as an empty page.
     ("not found (namespace)", "GET", "/kv/{namespace}"): 200,
 }
@@ -147,7 +152,8 @@ def build_world(send: Send, prefix: str) -> dict[str, str]:
     plugins = ok(call(send, "GET", f"{prefix}/plugins"))
     plugin = (plugins[0] if isinstance(plugins, list) else plugins["items"][0])["id"]
     return {"name": name, "instance_id": instance["id"], "task_id": tasks[0]["id"], "alias": "live", "rev": "1",
-            "trigger_id": trigger["id"], "key": trigger["key"], "schedule_id": schedule["id"],
+            "trigger_id": trigger["id"], "key": trigger["key"], "hook_secret": trigger["secret"],
+            "schedule_id": schedule["id"],
             "namespace": "contract", "plugin_id": plugin}
 
 
@@ -163,6 +169,7 @@ class Case:
     allow: frozenset[str] | None = None  # the Allow header a 405 must carry
     json_error: bool = True  # the answer is {"detail": ...}
     template: str = ""  # the operation's path, for EXCEPTIONS
+    signed: bool = False  # signed with the world's trigger secret (a hook's credential)
 
 
 def route_cases(spec: dict[str, Any], prefix: str, ids: dict[str, str]) -> Iterator[Case]:
@@ -185,19 +192,22 @@ def route_cases(spec: dict[str, Any], prefix: str, ids: dict[str, str]) -> Itera
         if not op.takes_body:
             continue
         signed = any(op.path.endswith(s) for s in SIGNED)
+        if signed:
+            yield Case("missing auth (unsigned)", op.method, url, (("content-type", "application/json"),), b"{}", 401,
+                       template=op.path)
         yield Case("unreadable body", op.method, url, (("content-type", "application/json"),), b'{"broken": ',
-                   401 if signed else 400, template=op.path)
+                   400, template=op.path, signed=signed)
         yield Case("invalid body (not an object)", op.method, url, (("content-type", "application/json"),),
-                   b"[1, 2]", 401 if signed else 422, template=op.path)
+                   b"[1, 2]", 422, template=op.path, signed=signed)
         wrong = wrong_type_body(spec, op.body_schema or {})
         if wrong is not None:
             yield Case("invalid body (wrong type)", op.method, url, (("content-type", "application/json"),),
-                       json.dumps(wrong).encode(), 401 if signed else 422, template=op.path)
+                       json.dumps(wrong).encode(), 422, template=op.path, signed=signed)
             # `curl -d` without a Content-Type: read as JSON, so the same answer as with one.
             yield Case("no content type: read as JSON", op.method, url, (("content-type", FORM_ENCODED),),
-                       json.dumps(wrong).encode(), 401 if signed else 422, template=op.path)
+                       json.dumps(wrong).encode(), 422, template=op.path, signed=signed)
             yield Case("no content type: read as JSON", op.method, url, (), json.dumps(wrong).encode(),
-                       401 if signed else 422, template=op.path)
+                       422, template=op.path, signed=signed)
 
 
 def not_found_cases(spec: dict[str, Any], ids: dict[str, str]) -> Iterator[Case]:
@@ -228,12 +238,23 @@ def auth_cases(spec: dict[str, Any], ids: dict[str, str], tokens: dict[str, str]
                        (*json_headers, ("authorization", f"Bearer {tokens['viewer']}")), body, 403)
 
 
-def check(send: Send, cases: Iterator[Case]) -> tuple[int, list[str]]:
+def signature(secret: str, body: bytes) -> dict[str, str]:
+    """The Stepflow scheme of a hook delivery: v1=<hex HMAC-SHA256("<timestamp>.<body>")>."""
+    stamp = str(int(time.time()))
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    digest = hmac.new(key, stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {"x-stepflow-timestamp": stamp, "x-stepflow-signature": f"v1={digest}"}
+
+
+def check(send: Send, cases: Iterator[Case], ids: dict[str, str] | None = None) -> tuple[int, list[str]]:
     """How many cases ran, and each one whose answer breaks the contract."""
     problems, count = [], 0
     for case in cases:
         count += 1
-        answer = send(case.method, case.path, case.body, dict(case.headers))
+        headers = dict(case.headers)
+        if case.signed:
+            headers.update(signature((ids or {})["hook_secret"], case.body or b""))
+        answer = send(case.method, case.path, case.body, headers)
         wanted = expected(case.label, case.method, case.template, case.expect)
         where = f"{case.label}: {case.method} {case.path}"
         if answer.status != wanted:

@@ -20,6 +20,7 @@ from chalicelib.errors import (
     PreconditionFailed,
     StepflowError,
     Unavailable,
+    Unreadable,
     UpstreamError,
 )
 
@@ -28,7 +29,7 @@ logger = logging.getLogger("stepflow.api")
 MAX_BODY_BYTES = 256 * 1024
 BODY_TYPES = ["application/json", "application/x-yaml", "application/yaml", "text/yaml", "text/plain"]
 STATUS = {InvalidInput: 422, FieldErrors: 422, NotFound: 404, Conflict: 409, Gone: 410, UpstreamError: 502,
-          Forbidden: 403, Unavailable: 503, PreconditionFailed: 412}
+          Forbidden: 403, Unavailable: 503, PreconditionFailed: 412, Unreadable: 400}
 # A passing AWS failure (throttling, a 5xx, a lost connection) outside any decision: retrying may work.
 UNAVAILABLE = "a service Stepflow depends on did not answer; try again shortly"
 

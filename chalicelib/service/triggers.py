@@ -25,7 +25,7 @@ from pydantic import Field
 from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.core import definition_keys, hooks
 from chalicelib.core.times import iso
-from chalicelib.errors import InvalidInput, NotFound
+from chalicelib.errors import InvalidInput, NotFound, Unreadable
 from chalicelib.service.requests import StartInstance, _Body, parse_body
 
 DEFAULT_RATE_PER_MINUTE = 60
@@ -210,4 +210,4 @@ def _json(body: bytes) -> Any:
         check_json_text(text)
         return json.loads(text)
     except (UnicodeDecodeError, ValueError, TooDeep):
-        raise InvalidInput({"message": "the body is not JSON (UTF-8)", "issues": []}) from None
+        raise Unreadable("the body is not JSON (UTF-8)") from None

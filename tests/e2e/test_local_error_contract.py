@@ -57,7 +57,7 @@ def test_the_local_service_answers_the_whole_table(service):
     for cases, send in ((route_cases(spec, PREFIX, ids), admin), (not_found_cases(spec, ids), admin),
                         (auth_cases(spec, ids, {"viewer": mint(SECRET, "vic", roles=["viewer"], tenant="acme")}),
                          sender(service.base))):
-        count, found = check(send, cases)
+        count, found = check(send, cases, ids)
         assert count > 30
         problems += found
     assert problems == [], "\n".join(problems)
