@@ -18,19 +18,19 @@ from typing import Any
 
 from chalice import Blueprint, Response
 
-from chalicelib.api import auth
+from chalicelib.api import auth, error_responses
 from chalicelib.api.http import json_response
 from chalicelib.core import event_stream as es
 
-ERROR_CODES = {"400": "The request cannot be read (malformed body or parameter, or listing filters no index serves)",
+ERROR_CODES = {"400": "The request cannot be read (malformed body, parameter or header, or listing filters no index serves)",
                "401": "Authentication required or the token is not valid",
                "403": "The token's role or tenant does not allow this",
-               "404": "Not found (also for another tenant's resources)",
+               "404": "No such route, or not found (also for another tenant's resources)",
                "409": "Conflicts with the current state",
                "410": "Gone: the task expired or was canceled",
                "413": "The body is over 256 KiB",
-               "415": "Unsupported Content-Type",
-               "422": "The body or a field is not valid (every issue listed)",
+               "415": "Unsupported Content-Type (a body without one is read as JSON)",
+               "422": "The body is well-formed but not valid: wrong types, missing or unknown fields (every issue listed)",
                "502": "An AWS service failed",
                "503": "Authentication is not configured on this stage"}
 TAGS = [
@@ -430,12 +430,14 @@ def build(app: Any, settings: Any) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Stepflow API", "version": "1.0.0",
-                 "description": "Workflows compiled to AWS Step Functions. Errors are {\"detail\": ...}. "
+                 "description": "Workflows compiled to AWS Step Functions. Errors are {\"detail\": ...}, "
+                                "one response per status under components/responses (also 404 for any "
+                                "unknown path, 405 with Allow for a method a path does not take). "
                                 "See docs/security.md for roles, tenants and limits."},
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
         "tags": TAGS,
         "paths": paths,
-        "components": {"schemas": components, "securitySchemes": {
+        "components": {"schemas": components, "responses": error_responses.components(), "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
         "security": [{"bearer": []}],
     }

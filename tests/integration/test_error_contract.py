@@ -97,3 +97,20 @@ def test_options_answers_the_routes_methods(api):
     response = api.client.http.request("OPTIONS", "/workflows/definitions", headers={}, body=b"")
     assert response.status_code == 204
     assert {m.strip() for m in response.headers["Allow"].split(",")} == {"GET", "POST", "OPTIONS"}
+
+
+def test_the_openapi_document_describes_each_status_of_the_contract(api):
+    from openapi_spec_validator import validate
+
+    spec = json.loads(api.client.http.get("/openapi.json").body)
+    validate(spec)
+    responses = spec["components"]["responses"]
+    statuses = {r["description"].split(":")[0]: r for r in responses.values()}
+    assert {"400", "401", "403", "404", "405", "409", "413", "415", "422"} <= set(statuses)
+    for response in responses.values():
+        assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    assert "Allow" in statuses["405"]["headers"]
+    # Each operation's own error answers say the same, one schema for all.
+    start = spec["paths"]["/workflows/instances"]["post"]["responses"]
+    assert {"400", "404", "415", "422"} <= set(start)
+    assert start["422"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
