@@ -134,7 +134,7 @@ def test_live_follows_the_latest_revision_and_aliases_are_checked(api):
     assert api.put("/definitions/nothing/aliases/canary", {"routes": [{"revision": 1}]})[0] == 404
     # Starts: one pin at most, and an unknown one is not found (and creates nothing).
     status, both = api.post("/instances", {"definition_name": "purchase", "revision": 1, "alias": "live"})
-    assert status == 400 and "not both" in both["detail"]
+    assert status == 422 and "not both" in both["detail"]["message"]
     for pin in ({"revision": 9}, {"revision": "unknown"}, {"revision": "0123456789abcdef"}, {"alias": "canary"},
                 {"alias": "no such alias!"}):
         status, refused = api.post("/instances", {"definition_name": "purchase", **pin})
