@@ -167,6 +167,18 @@ class TaskService(Delivery):
         self._require_pending(record)
         return self._finish(record, self._declared(record, output), completed_by, comment, received=received)
 
+    # -- receive steps ---------------------------------------------------------------------------
+    def complete_received(self, record: dict[str, Any], output: dict[str, Any], completed_by: str, *,
+                          received: dict[str, Any], consume: dict[str, Any]) -> dict[str, Any]:
+        """Completes a waiting receive step with an event's data, in one transaction with `consume` (the
+        mailbox write that takes the event): both or neither. TransitionRefused(part=1): the mailbox
+        changed; Conflict/Gone: the step no longer waits; FieldErrors: the data writes what it may not."""
+        if record.get("kind") != "receive":
+            raise Conflict("this task is not a receive step")
+        self._require_pending(record)
+        return self._finish(record, self._declared(record, output), completed_by, None, received=received,
+                            consume=consume)
+
     def by_callback_key(self, key: str) -> dict[str, Any]:
         """The webhook task a callback key was given to (the sparse by_callback_key index holds the key's
         hash while the step waits; a used or ended key is in it no more: NotFound)."""

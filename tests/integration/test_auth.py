@@ -309,6 +309,8 @@ def test_authorization_matrix(secured, capsys):
         ("GET", "/plugins/data.set", None, 200, False, False),
         ("GET", "/plugins/categories", None, 200, False, False),
         ("POST", "/callbacks/no-such-key", {}, 404, False, False),
+        # no receive step of the caller's tenant waits, and keep=false: refused, nothing kept
+        ("POST", "/events", {"type": "acme.ping", "correlation_key": "x", "keep": False}, 409, False, False),
         ("POST", "/definitions/acme_flow/triggers", {}, 201, True, False),
         ("GET", "/definitions/acme_flow/triggers", None, 200, True, False),
         ("GET", "/definitions/acme_flow/triggers/trg-none", None, 404, True, False),
