@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from chalicelib.core.model import EVENT_TYPE_PATTERN
 from chalicelib.service.requests import _Body
@@ -14,12 +14,15 @@ EventId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x
 
 
 class SentEvent(_Body):
-    """An event as a workflow-server client serialises it: its type and its value."""
+    """An event as a workflow-server client serialises it: its type and its value (what it streams back,
+    `types` and `__is_pydantic` included, is read as it is; only the type and the value count)."""
 
     type: EventType | None = None
     qualified_name: EventType | None = None
     value: dict[str, Any] | None = None
     data: dict[str, Any] | None = None
+    types: list[Annotated[str, Field(max_length=256)]] | None = Field(None, max_length=20)
+    is_pydantic: bool | None = Field(None, alias="__is_pydantic")
 
 
 class SendEvent(_Body):
@@ -34,6 +37,12 @@ class SendEvent(_Body):
     id: EventId | None = None
     ttl_seconds: int | None = Field(None, ge=1)
     sent_by: str | None = Field(None, min_length=1, max_length=255)
+
+    @field_validator("step", mode="before")
+    @classmethod
+    def _no_step(cls, value: Any) -> Any:
+        # The {event, step} form sends "" for "no particular step".
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _one_type(self) -> SendEvent:

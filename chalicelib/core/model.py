@@ -175,8 +175,9 @@ class WebhookStep(_StepBase):
     overwrites: list[FieldName] = Field(default_factory=list, max_length=100)
 
 
-# An event type as senders spell it: "order.paid", "payment:captured", "Shipment-Delivered".
-EVENT_TYPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
+# An event type as senders spell it: "order.paid", "payment:captured", "Shipment-Delivered", or a
+# Python event class's qualified name ("__main__.PaymentEvent").
+EVENT_TYPE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._:/-]{0,127}$"
 
 
 class ReceiveStep(_StepBase):

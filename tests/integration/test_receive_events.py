@@ -148,6 +148,11 @@ def test_events_into_one_instance_and_seed_form(api):
     # A type no step of the workflow takes is not kept: 409 with what it does take.
     status, refused = api.post(f"/instances/{instance_id}/events", {"type": "order.shipped", "data": {}})
     assert status == 409 and "receive steps: paid (order.paid)" in refused["detail"], refused
+    # The {event, step} form as a workflow-server client streams events back (an empty step: any step).
+    status, body = api.post(f"/instances/{instance_id}/events", {"event": {
+        "type": "__main__.Paid", "qualified_name": "__main__.Paid", "types": ["workflows.events.Event"],
+        "__is_pydantic": True, "value": {}}, "step": ""})
+    assert status == 409 and "event type '__main__.Paid'" in body["detail"], body
     release(api, instance_id)
     done = api.wait(instance_id)
     assert done["status"] == "completed" and done["context_data"]["paid"] == {"via": "seed"}
