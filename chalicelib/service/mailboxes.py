@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -29,7 +31,9 @@ BY_KEY, BY_INSTANCE = "key", "instance"
 MAX_KEPT = 50  # events kept in one mailbox at a time
 MAX_EVENT_BYTES = 32 * 1024  # an event's data, as JSON: the whole mailbox stays within one item
 MAX_SEEN = 200  # ids remembered per mailbox (for as long as their event could be kept)
-ATTEMPTS = 10  # reads of a mailbox another writer keeps changing
+# Reads of a mailbox other writers keep changing, with a growing random pause between them: one key is
+# busy only while its senders and steps race, and each write decides for all of them.
+ATTEMPTS = 30
 # A receiver listed whose task was never stored (its registration stopped half-way) is dropped after this.
 ABANDONED_AFTER = timedelta(minutes=5)
 log = logging.getLogger("stepflow.events")
@@ -37,13 +41,21 @@ log = logging.getLogger("stepflow.events")
 
 class MailboxService:
     def __init__(self, store: Any, tasks: Any, task_store: Any, now: Callable[[], datetime], *,
-                 keep_seconds: int, max_keep_seconds: int):
+                 keep_seconds: int, max_keep_seconds: int, sleep: Callable[[float], None] = time.sleep):
         self._store = store  # MailboxStore
         self._tasks = tasks  # TaskService: completes the step with the event (exactly once)
         self._task_store = task_store  # TaskStore: a waiting receiver's record, read consistently
         self._now = now
         self.keep_seconds = keep_seconds
         self.max_keep_seconds = max_keep_seconds
+        self._sleep = sleep
+
+    def _attempts(self) -> Any:
+        """Attempt numbers, pausing (with jitter) before each one after the first."""
+        for attempt in range(ATTEMPTS):
+            if attempt:
+                self._sleep(random.uniform(0, min(0.2, 0.004 * 2 ** attempt)))  # noqa: S311 - jitter
+            yield attempt
 
     # -- sending -------------------------------------------------------------------------------
     def publish(self, tenant: str | None, event_type: str, correlation_key: str | None, data: dict[str, Any], *,
@@ -90,7 +102,7 @@ class MailboxService:
         return event
 
     def _deliver(self, box_key: str, event: dict[str, Any], *, keep: bool, nobody: str) -> dict[str, Any]:
-        for _ in range(ATTEMPTS):
+        for _ in self._attempts():
             now = self._now()
             box = self._store.get(box_key)
             live = _pruned(box, iso(now))
@@ -159,7 +171,7 @@ class MailboxService:
         entry = {"task_id": record["id"], "instance_id": record.get("instance_id"), "step": record["step_name"],
                  "since": record.get("created_at"), "ready": False}
         for key in _boxes(record):
-            for _ in range(ATTEMPTS):
+            for _ in self._attempts():
                 box = self._store.get(key)
                 if any(r["task_id"] == entry["task_id"] for r in box["receivers"]):
                     break
@@ -175,7 +187,7 @@ class MailboxService:
         """Its task is stored: the step takes the oldest event kept for it, or is marked ready in its
         mailboxes. Either is a write on the mailbox's version, so an event kept meanwhile is never missed
         (a sender that kept it changed the version: this reads again). The event taken, or None."""
-        for _ in range(ATTEMPTS):
+        for _ in self._attempts():
             current = self._task_store.get(record["id"])
             if current is None or current.get("status") != "pending":
                 return None  # taken by a sender meanwhile, or closed
