@@ -30,7 +30,7 @@ def receive_task(i: int) -> dict[str, Any]:
             "correlation_key": "A-1", "tenant_id": "t1", "snapshot": {"input": {}, "steps": {}}}
 
 
-def test_racing_senders_and_receivers_take_each_event_once(world):
+def test_racing_senders_and_receivers_take_each_event_once(world):  # noqa: F811 - the imported fixture
     mailboxes = MailboxService(MailboxStore(world.store._ddb, world.store._table), world.service, world.store,
                                world.clock, keep_seconds=600, max_keep_seconds=3600)
 
