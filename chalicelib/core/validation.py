@@ -408,6 +408,10 @@ def _check_correlation_key(template: str, location: str) -> list[Issue]:
                        f"correlation key {template!r} takes nothing from the instance data, so every instance "
                        "of the workflow would wait on the same key",
                        "name the field it comes from, e.g. '{{ order_id }}'")]
+    if any(p.strip().split(".")[0].split("[")[0] == "secrets" for p in found):
+        return [_issue("invalid_correlation_key", location,
+                       "a correlation key names a credential; it is matched against what senders send, so it "
+                       "is taken from instance data only", "name a field of the instance data")]
     bad = [p.strip() for p in found if not _TEMPLATE_PATH.match(p.strip())]
     if bad:
         return [_issue("invalid_correlation_key", location,

@@ -244,10 +244,12 @@ def test_a_malformed_receive_step_is_reported_where_it_is():
         == [("string_pattern_mismatch", "steps[0].event_type")]
     definition, _ = parse_definition({"name": "r", "steps": [
         machine("a"), receive("literal", correlation_key="order_id", depends_on=["a"]),
-        receive("bad_path", correlation_key="{{ order..id }}", depends_on=["literal"])]})
+        receive("bad_path", correlation_key="{{ order..id }}", depends_on=["literal"]),
+        receive("secret", correlation_key="{{ secrets.api_key }}", depends_on=["bad_path"])]})
     found = validate_definition(definition, REGISTRY)
     assert [(i.code, i.location) for i in found] == [("invalid_correlation_key", "steps[1].correlation_key"),
-                                                    ("invalid_correlation_key", "steps[2].correlation_key")]
+                                                    ("invalid_correlation_key", "steps[2].correlation_key"),
+                                                    ("invalid_correlation_key", "steps[3].correlation_key")]
     assert "{{ order_id }}" in found[0].hint
     assert issues_of({"name": "r", "steps": [machine("a"), receive("ok", correlation_key="{{ customer.id }}-{{ n }}",
                                                                     depends_on=["a"])]}) == []
