@@ -28,8 +28,12 @@ from chalicelib.errors import Conflict, FieldErrors, Gone
 
 API_ACTOR = "stepflow:event"
 BY_KEY, BY_INSTANCE = "key", "instance"
+# A mailbox is one DynamoDB item (at most 400 KB): its kept events, its waiting steps and the ids it
+# remembers are bounded so that it always fits.
 MAX_KEPT = 50  # events kept in one mailbox at a time
-MAX_EVENT_BYTES = 32 * 1024  # an event's data, as JSON: the whole mailbox stays within one item
+MAX_KEPT_BYTES = 160 * 1024  # their JSON, all together
+MAX_EVENT_BYTES = 32 * 1024  # one event's data, as JSON
+MAX_RECEIVERS = 500  # steps waiting on one event type and key at a time
 MAX_SEEN = 200  # ids remembered per mailbox (for as long as their event could be kept)
 # Reads of a mailbox other writers keep changing, with a growing random pause between them: one key is
 # busy only while its senders and steps race, and each write decides for all of them.
@@ -37,6 +41,11 @@ ATTEMPTS = 30
 # A receiver listed whose task was never stored (its registration stopped half-way) is dropped after this.
 ABANDONED_AFTER = timedelta(minutes=5)
 log = logging.getLogger("stepflow.events")
+
+
+class TooManyReceivers(Exception):
+    """More receive steps wait on one event type and correlation key than a mailbox holds: the step that
+    would be one too many fails with this error (its name is the Step Functions error)."""
 
 
 class MailboxService:
@@ -127,11 +136,12 @@ class MailboxService:
                         "step_name": record["step_name"], "task_id": record["id"], "completed": [view]}
             if not keep and receiver is None:
                 raise Conflict(f"{nobody}; the event was not kept (keep is false)")
-            if len(live["messages"]) >= MAX_KEPT:
-                raise Conflict(f"{MAX_KEPT} events of this type and key are already kept, waiting for a receive "
-                               "step; send more once steps take them")
             expires_at = iso(now + timedelta(seconds=event["ttl"]))
             message = {k: v for k, v in event.items() if k != "ttl"} | {"kept_at": iso(now), "expires_at": expires_at}
+            if len(live["messages"]) >= MAX_KEPT or _size([*live["messages"], message]) > MAX_KEPT_BYTES:
+                raise Conflict("as many events of this type and key as can be kept are already waiting for a "
+                               f"receive step (at most {MAX_KEPT}, {MAX_KEPT_BYTES // 1024} KiB); send more once "
+                               "steps take them")
             try:
                 self._store.write(box, {**live, "messages": [*live["messages"], message], "seen": seen})
             except TransitionRefused:
@@ -175,6 +185,9 @@ class MailboxService:
                 box = self._store.get(key)
                 if any(r["task_id"] == entry["task_id"] for r in box["receivers"]):
                     break
+                if len(box["receivers"]) >= MAX_RECEIVERS:
+                    raise TooManyReceivers(f"{MAX_RECEIVERS} receive steps already wait for event type "
+                                           f"'{record['event_type']}' with this correlation key")
                 try:
                     self._store.write(box, {**box, "receivers": [*box["receivers"], entry]})
                     break
@@ -258,6 +271,10 @@ def _pruned(box: dict[str, Any], now: str) -> dict[str, Any]:
     """The box without expired events and ids."""
     return {**box, "messages": [m for m in box["messages"] if m["expires_at"] > now],
             "seen": [s for s in box["seen"] if s["until"] > now]}
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":")))
 
 
 def _remember(seen: list[dict[str, Any]], event_id: str, until: str) -> list[dict[str, Any]]:

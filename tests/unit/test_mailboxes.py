@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chalicelib.aws.conditional_update import TransitionRefused
-from chalicelib.errors import Conflict
+from chalicelib.errors import Conflict, FieldErrors
 from chalicelib.service.mailboxes import MailboxService
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -167,3 +167,29 @@ def test_a_kept_event_expires():
                            keep_seconds=60, max_keep_seconds=3600)
     assert register(later, tasks, task("task1", "i1")) is None
     assert tasks.completed == []
+
+
+def test_a_mailbox_stays_within_one_item():
+    from chalicelib.service import mailboxes as rules
+
+    mailboxes, boxes, tasks = service()
+    big = {"text": "x" * (rules.MAX_EVENT_BYTES - 20)}
+    kept = 0
+    with pytest.raises(Conflict, match="as many events of this type and key as can be kept"):
+        for _ in range(rules.MAX_KEPT + 1):
+            mailboxes.publish("t1", "order.paid", "A-1", big)
+            kept += 1
+    box = next(iter(boxes.items.values()))
+    assert 0 < kept and rules._size(box["messages"]) <= rules.MAX_KEPT_BYTES
+    with pytest.raises(FieldErrors) as refused:
+        mailboxes.publish("t1", "order.paid", "A-1", {"text": "x" * rules.MAX_EVENT_BYTES})
+    assert "at most 32768 bytes" in refused.value.detail["issues"][0]["message"]
+    box["receivers"] = [{"task_id": f"t{i}", "step": "paid", "since": "x", "ready": True}
+                        for i in range(rules.MAX_RECEIVERS)]
+    with pytest.raises(rules.TooManyReceivers):
+        mailboxes.listen(task("task1", "i1"))
+    # The largest mailbox the rules allow fits in a DynamoDB item (400 KB), with room for the item's keys.
+    receivers = [{"task_id": "t" * 32, "instance_id": "i" * 128, "step": "p" * 64,
+                  "since": "2026-01-01T00:00:00.000Z", "ready": True}] * rules.MAX_RECEIVERS
+    seen = [{"id": "i" * 128, "until": "2026-01-01T00:00:00.000Z"}] * rules.MAX_SEEN
+    assert rules.MAX_KEPT_BYTES + rules._size(receivers) + rules._size(seen) < 390_000
