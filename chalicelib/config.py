@@ -59,6 +59,10 @@ class Settings:
     # local runtime exports it; otherwise a name derived from the table, which only the template replaces).
     events_stream_arn: str = ""
     event_settle_seconds: float = 1.0
+    # How long an event sent before its receive step waits is kept (service/mailboxes.py): by default, and
+    # at most (a sender's ttl_seconds).
+    event_keep_seconds: int = 3600
+    event_keep_max_seconds: int = 7 * 86400
     webhook_secret: str | None = None
     tenant_webhook_secrets: dict[str, str] = field(default_factory=dict)
     # Authentication (docs/security.md): off only on the local stage.
@@ -147,6 +151,9 @@ class Settings:
                 env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
                 env.get(EVENTS.env_var, EVENTS.physical_name(prefix))),
             event_settle_seconds=float(env.get("STEPFLOW_EVENT_SETTLE_SECONDS", "1") or 1),
+            event_keep_max_seconds=max(1, int(env.get("STEPFLOW_EVENT_KEEP_MAX_SECONDS", "604800") or 604800)),
+            event_keep_seconds=max(1, min(int(env.get("STEPFLOW_EVENT_KEEP_SECONDS", "3600") or 3600),
+                                          int(env.get("STEPFLOW_EVENT_KEEP_MAX_SECONDS", "604800") or 604800))),
             step_runner_arn=env.get(STEP_RUNNER.env_var, ""),
             task_registrar_arn=env.get(TASK_REGISTRAR.env_var, ""),
             state_machine_role_arn=env.get("STEPFLOW_STATE_MACHINE_ROLE_ARN", ""),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import Settings
 from chalicelib.core.times import iso
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # each property imports its own class: a cold start loads onl
     from chalicelib.service.instances import InstanceService
     from chalicelib.service.kv import KvService
     from chalicelib.service.lifecycle import LifecyclePublisher
+    from chalicelib.service.mailboxes import MailboxService
     from chalicelib.service.notifications import Notifier
     from chalicelib.service.revisions import RevisionService
     from chalicelib.service.routing import EmulatedRouting, QualifiedRouting
@@ -195,7 +196,8 @@ class Services:
                              events=self.event_store, callback_secret=self.settings.callback_secret,
                              on_waiting=lambda instance_id: self.instances.waiting_changed(instance_id, True),
                              tenant_of=lambda instance_id: (self.instance_store.get(instance_id) or {}).get("tenant_id"),
-                             deliver_completed=lambda task, run: self.tasks.deliver_to_run(task, run))
+                             deliver_completed=lambda task, run: self.tasks.deliver_to_run(task, run),
+                             receivers=self.mailboxes)
 
     @cached_property
     def credentials(self) -> CredentialService:
@@ -228,6 +230,15 @@ class Services:
                            api_prefix=self.settings.api_prefix, callback_secret=self.settings.callback_secret)
 
     @cached_property
+    def mailboxes(self) -> MailboxService:
+        from chalicelib.aws.mailbox_store import MailboxStore
+        from chalicelib.service.mailboxes import MailboxService
+
+        s = self.settings
+        return MailboxService(MailboxStore(self.ddb, s.tasks_table), self.tasks, self.task_store, now_utc,
+                              keep_seconds=s.event_keep_seconds, max_keep_seconds=s.event_keep_max_seconds)
+
+    @cached_property
     def event_store(self) -> EventStore:
         from chalicelib.aws.event_store import EventStore
 
@@ -235,10 +246,18 @@ class Services:
 
     @cached_property
     def events(self) -> EventService:
+        from chalicelib.core.definition_keys import instance_key
         from chalicelib.service.events import EventService
 
+        def receive_steps(record: dict[str, Any]) -> list[dict[str, Any]]:
+            if not record.get("revision"):
+                return []
+            loaded = self.loader.load(instance_key(record), record["revision"])
+            return [{"id": s.id, "event_type": s.event_type} for s in loaded.definition.steps if s.type == "receive"]
+
         return EventService(self.event_store, self.instance_store, self.tasks, now_utc,
-                            settle_seconds=self.settings.event_settle_seconds)
+                            settle_seconds=self.settings.event_settle_seconds, mailboxes=self.mailboxes,
+                            receive_steps=receive_steps)
 
     @cached_property
     def triggers(self) -> TriggerService:

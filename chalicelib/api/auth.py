@@ -84,6 +84,8 @@ GUARDS: dict[tuple[str, str], Guard] = {
     ("GET", "/instances/{instance_id}/graph"): V,
     ("GET", "/instances/{instance_id}/events"): V,
     ("POST", "/instances/{instance_id}/events"): X,
+    # an event steers running instances (it completes a receive step): the decision of who runs them
+    ("POST", "/events"): X,
     # tasks and approvals
     ("GET", "/tasks"): V,
     ("GET", "/tasks/metrics"): V,

@@ -1,4 +1,5 @@
-"""Routes for instance events: read the log (NDJSON or SSE), send an event, webhook callbacks.
+"""Routes for instance events: read the log (NDJSON or SSE), send an event into an instance or to whichever
+instance waits for it (POST /events, message correlation), webhook callbacks.
 
 API Gateway buffers a response until it ends, so the log is read in requests: each returns what is
 there (after waiting up to `wait` seconds when nothing is), and the client asks again from its
@@ -70,7 +71,25 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         require_instance(services(), instance_id)
         sent_by = actor({"sent_by": request.sent_by}, "sent_by")
         result = services().events.send(instance_id, request.data, step=request.step,
-                                        event_type=request.event_type, sent_by=sent_by)
+                                        event_type=request.event_type, sent_by=sent_by, event_id=request.id,
+                                        ttl_seconds=request.ttl_seconds)
+        return json_response(result, 202)
+
+    @bp.route("/events", methods=["POST"])
+    @handles_errors
+    def publish_event() -> Any:
+        """To the caller's tenant's instance whose receive step waits for the type and correlation key;
+        kept for ttl_seconds when none waits yet (202 either way: `status` says which)."""
+        from chalicelib.api.auth import tenant_for_write
+        from chalicelib.api.bodies import PublishEvent
+        from chalicelib.service.requests import parse_body
+
+        request = parse_body(PublishEvent, read_body(bp.current_request))
+        sent_by = actor({"sent_by": request.sent_by}, "sent_by")
+        tenant = tenant_for_write(request.tenant_id)
+        result = services().mailboxes.publish(tenant, request.type, request.correlation_key, request.data,
+                                              event_id=request.id, sent_by=sent_by, keep=request.keep,
+                                              ttl_seconds=request.ttl_seconds)
         return json_response(result, 202)
 
     @bp.route("/callbacks/{key}", methods=["POST"])

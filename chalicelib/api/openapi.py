@@ -198,6 +198,7 @@ SUCCESS: dict[tuple[str, str], dict[str, tuple[str, str | list[str]]]] = {
     ("GET", "/instances/{instance_id}/graph"): {"200": ("The graph by execution state", "InstanceGraph")},
     ("POST", "/instances/{instance_id}/events"): {"202": ("Accepted", "EventAccepted")},
     ("POST", "/callbacks/{key}"): {"200": ("The step is done", "CallbackAccepted")},
+    ("POST", "/events"): {"202": ("Delivered to a waiting receive step, kept for one, or a repeat", "EventPublished")},
     ("GET", "/plugins"): {"200": ("The catalog", ["PluginManifest"])},
     ("GET", "/plugins/{plugin_id}"): {"200": ("The task type", "PluginManifest")},
     ("GET", "/plugins/categories"): {"200": ("Each category with its number of task types", ["PluginCategory"])},
@@ -247,7 +248,7 @@ def _model_schema(model: Any) -> dict[str, Any]:
 
 
 def _bodies() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
-    from chalicelib.api.bodies import ClaimTask, CompleteTask, Decision, ReassignTask, SendEvent
+    from chalicelib.api.bodies import ClaimTask, CompleteTask, Decision, PublishEvent, ReassignTask, SendEvent
     from chalicelib.service.requests import RunInstance, StartInstance
     from chalicelib.service.triggers import CreateTrigger, RotateTrigger
 
@@ -270,6 +271,7 @@ def _bodies() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
         ("POST", "/instances/{instance_id}/cancel"): ("optional", {"type": "object", "properties": {
             "reason": _text(1000)}}),
         ("POST", "/instances/{instance_id}/events"): ("required", _model_schema(SendEvent)),
+        ("POST", "/events"): ("required", _model_schema(PublishEvent)),
         ("POST", "/tasks/{task_id}/complete"): ("required", _model_schema(CompleteTask)),
         ("POST", "/tasks/{task_id}/reassign"): ("required", _model_schema(ReassignTask)),
         ("POST", "/tasks/{task_id}/claim"): ("required", _model_schema(ClaimTask)),

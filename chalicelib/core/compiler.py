@@ -21,7 +21,15 @@ from typing import Any
 
 from chalicelib.core import conditions
 from chalicelib.core.graph import Graph, build_graph
-from chalicelib.core.model import Definition, GatewayStep, HumanStep, MachineStep, TimerStep, WebhookStep
+from chalicelib.core.model import (
+    Definition,
+    GatewayStep,
+    HumanStep,
+    MachineStep,
+    ReceiveStep,
+    TimerStep,
+    WebhookStep,
+)
 from chalicelib.core.schedule import Leaf, Par, Plan, Seq, makespan, plan_series_parallel
 from chalicelib.core.shared_context import SHARED, assign_context, insert_before
 from chalicelib.core.structure import GatewayRegion, Structure, analyse
@@ -234,7 +242,7 @@ class _Emitter:
         states[step.id] = state
         return step.id
 
-    def emit_callback(self, step: HumanStep | WebhookStep, states: dict[str, Any], next_name: str | None) -> str:
+    def emit_callback(self, step: HumanStep | WebhookStep | ReceiveStep, states: dict[str, Any], next_name: str | None) -> str:
         payload = self._payload(None, step.id)  # the registrar reads the kind from the step itself
         payload["t.$"] = "$$.Task.Token"
         state: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""Declared writes: what a human or webhook step may put into instance data, checked before it completes.
+"""Declared writes: what a human, webhook or receive step may put into instance data, checked before it completes.
 
 A decider answers a question; it must not be able to change the question. So a completion writes only
 what the definition declares for its step, and never replaces a value the workflow already held when
@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.core.model import HumanStep, WebhookStep
+from chalicelib.core.model import HumanStep, ReceiveStep, WebhookStep
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Writes:
     def of_task(cls, record: Mapping[str, Any]) -> Writes:
         """From a stored task (`as_record` set when it was registered); older records get the defaults."""
         namespace, overwrites = record.get("output_namespace"), record.get("overwrites") or ()
-        if record.get("kind") == "webhook":
+        if record.get("kind") in ("webhook", "receive"):  # a received event's data has no form either
             return cls.webhook(record["step_name"], namespace, overwrites)
         return cls.human(record.get("form_schema"), namespace, overwrites)
 
@@ -98,8 +98,8 @@ def decided_fields(snapshot: Mapping[str, Any] | None, step_id: str) -> set[str]
     return fields
 
 
-def writes_of_step(step: HumanStep | WebhookStep) -> Writes:
+def writes_of_step(step: HumanStep | WebhookStep | ReceiveStep) -> Writes:
     """The declared writes of a step of the definition."""
-    if isinstance(step, WebhookStep):
+    if isinstance(step, WebhookStep | ReceiveStep):
         return Writes.webhook(step.id, step.output_namespace, step.overwrites)
     return Writes.human(step.form_schema, step.output_namespace, step.overwrites)

@@ -23,6 +23,7 @@ SHAPES: dict[str, tuple[str, str]] = {
     "gateway": ("{", "}"),  # diamond (rhombus)
     "timer": ("([", "])"),  # stadium
     "webhook": ("[[", "]]"),  # subroutine
+    "receive": ("[/", "/]"),  # parallelogram: input from outside
 }
 
 # Execution states of a step in an instance graph, each drawn with one Mermaid class.

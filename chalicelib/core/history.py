@@ -89,7 +89,7 @@ def summarise(events: list[dict[str, Any]], step_kinds: dict[str, str]) -> Summa
             record = summary.steps.setdefault(step, StepRecord(step))
             if suffix == "":
                 record.started_at = record.started_at or _when(event)
-                record.status = "waiting" if step_kinds[step] in ("human", "webhook", "timer") else "running"
+                record.status = "waiting" if step_kinds[step] in ("human", "webhook", "receive", "timer") else "running"
                 if step not in open_steps:
                     open_steps.append(step)
             elif suffix == "__fallback":

@@ -175,12 +175,36 @@ class WebhookStep(_StepBase):
     overwrites: list[FieldName] = Field(default_factory=list, max_length=100)
 
 
+# An event type as senders spell it: "order.paid", "payment:captured", "Shipment-Delivered", or a
+# Python event class's qualified name ("__main__.PaymentEvent").
+EVENT_TYPE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._:/-]{0,127}$"
+
+
+class ReceiveStep(_StepBase):
+    """Waits for an event of `event_type` sent into the instance (POST /instances/{id}/events) or to
+    whichever instance waits for it with the same correlation key (POST /events); the event's data is
+    the step's output. An event sent before the step waits is kept for a while and consumed when it does.
+    """
+
+    type: Literal["receive"] = "receive"
+    event_type: str = Field(max_length=128, pattern=EVENT_TYPE_PATTERN)
+    # A template over instance data ("{{ order_id }}", "{{ customer.id }}-{{ order_no }}") rendered when
+    # the step starts waiting: only events sent with this key reach it through POST /events.
+    correlation_key: str | None = Field(None, min_length=1, max_length=256)
+    timeout_seconds: int | None = Field(None, ge=1, le=31_536_000)
+    heartbeat_seconds: int | None = Field(None, ge=1, le=31_536_000)
+    # As a webhook step's: the event's data lands under output_namespace (default: the step id);
+    # overwrites names data fields also written at the top level of the instance data.
+    output_namespace: FieldName | None = None
+    overwrites: list[FieldName] = Field(default_factory=list, max_length=100)
+
+
 Step = Annotated[
-    MachineStep | HumanStep | GatewayStep | TimerStep | WebhookStep,
+    MachineStep | HumanStep | GatewayStep | TimerStep | WebhookStep | ReceiveStep,
     Field(discriminator="type"),
 ]
-STEP_TYPES = ("machine", "human", "gateway", "timer", "webhook")
-CALLBACK_TYPES = ("human", "webhook")
+STEP_TYPES = ("machine", "human", "gateway", "timer", "webhook", "receive")
+CALLBACK_TYPES = ("human", "webhook", "receive")
 
 
 class Definition(_Strict):

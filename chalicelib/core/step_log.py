@@ -22,7 +22,7 @@ from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.model import Definition
 
 SILENT = ("gateway", "timer")  # states that write no event
-CALLBACK = ("human", "webhook")
+CALLBACK = ("human", "webhook", "receive")
 OPEN = ("running", "waiting")
 TIMED_OUT_ERROR = "Stepflow.TaskTimedOut"
 

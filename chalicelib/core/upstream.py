@@ -6,7 +6,7 @@ from typing import Any
 
 from chalicelib.core.decisions import writes_of_step
 from chalicelib.core.graph import Graph
-from chalicelib.core.model import Definition, HumanStep, MachineStep, WebhookStep
+from chalicelib.core.model import Definition, HumanStep, MachineStep, ReceiveStep, WebhookStep
 
 
 def declared_output_fields(step: Any, catalog: Any) -> set[str] | None:
@@ -21,7 +21,7 @@ def declared_output_fields(step: Any, catalog: Any) -> set[str] | None:
         if isinstance(schema, dict) and schema.get("additionalProperties") is False:
             return set(schema.get("properties", {}))
         return None
-    if isinstance(step, HumanStep | WebhookStep):
+    if isinstance(step, HumanStep | WebhookStep | ReceiveStep):
         writes = writes_of_step(step)
         if writes.namespace is not None:
             return {writes.namespace, *writes.overwrites}

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from chalicelib.core import conditions
 from chalicelib.core.decisions import writes_of_step
 from chalicelib.core.graph import Graph, build_graph, definition_edges
-from chalicelib.core.model import Definition, HumanStep, MachineStep, TimerStep, WebhookStep
+from chalicelib.core.model import STEP_TYPES, Definition, HumanStep, MachineStep, ReceiveStep, TimerStep, WebhookStep
 from chalicelib.core.schemas import schema_problems
 from chalicelib.core.sizing import MAX_DEFINITION_BYTES, deployed_size
 from chalicelib.core.structure import analyse
@@ -82,7 +82,7 @@ def parse_definition(data: Any) -> tuple[Definition | None, list[Issue]]:
         for error in exc.errors():
             loc = list(error["loc"])
             # Drop the discriminator tag pydantic inserts for step kinds (steps.2.machine.retry).
-            if len(loc) >= 3 and loc[0] == "steps" and loc[2] in ("machine", "human", "gateway", "timer", "webhook"):
+            if len(loc) >= 3 and loc[0] == "steps" and loc[2] in STEP_TYPES:
                 del loc[2]
             location = _loc(loc)
             hint = _schema_hint(error["type"])
@@ -92,7 +92,7 @@ def parse_definition(data: Any) -> tuple[Definition | None, list[Issue]]:
 
 def _schema_hint(kind: str) -> str:
     if kind == "union_tag_invalid" or kind == "union_tag_not_found":
-        return "set 'type' to one of machine, human, gateway, timer, webhook"
+        return "set 'type' to one of " + ", ".join(STEP_TYPES)
     if kind == "extra_forbidden":
         return "remove the field or check its spelling"
     if kind == "missing":
@@ -338,7 +338,7 @@ def _check_decided(definition: Definition, index: dict[str, int], context: Upstr
     issues = []
     declared_input = (definition.input_schema or {}).get("properties")
     for step in definition.steps:
-        if not isinstance(step, HumanStep | WebhookStep):
+        if not isinstance(step, HumanStep | WebhookStep | ReceiveStep):
             continue
 
         def setter(name: str, step_id: str = step.id) -> str | None:
@@ -387,9 +387,37 @@ def _check_steps(definition: Definition, catalog: TaskCatalog) -> list[Issue]:
                 location = _loc([*base, "reminder_before"])
                 issues.append(_issue("reminder_without_due", location, "a reminder needs a due date",
                                      "set due_in"))
+        elif isinstance(step, ReceiveStep) and step.correlation_key is not None:
+            issues += _check_correlation_key(step.correlation_key, _loc([*base, "correlation_key"]))
         elif isinstance(step, TimerStep) and step.seconds is not None and step.seconds > 31_536_000:
             pass  # bounded by the model already; kept explicit for readers of this list
     return issues
+
+
+# A placeholder as config templates write it (chalicelib/tasks/templating.py): a dotted path whose
+# segments may carry [n] indexes, spaces inside the braces ignored.
+_PLACEHOLDER = re.compile(r"\{\{([^{}]*)\}\}")
+_TEMPLATE_PATH = re.compile(r"^[^.\[\]\s{}]+(\[\d+\])*(\.[^.\[\]\s{}]+(\[\d+\])*)*$")
+
+
+def _check_correlation_key(template: str, location: str) -> list[Issue]:
+    """A receive step's correlation key is taken from instance data: at least one {{ path }}, each a path."""
+    found = _PLACEHOLDER.findall(template)
+    if not found:
+        return [_issue("invalid_correlation_key", location,
+                       f"correlation key {template!r} takes nothing from the instance data, so every instance "
+                       "of the workflow would wait on the same key",
+                       "name the field it comes from, e.g. '{{ order_id }}'")]
+    if any(p.strip().split(".")[0].split("[")[0] == "secrets" for p in found):
+        return [_issue("invalid_correlation_key", location,
+                       "a correlation key names a credential; it is matched against what senders send, so it "
+                       "is taken from instance data only", "name a field of the instance data")]
+    bad = [p.strip() for p in found if not _TEMPLATE_PATH.match(p.strip())]
+    if bad:
+        return [_issue("invalid_correlation_key", location,
+                       f"'{{{{ {bad[0]} }}}}' in the correlation key is not a path into the instance data",
+                       "use a dotted path such as '{{ order.id }}' or '{{ items[0].sku }}'")]
+    return []
 
 
 def _check_task(task_type: str, config: dict[str, Any], known: set[str], catalog: TaskCatalog,

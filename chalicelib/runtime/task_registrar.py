@@ -1,7 +1,8 @@
-"""The task-registering Lambda: records a waiting human or webhook step with its task token."""
+"""The task-registering Lambda: records a waiting human, webhook or receive step with its task token."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.core.decisions import writes_of_step
 from chalicelib.core.definition_keys import name_of
 from chalicelib.core.instance_data import merge_instance_data
-from chalicelib.core.model import HumanStep, WebhookStep
+from chalicelib.core.model import HumanStep, ReceiveStep, WebhookStep
 from chalicelib.core.payload import expand
 from chalicelib.core.runs import run_of_execution
 from chalicelib.core.tasks import callback_digest, callback_key, new_callback_nonce, resumed_state, task_id_for
@@ -25,13 +26,19 @@ KEPT = ("pending", "completed")  # an earlier run's task in these states is this
 TAKEOVER_RETRIES = 4
 
 
+class CorrelationKeyMissing(Exception):
+    """A receive step's correlation key names data the instance does not have: the step fails with this
+    error (its name is the Step Functions error), since no event could ever be matched to it."""
+
+
 class TaskRegistrar:
     def __init__(self, loader: RevisionLoader, store: Any, now: Callable[[], datetime],
                  send_success: Callable[[str, dict[str, Any]], None] | None = None, *,
                  events: Any = None, callback_secret: bytes = b"",
                  on_waiting: Callable[[str], None] | None = None,
                  tenant_of: Callable[[str], str | None] | None = None,
-                 deliver_completed: Callable[[dict[str, Any], dict[str, Any]], None] | None = None):
+                 deliver_completed: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
+                 receivers: Any = None):
         self._loader = loader
         self._store = store
         self._now = now
@@ -43,6 +50,10 @@ class TaskRegistrar:
         # Hands a completed task of an earlier run to this run (TaskService.deliver_to_run): the
         # completion's delivery bookkeeping stays with the task service.
         self._deliver_completed = deliver_completed
+        # A receive step's mailboxes (service/mailboxes.py MailboxService): it is listed in them before its
+        # task is stored, so a sender that sees the task sees the receiver; once stored, it takes an event
+        # kept for it or is marked ready.
+        self._receivers = receivers
 
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
         event = expand(event)  # short keys from the compiled state; the long form still reads as it is
@@ -112,9 +123,16 @@ class TaskRegistrar:
             nonce = live["callback_nonce"] if live else new_callback_nonce()
             record.update(event_type=step.event_type, callback_nonce=nonce,
                           callback_key=callback_digest(callback_key(self._callback_secret, nonce)))
+        receiving = isinstance(step, ReceiveStep) and self._receivers is not None
+        if isinstance(step, ReceiveStep):
+            record.update(event_type=step.event_type, correlation_key=_correlation(step, data))
+            if receiving:
+                self._receivers.listen(record)
         self._store.put(record, before=previous)
         self._record_created(record)
         self._waiting(record["instance_id"])
+        if receiving:
+            self._receivers.waiting(record)
         # A waitForTaskToken state ignores the function's result; the token is not echoed.
         return {"task_id": task_id}
 
@@ -168,12 +186,25 @@ class TaskRegistrar:
         if self._events is None or not instance_id:
             return
         data = {k: record.get(k) for k in ("kind", "title", "assignee", "assignee_group", "priority", "due_at",
-                                           "event_type") if record.get(k) is not None}
+                                           "event_type", "correlation_key") if record.get(k) is not None}
         data.update(task_id=record["id"], attempt=record["attempt"])
         try:
             self._events.append(instance_id, "task.created", data, step=record["step_name"])
         except Exception:  # noqa: BLE001 - the log is best effort; the task is registered
             events_log.exception("event not recorded", extra={"event_type": "task.created"})
+
+
+def _correlation(step: ReceiveStep, data: dict[str, Any]) -> str | None:
+    """The receive step's correlation key, rendered from instance data (as text: events carry it as text)."""
+    if step.correlation_key is None:
+        return None
+    try:
+        value = templating.render(step.correlation_key, data)
+    except StepError as exc:
+        raise CorrelationKeyMissing(f"receive step '{step.id}': {exc.message}") from None
+    if value is None or value == "":
+        raise CorrelationKeyMissing(f"receive step '{step.id}': its correlation key {step.correlation_key!r} is empty")
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
 def _text(template: str | None, data: dict[str, Any]) -> str | None:

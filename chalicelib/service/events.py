@@ -1,6 +1,6 @@
 """Instance events: the log (record, read with a cursor) and events sent into a running instance.
 
-The ordering guarantee readers get is described in chalicelib/core/event_stream.py. Webhook steps
+The ordering guarantee readers get is described in chalicelib/core/event_stream.py. An event for a receive step goes through its mailbox (service/mailboxes.py). Webhook steps
 are completed through TaskService's exactly-once path (one conditional write decides, then
 SendTaskSuccess with the resumed state), so an event and a callback racing for the same step
 cannot both complete it.
@@ -28,7 +28,8 @@ events_log = logging.getLogger("stepflow.events")
 class EventService:
     def __init__(self, store: Any, instances: Any, tasks: Any, now: Callable[[], datetime], *,
                  settle_seconds: float = es.SETTLE_SECONDS, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, mailboxes: Any = None,
+                 receive_steps: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None):
         self._store = store  # EventStore
         self._instances = instances  # InstanceStore (read only: get)
         self._tasks = tasks  # TaskService
@@ -36,6 +37,9 @@ class EventService:
         self._settle = settle_seconds
         self._sleep = sleep
         self._clock = clock
+        self._mailboxes = mailboxes  # MailboxService (None: events complete webhook steps only)
+        # The receive steps of an instance's definition ({id, event_type}), read from its revision.
+        self._receive_steps = receive_steps
 
     # -- writing -------------------------------------------------------------------------------
     def record(self, instance_id: str, event_type: str, data: dict[str, Any] | None = None, *,
@@ -121,11 +125,13 @@ class EventService:
 
     # -- sending -------------------------------------------------------------------------------
     def send(self, instance_id: str, data: dict[str, Any], *, step: str | None = None,
-             event_type: str | None = None, sent_by: str | None = None) -> dict[str, Any]:
-        """Completes the waiting webhook step(s) the event is for, with `data` as the step's output.
+             event_type: str | None = None, sent_by: str | None = None, event_id: str | None = None,
+             ttl_seconds: int | None = None) -> dict[str, Any]:
+        """Completes the waiting webhook step(s) the event is for, with `data` as the step's output; or
+        delivers it to the instance's receive step for its type (kept until the step waits).
 
         By `step` (that step), by `event_type` (every waiting webhook step declaring it), or both.
-        Conflict when the instance has ended or nothing waits for the event.
+        Conflict when the instance has ended or no step of it waits for, or could take, the event.
         """
         if not step and not event_type:
             raise InvalidInput({"message": "say which step the event is for: give 'step' or 'event_type'",
@@ -136,11 +142,20 @@ class EventService:
         waiting = self._tasks.pending_webhooks(instance_id)
         matched = [t for t in waiting if (not step or t["step_name"] == step)
                    and (not event_type or t.get("event_type") == event_type)]
+        receivers = self._receive_steps(record) if self._receive_steps is not None else []
+        if not matched and self._mailboxes is not None and receivers:
+            if event_type is None:  # a receive step named alone: the type it waits for
+                event_type = next((s["event_type"] for s in receivers if s["id"] == step), None)
+            if event_type is not None and (step is None or any(s["id"] == step for s in receivers)):
+                return self._mailboxes.send_to_instance(record, receivers, event_type, data, step=step,
+                                                        event_id=event_id, sent_by=sent_by, ttl_seconds=ttl_seconds)
         if not matched:
             what = " and ".join(p for p in (f"step '{step}'" if step else "",
                                             f"event_type '{event_type}'" if event_type else "") if p)
             names = ", ".join(sorted(t["step_name"] for t in waiting)) or "none"
-            raise Conflict(f"no webhook step waits for {what} (waiting webhook steps: {names})")
+            takers = ", ".join(sorted(f"{s['id']} ({s['event_type']})" for s in receivers)) or "none"
+            raise Conflict(f"no webhook step waits for {what} and no receive step takes it (waiting webhook "
+                           f"steps: {names}; receive steps: {takers})")
         completed, refused = [], []
         for task in sorted(matched, key=lambda t: t["step_name"]):
             received = {"source": "api", "event_type": event_type or task.get("event_type"), "data": data}
@@ -152,7 +167,7 @@ class EventService:
                 refused.append(exc)  # another event or callback got there first, or the step stopped waiting
         if not completed:
             raise Conflict(f"nothing waits for this event any more: {refused[0].detail}")
-        return {"instance_id": instance_id, "completed": completed}
+        return {"instance_id": instance_id, "status": "delivered", "completed": completed}
 
     def callback(self, key: str, data: Any) -> dict[str, Any]:
         """POST /callbacks/{key}: NotFound (unknown key), Conflict (done), Gone (expired)."""

@@ -116,7 +116,7 @@ class InstanceViews:
                 record = self._settle_end(record, ended, self._summary(record, log), execution)
                 return record, self._summary(record, log, ended=record["status"])
         kinds = {s.id: s.type for s in self._definition(record).steps}
-        live = "waiting" if any(kinds.get(s) in ("human", "webhook") for s in summary.current_steps) else "running"
+        live = "waiting" if any(kinds.get(s) in ("human", "webhook", "receive") for s in summary.current_steps) else "running"
         if record["status"] != live:
             try:
                 self._store.update(record["id"], {"status": live}, expect={"status": record["status"]})

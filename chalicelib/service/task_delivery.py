@@ -59,8 +59,13 @@ class Delivery:
 
     # -- completing --------------------------------------------------------------------------
     def _finish(self, record: dict[str, Any], output: dict[str, Any], completed_by: str,
-                comment: str | None, *, received: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The one transaction that decides the completion, then SendTaskSuccess; the task's view."""
+                comment: str | None, *, received: dict[str, Any] | None = None,
+                consume: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The one transaction that decides the completion, then SendTaskSuccess; the task's view.
+
+        `consume`: one more write (a TransactWriteItems item: a mailbox taking the event) that stands or
+        falls with the completion; when its condition refuses, TransitionRefused(part=1) is raised.
+        """
         now = self._now()
         instance_id = _instance_of(record)
         logged = self._events is not None and bool(instance_id)
@@ -70,7 +75,7 @@ class Delivery:
         closed = CLOSED_ATTRIBUTES
         after = {**{k: v for k, v in record.items() if k not in closed}, "status": "completed", "completed_at": iso(now),
                  "completed_by": completed_by, "comment": comment, "output_data": output, "completed_seq": seq}
-        also: list[dict[str, Any]] = []
+        also: list[dict[str, Any]] = [consume] if consume is not None else []
         if received_seq:
             also.append(self._events.put_request(instance_id, received_seq, "event.received", {
                 "task_id": record["id"], "kind": record.get("kind"), **(received or {})}, step=record.get("step_name")))
@@ -87,6 +92,8 @@ class Delivery:
                       "comment": comment, "output_data": output, "outbox_state": OPEN, "completed_seq": seq},
                 remove=closed, after=after, before=record, also=tuple(also))
         except TransitionRefused as exc:
+            if consume is not None and exc.part == 1:
+                raise  # the mailbox changed: its caller reads it again
             if exc.part:
                 raise Gone("the instance of this task no longer exists") from None
             self._require_pending(self.get(record["id"]))

@@ -30,7 +30,8 @@ TASK_FIELDS = ("id", "instance_id", "workflow", "step_name", "kind", "title", "d
 # so a new public attribute belongs here too; tests/integration/test_listing_projection.py checks that
 # a listed task equals its detail view through a task's life.
 TASK_VIEW_ATTRIBUTES = (*TASK_FIELDS, "tenant_id", "execution_arn", "revision", "escalation", "event_type",
-                        "reassigned_by", "reassigned_at", "reminded_at", "closed_at", "closed_reason")
+                        "reassigned_by", "reassigned_at", "reminded_at", "closed_at", "closed_reason",
+                        "correlation_key")
 ESCALATION_ACTOR = "stepflow:escalation"
 DEFAULT_OVERDUE_ERROR = "Stepflow.TaskOverdue"
 CALLBACK_ACTOR = "stepflow:callback"
@@ -73,7 +74,7 @@ class TaskService(Delivery):
         # Every documented field is present (null when unset), whatever the stored item omits.
         view = {name: record.get(name) for name in TASK_FIELDS} | public(record)
         view["due_date"] = record.get("due_at")  # the plugin DTO's name for it
-        if record.get("kind") == "webhook":
+        if record.get("kind") in ("webhook", "receive"):
             # No callback URL here: every viewer reads this view, and the URL completes the step.
             # Who may work the task reads it deliberately (callback_view, GET /tasks/{id}/callback).
             view["event_type"] = record.get("event_type")
@@ -166,6 +167,18 @@ class TaskService(Delivery):
             raise FieldErrors({"message": "the data must be an object", "issues": []})
         self._require_pending(record)
         return self._finish(record, self._declared(record, output), completed_by, comment, received=received)
+
+    # -- receive steps ---------------------------------------------------------------------------
+    def complete_received(self, record: dict[str, Any], output: dict[str, Any], completed_by: str, *,
+                          received: dict[str, Any], consume: dict[str, Any]) -> dict[str, Any]:
+        """Completes a waiting receive step with an event's data, in one transaction with `consume` (the
+        mailbox write that takes the event): both or neither. TransitionRefused(part=1): the mailbox
+        changed; Conflict/Gone: the step no longer waits; FieldErrors: the data writes what it may not."""
+        if record.get("kind") != "receive":
+            raise Conflict("this task is not a receive step")
+        self._require_pending(record)
+        return self._finish(record, self._declared(record, output), completed_by, None, received=received,
+                            consume=consume)
 
     def by_callback_key(self, key: str) -> dict[str, Any]:
         """The webhook task a callback key was given to (the sparse by_callback_key index holds the key's

@@ -3,6 +3,7 @@
 import { api, ApiError, qs } from './api.js';
 import { announce, clear, h, messageBox, pretty, statusBadge, when } from './dom.js';
 import { drawGraph, legend } from './graph.js';
+import { renderSendEvent } from './send_event.js';
 
 const enc = encodeURIComponent;
 const STATUSES = ['pending', 'running', 'waiting', 'completed', 'failed', 'canceled'];
@@ -105,6 +106,7 @@ export async function instanceView(main, context, id) {
   const tasks = h('div', { id: 'instance-tasks' });
   const actionsMessage = messageBox('actions-message');
   const actions = h('div', { class: 'actions', id: 'instance-actions' });
+  const sendEvent = h('section', { class: 'panel', id: 'send-event', 'aria-labelledby': 'send-event-title' });
 
   clear(main,
     h('p', { class: 'breadcrumbs' }, h('a', { href: '#/instances' }, 'Instances'), ' / '),
@@ -112,6 +114,7 @@ export async function instanceView(main, context, id) {
     summary,
     h('section', { 'aria-labelledby': 'actions-title' }, h('h2', { id: 'actions-title', class: 'visually-hidden' }, 'Actions'),
       actions, actionsMessage.element),
+    sendEvent,
     h('div', { class: 'columns even' },
       h('section', { class: 'panel', 'aria-labelledby': 'igraph-title' },
         h('h2', { id: 'igraph-title' }, 'Graph'), legend(), graphBox),
@@ -132,7 +135,8 @@ export async function instanceView(main, context, id) {
     clear(data, instance.error ? [h('h3', {}, 'Error'), pretty(instance.error)] : null, pretty(instance.context_data));
     const [graph] = await Promise.all([
       api.get(`/instances/${enc(id)}/graph`),
-      loadTasks(tasks, id),
+      // The poll redraws the page once the step has taken the event.
+      loadTasks(tasks, id).then((items) => renderSendEvent(sendEvent, items, id)),
     ]);
     if (!context.alive) return;
     await drawGraph(graphBox, graph, { title: `Graph of instance ${shortId(id)}` });
@@ -222,8 +226,10 @@ async function loadTasks(box, id) {
         h('a', { href: `#/inbox/${enc(t.id)}` }, t.title || t.step_name), ' ', statusBadge(t.status),
         t.assignee ? ` — ${t.assignee}` : '', t.assignee_group ? ` (${t.assignee_group})` : '')))
       : h('p', {}, 'No human tasks.'));
+    return items;
   } catch (error) {
     clear(box, h('p', { class: 'hint' }, error.status === 404 || error.status === 403
       ? 'Human tasks are not available on this server.' : `Tasks could not be loaded: ${error.message}`));
+    return [];
   }
 }

@@ -512,6 +512,38 @@ const scenarios = {
     return { canceled: id, retried };
   },
 
+  // The instance page's "Send an event" form: a run waits at a receive step; data that is not a JSON
+  // object is refused on the page; the event sent from the form completes the step with its data.
+  async send_event(run) {
+    const name = 'receive_ui';
+    const registered = await fetch(`${base}/workflows/definitions`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name, steps: [{ id: 'paid', type: 'receive', event_type: 'order.paid', correlation_key: '{{ order }}' }] }) });
+    check([200, 201].includes(registered.status), `registering ${name} answered ${registered.status}`);
+    const started = await fetch(`${base}/workflows/instances`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ definition_name: name, input_data: { order: 'U-1' } }) });
+    check(started.status === 201, `starting ${name} answered ${started.status}`);
+    const { id } = await started.json();
+    const page = await run.context.newPage();
+    await page.goto(`${base}/ui#/instances/${id}`);
+    // The form appears once the step's task is stored (the page polls while the instance runs).
+    await page.waitForSelector('#send-event-form');
+    check((await unlabelled(page, '#send-event')).length === 0, 'a control of the form has no label');
+    await page.getByLabel('Receive step').selectOption({ label: 'paid (order.paid)' });
+    await page.getByLabel('Data (JSON)').fill('[1, 2]');
+    await page.getByRole('button', { name: 'Send event' }).click();
+    await page.waitForFunction(() => /JSON object/.test(document.querySelector('#send-event-message')?.textContent || ''));
+    await page.getByLabel('Data (JSON)').fill('{"amount": 9}');
+    await run.shot(page, 'send-event');
+    await page.getByRole('button', { name: 'Send event' }).click();
+    await waitForInstance(page, 'completed');
+    const instance = await apiGet(`/instances/${id}`);
+    check(instance.context_data.paid?.amount === 9, `the step's output: ${JSON.stringify(instance.context_data)}`);
+    await page.waitForSelector('#send-event:empty', { state: 'attached' });
+    const removed = await fetch(`${base}/workflows/definitions/${name}`, { method: 'DELETE' });
+    check(removed.status === 200, `deactivating ${name} answered ${removed.status}`);
+    return { instance: id, output: instance.context_data.paid };
+  },
+
   // A workflow's history page: two revisions after a PUT, the diff between them, a source whose
   // comments and titles carry markup shown as text, a restore (a third revision), `live` and a canary
   // alias's weights as the aliases API answers them, then deactivation.
@@ -620,7 +652,7 @@ const scenarios = {
 };
 
 // Scenarios that register workflows run after the others, whose lists of workflows must not change under them.
-const LATE = new Set(['history', 'history_stage', 'triggers']);
+const LATE = new Set(['history', 'history_stage', 'triggers', 'send_event']);
 
 async function runScenario(browser, name) {
   const run = new Run(browser, name);

@@ -179,6 +179,32 @@ def test_a_schedule_runs_on_the_local_service(service):
     assert done["input_data"]["scheduled_at"].endswith("Z")
 
 
+def test_an_event_sent_before_its_receive_step_waits_is_taken_when_it_does(service):
+    base, _, _ = service
+    definition = {"name": "e2e_receive", "steps": [
+        {"id": "hold", "type": "webhook"},
+        {"id": "paid", "type": "receive", "event_type": "order.paid", "correlation_key": "{{ order_id }}",
+         "depends_on": ["hold"]}]}
+    assert call("POST", f"{base}/workflows/definitions", definition)[0] in (200, 201)
+    status, started = call("POST", f"{base}/workflows/instances",
+                           {"definition_name": "e2e_receive", "input_data": {"order_id": "L-1"}})
+    assert status == 201, started
+    status, kept = call("POST", f"{base}/workflows/events",
+                        {"type": "order.paid", "correlation_key": "L-1", "data": {"amount": 3}, "id": "l-1"})
+    assert status == 202 and kept["status"] == "kept", kept
+    deadline = time.monotonic() + 60
+    while True:  # the webhook step waits a moment after the instance starts
+        status, body = call("POST", f"{base}/workflows/instances/{started['id']}/events", {"step": "hold"})
+        if status == 202:
+            break
+        assert status == 409 and time.monotonic() < deadline, body
+        time.sleep(0.2)
+    done = wait_until_done(base, started["id"])
+    assert done["status"] == "completed" and done["context_data"]["paid"] == {"amount": 3}, done
+    assert call("POST", f"{base}/workflows/events", {"type": "order.paid", "correlation_key": "L-1", "id": "l-1"}) \
+        == (202, {"status": "duplicate", "id": "l-1"})
+
+
 def test_ctrl_c_stops_the_service_cleanly(service):
     _, process, log = service
     process.send_signal(signal.SIGINT)

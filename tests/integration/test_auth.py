@@ -309,6 +309,8 @@ def test_authorization_matrix(secured, capsys):
         ("GET", "/plugins/data.set", None, 200, False, False),
         ("GET", "/plugins/categories", None, 200, False, False),
         ("POST", "/callbacks/no-such-key", {}, 404, False, False),
+        # no receive step of the caller's tenant waits, and keep=false: refused, nothing kept
+        ("POST", "/events", {"type": "acme.ping", "correlation_key": "x", "keep": False}, 409, False, False),
         ("POST", "/definitions/acme_flow/triggers", {}, 201, True, False),
         ("GET", "/definitions/acme_flow/triggers", None, 200, True, False),
         ("GET", "/definitions/acme_flow/triggers/trg-none", None, 404, True, False),
@@ -472,3 +474,29 @@ def test_a_schedule_on_a_shared_workflow_is_its_creator_tenant_s_alone(api):
         assert call("GET", f"/instances/{fired['instance_id']}", None, token("viewer", FOREIGN))[0] == 404
     finally:
         del app_module.services.auth
+
+
+def test_an_event_reaches_only_its_own_tenants_receivers(secured):
+    call = secured
+    definition = {"name": "acme_receive", "steps": [
+        {"id": "paid", "type": "receive", "event_type": "order.paid", "correlation_key": "{{ order_id }}"}]}
+    assert call("POST", "/definitions", definition, token("editor"))[0] == 201
+    executor = token("executor")
+    status, started = call("POST", "/instances", {"definition_name": "acme_receive",
+                                                  "input_data": {"order_id": "T-9"}}, executor)
+    assert status == 201, started
+    deadline = time.monotonic() + 20
+    while not [t for t in call("GET", f"/tasks?instance_id={started['id']}", bearer=executor)[1]["items"]
+               if t["status"] == "pending"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    event = {"type": "order.paid", "correlation_key": "T-9", "data": {"n": 1}, "keep": False}
+    # Another tenant's executor: the same answer as for a key nobody waits on; nothing kept, nothing taken.
+    status, foreign = call("POST", "/events", event, token("executor", FOREIGN))
+    assert status == 409 and "no receive step waits" in foreign["detail"], foreign
+    # A viewer may not send events; naming another tenant in the body is refused.
+    assert call("POST", "/events", event, token("viewer"))[0] == 403
+    assert call("POST", "/events", {**event, "tenant_id": FOREIGN}, executor)[0] == 422
+    status, own = call("POST", "/events", event, executor)
+    assert status == 202 and own["status"] == "delivered" and own["instance_id"] == started["id"], own
+    assert wait_status(call, started["id"], ("completed", "failed"), executor)["context_data"]["paid"] == {"n": 1}

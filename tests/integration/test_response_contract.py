@@ -190,6 +190,8 @@ def tasks_and_webhooks(api: Checked) -> None:
     assert api.post(f"/callbacks/{key}", {})[0] == 404
     status, sent = api.post(f"/instances/{instance_id}/events", {"event_type": "shipped", "data": {"box": 3}})
     assert status == 202 and [t["id"] for t in sent["completed"]] == [ship["id"]]
+    status, kept = api.post("/events", {"type": "contract.ping", "correlation_key": "c-1", "data": {"n": 1}})
+    assert status == 202 and kept["status"] == "kept"
 
     instance = api.until(f"/instances/{instance_id}", ended)
     assert instance["status"] == "completed" and instance["progress"]["percent"] == 100

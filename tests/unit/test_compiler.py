@@ -210,3 +210,18 @@ def test_compile_refuses_a_cycle():
     d = Definition.model_validate({"name": "loop", "steps": [m("a", "b"), m("b", "a")]})
     with pytest.raises(CompileError, match="cycle"):
         compile_definition(d, "r")
+
+
+def test_a_receive_step_compiles_to_a_task_token_wait_like_other_callbacks():
+    from chalicelib.core.compiler import compile_definition
+    from chalicelib.core.model import Definition
+
+    definition = Definition.model_validate({"name": "r", "steps": [
+        {"id": "paid", "type": "receive", "event_type": "order.paid", "correlation_key": "{{ order_id }}",
+         "timeout_seconds": 60}]})
+    state = compile_definition(definition, "rev1")["States"]["paid"]
+    assert state["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert state["Parameters"]["Payload"]["t.$"] == "$$.Task.Token"
+    assert state["Parameters"]["Payload"]["s"] == "paid"
+    assert state["TimeoutSeconds"] == 60
+    assert state["Catch"][0]["Next"] == "paid__timed_out"

@@ -151,13 +151,15 @@ def test_each_step_type_has_its_shape():
         {"id": "g", "type": "gateway", "depends_on": ["h"], "title": "Gateway"},
         {"id": "t", "type": "timer", "seconds": 5, "depends_on": ["g"], "title": "Timer"},
         {"id": "w", "type": "webhook", "depends_on": ["t"], "title": "Webhook"},
+        {"id": "r", "type": "receive", "event_type": "paid", "depends_on": ["w"], "title": "Receive"},
     ]}))["mermaid_source"].splitlines()
-    assert source[1:6] == [
+    assert source[1:7] == [
         '    s_m["Machine"]',
         '    s_h{{"Human"}}',
         '    s_g{"Gateway"}',
         '    s_t(["Timer"])',
         '    s_w[["Webhook"]]',
+        '    s_r[/"Receive"/]',
     ]
 
 

@@ -91,7 +91,7 @@ def test_unknown_step_type_gets_a_hint():
     definition, issues = parse_definition({"name": "x", "steps": [{"id": "a", "type": "robot"}]})
     assert definition is None
     assert issues[0].location == "steps[0]"
-    assert "machine, human, gateway, timer, webhook" in issues[0].hint
+    assert "machine, human, gateway, timer, webhook, receive" in issues[0].hint
 
 
 def test_config_is_checked_against_the_task_type_schema():
@@ -230,3 +230,32 @@ def test_a_decided_field_names_the_earliest_step_upstream_that_sets_it():
     definition, _ = parse_definition(data)
     issues = [i for i in validate_definition(definition, REGISTRY) if i.code == "decided_field"]
     assert len(issues) == 1 and "the input_schema" in issues[0].message
+
+
+def receive(step_id: str, **extra):
+    return {"id": step_id, "type": "receive", "event_type": "order.paid", **extra}
+
+
+def test_a_malformed_receive_step_is_reported_where_it_is():
+    # No event type, a bad one, and correlation keys that take nothing (or no path) from the instance data.
+    assert issues_of({"name": "r", "steps": [machine("a"), {"id": "wait", "type": "receive", "depends_on": ["a"]}]}) \
+        == [("missing", "steps[1].event_type")]
+    assert issues_of({"name": "r", "steps": [receive("wait", event_type="paid now")]}) \
+        == [("string_pattern_mismatch", "steps[0].event_type")]
+    definition, _ = parse_definition({"name": "r", "steps": [
+        machine("a"), receive("literal", correlation_key="order_id", depends_on=["a"]),
+        receive("bad_path", correlation_key="{{ order..id }}", depends_on=["literal"]),
+        receive("secret", correlation_key="{{ secrets.api_key }}", depends_on=["bad_path"])]})
+    found = validate_definition(definition, REGISTRY)
+    assert [(i.code, i.location) for i in found] == [("invalid_correlation_key", "steps[1].correlation_key"),
+                                                    ("invalid_correlation_key", "steps[2].correlation_key"),
+                                                    ("invalid_correlation_key", "steps[3].correlation_key")]
+    assert "{{ order_id }}" in found[0].hint
+    assert issues_of({"name": "r", "steps": [machine("a"), receive("ok", correlation_key="{{ customer.id }}-{{ n }}",
+                                                                    depends_on=["a"])]}) == []
+
+
+def test_a_receive_step_may_not_keep_its_event_where_the_data_is_already_decided():
+    data = {"name": "r", "input_schema": {"type": "object", "properties": {"paid": {"type": "object"}}},
+            "steps": [receive("paid")]}
+    assert issues_of(data) == [("decided_field", "steps[0]")]

@@ -48,6 +48,7 @@ class StepType(StrEnum):
     GATEWAY = "gateway"
     TIMER = "timer"
     WEBHOOK = "webhook"
+    RECEIVE = "receive"
 
 
 class NodeState(StrEnum):

@@ -16,7 +16,8 @@ class TaskSummary(Open):
     id: str
     instance_id: str
     step_name: str
-    kind: Literal["human", "webhook"] = Field(description="human: a form; webhook: a waiting webhook step")
+    kind: Literal["human", "webhook", "receive"] = Field(
+        description="human: a form; webhook: a waiting webhook step; receive: a step waiting for an event")
     status: TaskStatus
     created_at: Timestamp
     workflow: str | None = None
@@ -92,11 +93,34 @@ class TaskCallback(Closed):
     callback_url: str
 
 
+EventStatus = Literal["delivered", "kept", "duplicate"]
+
+
 class EventAccepted(Closed):
-    """The webhook steps the event completed."""
+    """The steps the event completed: its webhook steps, or its receive step (none yet when it is kept
+    for the receive step, which takes it when it starts waiting)."""
 
     instance_id: str
-    completed: list[Task]
+    status: EventStatus = Field(description="delivered: a step took it; kept: until its receive step waits; "
+                                            "duplicate: an event with this id was taken or kept already")
+    completed: list[Task] | Absent = None
+    id: str | Absent = Field(None, description="The event's id (yours, or one given to it); receive steps only")
+    step_name: str | Absent = None
+    task_id: str | Absent = None
+    expires_at: Timestamp | Absent = Field(None, description="kept: dropped then if no receive step took it")
+
+
+class EventPublished(Closed):
+    """Where an event sent to whichever instance waits for it went."""
+
+    status: EventStatus = Field(description="delivered: a waiting receive step took it; kept: none waits yet; "
+                                            "duplicate: an event with this id was taken or kept already")
+    id: str
+    instance_id: str | Absent = None
+    step_name: str | Absent = None
+    task_id: str | Absent = None
+    completed: list[Task] | Absent = None
+    expires_at: Timestamp | Absent = None
 
 
 class CallbackAccepted(Closed):
