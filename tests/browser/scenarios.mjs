@@ -41,7 +41,7 @@ class Run {
       page.on('console', (message) => {
         // The API's validation and sign-in answers (400, 401, 409, 422) are expected in these flows, and
         // the 404 the history scenario asks for (a revision that does not exist).
-        const expected = /Failed to load resource: the server responded with a status of (400|401|409|422)/.test(message.text())
+        const expected = /Failed to load resource: the server responded with a status of (400|401|409|412|422)/.test(message.text())
           || (/status of 404/.test(message.text()) && /\/revisions\/99$/.test(message.location().url));
         if (message.type() === 'error' && !expected) this.problems.push(`console error: ${message.text()}`);
       });
@@ -184,6 +184,7 @@ async function historyFlow(run, name, stage, apiPrefix) {
   check(nextRuns === 3, `next runs listed: ${nextRuns}`);
   check((await page.textContent(`#schedules tr[data-schedule="${schedule.id}"] code`)) === 'cron(0 9 ? * MON-FRI 2099)',
     'the expression is shown as written');
+  await scheduleControls(page, name, '');
   await page.click('#aliases li[data-revision="2"] a');
   await page.waitForSelector('#revision-source[data-number="2"]');
 
@@ -231,6 +232,40 @@ async function namespacedFlow(page, name) {
   const numbers = await page.$$eval('#revisions tbody tr', (trs) => trs.map((tr) => Number(tr.dataset.number)));
   check(JSON.stringify(numbers) === '[1]', `the namespaced workflow's revisions: ${numbers}`);
   check((await page.evaluate(() => location.hash)).includes('namespace=billing'), 'the address keeps the namespace');
+  await scheduleControls(page, name, '?namespace=billing');
+}
+
+// The schedule controls of a history page: an expression the API refuses is said with its message; one
+// created from the form (in 2099: it fires nothing while the tests run) is listed with its next runs,
+// paused (no next runs), resumed and deleted, each read back from the API in the definition's `scope`.
+async function scheduleControls(page, name, scope) {
+  const listed = async () => (await apiGet(`/definitions/${name}/schedules${scope}`));
+  const before = (await listed()).map((s) => s.id);
+  await page.getByLabel('Expression', { exact: true }).fill('cron(0 9 * * MON *)');
+  await page.getByRole('button', { name: 'Create schedule' }).click();
+  await page.waitForSelector('#schedules-message.message-error[role="alert"]');
+  check((await listed()).length === before.length, 'a refused expression created a schedule');
+  await page.getByLabel('Expression', { exact: true }).fill('cron(30 7 ? * MON 2099)');
+  await page.getByLabel('Time zone', { exact: true }).fill('Asia/Tokyo');
+  await page.getByLabel('Overlap', { exact: true }).selectOption('buffer_one');
+  await page.getByRole('button', { name: 'Create schedule' }).click();
+  await page.waitForSelector('#schedules-message.message-success');
+  const made = (await listed()).find((s) => !before.includes(s.id));
+  check(made && made.timezone === 'Asia/Tokyo' && made.overlap === 'buffer_one' && made.expression === 'cron(30 7 ? * MON 2099)',
+    `the schedule the form made: ${JSON.stringify(made)}`);
+  const row = `#schedules tr[data-schedule="${made.id}"]`;
+  await page.waitForSelector(`${row}[data-state="enabled"]`);
+  check(await page.locator(`${row} .next-runs li`).count() === 3, 'the new schedule\'s next runs are not listed');
+  await page.getByRole('button', { name: `Pause ${made.id}` }).click();
+  await page.waitForSelector(`${row}[data-state="paused"]`);
+  check(await page.locator(`${row} .next-runs li`).count() === 0, 'a paused schedule lists next runs');
+  check((await listed()).find((s) => s.id === made.id).state === 'paused', 'the API does not have it paused');
+  await page.getByRole('button', { name: `Resume ${made.id}` }).click();
+  await page.waitForSelector(`${row}[data-state="enabled"]`);
+  page.once('dialog', (dialog) => dialog.accept());
+  await page.getByRole('button', { name: `Delete ${made.id}` }).click();
+  await page.waitForSelector(row, { state: 'detached' });
+  check(!(await listed()).some((s) => s.id === made.id), 'the API still has the deleted schedule');
 }
 
 // A workflow whose sources carry markup in titles and comments (they must show as text).
@@ -262,6 +297,159 @@ steps:
     title: '<img src=x onerror="window.__pwned=4">'
 `;
 
+// The credentials page at `stage` ('' for none): add two from the form, page through them one at a time by
+// the links the page builds, rotate one, refuse a short value, delete both. A value typed in is never
+// in the page afterwards: not in its markup, not in any field.
+async function credentialsFlow(run, tag, stage) {
+  const page = await run.context.newPage();
+  page.on('dialog', (dialog) => dialog.accept());
+  const names = [`${tag}_one`, `${tag}_two`];
+  const values = [`${tag}-first-value-7Qz`, `${tag}-second-value-9Kp`];
+  const rotatedValue = `${tag}-rotated-value-3Wm`;
+  const leaked = async () => {
+    const html = await page.content();
+    const fields = await page.$$eval('input', (inputs) => inputs.map((input) => input.value));
+    return [...values, rotatedValue].filter((v) => html.includes(v) || fields.some((f) => f.includes(v)));
+  };
+  await page.goto(`${base}${stage}/ui#/workflows`);
+  await page.getByRole('link', { name: 'Credentials', exact: true }).click();
+  await page.waitForSelector('#add-credential');
+  check(await page.getAttribute('a[data-nav="credentials"]', 'aria-current') === 'page', 'the nav link is not current');
+  check((await unlabelled(page, '#main')).length === 0, `unlabelled controls: ${await unlabelled(page, '#main')}`);
+  for (const [index, name] of names.entries()) {
+    await page.getByLabel('Name', { exact: true }).fill(name);
+    await page.getByLabel('Description', { exact: true }).fill(`<b>${name}</b> for the tests`);
+    await page.getByLabel('Value', { exact: true }).fill(values[index]);
+    await page.getByRole('button', { name: 'Add credential' }).click();
+    await page.waitForSelector(`#credentials tr[data-credential="${name}"]`);
+    const description = await page.textContent(`#credentials tr[data-credential="${name}"] td`);
+    check(description === `<b>${name}</b> for the tests`, `the description is shown as text: ${description}`);
+    check((await leaked()).length === 0, `a value is on the page after saving: ${await leaked()}`);
+  }
+  if (!stage) await run.shot(page, 'credentials');
+
+  // One a page: follow "Next page" until the end, every link built by the page.
+  await page.goto(`${base}${stage}/ui#/credentials?limit=1`);
+  const seen = [];
+  for (let pages = 0; pages < 50; pages += 1) {
+    await page.waitForSelector('#credentials, #no-credentials');
+    seen.push(...await page.$$eval('#credentials tbody tr', (trs) => trs.map((tr) => tr.dataset.credential)));
+    const next = page.locator('#credentials-next');
+    if (!(await next.count())) break;
+    const href = await next.getAttribute('href');
+    check(href.startsWith('#/credentials?') && href.includes('limit=1'), `the next link: ${href}`);
+    const before = page.url();
+    await next.click();
+    await page.waitForFunction((url) => location.href !== url, before);
+    await page.waitForSelector('#credentials-first');
+  }
+  check(names.every((n) => seen.includes(n)) && new Set(seen).size === seen.length, `paged through: ${seen}`);
+  if (await page.locator('#credentials-first').count()) {
+    await page.click('#credentials-first');
+    await page.waitForFunction(() => location.hash === '#/credentials?limit=1');
+    await page.waitForSelector('#credentials tbody tr');
+  }
+
+  // Rotate the first; a value too short is refused with the API's message.
+  await page.goto(`${base}${stage}/ui#/credentials`);
+  await page.waitForSelector(`#credentials tr[data-credential="${names[0]}"]`);
+  await page.getByLabel(`New value for ${names[0]}`).fill(rotatedValue);
+  await page.getByRole('button', { name: `Rotate ${names[0]}` }).click();
+  await page.waitForSelector('#credentials-message.message-success');
+  const metadata = await apiGet(`/credentials/${names[0]}`);
+  check(metadata.rotated_at, `not rotated: ${JSON.stringify(metadata)}`);
+  check((await leaked()).length === 0, `a value is on the page after rotating: ${await leaked()}`);
+  await page.getByLabel(`New value for ${names[1]}`).fill('short');
+  await page.getByRole('button', { name: `Rotate ${names[1]}` }).click();
+  await page.waitForSelector('#credentials-message.message-error[role="alert"]');
+
+  // Delete both (after the confirmation); the API no longer has them.
+  for (const name of names) {
+    await page.getByRole('button', { name: `Delete ${name}` }).click();
+    await page.waitForSelector(`#credentials tr[data-credential="${name}"]`, { state: 'detached' });
+    const gone = await fetch(`${base}/workflows/credentials/${name}`);
+    check(gone.status === 404, `${name} after deleting: ${gone.status}`);
+  }
+  return { seen: seen.filter((n) => names.includes(n)), rotated: Boolean(metadata.rotated_at) };
+}
+
+// The key-value page at `stage`: a namespace's keys by prefix, two a page by the links the page builds;
+// a value shown as JSON text; an edit saved over the version read; one over a version changed meanwhile
+// refused (412) and said, nothing written, then reloaded; delete.
+async function kvFlow(run, namespace, stage) {
+  const page = await run.context.newPage();
+  page.on('dialog', (dialog) => dialog.accept());
+  const entry = (key) => `${base}/workflows/kv/${namespace}/${key}`;
+  const put = (key, value) => fetch(entry(key), { method: 'PUT', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ value }) });
+  const keys = ['order:1', 'order:2', 'order:3'];
+  for (const [index, key] of keys.entries()) {
+    const made = await put(key, { n: index + 1, note: '<img src=x onerror="window.__pwned=7">' });
+    check(made.status === 201, `seeding ${key} answered ${made.status}`);
+  }
+  check((await put('other', 1)).status === 201, 'seeding other');
+
+  await page.goto(`${base}${stage}/ui#/workflows`);
+  await page.getByRole('link', { name: 'Key-value store', exact: true }).click();
+  await page.waitForSelector('#kv-picker');
+  check((await unlabelled(page, '#main')).length === 0, `unlabelled controls: ${await unlabelled(page, '#main')}`);
+  await page.getByLabel('Namespace', { exact: true }).fill(namespace);
+  await page.getByLabel('Key prefix', { exact: true }).fill('order:');
+  await page.getByRole('button', { name: 'List keys' }).click();
+  await page.waitForSelector('#kv-keys tbody tr');
+  const listed = () => page.$$eval('#kv-keys tbody tr', (trs) => trs.map((tr) => tr.dataset.key));
+  check(JSON.stringify(await listed()) === JSON.stringify(keys), `keys by prefix: ${await listed()}`);
+
+  // Two a page: the next link, then the first.
+  await page.goto(`${base}${stage}/ui#/kv?namespace=${namespace}&prefix=order%3A&limit=2`);
+  await page.waitForSelector('#kv-next');
+  const first = await listed();
+  await page.click('#kv-next');
+  await page.waitForSelector('#kv-first');
+  const second = await listed();
+  check(JSON.stringify([...first, ...second]) === JSON.stringify(keys), `paged: ${first} then ${second}`);
+  await page.click('#kv-first');
+  await page.waitForFunction(() => !location.hash.includes('cursor='));
+  await page.waitForSelector('#kv-keys tbody tr[data-key="order:1"]');
+
+  // View order:1: its value as JSON text, its markup not an element.
+  await page.getByRole('link', { name: 'order:1', exact: true }).click();
+  await page.waitForSelector('#kv-entry[data-version="1"]');
+  const shown = await page.textContent('#kv-value pre');
+  check(shown === JSON.stringify({ n: 1, note: '<img src=x onerror="window.__pwned=7">' }, null, 2), `the value shown: ${shown}`);
+  check(await page.locator('#kv-value img').count() === 0, 'the value became markup');
+
+  // Saved over version 1: version 2, as the API has it.
+  await page.getByLabel('Edit the value of order:1 (JSON)').fill('{"n": 10}');
+  await page.getByRole('button', { name: 'Save order:1', exact: true }).click();
+  await page.waitForSelector('#kv-entry[data-version="2"]');
+  let stored = await (await fetch(entry('order:1'))).json();
+  check(stored.version === 2 && stored.value.n === 10, `after saving: ${JSON.stringify(stored)}`);
+  // Not JSON: said, nothing sent.
+  await page.getByLabel('Edit the value of order:1 (JSON)').fill('{n: 11');
+  await page.getByRole('button', { name: 'Save order:1', exact: true }).click();
+  await page.waitForSelector('#kv-message.message-error');
+  // Changed meanwhile (version 3 by another writer): the page's save over version 2 is refused.
+  check((await put('order:1', { n: 'theirs' })).status === 200, 'the other write');
+  await page.getByLabel('Edit the value of order:1 (JSON)').fill('{"n": "mine"}');
+  await page.getByRole('button', { name: 'Save order:1', exact: true }).click();
+  await page.locator('#kv-message[role="alert"]').filter({ hasText: 'changed meanwhile' }).waitFor();
+  stored = await (await fetch(entry('order:1'))).json();
+  check(stored.version === 3 && stored.value.n === 'theirs', `the refused save wrote: ${JSON.stringify(stored)}`);
+  await page.click('#kv-reload');
+  await page.waitForSelector('#kv-entry[data-version="3"]');
+  check((await page.textContent('#kv-value pre')).includes('theirs'), 'the reload shows the other write');
+
+  // Delete: back to the list, without it; the API has it no more.
+  await page.getByRole('button', { name: 'Delete order:1' }).click();
+  await page.waitForFunction(() => !location.hash.includes('key='));
+  await page.waitForSelector('#kv-keys tbody tr[data-key="order:2"]');
+  check(await page.locator('#kv-keys tbody tr[data-key="order:1"]').count() === 0, 'the deleted key is listed');
+  check((await fetch(entry('order:1'))).status === 404, 'the API still has order:1');
+  if (!stage) await run.shot(page, 'kv');
+  return { first, second };
+}
+
 // Puts the service behind `stage` with its API at `apiPrefix`, as API Gateway would: the app sees the
 // stage in the request's path and writes it into the page (chalicelib/api/ui.py `roots`), which the
 // local server cannot, so the page's two base paths are written here the same way. Returns the paths
@@ -281,7 +469,14 @@ async function underStage(context, stage, apiPrefix) {
       strays.push(url.pathname);
       return route.abort();
     }
-    const response = await route.fetch({ url: `${base}${rest}${url.search}` });
+    let response;
+    try {
+      response = await route.fetch({ url: `${base}${rest}${url.search}` });
+    } catch (error) {
+      // A request still in flight when the scenario closes its context (a page's refresh): nobody waits for it.
+      if (/disposed|closed/i.test(String(error?.message))) return undefined;
+      throw error;
+    }
     if (rest !== '/ui' && rest !== '/ui/') return route.fulfill({ response });
     const page = (await response.text())
       .replaceAll('"/ui', `"${stage}/ui`).replace('content="/workflows"', `content="${stage}${apiPrefix}"`);
@@ -586,6 +781,30 @@ const scenarios = {
     return { ...result, stage: '/dev' };
   },
 
+
+  async credentials(run) {
+    return credentialsFlow(run, 'ui_cred', '');
+  },
+
+  // The credentials page behind a stage (/dev) with the API at /api/v1: nothing it asks for leaves the stage.
+  async credentials_stage(run) {
+    const strays = await underStage(run.context, '/dev', '/api/v1');
+    const result = await credentialsFlow(run, 'stage_cred', '/dev');
+    check(strays.length === 0, `requests outside the stage: ${JSON.stringify(strays)}`);
+    return { ...result, stage: '/dev' };
+  },
+
+  async kv(run) {
+    return kvFlow(run, 'ui_kv', '');
+  },
+
+  // The key-value page behind a stage (/dev) with the API at /api/v1: nothing it asks for leaves the stage.
+  async kv_stage(run) {
+    const strays = await underStage(run.context, '/dev', '/api/v1');
+    const result = await kvFlow(run, 'stage_kv', '/dev');
+    check(strays.length === 0, `requests outside the stage: ${JSON.stringify(strays)}`);
+    return { ...result, stage: '/dev' };
+  },
 
   // With authentication on, the API answers 401 (simulated here, in front of the real API): the UI asks
   // for a bearer token, keeps it in sessionStorage and sends it with every request.
