@@ -28,9 +28,9 @@ export async function credentialsView(main, context) {
     message.clear();
     try {
       await work();
+      await load(); // the list first: the message then says the page shows the change
       message.show(done, 'success');
       announce(done);
-      await load();
     } catch (error) {
       message.show(error instanceof ApiError ? error.message : String(error), 'error');
     } finally {

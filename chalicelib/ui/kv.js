@@ -1,6 +1,6 @@
-// The key-value store: pick a namespace, list its keys by prefix a page at a time, view one value as
-// JSON text, save an edit only over the version read (If-Match: a 412 says it changed meanwhile) and
-// delete. The namespace, prefix, page and key shown live in the address, so every view is a link.
+// The key-value store: pick a namespace, list its keys by prefix a page at a time, add a key (only if
+// it is new: If-None-Match), view one value as JSON text, save an edit and its time to live only over
+// the version read (If-Match: a 412 says it changed meanwhile) and delete. The namespace, prefix, page and key shown live in the address, so every view is a link.
 
 import { api, ApiError, qs } from './api.js';
 import { announce, clear, h, messageBox, pretty, when } from './dom.js';
@@ -32,6 +32,7 @@ export async function kvView(main, context) {
     h('p', {}, 'JSON values your workflows read and write with the kv.get, kv.put and kv.delete steps.'),
     picker,
     namespace ? await keysSection(namespace, params, link) : null,
+    namespace ? newKeySection(namespace, link) : null,
     namespace && params.key ? await entrySection(namespace, params.key, link) : null);
 }
 
@@ -57,6 +58,58 @@ async function keysSection(namespace, params, link) {
   return section;
 }
 
+// A blank time to live is none (the entry never expires); otherwise whole seconds, checked by the API.
+function ttlOf(input) {
+  const text = input.value.trim();
+  if (!text) return {};
+  return { ttl_seconds: /^\d+$/.test(text) ? Number(text) : text };
+}
+
+function parsed(text, message, editor) {
+  try {
+    return { value: JSON.parse(text) };
+  } catch (error) {
+    message.show(`The value is not JSON: ${error.message}`, 'error');
+    editor.focus();
+    return null;
+  }
+}
+
+// Adds a key to the namespace; an existing key is refused (If-None-Match: *), not overwritten.
+function newKeySection(namespace, link) {
+  const message = messageBox('kv-new-message');
+  const keyInput = h('input', { id: 'kv-new-key', name: 'key', required: true, maxlength: 512, autocomplete: 'off' });
+  const editor = h('textarea', { id: 'kv-new-value', name: 'value', rows: 4, cols: 60, spellcheck: 'false', required: true });
+  const ttl = h('input', { id: 'kv-new-ttl', name: 'ttl_seconds', inputmode: 'numeric', size: 10, autocomplete: 'off',
+    'aria-describedby': 'kv-new-ttl-hint' });
+  const form = h('form', { id: 'kv-new' },
+    h('p', {}, h('label', { for: 'kv-new-key' }, 'New key'), ' ', keyInput),
+    h('p', {}, h('label', { for: 'kv-new-value' }, 'Value of the new key (JSON)'), editor),
+    h('p', {}, h('label', { for: 'kv-new-ttl' }, 'Expires after (seconds)'), ' ', ttl,
+      h('span', { id: 'kv-new-ttl-hint', class: 'hint' }, ' blank: never expires')),
+    h('button', { type: 'submit' }, 'Add key'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    message.clear();
+    const key = keyInput.value.trim();
+    const body = parsed(editor.value, message, editor);
+    if (!body) return;
+    const button = form.querySelector('button');
+    button.disabled = true;
+    try {
+      await api.put(`/kv/${enc(namespace)}/${keyPath(key)}`, { ...body, ...ttlOf(ttl) }, { 'If-None-Match': '*' });
+      announce(`${key} added.`);
+      location.hash = link({ key, cursor: undefined });
+    } catch (error) {
+      message.show(error instanceof ApiError && error.status === 412 ? `${key} is already in ${namespace}: open it to change it.`
+        : (error instanceof ApiError ? error.message : String(error)), 'error');
+      button.disabled = false;
+    }
+  });
+  return h('section', { id: 'kv-add', 'aria-labelledby': 'kv-add-title' },
+    h('h2', { id: 'kv-add-title' }, `Add a key to ${namespace}`), message.element, form);
+}
+
 async function entrySection(namespace, key, link) {
   const path = `/kv/${enc(namespace)}/${keyPath(key)}`;
   let entry;
@@ -70,12 +123,17 @@ async function entrySection(namespace, key, link) {
   const message = messageBox('kv-message');
   const editor = h('textarea', { id: 'kv-value-edit', name: 'value', rows: 10, cols: 80, spellcheck: 'false' });
   editor.value = JSON.stringify(entry.value ?? null, null, 2);
+  // The time to live left, in whole seconds: saving unchanged keeps (about) the same expiry.
+  const left = entry.expires_at ? Math.max(1, Math.ceil((Date.parse(entry.expires_at) - Date.now()) / 1000)) : null;
+  const ttl = h('input', { id: 'kv-ttl-edit', name: 'ttl_seconds', inputmode: 'numeric', size: 10, autocomplete: 'off',
+    value: left && Number.isFinite(left) ? String(left) : '', 'aria-describedby': 'kv-ttl-hint' });
   const ifMatch = { 'If-Match': `"${entry.version}"` }; // only over the version shown
   const reload = () => { window.dispatchEvent(new HashChangeEvent('hashchange')); };
 
   const form = h('form', { id: 'kv-edit' },
     h('label', { for: 'kv-value-edit' }, `Edit the value of ${key} (JSON)`), editor,
-    entry.expires_at ? h('p', { class: 'hint' }, 'Saving sets the value whole: the entry then never expires.') : null,
+    h('p', {}, h('label', { for: 'kv-ttl-edit' }, `Expires after (seconds) for ${key}`), ' ', ttl,
+      h('span', { id: 'kv-ttl-hint', class: 'hint' }, ' from the save; blank: never expires')),
     h('p', {}, h('button', { type: 'submit' }, `Save ${key}`), ' ',
       h('button', { type: 'button', id: 'kv-delete', onclick: async (event) => {
         if (!window.confirm(`Delete ${key} from ${namespace}?`)) return;
@@ -92,18 +150,12 @@ async function entrySection(namespace, key, link) {
       } }, `Delete ${key}`)));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    let value;
-    try {
-      value = JSON.parse(editor.value);
-    } catch (error) {
-      message.show(`The value is not JSON: ${error.message}`, 'error');
-      editor.focus();
-      return;
-    }
+    const body = parsed(editor.value, message, editor);
+    if (!body) return;
     const button = form.querySelector('button[type="submit"]');
     button.disabled = true;
     try {
-      await api.put(path, { value }, ifMatch);
+      await api.put(path, { ...body, ...ttlOf(ttl) }, ifMatch);
       announce(`${key} saved.`);
       reload();
     } catch (error) {

@@ -1,6 +1,7 @@
-// A workflow's schedules on its history page: each with its next fire times, pause/resume and delete,
-// and a form to create one (expression, time zone, overlap). Like triggers.js, every call carries the
-// definition's namespace (`scope`), and the list is read again after each action.
+// A workflow's schedules on its history page: each with its next fire times, pause/resume, a change of
+// its expression, time zone or overlap, a backfill of missed runs over a range, and delete; and a form
+// to create one. Like triggers.js, every call carries the definition's namespace (`scope`), and the list
+// is read again after each action.
 
 import { api, ApiError } from './api.js';
 import { announce, clear, h, messageBox, when } from './dom.js';
@@ -37,9 +38,9 @@ export function schedulesSection(name, scope, schedules) {
     message.clear();
     try {
       await work();
+      draw(await loadSchedules(name, scope)); // the list first: the message then says the page shows the change
       message.show(done, 'success');
       announce(done);
-      draw(await loadSchedules(name, scope));
       return true;
     } catch (error) {
       message.show(error instanceof ApiError ? error.message : String(error), 'error');
@@ -95,6 +96,7 @@ export function schedulesSection(name, scope, schedules) {
             schedule.last_error ? h('span', { class: 'hint' }, ` — last error: ${schedule.last_error}`) : null),
           h('td', {}, next.length ? h('ul', { class: 'next-runs' }, next.map((at) => h('li', {}, when(at)))) : '—'),
           h('td', {},
+            changeForms(schedule), ' ',
             h('button', { type: 'button', class: 'toggle-schedule', onclick: (event) => act(event.currentTarget,
               () => api.post(`${base}/${enc(id)}/${enabled ? 'pause' : 'resume'}${scope}`, {}),
               `Schedule ${schedule.expression} ${enabled ? 'paused' : 'resumed'}.`) },
@@ -105,6 +107,54 @@ export function schedulesSection(name, scope, schedules) {
                 `Schedule ${schedule.expression} deleted.`);
             } }, `Delete ${id}`)));
       }))));
+  }
+
+  // Per schedule, behind a disclosure: change its timing (only the fields that differ are sent) and
+  // backfill a past range (one run per fire time in it; the times are UTC).
+  function changeForms(schedule) {
+    const id = schedule.id;
+    const field = (label, control) => h('p', {}, h('label', { for: control.id }, label), ' ', control);
+    const expression = h('input', { id: `schedule-edit-expression-${id}`, name: 'expression', required: true, size: 28,
+      maxlength: 256, value: String(schedule.expression), autocomplete: 'off' });
+    const timezone = h('input', { id: `schedule-edit-timezone-${id}`, name: 'timezone', size: 16,
+      value: String(schedule.timezone || 'UTC'), autocomplete: 'off' });
+    const overlap = h('select', { id: `schedule-edit-overlap-${id}`, name: 'overlap' },
+      OVERLAPS.map(([value, text]) => h('option', { value, selected: value === schedule.overlap }, text)));
+    const edit = h('form', { class: 'schedule-edit', dataset: { schedule: id } },
+      field(`Expression of ${id}`, expression), field(`Time zone of ${id}`, timezone),
+      field(`Overlap of ${id}`, overlap), h('button', { type: 'submit' }, `Save ${id}`));
+    edit.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const wanted = { expression: expression.value.trim(), timezone: timezone.value.trim() || 'UTC', overlap: overlap.value };
+      const body = Object.fromEntries(Object.entries(wanted).filter(([key, value]) => value !== schedule[key]));
+      if (!Object.keys(body).length) {
+        message.show(`Nothing to change in ${schedule.expression}.`, 'info');
+        return undefined;
+      }
+      return act(edit.querySelector('button'), () => api.put(`${base}/${enc(id)}${scope}`, body),
+        `Schedule ${wanted.expression} saved.`);
+    });
+    const from = h('input', { id: `schedule-backfill-from-${id}`, name: 'from', type: 'datetime-local', required: true, step: 1 });
+    const to = h('input', { id: `schedule-backfill-to-${id}`, name: 'to', type: 'datetime-local', required: true, step: 1 });
+    const backfill = h('form', { class: 'schedule-backfill', dataset: { schedule: id } },
+      field(`Backfill from (UTC) for ${id}`, from), field(`Backfill to (UTC) for ${id}`, to),
+      h('button', { type: 'submit' }, `Backfill ${id}`));
+    backfill.addEventListener('submit', (event) => {
+      event.preventDefault();
+      // datetime-local has no zone: the form says UTC, so the value is read as UTC.
+      const utc = (value) => `${value.length === 16 ? `${value}:00` : value}Z`;
+      let outcome = null;
+      return act(backfill.querySelector('button'), async () => {
+        outcome = await api.post(`${base}/${enc(id)}/backfill${scope}`, { from: utc(from.value), to: utc(to.value) });
+      }, `Backfill of ${schedule.expression} done.`).then((done) => {
+        if (!done || !outcome) return;
+        const runs = Array.isArray(outcome.runs) ? outcome.runs : [];
+        const started = runs.filter((r) => r.outcome === 'started').length;
+        message.show(`Backfill of ${schedule.expression}: ${runs.length} fire time(s) in the range, `
+          + `${started} run(s) started, ${runs.length - started} already had one or did not start.`, 'success');
+      });
+    });
+    return h('details', { class: 'schedule-change' }, h('summary', {}, `Change or backfill ${id}`), edit, backfill);
   }
 
   return section;

@@ -23,6 +23,22 @@ function check(condition, message) {
   if (!condition) throw new Error(message);
 }
 
+// How long one condition may take: the machine running these is busy (other test runs share its cores).
+const PATIENT = 60000;
+
+// Types `value` into a field once it is visible and enabled, and again if a redraw replaced the field
+// meanwhile (the locator then finds the new one, which does not hold the value): done when it holds it.
+async function fillReady(locator, value) {
+  const deadline = Date.now() + PATIENT;
+  for (;;) {
+    await locator.waitFor({ state: 'visible', timeout: PATIENT });
+    await locator.fill(value, { timeout: PATIENT });
+    const held = await locator.inputValue({ timeout: PATIENT }).catch(() => null);
+    if (held === value) return;
+    check(Date.now() < deadline, `the field did not keep the value typed into it: ${held}`);
+  }
+}
+
 // One scenario's browser context, the problems its pages report, and its screenshots.
 class Run {
   constructor(browser, name) {
@@ -35,7 +51,7 @@ class Run {
 
   async open() {
     this.context = await this.browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId: 'UTC', locale: 'en-GB' });
-    this.context.setDefaultTimeout(20000);
+    this.context.setDefaultTimeout(PATIENT);
     this.context.on('page', (page) => {
       page.on('pageerror', (error) => this.problems.push(`page error: ${error.message}`));
       page.on('console', (message) => {
@@ -232,24 +248,27 @@ async function namespacedFlow(page, name) {
   const numbers = await page.$$eval('#revisions tbody tr', (trs) => trs.map((tr) => Number(tr.dataset.number)));
   check(JSON.stringify(numbers) === '[1]', `the namespaced workflow's revisions: ${numbers}`);
   check((await page.evaluate(() => location.hash)).includes('namespace=billing'), 'the address keeps the namespace');
-  await scheduleControls(page, name, '?namespace=billing');
+  await scheduleControls(page, name, '?namespace=billing', { backfill: true });
 }
 
 // The schedule controls of a history page: an expression the API refuses is said with its message; one
 // created from the form (in 2099: it fires nothing while the tests run) is listed with its next runs,
-// paused (no next runs), resumed and deleted, each read back from the API in the definition's `scope`.
-async function scheduleControls(page, name, scope) {
+// paused (no next runs), changed while paused (expression, time zone, overlap: it stays paused), with
+// `backfill` backfilled over three past hours (three runs started, read back from the instances), resumed
+// (the new expression's next runs) and deleted, each read back from the API in the definition's `scope`.
+async function scheduleControls(page, name, scope, { backfill = false } = {}) {
   const listed = async () => (await apiGet(`/definitions/${name}/schedules${scope}`));
   const before = (await listed()).map((s) => s.id);
-  await page.getByLabel('Expression', { exact: true }).fill('cron(0 9 * * MON *)');
+  const message = '#schedules-message';
+  await fillReady(page.getByLabel('Expression', { exact: true }), 'cron(0 9 * * MON *)');
   await page.getByRole('button', { name: 'Create schedule' }).click();
-  await page.waitForSelector('#schedules-message.message-error[role="alert"]');
+  await page.waitForSelector(`${message}.message-error[role="alert"]`);
   check((await listed()).length === before.length, 'a refused expression created a schedule');
-  await page.getByLabel('Expression', { exact: true }).fill('cron(30 7 ? * MON 2099)');
-  await page.getByLabel('Time zone', { exact: true }).fill('Asia/Tokyo');
+  await fillReady(page.getByLabel('Expression', { exact: true }), 'cron(30 7 ? * MON 2099)');
+  await fillReady(page.getByLabel('Time zone', { exact: true }), 'Asia/Tokyo');
   await page.getByLabel('Overlap', { exact: true }).selectOption('buffer_one');
   await page.getByRole('button', { name: 'Create schedule' }).click();
-  await page.waitForSelector('#schedules-message.message-success');
+  await page.waitForSelector(`${message}.message-success`);
   const made = (await listed()).find((s) => !before.includes(s.id));
   check(made && made.timezone === 'Asia/Tokyo' && made.overlap === 'buffer_one' && made.expression === 'cron(30 7 ? * MON 2099)',
     `the schedule the form made: ${JSON.stringify(made)}`);
@@ -260,8 +279,51 @@ async function scheduleControls(page, name, scope) {
   await page.waitForSelector(`${row}[data-state="paused"]`);
   check(await page.locator(`${row} .next-runs li`).count() === 0, 'a paused schedule lists next runs');
   check((await listed()).find((s) => s.id === made.id).state === 'paused', 'the API does not have it paused');
+
+  // Changed from its row: every hour on the hour, in UTC, overlap allow; still paused.
+  const hourly = 'cron(0 * * * ? *)';
+  await page.getByText(`Change or backfill ${made.id}`, { exact: true }).click();
+  await fillReady(page.getByLabel(`Expression of ${made.id}`, { exact: true }), hourly);
+  await fillReady(page.getByLabel(`Time zone of ${made.id}`, { exact: true }), 'UTC');
+  await page.getByLabel(`Overlap of ${made.id}`, { exact: true }).selectOption('allow');
+  await page.getByRole('button', { name: `Save ${made.id}`, exact: true }).click();
+  await page.locator(`${row} code`).filter({ hasText: hourly }).waitFor();
+  await page.waitForSelector(`${message}.message-success`);
+  const changed = (await listed()).find((s) => s.id === made.id);
+  check(changed.expression === hourly && changed.timezone === 'UTC' && changed.overlap === 'allow' && changed.state === 'paused',
+    `the schedule after the change: ${JSON.stringify(changed)}`);
+
+  if (backfill) {
+    // Three whole hours back (each hour mark inside the range once, the range wholly past).
+    const hour = 3600 * 1000;
+    const mark = Math.floor(Date.now() / hour) * hour - hour;
+    const local = (ms) => new Date(ms).toISOString().slice(0, 16); // the form's fields are UTC
+    const slots = [mark - 2 * hour, mark - hour, mark].map((ms) => new Date(ms).toISOString().replace('.000Z', 'Z'));
+    await page.getByText(`Change or backfill ${made.id}`, { exact: true }).click();
+    await fillReady(page.getByLabel(`Backfill from (UTC) for ${made.id}`, { exact: true }), local(mark - 2 * hour - hour / 2));
+    await fillReady(page.getByLabel(`Backfill to (UTC) for ${made.id}`, { exact: true }), local(mark + hour / 2));
+    await page.getByRole('button', { name: `Backfill ${made.id}`, exact: true }).click();
+    await page.locator(`${message}.message-success`).filter({ hasText: '3 run(s) started' }).waitFor();
+    // The instances the backfill started, by the scheduled time in their input.
+    const deadline = Date.now() + PATIENT;
+    let scheduled = [];
+    for (;;) {
+      const page0 = await apiGet(`/instances?workflow_name=${name}&limit=50`);
+      const ids = page0.items.map((i) => i.id);
+      scheduled = [];
+      for (const id of ids) {
+        const detail = await apiGet(`/instances/${id}`);
+        if (detail.input_data?.scheduled_at) scheduled.push(detail.input_data.scheduled_at);
+      }
+      if (scheduled.length >= 3 || Date.now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 500)); // poll pacing; the loop ends on the condition
+    }
+    check(JSON.stringify(scheduled.sort()) === JSON.stringify(slots), `runs backfilled at ${scheduled}, not ${slots}`);
+  }
+
   await page.getByRole('button', { name: `Resume ${made.id}` }).click();
   await page.waitForSelector(`${row}[data-state="enabled"]`);
+  check(await page.locator(`${row} .next-runs li`).count() === 3, 'the changed schedule\'s next runs are not listed');
   page.once('dialog', (dialog) => dialog.accept());
   await page.getByRole('button', { name: `Delete ${made.id}` }).click();
   await page.waitForSelector(row, { state: 'detached' });
@@ -317,9 +379,9 @@ async function credentialsFlow(run, tag, stage) {
   check(await page.getAttribute('a[data-nav="credentials"]', 'aria-current') === 'page', 'the nav link is not current');
   check((await unlabelled(page, '#main')).length === 0, `unlabelled controls: ${await unlabelled(page, '#main')}`);
   for (const [index, name] of names.entries()) {
-    await page.getByLabel('Name', { exact: true }).fill(name);
-    await page.getByLabel('Description', { exact: true }).fill(`<b>${name}</b> for the tests`);
-    await page.getByLabel('Value', { exact: true }).fill(values[index]);
+    await fillReady(page.getByLabel('Name', { exact: true }), name);
+    await fillReady(page.getByLabel('Description', { exact: true }), `<b>${name}</b> for the tests`);
+    await fillReady(page.getByLabel('Value', { exact: true }), values[index]);
     await page.getByRole('button', { name: 'Add credential' }).click();
     await page.waitForSelector(`#credentials tr[data-credential="${name}"]`);
     const description = await page.textContent(`#credentials tr[data-credential="${name}"] td`);
@@ -353,13 +415,13 @@ async function credentialsFlow(run, tag, stage) {
   // Rotate the first; a value too short is refused with the API's message.
   await page.goto(`${base}${stage}/ui#/credentials`);
   await page.waitForSelector(`#credentials tr[data-credential="${names[0]}"]`);
-  await page.getByLabel(`New value for ${names[0]}`).fill(rotatedValue);
+  await fillReady(page.getByLabel(`New value for ${names[0]}`), rotatedValue);
   await page.getByRole('button', { name: `Rotate ${names[0]}` }).click();
   await page.waitForSelector('#credentials-message.message-success');
   const metadata = await apiGet(`/credentials/${names[0]}`);
   check(metadata.rotated_at, `not rotated: ${JSON.stringify(metadata)}`);
   check((await leaked()).length === 0, `a value is on the page after rotating: ${await leaked()}`);
-  await page.getByLabel(`New value for ${names[1]}`).fill('short');
+  await fillReady(page.getByLabel(`New value for ${names[1]}`), 'short');
   await page.getByRole('button', { name: `Rotate ${names[1]}` }).click();
   await page.waitForSelector('#credentials-message.message-error[role="alert"]');
 
@@ -393,10 +455,10 @@ async function kvFlow(run, namespace, stage) {
   await page.getByRole('link', { name: 'Key-value store', exact: true }).click();
   await page.waitForSelector('#kv-picker');
   check((await unlabelled(page, '#main')).length === 0, `unlabelled controls: ${await unlabelled(page, '#main')}`);
-  await page.getByLabel('Namespace', { exact: true }).fill(namespace);
-  await page.getByLabel('Key prefix', { exact: true }).fill('order:');
+  await fillReady(page.getByLabel('Namespace', { exact: true }), namespace);
+  await fillReady(page.getByLabel('Key prefix', { exact: true }), 'order:');
   await page.getByRole('button', { name: 'List keys' }).click();
-  await page.waitForSelector('#kv-keys tbody tr');
+  await page.waitForSelector('#kv-keys tbody tr[data-key="order:3"]');
   const listed = () => page.$$eval('#kv-keys tbody tr', (trs) => trs.map((tr) => tr.dataset.key));
   check(JSON.stringify(await listed()) === JSON.stringify(keys), `keys by prefix: ${await listed()}`);
 
@@ -420,18 +482,18 @@ async function kvFlow(run, namespace, stage) {
   check(await page.locator('#kv-value img').count() === 0, 'the value became markup');
 
   // Saved over version 1: version 2, as the API has it.
-  await page.getByLabel('Edit the value of order:1 (JSON)').fill('{"n": 10}');
+  await fillReady(page.getByLabel('Edit the value of order:1 (JSON)'), '{"n": 10}');
   await page.getByRole('button', { name: 'Save order:1', exact: true }).click();
   await page.waitForSelector('#kv-entry[data-version="2"]');
   let stored = await (await fetch(entry('order:1'))).json();
   check(stored.version === 2 && stored.value.n === 10, `after saving: ${JSON.stringify(stored)}`);
   // Not JSON: said, nothing sent.
-  await page.getByLabel('Edit the value of order:1 (JSON)').fill('{n: 11');
+  await fillReady(page.getByLabel('Edit the value of order:1 (JSON)'), '{n: 11');
   await page.getByRole('button', { name: 'Save order:1', exact: true }).click();
   await page.waitForSelector('#kv-message.message-error');
   // Changed meanwhile (version 3 by another writer): the page's save over version 2 is refused.
   check((await put('order:1', { n: 'theirs' })).status === 200, 'the other write');
-  await page.getByLabel('Edit the value of order:1 (JSON)').fill('{"n": "mine"}');
+  await fillReady(page.getByLabel('Edit the value of order:1 (JSON)'), '{"n": "mine"}');
   await page.getByRole('button', { name: 'Save order:1', exact: true }).click();
   await page.locator('#kv-message[role="alert"]').filter({ hasText: 'changed meanwhile' }).waitFor();
   stored = await (await fetch(entry('order:1'))).json();
@@ -440,12 +502,48 @@ async function kvFlow(run, namespace, stage) {
   await page.waitForSelector('#kv-entry[data-version="3"]');
   check((await page.textContent('#kv-value pre')).includes('theirs'), 'the reload shows the other write');
 
-  // Delete: back to the list, without it; the API has it no more.
+  // A time to live set from the form: the API has the entry expiring about then (at version 4); a blank
+  // one saves it without expiry (version 5).
+  await fillReady(page.getByLabel('Expires after (seconds) for order:1', { exact: true }), '3600');
+  await page.getByRole('button', { name: 'Save order:1', exact: true }).click();
+  await page.waitForSelector('#kv-entry[data-version="4"]');
+  stored = await (await fetch(entry('order:1'))).json();
+  const left = (Date.parse(stored.expires_at) - Date.now()) / 1000;
+  check(stored.version === 4 && left > 3000 && left <= 3601, `after setting a TTL: ${JSON.stringify(stored)}`);
+  const shownTtl = Number(await page.getByLabel('Expires after (seconds) for order:1', { exact: true }).inputValue());
+  check(shownTtl > 3000 && shownTtl <= 3601, `the time to live left, as the form shows it: ${shownTtl}`);
+  await fillReady(page.getByLabel('Expires after (seconds) for order:1', { exact: true }), '');
+  await page.getByRole('button', { name: 'Save order:1', exact: true }).click();
+  await page.waitForSelector('#kv-entry[data-version="5"]');
+  stored = await (await fetch(entry('order:1'))).json();
+  check(stored.version === 5 && !stored.expires_at, `after clearing the TTL: ${JSON.stringify(stored)}`);
+  // A time to live the API refuses is said with its message.
+  await fillReady(page.getByLabel('Expires after (seconds) for order:1', { exact: true }), '0');
+  await page.getByRole('button', { name: 'Save order:1', exact: true }).click();
+  await page.locator('#kv-message[role="alert"]').filter({ hasText: 'ttl_seconds' }).waitFor();
+  check((await (await fetch(entry('order:1'))).json()).version === 5, 'a refused TTL wrote');
+
+  // Delete: back to the list, without it (the list drawn again); the API has it no more.
   await page.getByRole('button', { name: 'Delete order:1' }).click();
   await page.waitForFunction(() => !location.hash.includes('key='));
+  await page.waitForSelector('#kv-keys tbody tr[data-key="order:1"]', { state: 'detached' });
   await page.waitForSelector('#kv-keys tbody tr[data-key="order:2"]');
-  check(await page.locator('#kv-keys tbody tr[data-key="order:1"]').count() === 0, 'the deleted key is listed');
   check((await fetch(entry('order:1'))).status === 404, 'the API still has order:1');
+
+  // A new key from the form (with a time to live) opens it; the same key again is refused, not overwritten.
+  await fillReady(page.getByLabel('New key', { exact: true }), 'order:9');
+  await fillReady(page.getByLabel('Value of the new key (JSON)', { exact: true }), '{"n": 9}');
+  await fillReady(page.getByLabel('Expires after (seconds)', { exact: true }), '600');
+  await page.getByRole('button', { name: 'Add key', exact: true }).click();
+  await page.waitForSelector('#kv-entry[data-key="order:9"][data-version="1"]');
+  await page.waitForSelector('#kv-keys tbody tr[data-key="order:9"]');
+  stored = await (await fetch(entry('order:9'))).json();
+  check(stored.value.n === 9 && stored.expires_at, `the added key: ${JSON.stringify(stored)}`);
+  await fillReady(page.getByLabel('New key', { exact: true }), 'order:9');
+  await fillReady(page.getByLabel('Value of the new key (JSON)', { exact: true }), '{"n": "again"}');
+  await page.getByRole('button', { name: 'Add key', exact: true }).click();
+  await page.locator('#kv-new-message[role="alert"]').filter({ hasText: 'already in' }).waitFor();
+  check((await (await fetch(entry('order:9'))).json()).value.n === 9, 'adding an existing key overwrote it');
   if (!stage) await run.shot(page, 'kv');
   return { first, second };
 }
@@ -529,9 +627,9 @@ const scenarios = {
     check(focused === 'true', 'focus should move to the first field in error');
     await run.shot(page, 'definition-errors');
 
-    await page.getByLabel('order_id').fill('A-1001');
-    await page.getByLabel('amount').fill('120');
-    await page.getByLabel('name').fill('Ada Lovelace');
+    await fillReady(page.getByLabel('order_id'), 'A-1001');
+    await fillReady(page.getByLabel('amount'), '120');
+    await fillReady(page.getByLabel('name'), 'Ada Lovelace');
     await run.shot(page, 'definition');
     await page.getByRole('button', { name: 'Start' }).click();
     await page.waitForURL(/#\/instances\/[0-9a-f-]{36}$/);
@@ -612,14 +710,14 @@ const scenarios = {
     const { context } = run;
     const page = await context.newPage();
     await page.goto(`${base}/ui#/workflows/expense_approval`);
-    await page.fill('#identity-user', 'bob');
-    await page.fill('#identity-groups', 'managers');
+    await fillReady(page.locator('#identity-user'), 'bob');
+    await fillReady(page.locator('#identity-groups'), 'managers');
     await page.getByRole('button', { name: 'Save' }).click();
     await waitForGraph(page, '#definition-graph');
-    await page.getByLabel('requester').fill('alice');
-    await page.getByLabel('manager').fill('bob');
-    await page.getByLabel('amount').fill('250');
-    await page.getByLabel('description').fill('Conference train tickets');
+    await fillReady(page.getByLabel('requester'), 'alice');
+    await fillReady(page.getByLabel('manager'), 'bob');
+    await fillReady(page.getByLabel('amount'), '250');
+    await fillReady(page.getByLabel('description'), 'Conference train tickets');
     await page.getByRole('button', { name: 'Start' }).click();
     await page.waitForURL(/#\/instances\/[0-9a-f-]{36}$/);
     const instanceId = decodeURIComponent(page.url().split('#/instances/')[1]);
@@ -645,7 +743,7 @@ const scenarios = {
     await other.goto(`${base}/ui${taskHref}`);
     await other.waitForSelector('#complete-form');
 
-    await page.getByLabel('Comments').fill('Fine by me');
+    await fillReady(page.getByLabel('Comments'), 'Fine by me');
     await page.getByRole('button', { name: 'Complete task' }).click();
     const error = page.locator('.field-boolean .field-error');
     await error.waitFor({ state: 'visible' });
@@ -827,7 +925,7 @@ const scenarios = {
     check(await token.evaluate((el) => el === document.activeElement), 'focus should be in the token field');
     check((await page.textContent('#auth-reason')).includes('a bearer token is required'), 'the reason is shown');
     await run.shot(page, 'sign-in');
-    await token.fill('s3cret-token');
+    await fillReady(token, 's3cret-token');
     await page.getByRole('button', { name: 'Use token' }).click();
     await page.waitForSelector('#workflows');
     check(await page.isHidden('#auth'), 'the token panel should close');
