@@ -58,6 +58,12 @@ async function keysSection(namespace, params, link) {
   return section;
 }
 
+// The API's message with the fields it names ("ttl_seconds: must be a whole number ...").
+function said(error) {
+  const issues = error.issues.map((i) => `${i.location}: ${i.message}`).join('; ');
+  return issues ? `${error.message}: ${issues}` : error.message;
+}
+
 // A blank time to live is none (the entry never expires); otherwise whole seconds, checked by the API.
 function ttlOf(input) {
   const text = input.value.trim();
@@ -102,7 +108,7 @@ function newKeySection(namespace, link) {
       location.hash = link({ key, cursor: undefined });
     } catch (error) {
       message.show(error instanceof ApiError && error.status === 412 ? `${key} is already in ${namespace}: open it to change it.`
-        : (error instanceof ApiError ? error.message : String(error)), 'error');
+        : (error instanceof ApiError ? said(error) : String(error)), 'error');
       button.disabled = false;
     }
   });
@@ -165,6 +171,10 @@ async function entrySection(namespace, key, link) {
   });
 
   function failed(error) {
+    if (error instanceof ApiError && error.issues.length) {
+      message.show(said(error), 'error');
+      return;
+    }
     if (error instanceof ApiError && error.status === 412) {
       message.showNode(h('span', {}, `${key} changed meanwhile (it is no longer version ${entry.version}): nothing was written. `,
         h('button', { type: 'button', id: 'kv-reload', onclick: reload }, 'Reload it')), 'error');
