@@ -148,3 +148,13 @@ def test_wait_is_a_literal_boolean(api):
          "config": {"workflow": "some_flow", "wait": "{{ wait }}"}}]})
     assert status == 200, body
     assert [(i["code"], i["location"]) for i in body["issues"]] == [("invalid_config", "steps[0].config.wait")]
+
+
+def test_a_child_that_cannot_start_fails_the_waiting_step_with_the_named_error(api):
+    parent = f"lost_{uuid.uuid4().hex[:6]}"
+    register(api, parent, [{"id": "check", "type": "machine", "task_type": "workflow.start",
+                            "config": {"workflow": "no_such_flow", "wait": True}}])
+    failed = api.wait(start(api, parent), timeout=60)
+    assert failed["status"] == "failed", failed
+    assert failed["error"]["error"] == "Workflow.NotFound" and "no_such_flow" in failed["error"]["message"]
+    assert children(api, failed["id"]) == []
