@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # each property imports its own class: a cold start loads onl
     from chalicelib.runtime.step_runner import StepRunner
     from chalicelib.runtime.task_registrar import TaskRegistrar
     from chalicelib.service.aliases import AliasService
+    from chalicelib.service.child_workflows import ChildWorkflows
     from chalicelib.service.credentials import CredentialService
     from chalicelib.service.definitions import DefinitionService
     from chalicelib.service.events import EventService
@@ -69,7 +70,6 @@ class Services:
         from chalicelib import custom_tasks, egress
         from chalicelib.aws.clients import client
         from chalicelib.resources import FUNCTIONS, TASK_RESOURCE_INFIX
-        from chalicelib.service.child_workflows import ChildWorkflows
         from chalicelib.tasks.builtin.aws_calls import AwsAccess
         from chalicelib.tasks.builtin.aws_services import reserved_functions
         from chalicelib.tasks.registry import default_registry
@@ -83,8 +83,8 @@ class Services:
                 prefixes.add(name[: -len(fn.name)])
         reserved = reserved_functions(tuple(sorted(p for p in prefixes if p)), TASK_RESOURCE_INFIX)
         aws = AwsAccess(lambda service: client(service, s.region), reserved)
-        workflows = ChildWorkflows(lambda: self.instances, lambda: self.definitions, lambda: self.instance_store)
-        registry = default_registry(http_client=egress.http_client(s.egress_allow_private), aws=aws, workflows=workflows)
+        registry = default_registry(http_client=egress.http_client(s.egress_allow_private), aws=aws,
+                                    workflows=self.child_workflows)
         from chalicelib.tasks.builtin import kv as kv_tasks
 
         kv_tasks.register(registry, store=lambda: self.kv, tenant_of=self.execution_tenant)
@@ -182,11 +182,19 @@ class Services:
         return RevisionLoader(self.definition_store.revision)
 
     @cached_property
+    def child_workflows(self) -> ChildWorkflows:
+        """Starts child workflows for workflow.start steps, and ties a waiting step to its child's end."""
+        from chalicelib.service.child_workflows import ChildWorkflows
+
+        return ChildWorkflows(lambda: self.instances, lambda: self.definitions, lambda: self.instance_store)
+
+    @cached_property
     def step_runner(self) -> StepRunner:
         from chalicelib.runtime.step_runner import StepRunner
 
         return StepRunner(self.loader, self.registry, events=self.event_store,
-                          credentials=lambda tenant, names: self.credentials.resolve(tenant, names))
+                          credentials=lambda tenant, names: self.credentials.resolve(tenant, names),
+                          children=self.child_workflows)
 
     @cached_property
     def task_registrar(self) -> TaskRegistrar:

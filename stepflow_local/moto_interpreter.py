@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import threading
 import time
 from typing import Any
@@ -173,6 +174,38 @@ def patch_stop() -> None:
     ORIGINALS["Environment.set_stop"], ORIGINALS["Environment.set_error"] = set_stop, set_error
     setattr(Environment, "set_error", _stopped_stays_stopped(set_error, ProgramStopped))  # noqa: B010
     setattr(Environment, "set_stop", _interrupt_callbacks_on_stop(set_stop))  # noqa: B010
+
+
+# ------------------------------------------------------------------------------------------ task failure
+
+
+def _failure_with_cause(original: Any) -> Any:
+    @functools.wraps(original)
+    def send_task_failure(self: Any) -> Any:
+        # moto's response handler reads only the token and the error: the cause (a child workflow's error
+        # message, say) was dropped, where Step Functions keeps it as the failed task's and execution's cause.
+        from moto.stepfunctions.responses import EmptyResult
+
+        backend = self.stepfunction_backend
+        given = {"error": self._get_param("error")}
+        if "cause" in inspect.signature(backend.send_task_failure).parameters:  # the executing backend takes it
+            given["cause"] = self._get_param("cause")
+        backend.send_task_failure(self._get_param("taskToken"), **given)
+        return EmptyResult()
+
+    send_task_failure.__stepflow_patched__ = True  # type: ignore[attr-defined]
+    return send_task_failure
+
+
+def patch_task_failure() -> None:
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    current = StepFunctionResponse.__dict__.get("send_task_failure")
+    if getattr(current, "__stepflow_patched__", False):
+        return
+    check_signature(current, ["self"], "StepFunctionResponse.send_task_failure")
+    ORIGINALS["StepFunctionResponse.send_task_failure"] = current
+    setattr(StepFunctionResponse, "send_task_failure", _failure_with_cause(current))  # noqa: B010
 
 
 # ------------------------------------------------------------------------------------------ clients

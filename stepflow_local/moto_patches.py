@@ -116,6 +116,7 @@ _PATCHES: dict[str, Any] = {
     "lambda": moto_lambda.patch,
     "time_scale": moto_time.patch,
     "stop": moto_interpreter.patch_stop,
+    "task_failure": moto_interpreter.patch_task_failure,
     "interpreter_clients": moto_interpreter.patch_clients,
     "interpreter_programs": moto_interpreter.patch_programs,
     "dynamodb": moto_dynamodb.patch_lock,

@@ -242,7 +242,10 @@ class LocalRuntime:
             _prune_interpreter_threads()
             BackendDict.reset()
             if self.store is not None:
+                from stepflow_local.kept_secrets import FILE, KeptSecrets
+
                 self.store.drop_tables(self.client("dynamodb"), self.table_names.values())
+                KeptSecrets(self.store.data_dir / FILE).forget()
             self.execution_changes()  # what changed before the reset no longer exists
             self._provision()
             self._run_ready_callbacks(self._ready_callbacks)
@@ -370,6 +373,20 @@ class LocalRuntime:
         for name, value in app_env.items():
             self._export(name, value)
         self._create_functions(app_env)
+        self._keep_secrets()
+
+    def _keep_secrets(self) -> None:
+        """With a data directory, the credentials (Secrets Manager's secrets) are kept there too."""
+        if self.store is None:
+            return
+        from moto.secretsmanager.models import secretsmanager_backends
+
+        from stepflow_local.kept_secrets import FILE, KeptSecrets
+
+        backend = secretsmanager_backends[self.account_id][self.region]
+        kept = KeptSecrets(self.store.data_dir / FILE)
+        kept.restore(self.client("secretsmanager"), backend)
+        kept.watch(backend)
 
     def _app_env(self) -> dict[str, str]:
         env = {

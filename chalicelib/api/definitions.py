@@ -89,7 +89,12 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         caller = principal()
         by = caller.id if caller.authenticated else None
         if bool_param(params, "purge"):
-            return json_response(found.definitions.purge(key, by, found.instance_store.open_count))
+            def automation(definition_key: str) -> None:
+                # Its schedules (and their EventBridge schedules) and its webhook triggers go with it.
+                found.schedules.delete_all(definition_key)
+                found.triggers.delete_all(definition_key)
+
+            return json_response(found.definitions.purge(key, by, found.instance_store.open_count, automation))
         return json_response(found.definitions.deactivate(key, by))
 
     @bp.route("/definitions/validate", methods=["POST"], content_types=BODY_TYPES)

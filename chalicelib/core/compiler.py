@@ -32,6 +32,7 @@ from chalicelib.core.model import (
 )
 from chalicelib.core.schedule import Leaf, Par, Plan, Seq, makespan, plan_series_parallel
 from chalicelib.core.shared_context import SHARED, assign_context, insert_before
+from chalicelib.core.step_states import retrier_of, waits_for_child
 from chalicelib.core.structure import GatewayRegion, Structure, analyse
 
 STEP_RUNNER = "${StepRunnerFunctionArn}"
@@ -219,27 +220,47 @@ class _Emitter:
         return self._continue(state, next_name)
 
     def emit_machine(self, step: MachineStep, states: dict[str, Any], next_name: str | None) -> str:
-        retrier: dict[str, Any] | None = None
-        if step.retry and step.retry.max_attempts > 1:
-            retrier = {"ErrorEquals": ["States.ALL"]}
-            # A field at its ASL default (IntervalSeconds 1, MaxAttempts 3, BackoffRate 2.0) is left out.
-            for field, value in (("IntervalSeconds", step.retry.interval_seconds),
-                                 ("MaxAttempts", step.retry.max_attempts - 1),
-                                 ("BackoffRate", step.retry.backoff_rate)):
-                if value != RETRY_DEFAULTS[field]:
-                    retrier[field] = value
-            if step.retry.max_delay_seconds:
-                retrier["MaxDelaySeconds"] = step.retry.max_delay_seconds
-        state = self._lambda_task(None, step.id, next_name, timeout=step.timeout_seconds, extra_retry=retrier)
-        if step.fallback:
-            fallback = f"{step.id}__fallback"
-            catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": fallback}]
-            # Catch sits before OutputPath/Next, as in every state of the committed machines.
-            state = insert_before(state, ("OutputPath", "Next", "End"), "Catch", catch)
-            fb_state = self._lambda_task("fallback", step.id, next_name)
-            fb_state["Parameters"]["f.$"] = "$.failure"
-            states[fallback] = fb_state
-        states[step.id] = state
+        if waits_for_child(step):
+            return self.emit_child_wait(step, states, next_name)
+        state = self._lambda_task(None, step.id, next_name, timeout=step.timeout_seconds, extra_retry=retrier_of(step))
+        states[step.id] = self._with_fallback(step, state, states, next_name)
+        return step.id
+
+    def _with_fallback(self, step: MachineStep, state: dict[str, Any], states: dict[str, Any],
+                       next_name: str | None) -> dict[str, Any]:
+        if not step.fallback:
+            return state
+        fallback = f"{step.id}__fallback"
+        catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": fallback}]
+        # Catch sits before OutputPath/Next, as in every state of the committed machines.
+        state = insert_before(state, ("ResultPath", "OutputPath", "Next", "End"), "Catch", catch)
+        fb_state = self._lambda_task("fallback", step.id, next_name)
+        fb_state["Parameters"]["f.$"] = "$.failure"
+        states[fallback] = fb_state
+        return state
+
+    def emit_child_wait(self, step: MachineStep, states: dict[str, Any], next_name: str | None) -> str:
+        """Two states: the step runner starts the child with the task token (kind "child"), and the state
+        waits until the child's end answers it, the answer kept at $.child; then the step runner makes it
+        the step's output (kind "child_done"). Retry, timeout and fallback apply to the wait."""
+        done = f"{step.id}__done"
+        finish = self._lambda_task("child_done", step.id, next_name)
+        finish["Parameters"]["o.$"] = "$.child"
+        states[done] = finish
+        payload = self._payload("child", step.id)
+        payload["t.$"] = "$$.Task.Token"
+        state: dict[str, Any] = {
+            "Type": "Task",
+            "Resource": LAMBDA_CALLBACK,
+            "Parameters": {"FunctionName": self.options.step_runner, "Payload": payload},
+        }
+        if step.timeout_seconds:
+            state["TimeoutSeconds"] = step.timeout_seconds
+        retrier = retrier_of(step)
+        state["Retry"] = [SERVICE_RETRY, retrier] if retrier else [SERVICE_RETRY]
+        state["ResultPath"] = "$.child"
+        state["Next"] = done
+        states[step.id] = self._with_fallback(step, state, states, next_name)
         return step.id
 
     def emit_callback(self, step: HumanStep | WebhookStep | ReceiveStep, states: dict[str, Any], next_name: str | None) -> str:
@@ -376,7 +397,6 @@ def _service_retry() -> dict[str, Any]:
 
 # One shared, never-mutated retrier: the output is data to serialise, so sharing it is safe and cheap.
 SERVICE_RETRY = _service_retry()
-RETRY_DEFAULTS = {"IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0}
 
 
 def _ordered(state: dict[str, Any]) -> dict[str, Any]:

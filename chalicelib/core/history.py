@@ -10,7 +10,7 @@ from chalicelib.core.failures import public_error
 from chalicelib.core.times import as_iso
 
 # Suffixes the compiler gives to helper states of a step; "par__N" states belong to no step.
-_HELPER_SUFFIXES = ("__fallback", "__merge", "__timed_out", "__end")
+_HELPER_SUFFIXES = ("__fallback", "__merge", "__timed_out", "__end", "__done")
 
 STATUS_BY_EXECUTION = {
     "RUNNING": "running",
@@ -111,7 +111,7 @@ def summarise(events: list[dict[str, Any]], step_kinds: dict[str, str]) -> Summa
         elif kind.endswith("StateExited"):
             exited = event["stateExitedEventDetails"]["name"]
             step, suffix = _step_of(exited)
-            if step not in summary.steps or suffix not in ("", "__fallback"):
+            if step not in summary.steps or suffix not in ("", "__fallback", "__done"):
                 continue
             record = summary.steps[step]
             record.status = "succeeded"

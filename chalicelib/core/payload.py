@@ -22,6 +22,7 @@ KEYS = {
     "e": "execution",  # the execution ARN, from $$.Execution.Id
     "f": "failure",  # what a fallback caught
     "t": "token",  # a callback's task token
+    "o": "outcome",  # what a waited-on child workflow's end answered (workflow.start with wait)
     "c": "context",  # w, r, i and e in one object: expand() lifts them to the top
 }
 LONG = {name: short for short, name in KEYS.items()}

@@ -1,4 +1,5 @@
-"""The step-runner Lambda: runs one machine step (or its fallback) and returns the new state."""
+"""The step-runner Lambda: runs one machine step (or its fallback) and returns the new state; for a step that
+waits for a child workflow, starts it with the wait's token, then makes the answer the step's output."""
 
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ class StepRunner:
     def __init__(self, loader: RevisionLoader, registry: TaskRegistry, *,
                  log: Callable[..., None] | None = None, sleep: Callable[[float], None] | None = None,
                  events: Any = None,
-                 credentials: Callable[[str | None, set[str]], dict[str, str]] | None = None):
+                 credentials: Callable[[str | None, set[str]], dict[str, str]] | None = None,
+                 children: Any = None):
         self._loader = loader
+        self._children = children  # service/child_workflows.py: a waited-on child gets the parent's token
         # (tenant, names) -> values, or a StepError naming the missing one (service/credentials.py).
         self._credentials = credentials
         self._registry = registry
@@ -49,6 +52,17 @@ class StepRunner:
         assert isinstance(step, MachineStep)
         if event["kind"] == "machine" and step.id in steps:
             # A resumed run carries the outputs of steps an earlier run finished: pass them through.
+            return {"steps": steps, "data": merge_instance_data(start_input, steps, loaded.order)}
+        if event["kind"] == "child" and step.id in steps:
+            # The same for a step that waits for a child: its wait is answered with the output it had.
+            self._waits().answer(event.get("token", ""), steps[step.id])
+            return {}
+        if event["kind"] == "child_done":
+            # The child's end answered the wait (service/child_workflows.py): that is the step's output.
+            answered = event.get("outcome")
+            output: dict[str, Any] = answered if isinstance(answered, dict) else {}
+            _Journal(self._events, event.get("execution", ""), step, "child", step.task_type).succeeded([], output)
+            steps[step.id] = output
             return {"steps": steps, "data": merge_instance_data(start_input, steps, loaded.order)}
         data = merge_instance_data(start_input, steps, loaded.order)
         if event["kind"] == "fallback":
@@ -76,6 +90,11 @@ class StepRunner:
             if event["kind"] == "fallback":
                 ctx.input["failure"] = _failure(event.get("failure"))
             output = redact(self._registry.run(task_type, ctx))
+            if event["kind"] == "child":
+                # Started: the step now waits until the child's end answers the token (or at once, if it
+                # has ended already). Step Functions ignores what this invocation returns.
+                self._waits().wait(ctx.execution_id, step.id, event.get("token", ""), output["instance_id"])
+                return {}
         except StepError as exc:
             message = redact.text(exc.message)
             journal.failed(redact(ctx.events), exc.error, message)
@@ -97,6 +116,11 @@ class StepRunner:
         journal.succeeded(redact(ctx.events), output)
         steps[step.id] = output
         return {"steps": steps, "data": merge_instance_data(start_input, steps, loaded.order)}
+
+    def _waits(self) -> Any:
+        if self._children is None:
+            raise StepError("Stepflow.NotConfigured", "this step runner cannot wait for child workflows")
+        return self._children
 
     def _resolve(self, tenant: str | None, names: set[str]) -> dict[str, str]:
         if "" in names:  # registration refuses these; a definition stored before it could still hold one

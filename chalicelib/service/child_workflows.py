@@ -1,13 +1,18 @@
-"""Starting a child workflow from a step: through InstanceService.start, in the parent's tenant, idempotently."""
+"""Starting a child workflow from a step: through InstanceService.start, in the parent's tenant, idempotently;
+and, for a step that waits for it, answering the step's task token when the child ends."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from chalicelib.core.runs import run_of_execution
 from chalicelib.errors import Conflict, Gone, InvalidInput
+
+log = logging.getLogger("stepflow.instances")
 
 MAX_DEPTH = 8  # children of children: a workflow that starts itself stops here instead of running forever
 WORKFLOW_NOT_FOUND = "Workflow.NotFound"
@@ -15,6 +20,15 @@ WORKFLOW_NOT_STARTABLE = "Workflow.NotStartable"
 WORKFLOW_INVALID_INPUT = "Workflow.InvalidInput"
 WORKFLOW_TOO_DEEP = "Workflow.TooDeep"
 ERRORS = (WORKFLOW_NOT_FOUND, WORKFLOW_NOT_STARTABLE, WORKFLOW_INVALID_INPUT, WORKFLOW_TOO_DEEP)
+# How a waited-on child's end fails the parent's step (catchable by the step's fallback, or retried).
+CHILD_FAILED = "Workflow.ChildFailed"
+CHILD_CANCELED = "Workflow.ChildCanceled"
+CHILD_OUTPUT_TOO_LARGE = "Workflow.ChildOutputTooLarge"
+WAIT_ERRORS = (CHILD_FAILED, CHILD_CANCELED, CHILD_OUTPUT_TOO_LARGE)
+MAX_ANSWER = 250_000  # SendTaskSuccess takes at most 256 KiB of output
+# Step Functions' answers when a token no longer waits (AWS says TaskTimedOut; moto says InvalidToken).
+DEAD_TOKEN_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
+TERMINAL = frozenset({"completed", "failed", "canceled"})
 
 
 class ChildWorkflows:
@@ -55,6 +69,30 @@ class ChildWorkflows:
             raise StepError(WORKFLOW_NOT_STARTABLE, f"'{workflow}' cannot start now: {_summary(exc)}") from None
         return dict(view)
 
+    def wait(self, execution: str, step_id: str, token: str, child_id: str) -> None:
+        """The parent's step waits for this child: its token goes on the child's record (its end answers
+        it, service/endings.py) and the parent is marked as waiting for children (its own end cancels
+        those still running). A child that ended already answers now; a parent that ended meanwhile
+        cancels the child."""
+        parent_id, _ = run_of_execution(execution)
+        store = self._store()
+        store.update(child_id, {"parent_token": token, "parent_step": step_id})
+        if parent_id:
+            store.update(parent_id, {"waits_children": True})
+        child = store.get(child_id)
+        if child is not None and child.get("status") in TERMINAL:
+            instances = self._instances()
+            answer_parent(instances._machines, {**child, "parent_token": token, "parent_step": step_id},
+                          instances._events())
+            return
+        parent = store.get(parent_id) if parent_id else None
+        if parent is not None and parent.get("status") in TERMINAL:
+            self._instances().cancel_waited_children(parent)
+
+    def answer(self, token: str, output: dict[str, Any]) -> None:
+        """Answers a wait with an output the step had already (a resumed run passes it through)."""
+        _send(self._instances()._machines, token, output)
+
     def _check_depth(self, parent: dict[str, Any]) -> None:
         from chalicelib.tasks.errors import StepError
 
@@ -79,3 +117,66 @@ def _summary(exc: Exception) -> str:
         parts = [f"{i.get('location', '')}: {i.get('message', '')}" for i in issues[:5] if isinstance(i, dict)]
         return "; ".join(parts) or str(detail.get("message", ""))[:300]
     return str(detail)[:300]
+
+
+def outcome(record: dict[str, Any]) -> tuple[dict[str, Any] | None, str, str]:
+    """What an ended child answers its parent's wait: (output, "", "") when it completed, else (None,
+    error, message)."""
+    name = record.get("definition_name")
+    status = record.get("status")
+    if status == "completed":
+        return {"instance_id": record["id"], "workflow": name, "status": "completed",
+                "output": record.get("output") or {}}, "", ""
+    if status == "canceled":
+        return None, CHILD_CANCELED, f"child workflow '{name}' ({record['id']}) was canceled"
+    found = record.get("error")
+    error: dict[str, Any] = found if isinstance(found, dict) else {}
+    return None, CHILD_FAILED, (f"child workflow '{name}' ({record['id']}) failed: "
+                                f"{error.get('error') or 'failed'}: {str(error.get('message') or '')[:500]}")
+
+
+def answer_parent(machines: Any, record: dict[str, Any], events: Any = None) -> None:
+    """SendTaskSuccess/SendTaskFailure on the token of the parent step waiting for this ended child. A token
+    that no longer waits (the parent ended, or its step timed out) is done with; any other failure raises
+    (the sweep's pass over ended instances answers again). A failure is first written to the parent's
+    event log as the step's (`events`: the EventService), as the step runner writes a step's own failure:
+    the parent's view reads its steps there (a success is written by the step's next state)."""
+    token = record.get("parent_token")
+    if not token:
+        return
+    output, error, message = outcome(record)
+    if output is not None:
+        _send(machines, token, output, record)
+        return
+    if events is not None and record.get("origin_instance") and record.get("parent_step"):
+        events.record(record["origin_instance"], "step.failed", {"error": error, "message": message},
+                      step=record["parent_step"])
+    _fail(machines, token, error, message)
+
+
+def _send(machines: Any, token: str, output: dict[str, Any], record: dict[str, Any] | None = None) -> None:
+    if len(json.dumps(output)) > MAX_ANSWER:
+        name = (record or {}).get("definition_name", "the child")
+        _fail(machines, token, CHILD_OUTPUT_TOO_LARGE,
+              f"the output of '{name}' is over {MAX_ANSWER // 1000} KB: read it with GET /instances/{{id}}/result")
+        return
+    try:
+        machines.send_success(token, output)
+    except Exception as exc:  # noqa: BLE001 - sorted here: a dead token is done with, anything else raises
+        if _code(exc) not in DEAD_TOKEN_ERRORS:
+            raise
+        log.info("a child's parent no longer waits for it (%s)", _code(exc))
+
+
+def _fail(machines: Any, token: str, error: str, message: str) -> None:
+    try:
+        machines.send_failure(token, error, message)
+    except Exception as exc:  # noqa: BLE001 - as in _send
+        if _code(exc) not in DEAD_TOKEN_ERRORS:
+            raise
+        log.info("a child's parent no longer waits for it (%s)", _code(exc))
+
+
+def _code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", type(exc).__name__))

@@ -335,11 +335,14 @@ class DefinitionService:
             raise NotFound(f"no definition named '{shown(name)}'")
         return {"name": shown(name), "active": False, "purged": False}
 
-    def purge(self, name: str, by: str | None, open_instances: Callable[[str], int]) -> dict[str, Any]:
+    def purge(self, name: str, by: str | None, open_instances: Callable[[str], int],
+              before_removal: Callable[[str], Any] | None = None) -> dict[str, Any]:
         """Removes every revision once no instance of the workflow is open (pending, running or waiting).
 
         Deactivated first, so no start slips in between the count and the removal; refused (and left
-        as it was) while instances are open."""
+        as it was) while instances are open. `before_removal(name)` removes what belongs to the workflow
+        (its triggers and schedules) before the definition goes: a purge cut short in between is repeated
+        by the client's retry, which still finds the definition."""
         if self._store.latest(name) is None:
             raise NotFound(f"no definition named '{shown(name)}'")
         if open_instances(name):
@@ -350,6 +353,8 @@ class DefinitionService:
         if still_open:
             raise Conflict(f"definition '{shown(name)}' has {still_open} open instance(s); it is deactivated, purge "
                            "again once they end")
+        if before_removal is not None:
+            before_removal(name)
         self._store.remove(name)
         self._revision.cache_clear()
         return {"name": shown(name), "active": False, "purged": True}

@@ -1,5 +1,6 @@
-"""After an instance ends: its open tasks closed with the reason, instance.ended logged, its webhook
-sent (InstanceService's ending half, mixed into it). Repeatable, so the sweep finishes what a process
+"""After an instance ends: its open tasks closed with the reason, a parent step waiting for it answered,
+children its steps waited for canceled, instance.ended logged, its webhook sent (InstanceService's ending
+half, mixed into it). Repeatable, so the sweep finishes what a process
 that stopped half-way left: the end write leaves the sparse `chore = "close"` until all of it is done.
 """
 
@@ -10,8 +11,11 @@ from datetime import timedelta
 from typing import Any
 
 from chalicelib.aws.conditional_update import TransitionRefused
+from chalicelib.core.listing import instance_index
 from chalicelib.core.tasks import closing
 from chalicelib.core.times import iso
+from chalicelib.errors import Conflict
+from chalicelib.service.child_workflows import answer_parent
 
 CLOSE = "close"
 WATCH = "watch"  # see service/launches.py
@@ -21,9 +25,12 @@ log = logging.getLogger("stepflow.instances")
 
 
 class Endings:
-    """Uses InstanceService's _store, _tasks, _notifier, _now and _publish."""
+    """Uses InstanceService's _store, _tasks, _notifier, _machines, _now, _publish and cancel."""
 
     _store: Any
+    _machines: Any
+    _events: Any
+    cancel: Any
     _tasks: Any
     _notifier: Any
     _now: Any
@@ -33,6 +40,10 @@ class Endings:
         """An ended instance's follow-up: its open tasks closed, instance.ended, the webhook; repeatable."""
         if self._tasks is not None:
             self._tasks.close_for_instance(record["id"], *closing(record))
+        if record.get("parent_token"):
+            answer_parent(self._machines, record, self._events())  # a parent step waits for this child
+        if record.get("waits_children"):
+            self.cancel_waited_children(record)
         self._publish("instance.ended", {"id": record["id"], "workflow": record["definition_name"],
                                          "status": record["status"]})
         if (self._notifier is not None and record.get("webhook_url") and not record.get("notifications")
@@ -44,6 +55,30 @@ class Endings:
                                expect={"chore": CLOSE})
         except TransitionRefused:
             pass
+
+    def cancel_waited_children(self, record: dict[str, Any]) -> int:
+        """Cancels the children this ended instance's steps still wait for: nobody hears their end any
+        more (a fire-and-forget child, without the parent's token, goes on). How many were canceled."""
+        family, value = instance_index({"origin_instance": record["id"]}, tenant=record.get("tenant_id"),
+                                       include_deleted=False)
+        canceled = 0
+        start = None
+        for _ in range(50):  # at most 5,000 children, 100 a page
+            items, start = self._store.page(family, value, limit=100, start=start, attributes=("id", "status"))
+            for item in items:
+                if item.get("status") in TERMINAL:
+                    continue
+                child = self._store.get(item["id"])  # the index lags and does not carry the token
+                if child is None or not child.get("parent_token") or child.get("status") in TERMINAL:
+                    continue
+                try:
+                    self.cancel(child["id"], f"its parent {record['id']} ended ({record['status']}) while waiting for it")
+                    canceled += 1
+                except Conflict:
+                    pass  # it ended meanwhile: its end answered (or found no longer waiting) the parent
+            if not start:
+                break
+        return canceled
 
     def finish_endings(self, grace: timedelta = CLOSE_GRACE) -> int:
         """The sweep's pass over ended instances whose closing was cut short (older than `grace`)."""

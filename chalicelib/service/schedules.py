@@ -149,6 +149,17 @@ class ScheduleService:
         except Unavailable:
             pass  # deleted for us already: its next fire finds no record and deletes it
 
+    def delete_all(self, name: str) -> int:
+        """Every schedule of the workflow, each as delete() does it (a purge of the definition); how many."""
+        records = self._store.list(name)
+        for record in records:
+            self._store.delete(name, record["id"])
+            try:
+                self._triggers.delete(record["id"])
+            except Unavailable:
+                pass  # as in delete()
+        return len(records)
+
 
     def _next(self, record: dict[str, Any], after: datetime) -> str | None:
         if record["state"] != "enabled":

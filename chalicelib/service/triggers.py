@@ -139,6 +139,13 @@ class TriggerService:
         self._store.delete(self._record(name, trigger_id))
         return {"id": trigger_id, "deleted": True}
 
+    def delete_all(self, name: str) -> int:
+        """Every trigger of the workflow, its key with it (a purge of the definition); how many."""
+        records = self._store.list(name)
+        for record in records:
+            self._store.delete(record)
+        return len(records)
+
     def _record(self, name: str, trigger_id: str) -> dict[str, Any]:
         record = self._store.get(name, trigger_id) if 0 < len(trigger_id) <= 40 else None
         if record is None:

@@ -55,8 +55,8 @@ export const identity = {
 let onUnauthorized = () => {};
 export function whenUnauthorized(handler) { onUnauthorized = handler; }
 
-export async function request(method, path, body) {
-  const headers = { Accept: 'application/json' };
+export async function request(method, path, body, extraHeaders = {}) {
+  const headers = { Accept: 'application/json', ...extraHeaders };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const bearer = token.get();
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
@@ -82,7 +82,8 @@ export async function request(method, path, body) {
 export const api = {
   get: (path) => request('GET', path),
   post: (path, body = {}) => request('POST', path, body),
-  delete: (path) => request('DELETE', path),
+  put: (path, body = {}, headers = {}) => request('PUT', path, body, headers),
+  delete: (path, headers = {}) => request('DELETE', path, undefined, headers),
 };
 
 export function qs(params) {

@@ -7,6 +7,8 @@ import { workflowsView, definitionView } from './workflows.js';
 import { historyView } from './revisions.js';
 import { instancesView, instanceView } from './instances.js';
 import { inboxView, taskView } from './inbox.js';
+import { credentialsView } from './credentials.js';
+import { kvView } from './kv.js';
 
 const ROUTES = [
   [/^\/?$/, workflowsView],
@@ -17,6 +19,8 @@ const ROUTES = [
   [/^\/instances\/([^/]+)$/, instanceView],
   [/^\/inbox\/?$/, inboxView],
   [/^\/inbox\/([^/]+)$/, taskView],
+  [/^\/credentials\/?$/, credentialsView],
+  [/^\/kv\/?$/, kvView],
 ];
 
 const main = document.getElementById('main');

@@ -8,6 +8,7 @@ import { api, ApiError, qs } from './api.js';
 import { definitionHeader, flash } from './definition.js';
 import { announce, clear, h, messageBox, pretty, when } from './dom.js';
 import { diffLines, highlighted } from './highlight.js';
+import { loadSchedules, schedulesSection } from './schedules.js';
 
 const enc = encodeURIComponent;
 
@@ -33,7 +34,7 @@ export async function historyView(main, context, name) {
   clear(main,
     definitionHeader(record, 'history'),
     aliasesSection(aliases, link),
-    schedulesSection(schedules),
+    schedulesSection(name, scope, schedules),
     revisionsSection(name, revisions, params, link, detail?.value, scope),
     diff?.error ? failed('diff', `The diff of revisions ${params.from} and ${params.to} could not be shown: ${diff.error}`) : null,
     diff?.value ? diffSection(diff.value) : null,
@@ -87,37 +88,6 @@ function aliasesSection(aliases, link) {
     h('h2', { id: 'aliases-title' }, 'Aliases'),
     h('table', { class: 'table' },
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Alias'), h('th', { scope: 'col' }, 'Routes to'))),
-      h('tbody', {}, rows)));
-}
-
-// The workflow's schedules (GET .../schedules), each with its next fire times; like the aliases, nothing
-// when the caller may not read them and a note for any other failure.
-async function loadSchedules(name, scope = '') {
-  try {
-    const body = await api.get(`/definitions/${enc(name)}/schedules${scope}`);
-    return { items: Array.isArray(body) ? body : [] };
-  } catch (error) {
-    if (error instanceof ApiError && [403, 404, 405].includes(error.status)) return null;
-    return { error: error?.message || String(error) };
-  }
-}
-
-function schedulesSection(schedules) {
-  if (!schedules || (schedules.items && !schedules.items.length)) return null;
-  if (schedules.error) return h('p', { id: 'schedules-error', class: 'hint' }, `Schedules could not be read: ${schedules.error}`);
-  const rows = schedules.items.filter((s) => s && typeof s.id === 'string').map((schedule) => {
-    const next = (Array.isArray(schedule.next_runs) ? schedule.next_runs : []).slice(0, 3);
-    return h('tr', { dataset: { schedule: schedule.id, state: String(schedule.state) } },
-      h('th', { scope: 'row' }, h('code', {}, String(schedule.expression))),
-      h('td', {}, String(schedule.timezone)),
-      h('td', {}, `${schedule.state}, overlap ${schedule.overlap}`),
-      h('td', {}, next.length ? h('ul', { class: 'next-runs' }, next.map((at) => h('li', {}, when(at)))) : '—'));
-  });
-  return h('section', { 'aria-labelledby': 'schedules-title', id: 'schedules' },
-    h('h2', { id: 'schedules-title' }, 'Schedules'),
-    h('table', { class: 'table' },
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Expression'), h('th', { scope: 'col' }, 'Time zone'),
-        h('th', { scope: 'col' }, 'State'), h('th', { scope: 'col' }, 'Next runs'))),
       h('tbody', {}, rows)));
 }
 

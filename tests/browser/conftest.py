@@ -75,7 +75,7 @@ def browser_outcomes(request: Any, ui_service: str, screenshots: Path | None,
     args = {"scenarios": names, "base": ui_service, "shots": str(screenshots or ""), "failures": str(failures),
             "shotNames": {"hostile_titles": "hostile-titles", "expense_approval": "definition-expense"}}
     done = subprocess.run(["node", str(SCENARIOS), json.dumps(args)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=240)
+                          timeout=900)
     outcomes = {}
     for line in done.stdout.splitlines():
         if line.startswith("{"):

@@ -12,7 +12,12 @@ def test_revisions_diff_restore_aliases_and_deactivate_from_the_definition_page(
     # Revisions 1 (JSON) and 2 (YAML, by PUT) listed newest first; the diff from 1 to 2 names the changed
     # step and colours its lines; restoring 1 adds revision 3; `live` shown on the latest revision and a
     # canary alias's 90/10 weights as the API answers them; deactivating shows it inactive, without a
-    # start form, and hides it from the list.
+    # start form, and hides it from the list. Schedules from the page: a refused expression is said with
+    # the API's message and creates nothing; one created from the form (time zone, overlap) lists its
+    # next runs, is paused (none listed), changed from its row while paused (expression, time zone, overlap), resumed
+    # (the new expression's next runs) and deleted (confirmed), each read back from the API;
+    # in a namespace, the same with every call in that namespace, and a backfill of three past hours from
+    # the form starts three runs whose input carries each hour's scheduled time.
     assert scenario_result["revisions"] == [3, 2, 1]
     assert {"tok-key", "tok-string", "tok-comment", "tok-punct"} <= set(scenario_result["yamlTokens"])
     assert {"tok-key", "tok-string", "tok-punct"} <= set(scenario_result["jsonTokens"])

@@ -205,6 +205,29 @@ def test_an_event_sent_before_its_receive_step_waits_is_taken_when_it_does(servi
         == (202, {"status": "duplicate", "id": "l-1"})
 
 
+def test_a_step_waits_for_its_child_workflow_on_the_local_service(service):
+    """workflow.start with wait as `make run` runs it: the child's end, noticed by the service's execution
+    watcher (nobody reads the child), answers the parent's step with the child's output."""
+    base, _, _ = service
+    child = {"name": "e2e_child", "version": "1", "steps": [
+        {"id": "pause", "type": "timer", "seconds": 30},
+        {"id": "answer", "type": "machine", "task_type": "data.set", "depends_on": ["pause"],
+         "config": {"values": {"answer": "{{ question }}!"}}}]}
+    parent = {"name": "e2e_parent", "version": "1", "steps": [
+        {"id": "ask", "type": "machine", "task_type": "workflow.start",
+         "config": {"workflow": "e2e_child", "input": {"question": "{{ question }}"}, "wait": True}}]}
+    for body in (child, parent):
+        assert call("POST", f"{base}/workflows/definitions", body)[0] == 201
+    status, started = call("POST", f"{base}/workflows/instances",
+                           {"definition_name": "e2e_parent", "input_data": {"question": "why"}})
+    assert status == 201, started
+    done = wait_until_done(base, started["id"], timeout=90)
+    assert done["status"] == "completed", done
+    step = next(s for s in done["step_history"] if s["step_name"] == "ask")
+    assert step["output"]["status"] == "completed" and step["output"]["output"]["answer"] == "why!"
+    assert done["context_data"]["output"]["answer"] == "why!"
+
+
 def test_ctrl_c_stops_the_service_cleanly(service):
     _, process, log = service
     process.send_signal(signal.SIGINT)

@@ -100,6 +100,32 @@ def test_purge_waits_for_open_instances_then_removes_every_revision(api):
     assert status == 201 and again["revision_number"] == 1
 
 
+def test_purge_removes_the_workflows_triggers_and_schedules(api):
+    import app as app_module
+    from tests.integration.test_triggers import Hooks
+
+    put_yaml(api, YAML_V1)
+    status, trigger = api.post("/definitions/purchase/triggers", {})
+    assert status == 201, trigger
+    status, schedule = api.post("/definitions/purchase/schedules", {"expression": "rate(1 hour)"})
+    assert status == 201, schedule
+    hooks = Hooks(api)
+    assert hooks.signed(trigger, {"n": 1})[0] == 201  # the trigger works before the purge
+    status, opened = api.get("/instances?workflow_name=purchase")
+    for instance in opened["items"]:
+        api.post(f"/instances/{instance['id']}/cancel")
+    status, purged = api.delete("/definitions/purchase?purge=true")
+    assert status == 200 and purged == {"name": "purchase", "active": False, "purged": True}, purged
+    # The trigger's key no longer starts anything; the schedule, fired late, finds nothing to run.
+    assert hooks.signed(trigger, {"n": 2})[0] == 404
+    fired = app_module.schedule_fired({"definition": "purchase", "schedule_id": schedule["id"],
+                                       "scheduled_at": "2026-01-05T10:00:00Z"}, None)
+    assert fired["outcome"] == "gone"
+    # Registered afresh, the name has none of them.
+    put_yaml(api, YAML_V1)
+    assert api.get("/definitions/purchase/triggers")[1] == [] and api.get("/definitions/purchase/schedules")[1] == []
+
+
 def test_revisions_diff_and_restore(api):
     first = put_yaml(api, YAML_V1)[1]
     second = put_yaml(api, YAML_V2)[1]

@@ -225,3 +225,31 @@ def test_a_receive_step_compiles_to_a_task_token_wait_like_other_callbacks():
     assert state["Parameters"]["Payload"]["s"] == "paid"
     assert state["TimeoutSeconds"] == 60
     assert state["Catch"][0]["Next"] == "paid__timed_out"
+
+
+def test_a_workflow_start_that_waits_is_a_callback_on_the_step_runner_then_a_state_that_makes_the_answer_its_output():
+    wait = {"id": "check", "type": "machine", "task_type": "workflow.start",
+            "config": {"workflow": "credit_check", "wait": True}, "retry": {"max_attempts": 2},
+            "fallback": {"task_type": "data.set", "config": {"values": {"fell_back": True}}}}
+    definition = Definition.model_validate({"name": "parent", "steps": [wait, m("after", "check")]})
+    states = compile_definition(definition, "r1")["States"]
+    payload = {"w": "parent", "r": "r1", "s": "check", "i.$": "$$.Execution.Input.input", "x.$": "$.steps",
+               "e.$": "$$.Execution.Id"}
+    service_retry = {"ErrorEquals": ["Lambda.ServiceException", "Lambda.AWSLambdaException",
+                                     "Lambda.SdkClientException", "Lambda.TooManyRequestsException"]}
+    assert sorted(states) == ["after", "check", "check__done", "check__fallback"]
+    assert states["check"] == {
+        "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Parameters": {"FunctionName": "${StepRunnerFunctionArn}",
+                       "Payload": {"k": "child", **payload, "t.$": "$$.Task.Token"}},
+        "Retry": [service_retry, {"ErrorEquals": ["States.ALL"], "MaxAttempts": 1}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "check__fallback"}],
+        "ResultPath": "$.child", "Next": "check__done"}
+    assert states["check__done"] == {"Type": "Task", "Resource": "${StepRunnerFunctionArn}",
+                                     "Parameters": {"k": "child_done", **payload, "o.$": "$.child"},
+                                     "Retry": [service_retry], "Next": "after"}
+    assert states["check__fallback"]["Next"] == "after"
+    assert lint({"StartAt": "check", "States": states}) == []
+    # Without wait (or wait false) it is a plain step-runner task, as every other type.
+    plain = Definition.model_validate({"name": "parent", "steps": [{**wait, "config": {"workflow": "c", "wait": False}}]})
+    assert compile_definition(plain, "r1")["States"]["check"]["Resource"] == "${StepRunnerFunctionArn}"

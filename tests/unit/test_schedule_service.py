@@ -141,3 +141,16 @@ def test_a_delete_while_scheduler_is_unavailable_still_deletes_and_the_leftover_
     scheduler.down = False
     assert schedules.fire("flow", made["id"], "2026-01-05T10:00:00Z") == {"outcome": "gone"}
     assert scheduler.schedules == {}
+
+
+def test_deleting_every_schedule_of_a_workflow_removes_ours_and_schedulers_even_when_scheduler_is_down():
+    schedules, store, scheduler = service()
+    made = [schedules.create("wf", {"expression": e}, None, None)["id"] for e in ("rate(1 hour)", "rate(2 hours)")]
+    other = schedules.create("other", {"expression": "rate(1 hour)"}, None, None)["id"]
+    assert set(scheduler.schedules) == {*made, other}
+    assert schedules.delete_all("wf") == 2
+    assert store.list("wf") == [] and set(scheduler.schedules) == {other}
+    again = schedules.create("wf", {"expression": "rate(3 hours)"}, None, None)["id"]
+    scheduler.down = True  # ours go; Scheduler's left behind finds no record at its next fire and deletes itself
+    assert schedules.delete_all("wf") == 1
+    assert store.list("wf") == [] and again in scheduler.schedules
