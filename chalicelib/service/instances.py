@@ -89,7 +89,8 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
         issues = input_issues(definition["body"].get("input_schema"), request.input_data)
         if issues:
             raise InvalidInput({"message": "input_data does not match the workflow's input_schema", "issues": issues})
-        key = idempotency_key or request.correlation_id
+        # Only the Idempotency-Key deduplicates: a correlation_id is a tag that many related instances share.
+        key = idempotency_key
         # Unpinned requests hash as they did before pins existed (a repeat across an upgrade still matches).
         unset = {f for f in ("revision", "alias") if getattr(request, f) is None}
         fingerprint = hashlib.sha256(json.dumps(request.model_dump(exclude={"start", *unset}), sort_keys=True,
@@ -286,7 +287,7 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
         if record["status"] not in ("failed", "canceled"):
             raise Conflict(f"only a failed or canceled instance can be retried; this one is {record['status']}")
         # Run for the same caller: its completion goes to the same webhook naming the same origin. Not the
-        # correlation_id: that names the original (an idempotent start would find the original again).
+        # correlation_id: the caller tags the instances it starts itself.
         request = StartInstance(definition_name=record["definition_name"], namespace=record.get("namespace"),
                                 input_data=record.get("input") or {},
                                 user_id=user_id or record.get("created_by"), tenant_id=record.get("tenant_id"),

@@ -68,11 +68,27 @@ def test_idempotent_start_returns_the_same_instance_and_refuses_a_different_body
     other = api.client.http.post("/workflows/instances", headers=headers, body=json.dumps(
         {**body, "input_data": {"prompt": "dog"}}))
     assert other.status_code == 409
-    # correlation_id works as the key when no header is given
-    status, a = api.post("/instances", {**body, "correlation_id": "c-9"})
-    status2, b = api.post("/instances", {**body, "correlation_id": "c-9"})
-    assert (status, status2) == (201, 200) and a["id"] == b["id"]
-    assert len(api.get("/instances?workflow_name=image_pipeline")[1]["items"]) == 2
+    assert len(api.get("/instances?workflow_name=image_pipeline")[1]["items"]) == 1
+
+
+def test_a_correlation_id_tags_instances_and_never_deduplicates_them(api):
+    # Two starts with the same correlation_id (and the same body) are two instances, both found by the
+    # tag; only an Idempotency-Key names an instance.
+    pipeline(api)
+    body = {"definition_name": "image_pipeline", "input_data": {"prompt": "cat"}, "correlation_id": "order-9"}
+    status, a = api.post("/instances", body)
+    status2, b = api.post("/instances", body)
+    assert (status, status2) == (201, 201) and a["id"] != b["id"]
+    assert a["correlation_id"] == b["correlation_id"] == "order-9"
+    api.post("/instances", {**body, "correlation_id": "order-10"})
+    status, page = api.get("/instances?correlation_id=order-9")
+    assert status == 200 and {i["id"] for i in page["items"]} == {a["id"], b["id"]}
+    assert all(i["correlation_id"] == "order-9" for i in page["items"])
+    headers = {"content-type": "application/json", "idempotency-key": "k-9"}
+    first = api.client.http.post("/workflows/instances", body=json.dumps(body), headers=headers)
+    again = api.client.http.post("/workflows/instances", body=json.dumps(body), headers=headers)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert json.loads(first.body)["id"] == json.loads(again.body)["id"] not in (a["id"], b["id"])
 
 
 def test_create_without_starting_then_start(api):
