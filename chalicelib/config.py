@@ -58,7 +58,7 @@ class Settings:
     # The event log's stream, which app.lifecycle_events reads (the deployment template binds it; the
     # local runtime exports it; otherwise a name derived from the table, which only the template replaces).
     events_stream_arn: str = ""
-    event_settle_seconds: float = 1.0
+    event_settle_seconds: float = 0.5
     webhook_secret: str | None = None
     tenant_webhook_secrets: dict[str, str] = field(default_factory=dict)
     # Authentication (docs/security.md): off only on the local stage.
@@ -146,7 +146,7 @@ class Settings:
             events_stream_arn=env.get(EVENTS.stream_env_var) or stream_arn_of(
                 env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
                 env.get(EVENTS.env_var, EVENTS.physical_name(prefix))),
-            event_settle_seconds=float(env.get("STEPFLOW_EVENT_SETTLE_SECONDS", "1") or 1),
+            event_settle_seconds=float(env.get("STEPFLOW_EVENT_SETTLE_SECONDS", "0.5") or 0.5),
             step_runner_arn=env.get(STEP_RUNNER.env_var, ""),
             task_registrar_arn=env.get(TASK_REGISTRAR.env_var, ""),
             state_machine_role_arn=env.get("STEPFLOW_STATE_MACHINE_ROLE_ARN", ""),

@@ -105,7 +105,9 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
         ("GET", "/instances/{instance_id}/graph"): {"graph_format": {"type": "string", "enum": ["mermaid", "json"]}},
         ("GET", "/instances/{instance_id}/events"): {
             "sse": BOOL, "after": _text(64), "limit": {"type": "integer", "minimum": 1, "maximum": es.MAX_LIMIT},
-            "wait": {"type": "number", "minimum": 0, "maximum": es.MAX_WAIT_SECONDS}},
+            "wait": {"type": "number", "minimum": 0, "maximum": es.MAX_WAIT_SECONDS},
+            "follow": {**BOOL, "description": "until the instance ends: one stream on the local server, a long poll "
+                                              "(answered with events or after `wait`) behind API Gateway"}},
         ("GET", "/tasks"): {"status": {"$ref": "#/components/schemas/TaskStatus"},
                             "assignee_id": _text(), "assignee_group": _text(), "instance_id": _text(),
                             "overdue": BOOL, "limit": limit, "cursor": _text(2048), "tenant_id": _text(100)},
@@ -446,7 +448,8 @@ def _responses(key: tuple[str, str], guard: auth.Guard) -> dict[str, Any]:
     if key in NOT_JSON:
         if path.endswith("/events"):
             content = {es.NDJSON: {"schema": {"type": "string"}}, es.SSE: {"schema": {"type": "string"}}}
-            success: dict[str, Any] = {"200": {"description": "Events (NDJSON, or SSE with sse=true)",
+            success: dict[str, Any] = {"200": {"description": "Events (NDJSON, or SSE for Accept: text/event-stream or "
+                                                              "sse=true)",
                                                "content": content},
                                        "204": {"description": "The instance has ended and every event was sent"}}
         else:
