@@ -29,6 +29,7 @@ VERBOSE_ENV = "STEPFLOW_LOCAL_VERBOSE"
 LISTEN_BACKLOG = 128
 IDLE_SECONDS = 60.0  # a keep-alive connection with no request for this long is closed (its thread ends)
 STREAM_SECONDS_ENV = "STEPFLOW_LOCAL_STREAM_SECONDS"
+BASE_PATH_ENV = "STEPFLOW_LOCAL_BASE_PATH"
 # A streamed follow asks the app for the next page with this wait: when it passes with nothing new, a
 # heartbeat goes out (proxies and browsers close connections that stay silent for long).
 HEARTBEAT_SECONDS = 15.0
@@ -60,6 +61,28 @@ class LocalHTTPServer(ThreadingHTTPServer):
         super().shutdown()
 
 
+def base_path_from_env() -> str:
+    """$STEPFLOW_LOCAL_BASE_PATH (e.g. `/dev`): the server answers under it, as API Gateway answers under
+    its stage, and the app sees it in the request context's path as it would there."""
+    raw = os.environ.get(BASE_PATH_ENV, "").strip().strip("/")
+    return "/" + raw if raw else ""
+
+
+def staged_gateway(app: Any, config: Any, base_path: str) -> Any:
+    """chalice.local's LocalGateway, putting `base_path` in front of requestContext.path."""
+    from chalice.local import LocalGateway
+
+    class StagedGateway(LocalGateway):
+        def _generate_lambda_event(self, method: str, path: str, headers: Any, body: Any) -> Any:
+            event = super()._generate_lambda_event(method, path, headers, body)
+            event["requestContext"]["path"] = base_path + event["requestContext"]["path"]
+            return event
+
+    gateway = StagedGateway(app, config)
+    gateway.base_path = base_path  # type: ignore[attr-defined]
+    return gateway
+
+
 def handler_class(verbose: bool) -> type:
     """A ChaliceRequestHandler subclass: buffered single-write responses, TCP_NODELAY, quiet unless verbose."""
     from chalice.local import ChaliceRequestHandler, LocalGatewayException
@@ -76,16 +99,20 @@ def handler_class(verbose: bool) -> type:
             # One gateway per server, not per connection: it only holds the app, the config and the route table.
             gateway = getattr(server, "stepflow_gateway", None)
             if gateway is None:
-                from chalice.local import LocalGateway
-
-                gateway = server.stepflow_gateway = LocalGateway(app_object, config)
+                gateway = server.stepflow_gateway = staged_gateway(app_object, config, base_path_from_env())
             self.local_gateway = gateway
             super(ChaliceRequestHandler, self).__init__(request, client_address, server)
 
         def _generic_handle(self) -> None:
             headers, body = self._parse_payload()
+            base = getattr(self.local_gateway, "base_path", "")
+            if base and not (self.path == base or self.path.startswith((base + "/", base + "?"))):
+                self._send_http_response(404, {"Content-Type": "application/json"},
+                                         '{"detail": "not found: every path starts with ' + base + '"}')
+                return
+            path = self.path[len(base):] or "/"
             try:
-                response = self.local_gateway.handle_request(method=self.command, path=self.path, headers=headers,
+                response = self.local_gateway.handle_request(method=self.command, path=path, headers=headers,
                                                              body=body)
             except LocalGatewayException as exc:
                 self._send_error_response(exc)
@@ -93,7 +120,7 @@ def handler_class(verbose: bool) -> type:
             merged = {**response["headers"], **response["multiValueHeaders"]}
             if self.command == "GET" and response["statusCode"] == 200 and merged.get(FOLLOW_HEADER) == "true" \
                     and merged.get("Stepflow-Ended") != "true":
-                self._stream(headers, merged, response["body"] or "")
+                self._stream(path, headers, merged, response["body"] or "")
                 return
             response = self._handle_binary(response)
             self._send_http_response(response["statusCode"], merged, response["body"])
@@ -101,7 +128,7 @@ def handler_class(verbose: bool) -> type:
         # The base class bound its own handler to these names: bind this one.
         do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
 
-        def _stream(self, request_headers: dict[str, str], first_headers: dict[str, Any], first_body: str) -> None:
+        def _stream(self, path: str, request_headers: dict[str, str], first_headers: dict[str, Any], first_body: str) -> None:
             """Writes a followed read's pages on this connection as they come, until the instance ends.
 
             The first page is the app's answer; each next one is the same request from the page's cursor
@@ -121,7 +148,7 @@ def handler_class(verbose: bool) -> type:
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             self.wfile.flush()  # from here on the socket is written directly: nothing is left in a buffer
-            parts = urlsplit(self.path)
+            parts = urlsplit(path)
             params = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ("after", "wait")]
             body, cursor = first_body, first_headers.get("Stepflow-Cursor")
             try:

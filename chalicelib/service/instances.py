@@ -189,11 +189,13 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
             self._sleep(0.2)  # describe calls are cheap, but not free: ~5 a second
 
     def result(self, instance_id: str) -> tuple[int, dict[str, Any]]:
-        """202 while the instance runs; 200 with the result, or the error, once it has ended."""
+        """202 while the instance runs; 200 with the result, or the error, once it has ended. Both name
+        the workflow and revision it runs and when it started (the API adds where to ask again)."""
         record = self._refresh(self._record(instance_id))
-        body = {"id": instance_id, "status": record["status"]}
+        body = {"id": instance_id, "status": record["status"], "workflow_name": record.get("definition_name"),
+                "revision": record.get("revision"), "started_at": record.get("started_at") or record.get("created_at")}
         if record["status"] not in TERMINAL:
-            return 202, {**body, "result_url": f"/instances/{instance_id}/result"}
+            return 202, body
         return 200, {**body, "result": record.get("output"), "error": record.get("error"),
                      "completed_at": record.get("completed_at")}
 

@@ -126,10 +126,14 @@ class InstancePage(Closed):
 
 
 class InstanceRunning(Closed):
-    """The instance has not ended yet: ask `result_url` (relative to the API prefix) again."""
+    """The instance has not ended yet: ask `result_url` again (the `Location` header, `Retry-After`
+    seconds later). The URL is absolute-path: stage and API prefix included."""
 
     id: str
     status: LiveStatus
+    workflow_name: str | None
+    revision: str | None
+    started_at: Timestamp | None
     result_url: str
 
 
@@ -138,6 +142,9 @@ class InstanceResult(Closed):
 
     id: str
     status: EndedStatus
+    workflow_name: str | None
+    revision: str | None
+    started_at: Timestamp | None
     result: JsonObject | None
     error: Failure | None
     completed_at: Timestamp | None
