@@ -206,10 +206,28 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @handles_errors
     def cancel_instance(instance_id: str) -> Any:
         require_instance(services(), instance_id)
-        reason = query(bp.current_request).get("reason") or optional_body().get("reason")
+        params = query(bp.current_request)
+        reason = params.get("reason") or optional_body().get("reason")
         if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
             raise BadRequest("'reason' must be text of at most 1,000 characters")
+        if bool_param(params, "purge"):
+            return json_response(services().instances.cancel_and_purge(instance_id, reason))
         return json_response(services().instances.cancel(instance_id, reason))
+
+    @bp.route("/instances/{instance_id}/continue", methods=["POST"])
+    @handles_errors
+    def continue_instance(instance_id: str) -> Any:
+        require_instance(services(), instance_id)
+        body = optional_body()
+        unknown = sorted(set(body) - {"input_data"})
+        if unknown:
+            raise BadRequest(f"unknown field(s) {', '.join(unknown)}: a continuation takes only 'input_data'")
+        data = body.get("input_data", {})
+        if not isinstance(data, dict):
+            raise BadRequest("'input_data' must be a JSON object")
+        caller = principal()
+        view = services().instances.continue_run(instance_id, data, caller.id if caller.authenticated else None)
+        return json_response(view, 201, {"Location": located(f"/instances/{view['id']}")})
 
     @bp.route("/instances/{instance_id}/retry", methods=["POST"])
     @handles_errors

@@ -101,7 +101,8 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
                        "description": "at most `limit`; follow next_cursor instead"}},
         ("GET", "/instances/{instance_id}"): {"include_outputs": BOOL},
         ("DELETE", "/instances/{instance_id}"): {"purge": BOOL},
-        ("POST", "/instances/{instance_id}/cancel"): {"reason": _text(1000)},
+        ("POST", "/instances/{instance_id}/cancel"): {"reason": _text(1000), "purge": {
+            **BOOL, "description": "also remove the instance, its tasks and its events"}},
         ("GET", "/instances/{instance_id}/graph"): {"graph_format": {"type": "string", "enum": ["mermaid", "json"]}},
         ("GET", "/instances/{instance_id}/events"): {
             "sse": BOOL, "after": _text(64), "limit": {"type": "integer", "minimum": 1, "maximum": es.MAX_LIMIT},
@@ -194,6 +195,7 @@ SUCCESS: dict[tuple[str, str], dict[str, tuple[str, str | list[str]]]] = {
     ("POST", "/instances/{instance_id}/cancel"): {"200": ("Canceled", "Instance")},
     ("POST", "/instances/{instance_id}/retry"): {"201": ("The new instance", "Instance")},
     ("POST", "/instances/{instance_id}/resume"): {"200": ("Running again", "Instance")},
+    ("POST", "/instances/{instance_id}/continue"): {"201": ("The new instance, continuing this one", "Instance")},
     ("GET", "/instances/{instance_id}/result"): {"200": ("Ended", "InstanceResult"),
                                                  "202": ("Still running", "InstanceRunning")},
     ("GET", "/instances/{instance_id}/history"): {"200": ("A page of the execution history", "ExecutionHistoryPage")},
@@ -272,6 +274,9 @@ def _bodies() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
         ("POST", "/instances/{instance_id}/cancel"): ("optional", {"type": "object", "properties": {
             "reason": _text(1000)}}),
         ("POST", "/instances/{instance_id}/events"): ("required", _model_schema(SendEvent)),
+        ("POST", "/instances/{instance_id}/continue"): ("optional", {
+            "type": "object", "additionalProperties": False, "properties": {"input_data": {
+                "type": "object", "description": "laid over the completed run's final data"}}}),
         ("POST", "/tasks/{task_id}/complete"): ("required", _model_schema(CompleteTask)),
         ("POST", "/tasks/{task_id}/reassign"): ("required", _model_schema(ReassignTask)),
         ("POST", "/tasks/{task_id}/claim"): ("required", _model_schema(ClaimTask)),

@@ -30,6 +30,7 @@ from chalicelib.service.instance_views import BRIEF_FIELDS, InstanceViews, brief
 from chalicelib.service.launches import LAUNCH_DONE, Launches, launch_intent
 from chalicelib.service.reconciliation import Reconciliation
 from chalicelib.service.requests import StartInstance
+from chalicelib.service.run_continuation import RunContinuation
 
 TERMINAL = frozenset({"completed", "failed", "canceled"})
 LIVE = frozenset({"running", "waiting"})
@@ -58,7 +59,7 @@ def refuse_inactive(definition: dict[str, Any]) -> None:
                        "(instances already running finish on their revision); register it again to reactivate it")
 
 
-class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continuation):
+class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continuation, RunContinuation):
     def __init__(self, definitions: Any, store: Any, machines: Any, loader: Any, now: Callable[[], datetime], *,
                  tasks: Any = None, notifier: Any = None, events: Callable[[], Any] | None = None,
                  sleep: Callable[[float], None] = time.sleep, aliases: Any = None, routing: Any = None):
@@ -76,9 +77,10 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
 
     # -- starting ------------------------------------------------------------------------------
     def start(self, request: StartInstance, idempotency_key: str | None = None, *,
-              definition: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:
+              definition: dict[str, Any] | None = None, check_input: bool = True) -> tuple[dict[str, Any], bool]:
         """The instance and whether it was created now (False: an idempotent repeat). `definition`: the
-        latest definition as this request already read it."""
+        latest definition as this request already read it; `check_input` False skips the input_schema
+        (a continuation starts from a run's data, not from what a starter supplies)."""
         if definition is None or definition.get("name") != request.definition_name:
             definition = self._definitions.find(request.definition_name, request.tenant_id, request.namespace)
             if definition is None:
@@ -86,7 +88,7 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
         if not definition.get("state_machine_arn"):
             raise Conflict(f"definition '{request.definition_name}' has no state machine yet; register it again")
         refuse_inactive(definition)
-        issues = input_issues(definition["body"].get("input_schema"), request.input_data)
+        issues = input_issues(definition["body"].get("input_schema"), request.input_data) if check_input else []
         if issues:
             raise InvalidInput({"message": "input_data does not match the workflow's input_schema", "issues": issues})
         # Only the Idempotency-Key deduplicates: a correlation_id is a tag that many related instances share.
@@ -270,6 +272,14 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
                 "next_cursor": following or None}
 
     # -- control -------------------------------------------------------------------------------
+    def cancel_and_purge(self, instance_id: str, reason: str | None) -> dict[str, Any]:
+        """Cancels (when it has not ended yet) and removes the instance with its tasks and events; the
+        instance as it was last seen, marked `purged`."""
+        record = self._refresh(self._record(instance_id))
+        view = self.cancel(instance_id, reason) if record["status"] not in TERMINAL else self.get(instance_id)
+        self.delete(instance_id, purge=True)
+        return {**view, "purged": True}
+
     def cancel(self, instance_id: str, reason: str | None) -> dict[str, Any]:
         record = self._refresh(self._record(instance_id))
         if record["status"] in TERMINAL:

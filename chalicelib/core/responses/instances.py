@@ -116,6 +116,10 @@ class Instance(Closed):
     step_history: list[StepRun]
     runs: list[Run]
     notifications: list[Notification]
+    continued_from: str | None = Field(None, description="The completed instance this one continues")
+    continued_by: str | None = Field(None, description="The instance that continued this one (the latest)")
+    purged: Literal[True] | Absent = Field(None, description="cancel?purge=true: the instance, its tasks and "
+                                                            "events are removed; this is how it was last seen")
 
 
 class InstancePage(Closed):
