@@ -363,7 +363,23 @@ const scenarios = {
     check(JSON.stringify(got.seqs) === JSON.stringify(log.map((e) => e.seq)),
       `received ${got.seqs.length} events (${got.types.join(' ')}), the log has ${log.length}`);
     check(new Set(got.seqs).size === got.seqs.length, 'an event arrived twice');
-    return { events: got.seqs.length, opens: got.opens, logs: got.types.filter((t) => t === 'log').length };
+
+    // The instance page follows a run's log the same way (fetch, NDJSON, across the same cuts): its event
+    // log lists every event once, and the page shows the run completed once the log has ended.
+    const again = await fetch(`${streamBase}/workflows/instances`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ definition_name: PULSE.name, input_data: {} }) });
+    const second = (await again.json()).id;
+    await page.goto(`${streamBase}/ui#/instances/${second}`);
+    await page.waitForSelector('#event-log li[data-type="log"]', { timeout: 60000 });
+    await page.waitForSelector('#event-log[data-ended="true"]', { timeout: 60000 });
+    await waitForInstance(page, 'completed');
+    const listed = await page.$$eval('#event-log li', (items) => items.map((li) => li.dataset.seq));
+    const secondLog = (await (await fetch(`${streamBase}/workflows/instances/${second}/events?limit=1000`)).text())
+      .trim().split('\n').map((line) => JSON.parse(line).seq);
+    check(JSON.stringify(listed) === JSON.stringify(secondLog), `the page listed ${listed.length} events, the log has ${secondLog.length}`);
+    return { events: got.seqs.length, opens: got.opens, logs: got.types.filter((t) => t === 'log').length,
+      pageEvents: listed.length };
   },
 
   // Start order_fulfilment from its start form (after an empty submission shows the field errors)
