@@ -58,7 +58,7 @@ class Settings:
     # The event log's stream, which app.lifecycle_events reads (the deployment template binds it; the
     # local runtime exports it; otherwise a name derived from the table, which only the template replaces).
     events_stream_arn: str = ""
-    event_settle_seconds: float = 1.0
+    event_settle_seconds: float = 0.5
     # How long an event sent before its receive step waits is kept (service/mailboxes.py): by default, and
     # at most (a sender's ttl_seconds).
     event_keep_seconds: int = 3600
@@ -150,7 +150,7 @@ class Settings:
             events_stream_arn=env.get(EVENTS.stream_env_var) or stream_arn_of(
                 env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
                 env.get(EVENTS.env_var, EVENTS.physical_name(prefix))),
-            event_settle_seconds=float(env.get("STEPFLOW_EVENT_SETTLE_SECONDS", "1") or 1),
+            event_settle_seconds=float(env.get("STEPFLOW_EVENT_SETTLE_SECONDS", "0.5") or 0.5),
             event_keep_max_seconds=max(1, int(env.get("STEPFLOW_EVENT_KEEP_MAX_SECONDS", "604800") or 604800)),
             event_keep_seconds=max(1, min(int(env.get("STEPFLOW_EVENT_KEEP_SECONDS", "3600") or 3600),
                                           int(env.get("STEPFLOW_EVENT_KEEP_MAX_SECONDS", "604800") or 604800))),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -81,7 +81,8 @@ class Client:
 
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None,
                 text: str | None = None, content_type: str | None = None,
-                headers: Mapping[str, str] | None = None, read_timeout: float = READ_TIMEOUT) -> requests.Response:
+                headers: Mapping[str, str] | None = None, read_timeout: float = READ_TIMEOUT,
+                stream: bool = False) -> requests.Response:
         sent = dict(headers or {})
         data: bytes | None = None
         if text is not None:
@@ -94,7 +95,7 @@ class Client:
         url = self.base_url + path
         try:
             response = self.session.request(method, url, params=query, data=data, headers=sent,
-                                            timeout=(CONNECT_TIMEOUT, read_timeout))
+                                            timeout=(CONNECT_TIMEOUT, read_timeout), stream=stream)
         except requests.exceptions.ConnectionError as exc:
             reason = "connection refused" if "refused" in str(exc).lower() else "no connection"
             raise Unreachable(f"cannot reach Stepflow at {self.base_url} ({reason})") from None
@@ -139,3 +140,40 @@ class Client:
         flag = response.headers.get
         return EventPage(events, flag("Stepflow-Cursor") or after, flag("Stepflow-More") == "true",
                          flag("Stepflow-Ended") == "true", flag("Stepflow-Instance-Status"))
+
+    def follow_events(self, instance_id: str, after: str | None = None, wait: float = 0.0,
+                      read_timeout: float = READ_TIMEOUT) -> Followed:
+        """A followed read of the log (`follow=true`, NDJSON): one connection whose lines are read as they
+        arrive. The local server keeps it open until the instance ends; API Gateway ends it sooner."""
+        response = self.request("GET", path_of("instances", instance_id, "events"),
+                                params={"after": after, "follow": "true", "wait": wait or None},
+                                read_timeout=read_timeout, stream=True)
+        return Followed(response, after)
+
+
+class Followed:
+    """An open followed read: `events()` yields each event as its line arrives (heartbeats skipped);
+    `cursor` is the last one's seq; `ended` says the answer was the end of the log."""
+
+    def __init__(self, response: requests.Response, after: str | None):
+        self.response = response
+        self.cursor = after
+        self.ended = response.headers.get("Stepflow-Ended") == "true"
+        self.status = response.headers.get("Stepflow-Instance-Status")
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        try:
+            for line in self.response.iter_lines():
+                if not line.strip():
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    raise ApiError(self.response.status_code, "the event log answered a line that is not JSON") \
+                        from None
+                self.cursor = event.get("seq") or self.cursor
+                yield event
+        except requests.exceptions.RequestException:
+            return  # the connection ended early (a timeout, a reset): the caller reads on from the cursor
+        finally:
+            self.response.close()

@@ -17,6 +17,7 @@ from stepflow_cli.client import Client, EventPage
 
 # How long the service holds one read of the log open while nothing happens (it allows up to 20 s).
 LONG_POLL_SECONDS = 10.0
+HEARTBEAT_GRACE = 20.0  # a followed stream sends a heartbeat at least every 15 s while nothing happens
 TERMINAL = ("completed", "failed", "canceled")
 MAX_SUMMARY = 160
 STATE_BY_EVENT = {"step.started": "running", "step.succeeded": "succeeded", "step.failed": "failed",
@@ -27,21 +28,29 @@ STATE_BY_EVENT = {"step.started": "running", "step.succeeded": "succeeded", "ste
 def follow(client: Client, instance_id: str, on_event: Callable[[dict[str, Any]], Any], *,
            after: str | None = None, deadline: float | None = None) -> EventPage | None:
     """Hands every event after `after` to on_event, in order, until the instance has ended and its log is
-    read to the end (returns the last page), or until the monotonic `deadline` passes (returns None)."""
-    cursor, more = after, False
+    read to the end (returns the last page), or until the monotonic `deadline` passes (returns None).
+
+    Reads the followed stream: on the local server one connection carries it all; behind API Gateway
+    each answer ends within its limit and the stream is asked again from the cursor.
+    """
+    cursor = after
     while True:
-        wait = 0.0 if more else LONG_POLL_SECONDS
+        wait, read_timeout = LONG_POLL_SECONDS, LONG_POLL_SECONDS + HEARTBEAT_GRACE
         if deadline is not None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            wait = min(wait, remaining)
-        page = client.events(instance_id, after=cursor, wait=wait)
-        for event in page.events:
+            # A read that sees nothing by the deadline times out there (the stream sends heartbeats).
+            wait, read_timeout = min(wait, remaining), max(0.1, min(read_timeout, remaining + 0.5))
+        stream = client.follow_events(instance_id, after=cursor, wait=wait, read_timeout=read_timeout)
+        for event in stream.events():
             on_event(event)
-        cursor, more = page.cursor, page.more
-        if page.ended:
-            return page
+            if deadline is not None and time.monotonic() >= deadline:
+                stream.response.close()
+                return None
+        cursor = stream.cursor
+        if stream.ended:
+            return EventPage([], cursor, False, True, stream.status)
 
 
 def read_all(client: Client, instance_id: str, after: str | None = None) -> Iterable[dict[str, Any]]:

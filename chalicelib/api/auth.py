@@ -81,6 +81,7 @@ GUARDS: dict[tuple[str, str], Guard] = {
     ("POST", "/instances/{instance_id}/cancel"): X,
     ("POST", "/instances/{instance_id}/retry"): X,
     ("POST", "/instances/{instance_id}/resume"): X,
+    ("POST", "/instances/{instance_id}/continue"): X,
     ("GET", "/instances/{instance_id}/graph"): V,
     ("GET", "/instances/{instance_id}/events"): V,
     ("POST", "/instances/{instance_id}/events"): X,

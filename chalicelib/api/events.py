@@ -1,10 +1,14 @@
-"""Routes for instance events: read the log (NDJSON or SSE), send an event into an instance or to whichever
-instance waits for it (POST /events, message correlation), webhook callbacks.
+"""Routes for instance events: read or follow the log (NDJSON or SSE), send an event into an instance or to
+whichever instance waits for it (POST /events, message correlation), webhook callbacks.
 
-API Gateway buffers a response until it ends, so the log is read in requests: each returns what is
-there (after waiting up to `wait` seconds when nothing is), and the client asks again from its
-cursor. An EventSource does that by itself: it reconnects `retry` ms after a response ends, sending
-the last `id:` it saw as Last-Event-ID; a 204 tells it the instance has ended and it has everything.
+A read returns what is there (after waiting up to `wait` seconds when nothing is) and the cursor to read
+on from. `follow=true` asks for the log until the instance ends. API Gateway buffers a response until it
+ends (and ends it at 29 s), so there a followed read is a long poll: it answers as soon as there are
+events, or after `wait` (20 s by default) with none, never at the limit, always with the cursor; an
+EventSource reconnects `retry` ms later by itself, sending the last `id:` it saw as Last-Event-ID, and
+a 204 tells it that the instance has ended and it has everything. The local server, which can stream,
+holds one connection open instead and writes each page as it comes (stepflow_local/http_server.py):
+the `Stepflow-Follow` header of a followed answer tells it that the answer is one page of a stream.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from chalicelib.api.http import (
 from chalicelib.core import event_stream as es
 from chalicelib.errors import InvalidInput
 
+# Every query parameter the log's GET takes; any other is refused (400), not ignored.
+READ_PARAMETERS = frozenset({"after", "limit", "wait", "follow", "sse"})
+
 
 def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     bp = Blueprint(__name__)
@@ -36,27 +43,36 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @handles_errors
     def read_events(instance_id: str) -> Any:
         request = bp.current_request
-        require_instance(services(), instance_id)
         params = query(request)
-        as_sse = bool_param(params, "sse", False)
+        unknown = sorted(set(params) - READ_PARAMETERS)
+        if unknown:
+            # A parameter this route does not know would otherwise be ignored without a word.
+            raise BadRequest(f"unknown query parameter(s) {', '.join(repr(u) for u in unknown)}; this route takes "
+                             f"{', '.join(sorted(READ_PARAMETERS))}")
+        require_instance(services(), instance_id)
+        follow = bool_param(params, "follow", False)
+        as_sse = bool_param(params, "sse", False) or es.SSE in (request.headers.get("accept") or "")
         # The query's cursor wins over the header an EventSource sends when it reconnects.
         raw_cursor = params.get("after") or request.headers.get("last-event-id")
         try:
             after = es.parse_cursor(raw_cursor)
         except es.BadCursor as exc:
-            raise BadRequest(str(exc)) from None
+            raise BadRequest(f"'{'after' if params.get('after') else 'Last-Event-ID'}': {exc}") from None
         page = services().events.read(
             instance_id, after=after, limit=int_param(params, "limit", es.DEFAULT_LIMIT, 1, es.MAX_LIMIT),
-            wait=float_param(params, "wait", 0.0, 0.0, es.MAX_WAIT_SECONDS))
+            wait=float_param(params, "wait", es.MAX_WAIT_SECONDS if follow else 0.0, 0.0, es.MAX_WAIT_SECONDS))
         headers: dict[str, Any] = {"Cache-Control": "no-cache", "Stepflow-Instance-Status": str(page["status"]),
                    "Stepflow-More": "true" if page["more"] else "false",
                    "Stepflow-Ended": "true" if page["ended"] else "false"}
         if page["cursor"]:
             headers["Stepflow-Cursor"] = page["cursor"]
+        if follow:
+            headers["Stepflow-Follow"] = "true"
         if as_sse:
             if page["ended"] and not page["events"]:
                 return Response(body="", status_code=204, headers=headers)
-            return Response(body=es.sse(page["events"]), status_code=200,
+            retry = es.FOLLOW_RETRY_MS if follow else es.SSE_RETRY_MS
+            return Response(body=es.sse(page["events"], retry), status_code=200,
                             headers={"Content-Type": f"{es.SSE}; charset=utf-8", **headers})
         return Response(body=es.ndjson(page["events"]), status_code=200,
                         headers={"Content-Type": es.NDJSON, **headers})

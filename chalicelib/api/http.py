@@ -123,6 +123,24 @@ def read_body(request: Any, *, allow_yaml: bool = False) -> Any:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
 
+def stage_root(request: Any) -> str:
+    """What precedes the app's own routes in the path the client asked for: API Gateway's stage (`/dev`),
+    a custom domain's base path, or nothing. The request context's `path` is the whole path, its
+    `resourcePath` the route matched (API prefix included), one segment per segment."""
+    context = getattr(request, "context", None) or {}
+    path, route = str(context.get("path") or ""), str(context.get("resourcePath") or "")
+    parts = path.rstrip("/").split("/")
+    matched = [s for s in route.split("/") if s]
+    if not path.startswith("/") or len(parts) - 1 < len(matched):
+        return ""
+    return "/".join(parts[: len(parts) - len(matched)]).rstrip("/")
+
+
+def url_of(request: Any, api_prefix: str, path: str) -> str:
+    """The absolute path of one of the API's resources as this client reaches the API (stage and prefix)."""
+    return stage_root(request) + api_prefix.rstrip("/") + path
+
+
 def query(request: Any) -> dict[str, str]:
     return dict(request.query_params or {})
 

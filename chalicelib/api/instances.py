@@ -18,7 +18,17 @@ from chalicelib.api.auth import (
     tenant_for_write,
 )
 from chalicelib.api.cursors import open_cursor, seal
-from chalicelib.api.http import BadRequest, bool_param, handles_errors, int_param, json_response, query, read_body
+from chalicelib.api.http import (
+    BadRequest,
+    bool_param,
+    float_param,
+    handles_errors,
+    int_param,
+    json_response,
+    query,
+    read_body,
+    url_of,
+)
 from chalicelib.api.listing import listing_tenant, unindexed_message
 from chalicelib.core.listing import Unindexed
 from chalicelib.errors import InvalidInput
@@ -28,6 +38,8 @@ FILTERS = ("workflow_name", "correlation_id", "created_by", "status", "origin_in
 API_NAMES = {"workflow_name": "definition_name"}
 API_LABELS = {"definition_name": "workflow_name"}
 MAX_KEY = 255
+MAX_RUN_WAIT = 25.0  # a run answers within API Gateway's 29 s integration timeout
+RETRY_AFTER = 2  # seconds a client waits before asking a 202's Location again
 
 
 def create_blueprint(services: Callable[[], Any]) -> Blueprint:
@@ -38,6 +50,16 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         if key is not None and not 0 < len(key) <= MAX_KEY:
             raise BadRequest(f"Idempotency-Key must be 1 to {MAX_KEY} characters")
         return key
+
+    def located(path: str) -> str:
+        return url_of(bp.current_request, services().settings.api_prefix, path)
+
+    def result_response(code: int, body: dict[str, Any]) -> Any:
+        """An ended instance's result (200), or 202 saying where and when to ask again."""
+        if code != 202:
+            return json_response(body, code)
+        url = located(f"/instances/{body['id']}/result")
+        return json_response({**body, "result_url": url}, 202, {"Location": url, "Retry-After": str(RETRY_AFTER)})
 
     def optional_body() -> dict[str, Any]:
         raw = bp.current_request.raw_body
@@ -86,7 +108,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
             body = workflow_named(services(), body, params.get("namespace"))
         request, definition = owned(parse_body(StartInstance, body))
         view, created = services().instances.start(request, idempotency_key(), definition=definition)
-        return json_response(view, 201 if created else 200)
+        return json_response(view, 201 if created else 200, {"Location": located(f"/instances/{view['id']}")})
 
     @bp.route("/definitions/{name}/run", methods=["POST"])
     @handles_errors
@@ -94,9 +116,15 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         body = optional_body()
         from chalicelib.service.requests import RunInstance, parse_body
 
+        params = query(bp.current_request)
+        if "wait_seconds" in params:  # the query's, as the body's (they may not disagree)
+            wait = float_param(params, "wait_seconds", MAX_RUN_WAIT, 0.0, MAX_RUN_WAIT)
+            if "wait_seconds" in body and body["wait_seconds"] != wait:
+                raise BadRequest("'wait_seconds' is in the query and the body with different values")
+            body = {**body, "wait_seconds": wait}
         request, _ = owned(parse_body(RunInstance, {**body, "definition_name": name}))
         code, result = services().instances.run(request, request.wait_seconds, idempotency_key())
-        return json_response(result, code)
+        return result_response(code, result)
 
     @bp.route("/instances", methods=["GET"])
     @handles_errors
@@ -175,13 +203,14 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     def get_result(instance_id: str) -> Any:
         require_instance(services(), instance_id)
         code, body = services().instances.result(instance_id)
-        return json_response(body, code)
+        return result_response(code, body)
 
     @bp.route("/instances/{instance_id}/cancel", methods=["POST"])
     @handles_errors
     def cancel_instance(instance_id: str) -> Any:
         require_instance(services(), instance_id)
-        reason = query(bp.current_request).get("reason")
+        params = query(bp.current_request)
+        reason = params.get("reason")
         if reason is not None and len(reason) > 1000:
             raise BadRequest("'reason' must be text of at most 1,000 characters")
         reason = reason or optional_body().get("reason")
@@ -189,7 +218,24 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
             message = "'reason' must be text of at most 1,000 characters"
             raise InvalidInput({"message": message, "issues": [{"code": "invalid", "location": "reason",
                                                                 "message": message}]})
+        if bool_param(params, "purge"):
+            return json_response(services().instances.cancel_and_purge(instance_id, reason))
         return json_response(services().instances.cancel(instance_id, reason))
+
+    @bp.route("/instances/{instance_id}/continue", methods=["POST"])
+    @handles_errors
+    def continue_instance(instance_id: str) -> Any:
+        require_instance(services(), instance_id)
+        body = optional_body()
+        unknown = sorted(set(body) - {"input_data"})
+        if unknown:
+            raise _invalid(unknown[0], f"unknown field(s) {', '.join(unknown)}: a continuation takes only 'input_data'")
+        data = body.get("input_data", {})
+        if not isinstance(data, dict):
+            raise _invalid("input_data", "'input_data' must be a JSON object")
+        caller = principal()
+        view = services().instances.continue_run(instance_id, data, caller.id if caller.authenticated else None)
+        return json_response(view, 201, {"Location": located(f"/instances/{view['id']}")})
 
     @bp.route("/instances/{instance_id}/retry", methods=["POST"])
     @handles_errors
@@ -215,3 +261,8 @@ def _looks_like_time(text: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def _invalid(location: str, message: str) -> InvalidInput:
+    """A well-formed body that is wrong: 422 with the located issue (the error contract, docs/api.md)."""
+    return InvalidInput({"message": message, "issues": [{"code": "invalid", "location": location, "message": message}]})

@@ -101,11 +101,14 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
                        "description": "at most `limit`; follow next_cursor instead"}},
         ("GET", "/instances/{instance_id}"): {"include_outputs": BOOL},
         ("DELETE", "/instances/{instance_id}"): {"purge": BOOL},
-        ("POST", "/instances/{instance_id}/cancel"): {"reason": _text(1000)},
+        ("POST", "/instances/{instance_id}/cancel"): {"reason": _text(1000), "purge": {
+            **BOOL, "description": "also remove the instance, its tasks and its events"}},
         ("GET", "/instances/{instance_id}/graph"): {"graph_format": {"type": "string", "enum": ["mermaid", "json"]}},
         ("GET", "/instances/{instance_id}/events"): {
             "sse": BOOL, "after": _text(64), "limit": {"type": "integer", "minimum": 1, "maximum": es.MAX_LIMIT},
-            "wait": {"type": "number", "minimum": 0, "maximum": es.MAX_WAIT_SECONDS}},
+            "wait": {"type": "number", "minimum": 0, "maximum": es.MAX_WAIT_SECONDS},
+            "follow": {**BOOL, "description": "until the instance ends: one stream on the local server, a long poll "
+                                              "(answered with events or after `wait`) behind API Gateway"}},
         ("GET", "/tasks"): {"status": {"$ref": "#/components/schemas/TaskStatus"},
                             "assignee_id": _text(), "assignee_group": _text(), "instance_id": _text(),
                             "overdue": BOOL, "limit": limit, "cursor": _text(2048), "tenant_id": _text(100)},
@@ -192,6 +195,7 @@ SUCCESS: dict[tuple[str, str], dict[str, tuple[str, str | list[str]]]] = {
     ("POST", "/instances/{instance_id}/cancel"): {"200": ("Canceled", "Instance")},
     ("POST", "/instances/{instance_id}/retry"): {"201": ("The new instance", "Instance")},
     ("POST", "/instances/{instance_id}/resume"): {"200": ("Running again", "Instance")},
+    ("POST", "/instances/{instance_id}/continue"): {"201": ("The new instance, continuing this one", "Instance")},
     ("GET", "/instances/{instance_id}/result"): {"200": ("Ended", "InstanceResult"),
                                                  "202": ("Still running", "InstanceRunning")},
     ("GET", "/instances/{instance_id}/history"): {"200": ("A page of the execution history", "ExecutionHistoryPage")},
@@ -272,6 +276,9 @@ def _bodies() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
             "reason": _text(1000)}}),
         ("POST", "/instances/{instance_id}/events"): ("required", _model_schema(SendEvent)),
         ("POST", "/events"): ("required", _model_schema(PublishEvent)),
+        ("POST", "/instances/{instance_id}/continue"): ("optional", {
+            "type": "object", "additionalProperties": False, "properties": {"input_data": {
+                "type": "object", "description": "laid over the completed run's final data"}}}),
         ("POST", "/tasks/{task_id}/complete"): ("required", _model_schema(CompleteTask)),
         ("POST", "/tasks/{task_id}/reassign"): ("required", _model_schema(ReassignTask)),
         ("POST", "/tasks/{task_id}/claim"): ("required", _model_schema(ClaimTask)),
@@ -450,7 +457,8 @@ def _responses(key: tuple[str, str], guard: auth.Guard) -> dict[str, Any]:
     if key in NOT_JSON:
         if path.endswith("/events"):
             content = {es.NDJSON: {"schema": {"type": "string"}}, es.SSE: {"schema": {"type": "string"}}}
-            success: dict[str, Any] = {"200": {"description": "Events (NDJSON, or SSE with sse=true)",
+            success: dict[str, Any] = {"200": {"description": "Events (NDJSON, or SSE for Accept: text/event-stream or "
+                                                              "sse=true)",
                                                "content": content},
                                        "204": {"description": "The instance has ended and every event was sent"}}
         else:

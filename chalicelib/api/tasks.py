@@ -9,7 +9,16 @@ from chalice import Blueprint
 
 from chalicelib.api.auth import actor, require_may_act, require_task
 from chalicelib.api.cursors import open_cursor, seal
-from chalicelib.api.http import BadRequest, bool_param, handles_errors, int_param, json_response, query, read_body
+from chalicelib.api.http import (
+    BadRequest,
+    bool_param,
+    handles_errors,
+    int_param,
+    json_response,
+    query,
+    read_body,
+    stage_root,
+)
 from chalicelib.api.listing import listing_tenant, unindexed_message
 from chalicelib.core.listing import Unindexed
 
@@ -77,7 +86,9 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         assignee or group member or admin): the one deliberate read of the capability."""
         record = require_task(services(), task_id)
         require_may_act(record)
-        return json_response(services().tasks.callback_view(task_id))
+        view = services().tasks.callback_view(task_id)
+        # The service knows the API prefix; the stage (or a custom domain's base path) is this request's.
+        return json_response({**view, "callback_url": stage_root(bp.current_request) + view["callback_url"]})
 
     @bp.route("/tasks/{task_id}/complete", methods=["POST"])
     @handles_errors

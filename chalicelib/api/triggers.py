@@ -18,6 +18,7 @@ from chalicelib.api.http import (
     json_response,
     query,
     read_body,
+    stage_root,
 )
 
 MAX_IDEMPOTENCY_KEY = 255
@@ -48,7 +49,9 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         body = optional_body()
         definition = may_change(found, name, scope())
         who = principal()
-        return json_response(found.triggers.create(definition, body, who.id if who.authenticated else None), 201)
+        created = found.triggers.create(definition, body, who.id if who.authenticated else None)
+        # The service knows the API prefix; the stage (or a custom domain's base path) is this request's.
+        return json_response({**created, "url": stage_root(bp.current_request) + created["url"]}, 201)
 
     @bp.route("/definitions/{name}/triggers", methods=["GET"])
     @handles_errors

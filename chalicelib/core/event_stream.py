@@ -38,11 +38,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-SETTLE_SECONDS = 1.0
+SETTLE_SECONDS = 0.5
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 MAX_WAIT_SECONDS = 20.0
 SSE_RETRY_MS = 1000  # how soon an EventSource reconnects after a (buffered) response ends
+FOLLOW_RETRY_MS = 250  # the same for a followed read: a long poll answers as events come, so come back soon
 MAX_DATA_BYTES = 64 * 1024  # an event's data above this is replaced by a note of its size
 
 SEQ_RE = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{16}$")

@@ -78,6 +78,8 @@ class StepRunner:
             hooks["sleep"] = self._sleep
         ctx = TaskContext(step_id=step.id, execution_id=event.get("execution", ""), attempt=attempt - 1,
                           config=config, **hooks)
+        # A step's own events go into the log as it emits them (a follower sees them while the step runs).
+        ctx.emit = journal.emitter(ctx.events)
         # Whatever the step produces passes through it: empty until credentials are resolved.
         redact = Redactor()
         try:
@@ -97,7 +99,7 @@ class StepRunner:
                 return {}
         except StepError as exc:
             message = redact.text(exc.message)
-            journal.failed(redact(ctx.events), exc.error, message)
+            journal.failed(exc.error, message)
             raise lambda_exception(exc.error, message) from None
         except Exception as exc:  # noqa: BLE001 - any task failure fails the step, under its class's name
             # Step Functions names the error after the exception's class: keep the name and the message,
@@ -109,11 +111,11 @@ class StepRunner:
             else:
                 steps_log.exception("step %s failed with %s", step.id, name)
             message = clean_message(redact.text(str(exc)))
-            journal.failed(redact(ctx.events), name, message)
+            journal.failed(name, message)
             raise lambda_exception(name, message) from None
         finally:
             ctx.secrets = {}
-        journal.succeeded(redact(ctx.events), output)
+        journal.succeeded(output)
         steps[step.id] = output
         return {"steps": steps, "data": merge_instance_data(start_input, steps, loaded.order)}
 
@@ -163,7 +165,7 @@ def _failure(caught: Any) -> dict[str, Any]:
 
 
 class _Journal:
-    """Writes one attempt's events: step.started, the step's custom events, then step.succeeded,
+    """Writes one attempt's events: step.started, the step's custom events (as it emits them), then step.succeeded,
     step.retried (another attempt follows) or step.failed. Best effort: a failed write is logged,
     never fails the step (the workflow matters more than its log)."""
 
@@ -199,16 +201,23 @@ class _Journal:
         self._write("step.started", {**self._base(), "task_type": self._task_type})
         return self._attempt
 
-    def _custom(self, emitted: list[dict[str, Any]]) -> None:
-        for item in emitted:
-            self._write(custom_type(item.get("type", "event")), item.get("payload") or {})
+    def emitter(self, emitted: list[dict[str, Any]]) -> Callable[[str, dict[str, Any]], None]:
+        """The step's ``ctx.emit``: checks the event as TaskContext's own does, keeps it in ``emitted`` and
+        writes it to the log at once (a step that emits while it works is followed while it works)."""
+        def emit(event_type: str, payload: dict[str, Any] | None = None) -> None:
+            if not isinstance(event_type, str) or not event_type:
+                raise ValueError("an event type is a non-empty string")
+            if payload is not None and not isinstance(payload, dict):
+                raise TypeError("an event payload is a dict")
+            emitted.append({"type": event_type, "payload": dict(payload or {})})
+            self._write(custom_type(event_type), dict(payload or {}))
 
-    def succeeded(self, emitted: list[dict[str, Any]], output: dict[str, Any]) -> None:
-        self._custom(emitted)
+        return emit
+
+    def succeeded(self, output: dict[str, Any]) -> None:
         self._write("step.succeeded", {**self._base(), "output": output})
 
-    def failed(self, emitted: list[dict[str, Any]], error: str, message: str) -> None:
-        self._custom(emitted)
+    def failed(self, error: str, message: str) -> None:
         retry = self._step.retry
         data = {**self._base(), "error": error, "message": clean_message(message)}
         if self._kind == "machine" and retry is not None and self._attempt < retry.max_attempts:

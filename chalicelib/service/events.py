@@ -96,7 +96,7 @@ class EventService:
             upto = es.horizon(self._now(), self._settle, ended=ended)
             chosen = es.select(self._store.after(instance_id, after, limit + 1), limit, upto)
             page = [es.public_event(e) for e in chosen.events]
-            finished = ended and not chosen.more and self._log_closed(instance_id, record, page)
+            finished = ended and not chosen.more and self._log_closed(instance_id, record, page, after)
             remaining = deadline - self._clock()
             if page or finished or remaining <= 0:
                 cursor = page[-1]["seq"] if page else after
@@ -108,12 +108,15 @@ class EventService:
                 pause = min(pause, max(due, 0.01))
             self._sleep(min(pause, remaining))
 
-    def _log_closed(self, instance_id: str, record: dict[str, Any], page: list[dict[str, Any]]) -> bool:
+    def _log_closed(self, instance_id: str, record: dict[str, Any], page: list[dict[str, Any]],
+                    after: str | None) -> bool:
         """Whether nothing more will be written: the log's last event is instance.ended (written
         right after the status became final), or the instance ended long ago."""
         last = page[-1] if page else self._store.last(instance_id)
         if last is not None and last["type"] == es.END_EVENT:
-            return True
+            # An instance.ended written after this read's query (found by the look at the last event)
+            # is not in the page: the log is not read to its end until a read hands it out.
+            return bool(page) or last["seq"] <= (after or es.FLOOR)
         completed_at = record.get("completed_at")
         if not completed_at:
             return False

@@ -149,6 +149,8 @@ class InstanceViews:
             "step_history": [s.as_dict(with_output=with_outputs) for s in steps],
             "runs": record.get("runs") or [],
             "notifications": record.get("notifications") or [],
+            "continued_from": record.get("continued_from"),
+            "continued_by": record.get("continued_by"),
         }
 
     def history(self, record: dict[str, Any], run: int, position: Any, limit: int) -> dict[str, Any]:

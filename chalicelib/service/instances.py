@@ -30,6 +30,7 @@ from chalicelib.service.instance_views import BRIEF_FIELDS, InstanceViews, brief
 from chalicelib.service.launches import LAUNCH_DONE, Launches, launch_intent
 from chalicelib.service.reconciliation import Reconciliation
 from chalicelib.service.requests import StartInstance
+from chalicelib.service.run_continuation import RunContinuation
 
 TERMINAL = frozenset({"completed", "failed", "canceled"})
 LIVE = frozenset({"running", "waiting"})
@@ -58,7 +59,7 @@ def refuse_inactive(definition: dict[str, Any]) -> None:
                        "(instances already running finish on their revision); register it again to reactivate it")
 
 
-class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continuation):
+class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continuation, RunContinuation):
     def __init__(self, definitions: Any, store: Any, machines: Any, loader: Any, now: Callable[[], datetime], *,
                  tasks: Any = None, notifier: Any = None, events: Callable[[], Any] | None = None,
                  sleep: Callable[[float], None] = time.sleep, aliases: Any = None, routing: Any = None):
@@ -76,9 +77,10 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
 
     # -- starting ------------------------------------------------------------------------------
     def start(self, request: StartInstance, idempotency_key: str | None = None, *,
-              definition: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:
+              definition: dict[str, Any] | None = None, check_input: bool = True) -> tuple[dict[str, Any], bool]:
         """The instance and whether it was created now (False: an idempotent repeat). `definition`: the
-        latest definition as this request already read it."""
+        latest definition as this request already read it; `check_input` False skips the input_schema
+        (a continuation starts from a run's data, not from what a starter supplies)."""
         if definition is None or definition.get("name") != request.definition_name:
             definition = self._definitions.find(request.definition_name, request.tenant_id, request.namespace)
             if definition is None:
@@ -86,10 +88,11 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
         if not definition.get("state_machine_arn"):
             raise Conflict(f"definition '{request.definition_name}' has no state machine yet; register it again")
         refuse_inactive(definition)
-        issues = input_issues(definition["body"].get("input_schema"), request.input_data)
+        issues = input_issues(definition["body"].get("input_schema"), request.input_data) if check_input else []
         if issues:
             raise InvalidInput({"message": "input_data does not match the workflow's input_schema", "issues": issues})
-        key = idempotency_key or request.correlation_id
+        # Only the Idempotency-Key deduplicates: a correlation_id is a tag that many related instances share.
+        key = idempotency_key
         # Unpinned requests hash as they did before pins existed (a repeat across an upgrade still matches).
         unset = {f for f in ("revision", "alias") if getattr(request, f) is None}
         fingerprint = hashlib.sha256(json.dumps(request.model_dump(exclude={"start", *unset}), sort_keys=True,
@@ -188,11 +191,13 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
             self._sleep(0.2)  # describe calls are cheap, but not free: ~5 a second
 
     def result(self, instance_id: str) -> tuple[int, dict[str, Any]]:
-        """202 while the instance runs; 200 with the result, or the error, once it has ended."""
+        """202 while the instance runs; 200 with the result, or the error, once it has ended. Both name
+        the workflow and revision it runs and when it started (the API adds where to ask again)."""
         record = self._refresh(self._record(instance_id))
-        body = {"id": instance_id, "status": record["status"]}
+        body = {"id": instance_id, "status": record["status"], "workflow_name": record.get("definition_name"),
+                "revision": record.get("revision"), "started_at": record.get("started_at") or record.get("created_at")}
         if record["status"] not in TERMINAL:
-            return 202, {**body, "result_url": f"/instances/{instance_id}/result"}
+            return 202, body
         return 200, {**body, "result": record.get("output"), "error": record.get("error"),
                      "completed_at": record.get("completed_at")}
 
@@ -267,6 +272,14 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
                 "next_cursor": following or None}
 
     # -- control -------------------------------------------------------------------------------
+    def cancel_and_purge(self, instance_id: str, reason: str | None) -> dict[str, Any]:
+        """Cancels (when it has not ended yet) and removes the instance with its tasks and events; the
+        instance as it was last seen, marked `purged`."""
+        record = self._refresh(self._record(instance_id))
+        view = self.cancel(instance_id, reason) if record["status"] not in TERMINAL else self.get(instance_id)
+        self.delete(instance_id, purge=True)
+        return {**view, "purged": True}
+
     def cancel(self, instance_id: str, reason: str | None) -> dict[str, Any]:
         record = self._refresh(self._record(instance_id))
         if record["status"] in TERMINAL:
@@ -286,7 +299,7 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
         if record["status"] not in ("failed", "canceled"):
             raise Conflict(f"only a failed or canceled instance can be retried; this one is {record['status']}")
         # Run for the same caller: its completion goes to the same webhook naming the same origin. Not the
-        # correlation_id: that names the original (an idempotent start would find the original again).
+        # correlation_id: the caller tags the instances it starts itself.
         request = StartInstance(definition_name=record["definition_name"], namespace=record.get("namespace"),
                                 input_data=record.get("input") or {},
                                 user_id=user_id or record.get("created_by"), tenant_id=record.get("tenant_id"),

@@ -6,7 +6,7 @@ The steps, each of which may fail or be the last thing a process does:
 2. StartExecution under the deterministic name `execution_name(id, run)`;
 3. the execution's ARN is recorded and the intent removed, in one conditional write.
 After 1 without 3, DescribeExecution by the derived ARN tells whether step 2 happened. A repeat of the
-request (same Idempotency-Key or correlation_id) re-attempts at once; the sweep re-attempts intents
+request (same Idempotency-Key) re-attempts at once; the sweep re-attempts intents
 older than LAUNCH_GRACE, and after MAX_LAUNCH_ATTEMPTS fails the instance with Stepflow.StartFailed.
 """
 
@@ -218,8 +218,7 @@ class Launches:
 
 
 def _unavailable(record: dict[str, Any]) -> dict[str, Any]:
-    key = "Idempotency-Key" if record.get("idempotency_key") else "correlation_id" if record.get("correlation_id") else None
-    again = (f"repeating this request with the same {key} retries the start at once" if key
-             else "repeating this request without an Idempotency-Key would create a second instance")
+    again = ("repeating this request with the same Idempotency-Key retries the start at once"
+             if record.get("idempotency_key") else "repeating this request without an Idempotency-Key would create a second instance")
     return {"message": f"Step Functions did not accept the start of instance {record['id']} just now; it is "
                        f"retried automatically within minutes ({again})", "instance_id": record["id"]}

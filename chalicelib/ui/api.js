@@ -79,6 +79,52 @@ export async function request(method, path, body, extraHeaders = {}) {
   return parsed;
 }
 
+// Follows an instance's event log (GET <path>?follow=true, NDJSON) with fetch, which carries the bearer
+// token (an EventSource cannot): hands each event to onEvent as its line arrives, reads on from the last
+// one's seq whenever an answer ends early (API Gateway ends each by 29 s; a connection may drop), and
+// resolves once an answer says the log has ended. `signal` aborts it (the view was left).
+export async function followEvents(path, onEvent, signal) {
+  let cursor = null;
+  let failures = 0;
+  while (!signal.aborted) {
+    const headers = { Accept: 'application/x-ndjson' };
+    const bearer = token.get();
+    if (bearer) headers.Authorization = `Bearer ${bearer}`;
+    let ended = false;
+    try {
+      const response = await fetch(`${API_BASE}${path}?follow=true${cursor ? `&after=${encodeURIComponent(cursor)}` : ''}`,
+        { headers, signal });
+      if (!response.ok) throw new ApiError(response.status, null, errorText(response.status, null));
+      ended = response.headers.get('Stepflow-Ended') === 'true';
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let end = buffer.indexOf('\n');
+        while (end >= 0) {
+          const line = buffer.slice(0, end).trim();
+          buffer = buffer.slice(end + 1);
+          if (line) {  // an empty line is a heartbeat
+            const event = JSON.parse(line);
+            cursor = event.seq;
+            onEvent(event);
+          }
+          end = buffer.indexOf('\n');
+        }
+      }
+      failures = 0;
+    } catch (error) {
+      if (signal.aborted) return;
+      if (error instanceof ApiError || (failures += 1) > 5) throw error;
+    }
+    if (ended) return;
+    await new Promise((resolve) => { setTimeout(resolve, failures ? 1000 * failures : 250); });
+  }
+}
+
 export const api = {
   get: (path) => request('GET', path),
   post: (path, body = {}) => request('POST', path, body),

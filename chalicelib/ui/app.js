@@ -34,7 +34,10 @@ class ViewContext {
     this.params = params;
     this.alive = true;
     this.timers = new Set();
+    this.aborter = new AbortController(); // `signal`: what the view streams stops when it is left
   }
+
+  get signal() { return this.aborter.signal; }
 
   // Calls `task` now and then every `ms` while the view is shown; `task` returns false to stop.
   poll(task, ms) {
@@ -52,6 +55,7 @@ class ViewContext {
   leave() {
     this.alive = false;
     for (const timer of this.timers) clearTimeout(timer);
+    this.aborter.abort();
   }
 
   // Changes the query of the current route without re-rendering (filters).

@@ -1,6 +1,6 @@
 // Instances: the filtered, live list, and one instance with its coloured graph, history and actions.
 
-import { api, ApiError, qs } from './api.js';
+import { api, ApiError, followEvents, qs } from './api.js';
 import { announce, clear, h, messageBox, pretty, statusBadge, when } from './dom.js';
 import { drawGraph, legend } from './graph.js';
 import { renderSendEvent } from './send_event.js';
@@ -104,6 +104,7 @@ export async function instanceView(main, context, id) {
   const history = h('div', { id: 'step-history' });
   const data = h('div', { id: 'instance-data' });
   const tasks = h('div', { id: 'instance-tasks' });
+  const eventLog = h('ol', { id: 'event-log', class: 'event-log', 'aria-live': 'off' });
   const actionsMessage = messageBox('actions-message');
   const actions = h('div', { class: 'actions', id: 'instance-actions' });
   const sendEvent = h('section', { class: 'panel', id: 'send-event', 'aria-labelledby': 'send-event-title' });
@@ -121,7 +122,9 @@ export async function instanceView(main, context, id) {
       h('section', { class: 'panel', 'aria-labelledby': 'history-title' },
         h('h2', { id: 'history-title' }, 'Step history'), history,
         h('h2', { id: 'tasks-title' }, 'Human tasks'), tasks,
-        h('h2', { id: 'data-title' }, 'Data'), data)));
+        h('h2', { id: 'data-title' }, 'Data'), data)),
+    h('section', { class: 'panel', 'aria-labelledby': 'events-title' },
+      h('h2', { id: 'events-title' }, 'Event log'), eventLog));
 
   let signature = null;
   const refresh = async () => {
@@ -145,15 +148,45 @@ export async function instanceView(main, context, id) {
   };
 
   await refresh();
-  // Polls while the instance runs, and once more after it stops: its last events can trail its status.
-  let settled = TERMINAL.has(instance.status) ? 1 : 0;
-  context.poll(async () => {
+  // The event log, followed live: each event is listed as it comes and the page is read again once the
+  // events stop coming for a moment (one read per burst); once the log has ended, a last read.
+  let pending = null;
+  const reload = async () => {
+    pending = null;
     instance = await api.get(`/instances/${enc(id)}?include_outputs=true`);
-    if (!context.alive) return false;
-    await refresh();
-    settled = TERMINAL.has(instance.status) ? settled + 1 : 0;
-    return settled < 2;
-  }, 1000);
+    if (context.alive) await refresh();
+  };
+  const onEvent = (event) => {
+    eventLog.append(eventItem(event));
+    eventLog.dataset.count = String(eventLog.children.length);
+    if (pending) clearTimeout(pending);
+    pending = setTimeout(() => { reload().catch((error) => console.warn('refresh failed', error)); }, 300);
+    context.timers.add(pending);
+  };
+  // Not awaited: the view is shown (and the router goes on) while the log is followed.
+  followEvents(`/instances/${enc(id)}/events`, onEvent, context.signal).then(async () => {
+    if (!context.alive) return;
+    eventLog.dataset.ended = 'true';
+    if (pending) clearTimeout(pending);
+    await reload();
+  }).catch((error) => {
+    if (!context.alive) return;
+    // No stream (an older server, a proxy that refuses it): read the instance every second instead.
+    console.warn('the event log cannot be followed; polling', error);
+    let settled = TERMINAL.has(instance.status) ? 1 : 0;
+    context.poll(async () => {
+      instance = await api.get(`/instances/${enc(id)}?include_outputs=true`);
+      if (!context.alive) return false;
+      await refresh();
+      settled = TERMINAL.has(instance.status) ? settled + 1 : 0;
+      return settled < 2;
+    }, 1000);
+  });
+}
+
+function eventItem(event) {
+  return h('li', { dataset: { type: event.type, seq: event.seq } },
+    clock(event.at), ' ', h('code', {}, event.type), event.step ? ` ${event.step}` : '');
 }
 
 function renderSummary(box, instance) {

@@ -58,6 +58,20 @@ def ui_service(tmp_path_factory: Any, browser_ready: None) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def stream_service(tmp_path_factory: Any, browser_ready: None) -> Iterator[str]:
+    """A second local service whose followed streams end after a second each, as API Gateway ends every
+    response (STEPFLOW_LOCAL_STREAM_SECONDS): an EventSource on it must resume by itself."""
+    service = LocalService(tmp_path_factory.mktemp("stream-service") / "service.log",
+                           env={"STEPFLOW_LOCAL_STREAM_SECONDS": "1"})
+    try:
+        service.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield service.base
+    service.stop()
+
+
+@pytest.fixture(scope="session")
 def screenshots() -> Path | None:
     """Where pages are photographed: $STEPFLOW_SCREENSHOTS (`make screenshots`: docs/screenshots), else nowhere."""
     wanted = os.environ.get("STEPFLOW_SCREENSHOTS")
@@ -72,7 +86,9 @@ def browser_outcomes(request: Any, ui_service: str, screenshots: Path | None,
     status, body = call("POST", f"{ui_service}/workflows/definitions", HOSTILE)
     assert status in (200, 201), body
     failures = tmp_path_factory.mktemp("browser-failures")
-    args = {"scenarios": names, "base": ui_service, "shots": str(screenshots or ""), "failures": str(failures),
+    stream_base = request.getfixturevalue("stream_service") if "event_source" in names else ""
+    args = {"scenarios": names, "base": ui_service, "streamBase": stream_base, "shots": str(screenshots or ""),
+            "failures": str(failures),
             "shotNames": {"hostile_titles": "hostile-titles", "expense_approval": "definition-expense"}}
     done = subprocess.run(["node", str(SCENARIOS), json.dumps(args)], cwd=ROOT, capture_output=True, text=True,
                           timeout=900)

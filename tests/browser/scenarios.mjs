@@ -604,7 +604,76 @@ function countStates(nodes) {
   return counts;
 }
 
+// A chain of util.log steps (each writes a `log` event) with timers between them: at the tests' time
+// scale (x0.01) about four seconds of events, across several of the stream service's one-second streams.
+const PULSE = {
+  name: 'event_source_pulse',
+  steps: [1, 2, 3, 4, 5, 6].flatMap((n) => [
+    { id: `say_${n}`, type: 'machine', task_type: 'util.log', config: { message: `pulse ${n}` },
+      ...(n > 1 ? { depends_on: [`pause_${n - 1}`] } : {}) },
+    ...(n < 6 ? [{ id: `pause_${n}`, type: 'timer', seconds: 60, depends_on: [`say_${n}`] }] : []),
+  ]),
+};
+const STREAM_TYPES = ['instance.started', 'instance.ended', 'step.started', 'step.succeeded', 'step.failed',
+  'step.retried', 'log'];
+
 const scenarios = {
+  // A browser EventSource follows a run on the service that ends every followed stream after a second
+  // (as API Gateway ends every response): it reconnects by itself with Last-Event-ID each time, and what
+  // it received is the instance's whole log, each event once, in order.
+  async event_source(run) {
+    const streamBase = options.streamBase;
+    check(streamBase, 'the stream service is not running');
+    const registered = await fetch(`${streamBase}/workflows/definitions`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(PULSE) });
+    check([200, 201].includes(registered.status), `registering answered ${registered.status}`);
+    const page = await run.context.newPage();
+    await page.goto(`${streamBase}/ui`);  // the API's origin: the page may open the stream
+    const started = await fetch(`${streamBase}/workflows/instances`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ definition_name: PULSE.name, input_data: {} }) });
+    check(started.status === 201, `starting answered ${started.status}`);
+    const instanceId = (await started.json()).id;
+    await page.evaluate(({ id, types }) => {
+      window.__stream = { seqs: [], types: [], opens: 0, done: false };
+      const source = new EventSource(`/workflows/instances/${id}/events?follow=true`);
+      source.onopen = () => { window.__stream.opens += 1; };
+      for (const type of types) {
+        source.addEventListener(type, (message) => {
+          window.__stream.seqs.push(message.lastEventId);
+          window.__stream.types.push(type);
+          if (type === 'instance.ended') { window.__stream.done = true; source.close(); }
+        });
+      }
+    }, { id: instanceId, types: STREAM_TYPES });
+    await page.waitForFunction(() => window.__stream.done, null, { timeout: 60000 });
+    const got = await page.evaluate(() => window.__stream);
+    const response = await fetch(`${streamBase}/workflows/instances/${instanceId}/events?limit=1000`);
+    const log = (await response.text()).trim().split('\n').map((line) => JSON.parse(line));
+    const unknown = log.filter((e) => !STREAM_TYPES.includes(e.type)).map((e) => e.type);
+    check(unknown.length === 0, `events of types the page does not listen to: ${unknown}`);
+    check(JSON.stringify(got.seqs) === JSON.stringify(log.map((e) => e.seq)),
+      `received ${got.seqs.length} events (${got.types.join(' ')}), the log has ${log.length}`);
+    check(new Set(got.seqs).size === got.seqs.length, 'an event arrived twice');
+
+    // The instance page follows a run's log the same way (fetch, NDJSON, across the same cuts): its event
+    // log lists every event once, and the page shows the run completed once the log has ended.
+    const again = await fetch(`${streamBase}/workflows/instances`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ definition_name: PULSE.name, input_data: {} }) });
+    const second = (await again.json()).id;
+    await page.goto(`${streamBase}/ui#/instances/${second}`);
+    await page.waitForSelector('#event-log li[data-type="log"]', { timeout: 60000 });
+    await page.waitForSelector('#event-log[data-ended="true"]', { timeout: 60000 });
+    await waitForInstance(page, 'completed');
+    const listed = await page.$$eval('#event-log li', (items) => items.map((li) => li.dataset.seq));
+    const secondLog = (await (await fetch(`${streamBase}/workflows/instances/${second}/events?limit=1000`)).text())
+      .trim().split('\n').map((line) => JSON.parse(line).seq);
+    check(JSON.stringify(listed) === JSON.stringify(secondLog), `the page listed ${listed.length} events, the log has ${secondLog.length}`);
+    return { events: got.seqs.length, opens: got.opens, logs: got.types.filter((t) => t === 'log').length,
+      pageEvents: listed.length };
+  },
+
   // Start order_fulfilment from its start form (after an empty submission shows the field errors)
   // and watch the instance complete with every step it ran drawn green.
   async start_order(run) {

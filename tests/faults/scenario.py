@@ -74,14 +74,15 @@ class Scenario:
         assert status in (200, 201), body
 
     def start(self, n: int) -> str | None:
-        """Starts instance n: keyed by header, by correlation_id, or not at all (n % 3); a client
-        retries a 5xx with its key, and without one it does not (a retry would start another)."""
+        """Starts instance n: keyed by header, keyed and tagged with a correlation_id, or neither (n % 3);
+        a client retries a 5xx with its key, and without one it does not (a retry would start another)."""
         body: dict[str, Any] = {"definition_name": FLOW["name"], "input_data": {"n": n}}
         headers = {}
         if n % 3 == 0:
             headers["idempotency-key"] = f"order-{n}"
         elif n % 3 == 1:
-            body["correlation_id"] = f"c-{n}"
+            headers["idempotency-key"] = f"c-{n}"
+            body["correlation_id"] = f"c-{n}"  # a tag only: the key is what makes the retry safe
         for _ in range(TRIES if n % 3 != 2 else 1):
             status, answer = self.call("start", "POST", "/instances", body, headers)
             if status in (200, 201):

@@ -291,6 +291,7 @@ def test_authorization_matrix(secured, capsys):
         ("POST", f"/instances/{done}/cancel", None, 409, True, False),
         ("POST", f"/instances/{done}/retry", None, 409, True, False),
         ("POST", f"/instances/{done}/resume", None, 409, True, False),
+        ("POST", f"/instances/{gate}/continue", None, 409, True, False),  # not completed
         ("GET", f"/instances/{done}/graph", None, 200, True, False),
         ("GET", f"/instances/{done}/events", None, 200, True, False),
         ("POST", f"/instances/{done}/events", {"step": "one", "data": {}}, 409, True, False),

@@ -68,11 +68,27 @@ def test_idempotent_start_returns_the_same_instance_and_refuses_a_different_body
     other = api.client.http.post("/workflows/instances", headers=headers, body=json.dumps(
         {**body, "input_data": {"prompt": "dog"}}))
     assert other.status_code == 409
-    # correlation_id works as the key when no header is given
-    status, a = api.post("/instances", {**body, "correlation_id": "c-9"})
-    status2, b = api.post("/instances", {**body, "correlation_id": "c-9"})
-    assert (status, status2) == (201, 200) and a["id"] == b["id"]
-    assert len(api.get("/instances?workflow_name=image_pipeline")[1]["items"]) == 2
+    assert len(api.get("/instances?workflow_name=image_pipeline")[1]["items"]) == 1
+
+
+def test_a_correlation_id_tags_instances_and_never_deduplicates_them(api):
+    # Two starts with the same correlation_id (and the same body) are two instances, both found by the
+    # tag; only an Idempotency-Key names an instance.
+    pipeline(api)
+    body = {"definition_name": "image_pipeline", "input_data": {"prompt": "cat"}, "correlation_id": "order-9"}
+    status, a = api.post("/instances", body)
+    status2, b = api.post("/instances", body)
+    assert (status, status2) == (201, 201) and a["id"] != b["id"]
+    assert a["correlation_id"] == b["correlation_id"] == "order-9"
+    api.post("/instances", {**body, "correlation_id": "order-10"})
+    status, page = api.get("/instances?correlation_id=order-9")
+    assert status == 200 and {i["id"] for i in page["items"]} == {a["id"], b["id"]}
+    assert all(i["correlation_id"] == "order-9" for i in page["items"])
+    headers = {"content-type": "application/json", "idempotency-key": "k-9"}
+    first = api.client.http.post("/workflows/instances", body=json.dumps(body), headers=headers)
+    again = api.client.http.post("/workflows/instances", body=json.dumps(body), headers=headers)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert json.loads(first.body)["id"] == json.loads(again.body)["id"] not in (a["id"], b["id"])
 
 
 def test_create_without_starting_then_start(api):
@@ -275,3 +291,59 @@ def test_the_local_runtime_delivers_status_changes_to_the_app(api, local_aws):
     assert watcher.poll() >= 1
     assert app_module.services.instance_store.get(started["id"])["status"] == "completed"
     assert watcher.poll() == 0  # each change is delivered once
+
+
+CONTINUED = {
+    "name": "continued_total", "version": "1.0.0",
+    "input_schema": {"type": "object", "required": ["amount"], "additionalProperties": False,
+                     "properties": {"amount": {"type": "number"}}},
+    "steps": [{"id": "tally", "type": "machine", "task_type": "data.set", "config": {"values": {"tallied": True}}}],
+}
+
+
+def test_a_completed_instance_continues_from_its_final_data_with_new_input_linked_both_ways(api):
+    register(api, CONTINUED)
+    status, first = api.post("/instances", {"definition_name": "continued_total", "input_data": {"amount": 5},
+                                            "correlation_id": "order-5"})
+    assert status == 201
+    assert api.wait(first["id"])["status"] == "completed"
+    response = api.client.http.post(f"/workflows/instances/{first['id']}/continue",
+                                    body=json.dumps({"input_data": {"amount": 7, "note": "second"}}),
+                                    headers={"content-type": "application/json"})
+    assert response.status_code == 201, response.body
+    second = json.loads(response.body)
+    assert response.headers["Location"] == f"/workflows/instances/{second['id']}"
+    assert second["continued_from"] == first["id"] and second["correlation_id"] == "order-5"
+    # The final data of the first run (its step's output included) with the new input laid over it.
+    assert second["input_data"] == {"amount": 7, "tallied": True, "note": "second"}
+    done = api.wait(second["id"])
+    assert done["status"] == "completed" and done["output"]["note"] == "second"
+    assert api.get(f"/instances/{first['id']}")[1]["continued_by"] == second["id"]
+    # Only a completed instance continues; the body takes only input_data, as an object.
+    assert api.post(f"/instances/{first['id']}/continue", {"input": {}})[0] == 400
+    assert api.post(f"/instances/{first['id']}/continue", {"input_data": [1]})[0] == 400
+    status, pending = api.post("/instances", {"definition_name": "continued_total", "input_data": {"amount": 1},
+                                              "start": False})
+    status, refused = api.post(f"/instances/{pending['id']}/continue", {})
+    assert status == 409 and "only a completed instance" in refused["detail"]
+    assert api.post("/instances/nope/continue", {})[0] == 404
+
+
+def test_cancel_with_purge_cancels_and_removes_the_instance_its_tasks_and_events(api):
+    register(api, {"name": "purged_review", "version": "1.0.0", "steps": [
+        {"id": "review", "type": "human", "assignee": "ada",
+         "form_schema": {"type": "object", "properties": {"ok": {"type": "boolean"}}}}]})
+    status, started = api.post("/instances", {"definition_name": "purged_review", "input_data": {}})
+    instance_id = started["id"]
+    task = api.one_task(f"instance_id={instance_id}")
+    status, gone = api.post(f"/instances/{instance_id}/cancel?purge=true&reason=mistake")
+    assert status == 200 and gone["purged"] is True and gone["status"] == "canceled", gone
+    assert gone["cancel_reason"] == "mistake"
+    assert api.get(f"/instances/{instance_id}")[0] == 404
+    assert api.get(f"/tasks/{task['id']}")[0] == 404
+    assert api.get(f"/instances/{instance_id}/events")[0] == 404
+    assert api.get("/instances?include_deleted=true&workflow_name=purged_review")[1]["items"] == []
+    # Without purge, a cancel keeps the instance.
+    status, kept = api.post("/instances", {"definition_name": "purged_review", "input_data": {}})
+    status, canceled = api.post(f"/instances/{kept['id']}/cancel")
+    assert status == 200 and "purged" not in canceled and api.get(f"/instances/{kept['id']}")[0] == 200

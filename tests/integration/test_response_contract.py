@@ -210,6 +210,8 @@ def tasks_and_webhooks(api: Checked) -> None:
 def failures_and_control(api: Checked) -> None:
     status, quick = api.post("/definitions/contract_quick/run", {"input_data": {"ok": True}, "wait_seconds": 25})
     assert status == 200 and quick["status"] == "completed"
+    status, continued = api.post(f"/instances/{quick['id']}/continue", {"input_data": {"ok": True}})
+    assert status == 201 and continued["continued_from"] == quick["id"]
     status, failed = api.post("/definitions/contract_quick/run", {"input_data": {"ok": False}, "wait_seconds": 25})
     assert status == 200 and failed["status"] == "failed" and failed["error"]["error"]
     instance = api.get(f"/instances/{failed['id']}")[1]
@@ -227,6 +229,8 @@ def failures_and_control(api: Checked) -> None:
     assert api.post(f"/instances/{running['id']}/cancel", {"reason": "done with it"})[1]["status"] == "canceled"
     status, pending = api.post("/instances", {"definition_name": "contract_tour", "start": False})
     assert status == 201 and pending["status"] == "pending"
+    status, doomed = api.post("/instances", {"definition_name": "contract_tour", "start": False})
+    assert api.post(f"/instances/{doomed['id']}/cancel?purge=true")[1]["purged"] is True
     assert api.post(f"/instances/{pending['id']}/start")[1]["status"] in ("running", "waiting")
     status, completed = api.post(f"/tasks/{api.task(pending['id'], 'review')['id']}/complete",
                                  {"output_data": {"approved": True}, "completed_by": "cy", "comment": "ok"})

@@ -116,6 +116,10 @@ class Instance(Closed):
     step_history: list[StepRun]
     runs: list[Run]
     notifications: list[Notification]
+    continued_from: str | None = Field(None, description="The completed instance this one continues")
+    continued_by: str | None = Field(None, description="The instance that continued this one (the latest)")
+    purged: Literal[True] | Absent = Field(None, description="cancel?purge=true: the instance, its tasks and "
+                                                            "events are removed; this is how it was last seen")
 
 
 class InstancePage(Closed):
@@ -126,10 +130,14 @@ class InstancePage(Closed):
 
 
 class InstanceRunning(Closed):
-    """The instance has not ended yet: ask `result_url` (relative to the API prefix) again."""
+    """The instance has not ended yet: ask `result_url` again (the `Location` header, `Retry-After`
+    seconds later). The URL is absolute-path: stage and API prefix included."""
 
     id: str
     status: LiveStatus
+    workflow_name: str | None
+    revision: str | None
+    started_at: Timestamp | None
     result_url: str
 
 
@@ -138,6 +146,9 @@ class InstanceResult(Closed):
 
     id: str
     status: EndedStatus
+    workflow_name: str | None
+    revision: str | None
+    started_at: Timestamp | None
     result: JsonObject | None
     error: Failure | None
     completed_at: Timestamp | None
