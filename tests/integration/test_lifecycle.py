@@ -319,9 +319,9 @@ def test_a_completed_instance_continues_from_its_final_data_with_new_input_linke
     done = api.wait(second["id"])
     assert done["status"] == "completed" and done["output"]["note"] == "second"
     assert api.get(f"/instances/{first['id']}")[1]["continued_by"] == second["id"]
-    # Only a completed instance continues; the body takes only input_data, as an object.
-    assert api.post(f"/instances/{first['id']}/continue", {"input": {}})[0] == 400
-    assert api.post(f"/instances/{first['id']}/continue", {"input_data": [1]})[0] == 400
+    # Only a completed instance continues; the body takes only input_data, as an object (a well-formed body that is wrong: 422).
+    assert api.post(f"/instances/{first['id']}/continue", {"input": {}})[0] == 422
+    assert api.post(f"/instances/{first['id']}/continue", {"input_data": [1]})[0] == 422
     status, pending = api.post("/instances", {"definition_name": "continued_total", "input_data": {"amount": 1},
                                               "start": False})
     status, refused = api.post(f"/instances/{pending['id']}/continue", {})
