@@ -61,7 +61,7 @@ class StepRunner:
             # The child's end answered the wait (service/child_workflows.py): that is the step's output.
             answered = event.get("outcome")
             output: dict[str, Any] = answered if isinstance(answered, dict) else {}
-            _Journal(self._events, event.get("execution", ""), step, "child", step.task_type).succeeded([], output)
+            _Journal(self._events, event.get("execution", ""), step, "child", step.task_type).succeeded(output)
             steps[step.id] = output
             return {"steps": steps, "data": merge_instance_data(start_input, steps, loaded.order)}
         data = merge_instance_data(start_input, steps, loaded.order)
