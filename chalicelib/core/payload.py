@@ -23,6 +23,8 @@ KEYS = {
     "f": "failure",  # what a fallback caught
     "t": "token",  # a callback's task token
     "c": "context",  # w, r, i and e in one object: expand() lifts them to the top
+    "g": "releases",  # the gated steps this step releases when it finishes (core/gates.py)
+    "n": "waits",  # what a gate state waits for
 }
 LONG = {name: short for short, name in KEYS.items()}
 
