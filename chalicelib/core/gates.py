@@ -109,8 +109,8 @@ def gated_plan(order: Sequence[str], edges: Sequence[tuple[str, str]]) -> GatedP
             children[free[-1]].append(node)
         waits[node] = tuple(p for p in deps if p != parent[node])
     releases: dict[str, list[str]] = {}
-    for node, deps in waits.items():
-        for p in deps:
+    for node, waited in waits.items():
+        for p in waited:
             releases.setdefault(p, []).append(node)
     # Built bottom-up without recursion (chains can be thousands of steps long): each subtree is the
     # list of its Seq's parts, last part first, handed to its single tree parent.

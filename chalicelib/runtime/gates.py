@@ -5,7 +5,7 @@ its success, exactly once (aws/gate_store.py claims it), with the outputs the ga
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from chalicelib.core.instance_data import merge_instance_data
@@ -21,7 +21,7 @@ class Gates:
         self._store = store
         self._send_success = send_success
 
-    def wait(self, event: dict[str, Any], order: list[str]) -> None:
+    def wait(self, event: dict[str, Any], order: Sequence[str]) -> None:
         """The gate state of event["step"]: registers its token; released at once if nothing is missing."""
         instance_id, run = run_of_execution(event.get("execution", ""))
         steps = dict(event.get("steps") or {})
@@ -32,7 +32,7 @@ class Gates:
         if complete(gate):
             self._release(instance_id, run, event["step"], gate, event.get("input") or {}, order)
 
-    def arrive(self, event: dict[str, Any], steps: dict[str, Any], order: list[str]) -> None:
+    def arrive(self, event: dict[str, Any], steps: dict[str, Any], order: Sequence[str]) -> None:
         """event["step"] has finished with `steps`: each gated step it releases hears of it."""
         instance_id, run = run_of_execution(event.get("execution", ""))
         for child in event.get("releases") or ():
@@ -41,7 +41,7 @@ class Gates:
                 self._release(instance_id, run, child, gate, event.get("input") or {}, order)
 
     def _release(self, instance_id: str, run: str, step: str, gate: dict[str, Any], start_input: dict[str, Any],
-                 order: list[str]) -> None:
+                 order: Sequence[str]) -> None:
         token = gate["token"]
         claimed = self._store.claim(instance_id, run, step, token)
         if claimed is None:

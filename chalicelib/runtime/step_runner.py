@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.core.event_stream import custom_type
@@ -114,7 +114,7 @@ class StepRunner:
             raise lambda_exception("Stepflow.GatesUnavailable", "this step runner cannot release dependency gates")
         return self._gates
 
-    def _arrive(self, event: dict[str, Any], steps: dict[str, Any], order: list[str]) -> None:
+    def _arrive(self, event: dict[str, Any], steps: dict[str, Any], order: Sequence[str]) -> None:
         if event.get("releases"):
             self._require_gates().arrive(event, steps, order)
 
