@@ -4,7 +4,9 @@ table under `gate#<instance>`, where the steps it waits for arrive and its task 
 Arrivals and the registration are single UpdateItems that return the whole item, so whichever of them
 comes last sees the pair complete; `claim` then lets exactly one caller release the token. Each
 arrival is a member of a string set, so a repeated arrival (a retried Lambda) counts once. The outputs
-the gated step needs travel in the item, one attribute per step (`o:<step>`, its output as JSON).
+the gated step needs travel in the item: each arrival (and the registration) writes the steps map it ended
+with as one JSON attribute (`m:<step>`), so a write costs one clause whatever the map's size; the maps
+of one gate must fit in an item together (400 KB).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from chalicelib.aws.paging import query_all
 if TYPE_CHECKING:  # a development dependency only: the Lambda package has no stubs
     from mypy_boto3_dynamodb import DynamoDBClient
 
-OUTPUT_PREFIX = "o:"
+MAP_PREFIX = "m:"
 # Step Functions runs an execution for a year at most; TTL removes what an unclosed run left after that.
 KEEP_SECONDS = 366 * 86400
 
@@ -34,15 +36,12 @@ class GateStore:
         self._ddb = ddb
         self._table = table
 
-    def _update(self, key: dict[str, Any], arrived: list[str], outputs: dict[str, Any],
+    def _update(self, key: dict[str, Any], arrived: list[str], writer: str, steps: dict[str, Any],
                 extra_set: dict[str, Any]) -> dict[str, Any]:
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {":exp": {"N": str(int(time.time()) + KEEP_SECONDS)}}
-        sets = ["expires_at = if_not_exists(expires_at, :exp)"]
-        for i, (step, output) in enumerate(sorted(outputs.items())):
-            names[f"#o{i}"] = OUTPUT_PREFIX + step
-            values[f":o{i}"] = {"S": json.dumps(output, sort_keys=True, separators=(",", ":"))}
-            sets.append(f"#o{i} = :o{i}")
+        names: dict[str, str] = {"#m": MAP_PREFIX + writer}
+        values: dict[str, Any] = {":exp": {"N": str(int(time.time()) + KEEP_SECONDS)},
+                                  ":m": {"S": json.dumps(steps, separators=(",", ":"))}}
+        sets = ["expires_at = if_not_exists(expires_at, :exp)", "#m = :m"]
         for i, (name, value) in enumerate(extra_set.items()):
             names[f"#x{i}"] = name
             values[f":x{i}"] = value
@@ -51,20 +50,18 @@ class GateStore:
         if arrived:
             values[":a"] = {"SS": sorted(set(arrived))}
             expression += " ADD arrived :a"
-        request: dict[str, Any] = {"TableName": self._table, "Key": key, "UpdateExpression": expression,
-                                   "ExpressionAttributeValues": values, "ReturnValues": "ALL_NEW"}
-        if names:
-            request["ExpressionAttributeNames"] = names
-        return _gate(self._ddb.update_item(**request)["Attributes"])
+        return _gate(self._ddb.update_item(TableName=self._table, Key=key, UpdateExpression=expression,
+                                           ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+                                           ReturnValues="ALL_NEW")["Attributes"])
 
     def arrive(self, instance_id: str, run: str, step: str, parent: str, outputs: dict[str, Any]) -> dict[str, Any]:
         """`parent` has finished, with the steps map it ended with; the gate as it is now."""
-        return self._update(_key(instance_id, run, step), [parent], outputs, {})
+        return self._update(_key(instance_id, run, step), [parent], parent, outputs, {})
 
     def register(self, instance_id: str, run: str, step: str, token: str, waits: list[str], present: list[str],
                  outputs: dict[str, Any]) -> dict[str, Any]:
         """The gated step waits with `token` for `waits`; those in `present` had finished before it came."""
-        return self._update(_key(instance_id, run, step), present, outputs,
+        return self._update(_key(instance_id, run, step), present, step, outputs,
                             {"token": {"S": token}, "waits": {"L": [{"S": w} for w in waits]}})
 
     def claim(self, instance_id: str, run: str, step: str, token: str) -> dict[str, Any] | None:
@@ -79,7 +76,7 @@ class GateStore:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return None
             raise
-        return _gate(answer["Attributes"])
+        return _gate(answer["Attributes"], with_outputs=True)
 
     def unclaim(self, instance_id: str, run: str, step: str, token: str) -> None:
         """Gives a claim back (its release could not be sent), so a later caller can send it."""
@@ -103,10 +100,13 @@ class GateStore:
         return len(gates)
 
 
-def _gate(item: dict[str, Any]) -> dict[str, Any]:
-    """The item as plain values: arrived and waits as lists, outputs as a steps map."""
-    outputs = {name[len(OUTPUT_PREFIX):]: json.loads(value["S"])
-               for name, value in item.items() if name.startswith(OUTPUT_PREFIX)}
+def _gate(item: dict[str, Any], with_outputs: bool = False) -> dict[str, Any]:
+    """The item as plain values: arrived and waits as lists; with_outputs, the maps written to it merged into
+    `outputs` (a step's output is the same in every map that holds it; read only by who releases the gate)."""
+    outputs: dict[str, Any] = {}
+    for name in sorted(item) if with_outputs else ():
+        if name.startswith(MAP_PREFIX):
+            outputs.update(json.loads(item[name]["S"]))
     return {"pk": item["pk"]["S"], "sk": item["sk"]["S"],
             "arrived": sorted(item.get("arrived", {}).get("SS", [])),
             "waits": [w["S"] for w in item.get("waits", {}).get("L", [])],

@@ -16,6 +16,7 @@ too), send those values in full. It is off by default: see docs/architecture.md,
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ from chalicelib.core import conditions
 from chalicelib.core.gates import gated_plan, is_exact
 from chalicelib.core.graph import Graph, build_graph
 from chalicelib.core.model import Definition, GatewayStep, HumanStep, MachineStep, TimerStep, WebhookStep
-from chalicelib.core.schedule import Leaf, Par, Plan, Seq, makespan, plan_series_parallel
+from chalicelib.core.schedule import Leaf, Par, Plan, Seq, count_parallel, makespan, plan_series_parallel
 from chalicelib.core.shared_context import SHARED, assign_context, insert_before
 from chalicelib.core.structure import GatewayRegion, Structure, analyse
 
@@ -127,6 +128,12 @@ class _Emitter:
         plan = plan_series_parallel(nodes, edges, self.weights, parallel_budget=self.options.parallel_budget)
         if self.definition.scheduling == "planned" or is_exact(plan, nodes, edges):
             return plan  # every step waits only for what it depends on: nothing to gain
+        if count_parallel(plan) >= int(self.options.parallel_budget * len(nodes) + 2):
+            # The budget may have serialised an exact plan: each Parallel costs one transition, as a gate
+            # does, and no Lambda.
+            plan = plan_series_parallel(nodes, edges, self.weights, parallel_budget=math.inf)
+            if is_exact(plan, nodes, edges):
+                return plan
         gated = gated_plan(nodes, edges)
         self.waits.update(gated.waits)
         self.releases.update(gated.releases)
