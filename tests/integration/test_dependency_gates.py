@@ -228,3 +228,32 @@ def test_resume_of_a_failed_gated_step_runs_it_without_rerunning_its_dependencie
         wait_for(lambda: gates_of(instance_id) == [], "the ended instance's gates to close")
     finally:
         server.shutdown()
+
+
+def test_a_gated_human_step_opens_its_task_once_its_dependencies_finish_and_the_graph_shows_it(api):
+    # review depends on a and b (b also feeds d): it waits at a gate, then opens its task with both outputs.
+    definition = {"name": "gated_review", "steps": [
+        {"id": "a", "type": "machine", "task_type": "data.set", "config": {"values": {"from_a": 1}}},
+        {"id": "b", "type": "machine", "task_type": "data.set", "config": {"values": {"from_b": 2}}},
+        {"id": "review", "type": "human", "assignee": "ada", "depends_on": ["a", "b"],
+         "form_schema": {"type": "object", "properties": {"ok": {"type": "boolean"}}},
+         "title": "Check {{ from_a }} and {{ from_b }}"},
+        sleep_step("d", 0.0, "b"),
+        {"id": "after", "type": "machine", "task_type": "data.set", "config": {"values": {"done": True}},
+         "depends_on": ["review"]}]}
+    assert "review__gate" in state_names(compiled(api, definition))
+    register(api, definition)
+    instance_id = start(api, "gated_review")
+    task = api.one_task(f"instance_id={instance_id}")
+    assert task["step_name"] == "review" and task["title"] == "Check 1 and 2"
+    status, graph = api.get(f"/instances/{instance_id}/graph")
+    assert status == 200 and graph["current_steps"] == ["review"], graph
+    status, body = api.post(f"/tasks/{task['id']}/complete", {"output_data": {"ok": True}, "completed_by": "ada"})
+    assert status == 200, body
+    done = api.wait(instance_id)
+    assert done["status"] == "completed", done
+    assert done["context_data"]["done"] is True and done["context_data"]["from_a"] == 1
+    history = {s["step_name"]: s["status"] for s in done["step_history"]}
+    assert history == {"a": "succeeded", "b": "succeeded", "review": "succeeded", "d": "succeeded",
+                       "after": "succeeded"}
+    assert api.get(f"/instances/{instance_id}/graph")[0] == 200
