@@ -33,9 +33,11 @@ from chalicelib.core.schedule import critical_path
 RESULTS = Path(__file__).with_name("dag_service_results.md")
 PREFIX = "/workflows"
 SIZES = (14, 30, 100)
-SEEDS = {14: 6, 30: 5, 100: 3}
-OVERHEAD_SEEDS = 2
-UNIT_SECONDS = 1.0  # a step of lognormal duration 1 sleeps this long
+SEEDS = {14: 4, 30: 3, 100: 2}
+OVERHEAD_SEEDS = 1
+# A step of lognormal duration 1 sleeps this long: long enough that the service's own cost per step is a
+# small part of it, short enough that the five variants of a 100-step DAG run in minutes.
+UNITS = {14: 1.0, 30: 1.0, 100: 0.5}
 WRONG_SIGMA = 0.5
 VARIANTS = ("gates", "gates_wrong", "planned", "planned_wrong", "level")
 LABELS = {
@@ -155,34 +157,33 @@ def _quantile(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, math.ceil(q * len(xs)) - 1)]
 
 
-def run_makespans(runner: Runner, sizes: tuple[int, ...], seeds: dict[int, int], unit: float) -> list[dict[str, Any]]:
+def run_makespans(runner: Runner, n: int, seeds: dict[int, int], unit: float) -> list[dict[str, Any]]:
     rows = []
-    for n in sizes:
-        per: dict[str, dict[str, list[float]]] = {v: {"ratio": [], "transitions": [], "lambdas": []} for v in VARIANTS}
-        for seed in range(seeds[n]):
-            nodes, edges, seconds_of = dag(n, seed, unit)
-            cp = critical_path(nodes, edges, seconds_of)
-            bodies = variants(n, seed, seconds_of, nodes, edges)
-            for body in bodies.values():
-                runner.register(body)
-            for v, body in bodies.items():
-                # One run at a time: the emulator runs every Lambda of the service in one process, so runs
-                # side by side would slow each other's steps down (the GIL), not the scheduling.
-                instance_id = runner.start(body["name"])
-                runner.wait([instance_id])
-                got = runner.measure(instance_id)
-                per[v]["ratio"].append(got["makespan"] / cp)
-                per[v]["transitions"].append(got["transitions"])
-                per[v]["lambdas"].append(got["lambdas"])
-            print(f"n={n} seed={seed} cp={cp:.1f}s " + " ".join(
-                f"{v}={per[v]['ratio'][-1]:.2f}" for v in VARIANTS), flush=True)
-        for v in VARIANTS:
-            rows.append({"n": n, "variant": v, "runs": seeds[n],
-                         "median": statistics.median(per[v]["ratio"]), "p90": _quantile(per[v]["ratio"], 0.9),
-                         "max": max(per[v]["ratio"]),
-                         "transitions_median": statistics.median(per[v]["transitions"]),
-                         "transitions_max": max(per[v]["transitions"]),
-                         "lambdas_median": statistics.median(per[v]["lambdas"])})
+    per: dict[str, dict[str, list[float]]] = {v: {"ratio": [], "transitions": [], "lambdas": []} for v in VARIANTS}
+    for seed in range(seeds[n]):
+        nodes, edges, seconds_of = dag(n, seed, unit)
+        cp = critical_path(nodes, edges, seconds_of)
+        bodies = variants(n, seed, seconds_of, nodes, edges)
+        for body in bodies.values():
+            runner.register(body)
+        for v, body in bodies.items():
+            # One run at a time: the emulator runs every Lambda of the service in one process, so runs
+            # side by side would slow each other's steps down (the GIL), not the scheduling.
+            instance_id = runner.start(body["name"])
+            runner.wait([instance_id])
+            got = runner.measure(instance_id)
+            per[v]["ratio"].append(got["makespan"] / cp)
+            per[v]["transitions"].append(got["transitions"])
+            per[v]["lambdas"].append(got["lambdas"])
+        print(f"n={n} seed={seed} cp={cp:.1f}s " + " ".join(
+            f"{v}={per[v]['ratio'][-1]:.2f}" for v in VARIANTS), flush=True)
+    for v in VARIANTS:
+        rows.append({"n": n, "variant": v, "runs": seeds[n], "unit": unit,
+                     "median": statistics.median(per[v]["ratio"]), "p90": _quantile(per[v]["ratio"], 0.9),
+                     "max": max(per[v]["ratio"]),
+                     "transitions_median": statistics.median(per[v]["transitions"]),
+                     "transitions_max": max(per[v]["transitions"]),
+                     "lambdas_median": statistics.median(per[v]["lambdas"])})
     return rows
 
 
@@ -192,7 +193,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def run_overhead(runner: Runner, sizes: tuple[int, ...]) -> list[dict[str, Any]]:
-    """Service CPU time per step, every sleep 0, one run at a time (the server's own threads only)."""
+    """Service CPU time per step, every sleep 0, one run at a time (the server process's CPU time)."""
     rows = []
     for n in sizes:
         cpu: dict[str, list[float]] = {"gates": [], "planned": []}
@@ -213,13 +214,13 @@ def run_overhead(runner: Runner, sizes: tuple[int, ...]) -> list[dict[str, Any]]
     return rows
 
 
-def report(makespans: list[dict[str, Any]], overhead: list[dict[str, Any]], unit: float, seconds: float,
+def report(makespans: list[dict[str, Any]], overhead: list[dict[str, Any]], seconds: float,
            load: tuple[float, float]) -> str:
     out = [
         "## DAG scheduling through the local service (`make bench-dag`, bench/dag_service.py)",
         "",
         "Seeded random DAGs as in bench/dag_schedule.py (0-3 predecessors among the 8 steps before, lognormal(0, 1)",
-        f"durations, 5% of them 0), each step a `util.sleep` of its duration x {unit:g} s, run by the local service",
+        "durations, 5% of them 0), each step a `util.sleep` of its duration x the unit (seconds) below, run by the local service",
         "(`python -m stepflow_local.server --ephemeral`). The planner sees only the definition: durations are not",
         f"declared, or declared wrong (`expected_seconds` = true x lognormal(0, {WRONG_SIGMA})). The five variants of",
         "a DAG run one after another. *level barrier*: every step of a longest-path level depends on every step of",
@@ -228,12 +229,12 @@ def report(makespans: list[dict[str, Any]], overhead: list[dict[str, Any]], unit
         f"Targets for exact scheduling, durations not declared: median <= {MEDIAN_TARGET}, p90 <= {P90_TARGET};",
         "transitions <= 1.5 n + 2.",
         "",
-        "| steps | variant | runs | ratio median | p90 | max | transitions median | max | cap 1.5n+2 | Lambda invocations median |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| steps | unit s | variant | runs | ratio median | p90 | max | transitions median | max | cap 1.5n+2 | Lambda invocations median |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in makespans:
         cap = 1.5 * r["n"] + 2
-        out.append(f"| {r['n']} | {LABELS[r['variant']]} | {r['runs']} | {r['median']:.3f} | {r['p90']:.3f} | "
+        out.append(f"| {r['n']} | {r['unit']:g} | {LABELS[r['variant']]} | {r['runs']} | {r['median']:.3f} | {r['p90']:.3f} | "
                    f"{r['max']:.3f} | {r['transitions_median']:.0f} | {r['transitions_max']:.0f} | {cap:g} | "
                    f"{r['lambdas_median']:.0f} |")
     out += ["", "Targets, exact scheduling with durations not declared:", ""]
@@ -258,20 +259,26 @@ def report(makespans: list[dict[str, Any]], overhead: list[dict[str, Any]], unit
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--unit", type=float, default=UNIT_SECONDS, help="seconds slept per unit of duration")
-    parser.add_argument("--quick", action="store_true", help="two seeds per size (a smoke run)")
+    parser.add_argument("--unit", type=float, default=None, help="seconds slept per unit of duration (all sizes)")
+    parser.add_argument("--quick", action="store_true", help="one seed per size (a smoke run)")
     args = parser.parse_args(argv)
-    seeds = {n: 2 for n in SIZES} if args.quick else SEEDS
+    seeds = dict.fromkeys(SIZES, 1) if args.quick else SEEDS
     begun = time.monotonic()
     load_before = os.getloadavg()[0]
     service = Service(store="memory")
+    makespans: list[dict[str, Any]] = []
+    overhead: list[dict[str, Any]] = []
     try:
         runner = Runner(service)
-        makespans = run_makespans(runner, SIZES, seeds, args.unit)
+        for n in SIZES:
+            makespans += run_makespans(runner, n, seeds, args.unit or UNITS[n])
+            # Written after each size, so a run cut short still leaves what it measured.
+            RESULTS.write_text(report(makespans, overhead, time.monotonic() - begun,
+                                      (load_before, os.getloadavg()[0])), encoding="utf-8")
         overhead = run_overhead(runner, SIZES)
     finally:
         service.stop()
-    text = report(makespans, overhead, args.unit, time.monotonic() - begun, (load_before, os.getloadavg()[0]))
+    text = report(makespans, overhead, time.monotonic() - begun, (load_before, os.getloadavg()[0]))
     RESULTS.write_text(text, encoding="utf-8")
     print(text)
     return 0
