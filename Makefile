@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test lint statemachines bench bench-load bench-startup clean token lock check-lock check-install
+.PHONY: run test lint statemachines bench bench-load bench-startup bench-dag clean token lock check-lock check-install
 
 # Every dependency comes from a lock with hashes (make lock); then the project itself, editable and
 # offline (its build backend, setuptools, is in the lock), which installs the `stepflow` command.
@@ -54,6 +54,10 @@ bench: $(VENV)/.installed
 ## bench-load: the local service under load, 1,000 waiting instances, a soak (SOAK_SECONDS=60; 600 for the real figure; TRACE_MEMORY=1 lists where memory grew), cold import (~5 min)
 bench-load: $(VENV)/.installed
 	$(PY) -m bench.local_load
+
+## bench-dag: random DAGs of util.sleep steps through the local service: exact scheduling beside today's planner and a level barrier (~25 min), written to bench/dag_service_results.md
+bench-dag: $(VENV)/.installed
+	$(PY) -m bench.dag_service
 
 ## bench-startup: time from `python -m stepflow_local.server` to its first answer, in memory and on a data directory
 bench-startup: $(VENV)/.installed node_modules/.installed

@@ -111,6 +111,7 @@ EVENTS = Table("EventsTable", "events", "instance_id", "seq", env_var="STEPFLOW_
 # Webhook triggers (service/triggers.py): a trigger item under its workflow (`def#<name>`, `trigger#<id>`),
 # its key's lookup item (`key#<sha256 of the key>`), and short-lived items that expire by TTL: the
 # deliveries seen within the replay window (`seen#<trigger>`) and the rate window counters (`rate#<trigger>`).
+# It also holds the dependency gates of running instances (`gate#<instance>`, aws/gate_store.py).
 TRIGGERS = Table("TriggersTable", "triggers", "pk", "sk", ttl_attribute="expires_at", env_var="STEPFLOW_TRIGGERS_TABLE")
 # The key-value store (service/kv.py): pk is the tenant and namespace (core/kv.py), sk the key. DynamoDB's
 # TTL deletes an expired item some time after expires_at (and emulators never do), so reads compare it

@@ -18,10 +18,12 @@ if TYPE_CHECKING:  # each property imports its own class: a cold start loads onl
     from chalicelib.aws.definition_store import DefinitionStore
     from chalicelib.aws.event_store import EventStore
     from chalicelib.aws.events import EventPublisher
+    from chalicelib.aws.gate_store import GateStore
     from chalicelib.aws.instance_store import InstanceStore
     from chalicelib.aws.state_machines import StateMachines
     from chalicelib.aws.task_store import TaskStore
     from chalicelib.runtime.definitions import RevisionLoader
+    from chalicelib.runtime.gates import Gates
     from chalicelib.runtime.step_runner import StepRunner
     from chalicelib.runtime.task_registrar import TaskRegistrar
     from chalicelib.service.aliases import AliasService
@@ -173,7 +175,7 @@ class Services:
 
         return InstanceService(self.definitions, self.instance_store, self.machines, self.loader, now_utc,
                                tasks=self.tasks, notifier=self.notifier, events=lambda: getattr(self, "events", None),
-                               aliases=self.aliases, routing=self.routing)
+                               aliases=self.aliases, routing=self.routing, gates=self.gate_store)
 
     @cached_property
     def loader(self) -> RevisionLoader:
@@ -194,7 +196,20 @@ class Services:
 
         return StepRunner(self.loader, self.registry, events=self.event_store,
                           credentials=lambda tenant, names: self.credentials.resolve(tenant, names),
-                          children=self.child_workflows)
+                          children=self.child_workflows, gates=self.gates)
+
+    @cached_property
+    def gate_store(self) -> GateStore:
+        from chalicelib.aws.gate_store import GateStore
+
+        return GateStore(self.ddb, self.settings.triggers_table)
+
+    @cached_property
+    def gates(self) -> Gates:
+        from chalicelib.runtime.gates import Gates
+
+        # The Step Functions client only when a gate is released: most steps release none.
+        return Gates(self.gate_store, lambda token, output: self.machines.send_success(token, output))
 
     @cached_property
     def task_registrar(self) -> TaskRegistrar:

@@ -16,10 +16,12 @@ too), send those values in full. It is off by default: see docs/architecture.md,
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.core import conditions
+from chalicelib.core.gates import gated_plan, is_exact
 from chalicelib.core.graph import Graph, build_graph
 from chalicelib.core.model import (
     Definition,
@@ -30,7 +32,7 @@ from chalicelib.core.model import (
     TimerStep,
     WebhookStep,
 )
-from chalicelib.core.schedule import Leaf, Par, Plan, Seq, makespan, plan_series_parallel
+from chalicelib.core.schedule import Leaf, Par, Plan, Seq, count_parallel, makespan, plan_series_parallel
 from chalicelib.core.shared_context import SHARED, assign_context, insert_before
 from chalicelib.core.step_states import retrier_of, waits_for_child
 from chalicelib.core.structure import GatewayRegion, Structure, analyse
@@ -104,6 +106,10 @@ class _Emitter:
         self.options = options
         self.gateways: dict[str, GatewayRegion] = structure.gateways
         self.gateway_plans: dict[str, list[Plan | None]] = {}
+        # Exact scheduling (core/gates.py): the steps each gated step's gate waits for, and the gated steps
+        # each step releases when it finishes.
+        self.waits: dict[str, tuple[str, ...]] = {}
+        self.releases: dict[str, tuple[str, ...]] = {}
         self.weights: dict[str, float] = {
             sid: 0.0 if s.type == "gateway" else (s.expected_seconds if s.expected_seconds is not None else 1.0)
             for sid, s in self.steps.items()
@@ -128,7 +134,19 @@ class _Emitter:
         return max(finish.values(), default=0.0)
 
     def plan(self, nodes: tuple[str, ...], edges: tuple[tuple[str, str], ...]) -> Plan:
-        return plan_series_parallel(nodes, edges, self.weights, parallel_budget=self.options.parallel_budget)
+        plan = plan_series_parallel(nodes, edges, self.weights, parallel_budget=self.options.parallel_budget)
+        if self.definition.scheduling == "planned" or is_exact(plan, nodes, edges):
+            return plan  # every step waits only for what it depends on: nothing to gain
+        if count_parallel(plan) >= int(self.options.parallel_budget * len(nodes) + 2):
+            # The budget may have serialised an exact plan: each Parallel costs one transition, as a gate
+            # does, and no Lambda.
+            plan = plan_series_parallel(nodes, edges, self.weights, parallel_budget=math.inf)
+            if is_exact(plan, nodes, edges):
+                return plan
+        gated = gated_plan(nodes, edges)
+        self.waits.update(gated.waits)
+        self.releases.update(gated.releases)
+        return gated.plan
 
     # -- data validity -------------------------------------------------------------------------
     def valid_after(self, plan: Plan, valid: bool) -> bool:
@@ -140,6 +158,10 @@ class _Emitter:
                 valid = self.valid_after(part, valid)
             return valid
         step = self.steps[plan.node]
+        if plan.node in self.releases and not isinstance(step, MachineStep):
+            return True  # its release state is a step-runner state: it leaves current data behind
+        if plan.node in self.waits:
+            valid = True  # the gate hands on current data
         if isinstance(step, GatewayStep):
             if self.gateways[step.id].sequential:
                 return True  # only single steps run inside, and each leaves current data behind
@@ -162,10 +184,23 @@ class _Emitter:
             return next_name
         if isinstance(plan, Par):
             return self.emit_parallel(plan, states, next_name, valid)
-        step = self.steps[plan.node]
+        if plan.node in self.waits:
+            gate = f"{plan.node}__gate"
+            states[gate] = self._gate(plan.node, self.emit_step(plan.node, states, next_name, True))
+            return gate
+        return self.emit_step(plan.node, states, next_name, valid)
+
+    def emit_step(self, node: str, states: dict[str, Any], next_name: str | None, valid: bool) -> str:
+        step = self.steps[node]
         # Tested on step.type itself (not a copy of it): that is what narrows the step to its class.
         if step.type == "machine":  # by far the most common: checked first
             return self.emit_machine(step, states, next_name)
+        if node in self.releases:
+            # Only the step runner releases gates: a step it does not run is followed by a state that does.
+            release = f"{node}__release"
+            states[release] = self._lambda_task("release", node, next_name)
+            states[release]["Parameters"]["g"] = list(self.releases[node])
+            next_name = release
         needs_data = step.type == "gateway" or (step.type == "timer" and step.until is not None)
         if step.type == "gateway":
             name = self.emit_gateway(step, states, next_name)
@@ -223,8 +258,14 @@ class _Emitter:
         if waits_for_child(step):
             return self.emit_child_wait(step, states, next_name)
         state = self._lambda_task(None, step.id, next_name, timeout=step.timeout_seconds, extra_retry=retrier_of(step))
-        states[step.id] = self._with_fallback(step, state, states, next_name)
+        states[step.id] = self._with_fallback(step, self._releasing(step.id, state), states, next_name)
         return step.id
+
+    def _releasing(self, step_id: str, state: dict[str, Any]) -> dict[str, Any]:
+        """A state that ends the step also releases the gates waiting on it (core/gates.py)."""
+        if step_id in self.releases:
+            state["Parameters"]["g"] = list(self.releases[step_id])
+        return state
 
     def _with_fallback(self, step: MachineStep, state: dict[str, Any], states: dict[str, Any],
                        next_name: str | None) -> dict[str, Any]:
@@ -236,7 +277,7 @@ class _Emitter:
         state = insert_before(state, ("ResultPath", "OutputPath", "Next", "End"), "Catch", catch)
         fb_state = self._lambda_task("fallback", step.id, next_name)
         fb_state["Parameters"]["f.$"] = "$.failure"
-        states[fallback] = fb_state
+        states[fallback] = self._releasing(step.id, fb_state)
         return state
 
     def emit_child_wait(self, step: MachineStep, states: dict[str, Any], next_name: str | None) -> str:
@@ -246,7 +287,7 @@ class _Emitter:
         done = f"{step.id}__done"
         finish = self._lambda_task("child_done", step.id, next_name)
         finish["Parameters"]["o.$"] = "$.child"
-        states[done] = finish
+        states[done] = self._releasing(step.id, finish)
         payload = self._payload("child", step.id)
         payload["t.$"] = "$$.Task.Token"
         state: dict[str, Any] = {
@@ -262,6 +303,15 @@ class _Emitter:
         state["Next"] = done
         states[step.id] = self._with_fallback(step, state, states, next_name)
         return step.id
+
+    def _gate(self, step_id: str, next_name: str) -> dict[str, Any]:
+        """A state that waits until the steps in waits[step_id] have finished; its output carries theirs."""
+        payload = self._payload("gate", step_id)
+        payload["t.$"] = "$$.Task.Token"
+        payload["n"] = list(self.waits[step_id])
+        return {"Type": "Task", "Resource": LAMBDA_CALLBACK,
+                "Parameters": {"FunctionName": self.options.step_runner, "Payload": payload},
+                "Retry": [SERVICE_RETRY], "Next": next_name}
 
     def emit_callback(self, step: HumanStep | WebhookStep | ReceiveStep, states: dict[str, Any], next_name: str | None) -> str:
         payload = self._payload(None, step.id)  # the registrar reads the kind from the step itself

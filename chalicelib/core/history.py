@@ -10,7 +10,9 @@ from chalicelib.core.failures import public_error
 from chalicelib.core.times import as_iso
 
 # Suffixes the compiler gives to helper states of a step; "par__N" states belong to no step.
-_HELPER_SUFFIXES = ("__fallback", "__merge", "__timed_out", "__end", "__done")
+_HELPER_SUFFIXES = ("__fallback", "__merge", "__timed_out", "__end", "__done", "__gate", "__release")
+# A step waiting at its gate (core/gates.py) has not started; a release state runs after it has ended.
+_NOT_THE_STEP = ("__gate", "__release")
 
 STATUS_BY_EXECUTION = {
     "RUNNING": "running",
@@ -84,7 +86,7 @@ def summarise(events: list[dict[str, Any]], step_kinds: dict[str, str]) -> Summa
             name = event["stateEnteredEventDetails"]["name"]
             owner[event["id"]] = name
             step, suffix = _step_of(name)
-            if step not in step_kinds:
+            if step not in step_kinds or suffix in _NOT_THE_STEP:
                 continue
             record = summary.steps.setdefault(step, StepRecord(step))
             if suffix == "":

@@ -36,7 +36,10 @@ def load_definition_text(text: str) -> Any:
 
 
 def canonical_json(definition: Definition) -> str:
-    return json.dumps(definition.model_dump(mode="json", exclude_defaults=False), sort_keys=True, separators=(",", ":"))
+    dumped = definition.model_dump(mode="json", exclude_defaults=False)
+    if dumped.get("scheduling") == "exact":
+        del dumped["scheduling"]  # the default, added later: definitions written before it keep their revision
+    return json.dumps(dumped, sort_keys=True, separators=(",", ":"))
 
 
 def revision_of(definition: Definition) -> str:

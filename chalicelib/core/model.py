@@ -216,6 +216,10 @@ class Definition(_Strict):
     edges: list[Edge] = Field(default_factory=list)
     initial_step: str | None = None
     terminal_steps: list[str] | None = None
+    # "exact": a step starts as soon as the steps it depends on have finished (docs/definitions.md,
+    # "Scheduling"). "planned": the steps run in one series-parallel plan made from expected_seconds, which
+    # saves the gates' transitions but may make a step wait for unrelated work.
+    scheduling: Literal["exact", "planned"] = "exact"
 
     @field_validator("version", mode="before")
     @classmethod

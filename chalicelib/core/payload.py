@@ -24,6 +24,8 @@ KEYS = {
     "t": "token",  # a callback's task token
     "o": "outcome",  # what a waited-on child workflow's end answered (workflow.start with wait)
     "c": "context",  # w, r, i and e in one object: expand() lifts them to the top
+    "g": "releases",  # the gated steps this step releases when it finishes (core/gates.py)
+    "n": "waits",  # what a gate state waits for
 }
 LONG = {name: short for short, name in KEYS.items()}
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import copy
 import logging
 import traceback
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.core.event_stream import custom_type
 from chalicelib.core.failures import clean_message, public_error
@@ -20,6 +20,9 @@ from chalicelib.tasks.credentials import CREDENTIAL_MISSING, Redactor
 from chalicelib.tasks.errors import StepError, lambda_exception
 from chalicelib.tasks.registry import TaskContext, TaskRegistry
 
+if TYPE_CHECKING:
+    from chalicelib.runtime.gates import Gates
+
 MAPPING_ERROR = "Stepflow.MappingError"
 events_log = logging.getLogger("stepflow.events")
 steps_log = logging.getLogger("stepflow.steps")
@@ -30,9 +33,10 @@ class StepRunner:
                  log: Callable[..., None] | None = None, sleep: Callable[[float], None] | None = None,
                  events: Any = None,
                  credentials: Callable[[str | None, set[str]], dict[str, str]] | None = None,
-                 children: Any = None):
+                 children: Any = None, gates: Gates | None = None):
         self._loader = loader
         self._children = children  # service/child_workflows.py: a waited-on child gets the parent's token
+        self._gates = gates  # runtime/gates.py: needed by state machines that gate steps
         # (tenant, names) -> values, or a StepError naming the missing one (service/credentials.py).
         self._credentials = credentials
         self._registry = registry
@@ -48,11 +52,16 @@ class StepRunner:
         steps = dict(event.get("steps") or {})
         if event["kind"] == "merge":
             return {"steps": steps, "data": merge_instance_data(start_input, steps, loaded.order)}
+        if event["kind"] == "gate":
+            self._require_gates().wait(event, loaded.order)
+            return {}  # a waitForTaskToken state: its output is what the release sends
+        if event["kind"] == "release" or (event["kind"] == "machine" and event["step"] in steps):
+            # A step this runner does not run (human, webhook, timer, gateway) has finished, or a resumed run
+            # carries the output of a step an earlier run finished: pass it through, releasing its gates.
+            self._arrive(event, steps, loaded.order)
+            return {"steps": steps, "data": merge_instance_data(start_input, steps, loaded.order)}
         step = loaded.definition.step(event["step"])
         assert isinstance(step, MachineStep)
-        if event["kind"] == "machine" and step.id in steps:
-            # A resumed run carries the outputs of steps an earlier run finished: pass them through.
-            return {"steps": steps, "data": merge_instance_data(start_input, steps, loaded.order)}
         if event["kind"] == "child" and step.id in steps:
             # The same for a step that waits for a child: its wait is answered with the output it had.
             self._waits().answer(event.get("token", ""), steps[step.id])
@@ -63,6 +72,7 @@ class StepRunner:
             output: dict[str, Any] = answered if isinstance(answered, dict) else {}
             _Journal(self._events, event.get("execution", ""), step, "child", step.task_type).succeeded(output)
             steps[step.id] = output
+            self._arrive(event, steps, loaded.order)
             return {"steps": steps, "data": merge_instance_data(start_input, steps, loaded.order)}
         data = merge_instance_data(start_input, steps, loaded.order)
         if event["kind"] == "fallback":
@@ -117,12 +127,22 @@ class StepRunner:
             ctx.secrets = {}
         journal.succeeded(output)
         steps[step.id] = output
+        self._arrive(event, steps, loaded.order)
         return {"steps": steps, "data": merge_instance_data(start_input, steps, loaded.order)}
 
     def _waits(self) -> Any:
         if self._children is None:
             raise StepError("Stepflow.NotConfigured", "this step runner cannot wait for child workflows")
         return self._children
+
+    def _require_gates(self) -> Gates:
+        if self._gates is None:
+            raise lambda_exception("Stepflow.GatesUnavailable", "this step runner cannot release dependency gates")
+        return self._gates
+
+    def _arrive(self, event: dict[str, Any], steps: dict[str, Any], order: Sequence[str]) -> None:
+        if event.get("releases"):
+            self._require_gates().arrive(event, steps, order)
 
     def _resolve(self, tenant: str | None, names: set[str]) -> dict[str, str]:
         if "" in names:  # registration refuses these; a definition stored before it could still hold one

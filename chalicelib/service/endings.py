@@ -35,6 +35,7 @@ class Endings:
     _notifier: Any
     _now: Any
     _publish: Any
+    _gates: Any
 
     def _close(self, record: dict[str, Any]) -> None:
         """An ended instance's follow-up: its open tasks closed, instance.ended, the webhook; repeatable."""
@@ -44,6 +45,8 @@ class Endings:
             answer_parent(self._machines, record, self._events())  # a parent step waits for this child
         if record.get("waits_children"):
             self.cancel_waited_children(record)
+        if self._gates is not None:
+            self._gates.close_for_instance(record["id"])  # its tokens died with its runs
         self._publish("instance.ended", {"id": record["id"], "workflow": record["definition_name"],
                                          "status": record["status"]})
         if (self._notifier is not None and record.get("webhook_url") and not record.get("notifications")

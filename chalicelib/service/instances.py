@@ -62,8 +62,10 @@ def refuse_inactive(definition: dict[str, Any]) -> None:
 class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continuation, RunContinuation):
     def __init__(self, definitions: Any, store: Any, machines: Any, loader: Any, now: Callable[[], datetime], *,
                  tasks: Any = None, notifier: Any = None, events: Callable[[], Any] | None = None,
-                 sleep: Callable[[float], None] = time.sleep, aliases: Any = None, routing: Any = None):
+                 sleep: Callable[[float], None] = time.sleep, aliases: Any = None, routing: Any = None,
+                 gates: Any = None):
         self._definitions = definitions
+        self._gates = gates  # aws/gate_store.py: the dependency gates an ended instance leaves
         self._aliases = aliases  # service/aliases.py: the routes of a pinned start
         self._routing = routing  # service/routing.py: where a pinned start goes (AWS or the local runtime)
         self._store = store

@@ -1,0 +1,136 @@
+"""Exact dependency scheduling: when a series-parallel plan would make a step wait for unrelated work,
+the scope runs as a tree of forks instead, and a step with several dependencies waits on a gate.
+
+A series-parallel plan is exact when every step waits only for steps it depends on (directly or
+through others): then it costs nothing and is kept. Otherwise the scope becomes a spanning forest:
+each step follows one of its direct dependencies (its tree parent) and a fork is a Parallel at the end
+of a branch, so no Parallel ever joins before the scope ends. A step with more direct dependencies
+than its tree parent waits at a gate for the others: the last of them to finish releases it
+(runtime/gates.py). Transitive edges are dropped first, so a gate only waits where it has to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from chalicelib.core.schedule import Leaf, Par, Plan, Seq
+
+
+@dataclass(frozen=True)
+class GatedPlan:
+    """A forest plan (every Par ends its scope) and the gates that complete it."""
+
+    plan: Plan
+    waits: dict[str, tuple[str, ...]] = field(default_factory=dict)  # gated step -> steps its gate waits for
+    releases: dict[str, tuple[str, ...]] = field(default_factory=dict)  # step -> gated steps it releases
+
+
+def _ancestors(order: Sequence[str], preds: dict[str, list[str]], index: dict[str, int]) -> dict[str, int]:
+    """Every step's ancestors as a bit set (bit i: the step at position i of `order`)."""
+    anc: dict[str, int] = {}
+    for node in order:
+        bits = 0
+        for p in preds[node]:
+            bits |= anc[p] | (1 << index[p])
+        anc[node] = bits
+    return anc
+
+
+def _preds(nodes: Sequence[str], edges: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    preds: dict[str, list[str]] = {n: [] for n in nodes}
+    for s, t in edges:
+        if s not in preds[t]:
+            preds[t].append(s)
+    return preds
+
+
+def is_exact(plan: Plan, order: Sequence[str], edges: Sequence[tuple[str, str]]) -> bool:
+    """Whether every step of `plan` waits only for its ancestors. `order` is topological."""
+    index = {n: i for i, n in enumerate(order)}
+    anc = _ancestors(order, _preds(order, edges), index)
+    # Per node of the plan: (first steps, last steps) as bit sets; a Seq is exact when each part's last
+    # steps are ancestors of every first step of the part after it (inner parts being exact themselves).
+    ends: dict[int, tuple[int, int]] = {}
+    stack: list[tuple[Plan, bool]] = [(plan, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if isinstance(node, Leaf):
+            bit = 1 << index[node.node]
+            ends[id(node)] = (bit, bit)
+            continue
+        kids = node.parts if isinstance(node, Seq) else node.branches
+        if not expanded:
+            stack.append((node, True))
+            stack.extend((kid, False) for kid in kids)
+            continue
+        if isinstance(node, Par):
+            first = last = 0
+            for kid in kids:
+                first |= ends[id(kid)][0]
+                last |= ends[id(kid)][1]
+            ends[id(node)] = (first, last)
+            continue
+        for before, after in zip(kids, kids[1:], strict=False):
+            sinks, sources = ends[id(before)][1], ends[id(after)][0]
+            while sources:
+                low = sources & -sources
+                if anc[order[low.bit_length() - 1]] & sinks != sinks:
+                    return False
+                sources ^= low
+        ends[id(node)] = (ends[id(kids[0])][0], ends[id(kids[-1])][1])
+    return True
+
+
+def gated_plan(order: Sequence[str], edges: Sequence[tuple[str, str]]) -> GatedPlan:
+    """The forest plan and gates of a scope whose steps are in topological `order`."""
+    index = {n: i for i, n in enumerate(order)}
+    preds = _preds(order, edges)
+    anc = _ancestors(order, preds, index)
+    # Direct dependencies that no other dependency already implies.
+    reduced = {n: sorted((p for p in preds[n] if not any(anc[q] >> index[p] & 1 for q in preds[n] if q != p)),
+                         key=index.__getitem__) for n in order}
+    children: dict[str, list[str]] = {n: [] for n in order}
+    parent: dict[str, str | None] = {}
+    for node in order:  # a single dependency is always the tree parent: no gate, no cost
+        parent[node] = reduced[node][0] if len(reduced[node]) == 1 else None
+        if parent[node] is not None:
+            children[parent[node]].append(node)  # type: ignore[index]
+    waits: dict[str, tuple[str, ...]] = {}
+    for node in order:
+        deps = reduced[node]
+        if len(deps) < 2:
+            continue
+        # Follow a dependency where that adds no Parallel (none or several children already); the latest
+        # one in topological order, as it tends to finish last. Else start a branch of the scope.
+        free = [p for p in deps if len(children[p]) != 1]
+        if free:
+            parent[node] = free[-1]
+            children[free[-1]].append(node)
+        waits[node] = tuple(p for p in deps if p != parent[node])
+    releases: dict[str, list[str]] = {}
+    for node, waited in waits.items():
+        for p in waited:
+            releases.setdefault(p, []).append(node)
+    # Built bottom-up without recursion (chains can be thousands of steps long): each subtree is the
+    # list of its Seq's parts, last part first, handed to its single tree parent.
+    built: dict[str, list[Plan]] = {}
+    for node in reversed(order):
+        kids = sorted(children[node], key=index.__getitem__)
+        if not kids:
+            parts: list[Plan] = []
+        elif len(kids) == 1:
+            parts = built.pop(kids[0])
+        else:
+            parts = [Par(tuple(_seq(built.pop(k)) for k in kids))]
+        parts.append(Leaf(node))
+        built[node] = parts
+    roots = [n for n in order if parent[n] is None]
+    plan = _seq(built[roots[0]]) if len(roots) == 1 else Par(tuple(_seq(built[r]) for r in roots))
+    return GatedPlan(plan, waits, {p: tuple(c) for p, c in releases.items()})
+
+
+def _seq(parts_reversed: list[Plan]) -> Plan:
+    if len(parts_reversed) == 1:
+        return parts_reversed[0]
+    return Seq(tuple(reversed(parts_reversed)))

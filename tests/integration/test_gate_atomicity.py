@@ -1,0 +1,126 @@
+"""A dependency gate is released exactly once, proven on the in-memory DynamoDB of the local runtime and on
+DynamoDB Local: its dependencies finishing at the same instant as the gated step registers, repeated
+arrivals, and a release whose SendTaskSuccess is lost."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from chalicelib.aws.gate_store import GateStore
+from chalicelib.resources import TRIGGERS
+from chalicelib.runtime.gates import Gates
+from tests.dynamodb_local import DynamoDBLocal
+
+_tables = itertools.count()
+EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:stepflow-w:inst-{n}"
+ORDER = ["p0", "p1", "p2", "p3", "gated"]
+
+
+@pytest.fixture(scope="module")
+def dynamodb():
+    server = DynamoDBLocal()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=("default_store", "dynamodb_local"))
+def store(request):
+    if request.param == "default_store":
+        client = request.getfixturevalue("local_aws").client("dynamodb")
+    else:
+        client = request.getfixturevalue("dynamodb").client()
+    name = f"gates_{next(_tables)}"
+    client.create_table(**TRIGGERS.create_table_request(name))
+    return GateStore(client, name)
+
+
+class Sent:
+    def __init__(self, fail_first: int = 0):
+        self.calls: list[tuple[str, dict]] = []
+        self._fail = fail_first
+        self._lock = threading.Lock()
+
+    def __call__(self, token, output):
+        with self._lock:
+            if self._fail:
+                self._fail -= 1
+                raise ConnectionError("lost the connection before Step Functions answered")
+            self.calls.append((token, output))
+
+
+def _events(n: int, parents: list[str]):
+    execution = EXECUTION.format(n=n)
+    gate = {"execution": execution, "step": "gated", "token": f"token-{n}", "waits": parents,
+            "steps": {"p0": {"from": "p0"}}, "input": {"x": n}}
+    arrivals = [{"execution": execution, "step": p, "releases": ["gated"], "input": {"x": n}} for p in parents]
+    return gate, arrivals
+
+
+def test_parents_finishing_at_the_same_instant_as_the_gate_registers_release_it_once(store):
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # threads switch inside each store call: a check-then-write race shows
+    try:
+        for n in range(12):
+            sent = Sent()
+            gates = Gates(store, sent)
+            parents = ["p1", "p2", "p3"]
+            gate, arrivals = _events(n, parents)
+            # Every parent arrives twice at once (a retried Lambda): still one release.
+            jobs = [None] + [e for e in arrivals for _ in range(2)]
+            barrier = threading.Barrier(len(jobs))
+
+            def run(event, gates=gates, gate=gate, barrier=barrier):
+                barrier.wait()
+                if event is None:
+                    gates.wait(gate, ORDER)
+                else:
+                    gates.arrive(event, {event["step"]: {"from": event["step"]}}, ORDER)
+
+            with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+                for future in [pool.submit(run, job) for job in jobs]:
+                    future.result()
+            assert len(sent.calls) == 1, sent.calls
+            token, output = sent.calls[0]
+            assert token == f"token-{n}"
+            assert output["steps"] == {p: {"from": p} for p in ["p0", *parents]}
+            assert output["data"]["x"] == n and output["data"]["from"] in ("p0", "p1", "p2", "p3")
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def test_a_gate_whose_dependencies_had_finished_before_it_registers_opens_at_once(store):
+    sent = Sent()
+    gates = Gates(store, sent)
+    gate, arrivals = _events(100, ["p1", "p2"])
+    for event in arrivals:
+        gates.arrive(event, {event["step"]: {}}, ORDER)
+    assert sent.calls == []  # nothing registered yet: no token to release
+    gates.wait(gate, ORDER)
+    assert [token for token, _ in sent.calls] == ["token-100"]
+    gates.arrive(arrivals[0], {"p1": {}}, ORDER)  # a late repeat changes nothing
+    assert len(sent.calls) == 1
+
+
+def test_a_release_that_could_not_be_sent_is_sent_by_the_next_arrival(store):
+    sent = Sent(fail_first=1)
+    gates = Gates(store, sent)
+    gate, arrivals = _events(200, ["p1"])
+    gates.wait(gate, ORDER)
+    with pytest.raises(ConnectionError):
+        gates.arrive(arrivals[0], {"p1": {}}, ORDER)  # the runner's Lambda fails; Step Functions retries it
+    gates.arrive(arrivals[0], {"p1": {}}, ORDER)
+    assert [token for token, _ in sent.calls] == ["token-200"]
+
+
+def test_closing_an_instance_removes_its_gates_and_tokens(store):
+    gates = Gates(store, Sent())
+    gate, _ = _events(300, ["p1"])
+    gates.wait(gate, ORDER)
+    assert [g["token"] for g in store.for_instance("inst-300")] == ["token-300"]
+    assert store.close_for_instance("inst-300") == 1
+    assert store.for_instance("inst-300") == []
