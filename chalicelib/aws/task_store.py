@@ -192,6 +192,28 @@ class TaskStore:
         page = self._ddb.query(**kwargs)
         return [from_item(i) for i in page["Items"]], page.get("LastEvaluatedKey")
 
+    def count_due(self, tenant: str | None, upto: str) -> int:
+        """How many of a tenant's pending tasks are due by `upto` and not yet escalated: the part of the
+        sweep's sparse by_due index due by then (the sweep's backlog), filtered to the tenant."""
+        names = {"#h": "due_state", "#r": "due_at", "#t": "tenant_id"}
+        values: dict[str, Any] = {":h": {"S": OPEN}, ":r": {"S": upto}}
+        if tenant in (None, ""):
+            condition = "attribute_not_exists(#t)"
+        else:
+            condition = "#t = :t"
+            values[":t"] = {"S": tenant}
+        kwargs: dict[str, Any] = {"TableName": self._table, "IndexName": "by_due",
+                                  "KeyConditionExpression": "#h = :h AND #r <= :r", "FilterExpression": condition,
+                                  "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
+                                  "Select": "COUNT"}
+        total = 0
+        while True:
+            page = self._ddb.query(**kwargs)
+            total += int(page.get("Count", 0))
+            if not page.get("LastEvaluatedKey"):
+                return total
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def for_instance(self, instance_id: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         start = None

@@ -111,7 +111,9 @@ TASK_FAMILIES = (
     Family("inbox_group", "tk_g", ("assignee_group", "status")),
     Family("inbox_instance", "tk_i", ("instance_id",)),
 )
-# Sparse: only tasks that are overdue (escalated and still marked), ordered by when they were due.
+# Sparse: only pending tasks with a due date, ordered by it. The overdue list is the part due by now
+# (a range condition on due_at with the clock's now), so a task is in it the moment it passes its due
+# date, whether or not the sweep has escalated it yet.
 TASK_OVERDUE = Family("inbox_overdue", "tk_o", (), range_key="due_at")
 TASK_KEY_ATTRIBUTES = frozenset(f.attribute for f in (*TASK_FAMILIES, TASK_OVERDUE))
 
@@ -123,8 +125,8 @@ def task_keys(record: Mapping[str, Any]) -> dict[str, str | None]:
         values = [record.get(f) for f in family.fields]
         keys[family.attribute] = key_value(record.get("tenant_id"), values) \
             if all(v not in (None, "") for v in values) else None
-    overdue = record.get("overdue_state") and record.get("due_at")
-    keys[TASK_OVERDUE.attribute] = key_value(record.get("tenant_id"), ()) if overdue else None
+    dated = record.get("status") == "pending" and record.get("due_at")
+    keys[TASK_OVERDUE.attribute] = key_value(record.get("tenant_id"), ()) if dated else None
     return keys
 
 

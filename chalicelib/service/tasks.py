@@ -93,9 +93,12 @@ class TaskService(Delivery):
             raise InvalidInput({"message": f"status must be one of {', '.join(STATUSES)}", "issues": []})
         family, value = task_index({"status": status, "assignee": assignee_id, "assignee_group": assignee_group,
                                     "instance_id": instance_id}, tenant=tenant, overdue=overdue)
+        now = iso(self._now())
+        # The overdue list is the part of the due-date index due by now: right at the due time, sweep or not.
+        upto = ("due_at", now) if family is TASK_OVERDUE else None
         try:
             items, last = self._store.query(family.index, family.attribute, value, limit=limit + 1, start=start,
-                                            attributes=TASK_VIEW_ATTRIBUTES)
+                                            attributes=TASK_VIEW_ATTRIBUTES, upto=upto)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ValidationException":  # a cursor of another index's shape
                 raise InvalidInput({"message": "cursor is not valid for this query", "issues": []}) from None
@@ -107,17 +110,24 @@ class TaskService(Delivery):
             # neither is read.
             following = {"id": {"S": kept["id"]}, family.attribute: {"S": value},
                          family.range_key: {"S": range_value(family, kept)}}
-        now = iso(self._now())
         return {"items": [self._present(r, now) for r in items], "limit": limit, "next_cursor": following}
 
     def metrics(self, *, tenant: str | None) -> dict[str, Any]:
-        """Pending tasks per group, how many are overdue, and how long the oldest has been overdue:
-        the tenant's counter item and one item of the overdue index, whatever the number of tasks."""
+        """Pending tasks per group, how many are overdue, and how long the oldest has been overdue.
+
+        Reads the tenant's counter item (the escalated tasks are counted there), one item of the due-date
+        index (the oldest due), and the tasks due by now that no sweep has escalated yet (the sweep's own
+        sparse index, so this reads the sweep's backlog: what became due since the last sweep, never
+        every task). So the count is right the moment a task passes its due date.
+        """
+        clock = self._now()
+        now = iso(clock)
         counts = metrics_of(self._store.counters(tenant))
         oldest_items, _ = self._store.query(TASK_OVERDUE.index, TASK_OVERDUE.attribute, key_value(tenant, ()),
-                                            limit=1, newest_first=False)
+                                            limit=1, newest_first=False, upto=("due_at", now))
+        counts["overdue_count"] += self._store.count_due(tenant, now)
         oldest = oldest_items[0]["due_at"] if oldest_items else None
-        age = (self._now() - datetime.fromisoformat(oldest.replace("Z", "+00:00"))).total_seconds() if oldest else None
+        age = (clock - datetime.fromisoformat(oldest.replace("Z", "+00:00"))).total_seconds() if oldest else None
         return {**counts, "oldest_overdue_due_at": oldest,
                 "oldest_overdue_age_seconds": round(age) if age is not None else None}
 

@@ -174,3 +174,38 @@ def test_the_starter_cannot_seed_a_decision_of_the_expense(api):
     status, refused = api.post("/instances", {"definition_name": "expense_approval", "input_data": {
         "requester": "alice", "manager": "bob", "amount": 2500, "finance_approved": True}})
     assert status == 422 and refused["detail"]["issues"][0]["location"].startswith("input_data")
+
+
+DUE_SOON = {
+    "name": "due_soon", "version": "1.0.0",
+    "steps": [{"id": "review", "type": "human", "title": "Review", "assignee_group": "reviewers", "due_in": 1,
+               "form_schema": {"type": "object", "properties": {"approved": {"type": "boolean"}}}}],
+    "edges": [], "initial_step": "review", "terminal_steps": ["review"],
+}
+
+
+def test_a_task_is_overdue_in_lists_and_metrics_the_moment_it_passes_its_due_time(api):
+    """No sweep runs here: the overdue list and the metrics read the due dates against the clock."""
+    from datetime import UTC, datetime
+
+    from chalicelib.core.times import iso
+
+    assert api.post("/definitions", DUE_SOON)[0] in (200, 201)
+    instance_id = api.post("/instances", {"definition_name": "due_soon", "input_data": {}})[1]["id"]
+    task = only_task(api, f"instance_id={instance_id}")
+    due_at = task["due_at"]
+    deadline = time.monotonic() + 30
+    while True:
+        asked_at = iso(datetime.now(UTC))
+        listed = [t["id"] for t in api.get("/tasks?overdue=true&limit=100")[1]["items"]]
+        metrics = api.get("/tasks/metrics")[1]
+        answered_at = iso(datetime.now(UTC))
+        if asked_at >= due_at:  # asked after the due time: it is overdue in both, whatever the sweep did
+            assert task["id"] in listed and metrics["overdue_count"] >= 1, (listed, metrics)
+            assert metrics["oldest_overdue_due_at"] <= due_at
+            break
+        if answered_at < due_at:  # answered before the due time: not yet overdue
+            assert task["id"] not in listed
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert api.get(f"/tasks/{task['id']}")[1]["overdue"] is True
