@@ -124,6 +124,41 @@ class Escalation(_Strict):
     error: str | None = Field(None, max_length=64)
 
 
+# A template's placeholders: `{{ path }}`, as chalicelib/tasks/templating.py reads them.
+_PLACEHOLDER_RE = re.compile(r"\{\{([^{}]*)\}\}")
+
+
+class ContextField(_Strict):
+    """One thing the decider of a human task sees beside the form: the value at a data `path`, or a
+    `template` filled from the data. `label` names it (default: the path)."""
+
+    label: str | None = Field(None, max_length=100)
+    path: str | None = Field(None, max_length=256, pattern=DOTTED_PATH_PATTERN)
+    template: str | None = Field(None, max_length=1000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        # "amount" is shorthand for {"path": "amount"}.
+        return {"path": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ContextField:
+        if (self.path is None) == (self.template is None):
+            raise ValueError("a context field needs exactly one of 'path' or 'template'")
+        if self.template is not None:
+            for found in _PLACEHOLDER_RE.findall(self.template):
+                if not re.fullmatch(DOTTED_PATH_PATTERN, found.strip()):
+                    raise ValueError(f"'{{{{{found}}}}}' is not a placeholder of a data path (use '{{{{ amount }}}}')")
+        if self.label is None and self.path is None:
+            raise ValueError("a template context field needs a 'label'")
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.label or self.path or ""
+
+
 class HumanStep(_StepBase):
     type: Literal["human"] = "human"
     form_schema: dict[str, Any] | None = None
@@ -136,6 +171,9 @@ class HumanStep(_StepBase):
     escalation: Escalation | None = None
     timeout_seconds: int | None = Field(None, ge=1, le=31_536_000)
     heartbeat_seconds: int | None = Field(None, ge=1, le=31_536_000)
+    # What the decider sees beside the form, captured from the instance data when the task opens: only
+    # these values reach the task view (never the rest of the data).
+    context: list[ContextField] = Field(default_factory=list, max_length=30)
     # What a completion writes into instance data (chalicelib/core/decisions.py): the form's fields, or
     # the whole submission under output_namespace; overwrites names form fields that may replace a value
     # the instance data already holds.

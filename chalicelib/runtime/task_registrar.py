@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -101,6 +102,7 @@ class TaskRegistrar:
                 due_at=iso(due) if due else None,
                 reminder_at=iso(due - timedelta(seconds=step.reminder_before)) if due and step.reminder_before else None,
                 escalation=step.escalation.model_dump() if step.escalation else None,
+                context=_context(step, data),
             )
         if isinstance(step, WebhookStep):
             # The callback URL holds a key, never the token. Stored are a nonce the key derives from (with
@@ -185,6 +187,32 @@ def _text(template: str | None, data: dict[str, Any]) -> str | None:
     except StepError:
         return None  # the path is not in the data: the field stays unset rather than failing the step
     return str(value) if value not in (None, "") else None
+
+
+MAX_CONTEXT_VALUE = 4096  # characters of JSON per shown value: a task item stays far below DynamoDB's 400 KB
+
+
+def _context(step: HumanStep, data: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """What the decider sees, as the data is when the task opens (a snapshot: the task shows what was
+    there to decide on, even if a parallel branch changes the data later). A missing path shows null."""
+    if not step.context:
+        return None
+    shown = []
+    for field in step.context:
+        if field.path is not None:
+            try:
+                value = templating.resolve(data, field.path)
+            except KeyError:
+                value = None
+        else:
+            try:
+                value = templating.render(field.template, data)
+            except StepError:
+                value = None
+        if len(json.dumps(value, default=str)) > MAX_CONTEXT_VALUE:
+            value = "(too large to show)"
+        shown.append({"label": field.name, "value": value})
+    return shown
 
 
 def utc_now() -> datetime:

@@ -24,7 +24,7 @@ MAX_PAGE = 100
 TASK_FIELDS = ("id", "instance_id", "workflow", "step_name", "kind", "title", "description", "form_schema", "assignee",
                "assignee_group", "candidate_groups", "priority", "status", "created_at", "due_at", "reminder_at",
                "completed_at", "completed_by", "comment", "output_data", "attempt", "claimed_by", "escalated_at",
-               "reassigned_from", "reassign_reason", "output_namespace", "overwrites")
+               "reassigned_from", "reassign_reason", "output_namespace", "overwrites", "context")
 # Every stored attribute the task view shows: TASK_FIELDS and the public bookkeeping `public()` lets
 # through. A listing reads only these (not the snapshot of instance data, the token or the index keys),
 # so a new public attribute belongs here too; tests/integration/test_listing_projection.py checks that

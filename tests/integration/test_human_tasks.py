@@ -209,3 +209,35 @@ def test_a_task_is_overdue_in_lists_and_metrics_the_moment_it_passes_its_due_tim
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert api.get(f"/tasks/{task['id']}")[1]["overdue"] is True
+
+
+def test_the_expense_task_shows_its_declared_context_and_nothing_else_of_the_data(api):
+    instance_id = start_expense(api, 2500, manager="bob")
+    task = only_task(api, f"instance_id={instance_id}")
+    detail = api.get(f"/tasks/{task['id']}")[1]
+    assert detail["context"] == [{"label": "Amount", "value": 2500}, {"label": "Requester", "value": "alice"},
+                                 {"label": "Description", "value": "Conference"}]
+    # The listing shows the same view; the rest of the instance data (the manager, the submit step's
+    # output) is in no field of either.
+    assert api.get(f"/tasks?instance_id={instance_id}")[1]["items"][0]["context"] == detail["context"]
+    text = json.dumps(detail)
+    assert "submitted" not in text and "snapshot" not in text and '"manager"' not in text
+    # A snapshot: taken when the task opened, what the decider saw stays what was there to decide on.
+    assert api.post(f"/approvals/{task['id']}/approve", {"decided_by": "bob", "comment": "fine"})[0] == 200
+    deadline = time.monotonic() + 20
+    while not (pending := [t for t in api.get(f"/tasks?instance_id={instance_id}")[1]["items"]
+                           if t["status"] == "pending"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    [finance] = pending
+    assert {"label": "Manager's comments", "value": "fine"} in finance["context"]
+
+
+def test_a_context_field_that_is_not_a_path_or_template_is_refused_where_it_is(api):
+    definition = {**DUE_SOON, "name": "bad_context"}
+    definition["steps"] = [{**DUE_SOON["steps"][0], "context": ["amount", {"label": "x", "path": "a b"},
+                                                               {"template": "{{ amount }}"}]}]
+    status, body = api.post("/definitions", definition)
+    assert status == 422, body
+    locations = sorted(i["location"] for i in body["detail"]["issues"])
+    assert locations == ["steps[0].context[1].path", "steps[0].context[2]"], body
