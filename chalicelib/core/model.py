@@ -124,6 +124,9 @@ class Escalation(_Strict):
     error: str | None = Field(None, max_length=64)
 
 
+# A human step's outcome routes: each becomes an edge whose condition is the route's name.
+ROUTE_NAMES = ("on_reject", "on_timeout", "on_error")
+
 # A template's placeholders: `{{ path }}`, as chalicelib/tasks/templating.py reads them.
 _PLACEHOLDER_RE = re.compile(r"\{\{([^{}]*)\}\}")
 
@@ -174,11 +177,22 @@ class HumanStep(_StepBase):
     # What the decider sees beside the form, captured from the instance data when the task opens: only
     # these values reach the task view (never the rest of the data).
     context: list[ContextField] = Field(default_factory=list, max_length=30)
+    # Where the workflow goes when the task is rejected (its approval field is false), times out (its
+    # timeout, or an escalation that fails it), or fails otherwise: a step id each (core/graph.py
+    # ROUTES). Without them a timeout or failure fails the instance.
+    on_reject: str | None = Field(None, pattern=STEP_ID_PATTERN)
+    on_timeout: str | None = Field(None, pattern=STEP_ID_PATTERN)
+    on_error: str | None = Field(None, pattern=STEP_ID_PATTERN)
     # What a completion writes into instance data (chalicelib/core/decisions.py): the form's fields, or
     # the whole submission under output_namespace; overwrites names form fields that may replace a value
     # the instance data already holds.
     output_namespace: FieldName | None = None
     overwrites: list[FieldName] = Field(default_factory=list, max_length=100)
+
+    @property
+    def routes(self) -> dict[str, str]:
+        """The outcome routes it declares: {"on_reject": step id, ...}."""
+        return {name: target for name in ROUTE_NAMES if (target := getattr(self, name)) is not None}
 
     @field_validator("due_in", "reminder_before", mode="before")
     @classmethod

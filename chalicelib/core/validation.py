@@ -12,11 +12,12 @@ from pydantic import ValidationError
 
 from chalicelib.core import conditions
 from chalicelib.core.decisions import writes_of_step
-from chalicelib.core.graph import Graph, build_graph, definition_edges
+from chalicelib.core.graph import Graph, build_graph, definition_edges, structural_kinds
 from chalicelib.core.model import Definition, HumanStep, MachineStep, TimerStep, WebhookStep
 from chalicelib.core.schemas import schema_problems
 from chalicelib.core.sizing import MAX_DEFINITION_BYTES, deployed_size
 from chalicelib.core.structure import analyse
+from chalicelib.core.tasks import decision_field
 from chalicelib.core.upstream import Upstream
 
 # A step count cap keeps one run's history (about five events a step, 25,000 at most) and the console
@@ -154,7 +155,7 @@ def validate_definition(definition: Definition, catalog: TaskCatalog) -> list[Is
     else:
         order = graph.topological_order() or []
         issues += _check_reachability(definition, graph, index)
-        _, problems = analyse(graph, kinds, order)
+        _, problems = analyse(graph, structural_kinds(definition), order)
         for p in problems:
             location = _loc(["steps", index[p.step]])
             issues.append(_issue(p.code, location, p.message, p.hint))
@@ -163,6 +164,7 @@ def validate_definition(definition: Definition, catalog: TaskCatalog) -> list[Is
         issues += _check_decided(definition, index, context)
     issues += _check_steps(definition, catalog)
     issues += _check_writes(definition)
+    issues += _check_routes(definition, index)
     if definition.input_schema is not None:
         issues += _check_schema(definition.input_schema, "input_schema")
     return sorted(issues)
@@ -232,7 +234,7 @@ def _check_conditions(definition: Definition, kinds: Mapping[str, str], index: d
     issues = []
     defaults: dict[str, int] = {}
     outgoing: dict[str, int] = {}
-    edges = definition_edges(definition)
+    edges = definition_edges(definition, routes=False)  # outcome routes are checked by _check_routes
     locations = [f"edges[{j}]" for j in range(len(definition.edges))]
     for step in definition.steps:
         locations += [f"steps[{index[step.id]}]"] * len(step.depends_on)
@@ -326,6 +328,39 @@ def _check_writes(definition: Definition) -> list[Issue]:
                     issues.append(_issue("unknown_field", _loc(["steps", i, "escalation", "output", name]),
                                          f"the escalation completes '{step.id}' with '{name}', which is not a "
                                          f"field of its form (it has: {known})", "use fields of form_schema"))
+    return issues
+
+
+def _check_routes(definition: Definition, index: dict[str, int]) -> list[Issue]:
+    """A human step's outcome routes lead to other steps, not to one it links to plainly, and a
+    rejection route needs an approval form to tell a rejection by."""
+    issues = []
+    plain = {(e.source, e.target) for e in definition_edges(definition, routes=False)}
+    for i, step in enumerate(definition.steps):
+        if not isinstance(step, HumanStep):
+            continue
+        seen: dict[str, str] = {}
+        for name, target in step.routes.items():
+            location = _loc(["steps", i, name])
+            if target not in index:
+                issues.append(_issue("unknown_step", location, f"{name} of '{step.id}' is not a step: '{target}'",
+                                     _did_you_mean(target, index)))
+            elif target == step.id:
+                issues.append(_issue("route_to_itself", location, f"'{step.id}' routes {name} to itself",
+                                     "route to the step that handles the outcome"))
+            elif (step.id, target) in plain:
+                issues.append(_issue("route_is_also_a_link", location,
+                                     f"'{target}' follows '{step.id}' anyway (a link), so {name} cannot choose it",
+                                     "remove the link, or route to another step"))
+            elif target in seen:
+                issues.append(_issue("route_twice", location,
+                                     f"'{step.id}' routes both {seen[target]} and {name} to '{target}'",
+                                     "route each outcome to its own step, or leave one out"))
+            seen.setdefault(target, name)
+        if step.on_reject is not None and decision_field(step.form_schema) is None:
+            issues.append(_issue("reject_without_decision", _loc(["steps", i, "on_reject"]),
+                                 f"'{step.id}' routes on_reject but its form has no boolean 'approved' field",
+                                 "add a boolean 'approved' (or '<name>_approved') field to form_schema"))
     return issues
 
 

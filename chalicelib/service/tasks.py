@@ -15,7 +15,15 @@ from chalicelib.aws.task_store import public
 from chalicelib.core.decisions import Writes, decided_fields
 from chalicelib.core.event_stream import callback_path
 from chalicelib.core.listing import TASK_OVERDUE, key_value, metrics_of, range_value, task_index
-from chalicelib.core.tasks import OPEN, STATUSES, callback_digest, callback_key, form_issues
+from chalicelib.core.tasks import (
+    OPEN,
+    OVERDUE_ERROR,
+    STATUSES,
+    callback_digest,
+    callback_key,
+    decision_field,
+    form_issues,
+)
 from chalicelib.core.times import iso
 from chalicelib.errors import Conflict, FieldErrors, Gone, InvalidInput, NotFound
 from chalicelib.service.task_delivery import DEAD_TOKEN_ERRORS, Delivery, error_code
@@ -32,7 +40,7 @@ TASK_FIELDS = ("id", "instance_id", "workflow", "step_name", "kind", "title", "d
 TASK_VIEW_ATTRIBUTES = (*TASK_FIELDS, "tenant_id", "execution_arn", "revision", "escalation", "event_type",
                         "reassigned_by", "reassigned_at", "reminded_at", "closed_at", "closed_reason")
 ESCALATION_ACTOR = "stepflow:escalation"
-DEFAULT_OVERDUE_ERROR = "Stepflow.TaskOverdue"
+DEFAULT_OVERDUE_ERROR = OVERDUE_ERROR
 CALLBACK_ACTOR = "stepflow:callback"
 events_log = logging.getLogger("stepflow.events")
 
@@ -380,8 +388,7 @@ class TaskService(Delivery):
 def _approval_fields(record: dict[str, Any]) -> tuple[str, str | None]:
     """An approval is a human task whose form has a boolean `approved` (or `*_approved`) field."""
     properties = (record.get("form_schema") or {}).get("properties") or {}
-    decision = next((name for name, spec in properties.items()
-                     if (name == "approved" or name.endswith("_approved")) and spec.get("type") == "boolean"), None)
+    decision = decision_field(record.get("form_schema"))
     if record.get("kind") != "human" or decision is None:
         raise Conflict("this task is not an approval (its form has no boolean 'approved' field); "
                        "complete it through /tasks/{id}/complete")
