@@ -130,6 +130,29 @@ def task_keys(record: Mapping[str, Any]) -> dict[str, str | None]:
     return keys
 
 
+# A task offered to candidate groups besides its primary group has one membership item per other group
+# (`member#<task id>#<group>`), in the same table, keyed like a task in inbox_group: so `assignee_group=G`
+# finds every task G may work in one query. A membership holds no view; the page reads its task.
+MEMBER_PREFIX = "member#"
+TASK_GROUP = TASK_FAMILIES[2]
+
+
+def memberships(record: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
+    """The membership items a task has as `record` is (none for None), by item id."""
+    if not record or not record.get("status"):
+        return {}
+    primary = record.get("assignee_group")
+    groups = [g for g in dict.fromkeys(record.get("candidate_groups") or ()) if g not in (None, "", primary)]
+    items = {}
+    for group in groups:
+        item_id = f"{MEMBER_PREFIX}{record['id']}#{_escape(group)}"
+        item = {"id": item_id, "task_id": record["id"], "created_at": record["created_at"],
+                TASK_GROUP.attribute: key_value(record.get("tenant_id"), [group, record["status"]])}
+        item["created_key"] = created_key(item)
+        items[item_id] = item
+    return items
+
+
 def task_index(filters: Mapping[str, Any], *, tenant: str | None, overdue: bool) -> tuple[Family, str]:
     """The index for an inbox query (status defaults to pending except by instance); Unindexed else."""
     given = {f: v for f, v in filters.items() if v not in (None, "")}

@@ -106,7 +106,7 @@ class TaskService(Delivery):
         upto = ("due_at", now) if family is TASK_OVERDUE else None
         try:
             items, last = self._store.query(family.index, family.attribute, value, limit=limit + 1, start=start,
-                                            attributes=TASK_VIEW_ATTRIBUTES, upto=upto)
+                                            attributes=(*TASK_VIEW_ATTRIBUTES, "task_id"), upto=upto)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ValidationException":  # a cursor of another index's shape
                 raise InvalidInput({"message": "cursor is not valid for this query", "issues": []}) from None
@@ -118,7 +118,18 @@ class TaskService(Delivery):
             # neither is read.
             following = {"id": {"S": kept["id"]}, family.attribute: {"S": value},
                          family.range_key: {"S": range_value(family, kept)}}
-        return {"items": [self._present(r, now) for r in items], "limit": limit, "next_cursor": following}
+        return {"items": [self._present(r, now) for r in self._with_members(items)], "limit": limit,
+                "next_cursor": following}
+
+    def _with_members(self, items: builtins.list[dict[str, Any]]) -> builtins.list[dict[str, Any]]:
+        """A group page's membership items (core/listing.py) replaced by their tasks, read in one batch
+        (bounded by the page), in the page's order; a task deleted meanwhile is left out."""
+        wanted = [i["task_id"] for i in items if i.get("task_id")]
+        if not wanted:
+            return items
+        tasks = self._store.get_many(wanted, TASK_VIEW_ATTRIBUTES)
+        return [tasks[i["task_id"]] if i.get("task_id") else i for i in items
+                if not i.get("task_id") or i["task_id"] in tasks]
 
     def metrics(self, *, tenant: str | None) -> dict[str, Any]:
         """Pending tasks per group, how many are overdue, and how long the oldest has been overdue.

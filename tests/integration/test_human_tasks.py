@@ -241,3 +241,17 @@ def test_a_context_field_that_is_not_a_path_or_template_is_refused_where_it_is(a
     assert status == 422, body
     locations = sorted(i["location"] for i in body["detail"]["issues"])
     assert locations == ["steps[0].context[1].path", "steps[0].context[2]"], body
+
+
+def test_a_task_is_found_by_each_of_its_candidate_groups(api):
+    definition = {**DUE_SOON, "name": "offered", "steps": [{**DUE_SOON["steps"][0], "due_in": None,
+                                                           "candidate_groups": ["auditors", "{{ team }}"]}]}
+    assert api.post("/definitions", definition)[0] in (200, 201)
+    instance_id = api.post("/instances", {"definition_name": "offered", "input_data": {"team": "ops"}})[1]["id"]
+    task = only_task(api, f"instance_id={instance_id}")
+    for group in ("reviewers", "auditors", "ops"):  # the primary group, a literal and one from the data
+        assert [t["id"] for t in api.get(f"/tasks?assignee_group={group}")[1]["items"]] == [task["id"]], group
+    assert api.get("/tasks?assignee_group=nobody")[1]["items"] == []
+    assert api.post(f"/tasks/{task['id']}/complete", {"output_data": {"approved": True}, "completed_by": "ann"})[0] == 200
+    assert api.get("/tasks?assignee_group=ops")[1]["items"] == []
+    assert [t["id"] for t in api.get("/tasks?assignee_group=ops&status=completed")[1]["items"]] == [task["id"]]
