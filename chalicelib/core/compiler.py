@@ -287,7 +287,13 @@ class _Emitter:
         by the Task state and continues at on_timeout / on_error."""
         route = f"{step.id}__route"
         entries = self._choice(route, targets, states, next_name, step=step)
-        return self.emit_callback(step, states, route, {name: entries[name] for name in step.routes})
+        following: str | None = route
+        if not states[route]["Choices"]:  # no on_reject: nothing to choose after the task (only its Catches)
+            following = states.pop(route)["Default"]
+            if following == f"{route}__end":  # the step ends its scope itself
+                del states[following]
+                following = next_name
+        return self.emit_callback(step, states, following, {name: entries[name] for name in step.routes})
 
     def emit_timer(self, step: TimerStep, states: dict[str, Any], next_name: str | None) -> str:
         state: dict[str, Any] = {"Type": "Wait"}

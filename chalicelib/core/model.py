@@ -170,6 +170,9 @@ class HumanStep(_StepBase):
     candidate_groups: list[str] = Field(default_factory=list, max_length=20)
     priority: int = Field(0, ge=0, le=100)
     due_in: int | None = None
+    # The due date from instance data instead: a path to a timestamp ("deadline"), or one with an offset
+    # ("{{ submitted_at }} + 2d"); read when the task opens (core/due.py).
+    due_at: str | None = Field(None, max_length=300)
     reminder_before: int | None = None
     escalation: Escalation | None = None
     timeout_seconds: int | None = Field(None, ge=1, le=31_536_000)
@@ -198,6 +201,21 @@ class HumanStep(_StepBase):
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value)
+
+    @field_validator("due_at")
+    @classmethod
+    def _due_expression(cls, value: str | None) -> str | None:
+        if value is not None:
+            from chalicelib.core.due import parse_due
+
+            parse_due(value)  # ValueError: pydantic reports it at steps[i].due_at
+        return value
+
+    @model_validator(mode="after")
+    def _one_due_date(self) -> HumanStep:
+        if self.due_in is not None and self.due_at is not None:
+            raise ValueError("give the due date as one of 'due_in' (from when the task opens) or 'due_at' (from data)")
+        return self
 
 
 class GatewayStep(_StepBase):

@@ -357,6 +357,12 @@ def _check_routes(definition: Definition, index: dict[str, int]) -> list[Issue]:
                                      f"'{step.id}' routes both {seen[target]} and {name} to '{target}'",
                                      "route each outcome to its own step, or leave one out"))
             seen.setdefault(target, name)
+        if step.routes and not any(source == step.id for source, _ in plain):
+            # Without it every path would lead to the routes' steps (they would follow a completion too).
+            issues.append(_issue("route_without_link", _loc(["steps", i]),
+                                 f"'{step.id}' routes its outcomes but links to no step for an ordinary completion",
+                                 "link it to the step that follows an approval (a data.set step can end the "
+                                 "workflow there)"))
         if step.on_reject is not None and decision_field(step.form_schema) is None:
             issues.append(_issue("reject_without_decision", _loc(["steps", i, "on_reject"]),
                                  f"'{step.id}' routes on_reject but its form has no boolean 'approved' field",
@@ -418,10 +424,10 @@ def _check_steps(definition: Definition, catalog: TaskCatalog) -> list[Issue]:
             if step.form_schema is not None:
                 location = _loc([*base, "form_schema"])
                 issues += _check_schema(step.form_schema, location)
-            if step.reminder_before and not step.due_in:
+            if step.reminder_before and not step.due_in and not step.due_at:
                 location = _loc([*base, "reminder_before"])
                 issues.append(_issue("reminder_without_due", location, "a reminder needs a due date",
-                                     "set due_in"))
+                                     "set due_in or due_at"))
         elif isinstance(step, TimerStep) and step.seconds is not None and step.seconds > 31_536_000:
             pass  # bounded by the model already; kept explicit for readers of this list
     return issues

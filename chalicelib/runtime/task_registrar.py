@@ -11,6 +11,7 @@ from typing import Any
 from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.core.decisions import writes_of_step
 from chalicelib.core.definition_keys import name_of
+from chalicelib.core.due import DueDataError, due_from, parse_due
 from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.model import HumanStep, WebhookStep
 from chalicelib.core.payload import expand
@@ -19,7 +20,7 @@ from chalicelib.core.tasks import callback_digest, callback_key, new_callback_no
 from chalicelib.core.times import iso
 from chalicelib.runtime.definitions import RevisionLoader
 from chalicelib.tasks import templating
-from chalicelib.tasks.errors import StepError
+from chalicelib.tasks.errors import StepError, lambda_exception
 
 events_log = logging.getLogger("stepflow.events")
 KEPT = ("pending", "completed")  # an earlier run's task in these states is this run's (see _earlier_run)
@@ -92,12 +93,12 @@ class TaskRegistrar:
         if self._tenant_of is not None:
             record["tenant_id"] = self._tenant_of(record["instance_id"])
         if isinstance(step, HumanStep):
-            due = now + timedelta(seconds=step.due_in) if step.due_in else None
+            due = _due_date(step, data, now)
             record.update(
                 form_schema=step.form_schema,
                 assignee=_text(step.assignee, data),
                 assignee_group=_text(step.assignee_group, data),
-                candidate_groups=[g for g in (_text(g, data) for g in step.candidate_groups) if g],
+                candidate_groups=_groups(step.candidate_groups, data),
                 priority=step.priority,
                 due_at=iso(due) if due else None,
                 reminder_at=iso(due - timedelta(seconds=step.reminder_before)) if due and step.reminder_before else None,
@@ -176,6 +177,40 @@ class TaskRegistrar:
             self._events.append(instance_id, "task.created", data, step=record["step_name"])
         except Exception:  # noqa: BLE001 - the log is best effort; the task is registered
             events_log.exception("event not recorded", extra={"event_type": "task.created"})
+
+
+TASK_DATA_ERROR = "Stepflow.TaskDataError"
+
+
+def _due_date(step: HumanStep, data: dict[str, Any], now: datetime) -> datetime | None:
+    """When the task is due: `due_in` from now, or `due_at` from the instance data. Data that gives no
+    date fails the step with Stepflow.TaskDataError and a message naming the path (on_error catches it);
+    no task is stored."""
+    if step.due_in:
+        return now + timedelta(seconds=step.due_in)
+    if step.due_at is None:
+        return None
+    try:
+        return due_from(parse_due(step.due_at), data)
+    except DueDataError as exc:
+        events_log.warning("task not opened: its due date is not in the data", extra={"step": step.id})
+        raise lambda_exception(TASK_DATA_ERROR, f"step '{step.id}': {exc}") from None
+
+
+def _groups(templates: list[str], data: dict[str, Any]) -> list[str]:
+    """Candidate groups: literals, `{{ path }}`s of one group each, or of a list of groups
+    (`"{{ reviewers }}"` with reviewers = ["ops", "audit"]); each once, in order. Bounded like the step's own list."""
+    groups: list[str] = []
+    for template in templates:
+        value: Any = None
+        if templating.is_single_placeholder(template):
+            try:
+                value = templating.render(template, data)
+            except StepError:
+                value = None
+        values = value if isinstance(value, list) else [_text(template, data) if value is None else value]
+        groups += [str(v) for v in values if v not in (None, "") and not isinstance(v, dict | list)]
+    return list(dict.fromkeys(g[:255] for g in groups))[:20]
 
 
 def _text(template: str | None, data: dict[str, Any]) -> str | None:

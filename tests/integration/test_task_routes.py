@@ -84,3 +84,13 @@ def test_routes_are_checked_at_registration_where_they_are(api):
     found = sorted((i["location"], i["code"]) for i in body["detail"]["issues"])
     assert found == [("steps[0].on_error", "unknown_step"), ("steps[0].on_reject", "reject_without_decision"),
                      ("steps[0].on_timeout", "route_is_also_a_link")], found
+
+
+def test_a_routed_step_needs_a_link_for_an_ordinary_completion(api):
+    definition = routed("routed_unlinked")
+    definition["edges"] = []
+    definition["terminal_steps"] = ["chase", "ship"]
+    definition["steps"][1]["depends_on"] = ["rework"]  # ship still runs, but not after the review
+    status, body = api.post("/definitions", definition)
+    assert status == 422, body
+    assert [(i["location"], i["code"]) for i in body["detail"]["issues"]] == [("steps[0]", "route_without_link")]

@@ -78,6 +78,11 @@ CASES = {
          "output_namespace": "review", "on_reject": "rework"},
         m("rework"), m("auto", "route"), m("done", "review", "rework", "auto"),
     ],
+    # Only a failure is routed: no Choice after the task, only its Catch.
+    "routed_error_only": [
+        {"id": "review", "type": "human", "form_schema": {"type": "object"}, "on_error": "explain"},
+        m("done", "review"), m("explain"),
+    ],
     "timers": [
         m("a"), m("b", "a"), m("c", "a"),
         {"id": "wait_until", "type": "timer", "until": "ship_at", "depends_on": ["b", "c"]},
