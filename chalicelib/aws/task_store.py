@@ -213,7 +213,7 @@ class TaskStore:
         for first in range(0, len(ids), 100):
             request: dict[str, Any] = {"Keys": [{"id": {"S": i}} for i in ids[first:first + 100]],
                                        "ConsistentRead": True, **projection([*attributes, "id"])}
-            pending = {self._table: request}
+            pending: Any = {self._table: request}
             while pending:
                 answer = self._ddb.batch_get_item(RequestItems=pending)
                 for item in answer.get("Responses", {}).get(self._table, []):

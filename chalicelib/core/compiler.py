@@ -158,7 +158,8 @@ class _Emitter:
         if step.type == "machine":  # by far the most common: checked first
             return self.emit_machine(step, states, next_name)
         needs_data = step.type == "gateway" or (step.type == "timer" and step.until is not None)
-        if step.id in self.gateways:  # a gateway, or a human step that routes on its outcome
+        if step.type == "gateway" or (step.type == "human" and step.id in self.gateways):
+            # A gateway, or a human step that routes on its outcome: both branch.
             name = self.emit_gateway(step, states, next_name)
         elif step.type == "timer":
             name = self.emit_timer(step, states, next_name)
@@ -304,7 +305,7 @@ class _Emitter:
         states[step.id] = self._continue(state, next_name)
         return step.id
 
-    def emit_gateway(self, step: GatewayStep, states: dict[str, Any], next_name: str | None) -> str:
+    def emit_gateway(self, step: GatewayStep | HumanStep, states: dict[str, Any], next_name: str | None) -> str:
         region = self.gateways[step.id]
         if region.sequential:
             return self.emit_sequential(region, states, next_name)

@@ -217,7 +217,7 @@ def test_a_candidate_group_finds_its_tasks_in_one_query_and_one_batch_read_per_p
     listed, cursor = [], None
     while True:
         calls.reset()
-        status, page = api.get(f"/tasks?tenant_id=t1&assignee_group=auditors&limit=2"
+        status, page = api.get("/tasks?tenant_id=t1&assignee_group=auditors&limit=2"
                                + (f"&cursor={cursor}" if cursor else ""))
         assert status == 200, page
         assert calls.operations in (["Query"], ["Query", "BatchGetItem"]), calls.operations
