@@ -110,6 +110,8 @@ TASK_FAMILIES = (
     Family("inbox_assignee", "tk_a", ("assignee", "status")),
     Family("inbox_group", "tk_g", ("assignee_group", "status")),
     Family("inbox_instance", "tk_i", ("instance_id",)),
+    # Who decided (completed) a task: "my decisions", every status it can have then.
+    Family("inbox_decider", "tk_c", ("completed_by",)),
 )
 # Sparse: only pending tasks with a due date, ordered by it. The overdue list is the part due by now
 # (a range condition on due_at with the clock's now), so a task is in it the moment it passes its due
@@ -160,7 +162,7 @@ def task_index(filters: Mapping[str, Any], *, tenant: str | None, overdue: bool)
         if set(given) - {"status"} or given.get("status", "pending") != "pending":
             raise Unindexed(("overdue", *sorted(given)), [("overdue",), ("overdue", "status=pending")])
         return TASK_OVERDUE, key_value(tenant, ())
-    if "instance_id" not in given:
+    if "instance_id" not in given and "completed_by" not in given:
         given.setdefault("status", "pending")
     names = tuple(sorted(given))
     for family in TASK_FAMILIES:

@@ -91,6 +91,7 @@ class TaskService(Delivery):
 
     def list(self, *, tenant: str | None, status: str | None = None, assignee_id: str | None = None,
              assignee_group: str | None = None, instance_id: str | None = None, overdue: bool = False,
+             completed_by: str | None = None,
              limit: int = 20, start: dict[str, Any] | None = None) -> dict[str, Any]:
         """One page of one tenant's tasks: one index query reading at most limit + 1 items.
 
@@ -100,7 +101,8 @@ class TaskService(Delivery):
         if status is not None and status not in STATUSES:
             raise InvalidInput({"message": f"status must be one of {', '.join(STATUSES)}", "issues": []})
         family, value = task_index({"status": status, "assignee": assignee_id, "assignee_group": assignee_group,
-                                    "instance_id": instance_id}, tenant=tenant, overdue=overdue)
+                                    "instance_id": instance_id, "completed_by": completed_by},
+                                   tenant=tenant, overdue=overdue)
         now = iso(self._now())
         # The overdue list is the part of the due-date index due by now: right at the due time, sweep or not.
         upto = ("due_at", now) if family is TASK_OVERDUE else None

@@ -243,6 +243,17 @@ def test_a_context_field_that_is_not_a_path_or_template_is_refused_where_it_is(a
     assert locations == ["steps[0].context[1].path", "steps[0].context[2]"], body
 
 
+def test_my_decisions_lists_the_tasks_a_person_completed(api):
+    instance_id = start_expense(api, 40, manager="mona")
+    task = only_task(api, f"instance_id={instance_id}")
+    assert api.get("/tasks?completed_by=mona")[1]["items"] == []
+    assert api.post(f"/approvals/{task['id']}/reject", {"decided_by": "mona", "comment": "no"})[0] == 200
+    decided = api.get("/tasks?completed_by=mona")[1]["items"]
+    assert [(t["id"], t["status"], t["output_data"]) for t in decided] == [
+        (task["id"], "completed", {"approved": False, "comments": "no"})]
+    assert api.get("/tasks?completed_by=mona&status=completed")[0] == 400  # one index serves it: alone
+
+
 def test_a_task_is_found_by_each_of_its_candidate_groups(api):
     definition = {**DUE_SOON, "name": "offered", "steps": [{**DUE_SOON["steps"][0], "due_in": None,
                                                            "candidate_groups": ["auditors", "{{ team }}"]}]}

@@ -131,6 +131,7 @@ def _seed_tasks(store: Any, count: int, start: int = 0) -> None:
 
 TASK_QUERIES = ["", "status=pending", "status=completed", "assignee_id=user1", "assignee_id=user1&status=pending",
                 "assignee_group=g0", "assignee_group=g1&status=pending", "instance_id=inst2", "overdue=true",
+                "completed_by=user1",
                 "overdue=true&status=pending"]
 
 
