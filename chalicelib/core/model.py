@@ -131,6 +131,18 @@ ROUTE_NAMES = ("on_reject", "on_timeout", "on_error")
 _PLACEHOLDER_RE = re.compile(r"\{\{([^{}]*)\}\}")
 
 
+# A placeholder's path as chalicelib/tasks/templating.py reads it: dotted names, list items as .0 or [0].
+_TEMPLATE_PATH_RE = re.compile(r"[^.\[\]\s{}]+(?:\[\d+\])*(?:\.[^.\[\]\s{}]+(?:\[\d+\])*)*")
+
+
+def _placeholders_of_paths(text: str) -> str:
+    """`text` if each of its `{{ }}` placeholders names a data path (read when the task opens)."""
+    for found in _PLACEHOLDER_RE.findall(text):
+        if not _TEMPLATE_PATH_RE.fullmatch(found.strip()):
+            raise ValueError(f"'{{{{{found}}}}}' is not a placeholder of a data path (use '{{{{ manager }}}}')")
+    return text
+
+
 class ContextField(_Strict):
     """One thing the decider of a human task sees beside the form: the value at a data `path`, or a
     `template` filled from the data. `label` names it (default: the path)."""
@@ -150,9 +162,7 @@ class ContextField(_Strict):
         if (self.path is None) == (self.template is None):
             raise ValueError("a context field needs exactly one of 'path' or 'template'")
         if self.template is not None:
-            for found in _PLACEHOLDER_RE.findall(self.template):
-                if not re.fullmatch(DOTTED_PATH_PATTERN, found.strip()):
-                    raise ValueError(f"'{{{{{found}}}}}' is not a placeholder of a data path (use '{{{{ amount }}}}')")
+            _placeholders_of_paths(self.template)
         if self.label is None and self.path is None:
             raise ValueError("a template context field needs a 'label'")
         return self
@@ -201,6 +211,16 @@ class HumanStep(_StepBase):
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value)
+
+    @field_validator("assignee", "assignee_group")
+    @classmethod
+    def _who(cls, value: str | None) -> str | None:
+        return None if value is None else _placeholders_of_paths(value)
+
+    @field_validator("candidate_groups")
+    @classmethod
+    def _groups(cls, value: list[str]) -> list[str]:
+        return [_placeholders_of_paths(v) for v in value]
 
     @field_validator("due_at")
     @classmethod

@@ -75,3 +75,11 @@ def test_a_due_date_rule_that_is_not_one_is_refused_where_it_is(api):
         assert status == 422, body
         assert [i["location"] for i in body["detail"]["issues"]] == (
             ["steps[0]"] if extra else ["steps[0].due_at"]), body
+
+
+def test_an_assignee_or_group_placeholder_that_is_not_a_path_is_refused_where_it_is(api):
+    definition = review("bad_people", assignee="{{ owner email }}", candidate_groups=["ops", "{{ teams[ }}"])
+    status, body = api.post("/definitions", definition)
+    assert status == 422, body
+    assert sorted(i["location"] for i in body["detail"]["issues"]) == ["steps[0].assignee",
+                                                                       "steps[0].candidate_groups"], body
