@@ -22,10 +22,11 @@ from typing import Any
 from chalicelib.core import conditions
 from chalicelib.core.graph import Graph, build_graph, is_route, structural_kinds
 from chalicelib.core.model import Definition, GatewayStep, HumanStep, MachineStep, TimerStep, WebhookStep
+from chalicelib.core.route_checks import rejected_rule, route_catch
 from chalicelib.core.schedule import Leaf, Par, Plan, Seq, makespan, plan_series_parallel
 from chalicelib.core.shared_context import SHARED, assign_context, insert_before
 from chalicelib.core.structure import GatewayRegion, Structure, analyse
-from chalicelib.core.tasks import OVERDUE_ERROR, decision_field
+from chalicelib.core.tasks import OVERDUE_ERROR
 
 STEP_RUNNER = "${StepRunnerFunctionArn}"
 TASK_REGISTRAR = "${TaskRegistrarFunctionArn}"
@@ -257,29 +258,19 @@ class _Emitter:
         if isinstance(step, HumanStep) and step.escalation is not None and step.escalation.action == "fail":
             timeouts.append(step.escalation.error or OVERDUE_ERROR)  # the sweep fails an overdue task so
         if "on_timeout" in routes:
-            catch.append(self._route_catch(step.id, timeouts, "timed_out", routes["on_timeout"], states))
+            catch.append(_routed(step.id, timeouts, "timed_out", routes["on_timeout"], states))
         elif step.timeout_seconds or step.heartbeat_seconds:
             timed_out = f"{step.id}__timed_out"
             catch.append({"ErrorEquals": timeouts[:2], "ResultPath": "$.failure", "Next": timed_out})
             states[timed_out] = {"Type": "Fail", "Error": TIMED_OUT_ERROR,
                                  "Cause": f"{step.type} step '{step.id}' was not completed in time"}
         if "on_error" in routes:
-            catch.append(self._route_catch(step.id, ["States.ALL"], "failed", routes["on_error"], states))
+            catch.append(_routed(step.id, ["States.ALL"], "failed", routes["on_error"], states))
         if catch:
             state["Catch"] = catch
         # The callback's output is the whole new state, built by the service that completes it.
         states[step.id] = _ordered(self._continue(state, next_name))
         return step.id
-
-    @staticmethod
-    def _route_catch(step_id: str, errors: list[str], outcome: str, entry: str,
-                     states: dict[str, Any]) -> dict[str, Any]:
-        """A Catch that continues at a route's branch: a Pass state records the step's outcome as its
-        output ({"outcome", "error"}: the branch's steps read it in the instance data), then goes on."""
-        recorded = f"{step_id}__{outcome}"
-        states[recorded] = {"Type": "Pass", "Parameters": {"outcome": outcome, "error.$": "$.failure.Error"},
-                            "ResultPath": f"$.steps.{step_id}", "Next": entry}
-        return {"ErrorEquals": errors, "ResultPath": "$.failure", "Next": recorded}
 
     def emit_routed(self, step: HumanStep, targets: list[tuple[str | None, str | None]], states: dict[str, Any],
                     next_name: str | None) -> str:
@@ -404,12 +395,16 @@ class _Emitter:
 
 
 def _rejected_rule(step: HumanStep) -> dict[str, Any]:
-    """The Choice rule of a rejection: the step's approval field (under its namespace) is false."""
-    field = decision_field(step.form_schema)
-    if field is None:
+    rule = rejected_rule(step)
+    if rule is None:
         raise CompileError(f"step '{step.id}' has on_reject but its form has no boolean 'approved' field")
-    variable = f"$.data.{step.output_namespace}.{field}" if step.output_namespace else f"$.data.{field}"
-    return {"And": [{"Variable": variable, "IsPresent": True}, {"Variable": variable, "BooleanEquals": False}]}
+    return rule
+
+
+def _routed(step_id: str, errors: list[str], outcome: str, entry: str, states: dict[str, Any]) -> dict[str, Any]:
+    catch, name, state = route_catch(step_id, errors, outcome, entry)
+    states[name] = state
+    return catch
 
 
 def _lambda_reads(state: dict[str, Any]) -> bool:

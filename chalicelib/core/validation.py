@@ -14,10 +14,10 @@ from chalicelib.core import conditions
 from chalicelib.core.decisions import writes_of_step
 from chalicelib.core.graph import Graph, build_graph, definition_edges, structural_kinds
 from chalicelib.core.model import Definition, HumanStep, MachineStep, TimerStep, WebhookStep
+from chalicelib.core.route_checks import route_problems
 from chalicelib.core.schemas import schema_problems
 from chalicelib.core.sizing import MAX_DEFINITION_BYTES, deployed_size
 from chalicelib.core.structure import analyse
-from chalicelib.core.tasks import decision_field
 from chalicelib.core.upstream import Upstream
 
 # A step count cap keeps one run's history (about five events a step, 25,000 at most) and the console
@@ -332,41 +332,10 @@ def _check_writes(definition: Definition) -> list[Issue]:
 
 
 def _check_routes(definition: Definition, index: dict[str, int]) -> list[Issue]:
-    """A human step's outcome routes lead to other steps, not to one it links to plainly, and a
-    rejection route needs an approval form to tell a rejection by."""
     issues = []
-    plain = {(e.source, e.target) for e in definition_edges(definition, routes=False)}
-    for i, step in enumerate(definition.steps):
-        if not isinstance(step, HumanStep):
-            continue
-        seen: dict[str, str] = {}
-        for name, target in step.routes.items():
-            location = _loc(["steps", i, name])
-            if target not in index:
-                issues.append(_issue("unknown_step", location, f"{name} of '{step.id}' is not a step: '{target}'",
-                                     _did_you_mean(target, index)))
-            elif target == step.id:
-                issues.append(_issue("route_to_itself", location, f"'{step.id}' routes {name} to itself",
-                                     "route to the step that handles the outcome"))
-            elif (step.id, target) in plain:
-                issues.append(_issue("route_is_also_a_link", location,
-                                     f"'{target}' follows '{step.id}' anyway (a link), so {name} cannot choose it",
-                                     "remove the link, or route to another step"))
-            elif target in seen:
-                issues.append(_issue("route_twice", location,
-                                     f"'{step.id}' routes both {seen[target]} and {name} to '{target}'",
-                                     "route each outcome to its own step, or leave one out"))
-            seen.setdefault(target, name)
-        if step.routes and not any(source == step.id for source, _ in plain):
-            # Without it every path would lead to the routes' steps (they would follow a completion too).
-            issues.append(_issue("route_without_link", _loc(["steps", i]),
-                                 f"'{step.id}' routes its outcomes but links to no step for an ordinary completion",
-                                 "link it to the step that follows an approval (a data.set step can end the "
-                                 "workflow there)"))
-        if step.on_reject is not None and decision_field(step.form_schema) is None:
-            issues.append(_issue("reject_without_decision", _loc(["steps", i, "on_reject"]),
-                                 f"'{step.id}' routes on_reject but its form has no boolean 'approved' field",
-                                 "add a boolean 'approved' (or '<name>_approved') field to form_schema"))
+    for problem in route_problems(definition):
+        hint = _did_you_mean(problem.target, index) if problem.code == "unknown_step" else problem.hint
+        issues.append(_issue(problem.code, _loc(problem.where), problem.message, hint))
     return issues
 
 

@@ -16,8 +16,6 @@ from chalicelib.core.decisions import Writes, decided_fields
 from chalicelib.core.event_stream import callback_path
 from chalicelib.core.listing import TASK_OVERDUE, key_value, metrics_of, range_value, task_index
 from chalicelib.core.tasks import (
-    OPEN,
-    OVERDUE_ERROR,
     STATUSES,
     callback_digest,
     callback_key,
@@ -26,7 +24,8 @@ from chalicelib.core.tasks import (
 )
 from chalicelib.core.times import iso
 from chalicelib.errors import Conflict, FieldErrors, Gone, InvalidInput, NotFound
-from chalicelib.service.task_delivery import DEAD_TOKEN_ERRORS, Delivery, error_code
+from chalicelib.service.task_delivery import Delivery
+from chalicelib.service.task_sweep import Sweep
 
 MAX_PAGE = 100
 TASK_FIELDS = ("id", "instance_id", "workflow", "step_name", "kind", "title", "description", "form_schema", "assignee",
@@ -39,13 +38,11 @@ TASK_FIELDS = ("id", "instance_id", "workflow", "step_name", "kind", "title", "d
 # a listed task equals its detail view through a task's life.
 TASK_VIEW_ATTRIBUTES = (*TASK_FIELDS, "tenant_id", "execution_arn", "revision", "escalation", "event_type",
                         "reassigned_by", "reassigned_at", "reminded_at", "closed_at", "closed_reason")
-ESCALATION_ACTOR = "stepflow:escalation"
-DEFAULT_OVERDUE_ERROR = OVERDUE_ERROR
 CALLBACK_ACTOR = "stepflow:callback"
 events_log = logging.getLogger("stepflow.events")
 
 
-class TaskService(Delivery):
+class TaskService(Delivery, Sweep):
     def __init__(self, store: Any, machines: Any, loader: Any, publisher: Any, now: Callable[[], datetime], *,
                  events: Any = None, instances: Any = None, api_prefix: str = "/workflows",
                  callback_secret: bytes = b""):
@@ -308,86 +305,6 @@ class TaskService(Delivery):
         if comment is not None and comment_field:
             output[comment_field] = comment
         return self.complete(task_id, output, by, comment, record=record)
-
-    # -- the sweep ---------------------------------------------------------------------------
-    def sweep(self) -> dict[str, int]:
-        """Escalates due tasks once, sends due reminders once, redelivers interrupted completions.
-
-        Reads only the sparse indexes, so its cost follows the number of due items, not all tasks.
-        """
-        now = self._now()
-        stats = {"read": 0, "escalated": 0, "reminded": 0, "redelivered": 0}
-        for record in self._due("by_due", "due_state", "due_at", now):
-            stats["read"] += 1
-            stats["escalated"] += self._escalate(record, now)
-        for record in self._due("by_reminder", "reminder_state", "reminder_at", now):
-            stats["read"] += 1
-            try:
-                self._store.transition(record["id"], expect={"status": "pending"}, require=("reminder_state",),
-                                       set_={"reminded_at": iso(now)}, remove=("reminder_state",), after=record,
-                                       before=record)
-            except TransitionRefused:
-                continue
-            self._publisher.publish("task.reminder", {"task": public(record)})
-            stats["reminded"] += 1
-        read, stats["redelivered"] = self.redeliver(now)
-        stats["read"] += read
-        return stats
-
-    def _due(self, index: str, key: str, field: str, upto: datetime):
-        start = None
-        while True:
-            items, start = self._store.query(index, key, OPEN, upto=(field, iso(upto)), start=start,
-                                             newest_first=False)
-            yield from items
-            if not start:
-                return
-
-    def _escalate(self, record: dict[str, Any], now: datetime) -> int:
-        escalation = record.get("escalation") or {}
-        action = escalation.get("action", "notify")
-        changes: dict[str, Any] = {"escalated_at": iso(now), "overdue_state": OPEN}
-        if action == "reassign":
-            # To a person, or to a group whose members can then claim it.
-            changes["reassigned_from"] = record.get("assignee")
-            changes["assignee"] = escalation.get("assignee")
-            if escalation.get("assignee_group"):
-                changes["assignee_group"] = escalation["assignee_group"]
-        after = {**record, **changes}
-        try:
-            # Only the sweep that removes due_state escalates: overlapping sweeps cannot both win.
-            self._store.transition(record["id"], expect={"status": "pending"}, require=("due_state",),
-                                   set_=changes, remove=("due_state",), after=after, before=record)
-        except TransitionRefused:
-            return 0
-        self._publisher.publish("task.overdue", {"task": public(after), "action": action})
-        if action == "complete":
-            try:
-                output = self._declared(after, dict(escalation.get("output") or {}))
-                self._finish(after, output, ESCALATION_ACTOR, "completed when overdue")
-            except (Conflict, Gone):
-                pass
-            except FieldErrors as exc:
-                # Registration checks the configured output; data that arrived since can still collide.
-                # The task stays pending and overdue for a person to finish.
-                events_log.warning("escalation output refused", extra={
-                    "task_id": record["id"], "fields": [i["location"] for i in exc.detail["issues"]]})
-        elif action == "fail":
-            self._fail(after, escalation.get("error") or DEFAULT_OVERDUE_ERROR)
-        return 1
-
-    def _fail(self, record: dict[str, Any], error: str) -> None:
-        try:
-            self._store.transition(record["id"], expect={"status": "pending"}, set_={"status": "expired",
-                                   "completed_at": iso(self._now()), "completed_by": ESCALATION_ACTOR},
-                                   remove=("overdue_state", "reminder_state"), after={**record, "status": "expired"}, before=record)
-        except TransitionRefused:
-            return
-        try:
-            self._machines.send_failure(record["token"], error, f"task '{record['step_name']}' was not done in time")
-        except Exception as exc:  # noqa: BLE001 - a dead token means the workflow stopped waiting anyway
-            if error_code(exc) not in DEAD_TOKEN_ERRORS:
-                raise
 
     def for_instance(self, instance_id: str) -> builtins.list[dict[str, Any]]:
         now = iso(self._now())
