@@ -86,7 +86,7 @@ INSTANCES = Table(
     env_var="STEPFLOW_INSTANCES_TABLE",
 )
 # Inbox queries and the sweep read indexes, never the table. The `inbox_*` indexes are keyed on
-# tenant + filters (core/listing.py); inbox_overdue is sparse (overdue tasks only). The *_state
+# tenant + filters (core/listing.py); inbox_overdue is sparse (pending tasks with a due date, by due_at). The *_state
 # attributes exist only while an item needs that attention, so those indexes are sparse: the sweep
 # reads due items only. The table also holds one counter item per tenant (`counter#<tenant>`: pending
 # per group, pending in all, overdue), changed in the same transaction as the task it counts.

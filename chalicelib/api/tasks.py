@@ -55,12 +55,14 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         # The cursor is bound to the caller's tenant and to the filters (which choose the index).
         selection = {"list": "tasks", "status": params.get("status"), "assignee_id": params.get("assignee_id"),
                      "assignee_group": params.get("assignee_group"), "instance_id": params.get("instance_id"),
-                     "overdue": bool_param(params, "overdue"), "tenant_id": tenant}
+                     "overdue": bool_param(params, "overdue"), "tenant_id": tenant,
+                     "completed_by": params.get("completed_by")}
         try:
             page = found.tasks.list(
                 tenant=tenant, status=selection["status"], assignee_id=selection["assignee_id"],
                 assignee_group=selection["assignee_group"], instance_id=selection["instance_id"],
-                overdue=selection["overdue"], limit=limit, start=open_cursor(found, params.get("cursor"), selection))
+                overdue=selection["overdue"], completed_by=selection["completed_by"], limit=limit,
+                start=open_cursor(found, params.get("cursor"), selection))
         except Unindexed as exc:
             raise BadRequest(unindexed_message(exc, {"assignee": "assignee_id"})) from None
         return json_response(seal(found, page, selection))

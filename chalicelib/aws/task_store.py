@@ -21,6 +21,7 @@ from chalicelib.core.listing import (
     counter_deltas,
     counter_id,
     created_key,
+    memberships,
     task_keys,
 )
 from chalicelib.core.tasks import OPEN
@@ -66,7 +67,7 @@ class TaskStore:
                 put["ExpressionAttributeNames"] = {"#s": "status", "#a": "attempt"}
                 put["ExpressionAttributeValues"] = to_item({":s": before["status"], ":a": before["attempt"]})
             try:
-                self._write({"Put": put}, counter_deltas(before, item))
+                self._write({"Put": put}, counter_deltas(before, item), self._members(before, item))
                 return
             except TransitionRefused:
                 before = self.get(record["id"])
@@ -91,6 +92,7 @@ class TaskStore:
         if after.get("status") != "pending":
             dropped += tuple(a for a in CALLBACK_ATTRIBUTES if a not in remove and a not in changes)
         deltas = counter_deltas(before, after)
+        also = (*also, *self._members(before, after))
         conditions: dict[str, Any] = dict(expect or {})
         must_exist, must_lack = list(require), list(absent)
         if deltas:
@@ -126,6 +128,17 @@ class TaskStore:
         items = [action, *also, *(self._counting(item, amounts) for item, amounts in deltas.items())]
         transact(self._ddb, items, sleep=self._sleep)
 
+    def _members(self, before: dict[str, Any] | None, after: dict[str, Any] | None) -> tuple[dict[str, Any], ...]:
+        """The writes that keep a task's membership items (core/listing.py memberships) as `after` needs
+        them: put where new or changed, deleted where gone; none when they stay as they are. They carry no
+        condition: the task's own conditional write, in the same transaction, decides."""
+        old, new = memberships(before), memberships(after)
+        writes: list[dict[str, Any]] = [{"Put": {"TableName": self._table, "Item": to_item(item)}}
+                                        for item_id, item in new.items() if old.get(item_id) != item]
+        writes += [{"Delete": {"TableName": self._table, "Key": {"id": {"S": item_id}}}}
+                   for item_id in old if item_id not in new]
+        return tuple(writes)
+
     def _counting(self, item: str, amounts: dict[str, int]) -> dict[str, Any]:
         names = {f"#c{i}": attribute for i, attribute in enumerate(amounts)}
         values = {f":c{i}": {"N": str(n)} for i, n in enumerate(amounts.values())}
@@ -149,9 +162,10 @@ class TaskStore:
                 "ExpressionAttributeNames": {"#s": "status", "#a": "attempt"},
                 "ExpressionAttributeValues": to_item({":s": before["status"], ":a": before.get("attempt", 0)})}
             deltas = counter_deltas(before, None)
+            members = self._members(before, None)
             try:
-                if deltas:
-                    self._write({"Delete": delete}, deltas)
+                if deltas or members:
+                    self._write({"Delete": delete}, deltas, members)
                 else:
                     self._ddb.delete_item(TableName=self._table, Key=delete["Key"])
                 return
@@ -191,6 +205,44 @@ class TaskStore:
             names.update(projected["ExpressionAttributeNames"])
         page = self._ddb.query(**kwargs)
         return [from_item(i) for i in page["Items"]], page.get("LastEvaluatedKey")
+
+    def get_many(self, task_ids: list[str], attributes: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Tasks by id, only `attributes` of each (one BatchGetItem per 100; a missing task is left out)."""
+        found: dict[str, dict[str, Any]] = {}
+        ids = list(dict.fromkeys(task_ids))
+        for first in range(0, len(ids), 100):
+            request: dict[str, Any] = {"Keys": [{"id": {"S": i}} for i in ids[first:first + 100]],
+                                       "ConsistentRead": True, **projection([*attributes, "id"])}
+            pending: Any = {self._table: request}
+            while pending:
+                answer = self._ddb.batch_get_item(RequestItems=pending)
+                for item in answer.get("Responses", {}).get(self._table, []):
+                    record = from_item(item)
+                    found[record["id"]] = record
+                pending = answer.get("UnprocessedKeys") or {}
+        return found
+
+    def count_due(self, tenant: str | None, upto: str) -> int:
+        """How many of a tenant's pending tasks are due by `upto` and not yet escalated: the part of the
+        sweep's sparse by_due index due by then (the sweep's backlog), filtered to the tenant."""
+        names = {"#h": "due_state", "#r": "due_at", "#t": "tenant_id"}
+        values: dict[str, Any] = {":h": {"S": OPEN}, ":r": {"S": upto}}
+        if tenant in (None, ""):
+            condition = "attribute_not_exists(#t)"
+        else:
+            condition = "#t = :t"
+            values[":t"] = {"S": tenant}
+        kwargs: dict[str, Any] = {"TableName": self._table, "IndexName": "by_due",
+                                  "KeyConditionExpression": "#h = :h AND #r <= :r", "FilterExpression": condition,
+                                  "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
+                                  "Select": "COUNT"}
+        total = 0
+        while True:
+            page = self._ddb.query(**kwargs)
+            total += int(page.get("Count", 0))
+            if not page.get("LastEvaluatedKey"):
+                return total
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def for_instance(self, instance_id: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

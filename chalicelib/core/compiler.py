@@ -22,7 +22,7 @@ from typing import Any
 
 from chalicelib.core import conditions
 from chalicelib.core.gates import gated_plan, is_exact
-from chalicelib.core.graph import Graph, build_graph
+from chalicelib.core.graph import Graph, build_graph, is_route, structural_kinds
 from chalicelib.core.model import (
     Definition,
     GatewayStep,
@@ -32,10 +32,12 @@ from chalicelib.core.model import (
     TimerStep,
     WebhookStep,
 )
+from chalicelib.core.route_checks import rejected_rule, route_catch
 from chalicelib.core.schedule import Leaf, Par, Plan, Seq, count_parallel, makespan, plan_series_parallel
 from chalicelib.core.shared_context import SHARED, assign_context, insert_before
 from chalicelib.core.step_states import retrier_of, waits_for_child
 from chalicelib.core.structure import GatewayRegion, Structure, analyse
+from chalicelib.core.tasks import OVERDUE_ERROR
 
 STEP_RUNNER = "${StepRunnerFunctionArn}"
 TASK_REGISTRAR = "${TaskRegistrarFunctionArn}"
@@ -76,8 +78,7 @@ def compile_definition(definition: Definition, revision: str, options: CompileOp
     order = graph.topological_order()
     if order is None:
         raise CompileError("the steps form a cycle")
-    kinds = {s.id: s.type for s in definition.steps}
-    structure, problems = analyse(graph, kinds, order)
+    structure, problems = analyse(graph, structural_kinds(definition), order)
     if problems:
         raise CompileError(problems[0].message)
     emitter = _Emitter(definition, revision, options, structure, graph)
@@ -162,7 +163,7 @@ class _Emitter:
             return True  # its release state is a step-runner state: it leaves current data behind
         if plan.node in self.waits:
             valid = True  # the gate hands on current data
-        if isinstance(step, GatewayStep):
+        if step.id in self.gateways:  # a gateway, or a human step that routes on its outcome
             if self.gateways[step.id].sequential:
                 return True  # only single steps run inside, and each leaves current data behind
             ends = [self.valid_after(p, True) if p is not None else True for p in self.gateway_plans[step.id]]
@@ -202,7 +203,8 @@ class _Emitter:
             states[release]["Parameters"]["g"] = list(self.releases[node])
             next_name = release
         needs_data = step.type == "gateway" or (step.type == "timer" and step.until is not None)
-        if step.type == "gateway":
+        if step.type == "gateway" or (step.type == "human" and step.id in self.gateways):
+            # A gateway, or a human step that routes on its outcome: both branch.
             name = self.emit_gateway(step, states, next_name)
         elif step.type == "timer":
             name = self.emit_timer(step, states, next_name)
@@ -313,7 +315,10 @@ class _Emitter:
                 "Parameters": {"FunctionName": self.options.step_runner, "Payload": payload},
                 "Retry": [SERVICE_RETRY], "Next": next_name}
 
-    def emit_callback(self, step: HumanStep | WebhookStep | ReceiveStep, states: dict[str, Any], next_name: str | None) -> str:
+    def emit_callback(self, step: HumanStep | WebhookStep | ReceiveStep, states: dict[str, Any], next_name: str | None,
+                      routes: dict[str, str] | None = None) -> str:
+        """The waiting Task state; `routes` (a routed human step): the state each outcome route enters."""
+        routes = routes or {}
         payload = self._payload(None, step.id)  # the registrar reads the kind from the step itself
         payload["t.$"] = "$$.Task.Token"
         state: dict[str, Any] = {
@@ -326,16 +331,40 @@ class _Emitter:
             state["TimeoutSeconds"] = step.timeout_seconds
         if step.heartbeat_seconds:
             state["HeartbeatSeconds"] = step.heartbeat_seconds
-        if step.timeout_seconds or step.heartbeat_seconds:
-            # moto reports a heartbeat timeout as States.Timeout; AWS as States.HeartbeatTimeout.
+        catch: list[dict[str, Any]] = []
+        # moto reports a heartbeat timeout as States.Timeout; AWS as States.HeartbeatTimeout.
+        timeouts = ["States.Timeout", "States.HeartbeatTimeout"]
+        if isinstance(step, HumanStep) and step.escalation is not None and step.escalation.action == "fail":
+            timeouts.append(step.escalation.error or OVERDUE_ERROR)  # the sweep fails an overdue task so
+        if "on_timeout" in routes:
+            catch.append(_routed(step.id, timeouts, "timed_out", routes["on_timeout"], states))
+        elif step.timeout_seconds or step.heartbeat_seconds:
             timed_out = f"{step.id}__timed_out"
-            state["Catch"] = [{"ErrorEquals": ["States.Timeout", "States.HeartbeatTimeout"],
-                               "ResultPath": "$.failure", "Next": timed_out}]
+            catch.append({"ErrorEquals": timeouts[:2], "ResultPath": "$.failure", "Next": timed_out})
             states[timed_out] = {"Type": "Fail", "Error": TIMED_OUT_ERROR,
                                  "Cause": f"{step.type} step '{step.id}' was not completed in time"}
+        if "on_error" in routes:
+            catch.append(_routed(step.id, ["States.ALL"], "failed", routes["on_error"], states))
+        if catch:
+            state["Catch"] = catch
         # The callback's output is the whole new state, built by the service that completes it.
         states[step.id] = _ordered(self._continue(state, next_name))
         return step.id
+
+    def emit_routed(self, step: HumanStep, targets: list[tuple[str | None, str | None]], states: dict[str, Any],
+                    next_name: str | None) -> str:
+        """A human step that routes on its outcome: its Task state, then a Choice on its result (a
+        rejection takes on_reject, anything else its plain successor); a timeout or a failure is caught
+        by the Task state and continues at on_timeout / on_error."""
+        route = f"{step.id}__route"
+        entries = self._choice(route, targets, states, next_name, step=step)
+        following: str | None = route
+        if not states[route]["Choices"]:  # no on_reject: nothing to choose after the task (only its Catches)
+            following = states.pop(route)["Default"]
+            if following == f"{route}__end":  # the step ends its scope itself
+                del states[following]
+                following = next_name
+        return self.emit_callback(step, states, following, {name: entries[name] for name in step.routes})
 
     def emit_timer(self, step: TimerStep, states: dict[str, Any], next_name: str | None) -> str:
         state: dict[str, Any] = {"Type": "Wait"}
@@ -346,14 +375,16 @@ class _Emitter:
         states[step.id] = self._continue(state, next_name)
         return step.id
 
-    def emit_gateway(self, step: GatewayStep, states: dict[str, Any], next_name: str | None) -> str:
+    def emit_gateway(self, step: GatewayStep | HumanStep, states: dict[str, Any], next_name: str | None) -> str:
         region = self.gateways[step.id]
         if region.sequential:
             return self.emit_sequential(region, states, next_name)
         entries = [self.emit(plan, states, next_name, True) if plan is not None else None
                    for plan in self.gateway_plans[step.id]]
-        self._choice(step.id, [(b.condition, e) for b, e in zip(region.branches, entries, strict=True)],
-                     states, next_name)
+        targets = [(b.condition, e) for b, e in zip(region.branches, entries, strict=True)]
+        if isinstance(step, HumanStep):
+            return self.emit_routed(step, targets, states, next_name)
+        self._choice(step.id, targets, states, next_name)
         return step.id
 
     def emit_sequential(self, region: GatewayRegion, states: dict[str, Any], next_name: str | None) -> str:
@@ -362,10 +393,14 @@ class _Emitter:
         inside = set(region.members)
         for node in reversed(region.members):
             step = self.steps[node]
-            if isinstance(step, GatewayStep):
+            # A gateway, or a human step that routes on its outcome (folded with this region or its own).
+            if step.type == "gateway" or (step.type == "human" and step.routes):
                 out = [e for e in self.graph.out_edges(node) if e.condition is not None]
                 out += [e for e in self.graph.out_edges(node) if e.condition is None]
                 targets = [(e.condition, entry[e.target] if e.target in inside else None) for e in out]
+                if isinstance(step, HumanStep):
+                    entry[node] = self.emit_routed(step, targets, states, next_name)
+                    continue
                 self._choice(node, targets, states, next_name)
                 entry[node] = node
                 continue
@@ -375,8 +410,12 @@ class _Emitter:
         return region.id
 
     def _choice(self, gw: str, targets: list[tuple[str | None, str | None]], states: dict[str, Any],
-                next_name: str | None) -> None:
-        """A Choice state; a target of None continues at next_name (a Succeed at a scope's end)."""
+                next_name: str | None, *, step: HumanStep | None = None) -> dict[str, str]:
+        """A Choice state; a target of None continues at next_name (a Succeed at a scope's end).
+
+        With `step` (a routed human step), a route's condition is the route's name: on_reject becomes a
+        rule on the step's approval field; on_timeout and on_error are entered by its Catch, not here.
+        Answers the state each condition leads to."""
         end_name = f"{gw}__end"
 
         def resolve(entry: str | None) -> str:
@@ -390,13 +429,21 @@ class _Emitter:
 
         choices = []
         default = None
+        entries: dict[str, str] = {}
         for condition, entry in targets:
             if condition is None:
                 default = resolve(entry)
+            elif step is not None and is_route(condition):
+                entries[condition] = resolve(entry)
+                if condition == "on_reject":
+                    choices.append({**_rejected_rule(step), "Next": entries[condition]})
             else:
                 rule = conditions.to_choice_rule(conditions.parse_condition(condition), "$.data")
                 choices.append({**rule, "Next": resolve(entry)})
+        if default is None:  # a routed step without a plain successor: anything but a route ends here
+            default = resolve(None)
         states[gw] = {"Type": "Choice", "Choices": choices, "Default": default}
+        return entries
 
     def emit_parallel(self, plan: Par, states: dict[str, Any], next_name: str | None, valid: bool) -> str:
         self.parallel_count += 1
@@ -424,6 +471,19 @@ class _Emitter:
         state: dict[str, Any] = {"Type": "Parallel", "Branches": branches, "ResultSelector": {"steps.$": merged}}
         states[name] = self._continue(state, next_name)
         return name
+
+
+def _rejected_rule(step: HumanStep) -> dict[str, Any]:
+    rule = rejected_rule(step)
+    if rule is None:
+        raise CompileError(f"step '{step.id}' has on_reject but its form has no boolean 'approved' field")
+    return rule
+
+
+def _routed(step_id: str, errors: list[str], outcome: str, entry: str, states: dict[str, Any]) -> dict[str, Any]:
+    catch, name, state = route_catch(step_id, errors, outcome, entry)
+    states[name] = state
+    return catch
 
 
 def _lambda_reads(state: dict[str, Any]) -> bool:

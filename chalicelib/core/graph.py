@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from chalicelib.core.model import Definition
+from chalicelib.core.model import ROUTE_NAMES, Definition
 
 
 class Link(NamedTuple):
@@ -141,13 +141,29 @@ class Graph:
         return seen
 
 
-def definition_edges(definition: Definition) -> list[Link]:
-    """Top-level edges followed by the edges that depends_on implies, in declaration order."""
+def definition_edges(definition: Definition, *, routes: bool = True) -> list[Link]:
+    """Top-level edges followed by the edges that depends_on implies, in declaration order, then (with
+    `routes`) the outcome routes of human steps: an edge whose condition is the route's name."""
     edges = [Link(e.source, e.target, e.condition) for e in definition.edges]
     for step in definition.steps:
         for dep in step.depends_on:
             edges.append(Link(dep, step.id, step.condition))
+    if routes:
+        for step in definition.steps:
+            if step.type == "human":
+                edges += [Link(step.id, target, name) for name, target in step.routes.items()]
     return edges
+
+
+def is_route(condition: str | None) -> bool:
+    """Whether an edge's condition is an outcome route of a human step (not a gateway condition)."""
+    return condition in ROUTE_NAMES
+
+
+def structural_kinds(definition: Definition) -> dict[str, str]:
+    """Each step's kind as the structure sees it: a human step with outcome routes branches like a
+    gateway (its routes and its plain successor are exclusive branches that meet again)."""
+    return {s.id: "gateway" if s.type == "human" and s.routes else s.type for s in definition.steps}
 
 
 def build_graph(definition: Definition) -> Graph:

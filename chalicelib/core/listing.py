@@ -110,8 +110,12 @@ TASK_FAMILIES = (
     Family("inbox_assignee", "tk_a", ("assignee", "status")),
     Family("inbox_group", "tk_g", ("assignee_group", "status")),
     Family("inbox_instance", "tk_i", ("instance_id",)),
+    # Who decided (completed) a task: "my decisions", every status it can have then.
+    Family("inbox_decider", "tk_c", ("completed_by",)),
 )
-# Sparse: only tasks that are overdue (escalated and still marked), ordered by when they were due.
+# Sparse: only pending tasks with a due date, ordered by it. The overdue list is the part due by now
+# (a range condition on due_at with the clock's now), so a task is in it the moment it passes its due
+# date, whether or not the sweep has escalated it yet.
 TASK_OVERDUE = Family("inbox_overdue", "tk_o", (), range_key="due_at")
 TASK_KEY_ATTRIBUTES = frozenset(f.attribute for f in (*TASK_FAMILIES, TASK_OVERDUE))
 
@@ -123,9 +127,32 @@ def task_keys(record: Mapping[str, Any]) -> dict[str, str | None]:
         values = [record.get(f) for f in family.fields]
         keys[family.attribute] = key_value(record.get("tenant_id"), values) \
             if all(v not in (None, "") for v in values) else None
-    overdue = record.get("overdue_state") and record.get("due_at")
-    keys[TASK_OVERDUE.attribute] = key_value(record.get("tenant_id"), ()) if overdue else None
+    dated = record.get("status") == "pending" and record.get("due_at")
+    keys[TASK_OVERDUE.attribute] = key_value(record.get("tenant_id"), ()) if dated else None
     return keys
+
+
+# A task offered to candidate groups besides its primary group has one membership item per other group
+# (`member#<task id>#<group>`), in the same table, keyed like a task in inbox_group: so `assignee_group=G`
+# finds every task G may work in one query. A membership holds no view; the page reads its task.
+MEMBER_PREFIX = "member#"
+TASK_GROUP = TASK_FAMILIES[2]
+
+
+def memberships(record: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
+    """The membership items a task has as `record` is (none for None), by item id."""
+    if not record or not record.get("status"):
+        return {}
+    primary = record.get("assignee_group")
+    groups = [g for g in dict.fromkeys(record.get("candidate_groups") or ()) if g not in (None, "", primary)]
+    items = {}
+    for group in groups:
+        item_id = f"{MEMBER_PREFIX}{record['id']}#{_escape(group)}"
+        item = {"id": item_id, "task_id": record["id"], "created_at": record["created_at"],
+                TASK_GROUP.attribute: key_value(record.get("tenant_id"), [group, record["status"]])}
+        item["created_key"] = created_key(item)
+        items[item_id] = item
+    return items
 
 
 def task_index(filters: Mapping[str, Any], *, tenant: str | None, overdue: bool) -> tuple[Family, str]:
@@ -135,7 +162,7 @@ def task_index(filters: Mapping[str, Any], *, tenant: str | None, overdue: bool)
         if set(given) - {"status"} or given.get("status", "pending") != "pending":
             raise Unindexed(("overdue", *sorted(given)), [("overdue",), ("overdue", "status=pending")])
         return TASK_OVERDUE, key_value(tenant, ())
-    if "instance_id" not in given:
+    if "instance_id" not in given and "completed_by" not in given:
         given.setdefault("status", "pending")
     names = tuple(sorted(given))
     for family in TASK_FAMILIES:

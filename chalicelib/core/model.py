@@ -124,6 +124,54 @@ class Escalation(_Strict):
     error: str | None = Field(None, max_length=64)
 
 
+# A human step's outcome routes: each becomes an edge whose condition is the route's name.
+ROUTE_NAMES = ("on_reject", "on_timeout", "on_error")
+
+# A template's placeholders: `{{ path }}`, as chalicelib/tasks/templating.py reads them.
+_PLACEHOLDER_RE = re.compile(r"\{\{([^{}]*)\}\}")
+
+
+# A placeholder's path as chalicelib/tasks/templating.py reads it: dotted names, list items as .0 or [0].
+_TEMPLATE_PATH_RE = re.compile(r"[^.\[\]\s{}]+(?:\[\d+\])*(?:\.[^.\[\]\s{}]+(?:\[\d+\])*)*")
+
+
+def _placeholders_of_paths(text: str) -> str:
+    """`text` if each of its `{{ }}` placeholders names a data path (read when the task opens)."""
+    for found in _PLACEHOLDER_RE.findall(text):
+        if not _TEMPLATE_PATH_RE.fullmatch(found.strip()):
+            raise ValueError(f"'{{{{{found}}}}}' is not a placeholder of a data path (use '{{{{ manager }}}}')")
+    return text
+
+
+class ContextField(_Strict):
+    """One thing the decider of a human task sees beside the form: the value at a data `path`, or a
+    `template` filled from the data. `label` names it (default: the path)."""
+
+    label: str | None = Field(None, max_length=100)
+    path: str | None = Field(None, max_length=256, pattern=DOTTED_PATH_PATTERN)
+    template: str | None = Field(None, max_length=1000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        # "amount" is shorthand for {"path": "amount"}.
+        return {"path": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ContextField:
+        if (self.path is None) == (self.template is None):
+            raise ValueError("a context field needs exactly one of 'path' or 'template'")
+        if self.template is not None:
+            _placeholders_of_paths(self.template)
+        if self.label is None and self.path is None:
+            raise ValueError("a template context field needs a 'label'")
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.label or self.path or ""
+
+
 class HumanStep(_StepBase):
     type: Literal["human"] = "human"
     form_schema: dict[str, Any] | None = None
@@ -132,20 +180,62 @@ class HumanStep(_StepBase):
     candidate_groups: list[str] = Field(default_factory=list, max_length=20)
     priority: int = Field(0, ge=0, le=100)
     due_in: int | None = None
+    # The due date from instance data instead: a path to a timestamp ("deadline"), or one with an offset
+    # ("{{ submitted_at }} + 2d"); read when the task opens (core/due.py).
+    due_at: str | None = Field(None, max_length=300)
     reminder_before: int | None = None
     escalation: Escalation | None = None
     timeout_seconds: int | None = Field(None, ge=1, le=31_536_000)
     heartbeat_seconds: int | None = Field(None, ge=1, le=31_536_000)
+    # What the decider sees beside the form, captured from the instance data when the task opens: only
+    # these values reach the task view (never the rest of the data).
+    context: list[ContextField] = Field(default_factory=list, max_length=30)
+    # Where the workflow goes when the task is rejected (its approval field is false), times out (its
+    # timeout, or an escalation that fails it), or fails otherwise: a step id each (core/graph.py
+    # ROUTES). Without them a timeout or failure fails the instance.
+    on_reject: str | None = Field(None, pattern=STEP_ID_PATTERN)
+    on_timeout: str | None = Field(None, pattern=STEP_ID_PATTERN)
+    on_error: str | None = Field(None, pattern=STEP_ID_PATTERN)
     # What a completion writes into instance data (chalicelib/core/decisions.py): the form's fields, or
     # the whole submission under output_namespace; overwrites names form fields that may replace a value
     # the instance data already holds.
     output_namespace: FieldName | None = None
     overwrites: list[FieldName] = Field(default_factory=list, max_length=100)
 
+    @property
+    def routes(self) -> dict[str, str]:
+        """The outcome routes it declares: {"on_reject": step id, ...}."""
+        return {name: target for name in ROUTE_NAMES if (target := getattr(self, name)) is not None}
+
     @field_validator("due_in", "reminder_before", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return None if value is None else parse_duration(value)
+
+    @field_validator("assignee", "assignee_group")
+    @classmethod
+    def _who(cls, value: str | None) -> str | None:
+        return None if value is None else _placeholders_of_paths(value)
+
+    @field_validator("candidate_groups")
+    @classmethod
+    def _groups(cls, value: list[str]) -> list[str]:
+        return [_placeholders_of_paths(v) for v in value]
+
+    @field_validator("due_at")
+    @classmethod
+    def _due_expression(cls, value: str | None) -> str | None:
+        if value is not None:
+            from chalicelib.core.due import parse_due
+
+            parse_due(value)  # ValueError: pydantic reports it at steps[i].due_at
+        return value
+
+    @model_validator(mode="after")
+    def _one_due_date(self) -> HumanStep:
+        if self.due_in is not None and self.due_at is not None:
+            raise ValueError("give the due date as one of 'due_in' (from when the task opens) or 'due_at' (from data)")
+        return self
 
 
 class GatewayStep(_StepBase):

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.core.conditions import ConditionError, evaluate, parse_condition
-from chalicelib.core.graph import build_graph
+from chalicelib.core.graph import build_graph, is_route, structural_kinds
 from chalicelib.core.history import StepRecord, Summary
 from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.model import Definition
@@ -45,6 +45,7 @@ def fold(events: Iterable[Mapping[str, Any]], definition: Definition, order: Seq
     """Step records from the log. `ended` (completed/failed/canceled) closes what is still open the way
     the execution's end did; `error` is the instance's error (a timed-out step names itself in it)."""
     kinds = {s.id: s.type for s in definition.steps}
+    branching = structural_kinds(definition)  # a human step that routes on its outcome branches too
     records: dict[str, StepRecord] = {}
     first_seen: dict[str, str] = {}
     truncated = False
@@ -101,7 +102,7 @@ def fold(events: Iterable[Mapping[str, Any]], definition: Definition, order: Seq
     def taken(source: str, target: str) -> bool:
         """Whether the edge source -> target was followed (source has succeeded)."""
         nonlocal unsure
-        if kinds.get(source) != "gateway":
+        if branching.get(source) != "gateway":
             return True
         edges = graph.out_edges(source)
         # Evidence first: a branch whose first step was entered is the one taken.
@@ -111,7 +112,7 @@ def fold(events: Iterable[Mapping[str, Any]], definition: Definition, order: Seq
         seen = merge_instance_data(dict(start_input or {}), {s: o for s, o in outputs.items()
                                                             if s in graph.ancestors(source)}, order)
         for edge in edges:
-            if edge.condition is None:
+            if edge.condition is None or is_route(edge.condition):  # a route is known taken by evidence only
                 continue
             try:
                 if evaluate(parse_condition(edge.condition), seen):

@@ -13,6 +13,16 @@ from chalicelib.core.instance_data import merge_instance_data
 
 STATUSES = ("pending", "completed", "expired", "canceled")
 OPEN = "open"
+# The error an escalation `fail` sends when the step names none (on_timeout catches it).
+OVERDUE_ERROR = "Stepflow.TaskOverdue"
+
+
+def decision_field(form_schema: Mapping[str, Any] | None) -> str | None:
+    """An approval's decision: the form's boolean `approved` (or `*_approved`) field; None if it has none."""
+    properties = (form_schema or {}).get("properties") or {}
+    return next((name for name, spec in properties.items()
+                 if (name == "approved" or name.endswith("_approved")) and isinstance(spec, Mapping)
+                 and spec.get("type") == "boolean"), None)
 
 
 def task_id_for(execution_arn: str, step_id: str) -> str:

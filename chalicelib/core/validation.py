@@ -12,8 +12,9 @@ from pydantic import ValidationError
 
 from chalicelib.core import conditions
 from chalicelib.core.decisions import writes_of_step
-from chalicelib.core.graph import Graph, build_graph, definition_edges
+from chalicelib.core.graph import Graph, build_graph, definition_edges, structural_kinds
 from chalicelib.core.model import STEP_TYPES, Definition, HumanStep, MachineStep, ReceiveStep, TimerStep, WebhookStep
+from chalicelib.core.route_checks import route_problems
 from chalicelib.core.schemas import schema_problems
 from chalicelib.core.sizing import MAX_DEFINITION_BYTES, deployed_size
 from chalicelib.core.structure import analyse
@@ -154,7 +155,7 @@ def validate_definition(definition: Definition, catalog: TaskCatalog) -> list[Is
     else:
         order = graph.topological_order() or []
         issues += _check_reachability(definition, graph, index)
-        _, problems = analyse(graph, kinds, order)
+        _, problems = analyse(graph, structural_kinds(definition), order)
         for p in problems:
             location = _loc(["steps", index[p.step]])
             issues.append(_issue(p.code, location, p.message, p.hint))
@@ -163,6 +164,7 @@ def validate_definition(definition: Definition, catalog: TaskCatalog) -> list[Is
         issues += _check_decided(definition, index, context)
     issues += _check_steps(definition, catalog)
     issues += _check_writes(definition)
+    issues += _check_routes(definition, index)
     if definition.input_schema is not None:
         issues += _check_schema(definition.input_schema, "input_schema")
     return sorted(issues)
@@ -232,7 +234,7 @@ def _check_conditions(definition: Definition, kinds: Mapping[str, str], index: d
     issues = []
     defaults: dict[str, int] = {}
     outgoing: dict[str, int] = {}
-    edges = definition_edges(definition)
+    edges = definition_edges(definition, routes=False)  # outcome routes are checked by _check_routes
     locations = [f"edges[{j}]" for j in range(len(definition.edges))]
     for step in definition.steps:
         locations += [f"steps[{index[step.id]}]"] * len(step.depends_on)
@@ -329,6 +331,14 @@ def _check_writes(definition: Definition) -> list[Issue]:
     return issues
 
 
+def _check_routes(definition: Definition, index: dict[str, int]) -> list[Issue]:
+    issues = []
+    for problem in route_problems(definition):
+        hint = _did_you_mean(problem.target, index) if problem.code == "unknown_step" else problem.hint
+        issues.append(_issue(problem.code, _loc(problem.where), problem.message, hint))
+    return issues
+
+
 def _check_decided(definition: Definition, index: dict[str, int], context: Upstream) -> list[Issue]:
     """A human or webhook step that would write a field set before it (by the input or an earlier step).
 
@@ -383,10 +393,10 @@ def _check_steps(definition: Definition, catalog: TaskCatalog) -> list[Issue]:
             if step.form_schema is not None:
                 location = _loc([*base, "form_schema"])
                 issues += _check_schema(step.form_schema, location)
-            if step.reminder_before and not step.due_in:
+            if step.reminder_before and not step.due_in and not step.due_at:
                 location = _loc([*base, "reminder_before"])
                 issues.append(_issue("reminder_without_due", location, "a reminder needs a due date",
-                                     "set due_in"))
+                                     "set due_in or due_at"))
         elif isinstance(step, ReceiveStep) and step.correlation_key is not None:
             issues += _check_correlation_key(step.correlation_key, _loc([*base, "correlation_key"]))
         elif isinstance(step, TimerStep) and step.seconds is not None and step.seconds > 31_536_000:

@@ -11,6 +11,7 @@ from typing import Any
 from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.core.decisions import writes_of_step
 from chalicelib.core.definition_keys import name_of
+from chalicelib.core.due import DueDataError, due_from, parse_due
 from chalicelib.core.instance_data import merge_instance_data
 from chalicelib.core.model import HumanStep, ReceiveStep, WebhookStep
 from chalicelib.core.payload import expand
@@ -19,7 +20,7 @@ from chalicelib.core.tasks import callback_digest, callback_key, new_callback_no
 from chalicelib.core.times import iso
 from chalicelib.runtime.definitions import RevisionLoader
 from chalicelib.tasks import templating
-from chalicelib.tasks.errors import StepError
+from chalicelib.tasks.errors import StepError, lambda_exception
 
 events_log = logging.getLogger("stepflow.events")
 KEPT = ("pending", "completed")  # an earlier run's task in these states is this run's (see _earlier_run)
@@ -102,16 +103,17 @@ class TaskRegistrar:
         if self._tenant_of is not None:
             record["tenant_id"] = self._tenant_of(record["instance_id"])
         if isinstance(step, HumanStep):
-            due = now + timedelta(seconds=step.due_in) if step.due_in else None
+            due = _due_date(step, data, now)
             record.update(
                 form_schema=step.form_schema,
                 assignee=_text(step.assignee, data),
                 assignee_group=_text(step.assignee_group, data),
-                candidate_groups=[g for g in (_text(g, data) for g in step.candidate_groups) if g],
+                candidate_groups=_groups(step.candidate_groups, data),
                 priority=step.priority,
                 due_at=iso(due) if due else None,
                 reminder_at=iso(due - timedelta(seconds=step.reminder_before)) if due and step.reminder_before else None,
                 escalation=step.escalation.model_dump() if step.escalation else None,
+                context=_context(step, data),
             )
         if isinstance(step, WebhookStep):
             # The callback URL holds a key, never the token. Stored are a nonce the key derives from (with
@@ -207,6 +209,40 @@ def _correlation(step: ReceiveStep, data: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
+TASK_DATA_ERROR = "Stepflow.TaskDataError"
+
+
+def _due_date(step: HumanStep, data: dict[str, Any], now: datetime) -> datetime | None:
+    """When the task is due: `due_in` from now, or `due_at` from the instance data. Data that gives no
+    date fails the step with Stepflow.TaskDataError and a message naming the path (on_error catches it);
+    no task is stored."""
+    if step.due_in:
+        return now + timedelta(seconds=step.due_in)
+    if step.due_at is None:
+        return None
+    try:
+        return due_from(parse_due(step.due_at), data)
+    except DueDataError as exc:
+        events_log.warning("task not opened: its due date is not in the data", extra={"step": step.id})
+        raise lambda_exception(TASK_DATA_ERROR, f"step '{step.id}': {exc}") from None
+
+
+def _groups(templates: list[str], data: dict[str, Any]) -> list[str]:
+    """Candidate groups: literals, `{{ path }}`s of one group each, or of a list of groups
+    (`"{{ reviewers }}"` with reviewers = ["ops", "audit"]); each once, in order. Bounded like the step's own list."""
+    groups: list[str] = []
+    for template in templates:
+        value: Any = None
+        if templating.is_single_placeholder(template):
+            try:
+                value = templating.render(template, data)
+            except StepError:
+                value = None
+        values = value if isinstance(value, list) else [_text(template, data) if value is None else value]
+        groups += [str(v) for v in values if v not in (None, "") and not isinstance(v, dict | list)]
+    return list(dict.fromkeys(g[:255] for g in groups))[:20]
+
+
 def _text(template: str | None, data: dict[str, Any]) -> str | None:
     """A literal, or a {{ path }} template filled from instance data; an empty result is None."""
     if template is None:
@@ -216,6 +252,32 @@ def _text(template: str | None, data: dict[str, Any]) -> str | None:
     except StepError:
         return None  # the path is not in the data: the field stays unset rather than failing the step
     return str(value) if value not in (None, "") else None
+
+
+MAX_CONTEXT_VALUE = 4096  # characters of JSON per shown value: a task item stays far below DynamoDB's 400 KB
+
+
+def _context(step: HumanStep, data: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """What the decider sees, as the data is when the task opens (a snapshot: the task shows what was
+    there to decide on, even if a parallel branch changes the data later). A missing path shows null."""
+    if not step.context:
+        return None
+    shown = []
+    for field in step.context:
+        if field.path is not None:
+            try:
+                value = templating.resolve(data, field.path)
+            except KeyError:
+                value = None
+        else:
+            try:
+                value = templating.render(field.template, data)
+            except StepError:
+                value = None
+        if len(json.dumps(value, default=str)) > MAX_CONTEXT_VALUE:
+            value = "(too large to show)"
+        shown.append({"label": field.name, "value": value})
+    return shown
 
 
 def utc_now() -> datetime:

@@ -15,16 +15,23 @@ from chalicelib.aws.task_store import public
 from chalicelib.core.decisions import Writes, decided_fields
 from chalicelib.core.event_stream import callback_path
 from chalicelib.core.listing import TASK_OVERDUE, key_value, metrics_of, range_value, task_index
-from chalicelib.core.tasks import OPEN, STATUSES, callback_digest, callback_key, form_issues
+from chalicelib.core.tasks import (
+    STATUSES,
+    callback_digest,
+    callback_key,
+    decision_field,
+    form_issues,
+)
 from chalicelib.core.times import iso
 from chalicelib.errors import Conflict, FieldErrors, Gone, InvalidInput, NotFound
-from chalicelib.service.task_delivery import DEAD_TOKEN_ERRORS, Delivery, error_code
+from chalicelib.service.task_delivery import Delivery
+from chalicelib.service.task_sweep import Sweep
 
 MAX_PAGE = 100
 TASK_FIELDS = ("id", "instance_id", "workflow", "step_name", "kind", "title", "description", "form_schema", "assignee",
                "assignee_group", "candidate_groups", "priority", "status", "created_at", "due_at", "reminder_at",
                "completed_at", "completed_by", "comment", "output_data", "attempt", "claimed_by", "escalated_at",
-               "reassigned_from", "reassign_reason", "output_namespace", "overwrites")
+               "reassigned_from", "reassign_reason", "output_namespace", "overwrites", "context")
 # Every stored attribute the task view shows: TASK_FIELDS and the public bookkeeping `public()` lets
 # through. A listing reads only these (not the snapshot of instance data, the token or the index keys),
 # so a new public attribute belongs here too; tests/integration/test_listing_projection.py checks that
@@ -32,13 +39,11 @@ TASK_FIELDS = ("id", "instance_id", "workflow", "step_name", "kind", "title", "d
 TASK_VIEW_ATTRIBUTES = (*TASK_FIELDS, "tenant_id", "execution_arn", "revision", "escalation", "event_type",
                         "reassigned_by", "reassigned_at", "reminded_at", "closed_at", "closed_reason",
                         "correlation_key")
-ESCALATION_ACTOR = "stepflow:escalation"
-DEFAULT_OVERDUE_ERROR = "Stepflow.TaskOverdue"
 CALLBACK_ACTOR = "stepflow:callback"
 events_log = logging.getLogger("stepflow.events")
 
 
-class TaskService(Delivery):
+class TaskService(Delivery, Sweep):
     def __init__(self, store: Any, machines: Any, loader: Any, publisher: Any, now: Callable[[], datetime], *,
                  events: Any = None, instances: Any = None, api_prefix: str = "/workflows",
                  callback_secret: bytes = b""):
@@ -84,6 +89,7 @@ class TaskService(Delivery):
 
     def list(self, *, tenant: str | None, status: str | None = None, assignee_id: str | None = None,
              assignee_group: str | None = None, instance_id: str | None = None, overdue: bool = False,
+             completed_by: str | None = None,
              limit: int = 20, start: dict[str, Any] | None = None) -> dict[str, Any]:
         """One page of one tenant's tasks: one index query reading at most limit + 1 items.
 
@@ -93,10 +99,14 @@ class TaskService(Delivery):
         if status is not None and status not in STATUSES:
             raise InvalidInput({"message": f"status must be one of {', '.join(STATUSES)}", "issues": []})
         family, value = task_index({"status": status, "assignee": assignee_id, "assignee_group": assignee_group,
-                                    "instance_id": instance_id}, tenant=tenant, overdue=overdue)
+                                    "instance_id": instance_id, "completed_by": completed_by},
+                                   tenant=tenant, overdue=overdue)
+        now = iso(self._now())
+        # The overdue list is the part of the due-date index due by now: right at the due time, sweep or not.
+        upto = ("due_at", now) if family is TASK_OVERDUE else None
         try:
             items, last = self._store.query(family.index, family.attribute, value, limit=limit + 1, start=start,
-                                            attributes=TASK_VIEW_ATTRIBUTES)
+                                            attributes=(*TASK_VIEW_ATTRIBUTES, "task_id"), upto=upto)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ValidationException":  # a cursor of another index's shape
                 raise InvalidInput({"message": "cursor is not valid for this query", "issues": []}) from None
@@ -108,17 +118,35 @@ class TaskService(Delivery):
             # neither is read.
             following = {"id": {"S": kept["id"]}, family.attribute: {"S": value},
                          family.range_key: {"S": range_value(family, kept)}}
-        now = iso(self._now())
-        return {"items": [self._present(r, now) for r in items], "limit": limit, "next_cursor": following}
+        return {"items": [self._present(r, now) for r in self._with_members(items)], "limit": limit,
+                "next_cursor": following}
+
+    def _with_members(self, items: builtins.list[dict[str, Any]]) -> builtins.list[dict[str, Any]]:
+        """A group page's membership items (core/listing.py) replaced by their tasks, read in one batch
+        (bounded by the page), in the page's order; a task deleted meanwhile is left out."""
+        wanted = [i["task_id"] for i in items if i.get("task_id")]
+        if not wanted:
+            return items
+        tasks = self._store.get_many(wanted, TASK_VIEW_ATTRIBUTES)
+        return [tasks[i["task_id"]] if i.get("task_id") else i for i in items
+                if not i.get("task_id") or i["task_id"] in tasks]
 
     def metrics(self, *, tenant: str | None) -> dict[str, Any]:
-        """Pending tasks per group, how many are overdue, and how long the oldest has been overdue:
-        the tenant's counter item and one item of the overdue index, whatever the number of tasks."""
+        """Pending tasks per group, how many are overdue, and how long the oldest has been overdue.
+
+        Reads the tenant's counter item (the escalated tasks are counted there), one item of the due-date
+        index (the oldest due), and the tasks due by now that no sweep has escalated yet (the sweep's own
+        sparse index, so this reads the sweep's backlog: what became due since the last sweep, never
+        every task). So the count is right the moment a task passes its due date.
+        """
+        clock = self._now()
+        now = iso(clock)
         counts = metrics_of(self._store.counters(tenant))
         oldest_items, _ = self._store.query(TASK_OVERDUE.index, TASK_OVERDUE.attribute, key_value(tenant, ()),
-                                            limit=1, newest_first=False)
+                                            limit=1, newest_first=False, upto=("due_at", now))
+        counts["overdue_count"] += self._store.count_due(tenant, now)
         oldest = oldest_items[0]["due_at"] if oldest_items else None
-        age = (self._now() - datetime.fromisoformat(oldest.replace("Z", "+00:00"))).total_seconds() if oldest else None
+        age = (clock - datetime.fromisoformat(oldest.replace("Z", "+00:00"))).total_seconds() if oldest else None
         return {**counts, "oldest_overdue_due_at": oldest,
                 "oldest_overdue_age_seconds": round(age) if age is not None else None}
 
@@ -291,86 +319,6 @@ class TaskService(Delivery):
             output[comment_field] = comment
         return self.complete(task_id, output, by, comment, record=record)
 
-    # -- the sweep ---------------------------------------------------------------------------
-    def sweep(self) -> dict[str, int]:
-        """Escalates due tasks once, sends due reminders once, redelivers interrupted completions.
-
-        Reads only the sparse indexes, so its cost follows the number of due items, not all tasks.
-        """
-        now = self._now()
-        stats = {"read": 0, "escalated": 0, "reminded": 0, "redelivered": 0}
-        for record in self._due("by_due", "due_state", "due_at", now):
-            stats["read"] += 1
-            stats["escalated"] += self._escalate(record, now)
-        for record in self._due("by_reminder", "reminder_state", "reminder_at", now):
-            stats["read"] += 1
-            try:
-                self._store.transition(record["id"], expect={"status": "pending"}, require=("reminder_state",),
-                                       set_={"reminded_at": iso(now)}, remove=("reminder_state",), after=record,
-                                       before=record)
-            except TransitionRefused:
-                continue
-            self._publisher.publish("task.reminder", {"task": public(record)})
-            stats["reminded"] += 1
-        read, stats["redelivered"] = self.redeliver(now)
-        stats["read"] += read
-        return stats
-
-    def _due(self, index: str, key: str, field: str, upto: datetime):
-        start = None
-        while True:
-            items, start = self._store.query(index, key, OPEN, upto=(field, iso(upto)), start=start,
-                                             newest_first=False)
-            yield from items
-            if not start:
-                return
-
-    def _escalate(self, record: dict[str, Any], now: datetime) -> int:
-        escalation = record.get("escalation") or {}
-        action = escalation.get("action", "notify")
-        changes: dict[str, Any] = {"escalated_at": iso(now), "overdue_state": OPEN}
-        if action == "reassign":
-            # To a person, or to a group whose members can then claim it.
-            changes["reassigned_from"] = record.get("assignee")
-            changes["assignee"] = escalation.get("assignee")
-            if escalation.get("assignee_group"):
-                changes["assignee_group"] = escalation["assignee_group"]
-        after = {**record, **changes}
-        try:
-            # Only the sweep that removes due_state escalates: overlapping sweeps cannot both win.
-            self._store.transition(record["id"], expect={"status": "pending"}, require=("due_state",),
-                                   set_=changes, remove=("due_state",), after=after, before=record)
-        except TransitionRefused:
-            return 0
-        self._publisher.publish("task.overdue", {"task": public(after), "action": action})
-        if action == "complete":
-            try:
-                output = self._declared(after, dict(escalation.get("output") or {}))
-                self._finish(after, output, ESCALATION_ACTOR, "completed when overdue")
-            except (Conflict, Gone):
-                pass
-            except FieldErrors as exc:
-                # Registration checks the configured output; data that arrived since can still collide.
-                # The task stays pending and overdue for a person to finish.
-                events_log.warning("escalation output refused", extra={
-                    "task_id": record["id"], "fields": [i["location"] for i in exc.detail["issues"]]})
-        elif action == "fail":
-            self._fail(after, escalation.get("error") or DEFAULT_OVERDUE_ERROR)
-        return 1
-
-    def _fail(self, record: dict[str, Any], error: str) -> None:
-        try:
-            self._store.transition(record["id"], expect={"status": "pending"}, set_={"status": "expired",
-                                   "completed_at": iso(self._now()), "completed_by": ESCALATION_ACTOR},
-                                   remove=("overdue_state", "reminder_state"), after={**record, "status": "expired"}, before=record)
-        except TransitionRefused:
-            return
-        try:
-            self._machines.send_failure(record["token"], error, f"task '{record['step_name']}' was not done in time")
-        except Exception as exc:  # noqa: BLE001 - a dead token means the workflow stopped waiting anyway
-            if error_code(exc) not in DEAD_TOKEN_ERRORS:
-                raise
-
     def for_instance(self, instance_id: str) -> builtins.list[dict[str, Any]]:
         now = iso(self._now())
         return [self._present(r, now) for r in self._store.for_instance(instance_id)]
@@ -383,8 +331,7 @@ class TaskService(Delivery):
 def _approval_fields(record: dict[str, Any]) -> tuple[str, str | None]:
     """An approval is a human task whose form has a boolean `approved` (or `*_approved`) field."""
     properties = (record.get("form_schema") or {}).get("properties") or {}
-    decision = next((name for name, spec in properties.items()
-                     if (name == "approved" or name.endswith("_approved")) and spec.get("type") == "boolean"), None)
+    decision = decision_field(record.get("form_schema"))
     if record.get("kind") != "human" or decision is None:
         raise Conflict("this task is not an approval (its form has no boolean 'approved' field); "
                        "complete it through /tasks/{id}/complete")

@@ -799,10 +799,28 @@ const scenarios = {
     await page.getByRole('link', { name: 'Task inbox' }).click();
     await page.waitForSelector(`#tasks tr[data-step="manager_approval"]`);
     await run.shot(page, 'inbox');
+    // The search narrows the list to what it matches (title or workflow), and "/" reaches it from the page.
+    await page.locator('main h1').click();
+    await page.keyboard.press('/');
+    await page.waitForFunction(() => document.activeElement?.id === 'inbox-search');
+    await page.keyboard.type('no such task');
+    await page.waitForSelector('#inbox-empty');
+    await page.fill('#inbox-search', 'expense_app');
+    await page.waitForSelector(`#tasks tr[data-step="manager_approval"]`);
     const taskLink = page.locator('#tasks tr[data-step="manager_approval"] th a');
     const taskHref = await taskLink.getAttribute('href');
+    const taskId = decodeURIComponent(taskHref.split('#/inbox/')[1]);
     await taskLink.click();
     await page.waitForSelector('#complete-form');
+    // Beside the form: what the step declares its decider sees, and the instance's steps so far.
+    await page.waitForSelector('#task-context dd[data-label="Amount"]');
+    const shown = await page.$$eval('#task-context dd', (els) => Object.fromEntries(els.map((e) => [e.dataset.label, e.textContent])));
+    check(shown.Amount === '250' && shown.Requester === 'alice' && shown.Description === 'Conference train tickets',
+      `the task page shows ${JSON.stringify(shown)}`);
+    await page.waitForSelector('#task-history-steps li');
+    const ranSoFar = await page.$$eval('#task-history-steps li > span:first-child', (els) => els.map((e) => e.textContent));
+    check(ranSoFar.includes('submit'), `the instance so far: ${JSON.stringify(ranSoFar)}`);
+    await run.shot(page, 'task-context');
 
     const missing = await unlabelled(page, 'main');
     check(missing.length === 0, `controls without a label: ${missing.join(' ')}`);
@@ -821,8 +839,9 @@ const scenarios = {
     await page.waitForSelector('#complete-message[role="alert"]');
     await run.shot(page, 'task-form-error');
 
+    // Decided from the keyboard: Ctrl+Enter sends the form from the field that has the focus.
     await page.getByRole('radio', { name: 'Yes' }).check();
-    await page.getByRole('button', { name: 'Complete task' }).click();
+    await page.keyboard.press('Control+Enter');
     await page.waitForSelector('#task-outcome.message-success');
     const outcomeFocused = await page.evaluate(() => document.activeElement?.id);
     check(outcomeFocused === 'task-outcome', `focus should move to the outcome, not ${outcomeFocused}`);
@@ -843,7 +862,10 @@ const scenarios = {
     }
     await run.shot(page, 'instance-approved');
     await other.close();
-    return { instanceId, counts };
+    // "My decisions" lists the task bob just decided.
+    await page.goto(`${base}/ui#/inbox?view=decided`);
+    await page.waitForSelector(`#tasks tr[data-task="${taskId}"]`);
+    return { instanceId, counts, context: shown, decided: taskId };
   },
 
   // The instance page's actions: cancel a waiting instance (its open step turns grey), then retry it,

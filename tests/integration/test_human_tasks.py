@@ -174,3 +174,95 @@ def test_the_starter_cannot_seed_a_decision_of_the_expense(api):
     status, refused = api.post("/instances", {"definition_name": "expense_approval", "input_data": {
         "requester": "alice", "manager": "bob", "amount": 2500, "finance_approved": True}})
     assert status == 422 and refused["detail"]["issues"][0]["location"].startswith("input_data")
+
+
+DUE_SOON = {
+    "name": "due_soon", "version": "1.0.0",
+    "steps": [{"id": "review", "type": "human", "title": "Review", "assignee_group": "reviewers", "due_in": 1,
+               "form_schema": {"type": "object", "properties": {"approved": {"type": "boolean"}}}}],
+    "edges": [], "initial_step": "review", "terminal_steps": ["review"],
+}
+
+
+def test_a_task_is_overdue_in_lists_and_metrics_the_moment_it_passes_its_due_time(api):
+    """No sweep runs here: the overdue list and the metrics read the due dates against the clock."""
+    from datetime import UTC, datetime
+
+    from chalicelib.core.times import iso
+
+    assert api.post("/definitions", DUE_SOON)[0] in (200, 201)
+    instance_id = api.post("/instances", {"definition_name": "due_soon", "input_data": {}})[1]["id"]
+    task = only_task(api, f"instance_id={instance_id}")
+    due_at = task["due_at"]
+    deadline = time.monotonic() + 30
+    while True:
+        asked_at = iso(datetime.now(UTC))
+        listed = [t["id"] for t in api.get("/tasks?overdue=true&limit=100")[1]["items"]]
+        metrics = api.get("/tasks/metrics")[1]
+        answered_at = iso(datetime.now(UTC))
+        if asked_at >= due_at:  # asked after the due time: it is overdue in both, whatever the sweep did
+            assert task["id"] in listed and metrics["overdue_count"] >= 1, (listed, metrics)
+            assert metrics["oldest_overdue_due_at"] <= due_at
+            break
+        if answered_at < due_at:  # answered before the due time: not yet overdue
+            assert task["id"] not in listed
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert api.get(f"/tasks/{task['id']}")[1]["overdue"] is True
+
+
+def test_the_expense_task_shows_its_declared_context_and_nothing_else_of_the_data(api):
+    instance_id = start_expense(api, 2500, manager="bob")
+    task = only_task(api, f"instance_id={instance_id}")
+    detail = api.get(f"/tasks/{task['id']}")[1]
+    assert detail["context"] == [{"label": "Amount", "value": 2500}, {"label": "Requester", "value": "alice"},
+                                 {"label": "Description", "value": "Conference"}]
+    # The listing shows the same view; the rest of the instance data (the manager, the submit step's
+    # output) is in no field of either.
+    assert api.get(f"/tasks?instance_id={instance_id}")[1]["items"][0]["context"] == detail["context"]
+    text = json.dumps(detail)
+    assert "submitted" not in text and "snapshot" not in text and '"manager"' not in text
+    # A snapshot: taken when the task opened, what the decider saw stays what was there to decide on.
+    assert api.post(f"/approvals/{task['id']}/approve", {"decided_by": "bob", "comment": "fine"})[0] == 200
+    deadline = time.monotonic() + 20
+    while not (pending := [t for t in api.get(f"/tasks?instance_id={instance_id}")[1]["items"]
+                           if t["status"] == "pending"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    [finance] = pending
+    assert {"label": "Manager's comments", "value": "fine"} in finance["context"]
+
+
+def test_a_context_field_that_is_not_a_path_or_template_is_refused_where_it_is(api):
+    definition = {**DUE_SOON, "name": "bad_context"}
+    definition["steps"] = [{**DUE_SOON["steps"][0], "context": ["amount", {"label": "x", "path": "a b"},
+                                                               {"template": "{{ amount }}"}]}]
+    status, body = api.post("/definitions", definition)
+    assert status == 422, body
+    locations = sorted(i["location"] for i in body["detail"]["issues"])
+    assert locations == ["steps[0].context[1].path", "steps[0].context[2]"], body
+
+
+def test_my_decisions_lists_the_tasks_a_person_completed(api):
+    instance_id = start_expense(api, 40, manager="mona")
+    task = only_task(api, f"instance_id={instance_id}")
+    assert api.get("/tasks?completed_by=mona")[1]["items"] == []
+    assert api.post(f"/approvals/{task['id']}/reject", {"decided_by": "mona", "comment": "no"})[0] == 200
+    decided = api.get("/tasks?completed_by=mona")[1]["items"]
+    assert [(t["id"], t["status"], t["output_data"]) for t in decided] == [
+        (task["id"], "completed", {"approved": False, "comments": "no"})]
+    assert api.get("/tasks?completed_by=mona&status=completed")[0] == 400  # one index serves it: alone
+
+
+def test_a_task_is_found_by_each_of_its_candidate_groups(api):
+    definition = {**DUE_SOON, "name": "offered", "steps": [{**DUE_SOON["steps"][0], "due_in": None,
+                                                           "candidate_groups": ["auditors", "{{ team }}"]}]}
+    assert api.post("/definitions", definition)[0] in (200, 201)
+    instance_id = api.post("/instances", {"definition_name": "offered", "input_data": {"team": "ops"}})[1]["id"]
+    task = only_task(api, f"instance_id={instance_id}")
+    for group in ("reviewers", "auditors", "ops"):  # the primary group, a literal and one from the data
+        assert [t["id"] for t in api.get(f"/tasks?assignee_group={group}")[1]["items"]] == [task["id"]], group
+    assert api.get("/tasks?assignee_group=nobody")[1]["items"] == []
+    assert api.post(f"/tasks/{task['id']}/complete", {"output_data": {"approved": True}, "completed_by": "ann"})[0] == 200
+    assert api.get("/tasks?assignee_group=ops")[1]["items"] == []
+    assert [t["id"] for t in api.get("/tasks?assignee_group=ops&status=completed")[1]["items"]] == [task["id"]]

@@ -131,6 +131,7 @@ def _seed_tasks(store: Any, count: int, start: int = 0) -> None:
 
 TASK_QUERIES = ["", "status=pending", "status=completed", "assignee_id=user1", "assignee_id=user1&status=pending",
                 "assignee_group=g0", "assignee_group=g1&status=pending", "instance_id=inst2", "overdue=true",
+                "completed_by=user1",
                 "overdue=true&status=pending"]
 
 
@@ -155,7 +156,8 @@ def test_every_inbox_page_is_one_query_and_metrics_a_constant_few_calls(api, cal
     calls.reset()
     _, small = api.get("/tasks/metrics?tenant_id=t1")
     few = list(calls.operations)
-    assert few == ["GetItem", "Query"] and calls.limits == [1], few
+    # The counters, the oldest due item, and the count of what is due but not yet swept (none here).
+    assert few == ["GetItem", "Query", "Query"] and calls.limits == [1, None], few
     _seed_tasks(store, 40, start=100)
     calls.reset()
     _, large = api.get("/tasks/metrics?tenant_id=t1")
@@ -199,3 +201,45 @@ def test_every_status_change_and_delete_keeps_the_listing_keys_in_step(api):
     listed = api.get("/instances?tenant_id=t9&status=canceled&include_deleted=true")[1]["items"]
     assert [i["id"] for i in listed] == [created["id"]]
     assert api.get("/instances?tenant_id=t9&status=canceled")[1]["items"] == []
+
+
+def test_a_candidate_group_finds_its_tasks_in_one_query_and_one_batch_read_per_page(api, calls):
+    """A task is found by any of its candidate groups: a membership item per group other than the
+    primary one, in the group index, so a page stays one query (and one read of the listed tasks)."""
+    import app as app_module
+
+    store = app_module.services.task_store
+    now = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    for i in range(7):  # the auditors are a candidate group of every other task, the primary group of one
+        groups = ["auditors", "finance"] if i % 2 == 0 else ["finance"]
+        store.put(_task(200 + i, now, tenant_id="t1", assignee_group="auditors" if i == 1 else "managers",
+                        candidate_groups=groups))
+    expected = [f"budget{200 + i:04d}" for i in (6, 4, 2, 1, 0)]  # newest first
+    listed, cursor = [], None
+    while True:
+        calls.reset()
+        status, page = api.get("/tasks?tenant_id=t1&assignee_group=auditors&limit=2"
+                               + (f"&cursor={cursor}" if cursor else ""))
+        assert status == 200, page
+        assert calls.operations in (["Query"], ["Query", "BatchGetItem"]), calls.operations
+        assert calls.read[0] <= 3
+        listed += [t["id"] for t in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert listed == expected
+    # A listed task is its detail view; a task that closes moves to the group's list of its status.
+    view = api.get(f"/tasks/{expected[0]}")[1]
+    assert api.get("/tasks?tenant_id=t1&assignee_group=auditors&limit=1")[1]["items"] == [view]
+    record = store.get(expected[0])
+    store.transition(expected[0], before=record, after={**record, "status": "completed"},
+                     expect={"status": "pending"}, set_={"status": "completed"})
+    pending = [t["id"] for t in api.get("/tasks?tenant_id=t1&assignee_group=auditors")[1]["items"]]
+    done = [t["id"] for t in api.get("/tasks?tenant_id=t1&assignee_group=auditors&status=completed")[1]["items"]]
+    assert pending == expected[1:] and done == [expected[0]]
+    # Purged, a task takes its membership items with it.
+    store.delete(expected[1])
+    assert [t["id"] for t in api.get("/tasks?tenant_id=t1&assignee_group=auditors")[1]["items"]] == expected[2:]
+    from chalicelib.core.listing import MEMBER_PREFIX
+
+    assert store.get(f"{MEMBER_PREFIX}{expected[1]}#auditors") is None

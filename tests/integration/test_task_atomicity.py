@@ -204,6 +204,33 @@ def test_overlapping_sweeps_escalate_each_overdue_task_once_and_read_only_due_it
     assert metrics["pending_total"] == 305
 
 
+def test_overdue_lists_and_metrics_are_right_at_the_due_time_before_any_sweep(world):
+    for i in range(3):
+        world.store.put(task(i, due_at=iso(T0 + timedelta(seconds=10 * (i + 1)))))  # due at +10, +20, +30 s
+    world.store.put(task(9))  # no due date: never overdue
+
+    def overdue():
+        listed = [t["id"] for t in world.service.list(tenant=None, overdue=True, limit=10)["items"]]
+        return listed, world.service.metrics(tenant=None)
+
+    world.clock.now = T0 + timedelta(seconds=9, microseconds=999_000)
+    assert overdue()[0] == [] and overdue()[1]["overdue_count"] == 0
+    world.clock.now = T0 + timedelta(seconds=10)  # the first is due now: overdue at once, no sweep has run
+    listed, metrics = overdue()
+    assert listed == ["task0000"] and metrics["overdue_count"] == 1
+    assert metrics["oldest_overdue_due_at"] == iso(T0 + timedelta(seconds=10))
+    world.clock.now = T0 + timedelta(seconds=25)
+    listed, metrics = overdue()
+    assert listed == ["task0001", "task0000"] and metrics["overdue_count"] == 2  # the latest due first
+    assert metrics["oldest_overdue_age_seconds"] == 15
+    # The sweep escalates (it moves a task from the unswept backlog to the counter): the numbers hold.
+    assert world.service.sweep()["escalated"] == 2
+    assert overdue() == (listed, metrics)
+    world.service.complete("task0000", {"approved": True}, "ann")
+    listed, metrics = overdue()
+    assert listed == ["task0001"] and metrics["overdue_count"] == 1
+
+
 def test_escalation_can_fail_the_step_with_a_named_error_or_complete_it(world):
     world.store.put(task(1, due_at=iso(T0), escalation={"action": "fail", "error": "Expense.NotReviewed"}))
     world.store.put(task(2, due_at=iso(T0), escalation={"action": "complete", "output": {"approved": False}}))

@@ -61,6 +61,28 @@ CASES = {
          "assignee_group": "reviewers", "timeout_seconds": 3600, "heartbeat_seconds": 600},
         {"id": "paid", "type": "webhook", "event_type": "payment.received", "depends_on": ["review"]},
     ],
+    # Outcome routes: a rejection, a timeout (its own or a failing escalation) and any other failure each
+    # continue at their step; the plain link starts parallel work, so the region is planned per branch.
+    "routed_human": [
+        {"id": "review", "type": "human", "form_schema": {"type": "object", "properties": {
+            "approved": {"type": "boolean"}}}, "timeout_seconds": 3600, "escalation": {"action": "fail"},
+         "on_reject": "rework", "on_timeout": "chase", "on_error": "oops"},
+        m("p1", "review"), m("p2", "p1"), m("p3", "p1"), m("ship", "p2", "p3"),
+        m("rework"), m("chase"), m("oops"),
+    ],
+    # A routed step inside a gateway's branch, without a plain successor (the approval ends the branch).
+    "routed_in_gateway": [
+        m("start"), {"id": "route", "type": "gateway", "depends_on": ["start"]},
+        {"id": "review", "type": "human", "depends_on": ["route"], "condition": "amount > 100",
+         "form_schema": {"type": "object", "properties": {"approved": {"type": "boolean"}}},
+         "output_namespace": "review", "on_reject": "rework"},
+        m("rework"), m("auto", "route"), m("done", "review", "rework", "auto"),
+    ],
+    # Only a failure is routed: no Choice after the task, only its Catch.
+    "routed_error_only": [
+        {"id": "review", "type": "human", "form_schema": {"type": "object"}, "on_error": "explain"},
+        m("done", "review"), m("explain"),
+    ],
     "timers": [
         m("a"), m("b", "a"), m("c", "a"),
         {"id": "wait_until", "type": "timer", "until": "ship_at", "depends_on": ["b", "c"]},

@@ -44,10 +44,11 @@ def test_each_instance_filter_combination_has_one_index_or_is_refused():
 
 
 def test_task_keys_and_inbox_indexes():
-    task = {"tenant_id": "t", "status": "pending", "assignee": "bob", "assignee_group": "g", "instance_id": "i",
-            "due_at": "2026-01-01T00:00:00Z"}
+    task = {"tenant_id": "t", "status": "pending", "assignee": "bob", "assignee_group": "g", "instance_id": "i"}
     assert task_keys(task)["tk_a"] == "=t#bob#pending" and task_keys(task)["tk_o"] is None
-    assert task_keys({**task, "overdue_state": "open"})["tk_o"] == "=t"
+    # inbox_overdue holds pending tasks with a due date (the list reads the part due by now).
+    assert task_keys({**task, "due_at": "2026-01-01T00:00:00Z"})["tk_o"] == "=t"
+    assert task_keys({**task, "due_at": "2026-01-01T00:00:00Z", "status": "completed"})["tk_o"] is None
     assert task_index({"assignee_group": "g"}, tenant="t", overdue=False)[1] == "=t#g#pending"
     assert task_index({"instance_id": "i"}, tenant="t", overdue=False)[0].index == "inbox_instance"
     with pytest.raises(Unindexed):
@@ -65,3 +66,16 @@ def test_counter_deltas_follow_the_transition():
     assert counter_deltas(pending, dict(pending)) == {}
     assert metrics_of({"pending": 3, "group=g": 2, "group=(none)": 1, "group=h": 0, "overdue": 1}) == {
         "pending_by_group": {"(none)": 1, "g": 2}, "pending_total": 3, "overdue_count": 1}
+
+
+def test_a_task_has_a_membership_item_per_candidate_group_besides_its_primary_one():
+    from chalicelib.core.listing import memberships
+
+    task = {"id": "t1", "tenant_id": "t", "status": "pending", "created_at": "2026-01-01T00:00:00Z",
+            "assignee_group": "g", "candidate_groups": ["g", "a#b", "h", "h"]}
+    items = memberships(task)
+    assert sorted(items) == ["member#t1#a%23b", "member#t1#h"]
+    assert items["member#t1#h"] == {"id": "member#t1#h", "task_id": "t1", "created_at": "2026-01-01T00:00:00Z",
+                                    "tk_g": "=t#h#pending", "created_key": "2026-01-01T00:00:00Z#member#t1#h"}
+    assert memberships({**task, "status": "completed"})["member#t1#h"]["tk_g"] == "=t#h#completed"
+    assert memberships(None) == {} and memberships({**task, "candidate_groups": ["g"]}) == {}

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
 from chalicelib.core.model import Escalation
 from chalicelib.core.responses.common import Absent, Closed, Cursor, JsonObject, Open, TaskStatus, Timestamp
+
+
+class ContextValue(Closed):
+    """One value a human step shows beside its form."""
+
+    label: str
+    value: Any
 
 
 class TaskSummary(Open):
@@ -55,6 +62,8 @@ class Task(TaskSummary):
     reassign_reason: str | None
     output_namespace: str | None
     overwrites: list[str] | None
+    context: list[ContextValue] | None = Field(
+        None, description="What the step declares the decider sees, as the data was when the task opened")
     event_type: str | None = Field(None, description="Webhook steps only")
     execution_arn: str | Absent = None
     revision: str | Absent = None
