@@ -195,6 +195,7 @@ class Services:
                              events=self.event_store, callback_secret=self.settings.callback_secret,
                              on_waiting=lambda instance_id: self.instances.waiting_changed(instance_id, True),
                              tenant_of=lambda instance_id: (self.instance_store.get(instance_id) or {}).get("tenant_id"),
+                             started_by_of=lambda instance_id: (self.instance_store.get(instance_id) or {}).get("created_by"),
                              deliver_completed=lambda task, run: self.tasks.deliver_to_run(task, run))
 
     @cached_property

@@ -35,7 +35,7 @@ SECRET_ATTRIBUTES = frozenset({"token", "snapshot", "callback_nonce", "callback_
 # drops it from the sparse by_callback_key index, so a used or ended key finds nothing.
 CALLBACK_ATTRIBUTES = ("callback_key", "callback_nonce")
 INTERNAL_ATTRIBUTES = frozenset({"created_key", "assignee_status", "group_status", "due_state", "reminder_state",
-                                 "overdue_state", "outbox_state", "completed_seq", "workflow_key",
+                                 "overdue_state", "outbox_state", "completed_seq", "workflow_key", "decision_count",
                                  *TASK_KEY_ATTRIBUTES})
 REGISTER_RETRIES = 4
 

@@ -15,16 +15,19 @@ from chalicelib.aws.task_store import public
 from chalicelib.core.decisions import Writes, decided_fields
 from chalicelib.core.event_stream import callback_path
 from chalicelib.core.listing import TASK_OVERDUE, key_value, metrics_of, range_value, task_index
+from chalicelib.core.quorum import approval_fields, progress
 from chalicelib.core.tasks import OPEN, STATUSES, callback_digest, callback_key, form_issues
 from chalicelib.core.times import iso
 from chalicelib.errors import Conflict, FieldErrors, Gone, InvalidInput, NotFound
+from chalicelib.service.decisions import Deciding
 from chalicelib.service.task_delivery import DEAD_TOKEN_ERRORS, Delivery, error_code
 
 MAX_PAGE = 100
 TASK_FIELDS = ("id", "instance_id", "workflow", "step_name", "kind", "title", "description", "form_schema", "assignee",
                "assignee_group", "candidate_groups", "priority", "status", "created_at", "due_at", "reminder_at",
                "completed_at", "completed_by", "comment", "output_data", "attempt", "claimed_by", "escalated_at",
-               "reassigned_from", "reassign_reason", "output_namespace", "overwrites")
+               "reassigned_from", "reassign_reason", "output_namespace", "overwrites", "approvals", "decisions",
+               "distinct_from")
 # Every stored attribute the task view shows: TASK_FIELDS and the public bookkeeping `public()` lets
 # through. A listing reads only these (not the snapshot of instance data, the token or the index keys),
 # so a new public attribute belongs here too; tests/integration/test_listing_projection.py checks that
@@ -37,7 +40,7 @@ CALLBACK_ACTOR = "stepflow:callback"
 events_log = logging.getLogger("stepflow.events")
 
 
-class TaskService(Delivery):
+class TaskService(Deciding, Delivery):
     def __init__(self, store: Any, machines: Any, loader: Any, publisher: Any, now: Callable[[], datetime], *,
                  events: Any = None, instances: Any = None, api_prefix: str = "/workflows",
                  callback_secret: bytes = b""):
@@ -77,6 +80,7 @@ class TaskService(Delivery):
             # No callback URL here: every viewer reads this view, and the URL completes the step.
             # Who may work the task reads it deliberately (callback_view, GET /tasks/{id}/callback).
             view["event_type"] = record.get("event_type")
+        view["quorum"] = progress(record)
         view["overdue"] = bool(record.get("escalated_at")) or (
             record["status"] == "pending" and bool(record.get("due_at")) and record["due_at"] <= (now or iso(self._now())))
         return view
@@ -128,6 +132,14 @@ class TaskService(Delivery):
         on the status and attempt it shows, so a record gone stale is refused, never overwritten."""
         record = record if record is not None and record.get("id") == task_id else self.get(task_id)
         self._require_pending(record)
+        if record.get("approvals") and isinstance(output, dict):
+            # A quorum step is decided vote by vote: its form's decision is this person's vote.
+            fields = approval_fields(record.get("form_schema"))
+            if fields and isinstance(output.get(fields[0]), bool):
+                said = output.get(fields[1]) if fields[1] else None
+                return self.decide(task_id, output[fields[0]], completed_by,
+                                   said if isinstance(said, str) else comment, record=record)
+        self.may_decide(record, completed_by)
         if record.get("kind") == "human":
             issues = form_issues(record.get("form_schema"), output)
             if issues:
@@ -263,21 +275,6 @@ class TaskService(Delivery):
         except TransitionRefused:
             raise Conflict("the task changed meanwhile; reload it") from None
 
-    # -- approvals ---------------------------------------------------------------------------
-    def approval(self, task_id: str, *, record: dict[str, Any] | None = None) -> dict[str, Any]:
-        record = record if record is not None and record.get("id") == task_id else self.get(task_id)
-        _approval_fields(record)
-        return self._present(record)
-
-    def decide(self, task_id: str, approved: bool, by: str, comment: str | None, *,
-               record: dict[str, Any] | None = None) -> dict[str, Any]:
-        record = record if record is not None and record.get("id") == task_id else self.get(task_id)
-        decision_field, comment_field = _approval_fields(record)
-        output: dict[str, Any] = {decision_field: approved}
-        if comment is not None and comment_field:
-            output[comment_field] = comment
-        return self.complete(task_id, output, by, comment, record=record)
-
     # -- the sweep ---------------------------------------------------------------------------
     def sweep(self) -> dict[str, int]:
         """Escalates due tasks once, sends due reminders once, redelivers interrupted completions.
@@ -364,18 +361,3 @@ class TaskService(Delivery):
 
     def purge(self, task_id: str) -> None:
         self._store.delete(task_id)
-
-
-
-def _approval_fields(record: dict[str, Any]) -> tuple[str, str | None]:
-    """An approval is a human task whose form has a boolean `approved` (or `*_approved`) field."""
-    properties = (record.get("form_schema") or {}).get("properties") or {}
-    decision = next((name for name, spec in properties.items()
-                     if (name == "approved" or name.endswith("_approved")) and spec.get("type") == "boolean"), None)
-    if record.get("kind") != "human" or decision is None:
-        raise Conflict("this task is not an approval (its form has no boolean 'approved' field); "
-                       "complete it through /tasks/{id}/complete")
-    comment = next((n for n in properties if n in ("comments", "comment") or n.endswith("_comments")), None)
-    return decision, comment
-
-

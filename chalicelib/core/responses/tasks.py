@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from chalicelib.core.model import Escalation
+from chalicelib.core.model import Approvals, Escalation
 from chalicelib.core.responses.common import Absent, Closed, Cursor, JsonObject, Open, TaskStatus, Timestamp
 
 
@@ -26,6 +26,32 @@ class TaskSummary(Open):
     priority: int | None = None
     due_at: Timestamp | None = None
     overdue: bool | Absent = None
+
+
+class TaskDecision(Open):
+    """One person's decision on an approval (a quorum counts these)."""
+
+    by: str | None
+    approved: bool
+    at: Timestamp
+    comment: str | None = None
+    via: Literal["link"] | Absent = Field(None, description="Decided through a signed link")
+    link_minted_by: str | None = Field(None, description="Who created the link it came through")
+
+
+class Excluded(Closed):
+    """Someone a four-eyes rule keeps from deciding the task."""
+
+    rule: str = Field(description="The distinct_from entry: an instance-data path, or started_by")
+    principal: str
+
+
+class Quorum(Closed):
+    required: int
+    of: str | None
+    out_of: int | None
+    approved: int
+    rejected: int
 
 
 class Task(TaskSummary):
@@ -64,6 +90,10 @@ class Task(TaskSummary):
     reminded_at: Timestamp | None = None
     closed_at: Timestamp | None = None
     closed_reason: str | None = None
+    quorum: Quorum | None = Field(None, description="Approvals so far against the step's quorum (null: one decides)")
+    approvals: Approvals | None = None
+    decisions: list[TaskDecision] | None = None
+    distinct_from: list[Excluded] | None = None
 
 
 class TaskPage(Closed):
