@@ -123,7 +123,6 @@ def eager_switches():
 
 def test_racing_deciders_never_double_count_nor_double_complete(api, eager_switches):
     import app as app_module
-
     from chalicelib.errors import Conflict, Forbidden
 
     services = app_module.services
