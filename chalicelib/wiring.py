@@ -226,7 +226,8 @@ class Services:
 
         return TaskService(self.task_store, self.machines, self.loader, self.publisher, now_utc,
                            events=self.event_store, instances=self.instance_store,
-                           api_prefix=self.settings.api_prefix, callback_secret=self.settings.callback_secret)
+                           api_prefix=self.settings.api_prefix, callback_secret=self.settings.callback_secret,
+                           link_secret=self.settings.link_secret)
 
     @cached_property
     def event_store(self) -> EventStore:

@@ -123,6 +123,10 @@ GUARDS: dict[tuple[str, str], Guard] = {
     ("GET", "/kv/{namespace}/{key}"): V,
     ("PUT", "/kv/{namespace}/{key}"): X,
     ("DELETE", "/kv/{namespace}/{key}"): X,
+    # one-click decision links: minted by editors (or the notification path); the signed link is the credential
+    ("POST", "/tasks/{task_id}/links"): E,
+    ("GET", "/decide/{token}"): Guard(BY_KEY),
+    ("POST", "/decide/{token}"): Guard(BY_KEY),
 }
 # Outside the API prefix: health, the web UI, the contract and its page.
 PUBLIC_ROUTES = {("GET", "/health"), ("GET", "/ui"), ("GET", "/ui/{name}"), ("GET", "/ui/vendor/{name}"),

@@ -41,3 +41,10 @@ class Decision(_Body):
 
     decided_by: str | None = Field(None, min_length=1, max_length=255)
     comment: str | None = Field(None, max_length=2000)
+
+
+class MintLinks(_Body):
+    """decider: whose decision the links carry (default: the task's assignee)."""
+
+    decider: str | None = Field(None, min_length=1, max_length=255)
+    expires_in: int | None = Field(None, ge=60, le=30 * 24 * 3600, description="Seconds (default 3 days)")

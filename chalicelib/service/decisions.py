@@ -11,20 +11,25 @@ decided, four-eyes, or the task is done).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.core.quorum import MAX_DECISIONS, approval_fields, outcome, refusal
 from chalicelib.core.times import iso
-from chalicelib.errors import Conflict, Forbidden
+from chalicelib.errors import Conflict, Forbidden, Gone
 
 # Each lost race means another decision was recorded, so this bounds the deciders racing, not the work.
 DECIDE_ATTEMPTS = MAX_DECISIONS
+DEFAULT_LINK_SECONDS = 3 * 24 * 3600
 
 
 class Deciding:
-    """Uses TaskService's _store, _now, _present, _publisher, _finish, _declared, _require_pending and get."""
+    """Uses TaskService's _store, _now, _present, _publisher, _finish, _declared, _require_pending, get,
+    _link_key and _api_prefix."""
 
+    _link_key: bytes
+    _api_prefix: str
     _store: Any
     _now: Any
     _publisher: Any
@@ -85,6 +90,52 @@ class Deciding:
                 # Another decision (or the completion) got there first: judged again on the task as it is now.
                 record = self.get(task_id)
         raise Conflict("the task kept changing while it was being decided; reload it")
+
+
+    # -- signed decision links ------------------------------------------------------------------------
+    def mint_links(self, record: dict[str, Any], decider: str | None, expires_in: int | None,
+                   minted_by: str | None) -> dict[str, Any]:
+        """An approve and a reject link for `decider` (default: the task's assignee). Refused now when the
+        task is not a pending approval or `decider` may not decide it, rather than when the link is used."""
+        from chalicelib.core.links import DECISIONS, Link, new_nonce, sign
+
+        _approval_fields(record)
+        self._require_pending(record)
+        decider = decider or record.get("assignee")
+        if not decider:
+            raise Conflict("the task has no assignee: name whose decision the links carry ('decider')")
+        self.may_decide(record, decider)
+        expires_at = int(self._now().timestamp()) + int(expires_in or DEFAULT_LINK_SECONDS)
+        nonce = new_nonce()  # one per pair: whichever of the two is used first spends both
+        links = {decision: f"{self._api_prefix}/decide/{sign(self._link_key, Link(record['id'], decision, decider, expires_at, nonce, minted_by))}"
+                 for decision in DECISIONS}
+        self._publisher.publish("task.links_minted", {"task_id": record["id"], "decider": decider, "by": minted_by})
+        return {"task_id": record["id"], "decider": decider, "expires_at": iso(datetime.fromtimestamp(expires_at, UTC)),
+                "links": links}
+
+    def open_link(self, token: str) -> tuple[Any, dict[str, Any]]:
+        """(the link, its task) when the link may still decide: Forbidden when altered, Gone when expired
+        or the task is gone, Conflict when it was used or the task is done; Forbidden by four-eyes."""
+        from chalicelib.core.links import LinkRefused, verify
+
+        try:
+            link = verify(self._link_key, token, int(self._now().timestamp()))
+        except LinkRefused as exc:
+            raise (Gone if exc.kind == "expired" else Forbidden)(exc.message) from None
+        record = self._store.get(link.task_id)
+        if record is None:
+            raise Gone("the task of this link no longer exists; nothing was changed")
+        _require_unused(record, link.nonce)
+        self._require_pending(record)
+        self.may_decide(record, link.decider)
+        return link, record
+
+    def decide_by_link(self, token: str, comment: str | None) -> dict[str, Any]:
+        """POST /decide/{token}: the link's decision, as its decider, once."""
+        link, record = self.open_link(token)
+        view = self.decide(link.task_id, link.approved, link.decider, comment, record=record,
+                           link={"nonce": link.nonce, "minted_by": link.minted_by})
+        return {"task_id": link.task_id, "decision": link.decision, "decided_by": link.decider, "task": view}
 
 
 def _require_unused(record: dict[str, Any], nonce: str) -> None:

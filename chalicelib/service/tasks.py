@@ -43,7 +43,7 @@ events_log = logging.getLogger("stepflow.events")
 class TaskService(Deciding, Delivery):
     def __init__(self, store: Any, machines: Any, loader: Any, publisher: Any, now: Callable[[], datetime], *,
                  events: Any = None, instances: Any = None, api_prefix: str = "/workflows",
-                 callback_secret: bytes = b""):
+                 callback_secret: bytes = b"", link_secret: bytes = b""):
         self._store = store
         self._machines = machines
         self._loader = loader
@@ -55,6 +55,7 @@ class TaskService(Deciding, Delivery):
         self._instances = instances
         self._api_prefix = api_prefix
         self._callback_secret = callback_secret  # derives a webhook step's callback key from its nonce
+        self._link_key = link_secret  # signs one-click decision links (core/links.py)
 
     # -- reading -----------------------------------------------------------------------------
     def get(self, task_id: str) -> dict[str, Any]:

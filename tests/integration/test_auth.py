@@ -309,6 +309,9 @@ def test_authorization_matrix(secured, capsys):
         ("GET", "/plugins/data.set", None, 200, False, False),
         ("GET", "/plugins/categories", None, 200, False, False),
         ("POST", "/callbacks/no-such-key", {}, 404, False, False),
+        ("POST", f"/tasks/{task}/links", {"decider": "bob"}, 409, True, False),  # not an approval
+        ("GET", "/decide/no-such-link", None, 403, False, False),  # a link is its own credential
+        ("POST", "/decide/no-such-link", {}, 403, False, False),
         ("POST", "/definitions/acme_flow/triggers", {}, 201, True, False),
         ("GET", "/definitions/acme_flow/triggers", None, 200, True, False),
         ("GET", "/definitions/acme_flow/triggers/trg-none", None, 404, True, False),
@@ -401,7 +404,7 @@ def _template(path: str, ids: dict[str, str]) -> str:
     return (path.replace("/acme_flow", "/{name}").replace("/acme_gate", "/{name}")
             .replace("/revisions/1", "/revisions/{rev}").replace("/aliases/live", "/aliases/{alias}")
             .replace("/data.set", "/{plugin_id}")
-            .replace("/no-such-key", "/{key}").replace("/trg-none", "/{trigger_id}")
+            .replace("/no-such-key", "/{key}").replace("/no-such-link", "/{token}").replace("/trg-none", "/{trigger_id}")
             .replace("/credentials/acme_key", "/credentials/{name}").replace("/credentials/no_such_key",
                                                                             "/credentials/{name}")
             .replace("/acme_ns", "/{namespace}").replace("/k1", "/{key}").replace("/missing", "/{key}"))

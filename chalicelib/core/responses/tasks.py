@@ -136,3 +136,19 @@ class CallbackAccepted(Closed):
     step_name: str
     status: TaskStatus
     completed_at: Timestamp | None
+
+
+class DecisionLinks(Closed):
+    """One-click links for one decider; each URL is a capability (signed, expiring, single-use)."""
+
+    task_id: str
+    decider: str = Field(description="Whose decision a link carries: the decision is recorded as theirs")
+    expires_at: Timestamp
+    links: dict[Literal["approve", "reject"], str]
+
+
+class LinkDecided(Closed):
+    task_id: str
+    decision: Literal["approve", "reject"]
+    decided_by: str
+    task: Task
