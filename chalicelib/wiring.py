@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # each property imports its own class: a cold start loads onl
     from chalicelib.runtime.definitions import RevisionLoader
     from chalicelib.runtime.step_runner import StepRunner
     from chalicelib.runtime.task_registrar import TaskRegistrar
+    from chalicelib.service.absences import AbsenceService
     from chalicelib.service.aliases import AliasService
     from chalicelib.service.credentials import CredentialService
     from chalicelib.service.definitions import DefinitionService
@@ -219,6 +220,12 @@ class Services:
         from chalicelib.service.lifecycle import LifecyclePublisher
 
         return LifecyclePublisher(self.publisher, self.task_store)
+
+    @cached_property
+    def absences(self) -> AbsenceService:
+        from chalicelib.service.absences import AbsenceService
+
+        return AbsenceService(self.task_store, now_utc)
 
     @cached_property
     def tasks(self) -> TaskService:

@@ -127,6 +127,10 @@ GUARDS: dict[tuple[str, str], Guard] = {
     ("POST", "/tasks/{task_id}/links"): E,
     ("GET", "/decide/{token}"): Guard(BY_KEY),
     ("POST", "/decide/{token}"): Guard(BY_KEY),
+    # out of office: a person's own (an admin's for anyone); who works tasks sets it
+    ("GET", "/users/{user}/out-of-office"): V,
+    ("PUT", "/users/{user}/out-of-office"): X,
+    ("DELETE", "/users/{user}/out-of-office"): X,
 }
 # Outside the API prefix: health, the web UI, the contract and its page.
 PUBLIC_ROUTES = {("GET", "/health"), ("GET", "/ui"), ("GET", "/ui/{name}"), ("GET", "/ui/vendor/{name}"),

@@ -234,6 +234,9 @@ SUCCESS: dict[tuple[str, str], dict[str, tuple[str, str | list[str]]]] = {
     ("POST", "/tasks/{task_id}/links"): {"201": ("An approve and a reject link (signed, expiring, single-use)",
                                                  "DecisionLinks")},
     ("POST", "/decide/{token}"): {"200": ("Decided (an HTML page when posted as a form)", "LinkDecided")},
+    ("GET", "/users/{user}/out-of-office"): {"200": ("The entry", "Absence")},
+    ("PUT", "/users/{user}/out-of-office"): {"200": ("Set (replacing any earlier one)", "Absence")},
+    ("DELETE", "/users/{user}/out-of-office"): {"200": ("Removed", "AbsenceRemoved")},
 }
 NOT_JSON = {("GET", "/instances/{instance_id}/events"), ("GET", "/ui"), ("GET", "/ui/{name}"),
             ("GET", "/ui/vendor/{name}"), ("GET", "/docs"), ("GET", "/decide/{token}")}
@@ -252,7 +255,7 @@ def _model_schema(model: Any) -> dict[str, Any]:
 
 
 def _bodies() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
-    from chalicelib.api.bodies import ClaimTask, CompleteTask, Decision, MintLinks, ReassignTask, SendEvent
+    from chalicelib.api.bodies import ClaimTask, CompleteTask, Decision, MintLinks, OutOfOffice, ReassignTask, SendEvent
     from chalicelib.service.requests import RunInstance, StartInstance
     from chalicelib.service.triggers import CreateTrigger, RotateTrigger
 
@@ -282,6 +285,7 @@ def _bodies() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
         ("POST", "/approvals/{task_id}/approve"): ("required", _model_schema(Decision)),
         ("POST", "/approvals/{task_id}/reject"): ("required", _model_schema(Decision)),
         ("POST", "/tasks/{task_id}/links"): ("optional", _model_schema(MintLinks)),
+        ("PUT", "/users/{user}/out-of-office"): ("required", _model_schema(OutOfOffice)),
         ("POST", "/decide/{token}"): ("optional", {"type": "object", "additionalProperties": False, "properties": {
             "comment": _text(2000)}}),
         ("POST", "/callbacks/{key}"): ("optional", free),
@@ -379,7 +383,7 @@ def _tag(path: str) -> str:
     for tag in ("definitions", "instances", "tasks", "plugins", "credentials", "kv"):
         if path.startswith("/" + tag):
             return tag
-    if path.startswith(("/approvals", "/decide")):
+    if path.startswith(("/approvals", "/decide", "/users")):
         return "tasks"
     return "service"
 

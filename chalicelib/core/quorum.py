@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 MAX_DECISIONS = 100  # a task's decisions list stays a small part of its item
+MAX_ASSIGNMENTS = 50  # the newest changes of who works a task are kept
+OUT_OF_OFFICE_ACTOR = "stepflow:out-of-office"
 
 
 def approval_fields(form_schema: Mapping[str, Any] | None) -> tuple[str, str | None] | None:
@@ -86,3 +88,23 @@ def excluded(rules: Sequence[str], data: Mapping[str, Any], started_by: str | No
         if isinstance(value, str) and value:
             resolved.append({"rule": rule, "principal": value})
     return resolved
+
+
+def assignment_trail(record: Mapping[str, Any], action: str, by: str | None, to: Mapping[str, Any],
+                     reason: str | None, at: str) -> list[dict[str, Any]]:
+    """The task's audit trail of who works it, with one change more: who changed it, when, from whom to
+    whom, and why (the oldest entries go past MAX_ASSIGNMENTS)."""
+    entry = {"action": action, "by": by, "at": at, "reason": reason,
+             "from": {"assignee": record.get("assignee"), "group": record.get("assignee_group")}, "to": dict(to)}
+    return [*(record.get("assignments") or []), entry][-MAX_ASSIGNMENTS:]
+
+
+def out_of_office_delegate(absence: Mapping[str, Any] | None, now: str) -> str | None:
+    """The delegate while an out-of-office entry holds (from `starts_at`, if given, until `until`)."""
+    if not absence or not absence.get("delegate"):
+        return None
+    if absence.get("starts_at") and now < absence["starts_at"]:
+        return None
+    if absence.get("until") and now >= absence["until"]:
+        return None
+    return str(absence["delegate"])

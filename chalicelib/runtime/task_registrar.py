@@ -105,6 +105,7 @@ class TaskRegistrar:
                 escalation=step.escalation.model_dump() if step.escalation else None,
             )
             self._multi_person(record, step, data)
+            self._out_of_office(record, iso(now))
         if isinstance(step, WebhookStep):
             # The callback URL holds a key, never the token. Stored are a nonce the key derives from (with
             # the server secret) and the key's hash, which the by_callback_key index is keyed on: the
@@ -138,6 +139,23 @@ class TaskRegistrar:
             starter = self._started_by_of(record["instance_id"]) \
                 if STARTED_BY in step.distinct_from and self._started_by_of is not None else None
             record["distinct_from"] = excluded(step.distinct_from, data, starter)
+
+    def _out_of_office(self, record: dict[str, Any], now: str) -> None:
+        """A task for someone out of office goes to their delegate (one hop), noted in its assignments."""
+        from chalicelib.core.quorum import OUT_OF_OFFICE_ACTOR, assignment_trail, out_of_office_delegate
+
+        assignee, lookup = record.get("assignee"), getattr(self._store, "absence", None)
+        if not assignee or lookup is None:
+            return
+        absence = lookup(record.get("tenant_id"), assignee)
+        delegate = out_of_office_delegate(absence, now)
+        if not delegate or delegate == assignee:
+            return
+        reason = (absence or {}).get("reason") or f"{assignee} is out of office"
+        record["assignments"] = assignment_trail(record, "out_of_office", OUT_OF_OFFICE_ACTOR,
+                                                 {"assignee": delegate, "group": record.get("assignee_group")}, reason, now)
+        record.update(assignee=delegate, reassigned_from=assignee, reassign_reason=reason,
+                      reassigned_by=OUT_OF_OFFICE_ACTOR, reassigned_at=now)
 
     def _earlier_run(self, instance_id: str, task_id: str, step_id: str, event: dict[str, Any],
                      snapshot: dict[str, Any], order: Any) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from chalicelib.aws.task_store import public
 from chalicelib.core.decisions import Writes, decided_fields
 from chalicelib.core.event_stream import callback_path
 from chalicelib.core.listing import TASK_OVERDUE, key_value, metrics_of, range_value, task_index
-from chalicelib.core.quorum import approval_fields, progress
+from chalicelib.core.quorum import approval_fields, assignment_trail, progress
 from chalicelib.core.tasks import OPEN, STATUSES, callback_digest, callback_key, form_issues
 from chalicelib.core.times import iso
 from chalicelib.errors import Conflict, FieldErrors, Gone, InvalidInput, NotFound
@@ -27,7 +27,7 @@ TASK_FIELDS = ("id", "instance_id", "workflow", "step_name", "kind", "title", "d
                "assignee_group", "candidate_groups", "priority", "status", "created_at", "due_at", "reminder_at",
                "completed_at", "completed_by", "comment", "output_data", "attempt", "claimed_by", "escalated_at",
                "reassigned_from", "reassign_reason", "output_namespace", "overwrites", "approvals", "decisions",
-               "distinct_from")
+               "distinct_from", "assignments")
 # Every stored attribute the task view shows: TASK_FIELDS and the public bookkeeping `public()` lets
 # through. A listing reads only these (not the snapshot of instance data, the token or the index keys),
 # so a new public attribute belongs here too; tests/integration/test_listing_projection.py checks that
@@ -239,13 +239,23 @@ class TaskService(Deciding, Delivery):
         if status in ("expired", "canceled"):
             raise Gone(f"task is {status}")
 
-    def reassign(self, task_id: str, new_assignee: str, reason: str | None, by: str | None) -> dict[str, Any]:
-        record = self.get(task_id)
+    def reassign(self, task_id: str, new_assignee: str | None, reason: str | None, by: str | None, *,
+                 new_group: str | None = None, record: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Delegates the task to a person, a group, or both; the change joins the task's `assignments` trail."""
+        record = record if record is not None and record.get("id") == task_id else self.get(task_id)
         self._require_pending(record)
+        if new_assignee is None and new_group is None:
+            raise InvalidInput({"message": "the request body is not valid", "issues": [
+                {"code": "missing", "location": "new_assignee", "message": "name a new_assignee, a new_group, or both"}]})
+        now = iso(self._now())
+        to = {"assignee": new_assignee, "group": new_group or record.get("assignee_group")}
         changes = {"assignee": new_assignee, "reassigned_from": record.get("assignee"), "reassign_reason": reason,
-                   "reassigned_by": by, "reassigned_at": iso(self._now()), "claimed_by": None}
+                   "reassigned_by": by, "reassigned_at": now, "claimed_by": None,
+                   "assignments": assignment_trail(record, "reassigned", by, to, reason, now)}
+        if new_group is not None:
+            changes["assignee_group"] = new_group
         self._change(record, changes)
-        self._publisher.publish("task.reassigned", {"task_id": task_id, "assignee": new_assignee})
+        self._publisher.publish("task.reassigned", {"task_id": task_id, "assignee": new_assignee, "group": new_group})
         return self.view(task_id)
 
     def claim(self, task_id: str, user: str) -> dict[str, Any]:
@@ -320,6 +330,9 @@ class TaskService(Deciding, Delivery):
             changes["assignee"] = escalation.get("assignee")
             if escalation.get("assignee_group"):
                 changes["assignee_group"] = escalation["assignee_group"]
+            changes["assignments"] = assignment_trail(record, "escalated", ESCALATION_ACTOR, {
+                "assignee": changes["assignee"], "group": changes.get("assignee_group", record.get("assignee_group"))},
+                "overdue", iso(now))
         after = {**record, **changes}
         try:
             # Only the sweep that removes due_state escalates: overlapping sweeps cannot both win.

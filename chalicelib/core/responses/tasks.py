@@ -54,6 +54,18 @@ class Quorum(Closed):
     rejected: int
 
 
+class Assignment(Closed):
+    """One change of who works a task: reassigned (by a person), out_of_office (the assignee's delegate took
+    it when it opened) or escalated (the overdue sweep)."""
+
+    action: Literal["reassigned", "out_of_office", "escalated"]
+    by: str | None
+    at: Timestamp
+    reason: str | None
+    from_: dict[str, str | None] = Field(alias="from", description="{assignee, group} before")
+    to: dict[str, str | None] = Field(description="{assignee, group} after")
+
+
 class Task(TaskSummary):
     """A task with its form and how it was worked. Never its token or callback URL."""
 
@@ -94,6 +106,7 @@ class Task(TaskSummary):
     approvals: Approvals | None = None
     decisions: list[TaskDecision] | None = None
     distinct_from: list[Excluded] | None = None
+    assignments: list[Assignment] | None = Field(None, description="Who changed who works the task, oldest first")
 
 
 class TaskPage(Closed):
@@ -152,3 +165,20 @@ class LinkDecided(Closed):
     decision: Literal["approve", "reject"]
     decided_by: str
     task: Task
+
+
+class Absence(Closed):
+    """A person's out-of-office entry: tasks opened for them while it holds go to the delegate."""
+
+    user: str
+    delegate: str
+    starts_at: Timestamp | None
+    until: Timestamp | None
+    reason: str | None
+    set_by: str | None
+    set_at: Timestamp
+
+
+class AbsenceRemoved(Closed):
+    user: str
+    deleted: Literal[True]
