@@ -415,7 +415,8 @@ def build(app: Any, settings: Any) -> dict[str, Any]:
                 "summary": (entry.view_function.__doc__ or entry.view_name.replace("_", " ")).strip().split("\n")[0],
             }
             params = [{"name": name, "in": "path", "required": True,
-                       "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^/]+$"}}
+                       "schema": {"type": "string", "minLength": 1, "maxLength": 1024 if name == "token" else 255,
+                                  "pattern": "^[^/]+$"}}
                       for name in re.findall(r"{(\w+)}", path)]
             params += [{"name": name, "in": "query", "required": False, "schema": schema}
                        for name, schema in query_params.get(key, {}).items()]
