@@ -25,7 +25,7 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def parse_duration(value: int | str) -> int:
     """Seconds from an int, an ISO-8601 duration ("PT48H", "P2D") or a short form ("30m", "2d")."""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError("a duration is a number of seconds or a string like 'PT4H' or '2d'")
     if isinstance(value, int):
         seconds = value

@@ -230,3 +230,11 @@ def test_a_decided_field_names_the_earliest_step_upstream_that_sets_it():
     definition, _ = parse_definition(data)
     issues = [i for i in validate_definition(definition, REGISTRY) if i.code == "decided_field"]
     assert len(issues) == 1 and "the input_schema" in issues[0].message
+
+
+def test_a_duration_of_another_type_is_a_validation_error_not_a_crash():
+    from chalicelib.core.validation import parse_definition
+
+    for bad in ({}, [], 1.5):
+        _, issues = parse_definition({"name": "d", "steps": [{"id": "h", "type": "human", "due_in": bad}]})
+        assert any("due_in" in str(issue) for issue in issues), (bad, issues)
