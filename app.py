@@ -14,6 +14,7 @@ from chalicelib.api import (
     graphs,
     instances,
     kv,
+    links,
     openapi,
     plugins,
     revisions,
@@ -39,7 +40,7 @@ def _services() -> Services:
 
 
 _prefix = services.settings.api_prefix.rstrip("/")
-for module in (definitions, revisions, aliases, schedule_routes, instances, plugins, tasks, graphs, events, triggers, credentials, kv):
+for module in (definitions, revisions, aliases, schedule_routes, instances, plugins, tasks, graphs, events, triggers, credentials, kv, links):
     app.register_blueprint(module.create_blueprint(_services), url_prefix=_prefix or None)
 app.register_blueprint(ui.create_blueprint(_services))  # the web UI at /ui, outside the API prefix
 app.register_blueprint(openapi.create_blueprint(_services, lambda: app))  # /openapi.json and /docs, public

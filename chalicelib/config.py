@@ -95,6 +95,11 @@ class Settings:
         return derive_key(self.server_secret, "callbacks")
 
     @property
+    def link_secret(self) -> bytes:
+        """Signs one-click decision links (core/links.py): a link is good only if this service made it."""
+        return derive_key(self.server_secret, "decision-links")
+
+    @property
     def trigger_secret(self) -> bytes:
         """Derives each webhook trigger's signing secret from its stored nonce (service/triggers.py)."""
         return derive_key(self.server_secret, "triggers")

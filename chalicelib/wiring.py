@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # each property imports its own class: a cold start loads onl
     from chalicelib.runtime.gates import Gates
     from chalicelib.runtime.step_runner import StepRunner
     from chalicelib.runtime.task_registrar import TaskRegistrar
+    from chalicelib.service.absences import AbsenceService
     from chalicelib.service.aliases import AliasService
     from chalicelib.service.child_workflows import ChildWorkflows
     from chalicelib.service.credentials import CredentialService
@@ -219,6 +220,7 @@ class Services:
                              events=self.event_store, callback_secret=self.settings.callback_secret,
                              on_waiting=lambda instance_id: self.instances.waiting_changed(instance_id, True),
                              tenant_of=lambda instance_id: (self.instance_store.get(instance_id) or {}).get("tenant_id"),
+                             started_by_of=lambda instance_id: (self.instance_store.get(instance_id) or {}).get("created_by"),
                              deliver_completed=lambda task, run: self.tasks.deliver_to_run(task, run),
                              receivers=self.mailboxes)
 
@@ -245,12 +247,19 @@ class Services:
         return LifecyclePublisher(self.publisher, self.task_store)
 
     @cached_property
+    def absences(self) -> AbsenceService:
+        from chalicelib.service.absences import AbsenceService
+
+        return AbsenceService(self.task_store, now_utc)
+
+    @cached_property
     def tasks(self) -> TaskService:
         from chalicelib.service.tasks import TaskService
 
         return TaskService(self.task_store, self.machines, self.loader, self.publisher, now_utc,
                            events=self.event_store, instances=self.instance_store,
-                           api_prefix=self.settings.api_prefix, callback_secret=self.settings.callback_secret)
+                           api_prefix=self.settings.api_prefix, callback_secret=self.settings.callback_secret,
+                           link_secret=self.settings.link_secret)
 
     @cached_property
     def mailboxes(self) -> MailboxService:

@@ -126,6 +126,14 @@ GUARDS: dict[tuple[str, str], Guard] = {
     ("GET", "/kv/{namespace}/{key}"): V,
     ("PUT", "/kv/{namespace}/{key}"): X,
     ("DELETE", "/kv/{namespace}/{key}"): X,
+    # one-click decision links: minted by editors (or the notification path); the signed link is the credential
+    ("POST", "/tasks/{task_id}/links"): E,
+    ("GET", "/decide/{token}"): Guard(BY_KEY),
+    ("POST", "/decide/{token}"): Guard(BY_KEY),
+    # out of office: a person's own (an admin's for anyone); who works tasks sets it
+    ("GET", "/users/{user}/out-of-office"): V,
+    ("PUT", "/users/{user}/out-of-office"): X,
+    ("DELETE", "/users/{user}/out-of-office"): X,
 }
 # Outside the API prefix: health, the web UI, the contract and its page.
 PUBLIC_ROUTES = {("GET", "/health"), ("GET", "/ui"), ("GET", "/ui/{name}"), ("GET", "/ui/vendor/{name}"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from chalicelib.core.model import EVENT_TYPE_PATTERN
 from chalicelib.service.requests import _Body
@@ -84,9 +84,22 @@ class CompleteTask(_Body):
 
 
 class ReassignTask(_Body):
-    new_assignee: str = Field(min_length=1, max_length=255)
+    """Delegates the task to a person (new_assignee), a group (new_group), or both."""
+
+    new_assignee: str | None = Field(None, min_length=1, max_length=255)
+    new_group: str | None = Field(None, min_length=1, max_length=255)
     reason: str | None = Field(None, max_length=1000)
     reassigned_by: str | None = Field(None, max_length=255)
+
+
+class OutOfOffice(_Body):
+    """Tasks opened for the user from starts_at (default now) until `until` (default: until deleted) go to
+    the delegate."""
+
+    delegate: str = Field(min_length=1, max_length=255)
+    starts_at: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    reason: str | None = Field(None, max_length=1000)
 
 
 class ClaimTask(_Body):
@@ -100,3 +113,10 @@ class Decision(_Body):
 
     decided_by: str | None = Field(None, min_length=1, max_length=255)
     comment: str | None = Field(None, max_length=2000)
+
+
+class MintLinks(_Body):
+    """decider: whose decision the links carry (default: the task's assignee)."""
+
+    decider: str | None = Field(None, min_length=1, max_length=255)
+    expires_in: int | None = Field(None, ge=60, le=30 * 24 * 3600, description="Seconds (default 3 days)")

@@ -237,9 +237,17 @@ SUCCESS: dict[tuple[str, str], dict[str, tuple[str, str | list[str]]]] = {
     ("GET", "/kv/{namespace}/{key}"): {"200": ("The entry (its version also as ETag)", "KvEntry")},
     ("PUT", "/kv/{namespace}/{key}"): {"201": ("Created", "KvEntry"), "200": ("Replaced", "KvEntry")},
     ("DELETE", "/kv/{namespace}/{key}"): {"200": ("Deleted", "KvDeleted")},
+    ("POST", "/tasks/{task_id}/links"): {"201": ("An approve and a reject link (signed, expiring, single-use)",
+                                                 "DecisionLinks")},
+    ("POST", "/decide/{token}"): {"200": ("Decided (an HTML page when posted as a form)", "LinkDecided")},
+    ("GET", "/users/{user}/out-of-office"): {"200": ("The entry", "Absence")},
+    ("PUT", "/users/{user}/out-of-office"): {"200": ("Set (replacing any earlier one)", "Absence")},
+    ("DELETE", "/users/{user}/out-of-office"): {"200": ("Removed", "AbsenceRemoved")},
 }
 NOT_JSON = {("GET", "/instances/{instance_id}/events"), ("GET", "/ui"), ("GET", "/ui/{name}"),
-            ("GET", "/ui/vendor/{name}"), ("GET", "/docs")}
+            ("GET", "/ui/vendor/{name}"), ("GET", "/docs"), ("GET", "/decide/{token}")}
+# Operations a person's browser reaches from a link: their answers (errors too) may be an HTML page.
+PAGES = {("GET", "/decide/{token}"), ("POST", "/decide/{token}")}
 
 
 def _definition_schema() -> dict[str, Any]:
@@ -253,7 +261,16 @@ def _model_schema(model: Any) -> dict[str, Any]:
 
 
 def _bodies() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
-    from chalicelib.api.bodies import ClaimTask, CompleteTask, Decision, PublishEvent, ReassignTask, SendEvent
+    from chalicelib.api.bodies import (
+        ClaimTask,
+        CompleteTask,
+        Decision,
+        MintLinks,
+        OutOfOffice,
+        PublishEvent,
+        ReassignTask,
+        SendEvent,
+    )
     from chalicelib.service.requests import RunInstance, StartInstance
     from chalicelib.service.triggers import CreateTrigger, RotateTrigger
 
@@ -286,6 +303,10 @@ def _bodies() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
         ("POST", "/tasks/{task_id}/unclaim"): ("required", _model_schema(ClaimTask)),
         ("POST", "/approvals/{task_id}/approve"): ("required", _model_schema(Decision)),
         ("POST", "/approvals/{task_id}/reject"): ("required", _model_schema(Decision)),
+        ("POST", "/tasks/{task_id}/links"): ("optional", _model_schema(MintLinks)),
+        ("PUT", "/users/{user}/out-of-office"): ("required", _model_schema(OutOfOffice)),
+        ("POST", "/decide/{token}"): ("optional", {"type": "object", "additionalProperties": False, "properties": {
+            "comment": _text(2000)}}),
         ("POST", "/callbacks/{key}"): ("optional", free),
         ("POST", "/definitions/{name}/triggers"): ("optional", _model_schema(CreateTrigger)),
         ("POST", "/definitions/{name}/triggers/{trigger_id}/rotate"): ("optional", _model_schema(RotateTrigger)),
@@ -381,7 +402,7 @@ def _tag(path: str) -> str:
     for tag in ("definitions", "instances", "tasks", "plugins", "credentials", "kv"):
         if path.startswith("/" + tag):
             return tag
-    if path.startswith("/approvals"):
+    if path.startswith(("/approvals", "/decide", "/users")):
         return "tasks"
     return "service"
 
@@ -413,7 +434,8 @@ def build(app: Any, settings: Any) -> dict[str, Any]:
                 "summary": (entry.view_function.__doc__ or entry.view_name.replace("_", " ")).strip().split("\n")[0],
             }
             params = [{"name": name, "in": "path", "required": True,
-                       "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^/]+$"}}
+                       "schema": {"type": "string", "minLength": 1, "maxLength": 1024 if name == "token" else 255,
+                                  "pattern": "^[^/]+$"}}
                       for name in re.findall(r"{(\w+)}", path)]
             params += [{"name": name, "in": "query", "required": False, "schema": schema}
                        for name, schema in query_params.get(key, {}).items()]
@@ -426,6 +448,8 @@ def build(app: Any, settings: Any) -> dict[str, Any]:
                 content = {"application/json": {"schema": schema}}
                 if path in ("/definitions", "/definitions/validate", "/definitions/{name}", "/definitions/import"):
                     content["application/x-yaml"] = {"schema": {"type": "string", "maxLength": 262_144}}
+                if key in PAGES:  # the confirmation page's form
+                    content["application/x-www-form-urlencoded"] = {"schema": schema}
                 operation["requestBody"] = {"required": need == "required", "content": content}
             operation["responses"] = _responses(key, guard)
             if guard.role in (auth.PUBLIC, auth.BY_KEY):
@@ -482,7 +506,12 @@ def _responses(key: tuple[str, str], guard: auth.Guard) -> dict[str, Any]:
         for code in ("401", "403", "503"):
             errors.pop(code)
     errors.update(MORE_ERRORS.get(key, {}))
-    return {**success, **{code: {**error, "description": text} for code, text in errors.items()}}
+    answers = {**success, **{code: {**error, "description": text} for code, text in errors.items()}}
+    if key in PAGES:
+        page = {"text/html": {"schema": {"type": "string"}}}
+        answers = {code: {**a, "content": {**a.get("content", {}), **page}} for code, a in answers.items()}
+        answers.pop("304", None)
+    return answers
 
 
 def _schema_of(model: str | list[str]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.api.auth import actor, require_may_act, require_task
+from chalicelib.api.auth import actor, principal, require_may_act, require_task
 from chalicelib.api.cursors import open_cursor, seal
 from chalicelib.api.http import (
     BadRequest,
@@ -21,6 +21,7 @@ from chalicelib.api.http import (
 )
 from chalicelib.api.listing import listing_tenant, unindexed_message
 from chalicelib.core.listing import Unindexed
+from chalicelib.errors import Forbidden
 
 
 def create_blueprint(services: Callable[[], Any]) -> Blueprint:
@@ -102,8 +103,9 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @bp.route("/tasks/{task_id}/reassign", methods=["POST"])
     @handles_errors
     def reassign_task(task_id: str) -> Any:
-        request, who, _ = acting(task_id, "ReassignTask", "reassigned_by")
-        return json_response(services().tasks.reassign(task_id, request.new_assignee, request.reason, who))
+        request, who, record = acting(task_id, "ReassignTask", "reassigned_by")
+        return json_response(services().tasks.reassign(task_id, request.new_assignee, request.reason, who,
+                                                       new_group=request.new_group, record=record))
 
     @bp.route("/tasks/{task_id}/claim", methods=["POST"])
     @handles_errors
@@ -133,5 +135,38 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     def reject(task_id: str) -> Any:
         request, who, record = acting(task_id, "Decision", "decided_by")
         return json_response(services().tasks.decide(task_id, False, who, request.comment, record=record))
+
+    def absent_user(user: str) -> tuple[str | None, str | None]:
+        """(tenant, who acts) for a person's out-of-office entry: their own, or anyone's for an admin."""
+        caller = principal()
+        if not user or len(user) > 255:
+            raise BadRequest("a user id has 1 to 255 characters")
+        if caller.authenticated and caller.id != user and not caller.is_admin:
+            raise Forbidden("only the person themself (or an admin) sets their out-of-office")
+        tenant = caller.tenant_id if caller.authenticated else (query(bp.current_request).get("tenant_id") or None)
+        return tenant, caller.id if caller.authenticated else None
+
+    @bp.route("/users/{user}/out-of-office", methods=["GET"])
+    @handles_errors
+    def get_out_of_office(user: str) -> Any:
+        tenant, _ = absent_user(user)
+        return json_response(services().absences.get(tenant, user))
+
+    @bp.route("/users/{user}/out-of-office", methods=["PUT"])
+    @handles_errors
+    def put_out_of_office(user: str) -> Any:
+        from chalicelib.api import bodies
+        from chalicelib.service.requests import parse_body
+
+        tenant, who = absent_user(user)
+        request = parse_body(bodies.OutOfOffice, read_body(bp.current_request))
+        return json_response(services().absences.put(tenant, user, request.delegate, starts_at=request.starts_at,
+                                                     until=request.until, reason=request.reason, by=who or user))
+
+    @bp.route("/users/{user}/out-of-office", methods=["DELETE"])
+    @handles_errors
+    def delete_out_of_office(user: str) -> Any:
+        tenant, _ = absent_user(user)
+        return json_response(services().absences.delete(tenant, user))
 
     return bp

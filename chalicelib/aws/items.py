@@ -9,7 +9,8 @@ from typing import Any
 
 # Attributes holding JSON documents: DynamoDB maps would turn floats into Decimals.
 JSON_ATTRIBUTES = frozenset({"input", "output", "error", "body", "context", "form_schema", "output_data", "snapshot",
-                             "summary", "escalation", "detail", "runs", "notifications", "data"})
+                             "summary", "escalation", "detail", "runs", "notifications", "data",
+                             "approvals", "decisions", "distinct_from", "assignments"})
 
 
 def to_item(record: dict[str, Any]) -> dict[str, Any]:

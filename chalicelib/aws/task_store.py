@@ -17,6 +17,7 @@ from chalicelib.aws.items import from_item, projection, to_item
 from chalicelib.aws.transactions import transact
 from chalicelib.core.listing import (
     COUNTER_INPUTS,
+    COUNTER_PREFIX,
     TASK_KEY_ATTRIBUTES,
     counter_deltas,
     counter_id,
@@ -36,9 +37,10 @@ SECRET_ATTRIBUTES = frozenset({"token", "snapshot", "callback_nonce", "callback_
 # drops it from the sparse by_callback_key index, so a used or ended key finds nothing.
 CALLBACK_ATTRIBUTES = ("callback_key", "callback_nonce")
 INTERNAL_ATTRIBUTES = frozenset({"created_key", "assignee_status", "group_status", "due_state", "reminder_state",
-                                 "overdue_state", "outbox_state", "completed_seq", "workflow_key",
+                                 "overdue_state", "outbox_state", "completed_seq", "workflow_key", "decision_count",
                                  *TASK_KEY_ATTRIBUTES})
 REGISTER_RETRIES = 4
+ABSENCE_PREFIX = "absence#"
 
 
 class TaskStore:
@@ -173,10 +175,27 @@ class TaskStore:
                 continue
         raise TransitionRefused(task_id)
 
+    # -- out of office ---------------------------------------------------------------------------
+    # One item per person (and tenant) in this table, keyed apart from tasks; it carries no index
+    # attribute, so no listing or counter sees it.
+    def absence(self, tenant: str | None, user: str) -> dict[str, Any] | None:
+        item = self._ddb.get_item(TableName=self._table, Key={"id": {"S": absence_id(tenant, user)}},
+                                  ConsistentRead=True)
+        return from_item(item["Item"]) if "Item" in item else None
+
+    def put_absence(self, tenant: str | None, record: dict[str, Any]) -> None:
+        self._ddb.put_item(TableName=self._table, Item=to_item({**record, "id": absence_id(tenant, record["user"])}))
+
+    def delete_absence(self, tenant: str | None, user: str) -> bool:
+        """True when there was one."""
+        found = self._ddb.delete_item(TableName=self._table, Key={"id": {"S": absence_id(tenant, user)}},
+                                      ReturnValues="ALL_OLD")
+        return "Attributes" in found
+
     # -- reads -------------------------------------------------------------------------------
     def get(self, task_id: str) -> dict[str, Any] | None:
-        if not task_id or len(task_id) > 64:
-            return None
+        if not task_id or len(task_id) > 64 or task_id.startswith((ABSENCE_PREFIX, COUNTER_PREFIX)):
+            return None  # out-of-office entries and counters share the table but are no tasks
         item = self._ddb.get_item(TableName=self._table, Key={"id": {"S": task_id}}, ConsistentRead=True)
         return from_item(item["Item"]) if "Item" in item else None
 
@@ -252,6 +271,11 @@ class TaskStore:
             items += page
             if not start:
                 return items
+
+
+def absence_id(tenant: str | None, user: str) -> str:
+    """The key of a person's out-of-office entry: not a task id (those are 32 hex digits)."""
+    return f"{ABSENCE_PREFIX}{tenant or ''}#{user}"
 
 
 def public(record: dict[str, Any]) -> dict[str, Any]:

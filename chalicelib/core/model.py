@@ -25,7 +25,7 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def parse_duration(value: int | str) -> int:
     """Seconds from an int, an ISO-8601 duration ("PT48H", "P2D") or a short form ("30m", "2d")."""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError("a duration is a number of seconds or a string like 'PT4H' or '2d'")
     if isinstance(value, int):
         seconds = value
@@ -172,6 +172,25 @@ class ContextField(_Strict):
         return self.label or self.path or ""
 
 
+class Approvals(_Strict):
+    """A quorum: the step completes approved once `required` people approved it; it completes rejected as
+    soon as the quorum can no longer be met (more than out_of - required rejections; without out_of, the
+    first rejection)."""
+
+    required: int = Field(ge=1, le=50)
+    of: str | None = Field(None, max_length=255, description="The group whose members decide")
+    out_of: int | None = Field(None, ge=1, le=100, description="How many people are asked")
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Approvals:
+        if self.out_of is not None and self.out_of < self.required:
+            raise ValueError("approvals.out_of must be at least approvals.required")
+        return self
+
+
+STARTED_BY = "started_by"  # in distinct_from: the principal who started the instance
+
+
 class HumanStep(_StepBase):
     type: Literal["human"] = "human"
     form_schema: dict[str, Any] | None = None
@@ -201,6 +220,11 @@ class HumanStep(_StepBase):
     # the instance data already holds.
     output_namespace: FieldName | None = None
     overwrites: list[FieldName] = Field(default_factory=list, max_length=100)
+    # Multi-person decisions (core/quorum.py): a quorum of approvals, and who may not decide (four-eyes):
+    # instance-data paths naming people (e.g. requester) or `started_by`.
+    approvals: Approvals | None = None
+    distinct_from: list[Annotated[str, Field(max_length=256, pattern=DOTTED_PATH_PATTERN)]] = Field(
+        default_factory=list, max_length=10)
 
     @property
     def routes(self) -> dict[str, str]:
@@ -235,6 +259,14 @@ class HumanStep(_StepBase):
     def _one_due_date(self) -> HumanStep:
         if self.due_in is not None and self.due_at is not None:
             raise ValueError("give the due date as one of 'due_in' (from when the task opens) or 'due_at' (from data)")
+        return self
+
+    @model_validator(mode="after")
+    def _quorum_on_an_approval(self) -> HumanStep:
+        from chalicelib.core.quorum import approval_fields
+
+        if self.approvals is not None and approval_fields(self.form_schema) is None:
+            raise ValueError("approvals need an approval form: a boolean 'approved' (or '*_approved') field")
         return self
 
 

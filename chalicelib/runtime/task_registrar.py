@@ -38,6 +38,7 @@ class TaskRegistrar:
                  events: Any = None, callback_secret: bytes = b"",
                  on_waiting: Callable[[str], None] | None = None,
                  tenant_of: Callable[[str], str | None] | None = None,
+                 started_by_of: Callable[[str], str | None] | None = None,
                  deliver_completed: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
                  receivers: Any = None):
         self._loader = loader
@@ -48,6 +49,7 @@ class TaskRegistrar:
         self._callback_secret = callback_secret  # callback keys derive from it (core/tasks.py callback_key)
         self._on_waiting = on_waiting  # the instance index shows `waiting` while a task is open
         self._tenant_of = tenant_of  # a task belongs to its instance's tenant
+        self._started_by_of = started_by_of  # who started an instance (four-eyes: distinct_from started_by)
         # Hands a completed task of an earlier run to this run (TaskService.deliver_to_run): the
         # completion's delivery bookkeeping stays with the task service.
         self._deliver_completed = deliver_completed
@@ -115,6 +117,8 @@ class TaskRegistrar:
                 escalation=step.escalation.model_dump() if step.escalation else None,
                 context=_context(step, data),
             )
+            self._multi_person(record, step, data)
+            self._out_of_office(record, iso(now))
         if isinstance(step, WebhookStep):
             # The callback URL holds a key, never the token. Stored are a nonce the key derives from (with
             # the server secret) and the key's hash, which the by_callback_key index is keyed on: the
@@ -137,6 +141,41 @@ class TaskRegistrar:
             self._receivers.waiting(record)
         # A waitForTaskToken state ignores the function's result; the token is not echoed.
         return {"task_id": task_id}
+
+    def _multi_person(self, record: dict[str, Any], step: HumanStep, data: dict[str, Any]) -> None:
+        """Quorum and four-eyes, fixed when the task opens: who is excluded is resolved from the data now,
+        so a later change of the data cannot let the requester in."""
+        if step.approvals is not None:
+            record["approvals"] = step.approvals.model_dump()
+            group = _text(step.approvals.of, data)
+            if group and not record.get("assignee_group"):
+                record["assignee_group"] = group
+            elif group and group != record.get("assignee_group") and group not in record["candidate_groups"]:
+                record["candidate_groups"].append(group)
+        if step.distinct_from:
+            from chalicelib.core.model import STARTED_BY
+            from chalicelib.core.quorum import excluded
+
+            starter = self._started_by_of(record["instance_id"]) \
+                if STARTED_BY in step.distinct_from and self._started_by_of is not None else None
+            record["distinct_from"] = excluded(step.distinct_from, data, starter)
+
+    def _out_of_office(self, record: dict[str, Any], now: str) -> None:
+        """A task for someone out of office goes to their delegate (one hop), noted in its assignments."""
+        from chalicelib.core.quorum import OUT_OF_OFFICE_ACTOR, assignment_trail, out_of_office_delegate
+
+        assignee, lookup = record.get("assignee"), getattr(self._store, "absence", None)
+        if not assignee or lookup is None:
+            return
+        absence = lookup(record.get("tenant_id"), assignee)
+        delegate = out_of_office_delegate(absence, now)
+        if not delegate or delegate == assignee:
+            return
+        reason = (absence or {}).get("reason") or f"{assignee} is out of office"
+        record["assignments"] = assignment_trail(record, "out_of_office", OUT_OF_OFFICE_ACTOR,
+                                                 {"assignee": delegate, "group": record.get("assignee_group")}, reason, now)
+        record.update(assignee=delegate, reassigned_from=assignee, reassign_reason=reason,
+                      reassigned_by=OUT_OF_OFFICE_ACTOR, reassigned_at=now)
 
     def _earlier_run(self, instance_id: str, task_id: str, step_id: str, event: dict[str, Any],
                      snapshot: dict[str, Any], order: Any) -> dict[str, Any] | None:

@@ -60,12 +60,15 @@ class Delivery:
     # -- completing --------------------------------------------------------------------------
     def _finish(self, record: dict[str, Any], output: dict[str, Any], completed_by: str,
                 comment: str | None, *, received: dict[str, Any] | None = None,
-                consume: dict[str, Any] | None = None) -> dict[str, Any]:
+                consume: dict[str, Any] | None = None,
+                also_set: dict[str, Any] | None = None, also_expect: dict[str, Any] | None = None,
+                also_absent: tuple[str, ...] = ()) -> dict[str, Any]:
         """The one transaction that decides the completion, then SendTaskSuccess; the task's view.
 
         `consume`: one more write (a TransactWriteItems item: a mailbox taking the event) that stands or
         falls with the completion; when its condition refuses, TransitionRefused(part=1) is raised.
-        """
+        `also_set`/`also_expect`/`also_absent`: more attributes written with it and conditions it holds
+        to (a quorum's decisions: the deciding vote completes the task only on the decisions it counted)."""
         now = self._now()
         instance_id = _instance_of(record)
         logged = self._events is not None and bool(instance_id)
@@ -74,7 +77,8 @@ class Delivery:
         seq = self._events.stamp() if logged else None
         closed = CLOSED_ATTRIBUTES
         after = {**{k: v for k, v in record.items() if k not in closed}, "status": "completed", "completed_at": iso(now),
-                 "completed_by": completed_by, "comment": comment, "output_data": output, "completed_seq": seq}
+                 "completed_by": completed_by, "comment": comment, "output_data": output, "completed_seq": seq,
+                 **(also_set or {})}
         also: list[dict[str, Any]] = [consume] if consume is not None else []
         if received_seq:
             also.append(self._events.put_request(instance_id, received_seq, "event.received", {
@@ -87,10 +91,11 @@ class Delivery:
         try:
             # The one write that decides who completed the task; outbox_state marks it unconfirmed.
             self._store.transition(
-                record["id"], expect={"status": "pending", "attempt": record["attempt"]},
+                record["id"], expect={"status": "pending", "attempt": record["attempt"], **(also_expect or {})},
                 set_={"status": "completed", "completed_at": iso(now), "completed_by": completed_by,
-                      "comment": comment, "output_data": output, "outbox_state": OPEN, "completed_seq": seq},
-                remove=closed, after=after, before=record, also=tuple(also))
+                      "comment": comment, "output_data": output, "outbox_state": OPEN, "completed_seq": seq,
+                      **(also_set or {})},
+                remove=closed, absent=also_absent, after=after, before=record, also=tuple(also))
         except TransitionRefused as exc:
             if consume is not None and exc.part == 1:
                 raise  # the mailbox changed: its caller reads it again

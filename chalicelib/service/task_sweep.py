@@ -9,6 +9,7 @@ from typing import Any
 
 from chalicelib.aws.conditional_update import TransitionRefused
 from chalicelib.aws.task_store import public
+from chalicelib.core.quorum import assignment_trail
 from chalicelib.core.tasks import OPEN, OVERDUE_ERROR
 from chalicelib.core.times import iso
 from chalicelib.errors import Conflict, FieldErrors, Gone
@@ -73,6 +74,9 @@ class Sweep:
             changes["assignee"] = escalation.get("assignee")
             if escalation.get("assignee_group"):
                 changes["assignee_group"] = escalation["assignee_group"]
+            changes["assignments"] = assignment_trail(record, "escalated", ESCALATION_ACTOR, {
+                "assignee": changes["assignee"], "group": changes.get("assignee_group", record.get("assignee_group"))},
+                "overdue", iso(now))
         after = {**record, **changes}
         try:
             # Only the sweep that removes due_state escalates: overlapping sweeps cannot both win.

@@ -15,15 +15,11 @@ from chalicelib.aws.task_store import public
 from chalicelib.core.decisions import Writes, decided_fields
 from chalicelib.core.event_stream import callback_path
 from chalicelib.core.listing import TASK_OVERDUE, key_value, metrics_of, range_value, task_index
-from chalicelib.core.tasks import (
-    STATUSES,
-    callback_digest,
-    callback_key,
-    decision_field,
-    form_issues,
-)
+from chalicelib.core.quorum import approval_fields, assignment_trail, progress
+from chalicelib.core.tasks import STATUSES, callback_digest, callback_key, decision_field, form_issues
 from chalicelib.core.times import iso
 from chalicelib.errors import Conflict, FieldErrors, Gone, InvalidInput, NotFound
+from chalicelib.service.decisions import Deciding
 from chalicelib.service.task_delivery import Delivery
 from chalicelib.service.task_sweep import Sweep
 
@@ -31,7 +27,8 @@ MAX_PAGE = 100
 TASK_FIELDS = ("id", "instance_id", "workflow", "step_name", "kind", "title", "description", "form_schema", "assignee",
                "assignee_group", "candidate_groups", "priority", "status", "created_at", "due_at", "reminder_at",
                "completed_at", "completed_by", "comment", "output_data", "attempt", "claimed_by", "escalated_at",
-               "reassigned_from", "reassign_reason", "output_namespace", "overwrites", "context")
+               "reassigned_from", "reassign_reason", "output_namespace", "overwrites", "context", "approvals",
+               "decisions", "distinct_from", "assignments")
 # Every stored attribute the task view shows: TASK_FIELDS and the public bookkeeping `public()` lets
 # through. A listing reads only these (not the snapshot of instance data, the token or the index keys),
 # so a new public attribute belongs here too; tests/integration/test_listing_projection.py checks that
@@ -43,10 +40,10 @@ CALLBACK_ACTOR = "stepflow:callback"
 events_log = logging.getLogger("stepflow.events")
 
 
-class TaskService(Delivery, Sweep):
+class TaskService(Deciding, Delivery, Sweep):
     def __init__(self, store: Any, machines: Any, loader: Any, publisher: Any, now: Callable[[], datetime], *,
                  events: Any = None, instances: Any = None, api_prefix: str = "/workflows",
-                 callback_secret: bytes = b""):
+                 callback_secret: bytes = b"", link_secret: bytes = b""):
         self._store = store
         self._machines = machines
         self._loader = loader
@@ -58,6 +55,7 @@ class TaskService(Delivery, Sweep):
         self._instances = instances
         self._api_prefix = api_prefix
         self._callback_secret = callback_secret  # derives a webhook step's callback key from its nonce
+        self._link_key = link_secret  # signs one-click decision links (core/links.py)
 
     # -- reading -----------------------------------------------------------------------------
     def get(self, task_id: str) -> dict[str, Any]:
@@ -83,6 +81,7 @@ class TaskService(Delivery, Sweep):
             # No callback URL here: every viewer reads this view, and the URL completes the step.
             # Who may work the task reads it deliberately (callback_view, GET /tasks/{id}/callback).
             view["event_type"] = record.get("event_type")
+        view["quorum"] = progress(record)
         view["overdue"] = bool(record.get("escalated_at")) or (
             record["status"] == "pending" and bool(record.get("due_at")) and record["due_at"] <= (now or iso(self._now())))
         return view
@@ -157,6 +156,14 @@ class TaskService(Delivery, Sweep):
         on the status and attempt it shows, so a record gone stale is refused, never overwritten."""
         record = record if record is not None and record.get("id") == task_id else self.get(task_id)
         self._require_pending(record)
+        if record.get("approvals") and isinstance(output, dict):
+            # A quorum step is decided vote by vote: its form's decision is this person's vote.
+            fields = approval_fields(record.get("form_schema"))
+            if fields and isinstance(output.get(fields[0]), bool):
+                said = output.get(fields[1]) if fields[1] else None
+                return self.decide(task_id, output[fields[0]], completed_by,
+                                   said if isinstance(said, str) else comment, record=record)
+        self.may_decide(record, completed_by)
         if record.get("kind") == "human":
             issues = form_issues(record.get("form_schema"), output)
             if issues:
@@ -267,13 +274,23 @@ class TaskService(Delivery, Sweep):
         if status in ("expired", "canceled"):
             raise Gone(f"task is {status}")
 
-    def reassign(self, task_id: str, new_assignee: str, reason: str | None, by: str | None) -> dict[str, Any]:
-        record = self.get(task_id)
+    def reassign(self, task_id: str, new_assignee: str | None, reason: str | None, by: str | None, *,
+                 new_group: str | None = None, record: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Delegates the task to a person, a group, or both; the change joins the task's `assignments` trail."""
+        record = record if record is not None and record.get("id") == task_id else self.get(task_id)
         self._require_pending(record)
+        if new_assignee is None and new_group is None:
+            raise InvalidInput({"message": "the request body is not valid", "issues": [
+                {"code": "missing", "location": "new_assignee", "message": "name a new_assignee, a new_group, or both"}]})
+        now = iso(self._now())
+        to = {"assignee": new_assignee, "group": new_group or record.get("assignee_group")}
         changes = {"assignee": new_assignee, "reassigned_from": record.get("assignee"), "reassign_reason": reason,
-                   "reassigned_by": by, "reassigned_at": iso(self._now()), "claimed_by": None}
+                   "reassigned_by": by, "reassigned_at": now, "claimed_by": None,
+                   "assignments": assignment_trail(record, "reassigned", by, to, reason, now)}
+        if new_group is not None:
+            changes["assignee_group"] = new_group
         self._change(record, changes)
-        self._publisher.publish("task.reassigned", {"task_id": task_id, "assignee": new_assignee})
+        self._publisher.publish("task.reassigned", {"task_id": task_id, "assignee": new_assignee, "group": new_group})
         return self.view(task_id)
 
     def claim(self, task_id: str, user: str) -> dict[str, Any]:
@@ -304,20 +321,6 @@ class TaskService(Delivery, Sweep):
         except TransitionRefused:
             raise Conflict("the task changed meanwhile; reload it") from None
 
-    # -- approvals ---------------------------------------------------------------------------
-    def approval(self, task_id: str, *, record: dict[str, Any] | None = None) -> dict[str, Any]:
-        record = record if record is not None and record.get("id") == task_id else self.get(task_id)
-        _approval_fields(record)
-        return self._present(record)
-
-    def decide(self, task_id: str, approved: bool, by: str, comment: str | None, *,
-               record: dict[str, Any] | None = None) -> dict[str, Any]:
-        record = record if record is not None and record.get("id") == task_id else self.get(task_id)
-        decision_field, comment_field = _approval_fields(record)
-        output: dict[str, Any] = {decision_field: approved}
-        if comment is not None and comment_field:
-            output[comment_field] = comment
-        return self.complete(task_id, output, by, comment, record=record)
 
     def for_instance(self, instance_id: str) -> builtins.list[dict[str, Any]]:
         now = iso(self._now())

@@ -4,6 +4,7 @@
 import { api, ApiError, identity, qs } from './api.js';
 import { announce, clear, h, messageBox, pretty, statusBadge, when } from './dom.js';
 import { errorSummary, readForm, schemaForm } from './forms.js';
+import { decisionsSection } from './decisions.js';
 
 const enc = encodeURIComponent;
 const TASK_STATUSES = ['pending', 'completed', 'expired', 'canceled'];
@@ -168,6 +169,7 @@ export async function taskView(main, context, id) {
       h('dt', {}, 'Due'), h('dd', {}, when(task.due_date)),
       h('dt', {}, 'Priority'), h('dd', {}, task.priority ?? 0),
       h('dt', {}, 'Created'), h('dd', {}, when(task.created_at))),
+    decisionsSection(task),
     outcome.element);
 
   const history = h('section', { class: 'panel', 'aria-labelledby': 'history-title', id: 'task-history' },
@@ -266,10 +268,17 @@ function completeForm(task, outcome, instanceLink) {
     }
     button.disabled = true;
     try {
-      await api.post(`/tasks/${enc(task.id)}/complete`, {
+      const result = await api.post(`/tasks/${enc(task.id)}/complete`, {
         output_data: read.value, completed_by: extra.value.completed_by || '', comment: extra.value.comment ?? null,
       });
       form.remove();
+      if (result.status === 'pending') {  // one vote of a quorum: recorded, the task waits for more
+        document.getElementById('task-people')?.replaceWith(decisionsSection(result));
+        outcome.showNode(h('span', { id: 'decision-recorded' }, 'Your decision is recorded; the task waits for more decisions.'), 'success');
+        outcome.element.focus();
+        announce('Decision recorded.');
+        return;
+      }
       outcome.showNode(h('span', {}, 'Task completed. ', instanceLink ? h('a', { href: instanceLink.getAttribute('href'), id: 'completed-instance' }, 'Watch the instance') : null), 'success');
       outcome.element.focus();
       announce('Task completed.');

@@ -771,6 +771,67 @@ const scenarios = {
     return results;
   },
 
+  // A quorum of two: bob has approved (through the API); the task page shows "1 of 2" and bob's decision;
+  // carol approves through the form and the step completes. Then a one-click link: its page changes
+  // nothing until its button is pressed, and decides once.
+  async quorum(run) {
+    const { context } = run;
+    const post = async (path, body) => {
+      const response = await fetch(`${base}/workflows${path}`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: response.status, body: await response.json() };
+    };
+    const form = { type: 'object', required: ['approved'],
+      properties: { approved: { type: 'boolean', title: 'Approved' }, comments: { type: 'string', title: 'Comments' } } };
+    const definition = { name: 'ui_quorum', steps: [
+      { id: 'board', type: 'human', title: 'Board approval', form_schema: form, assignee: 'carol',
+        approvals: { required: 2, of: 'board', out_of: 3 }, distinct_from: ['requester'] }] };
+    check([200, 201].includes((await post('/definitions', definition)).status), 'the quorum definition registers');
+    const taskOf = async (instanceId) => {
+      for (let i = 0; i < 300; i += 1) {
+        const page = await (await fetch(`${base}/workflows/tasks?instance_id=${instanceId}`)).json();
+        if (page.items.length) return page.items[0];
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      throw new Error(`no task for ${instanceId}`);
+    };
+    const first = await post('/instances', { definition_name: 'ui_quorum', input_data: { requester: 'alice' } });
+    const task = await taskOf(first.body.id);
+    check((await post(`/approvals/${task.id}/approve`, { decided_by: 'bob', comment: 'yes' })).status === 200, 'bob approves');
+
+    const page = await context.newPage();
+    await page.goto(`${base}/ui#/inbox/${task.id}`);
+    await page.locator('#quorum-progress').filter({ hasText: '1 of 2 approvals' }).waitFor();
+    await page.locator('#task-decisions li[data-by="bob"]').filter({ hasText: 'approved' }).waitFor();
+    await page.locator('#task-four-eyes').filter({ hasText: 'alice' }).waitFor();
+    await page.waitForSelector('#complete-form');
+    await run.shot(page, 'task-quorum');
+    await page.getByRole('radio', { name: 'Yes' }).check();
+    await page.getByLabel('Completed by').fill('carol');
+    await page.getByRole('button', { name: 'Complete task' }).click();
+    await page.waitForSelector('#task-outcome.message-success');
+    await page.reload();
+    await page.locator('#quorum-progress').filter({ hasText: '2 of 2 approvals' }).waitFor();
+    await page.locator('#task-status').filter({ hasText: 'completed' }).waitFor();
+
+    const second = await post('/instances', { definition_name: 'ui_quorum', input_data: { requester: 'alice' } });
+    const linked = await taskOf(second.body.id);
+    const minted = await post(`/tasks/${linked.id}/links`, { decider: 'dana' });
+    check(minted.status === 201, `links are minted: ${JSON.stringify(minted.body)}`);
+    await page.goto(`${base}${minted.body.links.approve}`);
+    await page.getByRole('button', { name: 'Approve' }).waitFor();
+    await run.shot(page, 'decide-link');
+    const untouched = await (await fetch(`${base}/workflows/tasks/${linked.id}`)).json();
+    check(untouched.decisions === null, `the confirmation page decided something: ${JSON.stringify(untouched.decisions)}`);
+    await page.getByLabel('Comment (optional)').fill('From my phone');
+    await page.getByRole('button', { name: 'Approve' }).click();
+    await page.locator('h1').filter({ hasText: 'Approved' }).waitFor();
+    await page.goto(`${base}${minted.body.links.approve}`);
+    await page.locator('#message').filter({ hasText: 'already used' }).waitFor();
+    const decided = await (await fetch(`${base}/workflows/tasks/${linked.id}`)).json();
+    return { first: task.id, decisions: decided.decisions.map((d) => [d.by, d.approved, d.via || null, d.comment || null]) };
+  },
+
   // Expense approval through the inbox: start it, find the task under "Mine", submit the form
   // without a decision (an inline error), approve, and watch the instance complete all green.
   // A second tab that still shows the form then gets "already completed".

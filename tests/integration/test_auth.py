@@ -312,6 +312,13 @@ def test_authorization_matrix(secured, capsys):
         ("POST", "/callbacks/no-such-key", {}, 404, False, False),
         # no receive step of the caller's tenant waits, and keep=false: refused, nothing kept
         ("POST", "/events", {"type": "acme.ping", "correlation_key": "x", "keep": False}, 409, False, False),
+        ("POST", f"/tasks/{task}/links", {"decider": "bob"}, 409, True, False),  # not an approval
+        ("GET", "/decide/no-such-link", None, 403, False, False),  # a link is its own credential
+        ("POST", "/decide/no-such-link", {}, 403, False, False),
+        # someone else's out-of-office: an admin's to set (each tenant keeps its own)
+        ("GET", "/users/sam/out-of-office", None, 404, False, True),
+        ("PUT", "/users/sam/out-of-office", {"delegate": "kim"}, 200, False, True),
+        ("DELETE", "/users/sam/out-of-office", None, 200, False, True),
         ("POST", "/definitions/acme_flow/triggers", {}, 201, True, False),
         ("GET", "/definitions/acme_flow/triggers", None, 200, True, False),
         ("GET", "/definitions/acme_flow/triggers/trg-none", None, 404, True, False),
@@ -404,7 +411,8 @@ def _template(path: str, ids: dict[str, str]) -> str:
     return (path.replace("/acme_flow", "/{name}").replace("/acme_gate", "/{name}")
             .replace("/revisions/1", "/revisions/{rev}").replace("/aliases/live", "/aliases/{alias}")
             .replace("/data.set", "/{plugin_id}")
-            .replace("/no-such-key", "/{key}").replace("/trg-none", "/{trigger_id}")
+            .replace("/no-such-key", "/{key}").replace("/no-such-link", "/{token}")
+            .replace("/users/sam", "/users/{user}").replace("/trg-none", "/{trigger_id}")
             .replace("/credentials/acme_key", "/credentials/{name}").replace("/credentials/no_such_key",
                                                                             "/credentials/{name}")
             .replace("/acme_ns", "/{namespace}").replace("/k1", "/{key}").replace("/missing", "/{key}"))

@@ -164,6 +164,10 @@ def test_a_listed_task_is_its_detail_view_through_its_life(tasks):
     world.clock.now = T0 + timedelta(hours=2)
     assert world.service.sweep()["escalated"] == 1
     assert world.service.view("task1")["overdue"] and world.service.view("task1")["escalated_at"]
+    # The escalation and the reassignment each join their task's assignment trail.
+    [escalated] = world.service.view("task1")["assignments"]
+    assert (escalated["action"], escalated["by"], escalated["to"]["group"]) == ("escalated", "stepflow:escalation", "leads")
+    assert [a["reason"] for a in world.service.view("task3")["assignments"]] == ["ann is away"]
     _check_every_listing(world)
 
     world.service.complete("task3", {"approved": True}, "cy", "fine")

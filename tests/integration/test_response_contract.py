@@ -226,6 +226,19 @@ def failures_and_control(api: Checked) -> None:
     assert status == 202 and running["result_url"].endswith("/result")
     status, rejected = api.post(f"/approvals/{api.task(running['id'], 'review')['id']}/reject", {"decided_by": "cy"})
     assert status == 200 and rejected["output_data"] == {"approved": False}
+    status, linked = api.post("/definitions/contract_tour/run", {"wait_seconds": 0})
+    status, minted = api.post(f"/tasks/{api.task(linked['id'], 'review')['id']}/links", {"decider": "cy"})
+    assert status == 201 and set(minted["links"]) == {"approve", "reject"}
+    status, decided = api.post(minted["links"]["reject"].removeprefix(PREFIX), {})
+    assert status == 200 and decided["task"]["output_data"] == {"approved": False}
+    assert api.post(minted["links"]["approve"].removeprefix(PREFIX), {})[0] == 409
+    assert api.post(f"/instances/{linked['id']}/cancel", {})[1]["status"] == "canceled"
+    status, away = api.call("PUT", "/users/cy/out-of-office", {"delegate": "bo", "until": "2099-01-01T00:00:00Z",
+                                                               "reason": "holiday"})
+    assert status == 200 and away["delegate"] == "bo" and away["until"] == "2099-01-01T00:00:00.000Z"
+    assert api.get("/users/cy/out-of-office")[1] == away
+    assert api.call("DELETE", "/users/cy/out-of-office")[1] == {"user": "cy", "deleted": True}
+    assert api.get("/users/cy/out-of-office")[0] == 404
     assert api.post(f"/instances/{running['id']}/cancel", {"reason": "done with it"})[1]["status"] == "canceled"
     status, pending = api.post("/instances", {"definition_name": "contract_tour", "start": False})
     assert status == 201 and pending["status"] == "pending"

@@ -259,3 +259,11 @@ def test_a_receive_step_may_not_keep_its_event_where_the_data_is_already_decided
     data = {"name": "r", "input_schema": {"type": "object", "properties": {"paid": {"type": "object"}}},
             "steps": [receive("paid")]}
     assert issues_of(data) == [("decided_field", "steps[0]")]
+
+
+def test_a_duration_of_another_type_is_a_validation_error_not_a_crash():
+    from chalicelib.core.validation import parse_definition
+
+    for bad in ({}, [], 1.5):
+        _, issues = parse_definition({"name": "d", "steps": [{"id": "h", "type": "human", "due_in": bad}]})
+        assert any("due_in" in str(issue) for issue in issues), (bad, issues)

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from chalicelib.core.model import Escalation
+from chalicelib.core.model import Approvals, Escalation
 from chalicelib.core.responses.common import Absent, Closed, Cursor, JsonObject, Open, TaskStatus, Timestamp
 
 
@@ -34,6 +34,44 @@ class TaskSummary(Open):
     priority: int | None = None
     due_at: Timestamp | None = None
     overdue: bool | Absent = None
+
+
+class TaskDecision(Open):
+    """One person's decision on an approval (a quorum counts these)."""
+
+    by: str | None
+    approved: bool
+    at: Timestamp
+    comment: str | None = None
+    via: Literal["link"] | Absent = Field(None, description="Decided through a signed link")
+    link_minted_by: str | None = Field(None, description="Who created the link it came through")
+
+
+class Excluded(Closed):
+    """Someone a four-eyes rule keeps from deciding the task."""
+
+    rule: str = Field(description="The distinct_from entry: an instance-data path, or started_by")
+    principal: str
+
+
+class Quorum(Closed):
+    required: int
+    of: str | None
+    out_of: int | None
+    approved: int
+    rejected: int
+
+
+class Assignment(Closed):
+    """One change of who works a task: reassigned (by a person), out_of_office (the assignee's delegate took
+    it when it opened) or escalated (the overdue sweep)."""
+
+    action: Literal["reassigned", "out_of_office", "escalated"]
+    by: str | None
+    at: Timestamp
+    reason: str | None
+    from_: dict[str, str | None] = Field(alias="from", description="{assignee, group} before")
+    to: dict[str, str | None] = Field(description="{assignee, group} after")
 
 
 class Task(TaskSummary):
@@ -74,6 +112,11 @@ class Task(TaskSummary):
     reminded_at: Timestamp | None = None
     closed_at: Timestamp | None = None
     closed_reason: str | None = None
+    quorum: Quorum | None = Field(None, description="Approvals so far against the step's quorum (null: one decides)")
+    approvals: Approvals | None = None
+    decisions: list[TaskDecision] | None = None
+    distinct_from: list[Excluded] | None = None
+    assignments: list[Assignment] | None = Field(None, description="Who changed who works the task, oldest first")
 
 
 class TaskPage(Closed):
@@ -139,3 +182,36 @@ class CallbackAccepted(Closed):
     step_name: str
     status: TaskStatus
     completed_at: Timestamp | None
+
+
+class DecisionLinks(Closed):
+    """One-click links for one decider; each URL is a capability (signed, expiring, single-use)."""
+
+    task_id: str
+    decider: str = Field(description="Whose decision a link carries: the decision is recorded as theirs")
+    expires_at: Timestamp
+    links: dict[Literal["approve", "reject"], str]
+
+
+class LinkDecided(Closed):
+    task_id: str
+    decision: Literal["approve", "reject"]
+    decided_by: str
+    task: Task
+
+
+class Absence(Closed):
+    """A person's out-of-office entry: tasks opened for them while it holds go to the delegate."""
+
+    user: str
+    delegate: str
+    starts_at: Timestamp | None
+    until: Timestamp | None
+    reason: str | None
+    set_by: str | None
+    set_at: Timestamp
+
+
+class AbsenceRemoved(Closed):
+    user: str
+    deleted: Literal[True]
