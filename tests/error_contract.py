@@ -31,6 +31,9 @@ EXCEPTIONS = {
     ("invalid body", "POST", "/hooks/{key}"): 201,
     # A namespace is a key prefix, not a thing: one with no keys lists as an empty page.
     ("not found (namespace)", "GET", "/kv/{namespace}"): 200,
+    # A decision link's token is its own credential: one that does not verify is refused (403, a page),
+    # whether or not a task of that id exists.
+    ("not found (token)", "GET", "/decide/{token}"): 403,
 }
 QUERIES = {"/revisions/{rev}/diff": "?to=1"}  # required query parameters, so the path is what is checked
 
@@ -218,9 +221,9 @@ def not_found_cases(spec: dict[str, Any], ids: dict[str, str]) -> Iterator[Case]
             continue
         for missing in params:
             url = fill(op.path, {k: v for k, v in ids.items() if k != missing})
-            # The UI's own 404 for an asset is plain text (documented so).
-            yield Case(f"not found ({missing})", "GET", url, (), None, 404, json_error="/ui/" not in op.path,
-                       template=op.path)
+            # The UI's own 404 for an asset is plain text, a decision link's refusal a page (documented so).
+            yield Case(f"not found ({missing})", "GET", url, (), None, 404,
+                       json_error="/ui/" not in op.path and "/decide/" not in op.path, template=op.path)
 
 
 def auth_cases(spec: dict[str, Any], ids: dict[str, str], tokens: dict[str, str]) -> Iterator[Case]:

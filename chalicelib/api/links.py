@@ -13,7 +13,7 @@ from chalice import Blueprint, Response
 
 from chalicelib.api.auth import principal, require_task
 from chalicelib.api.http import STATUS, BadRequest, handles_errors, json_response, read_body
-from chalicelib.errors import StepflowError
+from chalicelib.errors import InvalidInput, StepflowError
 
 logger = logging.getLogger("stepflow.api")
 
@@ -75,7 +75,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @bp.route("/decide/{token}", methods=["POST"], content_types=["application/json", FORM])
     def decide(token: str) -> Any:
         request = bp.current_request
-        as_page = (request.headers.get("content-type") or "").split(";")[0].strip().lower() == FORM
+        as_page = _is_page_form(request)
         if not as_page:
             return handles_errors(lambda: json_response(services().tasks.decide_by_link(token, _comment(request))))()
         try:
@@ -95,7 +95,7 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         raw = request.raw_body or b""
         if not raw.strip():
             return None
-        if (request.headers.get("content-type") or "").split(";")[0].strip().lower() == FORM:
+        if _is_page_form(request):
             if len(raw) > MAX_COMMENT * 4:
                 raise BadRequest(f"a comment has at most {MAX_COMMENT} characters")
             try:
@@ -106,16 +106,30 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
         else:
             body = read_body(request)
             if not isinstance(body, dict) or set(body) - {"comment"}:
-                raise BadRequest("the body is a JSON object with at most a 'comment'")
+                raise _invalid("body", "the body is a JSON object with at most a 'comment'")
             comment = body.get("comment")
             if comment is not None and not isinstance(comment, str):
-                raise BadRequest("'comment' is text")
+                raise _invalid("comment", "'comment' is text")
+            if comment and len(comment) > MAX_COMMENT:
+                raise _invalid("comment", f"a comment has at most {MAX_COMMENT} characters")
         if comment and len(comment) > MAX_COMMENT:
             raise BadRequest(f"a comment has at most {MAX_COMMENT} characters")
         return comment or None
 
     return bp
 
+
+
+def _is_page_form(request: Any) -> bool:
+    """The confirmation page's own form post (comment=...); a form-labelled body that is JSON is what
+    `curl -d` sends, read as JSON like on every route (the error contract, docs/api.md)."""
+    if (request.headers.get("content-type") or "").split(";")[0].strip().lower() != FORM:
+        return False
+    return not (request.raw_body or b"").lstrip().startswith((b"{", b"["))
+
+
+def _invalid(location: str, message: str) -> InvalidInput:
+    return InvalidInput({"message": message, "issues": [{"code": "invalid", "location": location, "message": message}]})
 
 
 def _failed(view: str) -> Response:
