@@ -96,8 +96,11 @@ def hint_for(exc: ApiError) -> str | None:
     if exc.status == 401:
         return ("Send a token with --token, STEPFLOW_TOKEN or the config file; on a local service "
                 "`stepflow token --role editor` makes one.")
-    # What API Gateway (and Chalice locally) answers for a path no route serves.
-    if exc.status == 403 and exc.message == "Missing Authentication Token" or not isinstance(exc.body, dict):
+    # What the API answers for a path no route serves (404 "no route matches ..."; a gateway without the
+    # catch-all route: 403 "Missing Authentication Token"), or an answer that is not Stepflow's at all.
+    unrouted = (exc.status == 404 and str(exc.message).startswith("no route matches")
+                or exc.status == 403 and exc.message == "Missing Authentication Token")
+    if unrouted or not isinstance(exc.body, dict):
         return "No Stepflow route answered: check --endpoint and --api-prefix."
     return None
 
