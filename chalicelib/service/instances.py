@@ -256,7 +256,13 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
             self._close(ended)
         except Exception:  # noqa: BLE001 - the end stands; the sweep closes what is left
             log.warning("closing instance %s was cut short; the sweep finishes it", record["id"], exc_info=True)
-        return self._store.get(record["id"]) or ended
+        fresh = self._store.get(record["id"])
+        if fresh is not None and fresh.get("waits_children") and not ended.get("waits_children"):
+            # A step began waiting for a child while this end was written (service/child_workflows.py wait
+            # marks the parent, then reads its status; this end wrote the status, then reads the mark): one
+            # of the two sees the other, so the child is canceled either there or here.
+            self.cancel_waited_children(fresh)
+        return fresh or ended
 
     def list(self, *, filters: dict[str, str | None], tenant: str | None, started_after: str | None = None,
              started_before: str | None = None, include_deleted: bool = False, limit: int = 20,
