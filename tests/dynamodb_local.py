@@ -61,3 +61,4 @@ class DynamoDBLocal:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+

@@ -14,29 +14,17 @@ import pytest
 from chalicelib.aws.gate_store import GateStore
 from chalicelib.resources import TRIGGERS
 from chalicelib.runtime.gates import Gates
-from tests.dynamodb_local import DynamoDBLocal
 
 _tables = itertools.count()
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:stepflow-w:inst-{n}"
 ORDER = ["p0", "p1", "p2", "p3", "gated"]
 
 
-@pytest.fixture(scope="module")
-def dynamodb():
-    server = DynamoDBLocal()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=("default_store", "dynamodb_local"))
-def store(request):
-    if request.param == "default_store":
-        client = request.getfixturevalue("local_aws").client("dynamodb")
-    else:
-        client = request.getfixturevalue("dynamodb").client()
+@pytest.fixture
+def store(ddb):
     name = f"gates_{next(_tables)}"
-    client.create_table(**TRIGGERS.create_table_request(name))
-    return GateStore(client, name)
+    ddb.create_table(**TRIGGERS.create_table_request(name))
+    return GateStore(ddb, name)
 
 
 class Sent:

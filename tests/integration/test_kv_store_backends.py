@@ -16,25 +16,10 @@ from chalicelib.errors import NotFound, PreconditionFailed
 from chalicelib.resources import KV, TABLES
 from chalicelib.service.kv import KvService
 from stepflow_local.dynamodb_local import ensure_tables
-from tests.dynamodb_local import DynamoDBLocal
 from tests.integration.test_task_atomicity import eager_thread_switches
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 _tables = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def dynamodb():
-    server = DynamoDBLocal()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=("default_store", "dynamodb_local"))
-def ddb(request):
-    if request.param == "default_store":
-        return request.getfixturevalue("local_aws").client("dynamodb")
-    return request.getfixturevalue("dynamodb").client()
 
 
 class Clock:

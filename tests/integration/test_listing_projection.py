@@ -19,7 +19,6 @@ from chalicelib.core.times import iso
 from chalicelib.resources import INSTANCES, TASKS
 from chalicelib.service.instance_views import BRIEF_FIELDS, brief
 from chalicelib.service.tasks import TaskService
-from tests.dynamodb_local import DynamoDBLocal
 from tests.integration.test_human_tasks import start_expense
 from tests.waiting import wait_for_task
 
@@ -30,20 +29,6 @@ _tables = itertools.count()
 UNSHOWN_TASK = {"snapshot", "token", "callback_nonce", "callback_key", "created_key", "tk_s", "tk_a", "tk_g", "tk_i",
                 "tk_c"}
 UNSHOWN_INSTANCE = {"input", "output", "context", "runs", "created_key"}
-
-
-@pytest.fixture(scope="module")
-def dynamodb():
-    server = DynamoDBLocal()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=("default_store", "dynamodb_local"))
-def ddb(request):
-    if request.param == "default_store":
-        return request.getfixturevalue("local_aws").client("dynamodb")
-    return request.getfixturevalue("dynamodb").client()
 
 
 class Reads:

@@ -14,7 +14,6 @@ from chalicelib.service.mailboxes import MailboxService
 from tests.integration.test_task_atomicity import (  # noqa: F401 - fixtures of every store
     T0,
     ddb,
-    dynamodb,
     eager_thread_switches,
     kept_store,
     world,

@@ -32,13 +32,6 @@ BACKENDS = ("default_store", "dynamodb_local", "kept_store")
 
 
 @pytest.fixture(scope="module")
-def dynamodb():
-    server = DynamoDBLocal()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def kept_store(tmp_path_factory):
     """DynamoDB Local on a database directory, started the way the local service starts it."""
     folder = tmp_path_factory.mktemp("kept")
