@@ -105,6 +105,10 @@ class Deciding:
         if not decider:
             raise Conflict("the task has no assignee: name whose decision the links carry ('decider')")
         self.may_decide(record, decider)
+        if minted_by and minted_by != decider:
+            # Whoever four-eyes keeps from deciding may not hand the decision to someone else's link either
+            # (a requester minting their approver's link would approve their own expense).
+            self.may_decide(record, minted_by)
         expires_at = int(self._now().timestamp()) + int(expires_in or DEFAULT_LINK_SECONDS)
         nonce = new_nonce()  # one per pair: whichever of the two is used first spends both
         links = {decision: f"{self._api_prefix}/decide/{sign(self._link_key, Link(record['id'], decision, decider, expires_at, nonce, minted_by))}"

@@ -112,6 +112,23 @@ def test_links_keep_four_eyes_and_the_quorum(api):
     assert api.wait(instance_id)["context_data"]["approved"] is True
 
 
+def test_a_person_four_eyes_excludes_may_not_mint_a_link_for_someone_else(api):
+    import app as app_module
+    from chalicelib.errors import Forbidden
+
+    _, task = expense(api, name="link_minter")
+    record = app_module.services.tasks.get(task["id"])
+    # Alice requested the expense: a link she minted for Bob would let her approve it.
+    try:
+        app_module.services.tasks.mint_links(record, "bob", None, "alice")
+        raise AssertionError("the requester minted a link")
+    except Forbidden as exc:
+        assert "four-eyes" in str(exc.detail)
+    minted = app_module.services.tasks.mint_links(record, "bob", None, "erin")  # someone else may
+    assert minted["decider"] == "bob" and set(minted["links"]) == {"approve", "reject"}
+    assert task_of(api, task["id"])["status"] == "pending"
+
+
 def test_the_confirmation_form_posts_and_answers_a_page(api):
     _, task = expense(api, name="link_form")
     links, _ = mint(api, task["id"])
