@@ -81,6 +81,8 @@ class Settings:
     schedule_fired_arn: str = ""
     scheduler_role_arn: str = ""
     scheduler_group: str = "default"
+    # /readyz waits this long for its probes (DynamoDB, Step Functions) before answering 503.
+    ready_deadline_seconds: float = 2.0
 
     @property
     def cursor_key(self) -> bytes:
@@ -170,4 +172,5 @@ class Settings:
             schedule_fired_arn=env.get("STEPFLOW_SCHEDULE_FIRED_ARN", ""),
             scheduler_role_arn=env.get("STEPFLOW_SCHEDULER_ROLE_ARN", ""),
             scheduler_group=env.get("STEPFLOW_SCHEDULER_GROUP", "default"),
+            ready_deadline_seconds=float(env.get("STEPFLOW_READY_DEADLINE_SECONDS") or 2.0),
         )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from chalicelib.config import Settings
 from chalicelib.core.times import iso
-from chalicelib.resources import STEP_RUNNER, TASK_REGISTRAR
+from chalicelib.resources import STEP_RUNNER, TABLES, TASK_REGISTRAR
 
 if TYPE_CHECKING:  # each property imports its own class: a cold start loads only what its first request builds
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -255,6 +256,16 @@ class Services:
         from chalicelib.service.kv import KvService
 
         return KvService(KvStore(self.ddb, self.settings.kv_table), now_utc)
+
+    def readiness_probes(self) -> dict[str, Callable[[], None]]:
+        """What /readyz checks: every table the app reads and writes, and Step Functions."""
+        from chalicelib.aws.clients import client
+        from chalicelib.aws.readiness import dynamodb_probe, stepfunctions_probe
+
+        s = self.settings
+        tables = [getattr(s, f"{table.name}_table", "") for table in TABLES]
+        return {"dynamodb": dynamodb_probe(self.ddb, [name for name in tables if name]),
+                "stepfunctions": stepfunctions_probe(client("stepfunctions", s.region))}
 
     def execution_tenant(self, execution: str) -> str | None:
         """The tenant of the instance an execution runs (a step's tenant); LookupError when the instance is

@@ -126,7 +126,8 @@ GUARDS: dict[tuple[str, str], Guard] = {
 }
 # Outside the API prefix: health, the web UI, the contract and its page.
 PUBLIC_ROUTES = {("GET", "/health"), ("GET", "/ui"), ("GET", "/ui/{name}"), ("GET", "/ui/vendor/{name}"),
-                 ("GET", "/openapi.json"), ("GET", "/docs")}
+                 ("GET", "/openapi.json"), ("GET", "/docs"),
+                 ("GET", "/healthz"), ("GET", "/readyz")}
 FAIL_CLOSED = A
 
 _current: contextvars.ContextVar[Principal] = contextvars.ContextVar("stepflow_principal", default=ANONYMOUS_ADMIN)

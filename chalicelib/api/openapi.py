@@ -150,6 +150,9 @@ MORE_ERRORS: dict[tuple[str, str], dict[str, str]] = {
 # [name] for an array of them). A test holds every JSON route to having one.
 SUCCESS: dict[tuple[str, str], dict[str, tuple[str, str | list[str]]]] = {
     ("GET", "/health"): {"200": ("The service answers", "Health")},
+    ("GET", "/healthz"): {"200": ("The process answers (liveness; no I/O)", "Liveness")},
+    ("GET", "/readyz"): {"200": ("Every dependency answered in time", "Readiness"),
+                         "503": ("A dependency did not answer (named in `failing`)", "Readiness")},
     ("GET", "/openapi.json"): {"200": ("This document", "OpenApiDocument")},
     ("GET", "/definitions"): {"200": ("The latest revision of each workflow", ["DefinitionSummary"])},
     ("POST", "/definitions"): {"201": ("Registered", "DefinitionDetail"),

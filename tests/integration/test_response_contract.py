@@ -38,7 +38,7 @@ class Checked:
         self.contract = contract
 
     def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        url = path if path.startswith(("/health", "/openapi.json")) else PREFIX + path
+        url = path if path.startswith(("/health", "/openapi.json", "/readyz")) else PREFIX + path
         payload = json.dumps(body) if body is not None else None
         headers = {"content-type": "application/json", **(headers or {})}
         response = self.client.http.request(method, url, headers=headers, body=payload)
@@ -79,6 +79,7 @@ def ended(body: dict[str, Any]) -> bool:
 
 def definitions_and_catalog(api: Checked) -> None:
     assert api.get("/health")[0] == 200 and api.get("/openapi.json")[0] == 200
+    assert api.get("/healthz")[0] == 200 and api.get("/readyz")[0] == 200
     status, verdict = api.post("/definitions/validate", TOUR)
     assert status == 200 and verdict["valid"] and verdict["asl"]["StartAt"]
     status, verdict = api.post("/definitions/validate", {**TOUR, "steps": [{"id": "x", "type": "machine",
