@@ -21,6 +21,7 @@ from chalicelib.api import (
     triggers,
     ui,
 )
+from chalicelib.api import audit as audit_routes
 from chalicelib.api import health as health_routes
 from chalicelib.api import schedules as schedule_routes
 from chalicelib.api.auth import make_middleware
@@ -43,9 +44,14 @@ for module in (definitions, revisions, aliases, schedule_routes, instances, plug
     app.register_blueprint(module.create_blueprint(_services), url_prefix=_prefix or None)
 app.register_blueprint(ui.create_blueprint(_services))  # the web UI at /ui, outside the API prefix
 app.register_blueprint(openapi.create_blueprint(_services, lambda: app))  # /openapi.json and /docs, public
+app.register_blueprint(audit_routes.create_blueprint(_services), url_prefix=_prefix or None)  # GET /audit
 app.register_blueprint(health_routes.create_blueprint(_services))  # /healthz and /readyz, public, outside the API prefix
 app.register_middleware(http_middleware, "http")
 app.register_middleware(chalice_refusals, "http")  # Chalice's own 405/415 as {"detail": ...}
+# The audit log (chalicelib/api/audit.py): just outside authentication, so every mutating request whose caller
+# it identified is recorded once, whichever blueprint serves it, refused ones included.
+app.register_middleware(audit_routes.make_middleware(
+    _services, lambda method, path: app.routes[path][method].view_name if path in app.routes else path), "http")
 # Authentication and the route guards (chalicelib/api/auth.py): inside the request log, so 401/403 are logged.
 app.register_middleware(make_middleware(_services), "http")
 

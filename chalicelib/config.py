@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from chalicelib.auth import deployment_problems
 from chalicelib.core.cursors import derive_key
-from chalicelib.resources import DEFINITIONS, EVENTS, INSTANCES, KV, STEP_RUNNER, TASK_REGISTRAR, TASKS, TRIGGERS
+from chalicelib.resources import AUDIT, DEFINITIONS, EVENTS, INSTANCES, KV, STEP_RUNNER, TASK_REGISTRAR, TASKS, TRIGGERS
 
 LOCAL_WEBHOOK_SECRET = "stepflow-local-webhook-secret"
 # The development signing secret of the local stage (make token signs with it). Never used elsewhere.
@@ -83,6 +83,9 @@ class Settings:
     scheduler_group: str = "default"
     # /readyz waits this long for its probes (DynamoDB, Step Functions) before answering 503.
     ready_deadline_seconds: float = 2.0
+    audit_table: str = ""
+    # How long audit records are kept (DynamoDB TTL): a month locally, 13 months on a deployed stage.
+    audit_retention_days: int = 30
 
     @property
     def cursor_key(self) -> bytes:
@@ -173,4 +176,6 @@ class Settings:
             scheduler_role_arn=env.get("STEPFLOW_SCHEDULER_ROLE_ARN", ""),
             scheduler_group=env.get("STEPFLOW_SCHEDULER_GROUP", "default"),
             ready_deadline_seconds=float(env.get("STEPFLOW_READY_DEADLINE_SECONDS") or 2.0),
+            audit_table=env.get(AUDIT.env_var, AUDIT.physical_name(prefix)),
+            audit_retention_days=max(1, int(env.get("STEPFLOW_AUDIT_RETENTION_DAYS") or (30 if local else 400))),
         )

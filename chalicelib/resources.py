@@ -116,7 +116,14 @@ TRIGGERS = Table("TriggersTable", "triggers", "pk", "sk", ttl_attribute="expires
 # TTL deletes an expired item some time after expires_at (and emulators never do), so reads compare it
 # with the clock themselves.
 KV = Table("KvTable", "kv", "pk", "sk", ttl_attribute="expires_at", env_var="STEPFLOW_KV_TABLE")
-TABLES: tuple[Table, ...] = (DEFINITIONS, INSTANCES, TASKS, EVENTS, TRIGGERS, KV)
+# The audit log (service/audit.py): pk is the tenant's scope, sk the time and the record's id; each filter of
+# GET /audit has its index (keyed on scope + actor, target or operation, newest first by sk). Records are
+# only ever put, never overwritten; TTL removes them after the stage's retention.
+AUDIT = Table("AuditTable", "audit", "pk", "sk",
+              indexes=(Index("by_actor", "actor_key", "sk"), Index("by_target", "target_key", "sk"),
+                       Index("by_operation", "operation_key", "sk")),
+              ttl_attribute="expires_at", env_var="STEPFLOW_AUDIT_TABLE")
+TABLES: tuple[Table, ...] = (DEFINITIONS, INSTANCES, TASKS, EVENTS, TRIGGERS, KV, AUDIT)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # each property imports its own class: a cold start loads onl
     from chalicelib.runtime.step_runner import StepRunner
     from chalicelib.runtime.task_registrar import TaskRegistrar
     from chalicelib.service.aliases import AliasService
+    from chalicelib.service.audit import AuditLog
     from chalicelib.service.credentials import CredentialService
     from chalicelib.service.definitions import DefinitionService
     from chalicelib.service.events import EventService
@@ -256,6 +257,14 @@ class Services:
         from chalicelib.service.kv import KvService
 
         return KvService(KvStore(self.ddb, self.settings.kv_table), now_utc)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        from chalicelib.aws.audit_store import AuditStore
+        from chalicelib.service.audit import AuditLog
+
+        s = self.settings
+        return AuditLog(AuditStore(self.ddb, s.audit_table), now_utc, s.audit_retention_days)
 
     def readiness_probes(self) -> dict[str, Callable[[], None]]:
         """What /readyz checks: every table the app reads and writes, and Step Functions."""

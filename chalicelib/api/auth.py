@@ -13,9 +13,10 @@ ContextVar; views read it with `principal()`.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +124,9 @@ GUARDS: dict[tuple[str, str], Guard] = {
     ("GET", "/kv/{namespace}/{key}"): V,
     ("PUT", "/kv/{namespace}/{key}"): X,
     ("DELETE", "/kv/{namespace}/{key}"): X,
+    # the audit log: admins of the tenant read it; nobody changes it
+    ("GET", "/audit"): A,
+    ("GET", "/audit/export"): A,
 }
 # Outside the API prefix: health, the web UI, the contract and its page.
 PUBLIC_ROUTES = {("GET", "/health"), ("GET", "/ui"), ("GET", "/ui/{name}"), ("GET", "/ui/vendor/{name}"),
@@ -131,6 +135,29 @@ PUBLIC_ROUTES = {("GET", "/health"), ("GET", "/ui"), ("GET", "/ui/{name}"), ("GE
 FAIL_CLOSED = A
 
 _current: contextvars.ContextVar[Principal] = contextvars.ContextVar("stepflow_principal", default=ANONYMOUS_ADMIN)
+
+
+# Who a request turned out to be, for the audit middleware outside this one (api/audit.py): set once the
+# caller is known, so a refused (403) request is recorded under its caller too; left empty on a 401.
+_identified: contextvars.ContextVar[list[Principal] | None] = contextvars.ContextVar("stepflow_identified",
+                                                                                      default=None)
+
+
+@contextlib.contextmanager
+def identified() -> Iterator[list[Principal]]:
+    """Collects the caller the auth middleware identifies while the block runs (empty: none was)."""
+    holder: list[Principal] = []
+    token = _identified.set(holder)
+    try:
+        yield holder
+    finally:
+        _identified.reset(token)
+
+
+def _note(caller: Principal) -> None:
+    holder = _identified.get()
+    if holder is not None:
+        holder.append(caller)
 
 
 def principal() -> Principal:
@@ -163,6 +190,7 @@ def make_middleware(services: Callable[[], Any]) -> Callable[[Any, Callable[[Any
         context = getattr(event, "context", None) or {}
         guard = guard_for(event.method, context.get("resourcePath") or event.path, found.settings.api_prefix)
         if not authenticator.enabled or guard.role in (PUBLIC, BY_KEY):
+            _note(ANONYMOUS_ADMIN if not authenticator.enabled else _PUBLIC_CALLER)
             token = _current.set(ANONYMOUS_ADMIN if not authenticator.enabled else _PUBLIC_CALLER)
             try:
                 return get_response(event)
@@ -177,6 +205,7 @@ def make_middleware(services: Callable[[], Any]) -> Callable[[Any, Callable[[Any
             response = error_response(401, str(exc))
             response.headers["WWW-Authenticate"] = 'Bearer realm="stepflow"'
             return response
+        _note(caller)
         need = required_role(guard, event.query_params)
         if not caller.has(need):
             return error_response(403, f"this needs the {need} role" + (f"; you have {caller.role}" if caller.role

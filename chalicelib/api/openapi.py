@@ -43,6 +43,7 @@ TAGS = [
     {"name": "triggers", "description": "Webhook triggers: signed deliveries that start instances"},
     {"name": "credentials", "description": "The tenant's secrets for steps (metadata only; values are write-only)"},
     {"name": "kv", "description": "The key-value store: each tenant's namespaces of versioned JSON entries"},
+    {"name": "audit", "description": "The audit log: every mutating request, append-only (admins of the tenant)"},
     {"name": "service", "description": "Health, the web UI and this contract"},
 ]
 
@@ -64,6 +65,12 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
     scope = {"namespace": namespace, "tenant_id": _text(100)}
     kv_tenant = _text(100, description="With authentication off: the tenant whose store is used; with it on, "
                                        "the token's (another tenant: 403)")
+    audit_filters = {"actor": _text(1024), "target": _text(1024, description="e.g. instances/<id>, definitions/<name>"),
+                     "operation": _text(1024, description="The operationId, e.g. cancel_instance"),
+                     "since": {"type": "string", "format": "date-time"},
+                     "until": {"type": "string", "format": "date-time"},
+                     "tenant_id": _text(100, description="With authentication off: whose log; with it on, the "
+                                                         "token's (another tenant: 403)")}
     return {
         ("GET", "/definitions"): {"include_inactive": BOOL, **scope, "include_adhoc": {
             **BOOL, "description": "true: the anonymous definitions inline starts registered too"}},
@@ -118,6 +125,9 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
         ("GET", "/kv/{namespace}/{key}"): {"tenant_id": kv_tenant},
         ("PUT", "/kv/{namespace}/{key}"): {"tenant_id": kv_tenant},
         ("DELETE", "/kv/{namespace}/{key}"): {"tenant_id": kv_tenant},
+        ("GET", "/audit"): {**audit_filters, "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                            "cursor": _text(2048)},
+        ("GET", "/audit/export"): audit_filters,
     }
 
 
@@ -234,8 +244,9 @@ SUCCESS: dict[tuple[str, str], dict[str, tuple[str, str | list[str]]]] = {
     ("GET", "/kv/{namespace}/{key}"): {"200": ("The entry (its version also as ETag)", "KvEntry")},
     ("PUT", "/kv/{namespace}/{key}"): {"201": ("Created", "KvEntry"), "200": ("Replaced", "KvEntry")},
     ("DELETE", "/kv/{namespace}/{key}"): {"200": ("Deleted", "KvDeleted")},
+    ("GET", "/audit"): {"200": ("A page of audit records, newest first", "AuditPage")},
 }
-NOT_JSON = {("GET", "/instances/{instance_id}/events"), ("GET", "/ui"), ("GET", "/ui/{name}"),
+NOT_JSON = {("GET", "/audit/export"), ("GET", "/instances/{instance_id}/events"), ("GET", "/ui"), ("GET", "/ui/{name}"),
             ("GET", "/ui/vendor/{name}"), ("GET", "/docs")}
 
 
@@ -371,7 +382,7 @@ def _tag(path: str) -> str:
         return "graphs"
     if path.endswith("/run"):
         return "instances"
-    for tag in ("definitions", "instances", "tasks", "plugins", "credentials", "kv"):
+    for tag in ("definitions", "instances", "tasks", "plugins", "credentials", "kv", "audit"):
         if path.startswith("/" + tag):
             return tag
     if path.startswith("/approvals"):
@@ -447,9 +458,12 @@ def build(app: Any, settings: Any) -> dict[str, Any]:
 def _responses(key: tuple[str, str], guard: auth.Guard) -> dict[str, Any]:
     method, path = key
     if key in NOT_JSON:
-        if path.endswith("/events"):
+        if path == "/audit/export":
+            success: dict[str, Any] = {"200": {"description": "The matching records as NDJSON, newest first",
+                                               "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}}
+        elif path.endswith("/events"):
             content = {es.NDJSON: {"schema": {"type": "string"}}, es.SSE: {"schema": {"type": "string"}}}
-            success: dict[str, Any] = {"200": {"description": "Events (NDJSON, or SSE with sse=true)",
+            success = {"200": {"description": "Events (NDJSON, or SSE with sse=true)",
                                                "content": content},
                                        "204": {"description": "The instance has ended and every event was sent"}}
         else:

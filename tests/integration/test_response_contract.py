@@ -278,6 +278,12 @@ def key_value_store(api: Checked) -> None:
     assert api.get("/kv/carts/c-1")[0] == 404
 
 
+def audit_log(api: Checked) -> None:
+    status, page = api.get("/audit?limit=5")
+    assert status == 200 and len(page["items"]) == 5 and page["next_cursor"]
+    assert api.get("/audit?operation=put_kv_entry")[1]["items"][0]["target"].startswith("kv/carts/")
+
+
 def test_every_answer_of_a_tour_of_the_api_is_the_documented_one(checked):
     definitions_and_catalog(checked)
     definition_lifecycle(checked)
@@ -287,6 +293,7 @@ def test_every_answer_of_a_tour_of_the_api_is_the_documented_one(checked):
     triggers_and_hooks(checked)
     credentials(checked)
     key_value_store(checked)
+    audit_log(checked)
     spec = checked.contract.spec
     declared = {(method.upper(), path, code) for path, ops in spec["paths"].items() for method, op in ops.items()
                 for code, response in op["responses"].items()
