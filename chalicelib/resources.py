@@ -123,7 +123,9 @@ AUDIT = Table("AuditTable", "audit", "pk", "sk",
               indexes=(Index("by_actor", "actor_key", "sk"), Index("by_target", "target_key", "sk"),
                        Index("by_operation", "operation_key", "sk")),
               ttl_attribute="expires_at", env_var="STEPFLOW_AUDIT_TABLE")
-TABLES: tuple[Table, ...] = (DEFINITIONS, INSTANCES, TASKS, EVENTS, TRIGGERS, KV, AUDIT)
+# Metric counters (service/metrics.py): pk the tenant, sk the metric and its labels; atomic ADDs only.
+METRICS = Table("MetricsTable", "metrics", "pk", "sk", env_var="STEPFLOW_METRICS_TABLE")
+TABLES: tuple[Table, ...] = (DEFINITIONS, INSTANCES, TASKS, EVENTS, TRIGGERS, KV, AUDIT, METRICS)
 
 
 @dataclass(frozen=True)

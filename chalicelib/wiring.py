@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # each property imports its own class: a cold start loads onl
     from chalicelib.service.instances import InstanceService
     from chalicelib.service.kv import KvService
     from chalicelib.service.lifecycle import LifecyclePublisher
+    from chalicelib.service.metrics import MetricsRecorder
     from chalicelib.service.notifications import Notifier
     from chalicelib.service.revisions import RevisionService
     from chalicelib.service.routing import EmulatedRouting, QualifiedRouting
@@ -166,7 +167,8 @@ class Services:
         from chalicelib.service.notifications import Notifier
 
         post = functools.partial(post_json, allow_private=self.settings.egress_allow_private)
-        return Notifier(self.instance_store, post, self.settings.webhook_secret_for, now_utc)
+        return Notifier(self.instance_store, post, self.settings.webhook_secret_for, now_utc,
+                        observe=lambda tenant, ok, given_up: self.metrics.webhook(tenant, ok, given_up))
 
     @cached_property
     def instances(self) -> InstanceService:
@@ -265,6 +267,14 @@ class Services:
 
         s = self.settings
         return AuditLog(AuditStore(self.ddb, s.audit_table), now_utc, s.audit_retention_days)
+
+    @cached_property
+    def metrics(self) -> MetricsRecorder:
+        from chalicelib.aws.metrics_store import MetricsStore
+        from chalicelib.service.metrics import MetricsRecorder
+
+        return MetricsRecorder(MetricsStore(self.ddb, self.settings.metrics_table), self.instance_store.get,
+                               lambda tenant: self.tasks.metrics(tenant=tenant))
 
     def readiness_probes(self) -> dict[str, Callable[[], None]]:
         """What /readyz checks: every table the app reads and writes, and Step Functions."""

@@ -246,7 +246,7 @@ SUCCESS: dict[tuple[str, str], dict[str, tuple[str, str | list[str]]]] = {
     ("DELETE", "/kv/{namespace}/{key}"): {"200": ("Deleted", "KvDeleted")},
     ("GET", "/audit"): {"200": ("A page of audit records, newest first", "AuditPage")},
 }
-NOT_JSON = {("GET", "/audit/export"), ("GET", "/instances/{instance_id}/events"), ("GET", "/ui"), ("GET", "/ui/{name}"),
+NOT_JSON = {("GET", "/metrics"), ("GET", "/audit/export"), ("GET", "/instances/{instance_id}/events"), ("GET", "/ui"), ("GET", "/ui/{name}"),
             ("GET", "/ui/vendor/{name}"), ("GET", "/docs")}
 
 
@@ -457,9 +457,13 @@ def build(app: Any, settings: Any) -> dict[str, Any]:
 
 def _responses(key: tuple[str, str], guard: auth.Guard) -> dict[str, Any]:
     method, path = key
+    success: dict[str, Any]
     if key in NOT_JSON:
-        if path == "/audit/export":
-            success: dict[str, Any] = {"200": {"description": "The matching records as NDJSON, newest first",
+        if path == "/metrics":
+            success = {"200": {"description": "Prometheus text (format 0.0.4)",
+                               "content": {"text/plain": {"schema": {"type": "string"}}}}}
+        elif path == "/audit/export":
+            success = {"200": {"description": "The matching records as NDJSON, newest first",
                                                "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}}
         elif path.endswith("/events"):
             content = {es.NDJSON: {"schema": {"type": "string"}}, es.SSE: {"schema": {"type": "string"}}}

@@ -330,6 +330,7 @@ def test_authorization_matrix(secured, capsys):
         # the audit log: admins read their tenant's
         ("GET", "/audit", None, 200, False, False),
         ("GET", "/audit/export", None, 200, False, False),
+        ("GET", "/metrics", None, 200, False, False),
         # Last: another tenant registering the name makes its own definition of it (NAME_CLAIMS), which
         # the rows above must not find.
         ("POST", "/definitions", FLOW, 200, True, False),  # same revision again: 200
