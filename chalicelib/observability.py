@@ -102,3 +102,11 @@ def step_finished(kind: str, ok: bool) -> None:
     with _one_writer(), single_metric(name="StepsRun" if ok else "StepsFailed", unit=MetricUnit.Count, value=1,
                                       namespace=NAMESPACE) as metric:
         metric.add_dimension(name="kind", value=kind)
+
+
+def count(name: str) -> None:
+    """One EMF count of `name` (service dimension only), flushed at once: safe from any thread."""
+    if is_metrics_disabled():
+        return
+    with _one_writer(), single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=NAMESPACE):
+        pass

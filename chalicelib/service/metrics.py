@@ -61,6 +61,9 @@ class MetricsRecorder:
         self._add(tenant, "webhook_deliveries_total", {"outcome": "delivered" if ok else "failed"}, {"value": 1})
         if given_up:
             self._add(tenant, "webhook_dead_letters_total", {}, {"value": 1})
+            from chalicelib.observability import count
+
+            count("WebhookDeadLetters")  # the CloudWatch alarm's metric (infra/monitoring.py)
 
     def sweep(self, seconds: float, stats: Mapping[str, Any]) -> None:
         self._add(None, "sweep_runs_total", {}, {"value": 1})
