@@ -7,6 +7,7 @@ import { workflowsView, definitionView } from './workflows.js';
 import { historyView } from './revisions.js';
 import { instancesView, instanceView } from './instances.js';
 import { inboxView, taskView } from './inbox.js';
+import { operationsView } from './operations.js';
 
 const ROUTES = [
   [/^\/?$/, workflowsView],
@@ -17,6 +18,7 @@ const ROUTES = [
   [/^\/instances\/([^/]+)$/, instanceView],
   [/^\/inbox\/?$/, inboxView],
   [/^\/inbox\/([^/]+)$/, taskView],
+  [/^\/operations\/?$/, operationsView],
 ];
 
 const main = document.getElementById('main');
