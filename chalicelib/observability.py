@@ -110,3 +110,15 @@ def count(name: str) -> None:
         return
     with _one_writer(), single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=NAMESPACE):
         pass
+
+
+def emit_batch(values: list[tuple[str, str, float]]) -> None:
+    """One EMF blob of (name, MetricUnit member name, value) for one invocation (a stream batch): its own
+    EphemeralMetrics object, flushed once under the writer's lock, so threads never share a metric set."""
+    if is_metrics_disabled() or not values:
+        return
+    batch = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+    for name, unit, value in values:
+        batch.add_metric(name=name, unit=getattr(MetricUnit, unit), value=value)
+    with _one_writer():
+        batch.flush_metrics()

@@ -42,6 +42,7 @@ class MetricsRecorder:
         many counters moved. Each instance is read once per batch, for its tenant and workflow."""
         instances: dict[str, Mapping[str, Any] | None] = {}
         moved = 0
+        emf: list[tuple[str, str, float]] = []
         for instance_id, change, new, _ in changes:
             if change != "INSERT" or new is None or not metrics.counted(new):
                 continue
@@ -55,6 +56,10 @@ class MetricsRecorder:
             for name, labels, fields in metrics.from_event(new, record.get("definition_name")):
                 self._add(record.get("tenant_id"), name, labels, fields)
                 moved += 1
+            emf += metrics.emf_values(new)
+        from chalicelib.observability import emit_batch
+
+        emit_batch(emf)  # the same figures for CloudWatch, once per batch
         return moved
 
     def webhook(self, tenant: str | None, ok: bool, given_up: bool) -> None:

@@ -162,3 +162,22 @@ def test_admins_see_their_tenant_and_the_scrape_token_sees_all(api, pump, monkey
         assert api.client.http.get("/workflows/metrics").status_code == 401
     finally:
         del app_module.services.auth
+
+
+def test_the_same_figures_go_to_cloudwatch_as_emf_once_per_batch(api, pump, monkeypatch, capfd):
+    import json as _json
+
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    instance_id = _run(api, OK_FLOW)
+    assert api.wait(instance_id)["status"] == "completed"
+    blobs: list[dict] = []
+
+    def emitted() -> bool:
+        for line in capfd.readouterr().out.splitlines():
+            if line.startswith("{") and '"_aws"' in line:
+                blobs.append(_json.loads(line))
+        names = {m["Name"] for b in blobs for d in b["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+        return {"InstancesStarted", "InstancesEnded", "StepDuration"} <= names
+    until(emitted, pump)
+    batch = next(b for b in blobs if "StepDuration" in b)
+    assert batch["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Stepflow" and batch["service"] == "stepflow"
