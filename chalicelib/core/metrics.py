@@ -88,13 +88,14 @@ def emf_values(event: Mapping[str, Any]) -> list[tuple[str, str, float]]:
     """The CloudWatch (EMF) figures of one log event: (metric, unit, value), service dimension only."""
     kind, data = event.get("type"), event.get("data") or {}
     if kind == "instance.started":
-        return [("InstancesStarted", "Count", 1)]
+        return [("InstancesStarted", "Count", 1.0)]
     if kind == "instance.ended":
         status = str(data.get("status") or "")
-        return [("InstancesEnded", "Count", 1)] + ([("InstancesFailed", "Count", 1)] if status == "failed" else [])
+        ended: list[tuple[str, str, float]] = [("InstancesEnded", "Count", 1.0)]
+        return ended + ([("InstancesFailed", "Count", 1.0)] if status == "failed" else [])
     if kind in ("step.succeeded", "step.failed", "step.retried") and "duration_ms" in data:
         values = [("StepDuration", "Milliseconds", max(0.0, float(data["duration_ms"])))]
-        return values + ([("StepAttemptsFailed", "Count", 1)] if kind != "step.succeeded" else [])
+        return values + ([("StepAttemptsFailed", "Count", 1.0)] if kind != "step.succeeded" else [])
     return []
 
 
