@@ -320,7 +320,9 @@ const scenarios = {
     const flow = { name: 'ops_failing', steps: [
       { id: 'prepare', type: 'machine', task_type: 'data.set', config: { values: { ok: false } } },
       { id: 'check', type: 'machine', task_type: 'data.assert', depends_on: ['prepare'], config: { condition: 'ok == true' } }] };
-    for (const [pathname, body] of [['/definitions', flow], ['/instances', { definition_name: 'ops_failing', input_data: {} }]]) {
+    // In a namespace: the graphs scenario compares the workflows it drew with those listed outside any.
+    for (const [pathname, body] of [['/definitions?namespace=ops', flow],
+      ['/instances?namespace=ops', { definition_name: 'ops_failing', input_data: {} }]]) {
       const response = await fetch(`${base}/workflows${pathname}`, {
         method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
       check(response.status === 201 || response.status === 200, `POST ${pathname} answered ${response.status}`);
