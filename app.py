@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from chalice import Chalice, Rate
@@ -22,6 +23,9 @@ from chalicelib.api import (
     triggers,
     ui,
 )
+from chalicelib.api import audit as audit_routes
+from chalicelib.api import health as health_routes
+from chalicelib.api import metrics as metrics_routes
 from chalicelib.api import schedules as schedule_routes
 from chalicelib.api.auth import make_middleware
 from chalicelib.api.http import chalice_refusals, json_response
@@ -44,10 +48,17 @@ for module in (definitions, revisions, aliases, schedule_routes, instances, plug
     app.register_blueprint(module.create_blueprint(_services), url_prefix=_prefix or None)
 app.register_blueprint(ui.create_blueprint(_services))  # the web UI at /ui, outside the API prefix
 app.register_blueprint(openapi.create_blueprint(_services, lambda: app))  # /openapi.json and /docs, public
+app.register_blueprint(audit_routes.create_blueprint(_services), url_prefix=_prefix or None)  # GET /audit
+app.register_blueprint(health_routes.create_blueprint(_services))
+app.register_blueprint(metrics_routes.create_blueprint(_services), url_prefix=_prefix or None)  # Prometheus text  # /healthz and /readyz, public, outside the API prefix
 app.register_middleware(http_middleware, "http")
 app.register_middleware(chalice_refusals, "http")  # Chalice's own 405/415 as {"detail": ...}
 # Unknown route 404, wrong method 405 with Allow, media type 415: before authentication (api/routing.py).
 app.register_middleware(make_route_refusals(lambda: app), "http")
+# The audit log (chalicelib/api/audit.py): just outside authentication, so every mutating request whose caller
+# it identified is recorded once, whichever blueprint serves it, refused ones included.
+app.register_middleware(audit_routes.make_middleware(
+    _services, lambda method, path: app.routes[path][method].view_name if path in app.routes else path), "http")
 # Authentication and the route guards (chalicelib/api/auth.py): inside the request log, so 401/403 are logged.
 app.register_middleware(make_middleware(_services), "http")
 
@@ -100,6 +111,7 @@ def schedule_fired(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def overdue_sweep(event: Any) -> dict[str, int]:
     """Escalates overdue tasks, sends reminders, redelivers interrupted completions and webhooks, finishes
     interrupted starts and endings, and settles instances whose status event was missed."""
+    started = time.perf_counter()
     stats = run_passes({
         "tasks": services.tasks.sweep,
         "launches": services.instances.recover_launches,
@@ -109,6 +121,7 @@ def overdue_sweep(event: Any) -> dict[str, int]:
         "schedule_runs_started": services.schedules.start_buffered,
     })
     logger.info("sweep", extra=stats)
+    services.metrics.sweep(time.perf_counter() - started, stats)
     return stats
 
 
@@ -126,9 +139,12 @@ def execution_events(event: Any) -> str | None:
 def lifecycle_events(event: Any) -> int:
     """Publishes the lifecycle events the instance event logs recorded to EventBridge: the log is the
     outbox (chalicelib/service/lifecycle.py; locally the runtime hands the stream over)."""
-    from chalicelib.aws.event_store import log_changes
+    from chalicelib.aws.event_store import instance_changes
 
-    return services.lifecycle.publish_changes(log_changes(event.to_dict()["Records"]))
+    changes = instance_changes(event.to_dict()["Records"])
+    published = services.lifecycle.publish_changes([change[1:] for change in changes])
+    services.metrics.observe_changes(changes)  # after publishing: a metric never fails (and repeats) the batch
+    return published
 
 
 def register_bundled_examples() -> list[str]:

@@ -8,7 +8,18 @@ from dataclasses import dataclass, field
 
 from chalicelib.auth import deployment_problems
 from chalicelib.core.cursors import derive_key
-from chalicelib.resources import DEFINITIONS, EVENTS, INSTANCES, KV, STEP_RUNNER, TASK_REGISTRAR, TASKS, TRIGGERS
+from chalicelib.resources import (
+    AUDIT,
+    DEFINITIONS,
+    EVENTS,
+    INSTANCES,
+    KV,
+    METRICS,
+    STEP_RUNNER,
+    TASK_REGISTRAR,
+    TASKS,
+    TRIGGERS,
+)
 
 LOCAL_WEBHOOK_SECRET = "stepflow-local-webhook-secret"
 # The development signing secret of the local stage (make token signs with it). Never used elsewhere.
@@ -85,6 +96,14 @@ class Settings:
     schedule_fired_arn: str = ""
     scheduler_role_arn: str = ""
     scheduler_group: str = "default"
+    # /readyz waits this long for its probes (DynamoDB, Step Functions) before answering 503.
+    ready_deadline_seconds: float = 2.0
+    audit_table: str = ""
+    # How long audit records are kept (DynamoDB TTL): a month locally, 13 months on a deployed stage.
+    audit_retention_days: int = 30
+    metrics_table: str = ""
+    # A bearer token a Prometheus server scrapes /metrics with (every tenant's series); unset: admins only.
+    metrics_token: str | None = None
 
     @property
     def cursor_key(self) -> bytes:
@@ -182,4 +201,9 @@ class Settings:
             schedule_fired_arn=env.get("STEPFLOW_SCHEDULE_FIRED_ARN", ""),
             scheduler_role_arn=env.get("STEPFLOW_SCHEDULER_ROLE_ARN", ""),
             scheduler_group=env.get("STEPFLOW_SCHEDULER_GROUP", "default"),
+            ready_deadline_seconds=float(env.get("STEPFLOW_READY_DEADLINE_SECONDS") or 2.0),
+            audit_table=env.get(AUDIT.env_var, AUDIT.physical_name(prefix)),
+            metrics_table=env.get(METRICS.env_var, METRICS.physical_name(prefix)),
+            metrics_token=env.get("STEPFLOW_METRICS_TOKEN") or None,
+            audit_retention_days=max(1, int(env.get("STEPFLOW_AUDIT_RETENTION_DAYS") or (30 if local else 400))),
         )

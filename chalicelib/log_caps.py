@@ -1,10 +1,48 @@
-"""Caps on the size of one log line: JSON records and plain-text lines alike stay under 8 KB."""
+"""Every log line's last filter: secrets and tokens redacted, and JSON records and plain-text lines alike
+capped under 8 KB."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
+
+# A field named like a secret is logged as REDACTED whatever it holds; inside text, bearer tokens, JWTs and
+# values after a secret-like name (`token=...`, `"password": "..."`) are cut out. The step runner redacts a
+# run's credential values itself (runtime/step_runner.py); this catches what any other code lets slip.
+REDACTED = "***"
+SECRET_KEY = re.compile(r"(secret|token|password|passwd|authorization|api[_-]?key|signature|credential_value|"
+                        r"private[_-]?key|cookie)", re.IGNORECASE)
+_IN_TEXT = (
+    re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"),  # a JWT
+    re.compile(r"(?i)((?:secret|token|password|passwd|api[_-]?key|signature)[\"']?\s*[:=]\s*[\"']?)"
+               r"[^\s\"',;&]{4,}"),
+)
+_KEPT_KEYS = frozenset({"level", "location", "timestamp", "service", "truncated", "message"})
+
+
+def redact_text(text: str) -> str:
+    for pattern in _IN_TEXT:
+        text = pattern.sub(lambda m: (m.group(1) + (" " if m.group(1).lower() == "bearer" else "") + REDACTED)
+                           if m.groups() else REDACTED, text)
+    return text
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """`value` with secret-named fields replaced and secrets cut out of its text, recursively."""
+    # Counts and flags under such a name (tokens_used, has_secret) say nothing secret: kept.
+    if key and key not in _KEPT_KEYS and SECRET_KEY.search(key) and isinstance(value, str | bytes | dict | list) \
+            and value:
+        return REDACTED
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
 
 # CloudWatch Logs takes events up to 256 KB, but one request's line should never crowd out the rest:
 # a message, an exception or an extra field past this is cut and the line marked `truncated: true`.
@@ -23,7 +61,8 @@ def _size(text: str) -> int:
 
 
 def capped_json(log: dict[str, Any], limit: int = _ROOM) -> str:
-    """The log record as one JSON line of at most `limit` bytes: the longest fields are cut first."""
+    """The log record, redacted, as one JSON line of at most `limit` bytes: the longest fields are cut first."""
+    log = redact(log)
     line = _dumps(log)
     if _size(line) <= limit:
         return line
@@ -59,4 +98,4 @@ class CappedTextFormatter(logging.Formatter):
     """A stdlib text formatter whose lines (traceback included) fit in MAX_LINE_BYTES with their newline."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return cap_text(super().format(record))
+        return cap_text(redact_text(super().format(record)))

@@ -9,6 +9,7 @@ object, and every line is capped (chalicelib/log_caps.py).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -61,16 +62,28 @@ def _one_writer() -> Iterator[None]:
         handler.release()
 
 
+_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("stepflow_request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    """The id of the request this thread serves (API Gateway's, or one made up locally)."""
+    return _request_id.get()
+
+
 def http_middleware(event: Any, get_response: Callable[[Any], Any]) -> Any:
     """One structured line per request with its status and duration; its own metrics, flushed per request."""
     started = time.perf_counter()
     context = getattr(event, "context", None) or {}
     # API Gateway gives every request an id; the local dev server gives none, so one is made up.
     request_id = context.get("requestId") or str(uuid.uuid4())
-    with log_keys(request_id=request_id, path=event.path, method=event.method):
-        response = get_response(event)
-        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-        logger.info("request", extra={"status": response.status_code, "elapsed_ms": elapsed_ms})
+    token = _request_id.set(request_id)
+    try:
+        with log_keys(request_id=request_id, path=event.path, method=event.method):
+            response = get_response(event)
+            elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+            logger.info("request", extra={"status": response.status_code, "elapsed_ms": elapsed_ms})
+    finally:
+        _request_id.reset(token)
     # A Metrics object shares its metric set across instances and threads: one request's flush could
     # serialise a set another thread was adding to. An EphemeralMetrics belongs to this request alone.
     request_metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
@@ -89,3 +102,23 @@ def step_finished(kind: str, ok: bool) -> None:
     with _one_writer(), single_metric(name="StepsRun" if ok else "StepsFailed", unit=MetricUnit.Count, value=1,
                                       namespace=NAMESPACE) as metric:
         metric.add_dimension(name="kind", value=kind)
+
+
+def count(name: str) -> None:
+    """One EMF count of `name` (service dimension only), flushed at once: safe from any thread."""
+    if is_metrics_disabled():
+        return
+    with _one_writer(), single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=NAMESPACE):
+        pass
+
+
+def emit_batch(values: list[tuple[str, str, float]]) -> None:
+    """One EMF blob of (name, MetricUnit member name, value) for one invocation (a stream batch): its own
+    EphemeralMetrics object, flushed once under the writer's lock, so threads never share a metric set."""
+    if is_metrics_disabled() or not values:
+        return
+    batch = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+    for name, unit, value in values:
+        batch.add_metric(name=name, unit=getattr(MetricUnit, unit), value=value)
+    with _one_writer():
+        batch.flush_metrics()

@@ -117,7 +117,16 @@ TRIGGERS = Table("TriggersTable", "triggers", "pk", "sk", ttl_attribute="expires
 # TTL deletes an expired item some time after expires_at (and emulators never do), so reads compare it
 # with the clock themselves.
 KV = Table("KvTable", "kv", "pk", "sk", ttl_attribute="expires_at", env_var="STEPFLOW_KV_TABLE")
-TABLES: tuple[Table, ...] = (DEFINITIONS, INSTANCES, TASKS, EVENTS, TRIGGERS, KV)
+# The audit log (service/audit.py): pk is the tenant's scope, sk the time and the record's id; each filter of
+# GET /audit has its index (keyed on scope + actor, target or operation, newest first by sk). Records are
+# only ever put, never overwritten; TTL removes them after the stage's retention.
+AUDIT = Table("AuditTable", "audit", "pk", "sk",
+              indexes=(Index("by_actor", "actor_key", "sk"), Index("by_target", "target_key", "sk"),
+                       Index("by_operation", "operation_key", "sk")),
+              ttl_attribute="expires_at", env_var="STEPFLOW_AUDIT_TABLE")
+# Metric counters (service/metrics.py): pk the tenant, sk the metric and its labels; atomic ADDs only.
+METRICS = Table("MetricsTable", "metrics", "pk", "sk", env_var="STEPFLOW_METRICS_TABLE")
+TABLES: tuple[Table, ...] = (DEFINITIONS, INSTANCES, TASKS, EVENTS, TRIGGERS, KV, AUDIT, METRICS)
 
 
 @dataclass(frozen=True)

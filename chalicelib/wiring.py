@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import Settings
 from chalicelib.core.times import iso
-from chalicelib.resources import STEP_RUNNER, TASK_REGISTRAR
+from chalicelib.resources import STEP_RUNNER, TABLES, TASK_REGISTRAR
 
 if TYPE_CHECKING:  # each property imports its own class: a cold start loads only what its first request builds
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # each property imports its own class: a cold start loads onl
     from chalicelib.runtime.task_registrar import TaskRegistrar
     from chalicelib.service.absences import AbsenceService
     from chalicelib.service.aliases import AliasService
+    from chalicelib.service.audit import AuditLog
     from chalicelib.service.child_workflows import ChildWorkflows
     from chalicelib.service.credentials import CredentialService
     from chalicelib.service.definitions import DefinitionService
@@ -36,6 +38,7 @@ if TYPE_CHECKING:  # each property imports its own class: a cold start loads onl
     from chalicelib.service.kv import KvService
     from chalicelib.service.lifecycle import LifecyclePublisher
     from chalicelib.service.mailboxes import MailboxService
+    from chalicelib.service.metrics import MetricsRecorder
     from chalicelib.service.notifications import Notifier
     from chalicelib.service.revisions import RevisionService
     from chalicelib.service.routing import EmulatedRouting, QualifiedRouting
@@ -168,7 +171,8 @@ class Services:
         from chalicelib.service.notifications import Notifier
 
         post = functools.partial(post_json, allow_private=self.settings.egress_allow_private)
-        return Notifier(self.instance_store, post, self.settings.webhook_secret_for, now_utc)
+        return Notifier(self.instance_store, post, self.settings.webhook_secret_for, now_utc,
+                        observe=lambda tenant, ok, given_up: self.metrics.webhook(tenant, ok, given_up))
 
     @cached_property
     def instances(self) -> InstanceService:
@@ -306,6 +310,32 @@ class Services:
         from chalicelib.service.kv import KvService
 
         return KvService(KvStore(self.ddb, self.settings.kv_table), now_utc)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        from chalicelib.aws.audit_store import AuditStore
+        from chalicelib.service.audit import AuditLog
+
+        s = self.settings
+        return AuditLog(AuditStore(self.ddb, s.audit_table), now_utc, s.audit_retention_days)
+
+    @cached_property
+    def metrics(self) -> MetricsRecorder:
+        from chalicelib.aws.metrics_store import MetricsStore
+        from chalicelib.service.metrics import MetricsRecorder
+
+        return MetricsRecorder(MetricsStore(self.ddb, self.settings.metrics_table), self.instance_store.get,
+                               lambda tenant: self.tasks.metrics(tenant=tenant))
+
+    def readiness_probes(self) -> dict[str, Callable[[], None]]:
+        """What /readyz checks: every table the app reads and writes, and Step Functions."""
+        from chalicelib.aws.clients import client
+        from chalicelib.aws.readiness import dynamodb_probe, stepfunctions_probe
+
+        s = self.settings
+        tables = [getattr(s, f"{table.name}_table", "") for table in TABLES]
+        return {"dynamodb": dynamodb_probe(self.ddb, [name for name in tables if name]),
+                "stepfunctions": stepfunctions_probe(client("stepfunctions", s.region))}
 
     def execution_tenant(self, execution: str) -> str | None:
         """The tenant of the instance an execution runs (a step's tenant); LookupError when the instance is

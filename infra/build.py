@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra import api_routes, identity
+from infra import api_routes, identity, monitoring
 
 ROOT = Path(__file__).resolve().parent.parent
 CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
@@ -470,6 +470,9 @@ def build(stage_name: str, *, functions: Sequence[AppFunction] | None = None,
         outputs[f"{table.logical_id}Name"] = {"Value": {"Ref": table.logical_id}}
 
     out["StateMachineRole"] = execution_role(stage, placeholder_functions)
+    out["StateMachineRole"]["Properties"]["Policies"].append({
+        "PolicyName": "logs-and-tracing", "PolicyDocument": {"Version": "2012-10-17",
+                                                            "Statement": monitoring.state_machine_statements()}})
     outputs["StateMachineRoleArn"] = {"Value": get_att("StateMachineRole")}
 
     namer = StateMachines(None, "", stage.machine_prefix)  # the app's own naming rule
@@ -485,6 +488,7 @@ def build(stage_name: str, *, functions: Sequence[AppFunction] | None = None,
             "StateMachineType": "STANDARD",
             "RoleArn": get_att("StateMachineRole"),
             "Definition": asl,
+            **monitoring.state_machine_settings(),
         }
         if used:
             properties["DefinitionSubstitutions"] = {
@@ -631,6 +635,7 @@ def build(stage_name: str, *, functions: Sequence[AppFunction] | None = None,
         name = stage.function_name(function.name)
         out[function.logical_id] = {"Properties": {
             "FunctionName": name,
+            "Tracing": "Active",
             "Environment": {"Variables": environment},
             **function_extra.get(function.name, {}),
         }}
@@ -644,7 +649,16 @@ def build(stage_name: str, *, functions: Sequence[AppFunction] | None = None,
     policy = app_policy(stage, tables, queues)
     if SCHEDULE_FIRED in by_name:
         policy["PolicyDocument"]["Statement"] += scheduler_statements(stage)
+    policy["PolicyDocument"]["Statement"] += monitoring.function_statements()
     out["DefaultRole"] = {"Properties": {"Policies": [policy]}}
+    watched = monitoring.resources(
+        stage.prefix, stage.name, stage.log_retention_days,
+        {f.name: stage.function_name(f.name) for f in functions}, queues,
+        stage.function_name(OVERDUE_SWEEP) if sweep is not None and sweep.kind == "schedule" else None)
+    # Both shape the API (routing: its DefinitionBody; monitoring: tracing, logs, throttling): merge them.
+    if "RestAPI" in out and "RestAPI" in watched:
+        watched["RestAPI"]["Properties"] = {**watched["RestAPI"]["Properties"], **out["RestAPI"]["Properties"]}
+    out.update(watched)
 
     template = {
         "AWSTemplateFormatVersion": "2010-09-09",

@@ -13,9 +13,10 @@ ContextVar; views read it with `principal()`.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,13 +135,45 @@ GUARDS: dict[tuple[str, str], Guard] = {
     ("GET", "/users/{user}/out-of-office"): V,
     ("PUT", "/users/{user}/out-of-office"): X,
     ("DELETE", "/users/{user}/out-of-office"): X,
+    # the audit log: admins of the tenant read it; nobody changes it
+    ("GET", "/audit"): A,
+    ("GET", "/audit/export"): A,
+    # Prometheus text: an admin's token (its tenant's series), or the scrape token (SCRAPE_ROUTES)
+    ("GET", "/metrics"): A,
 }
+# Routes a Prometheus server may also call with the deployment's scrape token (STEPFLOW_METRICS_TOKEN, not a
+# JWT): the caller is then SCRAPER, which the route reads as "every tenant".
+SCRAPE_ROUTES = {("GET", "/metrics")}
 # Outside the API prefix: health, the web UI, the contract and its page.
 PUBLIC_ROUTES = {("GET", "/health"), ("GET", "/ui"), ("GET", "/ui/{name}"), ("GET", "/ui/vendor/{name}"),
-                 ("GET", "/openapi.json"), ("GET", "/docs")}
+                 ("GET", "/openapi.json"), ("GET", "/docs"),
+                 ("GET", "/healthz"), ("GET", "/readyz")}
 FAIL_CLOSED = A
 
 _current: contextvars.ContextVar[Principal] = contextvars.ContextVar("stepflow_principal", default=ANONYMOUS_ADMIN)
+
+
+# Who a request turned out to be, for the audit middleware outside this one (api/audit.py): set once the
+# caller is known, so a refused (403) request is recorded under its caller too; left empty on a 401.
+_identified: contextvars.ContextVar[list[Principal] | None] = contextvars.ContextVar("stepflow_identified",
+                                                                                      default=None)
+
+
+@contextlib.contextmanager
+def identified() -> Iterator[list[Principal]]:
+    """Collects the caller the auth middleware identifies while the block runs (empty: none was)."""
+    holder: list[Principal] = []
+    token = _identified.set(holder)
+    try:
+        yield holder
+    finally:
+        _identified.reset(token)
+
+
+def _note(caller: Principal) -> None:
+    holder = _identified.get()
+    if holder is not None:
+        holder.append(caller)
 
 
 def principal() -> Principal:
@@ -171,9 +204,18 @@ def make_middleware(services: Callable[[], Any]) -> Callable[[Any, Callable[[Any
         found = services()
         authenticator = found.auth
         context = getattr(event, "context", None) or {}
-        guard = guard_for(event.method, context.get("resourcePath") or event.path, found.settings.api_prefix)
+        resource = context.get("resourcePath") or event.path
+        guard = guard_for(event.method, resource, found.settings.api_prefix)
         if not authenticator.enabled or guard.role in (PUBLIC, BY_KEY):
+            _note(ANONYMOUS_ADMIN if not authenticator.enabled else _PUBLIC_CALLER)
             token = _current.set(ANONYMOUS_ADMIN if not authenticator.enabled else _PUBLIC_CALLER)
+            try:
+                return get_response(event)
+            finally:
+                _current.reset(token)
+        if _scraping(found.settings, event, resource):
+            _note(SCRAPER)
+            token = _current.set(SCRAPER)
             try:
                 return get_response(event)
             finally:
@@ -187,6 +229,7 @@ def make_middleware(services: Callable[[], Any]) -> Callable[[Any, Callable[[Any
             response = error_response(401, str(exc))
             response.headers["WWW-Authenticate"] = 'Bearer realm="stepflow"'
             return response
+        _note(caller)
         need = required_role(guard, event.query_params)
         if not caller.has(need):
             return error_response(403, f"this needs the {need} role" + (f"; you have {caller.role}" if caller.role
@@ -203,6 +246,22 @@ def make_middleware(services: Callable[[], Any]) -> Callable[[Any, Callable[[Any
 
 
 _PUBLIC_CALLER = Principal("public", (), (), None, authenticated=False)
+SCRAPER = Principal("metrics-scraper", ("admin",), (), None, authenticated=True)
+
+
+def _scraping(settings: Any, event: Any, resource: str) -> bool:
+    """Whether the request is a scrape route called with the scrape token (compared in constant time)."""
+    expected = getattr(settings, "metrics_token", None)
+    if not expected:
+        return False
+    prefix = settings.api_prefix.rstrip("/")
+    path = resource[len(prefix):] if prefix and resource.startswith(prefix + "/") else resource
+    if (event.method, path) not in SCRAPE_ROUTES:
+        return False
+    import hmac
+
+    given = ((event.headers or {}).get("authorization") or "").encode()
+    return hmac.compare_digest(given, f"Bearer {expected}".encode())
 
 
 # -- tenant isolation: a foreign tenant's record is "not found", never "forbidden" -------------------

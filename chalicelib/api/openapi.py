@@ -43,6 +43,7 @@ TAGS = [
     {"name": "triggers", "description": "Webhook triggers: signed deliveries that start instances"},
     {"name": "credentials", "description": "The tenant's secrets for steps (metadata only; values are write-only)"},
     {"name": "kv", "description": "The key-value store: each tenant's namespaces of versioned JSON entries"},
+    {"name": "audit", "description": "The audit log: every mutating request, append-only (admins of the tenant)"},
     {"name": "service", "description": "Health, the web UI and this contract"},
 ]
 
@@ -64,6 +65,12 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
     scope = {"namespace": namespace, "tenant_id": _text(100)}
     kv_tenant = _text(100, description="With authentication off: the tenant whose store is used; with it on, "
                                        "the token's (another tenant: 403)")
+    audit_filters = {"actor": _text(1024), "target": _text(1024, description="e.g. instances/<id>, definitions/<name>"),
+                     "operation": _text(1024, description="The operationId, e.g. cancel_instance"),
+                     "since": {"type": "string", "format": "date-time"},
+                     "until": {"type": "string", "format": "date-time"},
+                     "tenant_id": _text(100, description="With authentication off: whose log; with it on, the "
+                                                         "token's (another tenant: 403)")}
     return {
         ("GET", "/definitions"): {"include_inactive": BOOL, **scope, "include_adhoc": {
             **BOOL, "description": "true: the anonymous definitions inline starts registered too"}},
@@ -122,6 +129,9 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
         ("GET", "/kv/{namespace}/{key}"): {"tenant_id": kv_tenant},
         ("PUT", "/kv/{namespace}/{key}"): {"tenant_id": kv_tenant},
         ("DELETE", "/kv/{namespace}/{key}"): {"tenant_id": kv_tenant},
+        ("GET", "/audit"): {**audit_filters, "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                            "cursor": _text(2048)},
+        ("GET", "/audit/export"): audit_filters,
     }
 
 
@@ -154,6 +164,9 @@ MORE_ERRORS: dict[tuple[str, str], dict[str, str]] = {
 # [name] for an array of them). A test holds every JSON route to having one.
 SUCCESS: dict[tuple[str, str], dict[str, tuple[str, str | list[str]]]] = {
     ("GET", "/health"): {"200": ("The service answers", "Health")},
+    ("GET", "/healthz"): {"200": ("The process answers (liveness; no I/O)", "Liveness")},
+    ("GET", "/readyz"): {"200": ("Every dependency answered in time", "Readiness"),
+                         "503": ("A dependency did not answer (named in `failing`)", "Readiness")},
     ("GET", "/openapi.json"): {"200": ("This document", "OpenApiDocument")},
     ("GET", "/definitions"): {"200": ("The latest revision of each workflow", ["DefinitionSummary"])},
     ("POST", "/definitions"): {"201": ("Registered", "DefinitionDetail"),
@@ -243,9 +256,11 @@ SUCCESS: dict[tuple[str, str], dict[str, tuple[str, str | list[str]]]] = {
     ("GET", "/users/{user}/out-of-office"): {"200": ("The entry", "Absence")},
     ("PUT", "/users/{user}/out-of-office"): {"200": ("Set (replacing any earlier one)", "Absence")},
     ("DELETE", "/users/{user}/out-of-office"): {"200": ("Removed", "AbsenceRemoved")},
+    ("GET", "/audit"): {"200": ("A page of audit records, newest first", "AuditPage")},
 }
 NOT_JSON = {("GET", "/instances/{instance_id}/events"), ("GET", "/ui"), ("GET", "/ui/{name}"),
-            ("GET", "/ui/vendor/{name}"), ("GET", "/docs"), ("GET", "/decide/{token}")}
+            ("GET", "/ui/vendor/{name}"), ("GET", "/docs"), ("GET", "/decide/{token}"),
+            ("GET", "/metrics"), ("GET", "/audit/export")}
 # Operations a person's browser reaches from a link: their answers (errors too) may be an HTML page.
 PAGES = {("GET", "/decide/{token}"), ("POST", "/decide/{token}")}
 
@@ -399,7 +414,7 @@ def _tag(path: str) -> str:
         return "graphs"
     if path.endswith("/run"):
         return "instances"
-    for tag in ("definitions", "instances", "tasks", "plugins", "credentials", "kv"):
+    for tag in ("definitions", "instances", "tasks", "plugins", "credentials", "kv", "audit"):
         if path.startswith("/" + tag):
             return tag
     if path.startswith(("/approvals", "/decide", "/users")):
@@ -479,13 +494,19 @@ def build(app: Any, settings: Any) -> dict[str, Any]:
 
 def _responses(key: tuple[str, str], guard: auth.Guard) -> dict[str, Any]:
     method, path = key
+    success: dict[str, Any]
     if key in NOT_JSON:
-        if path.endswith("/events"):
+        if path == "/metrics":
+            success = {"200": {"description": "Prometheus text (format 0.0.4)",
+                               "content": {"text/plain": {"schema": {"type": "string"}}}}}
+        elif path == "/audit/export":
+            success = {"200": {"description": "The matching records as NDJSON, newest first",
+                               "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}}
+        elif path.endswith("/events"):
             content = {es.NDJSON: {"schema": {"type": "string"}}, es.SSE: {"schema": {"type": "string"}}}
-            success: dict[str, Any] = {"200": {"description": "Events (NDJSON, or SSE for Accept: text/event-stream or "
-                                                              "sse=true)",
-                                               "content": content},
-                                       "204": {"description": "The instance has ended and every event was sent"}}
+            success = {"200": {"description": "Events (NDJSON, or SSE for Accept: text/event-stream or sse=true)",
+                               "content": content},
+                       "204": {"description": "The instance has ended and every event was sent"}}
         else:
             page = {"text/html": {"schema": {"type": "string"}}}
             success = {"200": {"description": "A page or asset", "content": page}}

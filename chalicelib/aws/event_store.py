@@ -138,14 +138,22 @@ class EventStore:
 def log_changes(records: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]:
     """The log table's stream records (as Lambda hands them over) as (INSERT / MODIFY / REMOVE, the
     event after, the event before), each as readers get it; the attempt counters beside them left out."""
+    return [(change, new, old) for _, change, new, old in instance_changes(records)]
+
+
+def instance_changes(records: list[dict[str, Any]]
+                     ) -> list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]]:
+    """log_changes, each with the id of the instance whose log changed first."""
     changes = []
     for record in records:
         change = record.get("dynamodb") or {}
-        seq = ((change.get("Keys") or {}).get("seq") or {}).get("S", "")
+        keys = change.get("Keys") or {}
+        seq = (keys.get("seq") or {}).get("S", "")
         if seq.startswith(COUNTER_PREFIX):
             continue
         new, old = change.get("NewImage"), change.get("OldImage")
-        changes.append((str(record.get("eventName")), public_event(_from_item(new)) if new else None,
+        changes.append((str((keys.get("instance_id") or {}).get("S", "")), str(record.get("eventName")),
+                        public_event(_from_item(new)) if new else None,
                         public_event(_from_item(old)) if old else None))
     return changes
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -196,6 +197,7 @@ class _Journal:
         self._kind = kind
         self._task_type = task_type
         self._attempt = 1
+        self._started = time.monotonic()
 
     def _write(self, event_type: str, data: dict[str, Any]) -> None:
         if self._store is None or not self._instance:
@@ -219,6 +221,7 @@ class _Journal:
             except Exception:  # noqa: BLE001 - see the class docstring
                 events_log.exception("attempt not counted", extra={"step": self._step.id})
         self._write("step.started", {**self._base(), "task_type": self._task_type})
+        self._started = time.monotonic()
         return self._attempt
 
     def emitter(self, emitted: list[dict[str, Any]]) -> Callable[[str, dict[str, Any]], None]:
@@ -234,12 +237,17 @@ class _Journal:
 
         return emit
 
+    def _ended(self) -> dict[str, Any]:
+        # The attempt's duration (step_duration_seconds counts it from the log: service/metrics.py).
+        return {**self._base(), "task_type": self._task_type,
+                "duration_ms": round((time.monotonic() - self._started) * 1000, 1)}
+
     def succeeded(self, output: dict[str, Any]) -> None:
-        self._write("step.succeeded", {**self._base(), "output": output})
+        self._write("step.succeeded", {**self._ended(), "output": output})
 
     def failed(self, error: str, message: str) -> None:
         retry = self._step.retry
-        data = {**self._base(), "error": error, "message": clean_message(message)}
+        data = {**self._ended(), "error": error, "message": clean_message(message)}
         if self._kind == "machine" and retry is not None and self._attempt < retry.max_attempts:
             self._write("step.retried", {**data, "next_attempt": self._attempt + 1})
             return

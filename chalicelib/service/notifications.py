@@ -33,8 +33,10 @@ def summary_of(record: dict[str, Any]) -> dict[str, Any]:
 class Notifier:
     def __init__(self, store: Any, post: Callable[[str, bytes, dict[str, str]], int],
                  secret_for: Callable[[str | None], bytes | None], now: Callable[[], datetime],
-                 backoff: tuple[float, ...] = BACKOFF_SECONDS):
+                 backoff: tuple[float, ...] = BACKOFF_SECONDS,
+                 observe: Callable[[str | None, bool, bool], None] | None = None):
         self._store = store
+        self._observe = observe  # (tenant, delivered, given up): the webhook metrics
         self._post = post
         self._secret_for = secret_for
         self._now = now
@@ -77,4 +79,6 @@ class Notifier:
             changes["notify_state"] = "open"
             changes["next_notify_at"] = iso(now + timedelta(seconds=self.backoff[len(attempts) - 1]))
         self._store.update(record["id"], changes)
+        if self._observe is not None:
+            self._observe(record.get("tenant_id"), ok, not ok and changes["notify_state"] is None)
         return ok

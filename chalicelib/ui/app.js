@@ -9,6 +9,7 @@ import { instancesView, instanceView } from './instances.js';
 import { inboxView, taskView } from './inbox.js';
 import { credentialsView } from './credentials.js';
 import { kvView } from './kv.js';
+import { operationsView } from './operations.js';
 
 const ROUTES = [
   [/^\/?$/, workflowsView],
@@ -21,6 +22,7 @@ const ROUTES = [
   [/^\/inbox\/([^/]+)$/, taskView],
   [/^\/credentials\/?$/, credentialsView],
   [/^\/kv\/?$/, kvView],
+  [/^\/operations\/?$/, operationsView],
 ];
 
 const main = document.getElementById('main');

@@ -682,6 +682,36 @@ const scenarios = {
       pageEvents: listed.length };
   },
 
+  // The operations page: a run whose step fails shows under its workflow and its failing step, and the
+  // audit log lists the latest changes; each table is waited for as it redraws.
+  async operations(run) {
+    const { context } = run;
+    const flow = { name: 'ops_failing', steps: [
+      { id: 'prepare', type: 'machine', task_type: 'data.set', config: { values: { ok: false } } },
+      { id: 'check', type: 'machine', task_type: 'data.assert', depends_on: ['prepare'], config: { condition: 'ok == true' } }] };
+    // In a namespace: the graphs scenario compares the workflows it drew with those listed outside any.
+    for (const [pathname, body] of [['/definitions?namespace=ops', flow],
+      ['/instances?namespace=ops', { definition_name: 'ops_failing', input_data: {} }]]) {
+      const response = await fetch(`${base}/workflows${pathname}`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+      check(response.status === 201 || response.status === 200, `POST ${pathname} answered ${response.status}`);
+    }
+    const page = await context.newPage();
+    await page.goto(`${base}/ui#/operations`);
+    await page.waitForSelector('#operations');
+    await page.waitForFunction(() => document.querySelector('#ops-instances tr[data-workflow="ops_failing"]')?.dataset.failed === '1',
+      null, { timeout: 60000 });
+    await page.waitForFunction(() => !!document.querySelector('#ops-failures tr[data-task-type="data.assert"]'), null, { timeout: 30000 });
+    // Other scenarios change things meanwhile: the latest entries are theirs or ours, two at least.
+    await page.waitForFunction(() => document.querySelectorAll('#ops-audit tbody tr[data-operation]').length >= 2,
+      null, { timeout: 30000 });
+    const missing = await unlabelled(page, '#operations');
+    check(missing.length === 0, `controls without a label: ${missing.join(' ')}`);
+    check(await page.getAttribute('a[data-nav="operations"]', 'aria-current') === 'page', 'the nav marks the page');
+    await run.shot(page, 'operations');
+    const error = await page.$eval('#ops-failures tr[data-task-type="data.assert"]', (tr) => tr.dataset.error);
+    return { failed: 1, error };
+  },
   // Start order_fulfilment from its start form (after an empty submission shows the field errors)
   // and watch the instance complete with every step it ran drawn green.
   async start_order(run) {
@@ -1128,7 +1158,7 @@ const scenarios = {
 };
 
 // Scenarios that register workflows run after the others, whose lists of workflows must not change under them.
-const LATE = new Set(['history', 'history_stage', 'triggers', 'send_event']);
+const LATE = new Set(['history', 'history_stage', 'triggers', 'send_event', 'operations']);
 
 async function runScenario(browser, name) {
   const run = new Run(browser, name);

@@ -235,8 +235,9 @@ def test_what_a_pinned_start_costs_in_aws_calls(api, local_aws):
             costs[name] = dict(sorted(counter.calls.items()))
     finally:
         counter.detach()
+    # ... and the request's audit record (PutItem, chalicelib/api/audit.py).
     start = {"dynamodb.GetItem": 1, "dynamodb.TransactWriteItems": 1, "stepfunctions.StartExecution": 1,
-             "dynamodb.UpdateItem": 1}
+             "dynamodb.UpdateItem": 1, "dynamodb.PutItem": 1}
     # Locally the revision's own state machine is looked up (DescribeStateMachine); in AWS the version's
     # ARN is started instead. The latest revision is named by the guard's read; an older one by its history
     # entry; an alias by its item (and, in AWS, the revision Step Functions picked by DescribeExecution).

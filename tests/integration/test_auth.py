@@ -337,6 +337,10 @@ def test_authorization_matrix(secured, capsys):
         ("GET", "/kv/acme_ns/k1", None, 200, True, False),
         ("PUT", "/kv/acme_ns/k1", {"value": 2, "ttl_seconds": 0}, 422, False, False),
         ("DELETE", "/kv/acme_ns/missing", None, 404, False, False),
+        # the audit log: admins read their tenant's
+        ("GET", "/audit", None, 200, False, False),
+        ("GET", "/audit/export", None, 200, False, False),
+        ("GET", "/metrics", None, 200, False, False),
         # Last: another tenant registering the name makes its own definition of it (NAME_CLAIMS), which
         # the rows above must not find.
         ("POST", "/definitions", FLOW, 200, True, False),  # same revision again: 200

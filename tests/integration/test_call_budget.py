@@ -15,9 +15,11 @@ def test_each_endpoint_stays_within_its_aws_call_budget(api, local_aws):
         if budget is not None:
             assert result["calls"] <= budget, (name, result)
     # What each budgeted request still does: its guard's read, the one deciding write, the one call to
-    # Step Functions (and the ARN recorded after a start); no EventBridge call on any of them.
+    # Step Functions (and the ARN recorded after a start), the audit record's put; no EventBridge call on any.
     for name in ("complete", "approve"):
         assert results[name]["by_operation"] == {"dynamodb.GetItem": 1, "dynamodb.TransactWriteItems": 1,
-                                                 "stepfunctions.SendTaskSuccess": 1}, results[name]
+                                                 "stepfunctions.SendTaskSuccess": 1, "dynamodb.PutItem": 1}, \
+            results[name]
     assert results["start"]["by_operation"] == {"dynamodb.GetItem": 1, "dynamodb.TransactWriteItems": 1,
-                                                "stepfunctions.StartExecution": 1, "dynamodb.UpdateItem": 1}
+                                                "stepfunctions.StartExecution": 1, "dynamodb.UpdateItem": 1,
+                                                "dynamodb.PutItem": 1}

@@ -306,7 +306,10 @@ def test_execution_role_may_only_invoke_our_functions(infra):
     role = infra.template["Resources"]["StateMachineRole"]["Properties"]
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "states.amazonaws.com"}
     statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
-    assert [s["Action"] for s in statements] == ["lambda:InvokeFunction"]
+    # Besides invoking: delivering its error logs and traces (infra/monitoring.py; no resource-level permissions).
+    assert [s["Action"] for s in statements][0] == "lambda:InvokeFunction"
+    assert [s["Sid"] for s in statements[1:]] == ["LogsAndTracing"]
+    assert all(a.startswith(("logs:", "xray:")) for a in statements[1]["Action"])
     names = {f"{infra.stage.prefix}{f.name}" for f in resources.FUNCTIONS if f.placeholder}
     allowed = {value["Fn::Sub"].rsplit(":function:", 1)[1] for value in statements[0]["Resource"]}
     assert allowed == names | {f"{name}:*" for name in names}
@@ -353,7 +356,8 @@ def test_app_policy_is_scoped_to_our_resources(infra):
     assert statements["LifecycleEvents"] == {"Sid": "LifecycleEvents", "Effect": "Allow",
                                              "Action": "events:PutEvents", "Resource": {"Fn::GetAtt": ["EventBus", "Arn"]}}
     unscoped = [s for s in statements.values() if s["Resource"] == "*"]
-    assert [s["Sid"] for s in unscoped] == ["StepFunctionsUnscoped", "CredentialsList"]
+    # X-Ray takes no resource-level permissions (active tracing, infra/monitoring.py).
+    assert [s["Sid"] for s in unscoped] == ["StepFunctionsUnscoped", "CredentialsList", "Tracing"]
     assert statements["CredentialsList"]["Action"] == "secretsmanager:ListSecrets"  # names, never values
     # Credentials: every other Secrets Manager action on the stage's own credential secrets only.
     assert statements["Credentials"]["Resource"]["Fn::Sub"].endswith(f":secret:{infra.stage.prefix}credentials/*")

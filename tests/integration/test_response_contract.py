@@ -38,7 +38,7 @@ class Checked:
         self.contract = contract
 
     def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        url = path if path.startswith(("/health", "/openapi.json")) else PREFIX + path
+        url = path if path.startswith(("/health", "/openapi.json", "/readyz")) else PREFIX + path
         payload = json.dumps(body) if body is not None else None
         headers = {"content-type": "application/json", **(headers or {})}
         response = self.client.http.request(method, url, headers=headers, body=payload)
@@ -79,6 +79,7 @@ def ended(body: dict[str, Any]) -> bool:
 
 def definitions_and_catalog(api: Checked) -> None:
     assert api.get("/health")[0] == 200 and api.get("/openapi.json")[0] == 200
+    assert api.get("/healthz")[0] == 200 and api.get("/readyz")[0] == 200
     status, verdict = api.post("/definitions/validate", TOUR)
     assert status == 200 and verdict["valid"] and verdict["asl"]["StartAt"]
     status, verdict = api.post("/definitions/validate", {**TOUR, "steps": [{"id": "x", "type": "machine",
@@ -296,6 +297,12 @@ def key_value_store(api: Checked) -> None:
     assert api.get("/kv/carts/c-1")[0] == 404
 
 
+def audit_log(api: Checked) -> None:
+    status, page = api.get("/audit?limit=5")
+    assert status == 200 and len(page["items"]) == 5 and page["next_cursor"]
+    assert api.get("/audit?operation=put_kv_entry")[1]["items"][0]["target"].startswith("kv/carts/")
+
+
 def test_every_answer_of_a_tour_of_the_api_is_the_documented_one(checked):
     definitions_and_catalog(checked)
     definition_lifecycle(checked)
@@ -305,6 +312,7 @@ def test_every_answer_of_a_tour_of_the_api_is_the_documented_one(checked):
     triggers_and_hooks(checked)
     credentials(checked)
     key_value_store(checked)
+    audit_log(checked)
     spec = checked.contract.spec
     declared = {(method.upper(), path, code) for path, ops in spec["paths"].items() for method, op in ops.items()
                 for code, response in op["responses"].items()

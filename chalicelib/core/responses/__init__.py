@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.core.responses import common, credentials, definitions, instances, kv, schedules, tasks, triggers
+from chalicelib.core.responses import audit, common, credentials, definitions, instances, kv, schedules, tasks, triggers
 
-MODULES = (common, definitions, instances, tasks, triggers, credentials, kv, schedules)
+MODULES = (common, definitions, instances, tasks, triggers, credentials, kv, schedules, audit)
 
 
 def model(name: str) -> Any:

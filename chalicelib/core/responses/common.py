@@ -84,6 +84,19 @@ class Health(Closed):
     stage: str
 
 
+class Liveness(Closed):
+    status: Literal["alive"]
+
+
+class Readiness(Closed):
+    """Each dependency's verdict; `failing` names those that are not `ok`."""
+
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, Literal["ok", "unreachable", "timed_out"]]
+    failing: list[str]
+    elapsed_ms: float
+
+
 class Failure(Closed):
     """Why an instance or a step failed: the error name Step Functions matched on, and the message."""
 
