@@ -132,9 +132,11 @@ class Scenario:
         return next((t for t in self.tasks.for_instance(instance_id) if t["status"] == "pending"), None)
 
     def waits(self, record: dict[str, Any]) -> bool:
-        """Its task is open and the registering function has returned (the step waits for the token),
-        so a completion now is not racing the function's own failure."""
-        if self.open_task(record["id"]) is None:
+        """Its task is open, or completed with its send still owed (the sweep resends it), and the
+        registering function has returned (the step waits for the token), so a completion now is not
+        racing the function's own failure."""
+        tasks = self.tasks.for_instance(record["id"])
+        if not any(t["status"] == "pending" or t.get("outbox_state") for t in tasks):
             return False
         events = self.sfn.get_execution_history(executionArn=record["execution_arn"], maxResults=1000)["events"]
         kinds = [e["type"] for e in events if e["type"] in ("TaskSubmitted", "TaskScheduled")]
