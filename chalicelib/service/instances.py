@@ -24,6 +24,7 @@ from chalicelib.core.model import Definition
 from chalicelib.core.schemas import schema_errors
 from chalicelib.core.times import as_iso, iso
 from chalicelib.errors import Conflict, InvalidInput, NotFound
+from chalicelib.service.child_workflows import answer_parent
 from chalicelib.service.continuation import Continuation
 from chalicelib.service.endings import CLOSE, Endings
 from chalicelib.service.instance_views import BRIEF_FIELDS, InstanceViews, brief, settled_launch, trust_final_output
@@ -262,6 +263,10 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
             # marks the parent, then reads its status; this end wrote the status, then reads the mark): one
             # of the two sees the other, so the child is canceled either there or here.
             self.cancel_waited_children(fresh)
+        if fresh is not None and fresh.get("parent_token") and not ended.get("parent_token"):
+            # The same crossing for a parent's step that began waiting for this child: its wait wrote the
+            # token, then read this child still running; this end wrote the status, then reads the token.
+            answer_parent(self._machines, fresh, self._events())
         return fresh or ended
 
     def list(self, *, filters: dict[str, str | None], tenant: str | None, started_after: str | None = None,

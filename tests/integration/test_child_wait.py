@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.integration.test_catalog import outputs
@@ -158,3 +159,29 @@ def test_a_child_that_cannot_start_fails_the_waiting_step_with_the_named_error(a
     assert failed["status"] == "failed", failed
     assert failed["error"]["error"] == "Workflow.NotFound" and "no_such_flow" in failed["error"]["message"]
     assert children(api, failed["id"]) == []
+
+
+def test_a_child_ending_while_its_parent_begins_to_wait_still_answers_the_parent(api):
+    """The parent's step writes its token on the child, then reads the child's status; the child's end writes
+    its status, then reads the token. Whichever order they cross in, one of the two answers the parent: here
+    the end was decided on a record read before the token was written (the wait saw the child running)."""
+    import app as app_module
+    from chalicelib.core.times import iso
+
+    child = f"slow_{uuid.uuid4().hex[:6]}"
+    register(api, child, [{"id": "pause", "type": "timer", "seconds": 3600}])
+    parent = f"waiter_{uuid.uuid4().hex[:6]}"
+    register(api, parent, [{"id": "check", "type": "machine", "task_type": "workflow.start",
+                            "config": {"workflow": child, "wait": True}}])
+    parent_id = start(api, parent)
+    store = app_module.services.instance_store
+    spawned = until(lambda: children(api, parent_id))
+    child_id = spawned[0]["id"]
+    assert until(lambda: (store.get(child_id) or {}).get("parent_token"))
+    stale = {k: v for k, v in store.get(child_id).items() if k not in ("parent_token", "parent_step")}
+    output = {"verdict": "ok"}
+    app_module.services.instances._end(stale, {"status": "completed", "completed_at": iso(datetime.now(UTC)),
+                                                "output": output, "error": None, "context": output})
+    done = api.wait(parent_id, timeout=30)
+    assert done["status"] == "completed", done
+    assert outputs(api, done)["check"]["output"] == output
