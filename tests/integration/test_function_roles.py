@@ -1,0 +1,231 @@
+"""Each function's IAM role grants exactly what its code can call: the actions infra/code_actions.py reads off the
+adapters and task types its handler reaches, and what running it needs (logs, traces, its stream and queue).
+
+The roles and this test share the derivation, so they are checked against the code in three ways: the roles in
+the built template against the derivation (nothing missing, nothing more), the derivation against calls a
+sample of code is known to make (it finds them, in the functions that make them, and refuses what it cannot
+attribute), and the derivation against the calls the app really makes on the emulated AWS (none is missing).
+"""
+
+from __future__ import annotations
+
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra import build as infra_build
+from infra import code_actions, roles
+from stepflow_local.schedules import scheduled_event
+
+STAGE = "dev"
+RUNNING = {*roles.LOG_ACTIONS, "xray:PutTelemetryRecords", "xray:PutTraceSegments"}
+
+
+@pytest.fixture(scope="module")
+def infra(local_runtime) -> infra_build.Build:
+    import app  # noqa: F401 - the app reads its settings at import: inside the runtime, as every test does
+
+    return infra_build.build(STAGE)
+
+
+def granted(template: dict[str, Any], function: infra_build.AppFunction) -> dict[str, set[str]]:
+    """Sid -> the actions the function's role grants in that statement."""
+    role = template["Resources"][roles.role_id(function.logical_id)]["Properties"]
+    out: dict[str, set[str]] = {}
+    for policy in role["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            assert statement["Effect"] == "Allow"
+            actions = statement["Action"]
+            out.setdefault(statement["Sid"], set()).update([actions] if isinstance(actions, str) else actions)
+    return out
+
+
+def all_granted(template: dict[str, Any], function: infra_build.AppFunction) -> set[str]:
+    return set().union(*granted(template, function).values())
+
+
+def test_each_function_s_role_grants_what_its_code_calls_and_nothing_more(infra):
+    assert {f.name for f in infra.functions} >= {"api", "step_runner", "task_registrar", "overdue_sweep",
+                                                 "execution_events", "lifecycle_events", "schedule_fired"}
+    for function in infra.functions:
+        props = infra.template["Resources"][function.logical_id]["Properties"]
+        assert props["Role"] == {"Fn::GetAtt": [roles.role_id(function.logical_id), "Arn"]}, function.name
+        calls = code_actions.actions_of(function.handler)
+        called = set().union(*calls.values())
+        by_sid = granted(infra.template, function)
+        code_sids = {roles.SCOPES[(origin, action)] for origin, actions in calls.items() for action in actions}
+        # Every call is granted, in the statement of its scope (the task types' on task resources only).
+        for origin, actions in calls.items():
+            for action in actions:
+                assert action in by_sid[roles.SCOPES[(origin, action)]], (function.name, origin, action)
+        # Nothing more: a code statement grants only calls of its scope, and the rest is what running needs.
+        for sid, actions in by_sid.items():
+            if sid in code_sids:
+                assert actions == {a for o, found in calls.items() for a in found if roles.SCOPES[(o, a)] == sid}
+            elif sid.startswith("Pass"):
+                assert actions == {"iam:PassRole"}
+                passed = {roles.PASSES_ROLE[a][0] for a in called if a in roles.PASSES_ROLE}
+                assert sid.removeprefix("Pass") in passed, (function.name, sid)
+            elif sid == "Stream":
+                assert function.kind == infra_build.STREAM_CONSUMER and actions == set(roles.STREAM_ACTIONS)
+            elif sid == "DeadLetters":
+                assert actions == set(roles.QUEUE_ACTIONS)
+            else:
+                assert sid in ("Logs", "Tracing") and actions <= RUNNING, (function.name, sid, actions)
+        assert by_sid["Logs"] and by_sid["Tracing"]
+
+
+def test_the_derivation_finds_the_calls_where_the_code_makes_them(infra):
+    actions = {f.name: code_actions.actions_of(f.handler) for f in infra.functions}
+
+    def holds(name: str, origin: str = "service") -> frozenset[str]:
+        return actions[name].get(origin, frozenset())
+
+    # The adapters' calls, each in a function that makes it.
+    assert {"states:SendTaskSuccess", "dynamodb:PutItem", "dynamodb:Query"} <= holds("task_registrar")
+    assert "secretsmanager:GetSecretValue" in holds("step_runner")  # a step's credentials
+    assert {"states:PublishStateMachineVersion", "states:CreateStateMachineAlias"} <= holds("api")  # publish=True
+    assert {"events:PutEvents"} <= holds("lifecycle_events")
+    assert "dynamodb:BatchGetItem" in holds("api")  # the task store reads many tasks at once
+    # A transaction is authorised item by item: no dynamodb:TransactWriteItems exists.
+    assert not any(a.startswith("dynamodb:Transact") for found in actions.values() for a in found.get("service", ()))
+    # Task types: aws.* and notify.* run in the step runner (s3 via client_for(aws, "s3").get_object).
+    assert {"s3:GetObject", "s3:PutObject", "sqs:SendMessage", "sns:Publish", "lambda:InvokeFunction",
+            "ses:SendEmail", "events:PutEvents"} <= holds("step_runner", "tasks")
+    # And where the code does not go, nor does the role: the stream consumer holds no credentials, runs no
+    # task type, creates no schedule; only the functions that hold workflow schedules call the Scheduler;
+    # the readiness probe (DescribeTable) is the API's.
+    assert not {a for a in holds("lifecycle_events") if a.startswith(("secretsmanager:", "scheduler:"))}
+    assert "tasks" not in actions["lifecycle_events"]
+    assert {f for f, found in actions.items() if "scheduler:CreateSchedule" in found.get("service", ())} == {
+        "api", "schedule_fired", "overdue_sweep"}
+    assert {f for f, found in actions.items() if "dynamodb:DescribeTable" in found.get("service", ())} == {"api"}
+    for function in infra.functions:  # so their roles differ
+        assert all_granted(infra.template, function) - RUNNING, function.name
+    assert set().union(*actions["lifecycle_events"].values()) < set().union(*actions["api"].values())
+
+
+def _tree(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return root
+
+
+APP = """
+    from chalice import Chalice
+    from chalicelib.wiring import Services
+
+    app = Chalice(app_name="sample")
+    services = Services()
+
+    @app.lambda_function(name="worker")
+    def worker(event, context):
+        return services.store.save(event)
+
+    @app.lambda_function(name="idle")
+    def idle(event, context):
+        return services.settings
+"""
+WIRING = """
+    class Services:
+        def settings(self):
+            return {}
+
+        def store(self):
+            from chalicelib.aws.clients import client
+            from chalicelib.aws.store import Store
+
+            return Store(client("dynamodb", "us-east-1"), client("sqs", "us-east-1"))
+"""
+
+
+def test_a_call_added_to_an_adapter_reaches_the_functions_that_hold_it_and_no_other(tmp_path):
+    root = _tree(tmp_path, {"app.py": APP, "chalicelib/__init__.py": "", "chalicelib/aws/__init__.py": "",
+                            "chalicelib/wiring.py": WIRING, "chalicelib/aws/store.py": """
+        class Store:
+            def __init__(self, ddb, queue):
+                self._ddb, self._queue = ddb, queue
+
+            def save(self, item):
+                self._ddb.put_item(TableName="t", Item=item)
+                self._ddb.transact_write_items(TransactItems=[])
+                pages = self._ddb.get_paginator("query")
+                return self._queue.send_message(QueueUrl="q", MessageBody="{}"), pages
+    """})
+    assert code_actions.actions_of("app.worker", root) == {"service": frozenset({
+        "dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem",
+        "dynamodb:Query", "sqs:SendMessage"})}
+    assert code_actions.actions_of("app.idle", root) == {}
+
+
+def test_a_client_call_the_derivation_cannot_attribute_stops_it(tmp_path):
+    root = _tree(tmp_path, {"app.py": APP, "chalicelib/__init__.py": "", "chalicelib/aws/__init__.py": "",
+                            "chalicelib/wiring.py": WIRING, "chalicelib/aws/store.py": """
+        class Store:
+            def __init__(self, ddb, queue):
+                self._any = ddb
+
+            def save(self, item):
+                self._any.put_item(TableName="t", Item=item)
+                return self._any.send_message(QueueUrl="q", MessageBody="{}")  # no one service has both
+    """})
+    with pytest.raises(code_actions.DerivationError, match=r"self\._any.*put_item.*send_message"):
+        code_actions.actions_of("app.worker", root)
+
+
+def test_an_action_no_scope_covers_is_never_granted_on_everything():
+    with pytest.raises(SystemExit, match="dynamodb:DeleteTable"):
+        roles.code_statements({"service": frozenset({"dynamodb:DeleteTable"})}, {})
+
+
+@pytest.fixture
+def recorded(local_aws):
+    """(IAM action) of every call the app's own AWS clients make on this thread, while the test runs."""
+    from chalicelib.aws.clients import client
+
+    calls: set[str] = set()
+    thread = threading.get_ident()
+
+    def record(model: Any = None, **_: Any) -> None:
+        if threading.get_ident() == thread:
+            calls.update(code_actions.iam_actions(model.service_model.service_name, model.name))
+
+    hooked = [client(service, local_aws.region).meta.events for service in ("dynamodb", "stepfunctions", "events",
+                                                                            "secretsmanager")]
+    for events in hooked:
+        events.register("before-call", record)
+    yield calls
+    for events in hooked:
+        events.unregister("before-call", record)
+
+
+def test_what_the_api_and_the_sweep_really_call_is_in_their_roles(api, local_aws, recorded, infra):
+    """The static derivation against the calls made on the emulated AWS: a request path or a sweep pass
+    calling an action the derivation missed would be refused on AWS."""
+    import app as app_module
+    from chalicelib.examples import bundled
+
+    by_name = {f.name: f for f in infra.functions}
+    status, body = api.post("/definitions", bundled()["order_fulfilment"])
+    assert status in (200, 201), body
+    status, started = api.post("/instances", {"definition_name": "order_fulfilment",
+                                              "input_data": {"order_id": "o-1", "amount": 12, "customer": {"name": "Ada"}}})
+    assert status in (200, 201, 202), started
+    for path in ("/definitions", "/instances", f"/instances/{started['id']}", "/tasks", "/credentials"):
+        status, _ = api.get(path)
+        assert status == 200, path
+    assert api.client.http.get("/readyz").status_code == 200
+    assert {"dynamodb:PutItem", "states:StartExecution"} <= recorded
+    missing = recorded - all_granted(infra.template, by_name["api"])
+    assert not missing, f"the API called {sorted(missing)}, which its role does not grant"
+
+    recorded.clear()
+    app_module.overdue_sweep(scheduled_event("overdue_sweep", local_aws.region), None)
+    assert recorded  # the sweep reads the tables
+    missing = recorded - all_granted(infra.template, by_name["overdue_sweep"])
+    assert not missing, f"the sweep called {sorted(missing)}, which its role does not grant"
