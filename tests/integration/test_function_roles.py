@@ -183,49 +183,84 @@ def test_an_action_no_scope_covers_is_never_granted_on_everything():
         roles.code_statements({"service": frozenset({"dynamodb:DeleteTable"})}, {})
 
 
+class Recorder:
+    """The IAM action of every call the app's own AWS clients make, by the function making it: a Lambda handler
+    of app.py while it runs (on whichever thread the emulator runs it), else the API on the test's thread."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, set[str]] = {}
+        self.test_thread = threading.get_ident()
+        self.local = threading.local()
+
+    def record(self, model: Any = None, **_: Any) -> None:
+        function = getattr(self.local, "function", None)
+        if function is None and threading.get_ident() == self.test_thread:
+            function = "api"
+        if function is not None:
+            self.calls.setdefault(function, set()).update(
+                code_actions.iam_actions(model.service_model.service_name, model.name))
+
+    def wrap(self, name: str, handler: Any) -> Any:
+        def run(*args: Any) -> Any:
+            before = getattr(self.local, "function", None)
+            self.local.function = name
+            try:
+                return handler(*args)
+            finally:
+                self.local.function = before
+
+        return run
+
+
 @pytest.fixture
-def recorded(local_aws):
-    """(IAM action) of every call the app's own AWS clients make on this thread, while the test runs."""
+def recorder(local_aws, monkeypatch):
+    """Records the app's calls while the test runs. The emulated Lambda looks a handler up on app.py at each
+    invocation, so the step runner and task registrar run through the recorder's wrappers."""
+    import app as app_module
     from chalicelib.aws.clients import client
 
-    calls: set[str] = set()
-    thread = threading.get_ident()
-
-    def record(model: Any = None, **_: Any) -> None:
-        if threading.get_ident() == thread:
-            calls.update(code_actions.iam_actions(model.service_model.service_name, model.name))
-
+    recorder = Recorder()
+    for name in ("step_runner", "task_registrar", "overdue_sweep"):
+        monkeypatch.setattr(app_module, name, recorder.wrap(name, getattr(app_module, name)))
     hooked = [client(service, local_aws.region).meta.events for service in ("dynamodb", "stepfunctions", "events",
                                                                             "secretsmanager")]
     for events in hooked:
-        events.register("before-call", record)
-    yield calls
+        events.register("before-call", recorder.record)
+    yield recorder
     for events in hooked:
-        events.unregister("before-call", record)
+        events.unregister("before-call", recorder.record)
 
 
-def test_what_the_api_and_the_sweep_really_call_is_in_their_roles(api, local_aws, recorded, infra):
-    """The static derivation against the calls made on the emulated AWS: a request path or a sweep pass
-    calling an action the derivation missed would be refused on AWS."""
+def test_what_the_functions_really_call_is_in_their_roles(api, local_aws, recorder, infra):
+    """The static derivation against the calls made on the emulated AWS by the API, the step runner, the task
+    registrar and the sweep, through a human-task workflow from start to end: a call the derivation missed
+    would be refused on AWS."""
     import app as app_module
     from chalicelib.examples import bundled
 
-    by_name = {f.name: f for f in infra.functions}
-    status, body = api.post("/definitions", bundled()["order_fulfilment"])
+    status, body = api.post("/definitions", bundled()["expense_approval"])
     assert status in (200, 201), body
-    status, started = api.post("/instances", {"definition_name": "order_fulfilment",
-                                              "input_data": {"order_id": "o-1", "amount": 12, "customer": {"name": "Ada"}}})
-    assert status in (200, 201, 202), started
+    status, started = api.post("/instances", {"definition_name": "expense_approval", "user_id": "alice",
+                                              "input_data": {"requester": "alice", "manager": "bob",
+                                                             "amount": 100, "description": "Books"}})
+    assert status == 201, started
+    assert api.wait(started["id"], until=("waiting", "failed"))["status"] == "waiting"
+    task = api.one_task("assignee_id=bob")
+    status, done = api.post(f"/tasks/{task['id']}/complete", {"output_data": {"approved": True},
+                                                              "completed_by": "bob"})
+    assert status == 200, done
+    assert api.wait(started["id"])["status"] == "completed"
     for path in ("/definitions", "/instances", f"/instances/{started['id']}", "/tasks", "/credentials"):
         status, _ = api.get(path)
         assert status == 200, path
     assert api.client.http.get("/readyz").status_code == 200
-    assert {"dynamodb:PutItem", "states:StartExecution"} <= recorded
-    missing = recorded - all_granted(infra.template, by_name["api"])
-    assert not missing, f"the API called {sorted(missing)}, which its role does not grant"
-
-    recorded.clear()
     app_module.overdue_sweep(scheduled_event("overdue_sweep", local_aws.region), None)
-    assert recorded  # the sweep reads the tables
-    missing = recorded - all_granted(infra.template, by_name["overdue_sweep"])
-    assert not missing, f"the sweep called {sorted(missing)}, which its role does not grant"
+
+    calls = recorder.calls
+    assert {"dynamodb:PutItem", "states:StartExecution", "states:SendTaskSuccess"} <= calls["api"]
+    assert {"dynamodb:PutItem"} <= calls["task_registrar"]  # the task and its token
+    assert calls["step_runner"] and calls["overdue_sweep"]
+    by_name = {f.name: f for f in infra.functions}
+    for function, actions in calls.items():
+        missing = actions - all_granted(infra.template, by_name[function])
+        assert not missing, f"{function} called {sorted(missing)}, which its role does not grant"
