@@ -306,13 +306,13 @@ def streamed_table(consumer: AppFunction, tables: Sequence[Any]) -> Any:
 
 
 def function_roles(stage: Stage, functions: Sequence[AppFunction], tables: Sequence[Any],
-                   queues: dict[str, list[str]]) -> dict[str, Any]:
+                   queues: dict[str, list[str]], config: dict[str, Any] | None = None) -> dict[str, Any]:
     """One role per function: what its code calls (infra/code_actions.py) on the stage's resources, and what
     running it needs (infra/roles.py). Chalice makes none: .chalice/config.json says manage_iam_role false."""
     from chalicelib.config import Settings
     from chalicelib.resources import TASK_RESOURCE_INFIX
 
-    config = chalice_config()
+    config = chalice_config() if config is None else config
     if config.get("manage_iam_role", True) is not False:
         raise SystemExit("infra.build: .chalice/config.json must say \"manage_iam_role\": false: each function gets "
                          "its own role from infra/build.py, and a role Chalice made would be shared by all of them")
@@ -553,7 +553,7 @@ def build(stage_name: str, *, functions: Sequence[AppFunction] | None = None,
     api = by_name.get(API_FUNCTION)
     if api is not None:  # every request reaches the app, which answers 404/405/415 (infra/api_routes.py)
         out["RestAPI"] = {"Properties": {"DefinitionBody": api_routes.definition_body(api.routes)}}
-    out.update(function_roles(stage, functions, tables, function_queues))
+    out.update(function_roles(stage, functions, tables, function_queues, config))
     watched = monitoring.resources(
         stage.prefix, stage.name, stage.log_retention_days,
         {f.name: stage.function_name(f.name) for f in functions}, queues,
