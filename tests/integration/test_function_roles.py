@@ -98,8 +98,12 @@ def test_the_derivation_finds_the_calls_where_the_code_makes_them(infra):
     # And where the code does not go, nor does the role: the stream consumer holds no credentials, runs no
     # task type, creates no schedule; only the functions that hold workflow schedules call the Scheduler;
     # the readiness probe (DescribeTable) is the API's.
-    assert not {a for a in holds("lifecycle_events") if a.startswith(("secretsmanager:", "scheduler:"))}
+    assert not {a for a in holds("lifecycle_events") if a.startswith(("secretsmanager:", "scheduler:", "states:"))}
     assert "tasks" not in actions["lifecycle_events"]
+    # The task registrar holds the instance service, but calls only what records a waiting instance: no
+    # credentials, no task type (a member is followed method by method, through what its constructor got).
+    assert not {a for a in holds("task_registrar") if a.startswith(("secretsmanager:", "scheduler:"))}
+    assert "tasks" not in actions["task_registrar"]
     assert {f for f, found in actions.items() if "scheduler:CreateSchedule" in found.get("service", ())} == {
         "api", "schedule_fired", "overdue_sweep"}
     assert {f for f, found in actions.items() if "dynamodb:DescribeTable" in found.get("service", ())} == {"api"}
@@ -130,6 +134,14 @@ APP = """
     @app.lambda_function(name="idle")
     def idle(event, context):
         return services.settings
+
+    @app.lambda_function(name="cleaner")
+    def cleaner(event, context):
+        return services.store.purge(event)
+
+    @app.lambda_function(name="borrower")
+    def borrower(event, context):
+        return services.store.lend()
 """
 WIRING = """
     class Services:
@@ -156,11 +168,22 @@ def test_a_call_added_to_an_adapter_reaches_the_functions_that_hold_it_and_no_ot
                 self._ddb.transact_write_items(TransactItems=[])
                 pages = self._ddb.get_paginator("query")
                 return self._queue.send_message(QueueUrl="q", MessageBody="{}"), pages
+
+            def purge(self, key):
+                self._ddb.delete_item(TableName="t", Key=key)
+
+            def lend(self):
+                return [self]  # whoever gets it may call anything it has
     """})
     assert code_actions.actions_of("app.worker", root) == {"service": frozenset({
         "dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem",
         "dynamodb:Query", "sqs:SendMessage"})}
+    # The same adapter, another method: only its call.
+    assert code_actions.actions_of("app.cleaner", root) == {"service": frozenset({"dynamodb:DeleteItem"})}
     assert code_actions.actions_of("app.idle", root) == {}
+    # An instance handed on is followed whole: every call it has.
+    assert code_actions.actions_of("app.borrower", root)["service"] == \
+        code_actions.actions_of("app.worker", root)["service"] | {"dynamodb:DeleteItem"}
 
 
 def test_a_client_call_the_derivation_cannot_attribute_stops_it(tmp_path):
@@ -220,7 +243,7 @@ def recorder(local_aws, monkeypatch):
     from chalicelib.aws.clients import client
 
     recorder = Recorder()
-    for name in ("step_runner", "task_registrar", "overdue_sweep"):
+    for name in ("step_runner", "task_registrar", "overdue_sweep", "execution_events", "lifecycle_events"):
         monkeypatch.setattr(app_module, name, recorder.wrap(name, getattr(app_module, name)))
     hooked = [client(service, local_aws.region).meta.events for service in ("dynamodb", "stepfunctions", "events",
                                                                             "secretsmanager")]
@@ -232,11 +255,13 @@ def recorder(local_aws, monkeypatch):
 
 
 def test_what_the_functions_really_call_is_in_their_roles(api, local_aws, recorder, infra):
-    """The static derivation against the calls made on the emulated AWS by the API, the step runner, the task
-    registrar and the sweep, through a human-task workflow from start to end: a call the derivation missed
-    would be refused on AWS."""
+    """The static derivation against the calls made on the emulated AWS by every function (the API, the step
+    runner, the task registrar, the status-change and stream consumers, the sweep) through a human-task
+    workflow from start to end: a call the derivation missed would be refused on AWS."""
     import app as app_module
     from chalicelib.examples import bundled
+    from stepflow_local.status_events import StatusWatcher, status_handlers
+    from stepflow_local.streams import StreamPump, stream_handlers
 
     status, body = api.post("/definitions", bundled()["expense_approval"])
     assert status in (200, 201), body
@@ -250,6 +275,10 @@ def test_what_the_functions_really_call_is_in_their_roles(api, local_aws, record
                                                               "completed_by": "bob"})
     assert status == 200, done
     assert api.wait(started["id"])["status"] == "completed"
+    # The consumers, as the local runtime hands them the execution's end and the event log's stream.
+    local_aws.wait_for_execution(app_module.services.instance_store.get(started["id"])["execution_arn"])
+    assert StatusWatcher(local_aws, status_handlers(app_module.app)).poll() >= 1
+    assert StreamPump(local_aws, stream_handlers(app_module.app, local_aws)).poll() > 0
     for path in ("/definitions", "/instances", f"/instances/{started['id']}", "/tasks", "/credentials"):
         status, _ = api.get(path)
         assert status == 200, path
@@ -259,7 +288,8 @@ def test_what_the_functions_really_call_is_in_their_roles(api, local_aws, record
     calls = recorder.calls
     assert {"dynamodb:PutItem", "states:StartExecution", "states:SendTaskSuccess"} <= calls["api"]
     assert {"dynamodb:PutItem"} <= calls["task_registrar"]  # the task and its token
-    assert calls["step_runner"] and calls["overdue_sweep"]
+    assert calls["step_runner"] and calls["overdue_sweep"] and calls["execution_events"]
+    assert "events:PutEvents" in calls["lifecycle_events"]  # instance.started, task.completed... to the bus
     by_name = {f.name: f for f in infra.functions}
     for function, actions in calls.items():
         missing = actions - all_granted(infra.template, by_name[function])
