@@ -276,6 +276,8 @@ class _Program:
         for key in sorted(self.member_defs):
             function = self.member_defs[key]
             last = function.body[-1] if function.body else None
+            if sum(isinstance(node, ast.Return) for node in ast.walk(function)) != 1:
+                continue  # it may build one class or another (routing: emulated or not): the member stays whole
             if not (isinstance(last, ast.Return) and isinstance(last.value, ast.Call)
                     and isinstance(last.value.func, ast.Name)):
                 continue
