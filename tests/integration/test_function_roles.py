@@ -294,3 +294,43 @@ def test_what_the_functions_really_call_is_in_their_roles(api, local_aws, record
     for function, actions in calls.items():
         missing = actions - all_granted(infra.template, by_name[function])
         assert not missing, f"{function} called {sorted(missing)}, which its role does not grant"
+
+
+def test_a_member_that_may_build_either_of_two_classes_reaches_both(tmp_path):
+    root = _tree(tmp_path, {"chalicelib/__init__.py": "", "chalicelib/aws/__init__.py": "", "app.py": """
+        from chalice import Chalice
+        from chalicelib.wiring import Services
+
+        app = Chalice(app_name="sample")
+        services = Services()
+
+        @app.lambda_function(name="worker")
+        def worker(event, context):
+            return services.queue.send(event)
+    """, "chalicelib/wiring.py": """
+        class Services:
+            def queue(self):
+                from chalicelib.aws.clients import client
+                from chalicelib.aws.queues import Local, Remote
+
+                if self.local:
+                    return Local(client("dynamodb", "us-east-1"))
+                return Remote(client("sqs", "us-east-1"))
+    """, "chalicelib/aws/queues.py": """
+        class Local:
+            def __init__(self, ddb):
+                self._ddb = ddb
+
+            def send(self, item):
+                self._ddb.put_item(TableName="t", Item=item)
+
+
+        class Remote:
+            def __init__(self, sqs):
+                self._sqs = sqs
+
+            def send(self, item):
+                self._sqs.send_message(QueueUrl="q", MessageBody="{}")
+    """})
+    assert code_actions.actions_of("app.worker", root) == {"service": frozenset({"dynamodb:PutItem",
+                                                                                 "sqs:SendMessage"})}
