@@ -29,47 +29,16 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from infra import client_calls
+from infra.client_calls import Call, DerivationError, iam_actions, operations
+
+__all__ = ["Call", "DerivationError", "actions_of", "calls_of", "iam_actions", "operations"]
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "chalicelib"
 COMPOSITION_ROOT = "app"  # app.py: its module code is the API function's own (routes, blueprints, middleware)
 SERVICES = ("chalicelib.wiring", "Services")  # the service graph: each member is followed on its own
 CALL_ORIGINS = {"chalicelib.aws": "service", "chalicelib.tasks.builtin": "tasks"}
-CLIENT_FACTORIES = {"client": 0, "client_for": 1}  # the factory -> the position of its service literal
-# Where IAM names the permission otherwise than `<signing name>:<operation>`. A transaction is authorised
-# item by item, as the single-item call of each kind it may carry.
-IAM_EXCEPTIONS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("lambda", "Invoke"): ("lambda:InvokeFunction",),
-    ("dynamodb", "TransactWriteItems"): ("dynamodb:ConditionCheckItem", "dynamodb:DeleteItem",
-                                         "dynamodb:PutItem", "dynamodb:UpdateItem"),
-}
-
-
-# A parameter that makes a call need one more permission: publishing a version as a state machine is saved.
-IAM_BY_PARAMETER: dict[tuple[tuple[str, str], str], str] = {
-    (("stepfunctions", "CreateStateMachine"), "publish"): "states:PublishStateMachineVersion",
-    (("stepfunctions", "UpdateStateMachine"), "publish"): "states:PublishStateMachineVersion",
-}
-
-
-class DerivationError(Exception):
-    """The code holds a client call this analysis cannot attribute: say so rather than guess."""
-
-
-@dataclass(frozen=True)
-class Call:
-    """One botocore operation the code calls, where it calls it."""
-
-    origin: str  # "service" (chalicelib/aws) or "tasks" (chalicelib/tasks/builtin)
-    service: str  # the boto3 client name: "dynamodb", "stepfunctions"...
-    operation: str  # botocore's operation name: "PutItem"
-    where: str  # module:line, for messages
-    keywords: frozenset[str] = frozenset()  # the parameters it is called with by name
-
-    @property
-    def actions(self) -> tuple[str, ...]:
-        extra = tuple(action for (operation, keyword), action in IAM_BY_PARAMETER.items()
-                      if operation == (self.service, self.operation) and keyword in self.keywords)
-        return iam_actions(self.service, self.operation) + extra
 
 
 @dataclass
@@ -79,31 +48,6 @@ class _Symbol:
     nodes: list[ast.AST]
     refs: set[tuple[str, str]] = field(default_factory=set)
     calls: list[Call] = field(default_factory=list)
-
-
-# ------------------------------------------------------------------------------------------ botocore
-
-
-@cache
-def _service_model(service: str) -> object:
-    import botocore.session
-
-    return botocore.session.get_session().get_service_model(service)
-
-
-@cache
-def operations(service: str) -> dict[str, str]:
-    """boto3 method name -> botocore operation name, for one client."""
-    from botocore import xform_name
-
-    model = _service_model(service)
-    return {xform_name(name): name for name in model.operation_names}  # type: ignore[attr-defined]
-
-
-def iam_actions(service: str, operation: str) -> tuple[str, ...]:
-    """The IAM actions a call needs: `<signing name>:<operation>` (states:StartExecution) unless IAM_EXCEPTIONS."""
-    prefix = _service_model(service).signing_name  # type: ignore[attr-defined]
-    return IAM_EXCEPTIONS.get((prefix, operation), (f"{prefix}:{operation}",))
 
 
 # ------------------------------------------------------------------------------------------ parsing
@@ -146,7 +90,7 @@ class _Program:
         self.members = {name for (module, name) in self.symbols if module == SERVICES[0]
                         and name.startswith(SERVICES[1] + ".")}
         self.precise = self._precise()
-        self.services = self._client_services()
+        self.services = client_calls.client_services(self.trees.values())
         for symbol in list(self.symbols.values()):
             self._references(symbol)
         self._calls()
@@ -407,77 +351,12 @@ class _Program:
 
     # calls ---------------------------------------------------------------------------------------
 
-    def _literal_service(self, node: ast.AST) -> str | None:
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in CLIENT_FACTORIES:
-            position = CLIENT_FACTORIES[node.func.id]
-            if len(node.args) > position and isinstance(node.args[position], ast.Constant) \
-                    and isinstance(node.args[position].value, str):
-                return node.args[position].value
-        return None
-
-    def _client_services(self) -> tuple[str, ...]:
-        """Every service the code creates a client of, by literal name."""
-        found = {service for tree in self.trees.values() for node in ast.walk(tree)
-                 if (service := self._literal_service(node))}
-        return tuple(sorted(found))
-
     def _calls(self) -> None:
         for (module, _), symbol in self.symbols.items():
             origin = next((o for prefix, o in CALL_ORIGINS.items() if module == prefix or module.startswith(prefix + ".")),
                           None)
             if origin is not None:
-                self._symbol_calls(symbol, origin)
-
-    def _symbol_calls(self, symbol: _Symbol, origin: str) -> None:
-        assigned: dict[str, str] = {}  # s3 = client_for(aws, "s3")
-        by_receiver: dict[str, list[tuple[str, int]]] = {}
-        for root in symbol.nodes:
-            for node in ast.walk(root):
-                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                    service = self._literal_service(node.value)
-                    if service:
-                        assigned[node.targets[0].id] = service
-        keywords_of = {id(node.func): [k.arg for k in node.keywords if k.arg] for root in symbol.nodes
-                       for node in ast.walk(root) if isinstance(node, ast.Call)}
-        for root in symbol.nodes:
-            for node in ast.walk(root):
-                if not isinstance(node, ast.Attribute) or isinstance(node.value, ast.Name) and node.value.id == "self":
-                    continue
-                method, receiver = node.attr, node.value
-                if method == "get_paginator":
-                    continue  # its operation is named by its argument: below
-                keywords = frozenset(keywords_of.get(id(node), ()))
-                known = self._literal_service(receiver) or (
-                    assigned.get(receiver.id) if isinstance(receiver, ast.Name) else None)
-                if known:
-                    self._add(symbol, origin, known, method, node.lineno, keywords)
-                elif any(method in operations(s) for s in self.services):
-                    by_receiver.setdefault(ast.unparse(receiver), []).append((method, node.lineno, keywords))
-            for node in ast.walk(root):  # sfn.get_paginator("list_state_machines")
-                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                        and node.func.attr == "get_paginator" and node.args \
-                        and isinstance(node.args[0], ast.Constant):
-                    by_receiver.setdefault(ast.unparse(node.func.value), []).append(
-                        (node.args[0].value, node.lineno, frozenset()))
-        for receiver, uses in by_receiver.items():
-            methods = {m for m, _, _ in uses}
-            fits = [s for s in self.services if methods <= set(operations(s))]
-            if len(fits) != 1:
-                where = f"{symbol.module}:{uses[0][1]}"
-                raise DerivationError(f"{where}: `{receiver}` calls {sorted(methods)}, which "
-                                      f"{'no client service has' if not fits else 'fits ' + ', '.join(fits)}: "
-                                      "name the client's service where it is created")
-            for method, line, keywords in uses:
-                self._add(symbol, origin, fits[0], method, line, keywords)
-
-    def _add(self, symbol: _Symbol, origin: str, service: str, method: str, line: int,
-             keywords: frozenset[str]) -> None:
-        operation = operations(service).get(method)
-        if operation is None:
-            if method.startswith("_") or method in ("meta", "exceptions", "can_paginate", "close"):
-                return
-            raise DerivationError(f"{symbol.module}:{line}: {service} has no operation {method!r}")
-        symbol.calls.append(Call(origin, service, operation, f"{symbol.module}:{line}", keywords))
+                symbol.calls = client_calls.calls_in(module, symbol.nodes, origin, self.services)
 
     # reachability --------------------------------------------------------------------------------
 
