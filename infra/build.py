@@ -2,7 +2,8 @@
 
 `chalice package --merge-template` deep-merges what this writes into the template Chalice generates:
 Chalice contributes the API, the Lambda functions (one per @app.lambda_function / @app.schedule /
-@app.on_cw_event...), their schedules, log groups and the DefaultRole; this adds what Chalice cannot
+@app.on_cw_event...), their schedules and log groups (no role: .chalice/config.json says manage_iam_role
+false); this adds what Chalice cannot
 know about, all of it derived from the same description the local runtime is created from:
 
 - the DynamoDB tables and their indexes (resources.TABLES): point-in-time recovery on, TTL where a
@@ -24,9 +25,9 @@ know about, all of it derived from the same description the local runtime is cre
   issuer, audience and JWKS go into every function's environment, or an existing identity provider's
   settings taken as stack parameters instead; the server secret is a parameter too (secrets NoEcho),
   so no secret is in the template;
-- the DefaultRole's policies: DynamoDB on our tables and indexes only (and reading
-  their streams), the Step Functions calls the
-  service makes, iam:PassRole on the execution role only, events:PutEvents on our bus only.
+- one IAM role per function (infra/roles.py): the actions its code calls, read off the code by
+  infra/code_actions.py, on the stage's own tables, state machines, bus, credential secrets and schedules
+  (a task type's on `<prefix>tasks-` resources), plus its own log group, traces, stream and queue.
 
 Run: python -m infra.build --stage dev [--out build/infra/dev.json]
 """
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra import api_routes, identity, monitoring
+from infra import api_routes, code_actions, identity, monitoring, roles
 
 ROOT = Path(__file__).resolve().parent.parent
 CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
@@ -65,51 +66,7 @@ STREAM_CONSUMER = "DynamoDBEventConfig"  # the kind of an @app.on_dynamodb_recor
 # A stream batch the function fails on is split (a bad record ends up alone) and retried this often;
 # then its place in the stream goes to the function's on-failure queue (the log still holds the events).
 STREAM_RETRY_ATTEMPTS = 10
-STREAM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
-                  "dynamodb:ListStreams")
-
-DYNAMODB_ACTIONS = (
-    "dynamodb:ConditionCheckItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:DescribeTable",
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:Query",
-    "dynamodb:UpdateItem",
-)
-STATE_MACHINE_ACTIONS = (
-    "states:CreateStateMachine",
-    "states:ListExecutions",
-    "states:StartExecution",
-    "states:UpdateStateMachine",
-)
-# Each registration publishes a version (UpdateStateMachine with publish) and moves the `live` alias; pinned
-# starts run a version or an alias (StartExecution on their qualified ARNs, name:version and name:alias).
-VERSION_ACTIONS = (
-    "states:CreateStateMachineAlias",
-    "states:DescribeStateMachine",
-    "states:DescribeStateMachineAlias",
-    "states:PublishStateMachineVersion",
-    "states:StartExecution",
-    "states:UpdateStateMachineAlias",
-)
-# Credentials (chalicelib/aws/secrets.py): one secret per credential under <prefix>credentials/. The API writes
-# and describes them; the step runner reads values. ListSecrets takes no resource (AWS offers none for it): it
-# reads names and descriptions, never values, and the app filters by its own prefix.
-SECRET_ACTIONS = ("secretsmanager:CreateSecret", "secretsmanager:DeleteSecret", "secretsmanager:DescribeSecret",
-                  "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:TagResource",
-                  "secretsmanager:UpdateSecret")
 SCHEDULE_FIRED = "schedule_fired"  # the function EventBridge Scheduler invokes for workflow schedules
-SCHEDULER_ACTIONS = ("scheduler:CreateSchedule", "scheduler:DeleteSchedule", "scheduler:GetSchedule",
-                     "scheduler:UpdateSchedule")
-EXECUTION_ACTIONS = ("states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution")
-# These take no resource-level permissions: "*" is the narrowest AWS allows.
-UNSCOPED_STATES_ACTIONS = (
-    "states:ListStateMachines",
-    "states:SendTaskFailure",
-    "states:SendTaskHeartbeat",
-    "states:SendTaskSuccess",
-)
 
 # Stack parameter -> (the variable chalicelib.config reads, its declaration). Settings.from_env refuses
 # to start a deployed stage without issuer, audience and keys (docs/security.md): the stack's own user
@@ -339,86 +296,38 @@ def scheduler_role(stage: Stage) -> dict[str, Any]:
     }
 
 
-def scheduler_statements(stage: Stage) -> list[dict[str, Any]]:
-    """The API's calls to EventBridge Scheduler (its schedules only) and passing it the scheduler role."""
-    return [
-        {"Sid": "WorkflowSchedules", "Effect": "Allow", "Action": list(SCHEDULER_ACTIONS),
-         "Resource": sub(f"arn:${{AWS::Partition}}:scheduler:${{AWS::Region}}:${{AWS::AccountId}}:schedule/default/"
-                         f"{stage.machine_prefix}*")},
-        {"Sid": "PassSchedulerRole", "Effect": "Allow", "Action": "iam:PassRole", "Resource": get_att("SchedulerRole"),
-         "Condition": {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}},
-    ]
+def streamed_table(consumer: AppFunction, tables: Sequence[Any]) -> Any:
+    """The table (resources.TABLES) whose stream a STREAM_CONSUMER reads."""
+    streamed = [t for t in tables if t.stream_view and consumer.stream_table and consumer.stream_table.endswith(t.name)]
+    if len(streamed) != 1:
+        raise SystemExit(f"infra.build: '{consumer.name}' reads the stream of {consumer.stream_table!r}, "
+                         f"which names no table with a stream in chalicelib/resources.py")
+    return streamed[0]
 
 
-def app_policy(stage: Stage, tables: Sequence[Any], queues: Sequence[str]) -> dict[str, Any]:
-    """What the API and every Lambda of the app may do (Chalice's DefaultRole)."""
-    table_arns: list[Any] = []
-    for table in tables:
-        table_arns.append(get_att(table.logical_id))
-        if table.indexes:
-            table_arns.append(sub(f"${{{table.logical_id}.Arn}}/index/*"))
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": "Logs",
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": sub(f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:"
-                            f"/aws/lambda/{stage.prefix}*"),
-        },
-        {"Sid": "Tables", "Effect": "Allow", "Action": list(DYNAMODB_ACTIONS), "Resource": table_arns},
-        {"Sid": "StateMachines", "Effect": "Allow", "Action": list(STATE_MACHINE_ACTIONS),
-         "Resource": state_machine_arn(f"{stage.machine_prefix}*")},
-        {"Sid": "VersionsAndAliases", "Effect": "Allow", "Action": list(VERSION_ACTIONS),
-         "Resource": [state_machine_arn(f"{stage.machine_prefix}*"), state_machine_arn(f"{stage.machine_prefix}*:*")]},
-        {"Sid": "Executions", "Effect": "Allow", "Action": list(EXECUTION_ACTIONS),
-         "Resource": execution_arn(f"{stage.machine_prefix}*:*")},
-        {"Sid": "StepFunctionsUnscoped", "Effect": "Allow", "Action": list(UNSCOPED_STATES_ACTIONS), "Resource": "*"},
-        {
-            "Sid": "PassExecutionRole",
-            "Effect": "Allow",
-            "Action": "iam:PassRole",
-            "Resource": get_att("StateMachineRole"),
-            "Condition": {"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}},
-        },
-        {"Sid": "LifecycleEvents", "Effect": "Allow", "Action": "events:PutEvents", "Resource": get_att("EventBus")},
-        {"Sid": "Credentials", "Effect": "Allow", "Action": list(SECRET_ACTIONS),
-         "Resource": sub(f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:"
-                         f"{stage.prefix}credentials/*")},
-        {"Sid": "CredentialsList", "Effect": "Allow", "Action": "secretsmanager:ListSecrets", "Resource": "*"},
-    ]
-    streams = [sub(f"${{{table.logical_id}.Arn}}/stream/*") for table in tables if table.stream_view]
-    if streams:
-        # What Lambda reads a stream with for its consumer, on our tables' streams only.
-        statements.insert(2, {"Sid": "Streams", "Effect": "Allow", "Action": list(STREAM_ACTIONS), "Resource": streams})
-    if queues:
-        statements.append({"Sid": "DeadLetters", "Effect": "Allow", "Action": "sqs:SendMessage",
-                           "Resource": [get_att(queue) for queue in queues]})
-    statements.extend(task_statements(stage))
-    return {"PolicyName": "stepflow", "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}
-
-
-def task_statements(stage: Stage) -> list[dict[str, Any]]:
-    """What the aws.* and notify.* task types may reach: the caller's resources named with the stage's task
-    prefix only (chalicelib.resources.TASK_RESOURCE_INFIX), and SES identities of this account and region."""
+def function_roles(stage: Stage, functions: Sequence[AppFunction], tables: Sequence[Any],
+                   queues: dict[str, list[str]], config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One role per function: what its code calls (infra/code_actions.py) on the stage's resources, and what
+    running it needs (infra/roles.py). Chalice makes none: .chalice/config.json says manage_iam_role false."""
+    from chalicelib.config import Settings
     from chalicelib.resources import TASK_RESOURCE_INFIX
 
-    named = f"{stage.prefix}{TASK_RESOURCE_INFIX}*"
-    here = "arn:${AWS::Partition}:{service}:${AWS::Region}:${AWS::AccountId}:"
-    return [
-        {"Sid": "TaskObjects", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
-         "Resource": sub(f"arn:${{AWS::Partition}}:s3:::{named}/*")},
-        {"Sid": "TaskQueues", "Effect": "Allow", "Action": "sqs:SendMessage",
-         "Resource": sub(here.replace("{service}", "sqs") + named)},
-        {"Sid": "TaskTopics", "Effect": "Allow", "Action": "sns:Publish",
-         "Resource": sub(here.replace("{service}", "sns") + named)},
-        {"Sid": "TaskEventBuses", "Effect": "Allow", "Action": "events:PutEvents",
-         "Resource": sub(here.replace("{service}", "events") + f"event-bus/{named}")},
-        {"Sid": "TaskFunctions", "Effect": "Allow", "Action": "lambda:InvokeFunction",
-         "Resource": [sub(here.replace("{service}", "lambda") + f"function:{named}"),
-                      sub(here.replace("{service}", "lambda") + f"function:{named}:*")]},
-        {"Sid": "TaskEmail", "Effect": "Allow", "Action": "ses:SendEmail",
-         "Resource": sub(here.replace("{service}", "ses") + "identity/*")},
-    ]
+    config = chalice_config() if config is None else config
+    if config.get("manage_iam_role", True) is not False:
+        raise SystemExit("infra.build: .chalice/config.json must say \"manage_iam_role\": false: each function gets "
+                         "its own role from infra/build.py, and a role Chalice made would be shared by all of them")
+    settings = Settings.from_env(stage.environment, check=False)
+    scopes = roles.scope_resources(stage.prefix, stage.machine_prefix, tables,
+                                   f"{stage.prefix}{TASK_RESOURCE_INFIX}", settings.scheduler_group)
+    out: dict[str, Any] = {}
+    for function in functions:
+        name = stage.function_name(function.name)
+        stream = streamed_table(function, tables).logical_id if function.kind == STREAM_CONSUMER else None
+        statements = [*roles.code_statements(code_actions.actions_of(function.handler), scopes),
+                      *roles.running_statements(name, stream, queues.get(function.name, []))]
+        out[roles.role_id(function.logical_id)] = roles.function_role(
+            f"Stepflow {stage.name}: {function.name}, what its code calls and nothing more", statements)
+    return out
 
 
 def app_environment(stage: Stage, tables: Sequence[Any], functions: Sequence[Any]) -> dict[str, Any]:
@@ -504,6 +413,7 @@ def build(stage_name: str, *, functions: Sequence[AppFunction] | None = None,
     outputs["EventBusName"] = {"Value": {"Ref": "EventBus"}}
 
     queues: list[str] = []
+    function_queues: dict[str, list[str]] = {}  # the queues Lambda sends a function's failures to
     function_extra: dict[str, dict[str, Any]] = {}
     consumer = by_name.get(EXECUTION_EVENTS)
     if consumer is None:
@@ -543,6 +453,7 @@ def build(stage_name: str, *, functions: Sequence[AppFunction] | None = None,
                 },
             },
         }
+        function_queues[consumer.name] = [queue]
         function_extra[consumer.name] = {"DeadLetterQueue": {"Type": "SQS", "TargetArn": get_att(queue)}}
         pattern_filter = {"detail": {"stateMachineArn": [{"prefix": state_machine_arn(stage.machine_prefix)}],
                                      "status": list(EXECUTION_END_STATUSES)}}
@@ -591,14 +502,10 @@ def build(stage_name: str, *, functions: Sequence[AppFunction] | None = None,
             }
 
     for consumer in (f for f in functions if f.kind == STREAM_CONSUMER):
-        streamed = [t for t in tables if t.stream_view and consumer.stream_table
-                    and consumer.stream_table.endswith(t.name)]
-        if len(streamed) != 1:
-            raise SystemExit(f"infra.build: '{consumer.name}' reads the stream of {consumer.stream_table!r}, "
-                             f"which names no table with a stream in chalicelib/resources.py")
-        table = streamed[0]
+        table = streamed_table(consumer, tables)
         queue = f"{consumer.logical_id}FailedBatches"
         queues.append(queue)
+        function_queues[consumer.name] = [queue]
         out[queue] = {"Type": "AWS::SQS::Queue", "Properties": {
             "QueueName": f"{stage.prefix}{consumer.name}-failed", "MessageRetentionPeriod": DLQ_RETENTION_SECONDS,
             "SqsManagedSseEnabled": True}}
@@ -637,6 +544,7 @@ def build(stage_name: str, *, functions: Sequence[AppFunction] | None = None,
             "FunctionName": name,
             "Tracing": "Active",
             "Environment": {"Variables": environment},
+            "Role": get_att(roles.role_id(function.logical_id)),  # its own (.chalice/config.json: manage_iam_role false)
             **function_extra.get(function.name, {}),
         }}
         # Chalice names it /aws/lambda/${<logical id>}, and for the API handler it refers to a logical id
@@ -645,12 +553,7 @@ def build(stage_name: str, *, functions: Sequence[AppFunction] | None = None,
     api = by_name.get(API_FUNCTION)
     if api is not None:  # every request reaches the app, which answers 404/405/415 (infra/api_routes.py)
         out["RestAPI"] = {"Properties": {"DefinitionBody": api_routes.definition_body(api.routes)}}
-    # Lists do not deep-merge: this replaces Chalice's autogenerated policy (logs only) as a whole.
-    policy = app_policy(stage, tables, queues)
-    if SCHEDULE_FIRED in by_name:
-        policy["PolicyDocument"]["Statement"] += scheduler_statements(stage)
-    policy["PolicyDocument"]["Statement"] += monitoring.function_statements()
-    out["DefaultRole"] = {"Properties": {"Policies": [policy]}}
+    out.update(function_roles(stage, functions, tables, function_queues, config))
     watched = monitoring.resources(
         stage.prefix, stage.name, stage.log_retention_days,
         {f.name: stage.function_name(f.name) for f in functions}, queues,

@@ -129,8 +129,8 @@ def inspect_zip(path: Path) -> tuple[int, int, list[tuple[str, int]]]:
 
 
 def check(package: Package, pins: dict[str, str] | None = None) -> list[str]:
-    """Problems with a package: a runtime below 3.12, a dev dependency in the zip, a function without a name,
-    a dependency other than the lock's (`pins`, name -> version)."""
+    """Problems with a package: a runtime below 3.12, a dev dependency in the zip, a function without a name
+    or its own role, a dependency other than the lock's (`pins`, name -> version)."""
     problems = []
     if pins is not None:
         for name in sorted(set(pins) | set(package.dists)):
@@ -152,6 +152,8 @@ def check(package: Package, pins: dict[str, str] | None = None) -> list[str]:
             problems.append(f"{logical_id} has runtime {runtime!r}; package under Python 3.12+ (make package)")
         if not properties.get("FunctionName"):
             problems.append(f"{logical_id} has no FunctionName: infra/build.py did not know this function")
+        if properties.get("Role") != {"Fn::GetAtt": [f"{logical_id}Role", "Arn"]}:
+            problems.append(f"{logical_id} does not run as its own role {logical_id}Role (infra/roles.py)")
     return problems
 
 

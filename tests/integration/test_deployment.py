@@ -322,9 +322,10 @@ def test_workflow_schedules_get_a_scheduler_role_that_invokes_schedule_fired_onl
     statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
     assert [(s["Action"], s["Resource"]) for s in statements] == [
         ("lambda:InvokeFunction", infra_build.function_arn(infra.stage.function_name("schedule_fired")))]
-    policy = {s["Sid"]: s for p in built["DefaultRole"]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]}
+    policy = {s["Sid"]: s for p in built["APIHandlerRole"]["Properties"]["Policies"]
+              for s in p["PolicyDocument"]["Statement"]}
     assert set(policy["WorkflowSchedules"]["Action"]) == {"scheduler:CreateSchedule", "scheduler:UpdateSchedule",
-                                                          "scheduler:DeleteSchedule", "scheduler:GetSchedule"}
+                                                          "scheduler:DeleteSchedule"}
     assert policy["WorkflowSchedules"]["Resource"]["Fn::Sub"].endswith(f":schedule/default/{infra.stage.prefix}*")
     assert policy["PassSchedulerRole"]["Resource"] == {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
     assert policy["PassSchedulerRole"]["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
@@ -333,46 +334,43 @@ def test_workflow_schedules_get_a_scheduler_role_that_invokes_schedule_fired_onl
     assert env["STEPFLOW_SCHEDULE_FIRED_ARN"] == infra_build.function_arn(infra.stage.function_name("schedule_fired"))
 
 
-def test_app_policy_is_scoped_to_our_resources(infra):
-    policies = infra.template["Resources"]["DefaultRole"]["Properties"]["Policies"]
-    statements = {s["Sid"]: s for p in policies for s in p["PolicyDocument"]["Statement"]}
+def test_function_roles_are_scoped_to_our_resources(infra):
+    built = infra.template["Resources"]
+    api = {s["Sid"]: s for p in built["APIHandlerRole"]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]}
     table_ids = {t.logical_id for t in resources.TABLES}
-    assert references(statements["Tables"]["Resource"]) == table_ids
-    assert all(a.startswith("dynamodb:") for a in statements["Tables"]["Action"])
-    granted = {a for s in statements.values() for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-    assert {"states:CreateStateMachine", "states:UpdateStateMachine", "states:StartExecution",
-            "states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution",
-            "states:ListStateMachines", "states:ListExecutions", "states:SendTaskSuccess",
-            "states:SendTaskFailure", "states:SendTaskHeartbeat"} <= granted
-    prefix_arn = statements["StateMachines"]["Resource"]["Fn::Sub"]
-    assert prefix_arn.endswith(f":stateMachine:{infra.stage.prefix}*")
-    # Versions and aliases: published and moved on registration, started by their qualified ARNs.
-    versions = statements["VersionsAndAliases"]
-    assert {"states:PublishStateMachineVersion", "states:CreateStateMachineAlias", "states:UpdateStateMachineAlias",
-            "states:DescribeStateMachineAlias", "states:StartExecution"} <= set(versions["Action"])
-    assert [r["Fn::Sub"].rsplit(":stateMachine:", 1)[1] for r in versions["Resource"]] == \
-        [f"{infra.stage.prefix}*", f"{infra.stage.prefix}*:*"]
-    assert statements["PassExecutionRole"]["Resource"] == {"Fn::GetAtt": ["StateMachineRole", "Arn"]}
-    assert statements["LifecycleEvents"] == {"Sid": "LifecycleEvents", "Effect": "Allow",
-                                             "Action": "events:PutEvents", "Resource": {"Fn::GetAtt": ["EventBus", "Arn"]}}
-    unscoped = [s for s in statements.values() if s["Resource"] == "*"]
-    # X-Ray takes no resource-level permissions (active tracing, infra/monitoring.py).
-    assert [s["Sid"] for s in unscoped] == ["StepFunctionsUnscoped", "CredentialsList", "Tracing"]
-    assert statements["CredentialsList"]["Action"] == "secretsmanager:ListSecrets"  # names, never values
-    # Credentials: every other Secrets Manager action on the stage's own credential secrets only.
-    assert statements["Credentials"]["Resource"]["Fn::Sub"].endswith(f":secret:{infra.stage.prefix}credentials/*")
-    assert {"secretsmanager:GetSecretValue", "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue",
-            "secretsmanager:DeleteSecret", "secretsmanager:DescribeSecret"} <= set(statements["Credentials"]["Action"])
-    # Streams are read on our tables' streams only.
-    streamed = {t.logical_id for t in resources.TABLES if t.stream_view}
-    assert streamed and references(statements["Streams"]["Resource"]) == streamed
-    assert all(r["Fn::Sub"].endswith(".Arn}/stream/*") for r in statements["Streams"]["Resource"])
-    assert set(statements["Streams"]["Action"]) == {"dynamodb:DescribeStream", "dynamodb:GetRecords",
-                                                    "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
+    assert references(api["Tables"]["Resource"]) == table_ids
+    assert all(a.startswith("dynamodb:") for a in api["Tables"]["Action"])
+    prefix_arns = [r["Fn::Sub"].rsplit(":stateMachine:", 1)[1] for r in api["StateMachines"]["Resource"]]
+    assert prefix_arns == [f"{infra.stage.prefix}*", f"{infra.stage.prefix}*:*"]  # versions and aliases too
+    assert api["Executions"]["Resource"]["Fn::Sub"].endswith(f":execution:{infra.stage.prefix}*:*")
+    assert api["PassStateMachineRole"]["Resource"] == {"Fn::GetAtt": ["StateMachineRole", "Arn"]}
+    assert api["PassStateMachineRole"]["Condition"] == {"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}}
+    assert api["LifecycleEvents"] == {"Sid": "LifecycleEvents", "Effect": "Allow",
+                                      "Action": ["events:PutEvents"], "Resource": {"Fn::GetAtt": ["EventBus", "Arn"]}}
+    # Credentials: every Secrets Manager action but listing on the stage's own credential secrets only.
+    assert api["Credentials"]["Resource"]["Fn::Sub"].endswith(f":secret:{infra.stage.prefix}credentials/*")
+    assert api["Logs"]["Resource"]["Fn::Sub"].endswith(f":log-group:/aws/lambda/{infra.stage.prefix}api:*")
+    for function in infra.functions:
+        role = built[f"{function.logical_id}Role"]["Properties"]
+        assert role["AssumeRolePolicyDocument"]["Statement"] == [{
+            "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]
+        statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+        unscoped = {a for s in statements if s["Resource"] == "*" for a in s["Action"]}
+        # No resource-level permissions exist for these: "*" is the narrowest AWS allows.
+        assert unscoped <= {"states:ListStateMachines", "states:SendTaskSuccess", "states:SendTaskFailure",
+                            "states:SendTaskHeartbeat", "secretsmanager:ListSecrets", "xray:PutTelemetryRecords",
+                            "xray:PutTraceSegments"}, function.name
+    # The stream consumer reads its own table's stream only.
+    (consumer,) = (f for f in infra.functions if f.kind == infra_build.STREAM_CONSUMER)
+    stream = next(s for p in built[f"{consumer.logical_id}Role"]["Properties"]["Policies"]
+                  for s in p["PolicyDocument"]["Statement"] if s["Sid"] == "Stream")
+    assert stream["Resource"] == {"Fn::Sub": "${EventsTable.Arn}/stream/*"}
+    assert set(stream["Action"]) == {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+                                     "dynamodb:ListStreams"}
 
 
 def test_the_template_scopes_task_types_to_task_resources(infra):
-    policies = infra.template["Resources"]["DefaultRole"]["Properties"]["Policies"]
+    policies = infra.template["Resources"]["StepRunnerRole"]["Properties"]["Policies"]
     statements = {s["Sid"]: s for p in policies for s in p["PolicyDocument"]["Statement"]}
     named = f"{infra.stage.prefix}{resources.TASK_RESOURCE_INFIX}*"
 
@@ -408,9 +406,9 @@ def test_the_event_log_stream_feeds_the_lifecycle_events_function(infra, local_r
         "Fn::GetAtt": ["LifecycleEventsFailedBatches", "Arn"]}}}
     queue = built["LifecycleEventsFailedBatches"]["Properties"]
     assert queue["QueueName"] == "stepflow-dev-lifecycle_events-failed" and queue["SqsManagedSseEnabled"] is True
-    dead_letters = next(s for p in built["DefaultRole"]["Properties"]["Policies"]
+    dead_letters = next(s for p in built["LifecycleEventsRole"]["Properties"]["Policies"]
                         for s in p["PolicyDocument"]["Statement"] if s["Sid"] == "DeadLetters")
-    assert {"Fn::GetAtt": ["LifecycleEventsFailedBatches", "Arn"]} in dead_letters["Resource"]
+    assert dead_letters["Resource"] == [{"Fn::GetAtt": ["LifecycleEventsFailedBatches", "Arn"]}]
 
 
 def test_the_infra_part_has_no_circular_dependencies(infra):
@@ -473,7 +471,7 @@ def test_execution_status_rule_follows_the_execution_events_function(app_module)
     assert built["ExecutionEvents"]["Properties"]["DeadLetterQueue"]["Type"] == "SQS"
     queue = built["ExecutionEventsDeadLetterQueue"]["Properties"]
     assert queue["QueueName"] == "stepflow-dev-execution_events-dlq" and queue["SqsManagedSseEnabled"] is True
-    dead_letters = next(s for p in built["DefaultRole"]["Properties"]["Policies"]
+    dead_letters = next(s for p in built["ExecutionEventsRole"]["Properties"]["Policies"]
                         for s in p["PolicyDocument"]["Statement"] if s["Sid"] == "DeadLetters")
     assert dead_letters["Resource"] == [{"Fn::GetAtt": ["ExecutionEventsDeadLetterQueue", "Arn"]}]
 
@@ -537,7 +535,7 @@ def test_the_packaged_template_is_chalice_merged_with_the_infra_part(packaged, i
         assert props["FunctionName"] == infra.stage.function_name(function.name)
         version = tuple(int(p) for p in props["Runtime"].removeprefix("python").split("."))
         assert version >= (3, 12), props["Runtime"]
-        assert props["Role"] == {"Fn::GetAtt": ["DefaultRole", "Arn"]}
+        assert props["Role"] == {"Fn::GetAtt": [f"{function.logical_id}Role", "Arn"]}  # its own
         # Packaging skips the deployed-stage checks; a deployed function never may.
         assert PACKAGING_ENV not in json.dumps(props.get("Environment") or {}) + json.dumps(
             template.get("Globals") or {})
@@ -568,8 +566,9 @@ def test_the_packaged_template_is_chalice_merged_with_the_infra_part(packaged, i
     for logical_id, resource in infra.template["Resources"].items():
         if "Type" in resource:
             assert template["Resources"][logical_id] == resource, logical_id
-    assert template["Resources"]["DefaultRole"]["Properties"]["Policies"] == \
-        infra.template["Resources"]["DefaultRole"]["Properties"]["Policies"]
+    # manage_iam_role false: Chalice makes no role of its own; the functions' roles are the infra part's.
+    assert "DefaultRole" not in template["Resources"]
+    assert set(by_type(template, "AWS::IAM::Role")) == set(by_type(infra.template, "AWS::IAM::Role"))
     with zipfile.ZipFile(zip_path) as archive:
         top = {name.split("/", 1)[0] for name in archive.namelist()}
     assert {"app.py", "chalicelib"} <= top

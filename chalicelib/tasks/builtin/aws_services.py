@@ -1,7 +1,7 @@
 """aws.s3.get, aws.s3.put, aws.sqs.send, aws.eventbridge.put, aws.lambda.invoke: the caller's own AWS resources.
 
 The step runner makes the calls with the service's role; on AWS that role reaches only resources named
-``<resource prefix>tasks-...`` (chalicelib.resources.TASK_RESOURCE_INFIX, infra/build.py task_statements). Functions of the service itself are refused
+``<resource prefix>tasks-...`` (chalicelib.resources.TASK_RESOURCE_INFIX, infra/roles.py SCOPES). Functions of the service itself are refused
 here too, whatever the role allows: a step must not drive the step runner with a payload it forged.
 """
 
