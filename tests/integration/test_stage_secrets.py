@@ -55,9 +55,21 @@ def test_a_rotated_secret_is_used_after_the_refresh_interval(local_aws):
     assert services.refresh_secrets() is False  # read again, unchanged: nothing is rebuilt
     assert services.settings.cursor_key == before
     local_aws.client("secretsmanager").put_secret_value(SecretId=arn, SecretString="rotated-" + "c" * 40)
-    assert services.refresh_secrets() is True
-    assert services.settings.server_secret == "rotated-" + "c" * 40
+    # Each invocation of a handler starts with the refresh (app.py's invocation middleware, as wired there).
+    from chalice import Chalice
+
+    from chalicelib.observability import make_invocation_middleware
+
+    probe = Chalice(app_name="probe")
+    probe.register_middleware(make_invocation_middleware(services.refresh_secrets), "all")
+
+    @probe.lambda_function(name="probe")
+    def handler(event: Any, context: Any) -> str:
+        return services.settings.server_secret
+
+    assert handler({}, None) == "rotated-" + "c" * 40
     assert services.settings.cursor_key != before  # what derives from it follows
+    assert services.refresh_secrets() is False
 
 
 class Counting:
