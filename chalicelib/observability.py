@@ -111,9 +111,16 @@ def tracing_enabled(env: Mapping[str, str] | None = None) -> bool:
 
 
 @functools.cache
-def tracer() -> Tracer:
+def tracer() -> Tracer | None:
     """The Powertools Tracer, made at the first traced invocation (importing the X-Ray SDK costs a cold start
-    about 100 ms: a function with tracing off never pays it)."""
+    about 100 ms: a function with tracing off never pays it). None when the X-Ray SDK is not installed: the
+    Lambda package leaves it out (it requires botocore, which the runtime provides and the package may not
+    carry), so a deployed function has Lambda's own segments only, and says so once."""
+    try:
+        import aws_xray_sdk  # noqa: F401 - Powertools imports it lazily, at the first trace: checked here
+    except ImportError:
+        logger.warning("tracing is on but the X-Ray SDK is not installed: no handler subsegments")
+        return None
     from aws_lambda_powertools import Tracer
 
     return Tracer(service=SERVICE)
@@ -147,8 +154,9 @@ def make_invocation_middleware(before: Callable[[], Any] | None = None) -> Calla
 
         handle.__name__ = str(context.function_name or "handler")  # the trace's subsegment: "## <function>"
         handler = logger.inject_lambda_context(clear_state=True)(handle)
-        if tracing_enabled():
-            handler = tracer().capture_lambda_handler(handler, capture_response=False)
+        traced = tracer() if tracing_enabled() else None
+        if traced is not None:
+            handler = traced.capture_lambda_handler(handler, capture_response=False)
         return handler(event, context)
 
     return middleware

@@ -212,6 +212,14 @@ os.environ.update({"AWS_LAMBDA_FUNCTION_NAME": "stepflow-dev-api", "LAMBDA_TASK_
                    "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:%d" % daemon.getsockname()[1],
                    "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"})
 os.environ.update(json.loads(sys.argv[1]))
+if os.environ.pop("PROBE_WITHOUT_XRAY_SDK", None):  # as in the Lambda package, which leaves the SDK out
+    class NoSdk:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "aws_xray_sdk":
+                raise ImportError(name)
+            return None
+    sys.meta_path.insert(0, NoSdk())
+    sys.modules.pop("aws_xray_sdk", None)
 import app
 from chalice.test import Client
 from chalicelib import observability
@@ -224,7 +232,8 @@ while time.monotonic() < deadline and not any("## " in s for s in sent):
         sent.append(daemon.recv(65536).decode())
     except socket.timeout:
         pass
-print(json.dumps({"status": status, "xray_sdk_loaded": "aws_xray_sdk" in sys.modules, "sent": sent}))
+print(json.dumps({"status": status, "xray_sdk_loaded": "aws_xray_sdk" in sys.modules, "sent": sent,
+                  "tracer": observability.tracer.cache_info().currsize == 1 and observability.tracer() is not None}))
 """
 
 
@@ -238,7 +247,7 @@ def _trace_probe(env: dict[str, str]) -> dict:
 
 def test_tracing_is_off_under_the_local_setting_and_the_xray_sdk_is_never_imported():
     found = _trace_probe({"POWERTOOLS_TRACE_DISABLED": "true"})  # what the local runtime and tests export
-    assert found == {"status": 200, "xray_sdk_loaded": False, "sent": []}
+    assert found == {"status": 200, "xray_sdk_loaded": False, "sent": [], "tracer": False}
 
 
 def test_a_deployed_function_traces_each_invocation():
@@ -249,6 +258,11 @@ def test_a_deployed_function_traces_each_invocation():
     assert handler["trace_id"] == "1-5759e988-bd862e3fe1be46a994272793" and handler["parent_id"] == "53995c3f42cd8ad8"
     assert handler["annotations"] == {"ColdStart": True, "Service": "stepflow"}
     assert "metadata" not in handler  # responses are not captured: they hold users' data
+
+
+def test_a_function_without_the_xray_sdk_still_answers_untraced():
+    found = _trace_probe({"PROBE_WITHOUT_XRAY_SDK": "1"})  # tracing on, the SDK missing (see tracer())
+    assert found == {"status": 200, "xray_sdk_loaded": False, "sent": [], "tracer": False}
 
 
 def test_the_deployed_configuration_turns_tracing_on_and_the_local_one_off(local_runtime):
