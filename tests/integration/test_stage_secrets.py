@@ -209,3 +209,24 @@ def test_the_functions_may_read_exactly_the_secrets_their_environment_names(temp
     # The credentials statement reads only the tenants' credentials, not the stage's secrets.
     credentials = next(s for s in reading if s["Sid"] == "Credentials")
     assert credentials["Resource"]["Fn::Sub"].endswith(":secret:stepflow-dev-credentials/*")
+
+
+def test_a_secret_given_in_the_deploying_shell_is_stored_and_passed_by_arn(local_aws):
+    from infra import deploy as infra_deploy
+
+    sm = local_aws.client("secretsmanager")
+    store = infra_deploy.SecretStore(sm, "stepflow-dev-")
+    [parameter] = infra_deploy.stack_parameters({"STEPFLOW_SERVER_SECRET": SERVER}, updating=False, store=store)
+    arn = parameter["ParameterValue"]
+    assert parameter["ParameterKey"] == "ServerSecretArn" and SERVER not in arn
+    assert sm.get_secret_value(SecretId=arn)["SecretString"] == SERVER
+    assert sm.describe_secret(SecretId=arn)["Name"] == "stepflow-dev-server-secret-given"
+    # Deploying again with another value gives the same secret a new value (its ARN stays).
+    again = infra_deploy.stack_parameters({"STEPFLOW_SERVER_SECRET": "z" * 40}, updating=True, store=store)
+    assert {"ParameterKey": "ServerSecretArn", "ParameterValue": arn} in again
+    assert sm.get_secret_value(SecretId=arn)["SecretString"] == "z" * 40
+    # A secret named by ARN is measured before the stack gets it, when the deployer may read it.
+    short = make_secret(local_aws, "short-secret", "x" * 8)
+    with pytest.raises(SystemExit, match="the secret STEPFLOW_SERVER_SECRET_ARN names must be at least 32 bytes"):
+        infra_deploy.stack_parameters({"STEPFLOW_SERVER_SECRET_ARN": short}, updating=False, store=store)
+    assert store.length("arn:aws:secretsmanager:us-east-1:123456789012:secret:nobody-AbCdEf") is None
