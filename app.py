@@ -31,7 +31,14 @@ from chalicelib.api.auth import make_middleware
 from chalicelib.api.http import chalice_refusals, json_response
 from chalicelib.api.routing import accept_unlabelled_bodies, make_route_refusals
 from chalicelib.core.payload import expand
-from chalicelib.observability import http_middleware, invocation_keys, logger, step_finished
+from chalicelib.observability import (
+    execution_keys,
+    http_middleware,
+    log_keys,
+    logger,
+    make_invocation_middleware,
+    step_finished,
+)
 from chalicelib.service.sweep import run_passes
 from chalicelib.wiring import Services
 
@@ -51,6 +58,9 @@ app.register_blueprint(openapi.create_blueprint(_services, lambda: app))  # /ope
 app.register_blueprint(audit_routes.create_blueprint(_services), url_prefix=_prefix or None)  # GET /audit
 app.register_blueprint(health_routes.create_blueprint(_services))
 app.register_blueprint(metrics_routes.create_blueprint(_services), url_prefix=_prefix or None)  # Prometheus text  # /healthz and /readyz, public, outside the API prefix
+# Every handler, outermost: the stage's secrets refreshed when due, the Lambda context in every log line with
+# no key left from an earlier invocation, and an X-Ray trace where tracing is on (chalicelib/observability.py).
+app.register_middleware(make_invocation_middleware(services.refresh_secrets), "all")
 app.register_middleware(http_middleware, "http")
 app.register_middleware(chalice_refusals, "http")  # Chalice's own 405/415 as {"detail": ...}
 # Unknown route 404, wrong method 405 with Allow, media type 415: before authentication (api/routing.py).
@@ -75,8 +85,7 @@ accept_unlabelled_bodies(app)  # after the last route: a body without its own Co
 def step_runner(event: dict[str, Any], context: Any) -> dict[str, Any]:
     event = expand(event)  # compiled states send one-letter keys (chalicelib/core/payload.py)
     # Keys for this invocation's lines only: locally many steps and requests share one process.
-    with invocation_keys(context, workflow=event.get("workflow"), step=event.get("step"),
-                         execution=event.get("execution")):
+    with execution_keys(event.get("execution"), workflow=event.get("workflow"), step=event.get("step")):
         try:
             result = services.step_runner.handle(event)
         except Exception as exc:
@@ -91,8 +100,7 @@ def step_runner(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def task_registrar(event: dict[str, Any], context: Any) -> dict[str, Any]:
     event = expand(event)
     # The event carries the task token: it is stored, never logged.
-    with invocation_keys(context, workflow=event.get("workflow"), step=event.get("step"),
-                         execution=event.get("execution")):
+    with execution_keys(event.get("execution"), workflow=event.get("workflow"), step=event.get("step")):
         return services.task_registrar.handle(event)
 
 
@@ -100,7 +108,7 @@ def task_registrar(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def schedule_fired(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """A workflow schedule is due (EventBridge Scheduler invokes this; locally the runtime does): starts its
     run for the scheduled time, once however often the same time fires."""
-    with invocation_keys(context, workflow=event.get("definition")):
+    with log_keys(workflow=event.get("definition")):
         result = services.schedules.fire(str(event.get("definition", ""))[:255], str(event.get("schedule_id", "")),
                                          str(event.get("scheduled_at", "")))
         logger.info("schedule fired", extra={"schedule": event.get("schedule_id"), **result})
@@ -131,7 +139,8 @@ def overdue_sweep(event: Any) -> dict[str, int]:
                  name="execution_events")
 def execution_events(event: Any) -> str | None:
     """Keeps the instance index in step with Step Functions (locally the runtime delivers these)."""
-    return services.instances.on_execution_event(event.detail)
+    with execution_keys(event.detail.get("executionArn")):
+        return services.instances.on_execution_event(event.detail)
 
 
 @app.on_dynamodb_record(stream_arn=services.settings.events_stream_arn, name="lifecycle_events",

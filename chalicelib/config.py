@@ -158,8 +158,13 @@ class Settings:
                     len(env["STEPFLOW_SERVER_SECRET"].encode()) < MIN_SERVER_SECRET_BYTES:
                 problems.append(f"STEPFLOW_SERVER_SECRET must be at least {MIN_SERVER_SECRET_BYTES} bytes")
             elif server_secret is None:
-                problems.append("set STEPFLOW_SERVER_SECRET (at least 32 random bytes): it seals page cursors "
-                                "and derives callback keys")
+                problems.append("set STEPFLOW_SERVER_SECRET_ARN (a secret of at least 32 random bytes): it seals "
+                                "page cursors and derives callback keys")
+            # A deployed function gets secrets by ARN; the app reads them (chalicelib/aws/stage_secrets.py)
+            # before these settings are made: an ARN without its value means nobody read it.
+            problems += [f"{name}_ARN is set but its value was not read" for name in
+                         ("STEPFLOW_JWT_SECRET", "STEPFLOW_SERVER_SECRET", "STEPFLOW_WEBHOOK_SECRET")
+                         if env.get(f"{name}_ARN") and not env.get(name)]
             if problems:
                 raise SettingsError(f"stage '{stage}' is deployed and refuses to start: " + "; ".join(problems))
         return cls(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.config import Settings
+from chalicelib.config import PACKAGING_ENV, Settings
 from chalicelib.core.times import iso
 from chalicelib.resources import STEP_RUNNER, TABLES, TASK_REGISTRAR
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:  # each property imports its own class: a cold start loads onl
     from chalicelib.aws.events import EventPublisher
     from chalicelib.aws.gate_store import GateStore
     from chalicelib.aws.instance_store import InstanceStore
+    from chalicelib.aws.stage_secrets import StageSecrets
     from chalicelib.aws.state_machines import StateMachines
     from chalicelib.aws.task_store import TaskStore
     from chalicelib.runtime.definitions import RevisionLoader
@@ -56,12 +58,32 @@ def utc_now() -> str:
 
 
 class Services:
-    def __init__(self, settings: Settings | None = None):
+    def __init__(self, settings: Settings | None = None, env: dict[str, str] | None = None):
         self._settings = settings
+        self._env = env  # None: the process environment
+        self._secrets: StageSecrets | None = None
 
     @cached_property
     def settings(self) -> Settings:
-        return self._settings or Settings.from_env()
+        if self._settings is not None:
+            return self._settings
+        env = dict(os.environ if self._env is None else self._env)
+        if self._secrets is None and env.get(PACKAGING_ENV) != "1":  # packaging holds no access to the stage
+            from chalicelib.aws.stage_secrets import StageSecrets
+
+            self._secrets = StageSecrets.from_env(env, env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+                                                  or "us-east-1")
+        # Secrets given by ARN are read here (a cold start that cannot read one stops with StageSecretError).
+        return Settings.from_env({**env, **(self._secrets.values() if self._secrets else {})})
+
+    def refresh_secrets(self) -> bool:
+        """At the start of an invocation: re-reads the stage's secrets when their interval has passed, and
+        when one changed, builds the settings and everything made from them again (a rotation is picked up)."""
+        if self._secrets is None or not self._secrets.refresh():
+            return False
+        for name in [n for n in self.__dict__ if isinstance(getattr(type(self), n, None), cached_property)]:
+            del self.__dict__[name]  # keys derived from the old values go with what holds them
+        return True
 
     @cached_property
     def auth(self) -> Authenticator:

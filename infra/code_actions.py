@@ -38,7 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "chalicelib"
 COMPOSITION_ROOT = "app"  # app.py: its module code is the API function's own (routes, blueprints, middleware)
 SERVICES = ("chalicelib.wiring", "Services")  # the service graph: each member is followed on its own
-CALL_ORIGINS = {"chalicelib.aws": "service", "chalicelib.tasks.builtin": "tasks"}
+# The stage's own secrets (read at every cold start) are granted on their ARNs, not on the tenants' credentials:
+# their adapter is an origin of its own, listed before the package that holds it (the first match wins).
+CALL_ORIGINS = {"chalicelib.aws.stage_secrets": "stage", "chalicelib.aws": "service",
+                "chalicelib.tasks.builtin": "tasks"}
 
 
 @dataclass

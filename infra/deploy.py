@@ -8,7 +8,8 @@ One path, in this order, stopping at the first problem with a message that says 
 4. a CloudFormation change set on stack `stepflow-<stage>` (CAPABILITY_IAM, CAPABILITY_AUTO_EXPAND for the
    SAM transform), executed and waited for; the stack's outputs are printed. Its parameters come from
    the deploying shell's STEPFLOW_* variables: none is needed (the stack creates a Cognito user pool
-   and a first create generates the server secret); STEPFLOW_JWT_ISSUER and the rest name an existing
+   and generates the server and webhook signing secrets in Secrets Manager; a secret given in the shell
+   is stored there and the stack gets its ARN); STEPFLOW_JWT_ISSUER and the rest name an existing
    identity provider instead (infra/identity.py). An update keeps the previous value of any not given;
 5. the bundled example workflows are registered through the deployed API with an admin ID token of
    the stage's pool (infra/token.py `seed_token`), or $STEPFLOW_SEED_TOKEN for another provider, so
@@ -24,7 +25,6 @@ import argparse
 import hashlib
 import json
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -157,14 +157,47 @@ def failure_reasons(cfn: Any, name: str, limit: int = 15) -> str:
     return "\n".join(f"  {e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}" for e in failed)
 
 
-def stack_parameters(env: Mapping[str, str], *, updating: bool, own_pool: bool = False) -> list[dict[str, Any]]:
+# A secret's value in the deploying shell -> its minimum length in bytes (None: HS256's). Its ARN goes to the
+# stack parameter whose variable is <name>_ARN.
+SHELL_SECRETS: dict[str, int | None] = {"STEPFLOW_JWT_SECRET": None, "STEPFLOW_SERVER_SECRET": 32,
+                                        "STEPFLOW_WEBHOOK_SECRET": 16}
+
+
+class SecretStore:
+    """Where a secret given in the deploying shell goes: a Secrets Manager secret named after the stage
+    (created, or given a new value), whose ARN becomes the stack parameter; and the length of a secret
+    named by ARN, when the deploying identity may read it."""
+
+    def __init__(self, client: Any, prefix: str):
+        self._sm, self._prefix = client, prefix
+
+    def put(self, variable: str, value: str) -> str:
+        name = f"{self._prefix}{variable.removeprefix('STEPFLOW_').lower().replace('_', '-')}-given"
+        try:
+            return str(self._sm.create_secret(Name=name, SecretString=value,
+                                              Description=f"Stepflow: {variable} from the deploying shell")["ARN"])
+        except self._sm.exceptions.ResourceExistsException:
+            return str(self._sm.put_secret_value(SecretId=name, SecretString=value)["ARN"])
+
+    def length(self, arn: str) -> int | None:
+        try:
+            value = self._sm.get_secret_value(SecretId=arn).get("SecretString")
+        except Exception:  # noqa: BLE001 - not readable by the deployer: the function checks it at cold start
+            return None
+        return len(value.encode()) if isinstance(value, str) else None
+
+
+def stack_parameters(env: Mapping[str, str], *, updating: bool, own_pool: bool = False,
+                     store: SecretStore | None = None, previous: set[str] | None = None) -> list[dict[str, Any]]:
     """The stack's parameters from the deploying shell's variables (infra/build.py PARAMETERS).
 
-    None is required: without STEPFLOW_JWT_ISSUER the stack's own user pool signs the tokens, and a
-    create without STEPFLOW_SERVER_SECRET gets a generated one (kept by the stack, NoEcho; an update
-    keeps the stack's value of any parameter not given). An existing provider must be named whole,
-    and a secret the app would refuse to start with is refused here. `own_pool` clears a provider an
-    earlier deploy named (an empty variable cannot: it means "keep the previous value").
+    None is required: without STEPFLOW_JWT_ISSUER the stack's own user pool signs the tokens, and the
+    stack generates the server and webhook signing secrets in Secrets Manager (an update keeps the stack's
+    value of any parameter not given). Secrets reach the stack by ARN only: STEPFLOW_<NAME>_ARN names an
+    existing secret; a value in STEPFLOW_<NAME> is stored in Secrets Manager by `store` and its ARN passed.
+    An existing provider must be named whole, and a secret the app would refuse to start with is refused
+    here. `own_pool` clears a provider an earlier deploy named (an empty variable cannot: it means "keep
+    the previous value"). `previous`: the parameters the stack has now (only those can be kept).
     """
     from chalicelib.auth import MIN_HS256_SECRET_BYTES
 
@@ -174,27 +207,38 @@ def stack_parameters(env: Mapping[str, str], *, updating: bool, own_pool: bool =
         if given["STEPFLOW_JWT_ISSUER"]:
             raise DeployError("--own-pool (OWN_POOL=1) and STEPFLOW_JWT_ISSUER contradict each other; nothing was "
                               "packaged or deployed")
-        cleared = {"JwtIssuer", "JwtAudience", "JwksUrl", "JwtSecret"}
+        cleared = {"JwtIssuer", "JwtAudience", "JwksUrl", "JwtSecretArn"}
         given["STEPFLOW_AUTH"] = "jwks"
+    values = {variable: env.get(variable) or "" for variable in SHELL_SECRETS}
     # An update that names no provider keeps the stack's: CloudFormation's Rules check the values it ends with.
-    problems = provider_problems(given) if not updating or given["STEPFLOW_JWT_ISSUER"] or own_pool else []
-    secret = given["STEPFLOW_JWT_SECRET"]
-    if secret and len(secret.encode()) < MIN_HS256_SECRET_BYTES:
-        problems.append(f"STEPFLOW_JWT_SECRET must be at least {MIN_HS256_SECRET_BYTES} bytes")
-    if given["STEPFLOW_SERVER_SECRET"] and len(given["STEPFLOW_SERVER_SECRET"].encode()) < 32:
-        problems.append("STEPFLOW_SERVER_SECRET must be at least 32 bytes")
+    problems = provider_problems({**given, **values}) if not updating or given["STEPFLOW_JWT_ISSUER"] or own_pool \
+        else []
+    for variable, least in SHELL_SECRETS.items():
+        minimum = least or MIN_HS256_SECRET_BYTES
+        arn_variable = variable + "_ARN"
+        if values[variable] and given[arn_variable]:
+            problems.append(f"set {variable} or {arn_variable}, not both")
+        elif values[variable] and len(values[variable].encode()) < minimum:
+            problems.append(f"{variable} must be at least {minimum} bytes")
+        elif given[arn_variable] and store is not None:
+            length = store.length(given[arn_variable])
+            if length is not None and length < minimum:
+                problems.append(f"the secret {arn_variable} names must be at least {minimum} bytes")
     if problems:
         raise DeployError("; ".join(problems) + " (docs/deploy.md, 'Who may call the API'); nothing was packaged "
                           "or deployed")
-    if not updating and not given["STEPFLOW_SERVER_SECRET"]:
-        given["STEPFLOW_SERVER_SECRET"] = secrets.token_urlsafe(48)
-        print("infra.deploy: generated the stage's server secret (stack parameter ServerSecret, NoEcho; "
-              "updates keep it)")
+    for variable, value in values.items():
+        if value:
+            if store is None:
+                raise DeployError(f"{variable} is given but there is no Secrets Manager to keep it in; name a secret "
+                                  f"with {variable}_ARN instead")
+            given[variable + "_ARN"] = store.put(variable, value)
+            print(f"infra.deploy: stored {variable} in Secrets Manager; the stack gets its ARN")
     found = []
     for parameter, (variable, _) in infra_build.PARAMETERS.items():
         if given[variable] or parameter in cleared:
             found.append({"ParameterKey": parameter, "ParameterValue": given[variable]})
-        elif updating:
+        elif updating and (previous is None or parameter in previous):
             found.append({"ParameterKey": parameter, "UsePreviousValue": True})
     return found
 
@@ -203,7 +247,8 @@ def provider_problems(given: Mapping[str, str]) -> list[str]:
     """The template's Rules (infra/identity.py), checked before anything is built."""
     mode = given.get("STEPFLOW_AUTH") or "jwks"
     if not given.get("STEPFLOW_JWT_ISSUER"):
-        stray = [v for v in ("STEPFLOW_JWT_AUDIENCE", "STEPFLOW_JWKS_URL", "STEPFLOW_JWT_SECRET") if given.get(v)]
+        stray = [v for v in ("STEPFLOW_JWT_AUDIENCE", "STEPFLOW_JWKS_URL", "STEPFLOW_JWT_SECRET",
+                             "STEPFLOW_JWT_SECRET_ARN") if given.get(v)]
         if stray:
             return [f"{', '.join(stray)} describe an existing identity provider: set STEPFLOW_JWT_ISSUER too, or "
                     "unset them to use the stage's own user pool"]
@@ -216,8 +261,8 @@ def provider_problems(given: Mapping[str, str]) -> list[str]:
         problems.append("set STEPFLOW_JWT_AUDIENCE (the 'aud' of the provider's tokens) with STEPFLOW_JWT_ISSUER")
     if mode == "jwks" and not given.get("STEPFLOW_JWKS_URL"):
         problems.append("set STEPFLOW_JWKS_URL (the provider's JWKS) with STEPFLOW_JWT_ISSUER")
-    if mode == "hs256" and not given.get("STEPFLOW_JWT_SECRET"):
-        problems.append("set STEPFLOW_JWT_SECRET with STEPFLOW_AUTH=hs256")
+    if mode == "hs256" and not (given.get("STEPFLOW_JWT_SECRET") or given.get("STEPFLOW_JWT_SECRET_ARN")):
+        problems.append("set STEPFLOW_JWT_SECRET (or STEPFLOW_JWT_SECRET_ARN) with STEPFLOW_AUTH=hs256")
     return problems
 
 
@@ -317,8 +362,12 @@ def deploy(stage_name: str, *, region: str | None, bucket: str | None, seed: boo
 
     name = stack_name(stage_name)
     cfn = session.client("cloudformation")
-    parameters = stack_parameters(os.environ, updating=stack_status(cfn, name) not in (None, "ROLLBACK_COMPLETE"),
-                                  own_pool=own_pool)
+    updating = stack_status(cfn, name) not in (None, "ROLLBACK_COMPLETE")
+    previous = {p["ParameterKey"] for p in cfn.describe_stacks(StackName=name)["Stacks"][0].get("Parameters", [])} \
+        if updating else None
+    parameters = stack_parameters(os.environ, updating=updating, own_pool=own_pool, previous=previous,
+                                  store=SecretStore(session.client("secretsmanager"),
+                                                    infra_build.resolve_stage(stage_name).prefix))
     built = package(stage_name)
     lint(built.template_path)
     s3 = session.client("s3")

@@ -8,7 +8,7 @@ they carry `aud` (the client id), `cognito:groups` (the role, and task groups) a
 custom attribute `custom:tenant_id`. Access tokens carry neither `aud` nor custom attributes.
 
 Given `JwtIssuer`, the stack creates no pool and uses that provider instead (`JwtAudience`, and
-`JwksUrl` or, with AuthMode hs256, `JwtSecret`). The template's Rules refuse incomplete combinations
+`JwksUrl` or, with AuthMode hs256, `JwtSecretArn`: a Secrets Manager secret holding the key). The template's Rules refuse incomplete combinations
 before anything is created.
 
 What keeps a user inside their tenant and role: only administrators create users
@@ -52,9 +52,10 @@ PARAMETERS: dict[str, tuple[str, dict[str, Any]]] = {
         "Type": "String", "Default": "", "Description": "The existing provider's 'aud' (with JwtIssuer)"}),
     "JwksUrl": ("STEPFLOW_JWKS_URL", {
         "Type": "String", "Default": "", "Description": "The existing provider's JWKS URL (with JwtIssuer, jwks)"}),
-    "JwtSecret": ("STEPFLOW_JWT_SECRET", {
-        "Type": "String", "Default": "", "NoEcho": True,
-        "Description": "The HS256 secret, at least 32 bytes (with JwtIssuer, hs256)"}),
+    "JwtSecretArn": ("STEPFLOW_JWT_SECRET_ARN", {
+        "Type": "String", "Default": "",
+        "Description": "ARN of the Secrets Manager secret holding the HS256 key, at least 32 bytes (with JwtIssuer, "
+                       "hs256)"}),
 }
 
 
@@ -103,8 +104,8 @@ def rules() -> dict[str, Any]:
                 {"Assert": {"Fn::Or": [{"Fn::Not": [{"Fn::Equals": [_ref("AuthMode"), "jwks"]}]}, _given("JwksUrl")]},
                  "AssertDescription": "JwksUrl is required with JwtIssuer and AuthMode jwks"},
                 {"Assert": {"Fn::Or": [{"Fn::Not": [{"Fn::Equals": [_ref("AuthMode"), "hs256"]}]},
-                                       _given("JwtSecret")]},
-                 "AssertDescription": "JwtSecret is required with AuthMode hs256"},
+                                       _given("JwtSecretArn")]},
+                 "AssertDescription": "JwtSecretArn is required with AuthMode hs256"},
             ],
         },
     }
@@ -117,8 +118,7 @@ def environment() -> dict[str, Any]:
         "STEPFLOW_JWT_ISSUER": _either({"Fn::Sub": POOL_ISSUER}, _ref("JwtIssuer")),
         "STEPFLOW_JWT_AUDIENCE": _either(_ref(CLIENT), _ref("JwtAudience")),
         "STEPFLOW_JWKS_URL": _either({"Fn::Sub": POOL_ISSUER + "/.well-known/jwks.json"}, _ref("JwksUrl")),
-        "STEPFLOW_JWT_SECRET": _ref("JwtSecret"),
-    }
+    }  # the HS256 key, if any, is a secret given by ARN (infra/stage_secrets.py)
 
 
 def group_id(role: str) -> str:

@@ -45,6 +45,7 @@ SCOPES: dict[tuple[str, str], str] = {
     **{("service", f"secretsmanager:{a}"): "Credentials" for a in (
         "CreateSecret", "DeleteSecret", "DescribeSecret", "GetSecretValue", "PutSecretValue", "TagResource",
         "UpdateSecret")},
+    ("stage", "secretsmanager:GetSecretValue"): "StageSecrets",
     ("service", "events:PutEvents"): "LifecycleEvents",
     **{("service", f"scheduler:{a}"): "WorkflowSchedules" for a in (
         "CreateSchedule", "DeleteSchedule", "GetSchedule", "UpdateSchedule")},

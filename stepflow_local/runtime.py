@@ -168,6 +168,8 @@ class LocalRuntime:
                 self._export(name, value)
         self._export("AWS_DEFAULT_REGION", self.region)
         self._export("AWS_REGION", self.region)
+        # No X-Ray daemon here: the handlers' tracer stays off and the X-Ray SDK unloaded (observability.py).
+        self._export("POWERTOOLS_TRACE_DISABLED", "true")
         if self.store is not None:
             for name, value in self.store.env().items():
                 self._export(name, value)

@@ -14,6 +14,8 @@ pytest_plugins = ["stepflow_local.pytest_plugin"]
 
 # Metrics are EMF lines on stdout: useful in CloudWatch, noise in a test log.
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+# No X-Ray daemon in tests (a test that wants tracing sets the Lambda environment in a fresh interpreter).
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 
 class Api:

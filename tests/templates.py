@@ -15,6 +15,7 @@ from typing import Any
 PSEUDO = frozenset({"AWS::AccountId", "AWS::NotificationARNs", "AWS::NoValue", "AWS::Partition", "AWS::Region",
                     "AWS::StackId", "AWS::StackName", "AWS::URLSuffix"})
 SUB_VARIABLE = re.compile(r"\$\{([^}]+)\}")
+NO_VALUE = object()  # what Ref AWS::NoValue resolves to: the list item or property it is in is left out
 
 
 class Resolver:
@@ -63,6 +64,8 @@ class Resolver:
         if isinstance(value, dict) and len(value) == 1:
             (key, arg), = value.items()
             if key == "Ref":
+                if arg == "AWS::NoValue":
+                    return NO_VALUE
                 return self.pseudo[arg] if arg in self.pseudo else self.name_of(arg)
             if key == "Fn::GetAtt":
                 return f"<{arg[0]}.{arg[1]}>"
@@ -71,9 +74,9 @@ class Resolver:
             if key == "Fn::If":
                 return self(arg[1] if self.condition(arg[0]) else arg[2])
         if isinstance(value, dict):
-            return {k: self(v) for k, v in value.items()}
+            return {k: v for k, v in ((k, self(v)) for k, v in value.items()) if v is not NO_VALUE}
         if isinstance(value, list):
-            return [self(v) for v in value]
+            return [v for v in (self(v) for v in value) if v is not NO_VALUE]
         return value
 
 
@@ -175,7 +178,7 @@ def reference_problems(template: dict[str, Any]) -> list[str]:
     return problems
 
 
-FIRST_DEPLOY = {"ServerSecret": "s" * 40}  # what a first `make deploy` passes: the stack's own pool, a secret
+FIRST_DEPLOY: dict[str, str] = {}  # what a first `make deploy` passes: nothing (the stack's own pool and secrets)
 
 
 def create_identity(aws: Any, template: dict[str, Any], parameters: dict[str, str] = FIRST_DEPLOY) -> dict[str, str]:
@@ -202,3 +205,22 @@ def api_environment(aws: Any, template: dict[str, Any], physical: dict[str, str]
     """The API function's environment as CloudFormation sets it, with these resources' physical ids."""
     resolve = Resolver(template, aws.account_id, aws.region, parameters, physical)
     return resolve(template["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"])
+
+
+def generated_secrets(aws: Any, template: dict[str, Any]) -> None:
+    """The secrets the stack generates, created in the emulated account under the names the template gives
+    (moto implements Secrets Manager, not its CloudFormation resources)."""
+    sm = aws.client("secretsmanager")
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") == "AWS::SecretsManager::Secret":
+            name = resource["Properties"]["Name"]
+            if not sm.list_secrets(Filters=[{"Key": "name", "Values": [name]}])["SecretList"]:
+                sm.create_secret(Name=name, SecretString=f"{logical_id}-" + "g" * 60)
+
+
+def deployed_settings(aws: Any, template: dict[str, Any], env: dict[str, str]) -> Any:
+    """The settings a function with `env` builds at its cold start, its secrets read from Secrets Manager."""
+    from chalicelib.wiring import Services
+
+    generated_secrets(aws, template)
+    return Services(env={**aws.env, **env}).settings

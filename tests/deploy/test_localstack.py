@@ -134,7 +134,7 @@ def deployed() -> Any:
     parameters = deploy.stack_parameters({
         "STEPFLOW_AUTH": "hs256", "STEPFLOW_JWT_ISSUER": ISSUER, "STEPFLOW_JWT_AUDIENCE": AUDIENCE,
         "STEPFLOW_JWT_SECRET": secret, "STEPFLOW_SERVER_SECRET": secrets.token_urlsafe(32),
-    }, updating=False)
+    }, updating=False, store=deploy.SecretStore(session.client("secretsmanager"), prefix))
     try:
         outputs = deploy.deploy_stack(cfn, stack, url, "dev", parameters, poll_seconds=1)
         # API Gateway's stage is the path of the endpoint URL; LocalStack serves it path-style on its port.

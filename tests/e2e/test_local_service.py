@@ -232,3 +232,21 @@ def test_ctrl_c_stops_the_service_cleanly(service):
     _, process, log = service
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) == 0, log.read_text()[-2000:]
+
+
+def test_the_service_writes_no_line_per_request_or_step_by_default(service):
+    """Quiet unless --verbose: requests, a run and its util.log step add nothing to the service's output
+    (the step's line is in the instance's event log instead: GET /instances/{id}/events)."""
+    base, _, log = service
+    definition = {"name": "quiet_flow", "version": "1.0.0", "steps": [
+        {"id": "note", "type": "machine", "task_type": "util.log", "config": {"message": "noted quietly"}}],
+        "edges": [], "initial_step": "note", "terminal_steps": ["note"]}
+    assert call("POST", f"{base}/workflows/definitions", definition)[0] in (200, 201)
+    before = log.read_bytes()
+    status, started = call("POST", f"{base}/workflows/instances",
+                           {"definition_name": "quiet_flow", "input_data": {}})
+    assert status == 201, started
+    assert wait_until_done(base, started["id"])["status"] == "completed"
+    for _ in range(20):
+        assert call("GET", f"{base}/health")[0] == 200
+    assert log.read_bytes() == before

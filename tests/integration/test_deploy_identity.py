@@ -19,7 +19,7 @@ from chalicelib.auth import ROLES, Authenticator
 from infra import build as infra_build
 from infra import deploy as infra_deploy
 from infra import token as infra_token
-from tests.templates import FIRST_DEPLOY, Resolver, api_environment, create_identity
+from tests.templates import FIRST_DEPLOY, Resolver, api_environment, create_identity, deployed_settings
 
 STAGE = "dev"
 PARAMETERS = FIRST_DEPLOY
@@ -34,15 +34,13 @@ def infra(local_runtime) -> infra_build.Build:
     return infra_build.build(STAGE)
 
 
-def verifier_from(env: dict[str, str], tmp_path: Any) -> Authenticator:
+def verifier_from(aws: Any, template: dict[str, Any], env: dict[str, str], tmp_path: Any) -> Authenticator:
     """The authenticator a deployed API builds from this environment. Its JWKS is read from the URL the
     template set, where moto serves the pool's keys (through `requests`, which moto intercepts; the
     verifier's own HTTP fetch is tested in test_cognito_tokens.py) and handed over as a file."""
     import requests
 
-    from chalicelib.config import Settings
-
-    settings = Settings.from_env(env)  # a deployed stage: refuses to start with anything missing
+    settings = deployed_settings(aws, template, env)  # a deployed stage: refuses to start with anything missing
     answer = requests.get(settings.jwks_url, timeout=10)
     assert answer.status_code == 200, answer.text
     keys = tmp_path / "jwks.json"
@@ -118,12 +116,13 @@ def test_the_template_s_rules_refuse_an_incomplete_provider(local_runtime, infra
     complete = {**PARAMETERS, "JwtIssuer": "https://login.example", "JwtAudience": "stepflow",
                 "JwksUrl": "https://login.example/jwks.json"}
     assert failing(complete) == []
-    assert failing({**complete, "AuthMode": "hs256", "JwtSecret": "x" * 32}) == []
+    assert failing({**complete, "AuthMode": "hs256",
+                    "JwtSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:hs256-key-AbCdEf"}) == []
     for broken, says in (({**PARAMETERS, "AuthMode": "hs256"}, "AuthMode must be jwks"),
                          ({**PARAMETERS, "JwtAudience": "stepflow"}, "set JwtIssuer too"),
                          ({**complete, "JwtAudience": ""}, "JwtAudience"),
                          ({**complete, "JwksUrl": ""}, "JwksUrl is required"),
-                         ({**complete, "AuthMode": "hs256"}, "JwtSecret is required")):
+                         ({**complete, "AuthMode": "hs256"}, "JwtSecretArn is required")):
         problems = failing(broken)
         assert len(problems) == 1 and says in problems[0], (broken, problems)
 
@@ -136,7 +135,8 @@ def test_the_pool_s_id_tokens_pass_the_api_s_verifier_with_the_template_s_settin
 
     physical = create_identity(local_aws, infra.template)
     pool, client = physical["UserPool"], physical["UserPoolClient"]
-    app_module.services.auth = verifier_from(api_environment(local_aws, infra.template, physical), tmp_path)
+    app_module.services.auth = verifier_from(local_aws, infra.template,
+                                             api_environment(local_aws, infra.template, physical), tmp_path)
     idp = local_aws.client("cognito-idp")
     try:
         seeding = infra_token.seed_token(idp, pool, client)  # the deploy's: admin of the default tenant

@@ -26,7 +26,7 @@ from chalicelib.config import PACKAGING_ENV
 from infra import build as infra_build
 from infra import deploy as infra_deploy
 from infra import package as infra_package
-from tests.templates import Resolver, reference_problems
+from tests.templates import Resolver, deployed_settings, reference_problems
 from tests.templates import references as template_references
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,9 +70,9 @@ def references(value: Any) -> set[str]:
 # What a deployment passes for the stack's parameters (infra/deploy.py reads them from the environment):
 # an existing identity provider's settings; the stack's own user pool needs none of them.
 PARAMETER_VALUES = {"AuthMode": "jwks", "JwtIssuer": "https://issuer.example", "JwtAudience": "stepflow",
-                    "JwksUrl": "https://issuer.example/.well-known/jwks.json", "JwtSecret": "",
-                    "ServerSecret": "s" * 40}
-OWN_POOL = {"ServerSecret": "s" * 40}
+                    "JwksUrl": "https://issuer.example/.well-known/jwks.json", "JwtSecretArn": "",
+                    "ServerSecretArn": "", "WebhookSecretArn": ""}
+OWN_POOL: dict[str, str] = {}
 
 
 # ------------------------------------------------------------------------------------------- tables
@@ -158,10 +158,8 @@ def test_every_function_gets_the_environment_the_local_runtime_exports(local_run
                     infra.stage.prefix, "{prefix}"), name
         assert env["STEPFLOW_EVENT_BUS"] == f"{infra.stage.prefix}bus"
     # What the deployed app reads from that environment names the template's resources.
-    from chalicelib.config import Settings
-
     env = resolve(infra.template["Resources"]["StepRunner"]["Properties"]["Environment"]["Variables"])
-    settings = Settings.from_env(env)
+    settings = deployed_settings(local_runtime, infra.template, env)
     tables = by_type(infra.template, "AWS::DynamoDB::Table")
     assert {getattr(settings, f"{t.name}_table") for t in resources.TABLES} == {
         t["Properties"]["TableName"] for t in tables.values()}
@@ -169,52 +167,80 @@ def test_every_function_gets_the_environment_the_local_runtime_exports(local_run
 
 
 def test_the_template_takes_authentication_and_secrets_from_parameters(local_runtime, infra):
-    """An existing provider's issuer, audience and keys, and the server secret, are stack parameters bound
-    into every function's environment (the stack's own pool otherwise: test_deploy_identity.py); secrets
-    are NoEcho; the deployed app refuses to start without each required one."""
+    """An existing provider's issuer, audience and keys are stack parameters bound into every function's
+    environment (the stack's own pool otherwise: test_deploy_identity.py); secrets come by ARN
+    (test_stage_secrets.py); the deployed app refuses to start without each required one."""
     from chalicelib.config import Settings, SettingsError
 
     declared = infra.template["Parameters"]
     assert set(declared) == set(infra_build.PARAMETERS) == set(PARAMETER_VALUES)
-    assert "Default" not in declared["ServerSecret"] and declared["ServerSecret"]["MinLength"] >= 32
-    for optional in ("JwtIssuer", "JwtAudience", "JwksUrl", "JwtSecret"):
-        assert declared[optional]["Default"] == "", optional  # empty: the stack's user pool
-    assert declared["JwtSecret"]["NoEcho"] and declared["ServerSecret"]["NoEcho"]
+    for optional in ("JwtIssuer", "JwtAudience", "JwksUrl", "JwtSecretArn", "ServerSecretArn", "WebhookSecretArn"):
+        assert declared[optional]["Default"] == "", optional  # empty: the stack's user pool, generated secrets
     from_pool = {"STEPFLOW_JWT_ISSUER": "JwtIssuer", "STEPFLOW_JWT_AUDIENCE": "JwtAudience",
                  "STEPFLOW_JWKS_URL": "JwksUrl"}
+    generated = {"STEPFLOW_SERVER_SECRET_ARN": ("GenerateServerSecret", "ServerSecret"),
+                 "STEPFLOW_WEBHOOK_SECRET_ARN": ("GenerateWebhookSecret", "WebhookSecret")}
     for function in infra.functions:
         env = infra.template["Resources"][function.logical_id]["Properties"]["Environment"]["Variables"]
         for parameter, (variable, _) in infra_build.PARAMETERS.items():
             if variable in from_pool:
                 condition, _, otherwise = env[variable]["Fn::If"]
                 assert (condition, otherwise) == ("UseCognito", {"Ref": parameter}), (function.name, variable)
+            elif variable in generated:
+                assert env[variable] == {"Fn::If": [generated[variable][0], {"Ref": generated[variable][1]},
+                                                    {"Ref": parameter}]}, (function.name, variable)
             else:
                 assert env[variable] == {"Ref": parameter}, (function.name, variable)
     resolve = Resolver(infra.template, local_runtime.account_id, local_runtime.region, PARAMETER_VALUES)
     assert not resolve.condition("UseCognito")
     env = resolve(infra.template["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"])
-    settings = Settings.from_env(env)
+    settings = deployed_settings(local_runtime, infra.template, env)
     assert (settings.auth_mode, settings.jwt_issuer, settings.jwt_audience, settings.jwks_url) == (
         "jwks", "https://issuer.example", "stepflow", "https://issuer.example/.well-known/jwks.json")
-    for variable in ("STEPFLOW_JWT_ISSUER", "STEPFLOW_JWT_AUDIENCE", "STEPFLOW_JWKS_URL", "STEPFLOW_SERVER_SECRET"):
+    assert settings.server_secret.startswith("ServerSecret-") and settings.webhook_secret.startswith("WebhookSecret-")
+    for variable in ("STEPFLOW_JWT_ISSUER", "STEPFLOW_JWT_AUDIENCE", "STEPFLOW_JWKS_URL"):
         with pytest.raises(SettingsError, match=variable):
-            Settings.from_env({**env, variable: ""})
+            deployed_settings(local_runtime, infra.template, {**env, variable: ""})
+    # Settings given the ARN but not the value (nobody read the secret) refuse to start.
+    with pytest.raises(SettingsError, match="STEPFLOW_SERVER_SECRET_ARN is set but its value was not read"):
+        Settings.from_env(env)
+
+
+class FakeStore:
+    """infra.deploy.SecretStore's interface, keeping what it is given."""
+
+    def __init__(self, lengths: dict[str, int] | None = None):
+        self.kept: dict[str, str] = {}
+        self.lengths = lengths or {}
+
+    def put(self, variable: str, value: str) -> str:
+        self.kept[variable] = value
+        return f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{variable.lower()}-AbCdEf"
+
+    def length(self, arn: str) -> int | None:
+        return self.lengths.get(arn)
 
 
 def test_a_first_deployment_needs_no_parameter_and_an_update_keeps_them(capsys):
-    """Nothing is required: the stack's pool signs tokens and the server secret is generated once; an
-    existing provider must be named whole; an update keeps what it is not given."""
-    first, second = (infra_deploy.stack_parameters({}, updating=False) for _ in range(2))
-    assert [p["ParameterKey"] for p in first] == ["ServerSecret"]
-    assert len(first[0]["ParameterValue"].encode()) >= 32 and first != second  # random, per stage
-    assert "generated the stage's server secret" in capsys.readouterr().out
+    """Nothing is required: the stack's pool signs tokens and the stack generates its secrets; a secret given
+    in the shell is stored in Secrets Manager and passed by ARN (never as a value); an existing provider must
+    be named whole; an update keeps what it is not given."""
+    assert infra_deploy.stack_parameters({}, updating=False) == []
+    store = FakeStore()
     given = {"STEPFLOW_JWT_ISSUER": "https://issuer.example", "STEPFLOW_JWT_AUDIENCE": "stepflow",
              "STEPFLOW_SERVER_SECRET": "s" * 40, "STEPFLOW_JWKS_URL": "https://issuer.example/jwks.json"}
-    created = {p["ParameterKey"]: p["ParameterValue"] for p in infra_deploy.stack_parameters(given, updating=False)}
-    assert created == {"JwtIssuer": "https://issuer.example", "JwtAudience": "stepflow", "ServerSecret": "s" * 40,
+    created = {p["ParameterKey"]: p["ParameterValue"]
+               for p in infra_deploy.stack_parameters(given, updating=False, store=store)}
+    assert created == {"JwtIssuer": "https://issuer.example", "JwtAudience": "stepflow",
+                       "ServerSecretArn": store.put("STEPFLOW_SERVER_SECRET", "s" * 40),
                        "JwksUrl": "https://issuer.example/jwks.json"}
+    assert store.kept == {"STEPFLOW_SERVER_SECRET": "s" * 40} and "s" * 40 not in json.dumps(created)
+    assert "stored STEPFLOW_SERVER_SECRET in Secrets Manager" in capsys.readouterr().out
     kept = infra_deploy.stack_parameters({}, updating=True)
     assert kept == [{"ParameterKey": p, "UsePreviousValue": True} for p in infra_build.PARAMETERS]
+    # A stack made from an older template keeps only the parameters it has.
+    assert infra_deploy.stack_parameters({}, updating=True, previous={"AuthMode"}) == [
+        {"ParameterKey": "AuthMode", "UsePreviousValue": True}]
     # An update may change one setting of the provider it keeps (CloudFormation's Rules check the result) ...
     changed = infra_deploy.stack_parameters({"STEPFLOW_JWT_AUDIENCE": "new-client"}, updating=True)
     assert {p["ParameterKey"]: p.get("ParameterValue", "kept") for p in changed} == {
@@ -222,21 +248,28 @@ def test_a_first_deployment_needs_no_parameter_and_an_update_keeps_them(capsys):
     # ... and only --own-pool clears the provider, for the stack's pool: an empty variable means "keep".
     switched = infra_deploy.stack_parameters({}, updating=True, own_pool=True)
     assert {p["ParameterKey"]: p.get("ParameterValue", "kept") for p in switched} == {
-        "AuthMode": "jwks", "JwtIssuer": "", "JwtAudience": "", "JwksUrl": "", "JwtSecret": "", "ServerSecret": "kept"}
+        "AuthMode": "jwks", "JwtIssuer": "", "JwtAudience": "", "JwksUrl": "", "JwtSecretArn": "",
+        "ServerSecretArn": "kept", "WebhookSecretArn": "kept"}
     with pytest.raises(SystemExit, match="contradict"):
         infra_deploy.stack_parameters({"STEPFLOW_JWT_ISSUER": "https://issuer.example"}, updating=True, own_pool=True)
+    short_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:short-AbCdEf"
     refused = {
         "STEPFLOW_JWT_AUDIENCE": {**given, "STEPFLOW_JWT_AUDIENCE": ""},
         "STEPFLOW_JWKS_URL": {**given, "STEPFLOW_JWKS_URL": ""},
-        "STEPFLOW_JWT_SECRET with STEPFLOW_AUTH=hs256": {**given, "STEPFLOW_AUTH": "hs256"},
+        "STEPFLOW_JWT_SECRET (or STEPFLOW_JWT_SECRET_ARN) with STEPFLOW_AUTH=hs256": {**given, "STEPFLOW_AUTH": "hs256"},
         "set STEPFLOW_JWT_ISSUER too": {"STEPFLOW_JWT_AUDIENCE": "stepflow"},
         "STEPFLOW_AUTH must be jwks": {"STEPFLOW_AUTH": "hs256"},
-        "at least 32 bytes": {**given, "STEPFLOW_SERVER_SECRET": "short"},
+        "STEPFLOW_SERVER_SECRET must be at least 32 bytes": {**given, "STEPFLOW_SERVER_SECRET": "short"},
         "STEPFLOW_JWT_SECRET must be at least": {**given, "STEPFLOW_AUTH": "hs256", "STEPFLOW_JWT_SECRET": "x"},
+        "the secret STEPFLOW_SERVER_SECRET_ARN names must be at least 32 bytes": {
+            **given, "STEPFLOW_SERVER_SECRET": "", "STEPFLOW_SERVER_SECRET_ARN": short_arn},
+        "not both": {**given, "STEPFLOW_SERVER_SECRET_ARN": short_arn},
     }
     for message, env in refused.items():
+        store = FakeStore({short_arn: 8})
         with pytest.raises(SystemExit, match=re.escape(message)):
-            infra_deploy.stack_parameters(env, updating=False)
+            infra_deploy.stack_parameters(env, updating=False, store=store)
+        assert store.kept == {}  # nothing stored when anything is refused
 
 
 def test_every_reference_in_the_infra_part_resolves(infra):

@@ -103,6 +103,9 @@ def test_the_derivation_finds_the_calls_where_the_code_makes_them(infra):
     # The task registrar holds the instance service, but calls only what records a waiting instance: no
     # credentials, no task type (a member is followed method by method, through what its constructor got).
     assert not {a for a in holds("task_registrar") if a.startswith(("secretsmanager:", "scheduler:"))}
+    # Every function reads the stage's own secrets at its cold start, through their own adapter (granted on
+    # their ARNs only, never on the tenants' credentials).
+    assert all("secretsmanager:GetSecretValue" in actions[f].get("stage", ()) for f in actions)
     assert "tasks" not in actions["task_registrar"]
     assert {f for f, found in actions.items() if "scheduler:CreateSchedule" in found.get("service", ())} == {
         "api", "schedule_fired", "overdue_sweep"}

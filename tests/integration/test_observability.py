@@ -1,4 +1,6 @@
-"""Logs and metrics under threads: per-request metrics, per-invocation log keys, and lines capped at 8 KB."""
+"""Logs, metrics and traces: per-request metrics, per-invocation log keys (under threads, and from one
+invocation to the next), correlation ids on a step's lines, lines capped at 8 KB, and X-Ray tracing that
+is off (and not even imported) locally and on where the function is deployed."""
 
 from __future__ import annotations
 
@@ -6,9 +8,12 @@ import contextlib
 import io
 import json
 import logging
+import os
+import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -75,8 +80,73 @@ def test_a_step_runs_keys_never_reach_a_later_request_line(api):
     request_lines = [r for r in records if r.get("message") == "request"]
     assert request_lines and all(r.get("request_id") for r in request_lines)
     assert not [r for r in request_lines if {"workflow", "step", "execution"} & set(r)], request_lines
-    # The step's own lines (what it logs while it runs) do carry them.
+    # The step's own lines (what it logs while it runs) do carry them, and the ids that find its run.
     assert step_lines and all(r["workflow"] == "keys_flow" and r["step"] == "only" for r in step_lines)
+    assert all(r["instance_id"] == started["id"] and r["execution"].endswith(f":{started['id']}") and
+               r["function_name"].endswith("step_runner") and r["function_request_id"] for r in step_lines)
+    # The step runner's Lambda context (inject_lambda_context) is not on the request lines either.
+    assert not [r for r in request_lines if str(r.get("function_name", "")).endswith("step_runner")]
+    reads = [r for r in request_lines if r["path"] == "/workflows/instances/{instance_id}"]
+    assert reads and all(r["instance_id"] == started["id"] for r in reads)
+
+
+class Context:
+    """What inject_lambda_context reads of the Lambda runtime's context object."""
+
+    def __init__(self, request_id: str, function_name: str = "stepflow-dev-probe"):
+        self.aws_request_id, self.function_name = request_id, function_name
+        self.memory_limit_in_mb, self.invoked_function_arn = 512, f"arn:aws:lambda:us-east-1:1:function:{function_name}"
+
+
+def test_every_handler_of_the_app_runs_inside_the_invocation_middleware(local_runtime):
+    import app
+
+    handler, event_type = app.app.middleware_handlers[0]  # the first registered is the outermost
+    assert event_type == "all" and handler.__qualname__.startswith("make_invocation_middleware")
+
+
+def test_a_key_left_by_one_invocation_is_not_on_the_next_invocations_lines():
+    from chalice import Chalice
+
+    probe = Chalice(app_name="probe")
+    probe.register_middleware(observability.make_invocation_middleware(), "all")
+
+    @probe.lambda_function(name="probe")
+    def handler(event, context):
+        if "tenant" in event:
+            logger.append_keys(tenant=event["tenant"])  # never removed: what an earlier step run once left behind
+        logger.info("handling", extra={"n": event["n"]})
+        return {}
+
+    with captured_lines() as lines:
+        handler({"n": 1, "tenant": "acme"}, Context("request-1"))
+        handler({"n": 2}, Context("request-2"))
+    first, second = (json.loads(line) for line in lines)
+    assert (first["n"], first["tenant"], first["function_request_id"]) == (1, "acme", "request-1")
+    assert first["cold_start"] in (True, False) and first["function_name"] == "stepflow-dev-probe"
+    assert (second["n"], second["function_request_id"]) == (2, "request-2") and "tenant" not in second
+
+
+def test_keys_appended_through_the_plain_logger_api_stay_on_their_thread():
+    appended, release = threading.Event(), threading.Event()
+
+    def invocation():
+        logger.append_keys(tenant="acme")  # Powertools' own API: this thread's keys only
+        logger.info("on the invocation's thread")
+        appended.set()
+        release.wait(10)
+        logger.remove_keys(["tenant"])
+
+    with captured_lines() as lines:
+        thread = threading.Thread(target=invocation)
+        thread.start()
+        assert appended.wait(10)
+        logger.info("on another thread")
+        release.set()
+        thread.join(10)
+    by_message = {json.loads(line)["message"]: json.loads(line) for line in lines}
+    assert by_message["on the invocation's thread"]["tenant"] == "acme"
+    assert "tenant" not in by_message["on another thread"]
 
 
 def test_keys_appended_on_one_thread_are_not_on_another_threads_lines():
@@ -126,3 +196,86 @@ def test_the_local_servers_text_lines_are_capped_too():
     assert line.endswith("[truncated: true]")
     short = logging.LogRecord("stepflow_local", logging.INFO, __file__, 1, "short", (), None)
     assert CappedTextFormatter("%(message)s").format(short) == "short"
+
+
+# ------------------------------------------------------------------------------------------- tracing
+
+ROOT = Path(__file__).resolve().parents[2]
+# A request through the app's API handler in a fresh interpreter, as the Lambda runtime would run it (its
+# environment, the trace header Lambda sets), with a UDP socket standing in for the X-Ray daemon.
+TRACE_PROBE = """
+import json, os, socket, sys, time
+daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+daemon.bind(("127.0.0.1", 0))
+daemon.settimeout(0.2)
+os.environ.update({"AWS_LAMBDA_FUNCTION_NAME": "stepflow-dev-api", "LAMBDA_TASK_ROOT": os.getcwd(),
+                   "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:%d" % daemon.getsockname()[1],
+                   "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"})
+os.environ.update(json.loads(sys.argv[1]))
+if os.environ.pop("PROBE_WITHOUT_XRAY_SDK", None):  # as in the Lambda package, which leaves the SDK out
+    class NoSdk:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "aws_xray_sdk":
+                raise ImportError(name)
+            return None
+    sys.meta_path.insert(0, NoSdk())
+    sys.modules.pop("aws_xray_sdk", None)
+import app
+from chalice.test import Client
+from chalicelib import observability
+
+with Client(app.app) as client:
+    status = client.http.get("/health").status_code
+sent, deadline = [], time.monotonic() + (30 if observability.tracing_enabled() else 1)
+while time.monotonic() < deadline and not any("## " in s for s in sent):
+    try:
+        sent.append(daemon.recv(65536).decode())
+    except socket.timeout:
+        pass
+print(json.dumps({"status": status, "xray_sdk_loaded": "aws_xray_sdk" in sys.modules, "sent": sent,
+                  "tracer": observability.tracer.cache_info().currsize == 1 and observability.tracer() is not None}))
+"""
+
+
+def _trace_probe(env: dict[str, str]) -> dict:
+    done = subprocess.run([sys.executable, "-c", TRACE_PROBE, json.dumps(env)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=180, env={k: v for k, v in os.environ.items()
+                                                       if k != observability.TRACE_DISABLED_ENV})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_tracing_is_off_under_the_local_setting_and_the_xray_sdk_is_never_imported():
+    found = _trace_probe({"POWERTOOLS_TRACE_DISABLED": "true"})  # what the local runtime and tests export
+    assert found == {"status": 200, "xray_sdk_loaded": False, "sent": [], "tracer": False}
+
+
+def test_a_deployed_function_traces_each_invocation():
+    found = _trace_probe({})  # a deployed function's environment: nothing turns tracing off
+    assert found["status"] == 200 and found["xray_sdk_loaded"]
+    segments = [json.loads(part) for datagram in found["sent"] for part in datagram.splitlines()[1:]]
+    [handler] = [s for s in segments if s["name"] == "## api_handler"]
+    assert handler["trace_id"] == "1-5759e988-bd862e3fe1be46a994272793" and handler["parent_id"] == "53995c3f42cd8ad8"
+    assert handler["annotations"] == {"ColdStart": True, "Service": "stepflow"}
+    assert "metadata" not in handler  # responses are not captured: they hold users' data
+
+
+def test_a_function_without_the_xray_sdk_still_answers_untraced():
+    found = _trace_probe({"PROBE_WITHOUT_XRAY_SDK": "1"})  # tracing on, the SDK missing (see tracer())
+    assert found == {"status": 200, "xray_sdk_loaded": False, "sent": [], "tracer": False}
+
+
+def test_the_deployed_configuration_turns_tracing_on_and_the_local_one_off(local_runtime):
+    import app  # noqa: F401 - the app reads its settings at import: only inside the runtime
+    from infra import build as infra_build
+
+    built = infra_build.build("dev")
+    for function in built.functions:
+        properties = built.template["Resources"][function.logical_id]["Properties"]
+        assert properties["Tracing"] == "Active", function.name
+        env = {**built.stage.environment, **properties["Environment"]["Variables"],
+               "AWS_LAMBDA_FUNCTION_NAME": properties["FunctionName"]}
+        assert observability.tracing_enabled(env), function.name
+    local = infra_build.resolve_stage("local").environment
+    assert not observability.tracing_enabled({**local, "AWS_LAMBDA_FUNCTION_NAME": "stepflow-local-api"})
+    assert not observability.tracing_enabled({**local_runtime.env})  # the local runtime's functions

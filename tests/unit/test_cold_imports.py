@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # Each is loaded by the first request that needs it: a token verified, a schema checked, YAML read, a body parsed.
 LAZY = ("jwt", "cryptography", "jsonschema", "yaml", "re2", "pydantic", "chalicelib.core.model",
         "chalicelib.core.compiler", "chalicelib.service.definitions", "chalicelib.service.instances",
-        "chalicelib.service.tasks", "chalicelib.core.responses", "urllib.request")
+        "chalicelib.service.tasks", "chalicelib.core.responses", "urllib.request",
+        "aws_xray_sdk")  # the tracer's SDK: at a deployed function's first invocation only (observability.py)
 
 PROBE = """
 import json, sys
