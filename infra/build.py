@@ -24,6 +24,9 @@ know about, all of it derived from the same description the local runtime is cre
   issuer, audience and JWKS go into every function's environment, or an existing identity provider's
   settings taken as stack parameters instead; the server secret is a parameter too (secrets NoEcho),
   so no secret is in the template;
+- for every queue an app function consumes (resources.QUEUES: completion webhook retries, read by
+  `webhook_retry`): the queue with a visibility timeout of six times the function's, its dead-letter
+  queue (a message that failed 5 receives), and Chalice's SQS event bound to the queue itself;
 - the DefaultRole's policies: DynamoDB on our tables and indexes only (and reading
   their streams), the Step Functions calls the
   service makes, iam:PassRole on the execution role only, events:PutEvents on our bus only.
@@ -102,6 +105,13 @@ SECRET_ACTIONS = ("secretsmanager:CreateSecret", "secretsmanager:DeleteSecret", 
 SCHEDULE_FIRED = "schedule_fired"  # the function EventBridge Scheduler invokes for workflow schedules
 SCHEDULER_ACTIONS = ("scheduler:CreateSchedule", "scheduler:DeleteSchedule", "scheduler:GetSchedule",
                      "scheduler:UpdateSchedule")
+# Completion webhook retry timers (resources.WEBHOOK_RETRIES): the functions that record an instance's end
+# or send a retry queue the next one; the consumer's event source mapping reads with its role.
+QUEUE_SEND_ACTIONS = ("sqs:SendMessage",)
+QUEUE_CONSUME_ACTIONS = ("sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                         "sqs:ReceiveMessage")
+MAX_QUEUE_DELAY_SECONDS = 900  # SQS's longest message delay
+VISIBILITY_PER_TIMEOUT = 6  # AWS's advice for a queue a Lambda function reads: six times its timeout
 EXECUTION_ACTIONS = ("states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution")
 # These take no resource-level permissions: "*" is the narrowest AWS allows.
 UNSCOPED_STATES_ACTIONS = (
@@ -147,6 +157,7 @@ class Stage:
     retain_data: bool
     log_retention_days: int | None = None
     machine_prefix: str = ""  # state machine names (Settings.state_machine_prefix; the resource prefix by default)
+    lambda_timeout: int = 60  # seconds (.chalice/config.json's lambda_timeout, the stage's or the global one)
 
     def function_name(self, function: str) -> str:
         return f"{self.prefix}{function}"
@@ -196,8 +207,9 @@ def resolve_stage(stage: str, config: dict[str, Any] | None = None) -> Stage:
     if derived != read:
         raise SystemExit(f"infra.build: table names derived from prefix {prefix!r} differ from Settings: {read}")
     retention = stages[stage].get("log_retention_in_days", config.get("log_retention_in_days"))
+    timeout = int(stages[stage].get("lambda_timeout", config.get("lambda_timeout", 60)))
     return Stage(stage, prefix, env, retain_data=stage in RETAIN_DATA_STAGES, log_retention_days=retention,
-                 machine_prefix=settings.state_machine_prefix)
+                 machine_prefix=settings.state_machine_prefix, lambda_timeout=timeout)
 
 
 def app_functions(app: Any = None) -> tuple[AppFunction, ...]:
@@ -347,6 +359,33 @@ def scheduler_statements(stage: Stage) -> list[dict[str, Any]]:
                          f"{stage.machine_prefix}*")},
         {"Sid": "PassSchedulerRole", "Effect": "Allow", "Action": "iam:PassRole", "Resource": get_att("SchedulerRole"),
          "Condition": {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}},
+    ]
+
+
+def consumed_queue_resources(queue: Any, stage: Stage) -> dict[str, Any]:
+    """An SQS queue an app function consumes, and its dead-letter queue (chalicelib.resources.Queue)."""
+    return {
+        queue.dead_letter_logical_id: {"Type": "AWS::SQS::Queue", "Properties": {
+            "QueueName": queue.dead_letter_name(stage.prefix), "MessageRetentionPeriod": DLQ_RETENTION_SECONDS,
+            "SqsManagedSseEnabled": True}},
+        queue.logical_id: {"Type": "AWS::SQS::Queue", "Properties": {
+            "QueueName": queue.physical_name(stage.prefix),
+            # A message stays invisible while its consumer works on it: longer than the consumer may run.
+            "VisibilityTimeout": VISIBILITY_PER_TIMEOUT * stage.lambda_timeout,
+            "RedrivePolicy": {"deadLetterTargetArn": get_att(queue.dead_letter_logical_id),
+                              "maxReceiveCount": queue.max_receives},
+            "SqsManagedSseEnabled": True}},
+    }
+
+
+def webhook_retry_statements(queue_logical_id: str) -> list[dict[str, Any]]:
+    """The webhook retry queue: SendMessage for whoever records an instance's end or sends a retry (the
+    API, execution_events, overdue_sweep, webhook_retry); the rest for webhook_retry's event source mapping."""
+    return [
+        {"Sid": "WebhookRetriesSend", "Effect": "Allow", "Action": list(QUEUE_SEND_ACTIONS),
+         "Resource": get_att(queue_logical_id)},
+        {"Sid": "WebhookRetriesConsume", "Effect": "Allow", "Action": list(QUEUE_CONSUME_ACTIONS),
+         "Resource": get_att(queue_logical_id)},
     ]
 
 
@@ -615,6 +654,25 @@ def build(stage_name: str, *, functions: Sequence[AppFunction] | None = None,
             },
         }}}
 
+    consumed: list[Any] = []  # resources.QUEUES whose consumer app.py defines
+    for queue in getattr(resources, "QUEUES", ()):
+        consumer = by_name.get(queue.consumer)
+        if consumer is None or consumer.kind != "SQSEventConfig":
+            notes.append(f"app.py defines no @app.on_sqs_message '{queue.consumer}': queue {queue.name} is left out")
+            continue
+        consumed.append(queue)
+        out.update(consumed_queue_resources(queue, stage))
+        outputs[f"{queue.logical_id}Url"] = {"Value": {"Ref": queue.logical_id}}
+        # Merged into Chalice's own event (same name): the queue's ARN from the queue itself, so the
+        # mapping is made after it.
+        function_extra[consumer.name] = {"Events": {cfn_name(f"{consumer.name}-sqs-event-source"): {
+            "Type": "SQS", "Properties": {"Queue": get_att(queue.logical_id), "BatchSize": 1}}}}
+        # A retry waits 15 minutes at most before it is delivered (and set again for the rest of a longer
+        # delay): a message older than twice that is one webhook_retry does not take or keeps failing on.
+        out[f"{queue.logical_id}AgeAlarm"] = monitoring.queue_age_alarm(
+            f"{stage.prefix}{queue.name}-late", queue.logical_id, 2 * MAX_QUEUE_DELAY_SECONDS,
+            f"Messages in {queue.name} wait past their time: {queue.consumer} does not take them or fails on them")
+
     sweep = by_name.get(OVERDUE_SWEEP)
     if sweep is None:
         notes.append(f"app.py defines no '{OVERDUE_SWEEP}' schedule yet: Chalice adds it (function, EventBridge "
@@ -627,6 +685,8 @@ def build(stage_name: str, *, functions: Sequence[AppFunction] | None = None,
         raise SystemExit(f"infra.build: set log_retention_in_days for stage '{stage.name}' in .chalice/config.json "
                          "(Chalice then creates every function's log group with that retention)")
     environment = app_environment(stage, tables, resources.FUNCTIONS)
+    for queue in consumed:
+        environment[queue.env_var] = {"Ref": queue.logical_id}  # the queue's URL
     if SCHEDULE_FIRED in by_name:  # workflow schedules: one EventBridge Scheduler schedule each
         out["SchedulerRole"] = scheduler_role(stage)
         environment["STEPFLOW_SCHEDULE_FIRED_ARN"] = function_arn(stage.function_name(SCHEDULE_FIRED))
@@ -649,11 +709,14 @@ def build(stage_name: str, *, functions: Sequence[AppFunction] | None = None,
     policy = app_policy(stage, tables, queues)
     if SCHEDULE_FIRED in by_name:
         policy["PolicyDocument"]["Statement"] += scheduler_statements(stage)
+    for queue in consumed:
+        policy["PolicyDocument"]["Statement"] += webhook_retry_statements(queue.logical_id)
     policy["PolicyDocument"]["Statement"] += monitoring.function_statements()
     out["DefaultRole"] = {"Properties": {"Policies": [policy]}}
     watched = monitoring.resources(
         stage.prefix, stage.name, stage.log_retention_days,
-        {f.name: stage.function_name(f.name) for f in functions}, queues,
+        {f.name: stage.function_name(f.name) for f in functions},
+        [*queues, *(q.dead_letter_logical_id for q in consumed)],
         stage.function_name(OVERDUE_SWEEP) if sweep is not None and sweep.kind == "schedule" else None)
     # Both shape the API (routing: its DefinitionBody; monitoring: tracing, logs, throttling): merge them.
     if "RestAPI" in out and "RestAPI" in watched:
