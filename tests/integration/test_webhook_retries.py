@@ -3,6 +3,7 @@ on AWS the SQS queue's): a receiver that fails gets each retry at the documented
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 from chalicelib.core.times import parse_iso
 from chalicelib.examples import bundled
 from chalicelib.service.notifications import BACKOFF_SECONDS
+from tests.contract import Contract
 from tests.integration.test_metrics import scrape, value
 
 SCALE = 0.0005  # the documented 10 s ... 1 h (4,360 s in all) in about 2.2 s
@@ -95,6 +97,10 @@ def test_retries_come_at_the_documented_delays_from_the_timer(api, receiver, tim
     for attempt, due in given:
         assert datetime.fromtimestamp(arrived[str(attempt)], UTC) >= due
     assert "next_attempt_at" not in attempts[-1]
+    # The instance with its attempts is what the API document declares.
+    spec = json.loads(api.client.http.get("/openapi.json").body)
+    answer = api.client.http.get(f"/workflows/instances/{instance_id}")
+    Contract(spec).check("GET", f"/workflows/instances/{instance_id}", 200, answer.body, "application/json")
 
 
 def test_a_webhook_that_never_succeeds_is_given_up_after_six_attempts_and_counted(api, receiver, timer):
