@@ -113,3 +113,25 @@ def test_a_webhook_that_never_succeeds_is_given_up_after_six_attempts_and_counte
     samples = scrape(api)
     assert value(samples, "stepflow_webhook_deliveries_total", tenant="_", outcome="failed") == 6
     assert value(samples, "stepflow_webhook_dead_letters_total", tenant="_") == 1
+
+
+def test_retries_open_when_the_local_service_starts_are_timed_then(api, receiver, local_aws):
+    """A kept store's retries from before a restart: the service sets their timers as it starts."""
+    import app as app_module
+    from stepflow_local.webhook_retries import deliver_webhook_retries
+
+    Failing.failures["/later"] = 1
+    notifier = app_module.services.notifier
+    saved, notifier.backoff = notifier.backoff, (0.05,) * 5  # no timer yet: the retry is only recorded
+    try:
+        instance_id = start(api, f"{receiver}/later")
+    finally:
+        notifier.backoff = saved
+    assert app_module.services.instance_store.get(instance_id)["notify_state"] == "open"
+    timer = deliver_webhook_retries(app_module, local_aws, SCALE)
+    try:
+        assert [(i, attempt) for i, attempt, _ in timer.given] == [(instance_id, 2)]
+        attempts = attempts_of(api, instance_id, 2)
+    finally:
+        vars(app_module.services).pop("retry_timer", None)
+    assert [(a["attempt"], a["ok"]) for a in attempts] == [(1, False), (2, True)]
