@@ -115,6 +115,21 @@ def schedule_fired(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return result
 
 
+@app.on_sqs_message(queue_arn=services.settings.webhook_retry_queue_arn, batch_size=1, name="webhook_retry")
+def webhook_retry(event: Any) -> dict[str, int]:
+    """A completion webhook retry is due (its SQS message's delay is over; locally the runtime's timer):
+    sends it, or sets its timer again for the rest of a delay longer than SQS's 15 minutes. Raising
+    leaves the message to SQS, which delivers it again (and after 5 receives, to the dead-letter queue)."""
+    from collections import Counter
+
+    from chalicelib.aws.retry_queue import parse_body
+
+    parsed = [parse_body(record.body) for record in event]
+    outcomes = dict(Counter("malformed" if p is None else services.notifier.retry(*p) for p in parsed))
+    logger.info("webhook retry", extra=outcomes)
+    return outcomes
+
+
 @app.schedule(Rate(services.settings.sweep_minutes, unit=Rate.MINUTES), name="overdue_sweep")
 def overdue_sweep(event: Any) -> dict[str, int]:
     """Escalates overdue tasks, sends reminders, redelivers interrupted completions and webhooks, finishes

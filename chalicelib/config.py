@@ -19,6 +19,7 @@ from chalicelib.resources import (
     TASK_REGISTRAR,
     TASKS,
     TRIGGERS,
+    WEBHOOK_RETRIES,
 )
 
 LOCAL_WEBHOOK_SECRET = "stepflow-local-webhook-secret"
@@ -96,6 +97,10 @@ class Settings:
     schedule_fired_arn: str = ""
     scheduler_role_arn: str = ""
     scheduler_group: str = "default"
+    # Completion webhook retries: the queue the webhook_retry function reads (its name, known at import)
+    # and its URL, which the template sets; unset, the local runtime's timer or the sweep sends retries.
+    webhook_retry_queue: str = ""
+    webhook_retry_queue_url: str = ""
     # /readyz waits this long for its probes (DynamoDB, Step Functions) before answering 503.
     ready_deadline_seconds: float = 2.0
     audit_table: str = ""
@@ -104,6 +109,12 @@ class Settings:
     metrics_table: str = ""
     # A bearer token a Prometheus server scrapes /metrics with (every tenant's series); unset: admins only.
     metrics_token: str | None = None
+
+    @property
+    def webhook_retry_queue_arn(self) -> str:
+        """An ARN naming the retry queue (account unknown here), as webhook_retry declares its queue until
+        the deployment template binds the queue's real ARN (as for the event log's stream)."""
+        return f"arn:aws:sqs:{self.region}:000000000000:{self.webhook_retry_queue}"
 
     @property
     def cursor_key(self) -> bytes:
@@ -206,6 +217,8 @@ class Settings:
             schedule_fired_arn=env.get("STEPFLOW_SCHEDULE_FIRED_ARN", ""),
             scheduler_role_arn=env.get("STEPFLOW_SCHEDULER_ROLE_ARN", ""),
             scheduler_group=env.get("STEPFLOW_SCHEDULER_GROUP", "default"),
+            webhook_retry_queue=WEBHOOK_RETRIES.physical_name(prefix),
+            webhook_retry_queue_url=env.get(WEBHOOK_RETRIES.env_var, ""),
             ready_deadline_seconds=float(env.get("STEPFLOW_READY_DEADLINE_SECONDS") or 2.0),
             audit_table=env.get(AUDIT.env_var, AUDIT.physical_name(prefix)),
             metrics_table=env.get(METRICS.env_var, METRICS.physical_name(prefix)),

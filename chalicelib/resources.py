@@ -145,6 +145,33 @@ FUNCTIONS: tuple[Function, ...] = (STEP_RUNNER, TASK_REGISTRAR)
 
 
 @dataclass(frozen=True)
+class Queue:
+    """An SQS queue an app function consumes (@app.on_sqs_message), with its dead-letter queue."""
+
+    logical_id: str
+    name: str
+    consumer: str  # the consuming function's name
+    env_var: str  # names the queue's URL for the functions that send to it
+    max_receives: int = 5  # receives of a message that failed each time before it goes to the dead-letter queue
+
+    def physical_name(self, prefix: str) -> str:
+        return f"{prefix}{self.name}"
+
+    @property
+    def dead_letter_logical_id(self) -> str:
+        return f"{self.logical_id}DeadLetters"
+
+    def dead_letter_name(self, prefix: str) -> str:
+        return f"{prefix}{self.name}-dlq"
+
+
+# Completion webhook retries: a message per retry, delayed until it is due, consumed by webhook_retry.
+# Locally the runtime's timer calls the same handler (stepflow_local/webhook_retries.py).
+WEBHOOK_RETRIES = Queue("WebhookRetryQueue", "webhook-retries", "webhook_retry", "STEPFLOW_WEBHOOK_RETRY_QUEUE_URL")
+QUEUES: tuple[Queue, ...] = (WEBHOOK_RETRIES,)
+
+
+@dataclass(frozen=True)
 class Resources:
     tables: tuple[Table, ...] = TABLES
     functions: tuple[Function, ...] = FUNCTIONS

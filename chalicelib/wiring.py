@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # each property imports its own class: a cold start loads onl
     from chalicelib.service.lifecycle import LifecyclePublisher
     from chalicelib.service.mailboxes import MailboxService
     from chalicelib.service.metrics import MetricsRecorder
-    from chalicelib.service.notifications import Notifier
+    from chalicelib.service.notifications import Notifier, RetryTimer
     from chalicelib.service.revisions import RevisionService
     from chalicelib.service.routing import EmulatedRouting, QualifiedRouting
     from chalicelib.service.schedules import ScheduleService
@@ -194,7 +194,19 @@ class Services:
 
         post = functools.partial(post_json, allow_private=self.settings.egress_allow_private)
         return Notifier(self.instance_store, post, self.settings.webhook_secret_for, now_utc,
-                        observe=lambda tenant, ok, given_up: self.metrics.webhook(tenant, ok, given_up))
+                        observe=lambda tenant, ok, given_up: self.metrics.webhook(tenant, ok, given_up),
+                        timer=lambda: self.retry_timer)
+
+    @cached_property
+    def retry_timer(self) -> RetryTimer | None:
+        """Completion webhook retries on time: the SQS queue the template makes; locally the runtime sets
+        its own (stepflow_local/webhook_retries.py); neither: the sweep alone sends them."""
+        if not self.settings.webhook_retry_queue_url:
+            return None
+        from chalicelib.aws.clients import client
+        from chalicelib.aws.retry_queue import SqsRetryTimer
+
+        return SqsRetryTimer(client("sqs", self.settings.region), self.settings.webhook_retry_queue_url, now_utc)
 
     @cached_property
     def instances(self) -> InstanceService:

@@ -30,6 +30,9 @@ know about, all of it derived from the same description the local runtime is cre
   (a task type's on `<prefix>tasks-` resources), plus its own log group, traces, stream and queue.
 - the stage's secrets (infra/stage_secrets.py): the server and webhook signing secrets generated in Secrets
   Manager unless parameters name existing ones, the HS256 key by ARN; functions get ARNs, never values;
+- for every queue an app function consumes (resources.QUEUES: completion webhook retries, read by
+  `webhook_retry`): the queue with a visibility timeout of six times the function's, its dead-letter
+  queue (a message that failed 5 receives), and Chalice's SQS event bound to the queue itself;
 
 Run: python -m infra.build --stage dev [--out build/infra/dev.json]
 """
@@ -69,6 +72,8 @@ STREAM_CONSUMER = "DynamoDBEventConfig"  # the kind of an @app.on_dynamodb_recor
 # then its place in the stream goes to the function's on-failure queue (the log still holds the events).
 STREAM_RETRY_ATTEMPTS = 10
 SCHEDULE_FIRED = "schedule_fired"  # the function EventBridge Scheduler invokes for workflow schedules
+MAX_QUEUE_DELAY_SECONDS = 900  # SQS's longest message delay
+VISIBILITY_PER_TIMEOUT = 6  # AWS's advice for a queue a Lambda function reads: six times its timeout
 
 # Stack parameter -> (the variable chalicelib.config reads, its declaration). Settings.from_env refuses
 # to start a deployed stage without issuer, audience and keys (docs/security.md): the stack's own user
@@ -104,6 +109,7 @@ class Stage:
     retain_data: bool
     log_retention_days: int | None = None
     machine_prefix: str = ""  # state machine names (Settings.state_machine_prefix; the resource prefix by default)
+    lambda_timeout: int = 60  # seconds (.chalice/config.json's lambda_timeout, the stage's or the global one)
 
     def function_name(self, function: str) -> str:
         return f"{self.prefix}{function}"
@@ -153,8 +159,9 @@ def resolve_stage(stage: str, config: dict[str, Any] | None = None) -> Stage:
     if derived != read:
         raise SystemExit(f"infra.build: table names derived from prefix {prefix!r} differ from Settings: {read}")
     retention = stages[stage].get("log_retention_in_days", config.get("log_retention_in_days"))
+    timeout = int(stages[stage].get("lambda_timeout", config.get("lambda_timeout", 60)))
     return Stage(stage, prefix, env, retain_data=stage in RETAIN_DATA_STAGES, log_retention_days=retention,
-                 machine_prefix=settings.state_machine_prefix)
+                 machine_prefix=settings.state_machine_prefix, lambda_timeout=timeout)
 
 
 def app_functions(app: Any = None) -> tuple[AppFunction, ...]:
@@ -305,8 +312,25 @@ def streamed_table(consumer: AppFunction, tables: Sequence[Any]) -> Any:
     return streamed[0]
 
 
+def consumed_queue_resources(queue: Any, stage: Stage) -> dict[str, Any]:
+    """An SQS queue an app function consumes, and its dead-letter queue (chalicelib.resources.Queue)."""
+    return {
+        queue.dead_letter_logical_id: {"Type": "AWS::SQS::Queue", "Properties": {
+            "QueueName": queue.dead_letter_name(stage.prefix), "MessageRetentionPeriod": DLQ_RETENTION_SECONDS,
+            "SqsManagedSseEnabled": True}},
+        queue.logical_id: {"Type": "AWS::SQS::Queue", "Properties": {
+            "QueueName": queue.physical_name(stage.prefix),
+            # A message stays invisible while its consumer works on it: longer than the consumer may run.
+            "VisibilityTimeout": VISIBILITY_PER_TIMEOUT * stage.lambda_timeout,
+            "RedrivePolicy": {"deadLetterTargetArn": get_att(queue.dead_letter_logical_id),
+                              "maxReceiveCount": queue.max_receives},
+            "SqsManagedSseEnabled": True}},
+    }
+
+
 def function_roles(stage: Stage, functions: Sequence[AppFunction], tables: Sequence[Any],
-                   queues: dict[str, list[str]], config: dict[str, Any] | None = None) -> dict[str, Any]:
+                   queues: dict[str, list[str]], config: dict[str, Any] | None = None,
+                   consumed: Sequence[Any] = ()) -> dict[str, Any]:
     """One role per function: what its code calls (infra/code_actions.py) on the stage's resources, and what
     running it needs (infra/roles.py). Chalice makes none: .chalice/config.json says manage_iam_role false."""
     from chalicelib.config import Settings
@@ -320,12 +344,14 @@ def function_roles(stage: Stage, functions: Sequence[AppFunction], tables: Seque
     scopes = roles.scope_resources(stage.prefix, stage.machine_prefix, tables,
                                    f"{stage.prefix}{TASK_RESOURCE_INFIX}", settings.scheduler_group)
     scopes["StageSecrets"] = stage_secrets.readable_arns()  # exactly the secrets the environment names by ARN
+    scopes["WebhookRetries"] = [get_att(queue.logical_id) for queue in consumed]  # resources.QUEUES in the stack
     out: dict[str, Any] = {}
     for function in functions:
         name = stage.function_name(function.name)
         stream = streamed_table(function, tables).logical_id if function.kind == STREAM_CONSUMER else None
         statements = [*roles.code_statements(code_actions.actions_of(function.handler), scopes),
-                      *roles.running_statements(name, stream, queues.get(function.name, []))]
+                      *roles.running_statements(name, stream, queues.get(function.name, []),
+                                                [q.logical_id for q in consumed if q.consumer == function.name])]
         out[roles.role_id(function.logical_id)] = roles.function_role(
             f"Stepflow {stage.name}: {function.name}, what its code calls and nothing more", statements)
     return out
@@ -525,6 +551,25 @@ def build(stage_name: str, *, functions: Sequence[AppFunction] | None = None,
             },
         }}}
 
+    consumed: list[Any] = []  # resources.QUEUES whose consumer app.py defines
+    for queue in getattr(resources, "QUEUES", ()):
+        consumer = by_name.get(queue.consumer)
+        if consumer is None or consumer.kind != "SQSEventConfig":
+            notes.append(f"app.py defines no @app.on_sqs_message '{queue.consumer}': queue {queue.name} is left out")
+            continue
+        consumed.append(queue)
+        out.update(consumed_queue_resources(queue, stage))
+        outputs[f"{queue.logical_id}Url"] = {"Value": {"Ref": queue.logical_id}}
+        # Merged into Chalice's own event (same name): the queue's ARN from the queue itself, so the
+        # mapping is made after it.
+        function_extra[consumer.name] = {"Events": {cfn_name(f"{consumer.name}-sqs-event-source"): {
+            "Type": "SQS", "Properties": {"Queue": get_att(queue.logical_id), "BatchSize": 1}}}}
+        # A retry waits 15 minutes at most before it is delivered (and set again for the rest of a longer
+        # delay): a message older than twice that is one webhook_retry does not take or keeps failing on.
+        out[f"{queue.logical_id}AgeAlarm"] = monitoring.queue_age_alarm(
+            f"{stage.prefix}{queue.name}-late", queue.logical_id, 2 * MAX_QUEUE_DELAY_SECONDS,
+            f"Messages in {queue.name} wait past their time: {queue.consumer} does not take them or fails on them")
+
     sweep = by_name.get(OVERDUE_SWEEP)
     if sweep is None:
         notes.append(f"app.py defines no '{OVERDUE_SWEEP}' schedule yet: Chalice adds it (function, EventBridge "
@@ -537,6 +582,8 @@ def build(stage_name: str, *, functions: Sequence[AppFunction] | None = None,
         raise SystemExit(f"infra.build: set log_retention_in_days for stage '{stage.name}' in .chalice/config.json "
                          "(Chalice then creates every function's log group with that retention)")
     environment = app_environment(stage, tables, resources.FUNCTIONS)
+    for queue in consumed:
+        environment[queue.env_var] = {"Ref": queue.logical_id}  # the queue's URL
     if SCHEDULE_FIRED in by_name:  # workflow schedules: one EventBridge Scheduler schedule each
         out["SchedulerRole"] = scheduler_role(stage)
         environment["STEPFLOW_SCHEDULE_FIRED_ARN"] = function_arn(stage.function_name(SCHEDULE_FIRED))
@@ -556,10 +603,11 @@ def build(stage_name: str, *, functions: Sequence[AppFunction] | None = None,
     api = by_name.get(API_FUNCTION)
     if api is not None:  # every request reaches the app, which answers 404/405/415 (infra/api_routes.py)
         out["RestAPI"] = {"Properties": {"DefinitionBody": api_routes.definition_body(api.routes)}}
-    out.update(function_roles(stage, functions, tables, function_queues, config))
+    out.update(function_roles(stage, functions, tables, function_queues, config, consumed))
     watched = monitoring.resources(
         stage.prefix, stage.name, stage.log_retention_days,
-        {f.name: stage.function_name(f.name) for f in functions}, queues,
+        {f.name: stage.function_name(f.name) for f in functions},
+        [*queues, *(q.dead_letter_logical_id for q in consumed)],
         stage.function_name(OVERDUE_SWEEP) if sweep is not None and sweep.kind == "schedule" else None)
     # Both shape the API (routing: its DefinitionBody; monitoring: tracing, logs, throttling): merge them.
     if "RestAPI" in out and "RestAPI" in watched:

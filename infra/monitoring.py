@@ -77,6 +77,14 @@ def resources(prefix: str, stage: str, retention_days: int, function_names: dict
     return out
 
 
+def queue_age_alarm(name: str, queue_logical_id: str, seconds: int, description: str) -> dict[str, Any]:
+    """Fires when a queue's oldest message has waited `seconds`: its consumer is not keeping up (or fails)."""
+    return _alarm(name, description, {
+        "Namespace": "AWS/SQS", "MetricName": "ApproximateAgeOfOldestMessage", "Statistic": "Maximum",
+        "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_logical_id, "QueueName"]}}]},
+        threshold=seconds)
+
+
 def _alarm(name: str, description: str, metric: dict[str, Any] | None = None, *,
            metrics: list[dict[str, Any]] | None = None, threshold: float = 1, periods: int = 1) -> dict[str, Any]:
     properties: dict[str, Any] = {

@@ -19,6 +19,7 @@ LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")  # into the function
 STREAM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
                   "dynamodb:ListStreams")  # what Lambda reads a stream consumer's stream with
 QUEUE_ACTIONS = ("sqs:SendMessage",)  # Lambda sends a failed event, or a failed batch's place, to the queue
+CONSUME_ACTIONS = ("sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage")
 # AWS checks iam:PassRole when a call hands it a role: state machines get the execution role, schedules theirs.
 PASSES_ROLE: dict[str, tuple[str, str]] = {
     "states:CreateStateMachine": ("StateMachineRole", "states.amazonaws.com"),
@@ -46,6 +47,7 @@ SCOPES: dict[tuple[str, str], str] = {
         "CreateSecret", "DeleteSecret", "DescribeSecret", "GetSecretValue", "PutSecretValue", "TagResource",
         "UpdateSecret")},
     ("stage", "secretsmanager:GetSecretValue"): "StageSecrets",
+    ("service", "sqs:SendMessage"): "WebhookRetries",  # a completion webhook's next attempt, on its timer queue
     ("service", "events:PutEvents"): "LifecycleEvents",
     **{("service", f"scheduler:{a}"): "WorkflowSchedules" for a in (
         "CreateSchedule", "DeleteSchedule", "GetSchedule", "UpdateSchedule")},
@@ -116,8 +118,10 @@ def code_statements(actions: dict[str, frozenset[str]], resources: dict[str, Res
     return statements
 
 
-def running_statements(function_name: str, stream_table: str | None, queues: Sequence[str]) -> list[dict[str, Any]]:
-    """What running the function needs beside its code's calls: its logs and traces, its stream, its queues."""
+def running_statements(function_name: str, stream_table: str | None, queues: Sequence[str],
+                       consumes: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """What running the function needs beside its code's calls: its logs and traces, its stream, its queues,
+    and the queues it consumes (Lambda's event source mapping reads them with the function's role)."""
     statements: list[dict[str, Any]] = [
         {"Sid": "Logs", "Effect": "Allow", "Action": list(LOG_ACTIONS),
          "Resource": _sub(_here("logs") + f"log-group:/aws/lambda/{function_name}:*")},
@@ -129,6 +133,9 @@ def running_statements(function_name: str, stream_table: str | None, queues: Seq
     if queues:
         statements.append({"Sid": "DeadLetters", "Effect": "Allow", "Action": list(QUEUE_ACTIONS),
                            "Resource": [{"Fn::GetAtt": [queue, "Arn"]} for queue in queues]})
+    if consumes:
+        statements.append({"Sid": "Consume", "Effect": "Allow", "Action": list(CONSUME_ACTIONS),
+                           "Resource": [{"Fn::GetAtt": [queue, "Arn"]} for queue in consumes]})
     return statements
 
 

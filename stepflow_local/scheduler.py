@@ -1,4 +1,5 @@
-"""A tiny periodic scheduler: what EventBridge rules would trigger on AWS, the local runtime triggers itself."""
+"""A tiny scheduler: what EventBridge rules (periodic) and delayed SQS messages (once) would trigger on AWS,
+the local runtime triggers itself."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ LOG = logging.getLogger("stepflow_local")
 
 
 class ScheduledJob:
-    """One callback run every `seconds` (fixed delay between the end of a run and the next start)."""
+    """One callback run every `seconds` (fixed delay between the end of a run and the next start), or
+    once (`once`: cancelled after its run)."""
 
-    def __init__(self, scheduler: Scheduler, seconds: float, callback: Callable[[], Any], name: str):
+    def __init__(self, scheduler: Scheduler, seconds: float, callback: Callable[[], Any], name: str,
+                 once: bool = False):
         self.seconds = seconds
+        self.once = once
         self.callback = callback
         self.name = name
         self.runs = 0
@@ -78,6 +82,17 @@ class Scheduler:
             self._cond.notify_all()
         return job
 
+    def at(self, deadline: float, callback: Callable[[], Any], *, name: str) -> ScheduledJob:
+        """Runs callback() once, not before the time.monotonic() `deadline` (nor before start())."""
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        job = ScheduledJob(self, 0.0, callback, name, once=True)
+        with self._cond:
+            job.next_due = deadline
+            self._jobs.append(job)
+            self._cond.notify_all()
+        return job
+
     def start(self) -> None:
         with self._cond:
             if self._thread is not None:
@@ -127,4 +142,7 @@ class Scheduler:
                     continue
                 with self._guard:
                     job.run_once()
-                job.next_due = time.monotonic() + job.seconds
+                if job.once:
+                    job.cancel()
+                else:
+                    job.next_due = time.monotonic() + job.seconds

@@ -24,6 +24,7 @@ from stepflow_local.runtime import LocalRuntime
 from stepflow_local.schedules import deliver_schedules, deliver_workflow_schedules
 from stepflow_local.status_events import deliver_status_changes
 from stepflow_local.streams import deliver_streams
+from stepflow_local.webhook_retries import deliver_webhook_retries
 
 LOG = logging.getLogger("stepflow_local")
 
@@ -70,7 +71,7 @@ def banner(url: str, api_prefix: str, scale: float = 1.0, data_dir: str | None =
     return "\n".join([
         f"Stepflow local API: {base}",
         *emulated,
-        *([f"Wait states and Retry intervals run at x{scale:g} ({TIME_SCALE_ENV})."] if scale != 1.0 else []),
+        *([f"Wait states, Retry intervals and webhook retries run at x{scale:g} ({TIME_SCALE_ENV})."] if scale != 1.0 else []),
         "Try:",
         f"  curl {base}/health",
         f"  curl {base}{prefix}/definitions",
@@ -136,6 +137,9 @@ def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[
             server = create_server(app, config, host, port, verbose=verbose)  # binds now: a taken port fails first
             bound_host, bound_port = server.server.server_address[:2]
             try:
+                before = {id(job) for job in runtime.scheduler.jobs}
+                if hasattr(module, "webhook_retry"):  # webhook retries: what delayed SQS messages do on AWS
+                    deliver_webhook_retries(module, runtime, time_scale())
                 recovery = _recover(module, runtime)
                 if on_start is not None:
                     on_start(runtime)
@@ -144,7 +148,6 @@ def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[
                     if hook is not None:
                         hook()
                 # What EventBridge would trigger on AWS (the overdue sweep), the runtime triggers here.
-                before = {id(job) for job in runtime.scheduler.jobs}
                 deliver_schedules(app, runtime)
                 if hasattr(module, "schedule_fired"):  # workflow schedules: what EventBridge Scheduler fires on AWS
                     deliver_workflow_schedules(module, runtime, time_scale())
@@ -177,6 +180,8 @@ def serve(host: str = DEFAULT_HOST, port: int | None = None, on_start: Callable[
                 for job in runtime.scheduler.jobs:
                     if id(job) not in before:
                         job.cancel()
+                if hasattr(module, "webhook_retry"):  # its retry timer was this runtime's scheduler
+                    vars(module.services).pop("retry_timer", None)
             print("Stepflow local API stopped.", flush=True)
     finally:
         restore_signals()

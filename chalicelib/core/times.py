@@ -17,3 +17,9 @@ def as_iso(value: Any) -> str | None:
     if value is None:
         return None
     return iso(value) if isinstance(value, datetime) else str(value)
+
+
+def parse_iso(value: str) -> datetime:
+    """The moment an `iso` string (or any ISO 8601 one with an offset or a Z) names, timezone-aware."""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

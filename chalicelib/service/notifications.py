@@ -1,5 +1,5 @@
-"""Completion webhooks: a signed POST of the instance's summary, retried with backoff, every attempt
-recorded on the instance.
+"""Completion webhooks: a signed POST of the instance's summary, retried with backoff on a timer, every
+attempt recorded on the instance.
 
 Signature: `X-Stepflow-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>` with the
 timestamp in `X-Stepflow-Timestamp` (Unix seconds); receivers recompute it and reject old timestamps.
@@ -9,15 +9,31 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from chalicelib.aws.conditional_update import TransitionRefused
-from chalicelib.core.times import iso
+from chalicelib.core.times import iso, parse_iso
 from chalicelib.outbound import dumps
 
 BACKOFF_SECONDS = (10, 30, 120, 600, 3600)  # after attempts 1..5; attempt 6 is the last
+# With a timer, the sweep leaves a due retry this long to the timer before it sends it itself: it only
+# catches what the timer lost (an enqueue that failed, a process that died before enqueueing).
+SWEEP_GRACE_SECONDS = 120
+LEASE_SECONDS = 60  # how long a claimed attempt is held before a sweep may take it over
+
+log = logging.getLogger("stepflow.notifications")
+
+
+class RetryTimer(Protocol):
+    """Calls back (Notifier.retry) for an instance's attempt at `due`, at least once, never before it.
+    `time_scale` multiplies the backoff (1 on AWS; the local runtime's time scale locally)."""
+
+    time_scale: float
+
+    def schedule(self, instance_id: str, attempt: int, due: datetime) -> None: ...
 
 
 def signature(secret: bytes, timestamp: int, body: bytes) -> str:
@@ -34,8 +50,10 @@ class Notifier:
     def __init__(self, store: Any, post: Callable[[str, bytes, dict[str, str]], int],
                  secret_for: Callable[[str | None], bytes | None], now: Callable[[], datetime],
                  backoff: tuple[float, ...] = BACKOFF_SECONDS,
-                 observe: Callable[[str | None, bool, bool], None] | None = None):
+                 observe: Callable[[str | None, bool, bool], None] | None = None,
+                 timer: Callable[[], RetryTimer | None] = lambda: None):
         self._store = store
+        self._timer = timer  # looked up per retry: the local runtime installs its timer after start
         self._observe = observe  # (tenant, delivered, given up): the webhook metrics
         self._post = post
         self._secret_for = secret_for
@@ -47,7 +65,7 @@ class Notifier:
         attempts = list(record.get("notifications") or [])
         if record.get("notify_state") == "open":
             # Claim the due attempt so two overlapping sweeps cannot both send it.
-            lease = iso(self._now() + timedelta(seconds=60))
+            lease = iso(self._now() + timedelta(seconds=LEASE_SECONDS))
             try:
                 self._store.update(record["id"], {"next_notify_at": lease},
                                    expect={"next_notify_at": record["next_notify_at"]})
@@ -75,10 +93,48 @@ class Notifier:
         attempt["ok"] = ok
         attempts.append(attempt)
         changes: dict[str, Any] = {"notifications": attempts, "notify_state": None, "next_notify_at": None}
+        timer = self._timer()
+        due: datetime | None = None
         if not ok and len(attempts) <= len(self.backoff):
+            scale = timer.time_scale if timer is not None else 1.0
+            due = now + timedelta(seconds=self.backoff[len(attempts) - 1] * scale)
+            attempt["next_attempt_at"] = iso(due)
             changes["notify_state"] = "open"
-            changes["next_notify_at"] = iso(now + timedelta(seconds=self.backoff[len(attempts) - 1]))
+            changes["next_notify_at"] = iso(due)
+        # Recorded before the timer is set: a timer that fires finds the attempt it is for, and one that
+        # could not be set (or a process that dies here) leaves an open, due record the sweep sends.
         self._store.update(record["id"], changes)
         if self._observe is not None:
             self._observe(record.get("tenant_id"), ok, not ok and changes["notify_state"] is None)
+        if due is not None and timer is not None:
+            try:
+                timer.schedule(record["id"], len(attempts) + 1, due)
+            except Exception:  # noqa: BLE001 - the attempt is recorded; the sweep sends the retry instead
+                log.warning("could not set the timer of webhook attempt %s of %s; the sweep sends it",
+                            len(attempts) + 1, record["id"])
         return ok
+
+    def sweep_horizon(self, now: datetime) -> datetime:
+        """Retries due by this time are the sweep's to send: all that are due without a timer; with one,
+        those the timer should have sent a grace period ago (so the two rarely race for one)."""
+        timer = self._timer()
+        return now if timer is None else now - timedelta(seconds=SWEEP_GRACE_SECONDS * timer.time_scale)
+
+    def retry(self, instance_id: str, attempt: int) -> str:
+        """What a retry timer calls: sends attempt `attempt` of the instance's webhook if it is still the
+        next one and due. A timer that fired early is set again for the rest (an exception here: the
+        timer's message is retried). "sent", "failed", "waiting" or "stale" (nothing to do: sent already,
+        by the sweep or a duplicate timer, or the instance is gone)."""
+        record = self._store.get(instance_id)
+        if (record is None or record.get("notify_state") != "open" or not record.get("webhook_url")
+                or len(record.get("notifications") or []) + 1 != attempt):
+            return "stale"
+        due = parse_iso(record["next_notify_at"])
+        if due > self._now():
+            # Early (SQS delays 15 minutes at most), or held by another sender's lease: come back then.
+            timer = self._timer()
+            if timer is None:
+                return "stale"
+            timer.schedule(instance_id, attempt, due)
+            return "waiting"
+        return "sent" if self.notify(record) else "failed"

@@ -145,10 +145,10 @@ class Reconciliation:
         stats["ended_without_execution"] += 1
 
     def deliver_notifications(self) -> int:
-        """Retries completion webhooks whose next attempt is due."""
+        """Retries completion webhooks whose next attempt is due and that their timer has not sent."""
         if self._notifier is None:
             return 0
-        due = self._store.due_notifications(iso(self._now()))
+        due = self._store.due_notifications(iso(self._notifier.sweep_horizon(self._now())))
         for record in due:
             self._notifier.notify(record)
         return len(due)

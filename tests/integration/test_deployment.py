@@ -367,6 +367,63 @@ def test_workflow_schedules_get_a_scheduler_role_that_invokes_schedule_fired_onl
     assert env["STEPFLOW_SCHEDULE_FIRED_ARN"] == infra_build.function_arn(infra.stage.function_name("schedule_fired"))
 
 
+def test_webhook_retries_get_a_delayed_queue_read_by_webhook_retry_with_dead_letters_and_alarms(local_runtime, infra):
+    """Retries on real timers when deployed: a message per retry on a queue webhook_retry reads, a
+    dead-letter queue for one it keeps failing on, and alarms on both besides the given-up webhooks'."""
+    from chalicelib.config import Settings
+
+    built, queue = infra.template["Resources"], resources.WEBHOOK_RETRIES
+    (consumer,) = [f for f in infra.functions if f.name == queue.consumer]
+    assert (consumer.kind, consumer.handler) == ("SQSEventConfig", "app.webhook_retry")
+    props = built[queue.logical_id]["Properties"]
+    assert props["QueueName"] == f"{infra.stage.prefix}webhook-retries" and props["SqsManagedSseEnabled"] is True
+    assert props["VisibilityTimeout"] >= 6 * infra.stage.lambda_timeout  # longer than webhook_retry may run
+    assert props["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [queue.dead_letter_logical_id, "Arn"]},
+                                      "maxReceiveCount": 5}
+    dead = built[queue.dead_letter_logical_id]["Properties"]
+    assert dead["QueueName"] == f"{infra.stage.prefix}webhook-retries-dlq"
+    assert dead["MessageRetentionPeriod"] == infra_build.DLQ_RETENTION_SECONDS
+    # Chalice's SQS event of the function, bound to the queue itself, one message per invocation.
+    (name, event), = built[consumer.logical_id]["Properties"]["Events"].items()
+    assert name == "WebhookRetrySqsEventSource"
+    assert event == {"Type": "SQS", "Properties": {"Queue": {"Fn::GetAtt": [queue.logical_id, "Arn"]}, "BatchSize": 1}}
+    # Every function can queue a retry: the deployed settings name the queue by URL, and the name the app
+    # subscribes webhook_retry to is the template's queue.
+    resolve = Resolver(infra.template, local_runtime.account_id, local_runtime.region, PARAMETER_VALUES)
+    for function in infra.functions:
+        env = built[function.logical_id]["Properties"]["Environment"]["Variables"]
+        assert env[queue.env_var] == {"Ref": queue.logical_id}, function.name
+    settings = Settings.from_env(resolve(built["APIHandler"]["Properties"]["Environment"]["Variables"]), check=False)
+    assert settings.webhook_retry_queue == props["QueueName"] and settings.webhook_retry_queue_url
+    # Who sends a retry may send to this queue only (derived from the code: tests/integration/test_function_roles.py);
+    # the consumer's event source mapping reads it with the consumer's own role.
+    def policy(function: Any) -> dict[str, Any]:
+        return {s["Sid"]: s for p in built[f"{function.logical_id}Role"]["Properties"]["Policies"]
+                for s in p["PolicyDocument"]["Statement"]}
+
+    senders = [f.name for f in infra.functions if "WebhookRetries" in policy(f)]
+    assert {"api", "overdue_sweep", "webhook_retry"} <= set(senders)
+    for function in infra.functions:
+        sids = policy(function)
+        if "WebhookRetries" in sids:
+            assert sids["WebhookRetries"]["Action"] == ["sqs:SendMessage"]
+            assert sids["WebhookRetries"]["Resource"] == [{"Fn::GetAtt": [queue.logical_id, "Arn"]}]
+        assert ("Consume" in sids) == (function.name == queue.consumer), function.name
+    consume = policy(consumer)["Consume"]
+    assert set(consume["Action"]) == {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                                      "sqs:ChangeMessageVisibility"}
+    assert consume["Resource"] == [{"Fn::GetAtt": [queue.logical_id, "Arn"]}]
+    # Alarms: a message that went to the dead-letter queue, messages kept waiting, webhooks given up.
+    depth = built[f"{queue.dead_letter_logical_id}DepthAlarm"]["Properties"]
+    assert depth["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert depth["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue.dead_letter_logical_id,
+                                                                                  "QueueName"]}}]
+    late = built[f"{queue.logical_id}AgeAlarm"]["Properties"]
+    assert (late["AlarmName"], late["MetricName"], late["Threshold"]) == (
+        f"{infra.stage.prefix}webhook-retries-late", "ApproximateAgeOfOldestMessage", 1800)
+    assert built["WebhookDeadLettersAlarm"]["Properties"]["MetricName"] == "WebhookDeadLetters"
+
+
 def test_function_roles_are_scoped_to_our_resources(infra):
     built = infra.template["Resources"]
     api = {s["Sid"]: s for p in built["APIHandlerRole"]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]}
@@ -591,6 +648,11 @@ def test_the_packaged_template_is_chalice_merged_with_the_infra_part(packaged, i
             assert event["Type"] == "DynamoDB" and event["Properties"]["Stream"] == {
                 "Fn::GetAtt": ["EventsTable", "StreamArn"]}
             assert event["Properties"]["BatchSize"] == 100 and "DestinationConfig" in event["Properties"]
+        if function.kind == "SQSEventConfig":
+            (event,) = props["Events"].values()  # Chalice's, bound to the queue the template makes
+            assert event["Type"] == "SQS" and event["Properties"]["Queue"] == {
+                "Fn::GetAtt": [resources.WEBHOOK_RETRIES.logical_id, "Arn"]}
+            assert event["Properties"]["BatchSize"] == 1
         log_group = template["Resources"][infra_build.log_group_id(function)]["Properties"]
         assert log_group["LogGroupName"] == f"/aws/lambda/{props['FunctionName']}"
         assert log_group["RetentionInDays"] == infra.stage.log_retention_days

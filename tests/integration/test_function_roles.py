@@ -73,6 +73,8 @@ def test_each_function_s_role_grants_what_its_code_calls_and_nothing_more(infra)
                 assert function.kind == infra_build.STREAM_CONSUMER and actions == set(roles.STREAM_ACTIONS)
             elif sid == "DeadLetters":
                 assert actions == set(roles.QUEUE_ACTIONS)
+            elif sid == "Consume":  # the queue its event source mapping reads (resources.QUEUES)
+                assert function.kind == "SQSEventConfig" and actions == set(roles.CONSUME_ACTIONS)
             else:
                 assert sid in ("Logs", "Tracing") and actions <= RUNNING, (function.name, sid, actions)
         assert by_sid["Logs"] and by_sid["Tracing"]

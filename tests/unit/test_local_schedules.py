@@ -46,3 +46,32 @@ def test_every_rate_schedule_of_the_app_is_registered_and_runs_its_handler(monke
     assert (seconds, name) == (300, "sweep")
     callback()
     assert seen == ["Scheduled Event"]
+
+
+def test_a_one_shot_job_runs_once_and_not_before_its_deadline():
+    import threading
+    import time
+
+    from stepflow_local.scheduler import Scheduler
+
+    scheduler = Scheduler(thread_name="test-one-shot")
+    ran: list[float] = []
+    done = threading.Event()
+
+    def record() -> None:
+        ran.append(time.monotonic())
+        done.set()
+
+    deadline = time.monotonic() + 0.05
+    job = scheduler.at(deadline, record, name="once")
+    scheduler.start()
+    try:
+        assert done.wait(30)
+        assert ran[0] >= deadline
+        wait_until = time.monotonic() + 30
+        while not job.cancelled and time.monotonic() < wait_until:
+            time.sleep(0.01)  # polls the condition: the job leaves the list once it has run
+        assert job.cancelled and job.runs == 1 and job not in scheduler.jobs
+    finally:
+        scheduler.stop()
+    assert len(ran) == 1

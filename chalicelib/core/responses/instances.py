@@ -77,6 +77,7 @@ class Notification(Closed):
     ok: bool
     status_code: int | Absent = None
     error: str | Absent = None
+    next_attempt_at: Timestamp | Absent = None  # a failed attempt's: when the next one is due (none after the last)
 
 
 class Instance(Closed):
