@@ -166,8 +166,11 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @handles_errors
     def get_instance(instance_id: str) -> Any:
         record = require_instance(services(), instance_id)  # read once: the view starts from it
-        with_outputs = bool_param(query(bp.current_request), "include_outputs", True)
-        return json_response(services().instances.get(instance_id, with_outputs=with_outputs, record=record))
+        params = query(bp.current_request)
+        with_outputs = bool_param(params, "include_outputs", True)
+        with_inputs = bool_param(params, "include_inputs", False)
+        return json_response(services().instances.get(instance_id, with_outputs=with_outputs,
+                                                      with_inputs=with_inputs, record=record))
 
     @bp.route("/instances/{instance_id}/history", methods=["GET"])
     @handles_errors

@@ -216,10 +216,11 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
     def _definition(self, record: dict[str, Any]) -> Definition:
         return self._loader.load(instance_key(record), record["revision"]).definition
 
-    def get(self, instance_id: str, *, with_outputs: bool = True, record: dict[str, Any] | None = None) -> dict[str, Any]:
+    def get(self, instance_id: str, *, with_outputs: bool = True, with_inputs: bool = False,
+            record: dict[str, Any] | None = None) -> dict[str, Any]:
         """The instance's view; `record` is the one the caller (the route's guard) already read."""
         record, summary = self._current(record if record is not None else self._record(instance_id))
-        return self._view(record, summary, with_outputs=with_outputs)
+        return self._view(record, summary, with_outputs=with_outputs, with_inputs=with_inputs)
 
     def _refresh(self, record: dict[str, Any]) -> dict[str, Any]:
         return self._current(record)[0]
