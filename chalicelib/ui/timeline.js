@@ -130,6 +130,14 @@ export class Timeline {
   }
 
   draw() {
+    // A redraw replaces the rows: the step whose button had the focus keeps it.
+    const focused = this.element.contains(document.activeElement)
+      ? document.activeElement.closest('[data-step]')?.dataset.step : null;
+    this.paint();
+    if (focused) this.element.querySelector(`[data-step="${CSS.escape(focused)}"] .timeline-step`)?.focus();
+  }
+
+  paint() {
     const rows = this.rows();
     this.element.dataset.steps = String(rows.length);
     if (!rows.length) {
