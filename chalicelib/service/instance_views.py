@@ -128,7 +128,7 @@ class InstanceViews:
         return {**record, "context": data}, summary
 
     def _view(self, record: dict[str, Any], summary: Any, *, with_outputs: bool = True,
-              with_inputs: bool = False) -> dict[str, Any]:
+              input_of: str | None = None) -> dict[str, Any]:
         steps = list(summary.steps.values()) if summary else []
         total = len(self._definition(record).steps) if record.get("revision") else 0
         done = sum(1 for s in steps if s.status == "succeeded")
@@ -148,7 +148,7 @@ class InstanceViews:
             "output": record.get("output"),
             "error": record.get("error") or (summary.error if summary else None),
             "progress": {"completed_steps": done, "skipped_steps": skipped, "total_steps": total, "percent": percent},
-            "step_history": self._step_history(record, summary, steps, with_outputs, with_inputs),
+            "step_history": self._step_history(record, summary, steps, with_outputs, input_of),
             "runs": record.get("runs") or [],
             "notifications": record.get("notifications") or [],
             "continued_from": record.get("continued_from"),
@@ -156,15 +156,14 @@ class InstanceViews:
         }
 
     def _step_history(self, record: dict[str, Any], summary: Any, steps: list[StepRecord], with_outputs: bool,
-                      with_inputs: bool) -> list[dict[str, Any]]:
+                      input_of: str | None) -> list[dict[str, Any]]:
         shown = [s.as_dict(with_output=with_outputs) for s in steps]
-        if with_inputs and shown:
+        entry = next((e for e in shown if e["step_name"] == input_of), None)
+        if entry is not None:
             loaded = self._loader.load(instance_key(record), record["revision"])
-            inputs = step_inputs(loaded.definition, loaded.order, record.get("input"), summary.outputs,
-                                 [s.step_name for s in steps])
-            for entry in shown:
-                if entry["step_name"] in inputs:
-                    entry["input"] = inputs[entry["step_name"]]
+            inputs = step_inputs(loaded.definition, loaded.order, record.get("input"), summary.outputs, [input_of])
+            if input_of in inputs:
+                entry["input"] = inputs[input_of]
         return shown
 
     def history(self, record: dict[str, Any], run: int, position: Any, limit: int) -> dict[str, Any]:

@@ -98,21 +98,29 @@ function instanceTable(items, params) {
       h('td', {}, i.created_by || '—')))));
 }
 
-// What the page reads of the instance: step outputs and inputs too (the step detail shows them).
-const DETAIL = '?include_outputs=true&include_inputs=true';
-
 export async function instanceView(main, context, id) {
   document.title = `Instance ${shortId(id)} · Stepflow`;
-  let instance = await api.get(`/instances/${enc(id)}${DETAIL}`);
+  let selected = context.params.step || null;
+  // The instance with its step outputs, and the input of the step the detail shows.
+  const read = () => api.get(`/instances/${enc(id)}${qs({ include_outputs: true, input_of: selected })}`);
+  let instance = await read();
   const failureLead = h('section', { id: 'failure-lead', class: 'message message-error', role: 'alert',
     'aria-labelledby': 'failure-title', hidden: true });
   const stepDetail = h('div', { id: 'step-detail', class: 'step-detail', 'aria-live': 'polite' });
-  let selected = context.params.step || null;
-  const selectStep = (name) => {
+  const selectStep = async (name) => {
     selected = name;
     context.setQuery({ ...context.params, step: name });
     timeline.select(name);
-    renderStepDetail(stepDetail, instance, name);
+    renderStepDetail(stepDetail, instance, name, { loading: true });
+    try {
+      const fresh = await read();
+      if (!context.alive || selected !== name) return;
+      instance = fresh;
+      renderStepDetail(stepDetail, instance, name);
+      await refresh(); // the read may be newer than the page: redrawn where it changed
+    } catch (error) {
+      if (context.alive && selected === name) stepDetail.dataset.error = String(error.message || error);
+    }
   };
   const timeline = new Timeline({ onSelect: selectStep });
   timeline.selected = selected;
@@ -177,7 +185,7 @@ export async function instanceView(main, context, id) {
   let pending = null;
   const reload = async () => {
     pending = null;
-    instance = await api.get(`/instances/${enc(id)}${DETAIL}`);
+    instance = await read();
     if (context.alive) await refresh();
   };
   const onEvent = (event) => {
@@ -200,7 +208,7 @@ export async function instanceView(main, context, id) {
     console.warn('the event log cannot be followed; polling', error);
     let settled = TERMINAL.has(instance.status) ? 1 : 0;
     context.poll(async () => {
-      instance = await api.get(`/instances/${enc(id)}${DETAIL}`);
+      instance = await read();
       if (!context.alive) return false;
       await refresh();
       settled = TERMINAL.has(instance.status) ? settled + 1 : 0;

@@ -48,8 +48,9 @@ export function renderFailureLead(box, instance, onStep) {
     step && step.attempts > 1 ? h('p', { class: 'hint' }, `After ${step.attempts} attempts.`) : null);
 }
 
-// The chosen step's detail from its record in the instance's step history (with inputs and outputs).
-export function renderStepDetail(box, instance, name) {
+// The chosen step's detail from its record in the instance's step history (read with its input);
+// `loading`: that read is on its way.
+export function renderStepDetail(box, instance, name, { loading = false } = {}) {
   if (!name) {
     clear(box, h('p', { class: 'hint' }, 'Choose a step in the timeline to see its input and output.'));
     box.dataset.step = '';
@@ -71,7 +72,8 @@ export function renderStepDetail(box, instance, name) {
       record.fallback_used ? [h('dt', {}, 'Fallback'), h('dd', {}, 'used')] : null),
     record.error ? h('p', { class: 'message message-error', id: 'step-detail-error' }, errorText(record.error)) : null,
     h('h4', {}, 'Input'),
-    'input' in record ? jsonBlock(record.input, 'step-input') : h('p', { class: 'hint', id: 'step-input' }, 'Not shown by this server.'),
+    'input' in record ? jsonBlock(record.input, 'step-input')
+      : h('p', { class: 'hint', id: 'step-input' }, loading ? 'Loading…' : 'Not shown by this server.'),
     h('h4', {}, 'Output'),
     record.output !== undefined && record.output !== null ? jsonBlock(record.output, 'step-output')
       : h('p', { class: 'hint', id: 'step-output' }, open ? 'No output yet: the step has not finished.' : 'No output.'));

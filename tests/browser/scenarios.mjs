@@ -1028,7 +1028,8 @@ const scenarios = {
     // A step's input and output, as text.
     await page.click('#timeline [data-step="prepare"] .timeline-step');
     await page.waitForFunction(() => document.querySelector('#step-detail')?.dataset.step === 'prepare'
-      && document.querySelector('#step-output')?.textContent.includes('"stage": "prepared"'));
+      && document.querySelector('#step-output')?.textContent.includes('"stage": "prepared"')
+      && document.querySelector('#step-input')?.tagName === 'PRE');
     const prepare = await page.evaluate(() => ({
       input: document.querySelector('#step-input').textContent,
       markup: document.querySelectorAll('#step-detail img, #step-detail script').length,
@@ -1041,7 +1042,7 @@ const scenarios = {
     await run.shot(page, 'instance-timeline');
     await page.click('#timeline [data-step="bulk"] .timeline-step');
     await page.waitForFunction(() => document.querySelector('#step-detail')?.dataset.step === 'bulk'
-      && document.querySelector('#step-output[data-truncated="true"]'));
+      && document.querySelector('#step-output[data-truncated="true"]') && document.querySelector('#step-input')?.tagName === 'PRE');
     const note = await page.textContent('#step-detail .truncated-note');
     check(/Showing the first 4,000 of [\d,]+ characters/.test(note), `the note on a cut value: ${note}`);
     // The event's data is the receive step's output.
@@ -1082,7 +1083,8 @@ const scenarios = {
     // The lead's link chooses the step: its detail shows the same clean error and the input it was given.
     await page.click('#failure-step');
     await page.waitForFunction(() => document.querySelector('#step-detail')?.dataset.step === 'check'
-      && document.querySelector('#timeline [data-step="check"]')?.classList.contains('selected'));
+      && document.querySelector('#timeline [data-step="check"]')?.classList.contains('selected')
+      && document.querySelector('#step-input')?.tagName === 'PRE');
     const detail = await page.evaluate(() => ({
       error: document.querySelector('#step-detail-error')?.textContent,
       input: document.querySelector('#step-input')?.textContent,
