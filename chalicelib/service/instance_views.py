@@ -159,7 +159,7 @@ class InstanceViews:
                       input_of: str | None) -> list[dict[str, Any]]:
         shown = [s.as_dict(with_output=with_outputs) for s in steps]
         entry = next((e for e in shown if e["step_name"] == input_of), None)
-        if entry is not None:
+        if entry is not None and input_of is not None:
             loaded = self._loader.load(instance_key(record), record["revision"])
             inputs = step_inputs(loaded.definition, loaded.order, record.get("input"), summary.outputs, [input_of])
             if input_of in inputs:
