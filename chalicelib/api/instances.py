@@ -38,6 +38,7 @@ FILTERS = ("workflow_name", "correlation_id", "created_by", "status", "origin_in
 API_NAMES = {"workflow_name": "definition_name"}
 API_LABELS = {"definition_name": "workflow_name"}
 MAX_KEY = 255
+MAX_STEP_ID = 64
 MAX_RUN_WAIT = 25.0  # a run answers within API Gateway's 29 s integration timeout
 RETRY_AFTER = 2  # seconds a client waits before asking a 202's Location again
 
@@ -166,8 +167,14 @@ def create_blueprint(services: Callable[[], Any]) -> Blueprint:
     @handles_errors
     def get_instance(instance_id: str) -> Any:
         record = require_instance(services(), instance_id)  # read once: the view starts from it
-        with_outputs = bool_param(query(bp.current_request), "include_outputs", True)
-        return json_response(services().instances.get(instance_id, with_outputs=with_outputs, record=record))
+        params = query(bp.current_request)
+        with_outputs = bool_param(params, "include_outputs", True)
+        # One step's input at a time: every step's would repeat the data once per step.
+        input_of = params.get("input_of")
+        if input_of is not None and not 0 < len(input_of) <= MAX_STEP_ID:
+            raise BadRequest(f"'input_of' must be a step id of 1 to {MAX_STEP_ID} characters")
+        return json_response(services().instances.get(instance_id, with_outputs=with_outputs,
+                                                      input_of=input_of, record=record))
 
     @bp.route("/instances/{instance_id}/history", methods=["GET"])
     @handles_errors

@@ -106,7 +106,8 @@ def _query_params() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
             "include_deleted": BOOL, "limit": limit, "cursor": _text(2048),
             "offset": {"type": "integer", "minimum": 0, "maximum": 100, "deprecated": True,
                        "description": "at most `limit`; follow next_cursor instead"}},
-        ("GET", "/instances/{instance_id}"): {"include_outputs": BOOL},
+        ("GET", "/instances/{instance_id}"): {"include_outputs": BOOL, "input_of": _text(
+            64, description="A step id: its record in step_history gets `input`")},
         ("DELETE", "/instances/{instance_id}"): {"purge": BOOL},
         ("POST", "/instances/{instance_id}/cancel"): {"reason": _text(1000), "purge": {
             **BOOL, "description": "also remove the instance, its tasks and its events"}},

@@ -12,6 +12,7 @@ from chalicelib.aws.state_machines import InvalidToken
 from chalicelib.core.definition_keys import instance_key
 from chalicelib.core.history import STATUS_BY_EXECUTION, StepRecord, history_event, summarise
 from chalicelib.core.instance_data import merge_instance_data
+from chalicelib.core.step_inputs import step_inputs
 from chalicelib.core.step_log import SILENT, close_open, fold, may_have_ended
 from chalicelib.core.times import as_iso
 from chalicelib.errors import InvalidInput, NotFound
@@ -126,7 +127,8 @@ class InstanceViews:
         data = merge_instance_data(record.get("input") or {}, summary.outputs, self._order(record))
         return {**record, "context": data}, summary
 
-    def _view(self, record: dict[str, Any], summary: Any, *, with_outputs: bool = True) -> dict[str, Any]:
+    def _view(self, record: dict[str, Any], summary: Any, *, with_outputs: bool = True,
+              input_of: str | None = None) -> dict[str, Any]:
         steps = list(summary.steps.values()) if summary else []
         total = len(self._definition(record).steps) if record.get("revision") else 0
         done = sum(1 for s in steps if s.status == "succeeded")
@@ -146,12 +148,23 @@ class InstanceViews:
             "output": record.get("output"),
             "error": record.get("error") or (summary.error if summary else None),
             "progress": {"completed_steps": done, "skipped_steps": skipped, "total_steps": total, "percent": percent},
-            "step_history": [s.as_dict(with_output=with_outputs) for s in steps],
+            "step_history": self._step_history(record, summary, steps, with_outputs, input_of),
             "runs": record.get("runs") or [],
             "notifications": record.get("notifications") or [],
             "continued_from": record.get("continued_from"),
             "continued_by": record.get("continued_by"),
         }
+
+    def _step_history(self, record: dict[str, Any], summary: Any, steps: list[StepRecord], with_outputs: bool,
+                      input_of: str | None) -> list[dict[str, Any]]:
+        shown = [s.as_dict(with_output=with_outputs) for s in steps]
+        entry = next((e for e in shown if e["step_name"] == input_of), None)
+        if entry is not None and input_of is not None:
+            loaded = self._loader.load(instance_key(record), record["revision"])
+            inputs = step_inputs(loaded.definition, loaded.order, record.get("input"), summary.outputs, [input_of])
+            if input_of in inputs:
+                entry["input"] = inputs[input_of]
+        return shown
 
     def history(self, record: dict[str, Any], run: int, position: Any, limit: int) -> dict[str, Any]:
         """One page of a run's execution history (Step Functions' own events, task tokens left out).

@@ -217,10 +217,12 @@ class InstanceService(InstanceViews, Reconciliation, Launches, Endings, Continua
     def _definition(self, record: dict[str, Any]) -> Definition:
         return self._loader.load(instance_key(record), record["revision"]).definition
 
-    def get(self, instance_id: str, *, with_outputs: bool = True, record: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The instance's view; `record` is the one the caller (the route's guard) already read."""
+    def get(self, instance_id: str, *, with_outputs: bool = True, input_of: str | None = None,
+            record: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The instance's view (with `input_of`, that step's input on its record); `record` is the one the
+        caller (the route's guard) already read."""
         record, summary = self._current(record if record is not None else self._record(instance_id))
-        return self._view(record, summary, with_outputs=with_outputs)
+        return self._view(record, summary, with_outputs=with_outputs, input_of=input_of)
 
     def _refresh(self, record: dict[str, Any]) -> dict[str, Any]:
         return self._current(record)[0]

@@ -1,5 +1,5 @@
 // Stepflow's web UI: a hash router over a few plain views. No framework; every view is a function
-// that fills <main> and may poll the API while it is shown.
+// that fills its own container in <main> and may poll the API while it is shown.
 
 import { api, ApiError, identity, qs, token, whenUnauthorized } from './api.js';
 import { announce, clear, h } from './dom.js';
@@ -87,21 +87,25 @@ async function render() {
   const context = new ViewContext(path, params);
   current = context;
   markNavigation(path);
+  // Each view draws into a container of its own, swapped in now: a view left while it still waited for
+  // the API draws into its container, out of the page, never over the view shown after it.
+  const stage = h('div', { class: 'view', dataset: { path } });
+  main.replaceChildren(stage);
   main.setAttribute('aria-busy', 'true');
   try {
     if (!view) {
       document.title = 'Not found · Stepflow';
-      clear(main, h('h1', { tabindex: '-1' }, 'Page not found'), h('p', {}, h('a', { href: '#/workflows' }, 'Go to the workflows')));
+      clear(stage, h('h1', { tabindex: '-1' }, 'Page not found'), h('p', {}, h('a', { href: '#/workflows' }, 'Go to the workflows')));
     } else {
-      await view(main, context, ...args);
+      await view(stage, context, ...args);
     }
   } catch (error) {
-    if (context.alive) showFailure(error);
+    if (context.alive) showFailure(stage, error);
   } finally {
-    main.removeAttribute('aria-busy');
+    if (context.alive) main.removeAttribute('aria-busy');
   }
   if (!context.alive) return;
-  const heading = main.querySelector('h1');
+  const heading = stage.querySelector('h1');
   if (heading && !firstRender) {
     heading.setAttribute('tabindex', '-1');
     heading.focus({ preventScroll: false });
@@ -109,10 +113,10 @@ async function render() {
   firstRender = false;
 }
 
-function showFailure(error) {
+function showFailure(stage, error) {
   document.title = 'Error · Stepflow';
   const message = error instanceof ApiError ? error.message : `Something went wrong: ${error?.message || error}`;
-  clear(main, h('h1', { tabindex: '-1' }, error?.status === 404 ? 'Not found' : 'Could not load this page'),
+  clear(stage, h('h1', { tabindex: '-1' }, error?.status === 404 ? 'Not found' : 'Could not load this page'),
     h('p', { class: 'message message-error', role: 'alert' }, message),
     h('p', {}, h('button', { type: 'button', onclick: render }, 'Try again')));
 }

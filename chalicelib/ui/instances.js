@@ -1,9 +1,11 @@
-// Instances: the filtered, live list, and one instance with its coloured graph, history and actions.
+// Instances: the filtered, live list, and one instance with its timeline, coloured graph, history and actions.
 
 import { api, ApiError, followEvents, qs } from './api.js';
 import { announce, clear, h, messageBox, pretty, statusBadge, when } from './dom.js';
 import { drawGraph, legend } from './graph.js';
 import { renderSendEvent } from './send_event.js';
+import { renderFailureLead, renderStepDetail } from './step_detail.js';
+import { Timeline } from './timeline.js';
 
 const enc = encodeURIComponent;
 const STATUSES = ['pending', 'running', 'waiting', 'completed', 'failed', 'canceled'];
@@ -98,7 +100,30 @@ function instanceTable(items, params) {
 
 export async function instanceView(main, context, id) {
   document.title = `Instance ${shortId(id)} · Stepflow`;
-  let instance = await api.get(`/instances/${enc(id)}`);
+  let selected = context.params.step || null;
+  // The instance with its step outputs, and the input of the step the detail shows.
+  const read = () => api.get(`/instances/${enc(id)}${qs({ include_outputs: true, input_of: selected })}`);
+  let instance = await read();
+  const failureLead = h('section', { id: 'failure-lead', class: 'message message-error', role: 'alert',
+    'aria-labelledby': 'failure-title', hidden: true });
+  const stepDetail = h('div', { id: 'step-detail', class: 'step-detail', 'aria-live': 'polite' });
+  const selectStep = async (name) => {
+    selected = name;
+    context.setQuery({ ...context.params, step: name });
+    timeline.select(name);
+    renderStepDetail(stepDetail, instance, name, { loading: true });
+    try {
+      const fresh = await read();
+      if (!context.alive || selected !== name) return;
+      instance = fresh;
+      renderStepDetail(stepDetail, instance, name);
+      await refresh(); // the read may be newer than the page: redrawn where it changed
+    } catch (error) {
+      if (context.alive && selected === name) stepDetail.dataset.error = String(error.message || error);
+    }
+  };
+  const timeline = new Timeline({ onSelect: selectStep });
+  timeline.selected = selected;
   const graphBox = h('div', { class: 'graph', id: 'instance-graph' });
   const summary = h('div', { id: 'instance-summary' });
   const history = h('div', { id: 'step-history' });
@@ -112,10 +137,14 @@ export async function instanceView(main, context, id) {
   clear(main,
     h('p', { class: 'breadcrumbs' }, h('a', { href: '#/instances' }, 'Instances'), ' / '),
     h('h1', {}, 'Instance ', h('code', {}, shortId(id))),
+    failureLead,
     summary,
     h('section', { 'aria-labelledby': 'actions-title' }, h('h2', { id: 'actions-title', class: 'visually-hidden' }, 'Actions'),
       actions, actionsMessage.element),
     sendEvent,
+    h('section', { class: 'panel', 'aria-labelledby': 'timeline-title' },
+      h('h2', { id: 'timeline-title' }, 'Timeline'),
+      h('div', { class: 'columns timeline-columns' }, timeline.element, stepDetail)),
     h('div', { class: 'columns even' },
       h('section', { class: 'panel', 'aria-labelledby': 'igraph-title' },
         h('h2', { id: 'igraph-title' }, 'Graph'), legend(), graphBox),
@@ -134,6 +163,9 @@ export async function instanceView(main, context, id) {
     if (next === signature) return;
     const announceChange = signature !== null;
     signature = next;
+    timeline.setHistory(instance.step_history);
+    renderFailureLead(failureLead, instance, selectStep);
+    renderStepDetail(stepDetail, instance, selected);
     clear(history, historyTable(instance));
     clear(data, instance.error ? [h('h3', {}, 'Error'), pretty(instance.error)] : null, pretty(instance.context_data));
     const [graph] = await Promise.all([
@@ -153,10 +185,11 @@ export async function instanceView(main, context, id) {
   let pending = null;
   const reload = async () => {
     pending = null;
-    instance = await api.get(`/instances/${enc(id)}?include_outputs=true`);
+    instance = await read();
     if (context.alive) await refresh();
   };
   const onEvent = (event) => {
+    timeline.addEvent(event);
     eventLog.append(eventItem(event));
     eventLog.dataset.count = String(eventLog.children.length);
     if (pending) clearTimeout(pending);
@@ -175,7 +208,7 @@ export async function instanceView(main, context, id) {
     console.warn('the event log cannot be followed; polling', error);
     let settled = TERMINAL.has(instance.status) ? 1 : 0;
     context.poll(async () => {
-      instance = await api.get(`/instances/${enc(id)}?include_outputs=true`);
+      instance = await read();
       if (!context.alive) return false;
       await refresh();
       settled = TERMINAL.has(instance.status) ? settled + 1 : 0;

@@ -625,6 +625,28 @@ const PULSE = {
 const STREAM_TYPES = ['instance.started', 'instance.ended', 'step.started', 'step.succeeded', 'step.failed',
   'step.retried', 'log'];
 
+// The timeline scenario's runs: one that waits for an event between its steps, one whose step fails
+// twice (a retry, then the end of its attempts).
+const HOSTILE_NOTE = '<img src=x onerror="window.__pwned=3"> </pre><script>window.__pwned=4</script>';
+const TIMELINE = {
+  name: 'timeline_ui',
+  steps: [
+    { id: 'prepare', type: 'machine', task_type: 'data.set', config: { values: { stage: 'prepared' } } },
+    { id: 'bulk', type: 'machine', task_type: 'data.set', config: { values: { blob: 'x'.repeat(6000) } }, depends_on: ['prepare'] },
+    { id: 'paid', type: 'receive', event_type: 'order.paid', correlation_key: '{{ order }}', depends_on: ['bulk'] },
+    { id: 'finish', type: 'machine', task_type: 'data.set', config: { values: { done: true } }, depends_on: ['paid'] },
+  ],
+};
+const TIMELINE_FAILS = {
+  name: 'timeline_fails',
+  steps: [
+    { id: 'load', type: 'machine', task_type: 'data.set', config: { values: { loaded: true } } },
+    { id: 'check', type: 'machine', task_type: 'data.assert', depends_on: ['load'],
+      retry: { max_attempts: 2, interval_seconds: 1 },
+      config: { condition: 'amount >= 10', error: 'Check.TooSmall', message: 'amount {{ amount }} is below 10' } },
+  ],
+};
+
 const scenarios = {
   // A browser EventSource follows a run on the service that ends every followed stream after a second
   // (as API Gateway ends every response): it reconnects by itself with Last-Event-ID each time, and what
@@ -996,6 +1018,160 @@ const scenarios = {
 
   // The instance page's "Send an event" form: a run waits at a receive step; data that is not a JSON
   // object is refused on the page; the event sent from the form completes the step with its data.
+  // The instance page's timeline follows a run live: bars appear as the followed log brings the steps'
+  // events (the page is not reloaded); a step's input and output are shown, escaped, a large one cut.
+  async timeline(run) {
+    for (const definition of [TIMELINE, TIMELINE_FAILS]) {
+      const registered = await fetch(`${base}/workflows/definitions`, { method: 'POST',
+        headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(definition) });
+      check([200, 201].includes(registered.status), `registering ${definition.name} answered ${registered.status}`);
+    }
+    const start = async (name, input) => {
+      const started = await fetch(`${base}/workflows/instances`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ definition_name: name, input_data: input }) });
+      check(started.status === 201, `starting ${name} answered ${started.status}`);
+      return (await started.json()).id;
+    };
+    const id = await start(TIMELINE.name, { order: 'T-1', note: HOSTILE_NOTE });
+    const page = await run.context.newPage();
+    await page.goto(`${base}/ui#/instances/${id}`);
+    // The run waits at `paid`: the steps before it and the waiting one are on the timeline.
+    await page.waitForSelector('#timeline [data-step="paid"] .timeline-bar');
+    await page.waitForSelector('#timeline [data-step="bulk"][data-status="succeeded"]');
+    const before = await page.$$eval('#timeline .timeline-row', (rows) => rows.map((r) => r.dataset.step));
+    check(!before.includes('finish'), `finish is on the timeline before the event: ${before}`);
+    await page.evaluate(() => { window.__sameDocument = true; });
+    // The event lets the run go on; the timeline grows from the followed log, in the same document.
+    const sent = await fetch(`${base}/workflows/instances/${id}/events`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ type: 'order.paid', step: 'paid', data: { amount: 9 } }) });
+    check(sent.status === 202 || sent.status === 200, `sending the event answered ${sent.status}`);
+    await page.waitForSelector('#timeline [data-step="finish"][data-status="succeeded"] .timeline-bar.outcome-succeeded');
+    await page.waitForSelector('#timeline [data-step="paid"] .timeline-bar.outcome-succeeded');
+    check(await page.evaluate(() => window.__sameDocument === true), 'the page was reloaded');
+    const rows = await page.$$eval('#timeline .timeline-row', (all) => all.map((r) => r.dataset.step));
+    check(JSON.stringify(rows.slice(0, 2)) === '["prepare","bulk"]' && rows.includes('finish'), `rows in start order: ${rows}`);
+    // Bars share the axis: a later step's bar starts at or after the end of the first one's.
+    const lefts = await page.$$eval('#timeline .timeline-bar', (bars) => bars.map((b) => parseFloat(b.style.left)));
+    check(lefts[0] === 0 && lefts.every((l) => l >= 0 && l <= 100), `bar positions: ${lefts}`);
+    await waitForInstance(page, 'completed');
+    await page.waitForSelector('#event-log[data-ended="true"]', { state: 'attached' });
+    // A step's input and output, as text.
+    await page.click('#timeline [data-step="prepare"] .timeline-step');
+    await page.waitForFunction(() => document.querySelector('#step-detail')?.dataset.step === 'prepare'
+      && document.querySelector('#step-output')?.textContent.includes('"stage": "prepared"')
+      && document.querySelector('#step-input')?.tagName === 'PRE');
+    const prepare = await page.evaluate(() => ({
+      input: document.querySelector('#step-input').textContent,
+      markup: document.querySelectorAll('#step-detail img, #step-detail script').length,
+      pwned: window.__pwned ?? null,
+      query: location.hash,
+    }));
+    check(prepare.input.includes('"order": "T-1"') && prepare.input.includes('<img src=x'), `prepare's input: ${prepare.input}`);
+    check(prepare.markup === 0 && prepare.pwned === null, `the input became markup: ${JSON.stringify(prepare)}`);
+    check(prepare.query.includes('step=prepare'), `the chosen step is in the address: ${prepare.query}`);
+    await run.shot(page, 'instance-timeline');
+    await page.click('#timeline [data-step="bulk"] .timeline-step');
+    await page.waitForFunction(() => document.querySelector('#step-detail')?.dataset.step === 'bulk'
+      && document.querySelector('#step-output[data-truncated="true"]') && document.querySelector('#step-input')?.tagName === 'PRE');
+    const note = await page.textContent('#step-detail .truncated-note');
+    check(/Showing the first 4,000 of [\d,]+ characters/.test(note), `the note on a cut value: ${note}`);
+    // The event's data is the receive step's output.
+    await page.click('#timeline [data-step="paid"] .timeline-step');
+    await page.waitForFunction(() => document.querySelector('#step-detail')?.dataset.step === 'paid');
+    const paidOutput = await page.textContent('#step-output');
+    check(paidOutput.includes('"amount": 9'), `paid's output: ${paidOutput.slice(0, 300)}`);
+
+    // A failed instance leads with its failing step's clean error; a retried step shows each attempt.
+    const failedId = await start(TIMELINE_FAILS.name, { amount: 5 });
+    await page.goto(`${base}/ui#/instances/${failedId}`);
+    await waitForInstance(page, 'failed');
+    await page.waitForSelector('#event-log[data-ended="true"]', { state: 'attached' });
+    await page.waitForSelector('#failure-lead:not([hidden]) #failure-error');
+    const lead = await page.evaluate(() => {
+      const box = document.querySelector('#failure-lead');
+      const heading = document.querySelector('#main h1');
+      const summary = document.querySelector('#instance-summary');
+      return {
+        text: box.textContent,
+        afterHeading: !!(heading.compareDocumentPosition(box) & Node.DOCUMENT_POSITION_FOLLOWING),
+        beforeSummary: !!(box.compareDocumentPosition(summary) & Node.DOCUMENT_POSITION_FOLLOWING),
+        type: box.querySelector('.error-type')?.textContent,
+      };
+    });
+    check(lead.afterHeading && lead.beforeSummary, `the error is not first: ${JSON.stringify(lead)}`);
+    check(lead.type === 'Check.TooSmall' && lead.text.includes('amount 5 is below 10') && lead.text.includes('check'),
+      `the lead: ${lead.text}`);
+    check(!/Traceback|errorMessage|stackTrace|\{"/.test(lead.text), `not the clean error: ${lead.text}`);
+    await page.waitForSelector('#timeline [data-step="check"][data-attempts="2"] .timeline-bar[data-attempt="2"][data-outcome="failed"]');
+    const attempts = await page.$$eval('#timeline [data-step="check"] .timeline-bar', (bars) => bars.map((b) => ({
+      attempt: b.dataset.attempt, outcome: b.dataset.outcome, label: b.textContent })));
+    check(JSON.stringify(attempts.map((a) => [a.attempt, a.outcome])) === '[["1","retried"],["2","failed"]]',
+      `the check step's attempts: ${JSON.stringify(attempts)}`);
+    check(attempts[0].label.includes('Check.TooSmall'), `a failed attempt names its error: ${attempts[0].label}`);
+    const facts = await page.textContent('#timeline [data-step="check"] .timeline-facts');
+    check(facts.includes('2 attempts'), `the row's facts: ${facts}`);
+    // The lead's link chooses the step: its detail shows the same clean error and the input it was given.
+    await page.click('#failure-step');
+    await page.waitForFunction(() => document.querySelector('#step-detail')?.dataset.step === 'check'
+      && document.querySelector('#timeline [data-step="check"]')?.classList.contains('selected')
+      && document.querySelector('#step-input')?.tagName === 'PRE');
+    const detail = await page.evaluate(() => ({
+      error: document.querySelector('#step-detail-error')?.textContent,
+      input: document.querySelector('#step-input')?.textContent,
+      focused: document.activeElement?.closest('[data-step]')?.dataset.step,
+    }));
+    check(detail.error === 'Check.TooSmall: amount 5 is below 10', `the step's error: ${detail.error}`);
+    check(detail.input.includes('"amount": 5') && detail.input.includes('"loaded": true'), `check's input: ${detail.input}`);
+    check(detail.focused === 'check', `focus went to the step: ${detail.focused}`);
+    await run.shot(page, 'instance-failed-lead');
+    for (const name of [TIMELINE.name, TIMELINE_FAILS.name]) {
+      await fetch(`${base}/workflows/definitions/${name}`, { method: 'DELETE' });
+    }
+    return { instance: id, failed: failedId, rows, attempts: attempts.length };
+  },
+
+  // A view the router has left draws nothing over the page shown after it: the instance's answer is
+  // held until the workflows page has drawn, then let through.
+  async router_race(run) {
+    const flow = { name: 'router_race', steps: [{ id: 'only', type: 'machine', task_type: 'data.set', config: { values: { a: 1 } } }] };
+    const registered = await fetch(`${base}/workflows/definitions`, { method: 'POST',
+      headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(flow) });
+    check([200, 201].includes(registered.status), `registering ${flow.name} answered ${registered.status}`);
+    const started = await fetch(`${base}/workflows/instances`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ definition_name: flow.name, input_data: {} }) });
+    check(started.status === 201, `starting answered ${started.status}`);
+    const { id } = await started.json();
+    const page = await run.context.newPage();
+    let release;
+    const held = new Promise((resolve) => { release = resolve; });
+    let heldSeen;
+    const seen = new Promise((resolve) => { heldSeen = resolve; });
+    await page.route((url) => url.pathname === `/workflows/instances/${id}`, async (route) => {
+      const response = await route.fetch();
+      heldSeen();
+      await held;
+      await route.fulfill({ response });
+    });
+    await page.goto(`${base}/ui#/instances/${id}`);
+    await seen;
+    await page.evaluate(() => { location.hash = '#/workflows'; });
+    await page.waitForSelector('#main:not([aria-busy]) h1');
+    await page.waitForFunction(() => document.querySelector('#main h1')?.textContent === 'Workflows');
+    // The left view gets its answer and draws: its next read (the graph) shows it has.
+    const drawn = page.waitForRequest((request) => request.url().includes(`/instances/${id}/graph`));
+    release();
+    await drawn;
+    const shown = await page.evaluate(() => ({
+      headings: [...document.querySelectorAll('#main h1')].map((h) => h.textContent),
+      instance: !!document.querySelector('#instance-summary'),
+      views: document.querySelectorAll('#main > .view').length,
+    }));
+    check(JSON.stringify(shown.headings) === '["Workflows"]' && !shown.instance && shown.views === 1,
+      `the left view drew over the page: ${JSON.stringify(shown)}`);
+    await fetch(`${base}/workflows/definitions/${flow.name}`, { method: 'DELETE' });
+    return shown;
+  },
+
   async send_event(run) {
     const name = 'receive_ui';
     const registered = await fetch(`${base}/workflows/definitions`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
@@ -1158,7 +1334,7 @@ const scenarios = {
 };
 
 // Scenarios that register workflows run after the others, whose lists of workflows must not change under them.
-const LATE = new Set(['history', 'history_stage', 'triggers', 'send_event', 'operations']);
+const LATE = new Set(['history', 'history_stage', 'triggers', 'send_event', 'operations', 'timeline', 'router_race']);
 
 async function runScenario(browser, name) {
   const run = new Run(browser, name);

@@ -77,6 +77,7 @@ def every_response(api: Any, instance_id: str, name: str,
                    credentials: tuple[str, ...] = ("api_token", "basic_login")) -> list[str]:
     """The body of every read the API offers about the run (and its definition and credentials)."""
     paths = [f"/instances/{instance_id}", f"/instances/{instance_id}?include_outputs=true",
+             *(f"/instances/{instance_id}?input_of={step}" for step in ("bearer", "keyed", "basic", "note")),
              f"/instances/{instance_id}/result", f"/instances/{instance_id}/history",
              f"/instances/{instance_id}/graph", f"/instances/{instance_id}/events?limit=1000&wait=0",
              f"/tasks?instance_id={instance_id}", "/instances", f"/definitions/{name}",

@@ -58,6 +58,9 @@ class StepRun(Closed):
     error: Failure | None
     fallback_used: bool
     output: Any = Field(None, description="Left out with include_outputs=false")
+    input: JsonObject | Absent = Field(None, description="On the step named by input_of: the data it was "
+                                                                "given (the input merged with the outputs of the "
+                                                                "steps before it, its input mappings applied)")
 
 
 class Run(Closed):
