@@ -228,12 +228,6 @@ def test_a_step_waits_for_its_child_workflow_on_the_local_service(service):
     assert done["context_data"]["output"]["answer"] == "why!"
 
 
-def test_ctrl_c_stops_the_service_cleanly(service):
-    _, process, log = service
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=30) == 0, log.read_text()[-2000:]
-
-
 def test_the_service_writes_no_line_per_request_or_step_by_default(service):
     """Quiet unless --verbose: requests, a run and its util.log step add nothing to the service's output
     (the step's line is in the instance's event log instead: GET /instances/{id}/events)."""
@@ -250,3 +244,9 @@ def test_the_service_writes_no_line_per_request_or_step_by_default(service):
     for _ in range(20):
         assert call("GET", f"{base}/health")[0] == 200
     assert log.read_bytes() == before
+
+
+def test_ctrl_c_stops_the_service_cleanly(service):
+    _, process, log = service
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 0, log.read_text()[-2000:]
