@@ -511,3 +511,27 @@ def test_a_write_that_lands_after_a_reader_read_past_its_stamp_is_still_handed_o
     assert [e["type"] for e in second["events"]] == ["late"]
     assert second["events"][0]["seq"] > first["cursor"]
     assert service.read("fenced", after=second["cursor"])["events"] == []
+
+
+def test_a_completion_whose_seq_a_reader_already_read_past_is_logged_past_the_reader(api, app_services):
+    """task.completed is stamped before the completing transaction; when a reader of the log has read
+    past that stamp meanwhile (its fence is ahead), the transaction is refused at the fence and made
+    again with seqs above it: the completion stands once, and its event lands where the reader reads on."""
+    from datetime import UTC, datetime, timedelta
+
+    from chalicelib.core import event_stream as es
+
+    instance_id = start(api, {"name": "fenced_completion", "steps": [{"id": "approve", "type": "human"}]})
+    task = wait_for_task(api, instance_id, "approve")
+    store = app_services.event_store
+    # A reader a second ahead of this process's clock (a later writer's seq it was handed, say).
+    ahead = es.make_seq(datetime.now(UTC) + timedelta(seconds=1), "f" * 16)
+    store.fence(instance_id, ahead)
+    status, done = api.post(f"/tasks/{task['id']}/complete", {"output_data": {}, "completed_by": "ada"})
+    assert status == 200, done
+    assert api.wait(instance_id)["status"] == "completed"
+    log = read_all(api, instance_id)
+    completed = [e for e in log if e["type"] == "task.completed"]
+    assert len(completed) == 1 and completed[0]["seq"] > ahead
+    assert app_services.task_store.get(task["id"])["completed_seq"] == completed[0]["seq"]
+    assert [e["seq"] for e in log] == sorted(e["seq"] for e in log)
