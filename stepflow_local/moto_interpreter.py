@@ -65,12 +65,18 @@ def _parsed_once(original: Any) -> Any:
     def program(definition: str) -> Any:
         return AmazonStateLanguageParser.parse(definition)[0]
 
+    # lru_cache does not hold other callers back while it computes a missing entry: executions of one
+    # definition started together would each parse it. A parse is CPU under the GIL, so one at a time
+    # costs nothing in parallelism.
+    parsing = threading.Lock()
+
     @functools.wraps(original)
     def entrypoint(self: Any) -> Any:
         definition = self._evaluation_details.state_machine_details.definition
         if type(definition) is not str:
             return original(self)
-        return program(definition)
+        with parsing:
+            return program(definition)
 
     entrypoint.__stepflow_patched__ = True  # type: ignore[attr-defined]
     entrypoint.cache_info = program.cache_info  # type: ignore[attr-defined]

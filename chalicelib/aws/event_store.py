@@ -1,7 +1,8 @@
 """DynamoDB store of instance events (hash instance_id, range seq); see core/event_stream for the rules.
 
 The same partition keeps each run's per-step attempt counters under keys that sort below every seq
-(``!attempt#...``), so reading events never meets them and purging an instance removes them too.
+(``!attempt#...``), and the instance's read fence (``!fence``, see core/event_stream), so reading
+events never meets them and purging an instance removes them too.
 """
 
 from __future__ import annotations
@@ -9,18 +10,27 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib.aws.paging import query_all
-from chalicelib.core.event_stream import FLOOR, SeqClock, at_of, bounded_data, make_seq, public_event
+from chalicelib.core.event_stream import (
+    FLOOR,
+    SeqClock,
+    at_of,
+    bounded_data,
+    make_seq,
+    public_event,
+    seq_moment,
+)
 
 if TYPE_CHECKING:  # a development dependency only: the Lambda package has no stubs
     from mypy_boto3_dynamodb import DynamoDBClient
 
 COUNTER_PREFIX = "!attempt#"
+FENCE_KEY = "!fence"  # the highest seq a reader has handed out (or is about to): no event lands at or below it
 _PUT_TRIES = 3
 
 
@@ -38,37 +48,62 @@ class EventStore:
 
     # -- writes ------------------------------------------------------------------------------
     def append(self, instance_id: str, event_type: str, data: Any = None, *, step: str | None = None) -> dict[str, Any]:
-        """Writes one event under a fresh seq (stamped now, just before the write); returns it as readers see it."""
+        """Writes one event under a fresh seq (stamped now, just before the write); returns it as readers see it.
+
+        The write holds only while no reader has read past its seq (the fence); refused, it is stamped
+        again, later than the fence, so it lands where every reader still finds it."""
         body = bounded_data(data)
+        floor: str | None = None
         for attempt in range(_PUT_TRIES):
-            seq = make_seq(self._clock.next(), self._suffix())
+            seq = self.stamp(after=floor)
             record = {"instance_id": instance_id, "seq": seq, "type": event_type, "at": at_of(seq), "step": step,
                       "data": body}
+            put: dict[str, Any] = {"TableName": self._table, "Item": _to_item(record),
+                                   "ConditionExpression": "attribute_not_exists(seq)"}
+            items: list[Any] = [{"Put": put}, self.fence_request(instance_id, seq)]
             try:
-                self._ddb.put_item(TableName=self._table, Item=_to_item(record),
-                                   ConditionExpression="attribute_not_exists(seq)")
+                self._ddb.transact_write_items(TransactItems=items)
                 return public_event(record)
             except ClientError as exc:
+                reasons = _cancellation_codes(exc)
                 # 64 random bits make a collision all but impossible; never overwrite one anyway.
-                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException" or attempt == _PUT_TRIES - 1:
+                if not any(code == "ConditionalCheckFailed" for code in reasons) or attempt == _PUT_TRIES - 1:
                     raise
+                if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                    floor = self.fence_of(instance_id)
         raise AssertionError("unreachable")
 
-    def stamp(self) -> str:
-        """A seq taken now, for an event written later at this place in the log (put_at)."""
-        return make_seq(self._clock.next(), self._suffix())
+    def stamp(self, *, after: str | None = None) -> str:
+        """A seq taken now, for an event written later at this place in the log (put_request, with
+        fence_request); with `after`, above that seq too (a fence this process's clock has not passed)."""
+        floor = seq_moment(after) + timedelta(microseconds=1) if after is not None else None
+        return make_seq(self._clock.next(at_least=floor), self._suffix())
 
-    def put_at(self, instance_id: str, seq: str, event_type: str, data: Any = None, *,
-               step: str | None = None) -> bool:
-        """Writes an event under a seq stamped earlier; False when that seq is taken: writing the same
-        event again (a redelivery after a crash) leaves it once, where it was stamped."""
+    # -- the read fence ----------------------------------------------------------------------
+    def fence_request(self, instance_id: str, seq: str) -> dict[str, Any]:
+        """A TransactWriteItems item that holds only while no reader has read up to `seq`: written with
+        an event at `seq` (the lowest one, when several), it keeps the event from landing behind a reader."""
+        return {"ConditionCheck": {
+            "TableName": self._table, "Key": _fence_key(instance_id),
+            "ConditionExpression": "attribute_not_exists(upto) OR upto < :s",
+            "ExpressionAttributeValues": {":s": {"S": seq}}}}
+
+    def fence(self, instance_id: str, upto: str) -> None:
+        """Raises the instance's fence to `upto` (never lowers it): from now on no event lands at or
+        below it, so a reader may hand out what a consistent read finds there."""
         try:
-            self._ddb.put_item(**self.put_request(instance_id, seq, event_type, data, step=step)["Put"])
+            self._ddb.update_item(
+                TableName=self._table, Key=_fence_key(instance_id), UpdateExpression="SET upto = :u",
+                ConditionExpression="attribute_not_exists(upto) OR upto < :u",
+                ExpressionAttributeValues={":u": {"S": upto}})
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise  # (refused: another reader raised it at least as high)
+
+    def fence_of(self, instance_id: str) -> str | None:
+        """The instance's fence, or None when no reader has set one."""
+        item = self._ddb.get_item(TableName=self._table, Key=_fence_key(instance_id), ConsistentRead=True).get("Item")
+        return item["upto"]["S"] if item and "upto" in item else None
 
     def put_request(self, instance_id: str, seq: str, event_type: str, data: Any = None, *,
                     step: str | None = None, replace: str | None = None) -> dict[str, Any]:
@@ -98,11 +133,11 @@ class EventStore:
         return int(result["Attributes"]["attempts"]["N"])
 
     def purge(self, instance_id: str) -> int:
-        """Deletes every item of the instance (events and counters); returns how many."""
+        """Deletes every item of the instance (events, counters, fence); returns how many events."""
         deleted = 0
         for key in list(self._keys(instance_id)):
             self._ddb.delete_item(TableName=self._table, Key=key)
-            deleted += 1
+            deleted += key["seq"]["S"] >= FLOOR
         return deleted
 
     # -- reads -------------------------------------------------------------------------------
@@ -135,6 +170,17 @@ class EventStore:
             yield {"instance_id": item["instance_id"], "seq": item["seq"]}
 
 
+def _fence_key(instance_id: str) -> dict[str, Any]:
+    return {"instance_id": {"S": instance_id}, "seq": {"S": FENCE_KEY}}
+
+
+def _cancellation_codes(exc: ClientError) -> list[str]:
+    """Per item of a cancelled transaction, why (``None`` when it was not the cause)."""
+    if exc.response["Error"]["Code"] != "TransactionCanceledException":
+        return []
+    return [str(r.get("Code")) for r in exc.response.get("CancellationReasons") or []]
+
+
 def log_changes(records: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]:
     """The log table's stream records (as Lambda hands them over) as (INSERT / MODIFY / REMOVE, the
     event after, the event before), each as readers get it; the attempt counters beside them left out."""
@@ -149,7 +195,7 @@ def instance_changes(records: list[dict[str, Any]]
         change = record.get("dynamodb") or {}
         keys = change.get("Keys") or {}
         seq = (keys.get("seq") or {}).get("S", "")
-        if seq.startswith(COUNTER_PREFIX):
+        if seq < FLOOR:  # the attempt counters and the fence
             continue
         new, old = change.get("NewImage"), change.get("OldImage")
         changes.append((str((keys.get("instance_id") or {}).get("S", "")), str(record.get("eventName")),

@@ -13,15 +13,18 @@ writers never produce the same key, and the write is conditional (``attribute_no
 
 Readers page through the log with a cursor (the last ``seq`` they were given, as ``after=`` or
 SSE's ``Last-Event-ID``). A late writer whose key was stamped *before* a reader's cursor would land
-behind it and never be seen, so while an instance may still be written to, a reader is handed only
-events older than a short settle window (``SETTLE_SECONDS``): by then every write stamped earlier
-has landed. Once the instance has ended nothing stamps an earlier key, and everything is handed out.
+behind it and never be seen, so each instance has a fence (an item of the log's table, the highest seq
+a reader has handed out) and every event write is a transaction that holds only while the fence is
+below its seq. Before a reader hands out a page it raises the fence to the page's last seq, then reads
+the page again (consistently): a write stamped below the fence either landed before the fence rose
+(and is in the second read) or is refused and stamped again above the fence, where the reader's next
+read finds it. While an instance may still be written to, a reader is also handed only events older
+than a short settle window (``SETTLE_SECONDS``), so that writers, whose writes land within
+milliseconds of their stamp, are almost never refused.
 
-The guarantee: a reader that follows its cursor sees every event exactly once, in ``seq`` order,
-provided each write lands within the settle window of its stamp (clock skew between writers plus
-write latency; on AWS milliseconds). A write delayed longer than that (a stalled container, a
-throttled request retried for seconds) may land behind a cursor that has passed it: it is still in
-the log, and a reader that starts over sees it. The order of events stamped within the same
+The guarantee: a reader that follows its cursor sees every event exactly once, in ``seq`` order, however
+late a write lands after its stamp (DynamoDB serialises the fence's update and the writes' transactions;
+the reads are strongly consistent). The order of events stamped within the same
 microsecond by different processes is arbitrary but fixed. ``seq`` order is the order in which
 writers reached the log, which follows causality (a step's events are written before the step
 returns, a task's completion before the workflow is resumed), not the order of wall clocks
@@ -98,11 +101,14 @@ class SeqClock:
         self._last: datetime | None = None
         self._lock = threading.Lock()
 
-    def next(self) -> datetime:
+    def next(self, *, at_least: datetime | None = None) -> datetime:
+        """The next moment; with `at_least`, no earlier than that (and the clock goes on from there)."""
         with self._lock:
             moment = self._now()
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
+            if at_least is not None and moment < at_least:
+                moment = at_least
             if self._last is not None and moment <= self._last:
                 moment = self._last + timedelta(microseconds=1)
             self._last = moment

@@ -101,6 +101,14 @@ class Endings:
         """A human/webhook task opened (True: the index shows `waiting`, and no status event is expected
         while it waits, so a watch is removed, unless it still has deliveries to confirm)."""
         new, old = ("waiting", "running") if waiting else ("running", "waiting")
+        if waiting:
+            # The watch goes first: whoever reads `waiting` finds the whole change made (a watch removed
+            # after it could also remove one set meanwhile, by a completion or a reconcile).
+            try:
+                self._store.update(instance_id, {"chore": None, "chore_at": None}, expect={"chore": WATCH},
+                                   absent=("deliveries",))
+            except TransitionRefused:
+                pass
         try:
             self._store.update(instance_id, {"status": new}, expect={"status": old})
         except TransitionRefused:
@@ -110,10 +118,3 @@ class Endings:
             if current is not None and current["status"] in TERMINAL:
                 # The instance ended while this task was being registered: its end may not have seen it.
                 self._tasks.close_for_instance(instance_id, *closing(current))
-                return
-        if waiting:
-            try:
-                self._store.update(instance_id, {"chore": None, "chore_at": None}, expect={"chore": WATCH},
-                                   absent=("deliveries",))
-            except TransitionRefused:
-                pass

@@ -95,6 +95,8 @@ class EventService:
             ended = es.is_ended(status)
             upto = es.horizon(self._now(), self._settle, ended=ended)
             chosen = es.select(self._store.after(instance_id, after, limit + 1), limit, upto)
+            if chosen.events:
+                chosen = self._fenced(instance_id, after, limit, upto, chosen)
             page = [es.public_event(e) for e in chosen.events]
             finished = ended and not chosen.more and self._log_closed(instance_id, record, page, after)
             remaining = deadline - self._clock()
@@ -107,6 +109,17 @@ class EventService:
                 due = (es.settles_at(chosen.held_back, self._settle) - self._now()).total_seconds()
                 pause = min(pause, max(due, 0.01))
             self._sleep(min(pause, remaining))
+
+    def _fenced(self, instance_id: str, after: str | None, limit: int, upto: str | None,
+                chosen: es.Selection) -> es.Selection:
+        """The page, read again once the fence stands at its last seq: a write stamped below that seq but
+        not yet landed at the first read either landed before the fence rose (and this read finds it) or
+        is refused and stamped again above it; none lands behind the cursor this page hands out."""
+        last = chosen.events[-1]["seq"]
+        self._store.fence(instance_id, last)
+        again = es.select(self._store.after(instance_id, after, limit + 1), limit, upto)
+        page = [e for e in again.events if e["seq"] <= last]
+        return es.Selection(page, again.more or len(page) < len(again.events), again.held_back)
 
     def _log_closed(self, instance_id: str, record: dict[str, Any], page: list[dict[str, Any]],
                     after: str | None) -> bool:

@@ -39,6 +39,7 @@ CLOSED_ATTRIBUTES = ("due_state", "reminder_state", "overdue_state")
 WATCH = "watch"  # the instance chore that confirms deliveries (service/launches.py, service/reconciliation.py)
 STOPPED_WAITING = "the workflow no longer waits for this task"
 GONE = "gone"  # a step status: the execution no longer exists
+FENCE_TRIES = 3  # a completion's events stamped again when a reader of the log had read past them
 events_log = logging.getLogger("stepflow.events")
 
 
@@ -72,37 +73,49 @@ class Delivery:
         now = self._now()
         instance_id = _instance_of(record)
         logged = self._events is not None and bool(instance_id)
-        # Seqs taken now, before the workflow resumes, so these events precede what the next step writes.
-        received_seq = self._events.stamp() if logged and received is not None else None
-        seq = self._events.stamp() if logged else None
         closed = CLOSED_ATTRIBUTES
-        after = {**{k: v for k, v in record.items() if k not in closed}, "status": "completed", "completed_at": iso(now),
-                 "completed_by": completed_by, "comment": comment, "output_data": output, "completed_seq": seq,
-                 **(also_set or {})}
-        also: list[dict[str, Any]] = [consume] if consume is not None else []
-        if received_seq:
-            also.append(self._events.put_request(instance_id, received_seq, "event.received", {
-                "task_id": record["id"], "kind": record.get("kind"), **(received or {})}, step=record.get("step_name")))
-        if seq:
-            also.append(self._events.put_request(instance_id, seq, "task.completed", _completed_data(after),
-                                                 step=record.get("step_name")))
-        if self._instances is not None and instance_id:
-            also.append(self._instances.watch_request(instance_id, iso(now + REDELIVERY_AFTER), WATCH))
-        try:
-            # The one write that decides who completed the task; outbox_state marks it unconfirmed.
-            self._store.transition(
-                record["id"], expect={"status": "pending", "attempt": record["attempt"], **(also_expect or {})},
-                set_={"status": "completed", "completed_at": iso(now), "completed_by": completed_by,
-                      "comment": comment, "output_data": output, "outbox_state": OPEN, "completed_seq": seq,
-                      **(also_set or {})},
-                remove=closed, absent=also_absent, after=after, before=record, also=tuple(also))
-        except TransitionRefused as exc:
-            if consume is not None and exc.part == 1:
-                raise  # the mailbox changed: its caller reads it again
-            if exc.part:
-                raise Gone("the instance of this task no longer exists") from None
-            self._require_pending(self.get(record["id"]))
-            raise Conflict("the task changed while it was being completed; reload it") from None
+        floor: str | None = None
+        for attempt in range(FENCE_TRIES):
+            # Seqs taken now, before the workflow resumes, so these events precede what the next step writes.
+            received_seq = self._events.stamp(after=floor) if logged and received is not None else None
+            seq = self._events.stamp(after=floor) if logged else None
+            after = {**{k: v for k, v in record.items() if k not in closed}, "status": "completed",
+                     "completed_at": iso(now), "completed_by": completed_by, "comment": comment,
+                     "output_data": output, "completed_seq": seq, **(also_set or {})}
+            also: list[dict[str, Any]] = [consume] if consume is not None else []
+            if received_seq:
+                also.append(self._events.put_request(instance_id, received_seq, "event.received", {
+                    "task_id": record["id"], "kind": record.get("kind"), **(received or {})},
+                    step=record.get("step_name")))
+            if seq:
+                also.append(self._events.put_request(instance_id, seq, "task.completed", _completed_data(after),
+                                                     step=record.get("step_name")))
+            if self._instances is not None and instance_id:
+                also.append(self._instances.watch_request(instance_id, iso(now + REDELIVERY_AFTER), WATCH))
+            fence_part = 0
+            if seq:
+                # Holds only while no reader of the log has read past these seqs (core/event_stream.py).
+                also.append(self._events.fence_request(instance_id, received_seq or seq))
+                fence_part = len(also)
+            try:
+                # The one write that decides who completed the task; outbox_state marks it unconfirmed.
+                self._store.transition(
+                    record["id"], expect={"status": "pending", "attempt": record["attempt"], **(also_expect or {})},
+                    set_={"status": "completed", "completed_at": iso(now), "completed_by": completed_by,
+                          "comment": comment, "output_data": output, "outbox_state": OPEN, "completed_seq": seq,
+                          **(also_set or {})},
+                    remove=closed, absent=also_absent, after=after, before=record, also=tuple(also))
+                break
+            except TransitionRefused as exc:
+                if fence_part and exc.part == fence_part and attempt < FENCE_TRIES - 1:
+                    floor = self._events.fence_of(instance_id)  # a reader read past the seqs: stamp them again
+                    continue
+                if consume is not None and exc.part == 1:
+                    raise  # the mailbox changed: its caller reads it again
+                if exc.part:
+                    raise Gone("the instance of this task no longer exists") from None
+                self._require_pending(self.get(record["id"]))
+                raise Conflict("the task changed while it was being completed; reload it") from None
         # Gone when the step no longer waits; not delivered yet (a passing failure): the watch resends it.
         self._deliver(after)
         return self._present(after)
@@ -211,23 +224,34 @@ class Delivery:
         changes = {"set_": {"status": "expired", "closed_reason": reason}, "remove": ("outbox_state",),
                    "after": {**record, "status": "expired"}, "before": record}
         instance_id = _instance_of(record)
-        seq = record.get("completed_seq") or (self._events.stamp() if self._events is not None else None)
-        also: tuple[dict[str, Any], ...] = ()
-        if self._events is not None and instance_id and seq:
-            also = (self._events.put_request(instance_id, seq, "task.expired", {
-                "task_id": record["id"], "kind": record.get("kind"), "reason": reason},
-                step=record.get("step_name"), replace="task.completed"),)
-        try:
-            self._store.transition(record["id"], require=("outbox_state",), also=also, **changes)
-        except TransitionRefused as exc:
-            if not exc.part:
-                return  # settled meanwhile (confirmed, or expired by another)
-            # The seq holds something else (it never should): the task expires, the log is not rewritten.
-            events_log.warning("completion event not replaced", extra={"task_id": record["id"]})
+        floor: str | None = None
+        for attempt in range(FENCE_TRIES):
+            # A completion logged nowhere (no seq kept) gets its task.expired at a fresh seq, behind no reader.
+            fresh = not record.get("completed_seq") and self._events is not None
+            seq = self._events.stamp(after=floor) if fresh else record.get("completed_seq")
+            also: tuple[dict[str, Any], ...] = ()
+            if self._events is not None and instance_id and seq:
+                also = (self._events.put_request(instance_id, seq, "task.expired", {
+                    "task_id": record["id"], "kind": record.get("kind"), "reason": reason},
+                    step=record.get("step_name"), replace="task.completed"),)
+                if fresh:
+                    also += (self._events.fence_request(instance_id, seq),)
             try:
-                self._store.transition(record["id"], require=("outbox_state",), **changes)
-            except TransitionRefused:
+                self._store.transition(record["id"], require=("outbox_state",), also=also, **changes)
                 return
+            except TransitionRefused as exc:
+                if len(also) == 2 and exc.part == 2 and attempt < FENCE_TRIES - 1:
+                    floor = self._events.fence_of(instance_id)
+                    continue
+                if not exc.part:
+                    return  # settled meanwhile (confirmed, or expired by another)
+                break
+        # The seq holds something else (it never should): the task expires, the log is not rewritten.
+        events_log.warning("completion event not replaced", extra={"task_id": record["id"]})
+        try:
+            self._store.transition(record["id"], require=("outbox_state",), **changes)
+        except TransitionRefused:
+            return
 
     # -- confirming ----------------------------------------------------------------------------
     def settle_deliveries(self, records: list[dict[str, Any]], *, ended: bool = False) -> Counter[str]:

@@ -156,18 +156,26 @@ export async function instanceView(main, context, id) {
       h('h2', { id: 'events-title' }, 'Event log'), eventLog));
 
   let signature = null;
-  const refresh = async () => {
-    const next = JSON.stringify([instance.status, instance.step_history.map((s) => [s.step_name, s.status, s.attempts])]);
-    renderSummary(summary, instance);
-    renderActions(actions, actionsMessage, instance, context, id);
+  // One redraw at a time, each of the instance as read when it began: two overlapping redraws could
+  // otherwise finish out of order and leave an older graph under a newer status.
+  let redrawing = Promise.resolve();
+  const refresh = () => {
+    redrawing = redrawing.then(redraw, redraw);
+    return redrawing;
+  };
+  const redraw = async () => {
+    const shown = instance;
+    const next = JSON.stringify([shown.status, shown.step_history.map((s) => [s.step_name, s.status, s.attempts])]);
+    renderSummary(summary, shown);
+    renderActions(actions, actionsMessage, shown, context, id);
     if (next === signature) return;
     const announceChange = signature !== null;
     signature = next;
-    timeline.setHistory(instance.step_history);
-    renderFailureLead(failureLead, instance, selectStep);
-    renderStepDetail(stepDetail, instance, selected);
-    clear(history, historyTable(instance));
-    clear(data, instance.error ? [h('h3', {}, 'Error'), pretty(instance.error)] : null, pretty(instance.context_data));
+    timeline.setHistory(shown.step_history);
+    renderFailureLead(failureLead, shown, selectStep);
+    renderStepDetail(stepDetail, shown, selected);
+    clear(history, historyTable(shown));
+    clear(data, shown.error ? [h('h3', {}, 'Error'), pretty(shown.error)] : null, pretty(shown.context_data));
     const [graph] = await Promise.all([
       api.get(`/instances/${enc(id)}/graph`),
       // The poll redraws the page once the step has taken the event.
@@ -175,8 +183,8 @@ export async function instanceView(main, context, id) {
     ]);
     if (!context.alive) return;
     await drawGraph(graphBox, graph, { title: `Graph of instance ${shortId(id)}` });
-    graphBox.dataset.instanceStatus = instance.status;
-    if (announceChange) announce(`Instance is ${instance.status}.`);
+    graphBox.dataset.instanceStatus = shown.status;
+    if (announceChange) announce(`Instance is ${shown.status}.`);
   };
 
   await refresh();

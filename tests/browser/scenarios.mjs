@@ -1005,6 +1005,10 @@ const scenarios = {
     page.once('dialog', (dialog) => dialog.accept());
     await page.getByRole('button', { name: 'Cancel instance' }).click();
     await waitForInstance(page, 'canceled');
+    // The open step turns grey once the page has read the closed task (a redraw of its own may follow
+    // the one that showed the status).
+    await page.waitForFunction(() => [...document.querySelectorAll('#instance-graph svg g.node')].some((node) =>
+      node.classList.contains('canceled') && /Manager Approval/.test(node.textContent || '')));
     const nodes = await graphNodes(page, '#instance-graph');
     const step = nodes.find((n) => n.label === 'Manager Approval');
     check(step.state === 'canceled' && step.fill === 'rgb(211, 211, 211)', `the open step: ${JSON.stringify(step)}`);

@@ -461,3 +461,77 @@ def test_concurrent_writers_and_a_concurrent_reader_on_moto(local_aws):
         assert [e["data"]["i"] for e in log if e.get("step") == f"w{n}"] == list(range(20))
     assert service.purge("inst") == len(log)
     assert service.read("inst")["events"] == []
+
+
+def test_a_write_that_lands_after_a_reader_read_past_its_stamp_is_still_handed_out(local_aws):
+    """A writer stamps its seq, then stalls (longer than any settle window) before its write lands; a
+    reader meanwhile reads past that seq. The write is refused at the reader's fence and stamped again
+    above it, so the reader following its cursor still gets it, once."""
+    from datetime import UTC, datetime
+
+    from chalicelib.aws.event_store import EventStore
+    from chalicelib.service.events import EventService
+
+    ddb = local_aws.client("dynamodb")
+    stamped, release = threading.Event(), threading.Event()
+
+    class StallingClient:
+        """The DynamoDB client, except that the write of the `late` event waits (after its stamp)."""
+
+        def __getattr__(self, name):
+            return getattr(ddb, name)
+
+        def transact_write_items(self, **kwargs):
+            if any(item.get("Put", {}).get("Item", {}).get("type", {}).get("S") == "late"
+                   for item in kwargs["TransactItems"]) and not release.is_set():
+                stamped.set()
+                assert release.wait(30)
+            return ddb.transact_write_items(**kwargs)
+
+    store = EventStore(StallingClient(), local_aws.table_names["events"])
+    instance = {"id": "fenced", "status": "running"}
+
+    class Instances:
+        def get(self, instance_id):
+            return dict(instance) if instance_id == "fenced" else None
+
+    # No settle window: the reader hands out whatever it finds, the worst case for a late write.
+    service = EventService(store, Instances(), tasks=None, now=lambda: datetime.now(UTC), settle_seconds=0.0)
+    store.append("fenced", "early")
+    writer = threading.Thread(target=store.append, args=("fenced", "late"))
+    writer.start()
+    assert stamped.wait(30)
+    store.append("fenced", "next")  # stamped after `late`, landed before it
+    first = service.read("fenced")
+    assert [e["type"] for e in first["events"]] == ["early", "next"]
+    release.set()
+    writer.join(30)
+    assert not writer.is_alive()
+    second = service.read("fenced", after=first["cursor"])
+    assert [e["type"] for e in second["events"]] == ["late"]
+    assert second["events"][0]["seq"] > first["cursor"]
+    assert service.read("fenced", after=second["cursor"])["events"] == []
+
+
+def test_a_completion_whose_seq_a_reader_already_read_past_is_logged_past_the_reader(api, app_services):
+    """task.completed is stamped before the completing transaction; when a reader of the log has read
+    past that stamp meanwhile (its fence is ahead), the transaction is refused at the fence and made
+    again with seqs above it: the completion stands once, and its event lands where the reader reads on."""
+    from datetime import UTC, datetime, timedelta
+
+    from chalicelib.core import event_stream as es
+
+    instance_id = start(api, {"name": "fenced_completion", "steps": [{"id": "approve", "type": "human"}]})
+    task = wait_for_task(api, instance_id, "approve")
+    store = app_services.event_store
+    # A reader a second ahead of this process's clock (a later writer's seq it was handed, say).
+    ahead = es.make_seq(datetime.now(UTC) + timedelta(seconds=1), "f" * 16)
+    store.fence(instance_id, ahead)
+    status, done = api.post(f"/tasks/{task['id']}/complete", {"output_data": {}, "completed_by": "ada"})
+    assert status == 200, done
+    assert api.wait(instance_id)["status"] == "completed"
+    log = read_all(api, instance_id)
+    completed = [e for e in log if e["type"] == "task.completed"]
+    assert len(completed) == 1 and completed[0]["seq"] > ahead
+    assert app_services.task_store.get(task["id"])["completed_seq"] == completed[0]["seq"]
+    assert [e["seq"] for e in log] == sorted(e["seq"] for e in log)

@@ -179,14 +179,22 @@ def test_stop_and_history_of_a_waiting_execution(local_aws, sfn, queue):
     waiting = machine(local_aws, waiting_definition(queue))
     arn = sfn.start_execution(stateMachineArn=waiting, name="stop-me", input='{"n": 1}')["executionArn"]
     tokens(local_aws, queue, 1)
-    types = [e["type"] for e in sfn.get_execution_history(executionArn=arn)["events"]]
-    assert types[0] == "ExecutionStarted" and "TaskSubmitted" in types
+    # TaskSubmitted is recorded once the SendMessage that carried the token has returned (as on AWS), so
+    # a token already in the queue does not mean the history shows it yet.
+    types = history_until(sfn, arn, "TaskSubmitted", "the waiting task never recorded its submission")
+    assert types[0] == "ExecutionStarted"
     sfn.stop_execution(executionArn=arn)
     assert local_aws.wait_for_execution(arn, timeout=10)["status"] == "ABORTED"
-    deadline = time.monotonic() + 10
-    while "ExecutionAborted" not in [e["type"] for e in sfn.get_execution_history(executionArn=arn)["events"]]:
-        assert time.monotonic() < deadline, "the stopped execution never recorded its end"
+    history_until(sfn, arn, "ExecutionAborted", "the stopped execution never recorded its end")
+
+
+def history_until(sfn, arn: str, event_type: str, message: str, timeout: float = 10.0) -> list[str]:
+    """The execution's history event types, read (with a deadline) until one of them is `event_type`."""
+    deadline = time.monotonic() + timeout
+    while event_type not in (types := [e["type"] for e in sfn.get_execution_history(executionArn=arn)["events"]]):
+        assert time.monotonic() < deadline, message
         time.sleep(0.05)
+    return types
 
 
 def test_send_task_success_failure_and_heartbeat_reach_the_waiting_task(local_aws, sfn, queue):

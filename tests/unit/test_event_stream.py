@@ -189,6 +189,7 @@ class FakeClock:
 class FakeStore:
     def __init__(self):
         self.events: list[dict] = []
+        self.fenced: str | None = None
 
     def add(self, moment: datetime, event_type: str = "t") -> dict:
         key = seq(moment, f"{len(self.events):016x}")
@@ -202,6 +203,9 @@ class FakeStore:
 
     def last(self, instance_id):
         return self.events[-1] if self.events else None
+
+    def fence(self, instance_id, upto):
+        self.fenced = max(self.fenced or upto, upto)
 
 
 def service(store, record, clock):
