@@ -35,7 +35,7 @@ from chalicelib.core.model import (
 from chalicelib.core.route_checks import rejected_rule, route_catch
 from chalicelib.core.schedule import Leaf, Par, Plan, Seq, count_parallel, makespan, plan_series_parallel
 from chalicelib.core.shared_context import SHARED, assign_context, insert_before
-from chalicelib.core.step_states import retrier_of, waits_for_child
+from chalicelib.core.step_states import own_gate, own_gate_retriers, retrier_of, waits_for_child
 from chalicelib.core.structure import GatewayRegion, Structure, analyse
 from chalicelib.core.tasks import OVERDUE_ERROR
 
@@ -187,7 +187,7 @@ class _Emitter:
             return self.emit_parallel(plan, states, next_name, valid)
         if plan.node in self.waits:
             step = self.steps[plan.node]
-            if step.type == "machine" and _own_gate(step):
+            if step.type == "machine" and own_gate(step):
                 return self.emit_gated(step, states, next_name)
             gate = f"{plan.node}__gate"
             states[gate] = self._gate(plan.node, self.emit_step(plan.node, states, next_name, True))
@@ -323,13 +323,9 @@ class _Emitter:
         payload["n"] = list(self.waits[step.id])
         if step.id in self.releases:
             payload["g"] = list(self.releases[step.id])
-        retry = [SERVICE_RETRY]
-        retrier = retrier_of(step)
-        if retrier:  # its States.ALL must not retry the opening: a retrier that matches it first, never retrying
-            retry += [{"ErrorEquals": [GATE_OPEN], "MaxAttempts": 0}, retrier]
         state: dict[str, Any] = {"Type": "Task", "Resource": LAMBDA_CALLBACK,
                                  "Parameters": {"FunctionName": self.options.step_runner, "Payload": payload},
-                                 "Retry": retry,
+                                 "Retry": [SERVICE_RETRY, *own_gate_retriers(step)],
                                  "Catch": [{"ErrorEquals": [GATE_OPEN], "ResultPath": "$.gate", "Next": run}]}
         states[step.id] = self._continue(state, next_name)
         return step.id
@@ -499,12 +495,6 @@ class _Emitter:
         state: dict[str, Any] = {"Type": "Parallel", "Branches": branches, "ResultSelector": {"steps.$": merged}}
         states[name] = self._continue(state, next_name)
         return name
-
-
-def _own_gate(step: MachineStep) -> bool:
-    """Whether a gated machine step can be its own gate: not where its state's timeout would count the wait,
-    its fallback would miss the outputs the gate gathers, or its state waits for a child workflow."""
-    return not (step.timeout_seconds or step.fallback or waits_for_child(step))
 
 
 def _rejected_rule(step: HumanStep) -> dict[str, Any]:

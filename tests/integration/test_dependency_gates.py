@@ -346,3 +346,36 @@ def test_a_gate_that_opens_after_the_step_came_runs_it_in_its_run_state_with_eve
                e["lambdaFunctionScheduledEventDetails"]["input"]]
     assert len(started) == 1
     wait_for(lambda: gates_of(instance_id) == [], "the ended instance's gates to close")
+
+
+def test_a_gate_that_opens_late_is_caught_not_retried_by_the_steps_retry_policy(api):
+    # c (retry: any error, twice) follows a (instant) and waits for b (slow): the opening is caught at once
+    # (no retry interval, no attempt used); its run state fails once and the policy retries it there.
+    FailsOnce.requests = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FailsOnce)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        definition = {"name": "late_gate_retried", "steps": [
+            sleep_step("a", 0.0), sleep_step("b", 0.5),
+            {"id": "c", "type": "machine", "task_type": "http.request", "depends_on": ["a", "b"],
+             "config": {"url": f"http://127.0.0.1:{server.server_address[1]}/once"},
+             "retry": {"max_attempts": 2, "interval_seconds": 1}},
+            sleep_step("d", 0.0, "b")]}
+        register(api, definition)
+        instance_id = start(api, "late_gate_retried")
+        done = api.wait(instance_id)
+        assert done["status"] == "completed", done
+        assert FailsOnce.requests == 2
+        events, summary = history_summary(api, instance_id, definition)
+        entered = [e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")]
+        assert entered.count("c") == 1 and entered.count("c__run") == 1
+        opened = [e for e in events if e["type"] == "TaskFailed"
+                  and e["taskFailedEventDetails"]["error"] == "Stepflow.GateOpen"]
+        assert len(opened) == 1
+        assert sum(1 for e in events if e["type"] == "TaskScheduled") == 1  # the opening was not retried
+        record = summary.steps["c"]
+        assert (record.status, record.attempts) == ("succeeded", 2), record
+        history = {s["step_name"]: s for s in done["step_history"]}
+        assert history["c"]["attempts"] == 2
+    finally:
+        server.shutdown()
