@@ -248,7 +248,8 @@ class Services:
         from chalicelib.runtime.gates import Gates
 
         # The Step Functions client only when a gate is released: most steps release none.
-        return Gates(self.gate_store, lambda token, output: self.machines.send_success(token, output))
+        return Gates(self.gate_store, lambda token, output: self.machines.send_success(token, output),
+                     lambda token, error, cause: self.machines.send_failure(token, error, cause))
 
     @cached_property
     def task_registrar(self) -> TaskRegistrar:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.core import conditions
-from chalicelib.core.gates import gated_plan, is_exact
+from chalicelib.core.gates import GATE_OPEN, gated_plan, is_exact
 from chalicelib.core.graph import Graph, build_graph, is_route, structural_kinds
 from chalicelib.core.model import (
     Definition,
@@ -35,7 +35,7 @@ from chalicelib.core.model import (
 from chalicelib.core.route_checks import rejected_rule, route_catch
 from chalicelib.core.schedule import Leaf, Par, Plan, Seq, count_parallel, makespan, plan_series_parallel
 from chalicelib.core.shared_context import SHARED, assign_context, insert_before
-from chalicelib.core.step_states import retrier_of, waits_for_child
+from chalicelib.core.step_states import own_gate, own_gate_retriers, retrier_of, waits_for_child
 from chalicelib.core.structure import GatewayRegion, Structure, analyse
 from chalicelib.core.tasks import OVERDUE_ERROR
 
@@ -144,7 +144,7 @@ class _Emitter:
             plan = plan_series_parallel(nodes, edges, self.weights, parallel_budget=math.inf)
             if is_exact(plan, nodes, edges):
                 return plan
-        gated = gated_plan(nodes, edges)
+        gated = gated_plan(nodes, edges, self.weights)
         self.waits.update(gated.waits)
         self.releases.update(gated.releases)
         return gated.plan
@@ -186,6 +186,9 @@ class _Emitter:
         if isinstance(plan, Par):
             return self.emit_parallel(plan, states, next_name, valid)
         if plan.node in self.waits:
+            step = self.steps[plan.node]
+            if step.type == "machine" and own_gate(step):
+                return self.emit_gated(step, states, next_name)
             gate = f"{plan.node}__gate"
             states[gate] = self._gate(plan.node, self.emit_step(plan.node, states, next_name, True))
             return gate
@@ -304,6 +307,27 @@ class _Emitter:
         state["ResultPath"] = "$.child"
         state["Next"] = done
         states[step.id] = self._with_fallback(step, state, states, next_name)
+        return step.id
+
+    def emit_gated(self, step: MachineStep, states: dict[str, Any], next_name: str | None) -> str:
+        """A gated machine step is its own gate (runtime/gates.py): its state registers the task token and runs
+        the step at once when the gate is open; else the gate's opening fails the token with GATE_OPEN and
+        the Catch enters `<step>__run`, which runs it with the outputs the failure's cause carries. One
+        state, transition and Lambda invocation per step where the gate is open when the step comes."""
+        run = f"{step.id}__run"
+        run_state = self._lambda_task("opened", step.id, next_name, extra_retry=retrier_of(step))
+        run_state["Parameters"]["o.$"] = "$.gate.Cause"
+        states[run] = self._releasing(step.id, run_state)
+        payload = self._payload("gated", step.id)
+        payload["t.$"] = "$$.Task.Token"
+        payload["n"] = list(self.waits[step.id])
+        if step.id in self.releases:
+            payload["g"] = list(self.releases[step.id])
+        state: dict[str, Any] = {"Type": "Task", "Resource": LAMBDA_CALLBACK,
+                                 "Parameters": {"FunctionName": self.options.step_runner, "Payload": payload},
+                                 "Retry": [SERVICE_RETRY, *own_gate_retriers(step)],
+                                 "Catch": [{"ErrorEquals": [GATE_OPEN], "ResultPath": "$.gate", "Next": run}]}
+        states[step.id] = self._continue(state, next_name)
         return step.id
 
     def _gate(self, step_id: str, next_name: str) -> dict[str, Any]:

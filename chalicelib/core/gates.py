@@ -6,15 +6,19 @@ through others): then it costs nothing and is kept. Otherwise the scope becomes 
 each step follows one of its direct dependencies (its tree parent) and a fork is a Parallel at the end
 of a branch, so no Parallel ever joins before the scope ends. A step with more direct dependencies
 than its tree parent waits at a gate for the others: the last of them to finish releases it
-(runtime/gates.py). Transitive edges are dropped first, so a gate only waits where it has to.
+(runtime/gates.py); its tree parent is the dependency expected to finish last, so that the gate is
+usually open when the step comes. Transitive edges are dropped first, so a gate only waits where it has to.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from chalicelib.core.schedule import Leaf, Par, Plan, Seq
+
+# The error that tells a gated machine step's own state its gate has opened: its Catch enters `<step>__run`.
+GATE_OPEN = "Stepflow.GateOpen"
 
 
 @dataclass(frozen=True)
@@ -82,11 +86,17 @@ def is_exact(plan: Plan, order: Sequence[str], edges: Sequence[tuple[str, str]])
     return True
 
 
-def gated_plan(order: Sequence[str], edges: Sequence[tuple[str, str]]) -> GatedPlan:
-    """The forest plan and gates of a scope whose steps are in topological `order`."""
+def gated_plan(order: Sequence[str], edges: Sequence[tuple[str, str]],
+               weights: Mapping[str, float] | None = None) -> GatedPlan:
+    """The forest plan and gates of a scope whose steps are in topological `order`; `weights` are the
+    expected durations (one unit each when absent)."""
     index = {n: i for i, n in enumerate(order)}
     preds = _preds(order, edges)
     anc = _ancestors(order, preds, index)
+    # When each step is expected to finish, every dependency taking its expected time.
+    finish: dict[str, float] = {}
+    for node in order:
+        finish[node] = max((finish[p] for p in preds[node]), default=0.0) + (weights or {}).get(node, 1.0)
     # Direct dependencies that no other dependency already implies.
     reduced = {n: sorted((p for p in preds[n] if not any(anc[q] >> index[p] & 1 for q in preds[n] if q != p)),
                          key=index.__getitem__) for n in order}
@@ -101,13 +111,15 @@ def gated_plan(order: Sequence[str], edges: Sequence[tuple[str, str]]) -> GatedP
         deps = reduced[node]
         if len(deps) < 2:
             continue
-        # Follow a dependency where that adds no Parallel (none or several children already); the latest
-        # one in topological order, as it tends to finish last. Else start a branch of the scope.
-        free = [p for p in deps if len(children[p]) != 1]
-        if free:
-            parent[node] = free[-1]
-            children[free[-1]].append(node)
-        waits[node] = tuple(p for p in deps if p != parent[node])
+        # Follow the dependency expected to finish last: when it has, the gate is open as the step comes and
+        # the step runs in its own state (runtime/gates.py); a gate that opens later costs a transition and
+        # a Lambda invocation more. Among those that add no Parallel (none or several children already) if
+        # there are any; else fork one (a Parallel is a transition and no Lambda).
+        pool = [p for p in deps if len(children[p]) != 1] or deps
+        chosen = max(pool, key=lambda p: (finish[p], index[p]))
+        parent[node] = chosen
+        children[chosen].append(node)
+        waits[node] = tuple(p for p in deps if p != chosen)
     releases: dict[str, list[str]] = {}
     for node, waited in waits.items():
         for p in waited:

@@ -10,9 +10,12 @@ from chalicelib.core.failures import public_error
 from chalicelib.core.times import as_iso
 
 # Suffixes the compiler gives to helper states of a step; "par__N" states belong to no step.
-_HELPER_SUFFIXES = ("__fallback", "__merge", "__timed_out", "__end", "__done", "__gate", "__release")
+_HELPER_SUFFIXES = ("__fallback", "__merge", "__timed_out", "__end", "__done", "__gate", "__release", "__run")
 # A step waiting at its gate (core/gates.py) has not started; a release state runs after it has ended.
 _NOT_THE_STEP = ("__gate", "__release")
+# A gated machine step's own state fails with this when its gate opens after it came (runtime/gates.py): not an
+# attempt of the step, which `<step>__run` then runs.
+_GATE_OPEN = "Stepflow.GateOpen"
 
 STATUS_BY_EXECUTION = {
     "RUNNING": "running",
@@ -96,6 +99,11 @@ def summarise(events: list[dict[str, Any]], step_kinds: dict[str, str]) -> Summa
                     open_steps.append(step)
             elif suffix == "__fallback":
                 record.fallback_used = True
+            elif suffix == "__run":  # the step's own state only waited at its gate: the step starts here
+                record.started_at = _when(event)
+                record.status = "running"
+                if step not in open_steps:
+                    open_steps.append(step)
             elif suffix == "__timed_out":
                 record.status = "timed_out"
                 record.error = {"error": "Stepflow.TaskTimedOut", "message": "not completed in time"}
@@ -105,15 +113,18 @@ def summarise(events: list[dict[str, Any]], step_kinds: dict[str, str]) -> Summa
             owner[event["id"]] = name
         step, suffix = _step_of(name) if name else (None, "")
         owned = summary.steps.get(step) if step else None
-        if kind in ("TaskScheduled", "LambdaFunctionScheduled") and owned and suffix == "":
+        if kind in ("TaskScheduled", "LambdaFunctionScheduled") and owned and suffix in ("", "__run"):
             owned.attempts += 1
         elif kind in ("TaskFailed", "LambdaFunctionFailed", "TaskTimedOut", "LambdaFunctionTimedOut") and owned:
             details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+            if details.get("error") == _GATE_OPEN and suffix == "":
+                owned.attempts -= 1
+                continue
             owned.error = public_error(details.get("error"), details.get("cause"))
         elif kind.endswith("StateExited"):
             exited = event["stateExitedEventDetails"]["name"]
             step, suffix = _step_of(exited)
-            if step not in summary.steps or suffix not in ("", "__fallback", "__done"):
+            if step not in summary.steps or suffix not in ("", "__fallback", "__done", "__run"):
                 continue
             record = summary.steps[step]
             record.status = "succeeded"

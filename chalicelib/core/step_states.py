@@ -1,9 +1,11 @@
-"""What a machine step's states take from the step alone: its retrier, and whether it waits for a child."""
+"""What a machine step's states take from the step alone: its retrier, whether it waits for a child, and
+whether it can be its own dependency gate."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.core.gates import GATE_OPEN
 from chalicelib.core.model import MachineStep
 
 # A workflow.start step with `wait: true` waits on a task token that the child's end answers (its output, or
@@ -33,3 +35,16 @@ def retrier_of(step: MachineStep) -> dict[str, Any] | None:
     if step.retry.max_delay_seconds:
         retrier["MaxDelaySeconds"] = step.retry.max_delay_seconds
     return retrier
+
+
+def own_gate(step: MachineStep) -> bool:
+    """Whether a gated machine step can be its own gate (runtime/gates.py): not where its state's timeout would
+    count the wait, its fallback would miss the outputs the gate gathers, or its state waits for a child."""
+    return not (step.timeout_seconds or step.fallback or waits_for_child(step))
+
+
+def own_gate_retriers(step: MachineStep) -> list[dict[str, Any]]:
+    """The retriers a step that is its own gate adds after the service retrier: its States.ALL must not retry
+    the gate's opening, so a retrier that matches GATE_OPEN first and never retries goes before it."""
+    retrier = retrier_of(step)
+    return [{"ErrorEquals": [GATE_OPEN], "MaxAttempts": 0}, retrier] if retrier else []

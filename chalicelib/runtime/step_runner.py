@@ -16,7 +16,7 @@ from chalicelib.core.instance_data import get_path, merge_instance_data, set_pat
 from chalicelib.core.model import MachineStep
 from chalicelib.core.payload import expand
 from chalicelib.core.runs import run_of_execution
-from chalicelib.runtime.definitions import RevisionLoader
+from chalicelib.runtime.definitions import LoadedDefinition, RevisionLoader
 from chalicelib.tasks.credentials import CREDENTIAL_MISSING, Redactor
 from chalicelib.tasks.errors import StepError, lambda_exception
 from chalicelib.tasks.registry import TaskContext, TaskRegistry
@@ -56,6 +56,24 @@ class StepRunner:
         if event["kind"] == "gate":
             self._require_gates().wait(event, loaded.order)
             return {}  # a waitForTaskToken state: its output is what the release sends
+        if event["kind"] == "gated":
+            # A gated machine step's own state (runtime/gates.py): it runs the step once its gate is open.
+            gates = self._require_gates()
+            if event["step"] not in steps:  # (a resumed run that carries its output passes it on)
+                opened = gates.open(event)
+                if opened is None:
+                    return {}  # the arrival that opens the gate fails the token: <step>__run runs it
+                steps = opened
+            # A waitForTaskToken state: the step's result is its token's answer; a failure fails the state.
+            gates.answer(event["token"], self._step({**event, "kind": "machine"}, steps, loaded, start_input))
+            return {}
+        if event["kind"] == "opened":  # <step>__run, entered when the gate opened after the step registered
+            steps = self._require_gates().opened(event)
+            event = {**event, "kind": "machine"}
+        return self._step(event, steps, loaded, start_input)
+
+    def _step(self, event: dict[str, Any], steps: dict[str, Any], loaded: LoadedDefinition,
+              start_input: dict[str, Any]) -> dict[str, Any]:
         if event["kind"] == "release" or (event["kind"] == "machine" and event["step"] in steps):
             # A step this runner does not run (human, webhook, timer, gateway) has finished, or a resumed run
             # carries the output of a step an earlier run finished: pass it through, releasing its gates.

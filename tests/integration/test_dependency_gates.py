@@ -96,7 +96,7 @@ def test_a_failing_dependency_fails_the_instance_and_the_gated_step_never_starts
     definition = {"name": "crossed_failing", "steps": [
         {"id": "a", "type": "machine", "task_type": "data.assert", "config": {"condition": "missing == 1"}},
         sleep_step("b", 0.0), sleep_step("c", 0.0, "a", "b"), sleep_step("d", 0.0, "b")]}
-    assert "c__gate" in state_names(compiled(api, definition))
+    assert "c__run" in state_names(compiled(api, definition))
     register(api, definition)
     instance_id = start(api, "crossed_failing")
     done = api.wait(instance_id)
@@ -113,7 +113,7 @@ def gated_branch(name: str) -> dict[str, Any]:
         {"id": "route", "type": "gateway"},
         {"id": "wide", "type": "machine", "task_type": "util.log", "config": {"message": "wide"},
          "depends_on": ["route"], "condition": "size == 'wide'"},
-        sleep_step("l", 0.2, "wide"), sleep_step("r", 0.0, "wide"),
+        sleep_step("l", 1.0, "wide"), sleep_step("r", 0.0, "wide"),  # k must start while l sleeps, on a busy machine
         sleep_step("j", 0.0, "l", "r"), sleep_step("k", 0.0, "r"),
         {"id": "narrow", "type": "machine", "task_type": "util.log", "config": {"message": "narrow"},
          "depends_on": ["route"]},
@@ -123,7 +123,7 @@ def gated_branch(name: str) -> dict[str, Any]:
 
 def test_a_gateway_that_skips_the_branch_of_a_gated_step_leaves_no_gate_waiting(api):
     definition = gated_branch("gated_branch")
-    assert "j__gate" in state_names(compiled(api, definition))
+    assert "j__run" in state_names(compiled(api, definition))
     register(api, definition)
     skipped = start(api, "gated_branch", {"size": "small"})
     taken = start(api, "gated_branch", {"size": "wide"})
@@ -152,7 +152,7 @@ def test_a_gate_after_a_gateway_is_released_whichever_branch_ran(api):
     definition["steps"][-1]["depends_on"] = ["yes", "slow"]
     definition["edges"] = [{"source": "route", "target": "m"}]
     asl = compiled(api, definition)
-    assert "m__gate" in state_names(asl) and "route__release" in state_names(asl)
+    assert "m__run" in state_names(asl) and "route__release" in state_names(asl)
     register(api, definition)
     for go in (True, False):
         instance_id = start(api, "after_gateway", {"go": go})
@@ -169,7 +169,7 @@ def test_cancel_while_a_step_waits_at_its_gate_leaves_no_token(api):
     definition = {"name": "waits_for_a_person", "steps": [
         {"id": "a", "type": "human", "assignee": "ada"}, sleep_step("b", 0.0), sleep_step("c", 0.0, "a", "b"),
         sleep_step("d", 0.0, "a")]}
-    assert {"c__gate", "a__release"} <= state_names(compiled(api, definition))
+    assert {"c__run", "a__release"} <= state_names(compiled(api, definition))
     register(api, definition)
     instance_id = start(api, "waits_for_a_person")
     gate = wait_for(lambda: [g for g in gates_of(instance_id) if g["token"]], "c to wait at its gate")[0]
@@ -210,7 +210,7 @@ def test_resume_of_a_failed_gated_step_runs_it_without_rerunning_its_dependencie
             {"id": "c", "type": "machine", "task_type": "http.request", "depends_on": ["a", "b"],
              "config": {"url": f"http://127.0.0.1:{server.server_address[1]}/fragile"}},
             sleep_step("d", 0.0, "b")]}
-        assert "c__gate" in state_names(compiled(api, definition))
+        assert "c__run" in state_names(compiled(api, definition))
         register(api, definition)
         instance_id = start(api, "crossed_fragile")
         failed = api.wait(instance_id)
@@ -257,3 +257,125 @@ def test_a_gated_human_step_opens_its_task_once_its_dependencies_finish_and_the_
     assert history == {"a": "succeeded", "b": "succeeded", "review": "succeeded", "d": "succeeded",
                        "after": "succeeded"}
     assert api.get(f"/instances/{instance_id}/graph")[0] == 200
+
+
+def history_summary(api, instance_id: str, definition: dict[str, Any]):
+    """The step records the execution history gives (what a view falls back to where the log falls short)."""
+    import app as app_module
+    from chalicelib.core.history import summarise
+
+    record = app_module.services.instance_store.get(instance_id)
+    events = app_module.services.machines.history(record["execution_arn"])
+    return events, summarise(events, {s["id"]: s["type"] for s in definition["steps"]})
+
+
+class FailsOnce(BaseHTTPRequestHandler):
+    """Answers 503 to its first request and 200 after it."""
+
+    requests = 0
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        FailsOnce.requests += 1
+        self.send_response(503 if FailsOnce.requests == 1 else 200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_gated_step_whose_gate_is_open_when_it_comes_runs_in_its_own_state_retries_included(api):
+    # c follows a (slow; d follows b) and waits for b (instant): its gate is complete when it registers, so
+    # its own state runs it; its first attempt fails and the retry policy runs it again in the same state.
+    FailsOnce.requests = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FailsOnce)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        definition = {"name": "open_gate", "steps": [
+            sleep_step("a", 0.4), sleep_step("b", 0.0),
+            {"id": "c", "type": "machine", "task_type": "http.request", "depends_on": ["a", "b"],
+             "config": {"url": f"http://127.0.0.1:{server.server_address[1]}/once"},
+             "retry": {"max_attempts": 2, "interval_seconds": 1}},
+            sleep_step("d", 0.0, "b")]}
+        asl = compiled(api, definition)
+        assert "c__run" in state_names(asl) and "c__gate" not in state_names(asl)
+        register(api, definition)
+        instance_id = start(api, "open_gate")
+        done = api.wait(instance_id)
+        assert done["status"] == "completed", done
+        assert FailsOnce.requests == 2
+        times = step_times(api, instance_id)
+        assert times["c"]["started"] >= max(times["a"]["succeeded"], times["b"]["succeeded"])
+        history = {s["step_name"]: s for s in done["step_history"]}
+        assert history["c"]["status"] == "succeeded" and history["c"]["attempts"] == 2, history["c"]
+        events, summary = history_summary(api, instance_id, definition)
+        entered = [e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")]
+        assert "c__run" not in entered and entered.count("c") == 1  # retried inside the state: one transition
+        assert summary.steps["c"].status == "succeeded" and summary.steps["c"].attempts == 2
+        assert summary.outputs["c"]["status"] == 200
+        wait_for(lambda: gates_of(instance_id) == [], "the ended instance's gates to close")
+    finally:
+        server.shutdown()
+
+
+def test_a_gate_that_opens_after_the_step_came_runs_it_in_its_run_state_with_every_output(api):
+    # c follows a (instant) and waits for b (slow; d follows it), whose output it reads through a mapping.
+    definition = {"name": "late_gate", "steps": [
+        {"id": "a", "type": "machine", "task_type": "data.set", "config": {"values": {"from_a": 7}}},
+        sleep_step("b", 0.5),
+        {"id": "c", "type": "machine", "task_type": "data.set", "config": {"values": {"seen": True}},
+         "depends_on": ["a", "b"],
+         "input_mappings": [{"from_step": "b", "from_field": "slept_seconds", "to_field": "copied"}]},
+        sleep_step("d", 0.0, "b")]}
+    register(api, definition)
+    instance_id = start(api, "late_gate")
+    done = api.wait(instance_id)
+    assert done["status"] == "completed", done
+    times = step_times(api, instance_id)
+    assert times["c"]["started"] >= times["b"]["succeeded"]
+    assert done["context_data"]["from_a"] == 7 and done["context_data"]["seen"] is True
+    history = {s["step_name"]: s for s in done["step_history"]}
+    assert history["c"]["status"] == "succeeded" and history["c"]["attempts"] == 1
+    events, summary = history_summary(api, instance_id, definition)
+    entered = [e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")]
+    assert entered.count("c") == 1 and entered.count("c__run") == 1
+    record = summary.steps["c"]
+    assert (record.status, record.attempts, record.error) == ("succeeded", 1, None), record
+    started = [e for e in events if e["type"] == "LambdaFunctionScheduled" and '"opened"' in
+               e["lambdaFunctionScheduledEventDetails"]["input"]]
+    assert len(started) == 1
+    wait_for(lambda: gates_of(instance_id) == [], "the ended instance's gates to close")
+
+
+def test_a_gate_that_opens_late_is_caught_not_retried_by_the_steps_retry_policy(api):
+    # c (retry: any error, twice) follows a (instant) and waits for b (slow): the opening is caught at once
+    # (no retry interval, no attempt used); its run state fails once and the policy retries it there.
+    FailsOnce.requests = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FailsOnce)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        definition = {"name": "late_gate_retried", "steps": [
+            sleep_step("a", 0.0), sleep_step("b", 0.5),
+            {"id": "c", "type": "machine", "task_type": "http.request", "depends_on": ["a", "b"],
+             "config": {"url": f"http://127.0.0.1:{server.server_address[1]}/once"},
+             "retry": {"max_attempts": 2, "interval_seconds": 1}},
+            sleep_step("d", 0.0, "b")]}
+        register(api, definition)
+        instance_id = start(api, "late_gate_retried")
+        done = api.wait(instance_id)
+        assert done["status"] == "completed", done
+        assert FailsOnce.requests == 2
+        events, summary = history_summary(api, instance_id, definition)
+        entered = [e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")]
+        assert entered.count("c") == 1 and entered.count("c__run") == 1
+        opened = [e for e in events if e["type"] == "TaskFailed"
+                  and e["taskFailedEventDetails"]["error"] == "Stepflow.GateOpen"]
+        assert len(opened) == 1
+        assert sum(1 for e in events if e["type"] == "TaskScheduled") == 1  # the opening was not retried
+        record = summary.steps["c"]
+        assert (record.status, record.attempts) == ("succeeded", 2), record
+        history = {s["step_name"]: s for s in done["step_history"]}
+        assert history["c"]["attempts"] == 2
+    finally:
+        server.shutdown()

@@ -81,6 +81,54 @@ def test_parents_finishing_at_the_same_instant_as_the_gate_registers_release_it_
         sys.setswitchinterval(previous)
 
 
+def test_a_gated_step_that_is_its_own_gate_runs_once_whether_it_or_an_arrival_opens_it(store):
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        for n in range(12):
+            failed = Sent()
+            gates = Gates(store, Sent(), lambda token, error, cause, failed=failed: failed(token, (error, cause)))
+            gate, arrivals = _events(1000 + n, ["p1", "p2", "p3"])
+            jobs = [None] + [e for e in arrivals for _ in range(2)]
+            barrier = threading.Barrier(len(jobs))
+            opened: list[dict] = []
+
+            def run(event, gates=gates, gate=gate, barrier=barrier, opened=opened):
+                barrier.wait()
+                if event is None:
+                    steps = gates.open(gate)
+                    if steps is not None:
+                        opened.append(steps)
+                else:
+                    gates.arrive(event, {event["step"]: {"from": event["step"]}}, ORDER)
+
+            with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+                for future in [pool.submit(run, job) for job in jobs]:
+                    future.result()
+            assert len(opened) + len(failed.calls) == 1, (opened, failed.calls)
+            expected = {p: {"from": p} for p in ["p0", "p1", "p2", "p3"]}
+            if opened:  # the registration completed the gate: the step runs in its own state
+                assert opened[0] == expected
+            else:  # an arrival did: it fails the token, and <step>__run runs the step with the cause's outputs
+                token, (error, cause) = failed.calls[0]
+                assert token == f"token-{1000 + n}" and error == "Stepflow.GateOpen"
+                assert gates.opened({**gate, "outcome": cause}) == expected
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def test_a_release_too_large_for_a_failure_cause_reads_its_outputs_from_the_gate(store):
+    failed = Sent()
+    gates = Gates(store, Sent(), lambda token, error, cause: failed(token, cause))
+    gate, arrivals = _events(1100, ["p1"])
+    assert gates.open(gate) is None
+    big = {"p1": {"text": "x" * 40000}}
+    gates.arrive(arrivals[0], big, ORDER)
+    [(token, cause)] = failed.calls
+    assert cause == ""
+    assert gates.opened({**gate, "outcome": cause}) == {**big, "p0": {"from": "p0"}}
+
+
 def test_a_gate_whose_dependencies_had_finished_before_it_registers_opens_at_once(store):
     sent = Sent()
     gates = Gates(store, sent)
