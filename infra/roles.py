@@ -32,8 +32,8 @@ PASSES_ROLE: dict[str, tuple[str, str]] = {
 # resource-level permissions: "*" is the narrowest AWS allows.
 SCOPES: dict[tuple[str, str], str] = {
     **{("service", f"dynamodb:{a}"): "Tables" for a in (
-        "BatchGetItem", "ConditionCheckItem", "DeleteItem", "DescribeTable", "GetItem", "PutItem", "Query",
-        "UpdateItem")},
+        "BatchGetItem", "BatchWriteItem", "ConditionCheckItem", "DeleteItem", "DescribeTable", "GetItem", "PutItem",
+        "Query", "UpdateItem")},
     **{("service", f"states:{a}"): "StateMachines" for a in (
         "CreateStateMachine", "CreateStateMachineAlias", "DescribeStateMachine", "DescribeStateMachineAlias",
         "ListExecutions", "PublishStateMachineVersion", "StartExecution", "UpdateStateMachine",
