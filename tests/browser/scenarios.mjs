@@ -723,7 +723,9 @@ const scenarios = {
     await page.waitForSelector('#operations');
     await page.waitForFunction(() => document.querySelector('#ops-instances tr[data-workflow="ops_failing"]')?.dataset.failed === '1',
       null, { timeout: 60000 });
-    await page.waitForFunction(() => !!document.querySelector('#ops-failures tr[data-task-type="data.assert"]'), null, { timeout: 30000 });
+    // Other scenarios fail data.assert steps too (with their own errors): ours is the row of its error.
+    const ours = '#ops-failures tr[data-task-type="data.assert"][data-error="Stepflow.AssertionFailed"]';
+    await page.waitForFunction((selector) => !!document.querySelector(selector), ours, { timeout: 30000 });
     // Other scenarios change things meanwhile: the latest entries are theirs or ours, two at least.
     await page.waitForFunction(() => document.querySelectorAll('#ops-audit tbody tr[data-operation]').length >= 2,
       null, { timeout: 30000 });
@@ -731,7 +733,7 @@ const scenarios = {
     check(missing.length === 0, `controls without a label: ${missing.join(' ')}`);
     check(await page.getAttribute('a[data-nav="operations"]', 'aria-current') === 'page', 'the nav marks the page');
     await run.shot(page, 'operations');
-    const error = await page.$eval('#ops-failures tr[data-task-type="data.assert"]', (tr) => tr.dataset.error);
+    const error = await page.$eval(ours, (tr) => tr.dataset.error);
     return { failed: 1, error };
   },
   // Start order_fulfilment from its start form (after an empty submission shows the field errors)
