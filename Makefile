@@ -155,7 +155,7 @@ LOCALSTACK_VENV ?= build/venv-localstack
 LAMBDA_PACKAGES ?= build/localstack-lambda
 LOCALSTACK_EXECUTOR := $(wildcard infra/localstack_executor/pyproject.toml infra/localstack_executor/*/*.py)
 # What the zip is made of: `package` runs again only when one of these changed.
-PACKAGE_INPUTS := app.py requirements.txt .chalice/config.json infra/build.py infra/package.py \
+PACKAGE_INPUTS := app.py requirements.txt requirements-lambda-extra.txt .chalice/config.json infra/build.py infra/package.py \
 	$(shell find chalicelib statemachines -type f -not -name '*.pyc' 2>/dev/null)
 
 ## test-localstack: start LocalStack here (no Docker), deploy the packaged dev stage on it, test it over HTTP, stop it
@@ -191,6 +191,7 @@ build/package/dev/deployment.zip: $(DEPLOY_VENV)/.installed $(PACKAGE_INPUTS)
 UV_VENV ?= build/venv-uv
 UV_COMPILE = $(UV_VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
 	--custom-compile-command "make lock"
+# requirements-lambda-extra.txt is locked without dependencies: the Lambda runtime provides them (botocore).
 # The locks beside the Lambda's own are constrained by it, so a package shared with the Lambda has the same
 # version everywhere. A compile keeps the versions a lock already has unless its source asks for another.
 $(UV_VENV)/.installed: requirements-uv.txt
@@ -201,6 +202,7 @@ $(UV_VENV)/.installed: requirements-uv.txt
 ## lock: re-resolve the locks after a change to pyproject.toml or a requirements*.in (UPGRADE=1 moves every pin to the newest allowed)
 lock: $(UV_VENV)/.installed
 	$(UV_COMPILE) $(if $(UPGRADE),--upgrade) requirements.in -o requirements.txt
+	$(UV_COMPILE) $(if $(UPGRADE),--upgrade) --no-deps requirements-lambda-extra.in -o requirements-lambda-extra.txt
 	$(UV_COMPILE) $(if $(UPGRADE),--upgrade) pyproject.toml --extra dev -c requirements.txt -o requirements-dev.txt
 	$(UV_COMPILE) $(if $(UPGRADE),--upgrade) requirements-deploy.in -c requirements.txt -o requirements-deploy.txt
 	$(UV_COMPILE) $(if $(UPGRADE),--upgrade) requirements-deploy-sam.in -o requirements-deploy-sam.txt
@@ -212,11 +214,12 @@ lock: $(UV_VENV)/.installed
 check-lock: $(UV_VENV)/.installed
 	@tmp="$$(mktemp -d)" && trap 'rm -rf "$$tmp"' EXIT && cp requirements*.txt "$$tmp/" && \
 	  $(UV_COMPILE) requirements.in -o "$$tmp/requirements.txt" && \
+	  $(UV_COMPILE) --no-deps requirements-lambda-extra.in -o "$$tmp/requirements-lambda-extra.txt" && \
 	  $(UV_COMPILE) pyproject.toml --extra dev -c requirements.txt -o "$$tmp/requirements-dev.txt" && \
 	  $(UV_COMPILE) requirements-deploy.in -c requirements.txt -o "$$tmp/requirements-deploy.txt" && \
 	  $(UV_COMPILE) requirements-deploy-sam.in -o "$$tmp/requirements-deploy-sam.txt" && \
 	  $(UV_COMPILE) requirements-uv.in -o "$$tmp/requirements-uv.txt" && \
-	  for lock in requirements.txt requirements-dev.txt requirements-deploy.txt requirements-deploy-sam.txt requirements-uv.txt; do \
+	  for lock in requirements.txt requirements-lambda-extra.txt requirements-dev.txt requirements-deploy.txt requirements-deploy-sam.txt requirements-uv.txt; do \
 	    grep -v -e '--hash=' "$$lock" > "$$tmp/committed" && grep -v -e '--hash=' "$$tmp/$$lock" > "$$tmp/made" && \
 	    diff -u --label "$$lock" --label "make lock" "$$tmp/committed" "$$tmp/made" || \
 	      { echo "$$lock is out of date: run make lock and commit it" >&2; exit 1; }; \

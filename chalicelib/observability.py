@@ -113,9 +113,9 @@ def tracing_enabled(env: Mapping[str, str] | None = None) -> bool:
 @functools.cache
 def tracer() -> Tracer | None:
     """The Powertools Tracer, made at the first traced invocation (importing the X-Ray SDK costs a cold start
-    about 100 ms: a function with tracing off never pays it). None when the X-Ray SDK is not installed: the
-    Lambda package leaves it out (it requires botocore, which the runtime provides and the package may not
-    carry), so a deployed function has Lambda's own segments only, and says so once."""
+    about 100 ms: a function with tracing off never pays it). None when the X-Ray SDK is not installed (the
+    Lambda package carries it, from requirements-lambda-extra.txt): the function then has Lambda's own
+    segments only, and says so once."""
     try:
         import aws_xray_sdk  # noqa: F401 - Powertools imports it lazily, at the first trace: checked here
     except ImportError:

@@ -3,6 +3,9 @@
 Run by `make package` under Python 3.12+ (build/venv-deploy): Chalice gives every Lambda function the runtime
 of the Python that runs it, and downloads the dependencies' wheels for that runtime.
 
+Before `chalice package`, installs requirements-lambda-extra.txt (the X-Ray SDK, without the botocore the
+runtime provides) into build/lambda-vendor/ and links vendor/ to it: Chalice copies vendor/ into the zip.
+
 Writes build/package/<stage>/: sam.json (the merged CloudFormation/SAM template), deployment.zip (the
 code of every function) and SIZE.md (what the zip holds and how long packaging took).
 """
@@ -32,6 +35,13 @@ TEMPLATE = "sam.json"
 ZIP = "deployment.zip"
 # The lock Chalice installs the functions' dependencies from (`make lock`): every one pinned, with its hashes.
 LOCK = ROOT / "requirements.txt"
+# What the zip takes beside it without dependencies (the X-Ray SDK, whose botocore the runtime provides):
+# installed for the functions' platform into vendor/, which `chalice package` copies to the root of the zip.
+EXTRA_LOCK = ROOT / "requirements-lambda-extra.txt"
+VENDOR = ROOT / "vendor"
+VENDOR_BUILDS = ROOT / "build" / "lambda-vendor"
+# Lambda's x86_64 Python runtimes run on Amazon Linux 2023 (glibc 2.34): wheels for these platforms or pure ones.
+LAMBDA_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64", "manylinux_2_34_x86_64")
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$")
 # Top-level names that must never be in the Lambda zip: test, dev and deploy tooling, and boto3/botocore
 # (the Lambda runtime provides them; requirements.txt leaves them out on purpose).
@@ -108,6 +118,49 @@ def locked_pins(path: Path = LOCK, python_version: str | None = None) -> dict[st
     return pins
 
 
+def lambda_pins(python_version: str | None = None) -> dict[str, str]:
+    """name -> version of every distribution the zip must hold: requirements.txt's and the extra lock's."""
+    return {**locked_pins(LOCK, python_version), **locked_pins(EXTRA_LOCK, python_version)}
+
+
+def vendor_extras(env: dict[str, str]) -> Path:
+    """Install EXTRA_LOCK for the functions' runtime (this Python's version) and point vendor/ at it.
+
+    One folder per lock content and runtime, built aside and renamed into place, and vendor/ a symlink swapped
+    in one step: two packagings at once (make check-package beside the tests) each see a complete folder."""
+    import hashlib
+
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    key = hashlib.sha256(EXTRA_LOCK.read_bytes() + version.encode()).hexdigest()[:16]
+    target = VENDOR_BUILDS / f"py{version}-{key}"
+    if not target.is_dir():
+        VENDOR_BUILDS.mkdir(parents=True, exist_ok=True)
+        staging = VENDOR_BUILDS / f".{target.name}-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+                   "--require-hashes", "--no-compile", "--only-binary=:all:", "--implementation", "cp",
+                   "--python-version", version, *(f"--platform={p}" for p in LAMBDA_PLATFORMS),
+                   "--target", str(staging), "-r", str(EXTRA_LOCK)]
+        completed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        if completed.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise SystemExit(f"infra.package: installing {EXTRA_LOCK.name} failed ({completed.returncode}):\n"
+                             f"{completed.stdout}{completed.stderr}")
+        shutil.rmtree(staging / "bin", ignore_errors=True)  # console scripts: nothing a function runs
+        try:
+            staging.rename(target)
+        except OSError:  # another packaging got there first with the same content
+            shutil.rmtree(staging, ignore_errors=True)
+    if VENDOR.exists() and not VENDOR.is_symlink():
+        raise SystemExit(f"infra.package: {VENDOR} is a folder of its own; infra.package makes vendor/ a link to "
+                         f"what {EXTRA_LOCK.name} installs: move it away")
+    link = ROOT / f".vendor-{os.getpid()}"
+    link.unlink(missing_ok=True)
+    link.symlink_to(target.relative_to(ROOT), target_is_directory=True)
+    os.replace(link, VENDOR)
+    return target
+
+
 def packaged_dists(path: Path) -> dict[str, str]:
     """name -> version of every distribution installed in the zip (from its *.dist-info folder names)."""
     with zipfile.ZipFile(path) as archive:
@@ -136,7 +189,7 @@ def check(package: Package, pins: dict[str, str] | None = None) -> list[str]:
         for name in sorted(set(pins) | set(package.dists)):
             if package.dists.get(name) != pins.get(name):
                 problems.append(f"{ZIP} holds {name} {package.dists.get(name) or '(missing)'}; "
-                                f"{LOCK.name} pins {pins.get(name) or 'nothing of that name'}")
+                                f"{LOCK.name} and {EXTRA_LOCK.name} pin {pins.get(name) or 'nothing of that name'}")
     names = {name for name, _ in package.top_level}
     for name in sorted(names):
         base = name.split("-", 1)[0].removesuffix(".py").lower()
@@ -198,6 +251,7 @@ def package(stage_name: str, out: Path | None = None, *, quiet: bool = False) ->
     if folder.exists():
         shutil.rmtree(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
+    vendor_extras(env)
     command = [*chalice_command(), "package", "--stage", stage_name, "--merge-template", str(infra_path),
                str(folder)]
     completed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -211,7 +265,7 @@ def package(stage_name: str, out: Path | None = None, *, quiet: bool = False) ->
     result_package = Package(stage_name, folder, template, (folder / ZIP).stat().st_size, unzipped, files, top,
                              time.monotonic() - started, ", ".join(sorted(r for r in runtimes if r)),
                              packaged_dists(folder / ZIP))
-    problems = check(result_package, locked_pins())
+    problems = check(result_package, lambda_pins())
     if problems:
         raise SystemExit("infra.package: the package is not deployable:\n  " + "\n  ".join(problems))
     (folder / "SIZE.md").write_text(size_report(result_package), encoding="utf-8")

@@ -34,7 +34,8 @@ STAGE = "dev"
 DEPLOY_PYTHON = ROOT / "build" / "venv-deploy" / "bin" / "python"
 SAM_PYTHON = ROOT / "build" / "venv-sam" / "bin" / "python"
 PACKAGE_TIMEOUT = 180  # seconds; `chalice package` of one stage takes ~8-12 s on 2 cores with a warm wheel cache
-PACKAGE_INPUTS = ("app.py", "chalicelib", "statemachines", "infra", ".chalice/config.json", "requirements.txt")
+PACKAGE_INPUTS = ("app.py", "chalicelib", "statemachines", "infra", ".chalice/config.json", "requirements.txt",
+                  "requirements-lambda-extra.txt")
 
 
 # ----------------------------------------------------------------------------------------- fixtures
@@ -668,9 +669,13 @@ def test_the_packaged_template_is_chalice_merged_with_the_infra_part(packaged, i
         top = {name.split("/", 1)[0] for name in archive.namelist()}
     assert {"app.py", "chalicelib"} <= top
     assert not {name.split("-", 1)[0].removesuffix(".py").lower() for name in top} & infra_package.FORBIDDEN_IN_ZIP
-    # Installed from the lock, and nothing else: what requirements.txt pins for the functions' runtime.
+    # Installed from the locks, and nothing else: what requirements.txt and requirements-lambda-extra.txt pin
+    # for the functions' runtime; the X-Ray SDK among them, its botocore left to the runtime.
     runtime = next(iter(functions.values()))["Properties"]["Runtime"].removeprefix("python")
-    assert infra_package.packaged_dists(zip_path) == infra_package.locked_pins(python_version=runtime)
+    dists = infra_package.packaged_dists(zip_path)
+    assert dists == infra_package.lambda_pins(python_version=runtime)
+    assert {"aws-xray-sdk", "wrapt"} <= set(dists) and {"aws_xray_sdk", "wrapt"} <= top
+    assert not {"boto3", "botocore", "s3transfer"} & (top | set(dists))
 
 
 def test_every_reference_in_the_packaged_templates_resolves(packaged, tmp_path):
@@ -690,6 +695,90 @@ def test_every_reference_in_the_packaged_templates_resolves(packaged, tmp_path):
 
 
 # ----------------------------------------------------------------------------------------- deploying
+
+
+# The API function as Lambda runs it: the unpacked zip first on the path, then the runtime's boto3 stack, no
+# site-packages; one request with Lambda's trace header and a UDP socket standing in for the X-Ray daemon.
+ZIP_TRACE_PROBE = """
+import json, os, socket, sys, time
+daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+daemon.bind(("127.0.0.1", 0))
+daemon.settimeout(0.2)
+os.environ.update({"AWS_LAMBDA_FUNCTION_NAME": "stepflow-dev-api", "LAMBDA_TASK_ROOT": os.getcwd(),
+                   "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:%d" % daemon.getsockname()[1],
+                   "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"})
+import app
+
+class Context:
+    function_name, memory_limit_in_mb, aws_request_id = "stepflow-dev-api", 512, "zip-probe"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:stepflow-dev-api"
+    def get_remaining_time_in_millis(self):
+        return 60000
+
+context = {"resourcePath": "/health", "httpMethod": "GET", "path": "/dev/health", "stage": "dev",
+           "requestId": "zip-probe", "identity": {"sourceIp": "127.0.0.1"}}
+event = {"resource": "/health", "path": "/health", "httpMethod": "GET", "headers": {"Host": "probe"},
+         "multiValueHeaders": {"Host": ["probe"]}, "queryStringParameters": None,
+         "multiValueQueryStringParameters": None, "pathParameters": None, "stageVariables": None,
+         "requestContext": context, "body": None, "isBase64Encoded": False}
+status = app.app(event, Context())["statusCode"]
+sent, deadline = [], time.monotonic() + 30
+while time.monotonic() < deadline and not any("## " in s for s in sent):
+    try:
+        sent.append(daemon.recv(65536).decode())
+    except socket.timeout:
+        pass
+modules = {name: os.path.relpath(sys.modules[name].__file__) for name in ("aws_xray_sdk", "wrapt", "botocore")
+           if name in sys.modules}
+print(json.dumps({"status": status, "modules": modules, "sent": sent}))
+"""
+# The runtime's boto3 stack (pure Python, the boto3 of requirements-localstack-lambda.txt and this venv).
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
+
+
+def _lambda_python() -> str:
+    """A Python of the functions' runtime (the package's wheels are built for it), as `make package` finds one."""
+    found = subprocess.run(["bash", "infra/find_python.sh"], cwd=ROOT, capture_output=True, text=True)
+    if found.returncode != 0 or not found.stdout.strip():
+        pytest.skip("no Python 3.12+ here to run the Lambda package with")
+    return found.stdout.strip()
+
+
+def test_the_packaged_api_function_sends_its_handler_subsegment_to_the_xray_daemon(packaged, tmp_path):
+    import importlib
+
+    template, zip_path = packaged
+    runtime = next(iter(by_type(template, "AWS::Serverless::Function").values()))["Properties"]["Runtime"]
+    python = _lambda_python()
+    version = subprocess.run([python, "-c", "import sys; print('python%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    if version != runtime:
+        pytest.skip(f"{python} is {version}; the package's wheels are for {runtime}")
+    task_root, runtime_root = tmp_path / "task", tmp_path / "runtime"
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(task_root)
+    runtime_root.mkdir()
+    for name in RUNTIME_PACKAGES:
+        module = importlib.import_module(name)
+        source = Path(module.__file__)
+        source = source.parent if source.name == "__init__.py" else source
+        (runtime_root / source.name).symlink_to(source, target_is_directory=source.is_dir())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "POWERTOOLS_TRACE"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(task_root), str(runtime_root)])
+    done = subprocess.run([python, "-S", "-s", "-c", ZIP_TRACE_PROBE], cwd=task_root, env=env, capture_output=True,
+                          text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["status"] == 200
+    # The SDK and wrapt came from the zip; botocore from the runtime, where the zip leaves it.
+    assert found["modules"]["aws_xray_sdk"].startswith("aws_xray_sdk/"), found["modules"]
+    assert found["modules"]["wrapt"].startswith("wrapt/"), found["modules"]
+    assert found["modules"]["botocore"].startswith(os.path.relpath(runtime_root, task_root)), found["modules"]
+    segments = [json.loads(part) for datagram in found["sent"] for part in datagram.splitlines()[1:]]
+    [handler] = [s for s in segments if s["name"] == "## stepflow-dev-api"]  # "## <the function's name>"
+    assert handler["trace_id"] == "1-5759e988-bd862e3fe1be46a994272793" and handler["parent_id"] == "53995c3f42cd8ad8"
+    assert handler["annotations"] == {"ColdStart": True, "Service": "stepflow"}
+    assert "metadata" not in handler  # responses are not captured: they hold users' data
 
 
 def test_deploy_fails_clearly_without_credentials(tmp_path):

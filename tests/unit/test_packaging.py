@@ -15,7 +15,7 @@ from infra import package as infra_package
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-LOCKS = ("requirements.txt", "requirements-dev.txt", "requirements-deploy.txt", "requirements-deploy-sam.txt",
+LOCKS = ("requirements.txt", "requirements-lambda-extra.txt", "requirements-dev.txt", "requirements-deploy.txt", "requirements-deploy-sam.txt",
          "requirements-uv.txt")
 PACKAGES = {"chalicelib", "stepflow_local", "stepflow_cli"}
 REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==(\S+)$")
@@ -63,6 +63,8 @@ def test_the_direct_dependencies_are_pinned_as_the_locks_pin_them():
     lambda_lock = infra_package.locked_pins(ROOT / "requirements.txt", python_version="3.12")
     assert {name: lambda_lock.get(name) for name in runtime} == runtime
     assert {name: project.get(name) for name in runtime} == runtime  # `pip install .` runs what the Lambda runs
+    extra = infra_package.locked_pins(infra_package.EXTRA_LOCK, python_version="3.12")
+    assert extra == direct("requirements-lambda-extra.in")  # locked without dependencies: exactly what it lists
     deploy = infra_package.locked_pins(ROOT / "requirements-deploy.txt", python_version="3.12")
     assert {name: deploy.get(name) for name in direct("requirements-deploy.in")} == direct("requirements-deploy.in")
 
@@ -74,6 +76,12 @@ def test_a_package_the_lambda_ships_has_one_version_in_every_lock(python):
         other = infra_package.locked_pins(ROOT / lock, python_version=python)
         assert {name: other.get(name) for name in lambda_lock} == lambda_lock, lock
     assert not {name.replace("-", "_") for name in lambda_lock} & infra_package.FORBIDDEN_IN_ZIP
+    # The X-Ray SDK the zip carries beside the lock is the one the tests trace with, and brings no botocore.
+    extra = infra_package.locked_pins(infra_package.EXTRA_LOCK, python_version=python)
+    dev = infra_package.locked_pins(ROOT / "requirements-dev.txt", python_version=python)
+    assert {"aws-xray-sdk", "wrapt"} <= set(extra) and {name: dev.get(name) for name in extra} == extra
+    assert not {name.replace("-", "_") for name in extra} & infra_package.FORBIDDEN_IN_ZIP
+    assert infra_package.lambda_pins(python) == {**lambda_lock, **extra}
 
 
 def test_every_install_checks_hashes():
@@ -98,8 +106,8 @@ def test_the_lambda_package_check_refuses_a_dependency_the_lock_does_not_pin():
     package = infra_package.Package("dev", ROOT, {"Resources": {}}, 0, 0, 0, [], 0.0, "python3.12",
                                     {"pydantic": "2.14.3", "pyyaml": "6.0.2", "requests": "2.0"})
     assert infra_package.check(package, pins) == [
-        "deployment.zip holds pyyaml 6.0.2; requirements.txt pins 6.0.3",
-        "deployment.zip holds requests 2.0; requirements.txt pins nothing of that name",
+        "deployment.zip holds pyyaml 6.0.2; requirements.txt and requirements-lambda-extra.txt pin 6.0.3",
+        "deployment.zip holds requests 2.0; requirements.txt and requirements-lambda-extra.txt pin nothing of that name",
     ]
 
 
