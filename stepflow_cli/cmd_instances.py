@@ -53,7 +53,7 @@ def steps_table(view: dict[str, Any]) -> Any:
 @click.option("--follow", is_flag=True, help="Print its events as they happen until it ends, then the result.")
 @click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS",
               help="With --wait/--follow: stop waiting after this long (exit 5; it goes on running).")
-@click.option("--correlation-id", metavar="ID", help="Your reference; also makes the start idempotent.")
+@click.option("--correlation-id", metavar="ID", help="Your reference: a tag to find it by (ls --correlation-id).")
 @click.option("--idempotency-key", metavar="KEY", help="Repeating the start with the same key returns the same instance.")
 @connection
 @pass_state

@@ -7,7 +7,17 @@ import sys
 import click
 from rich.text import Text
 
-from stepflow_cli import cmd_definitions, cmd_instances, cmd_local, cmd_tasks, completion, config, output, version
+from stepflow_cli import (
+    cmd_definitions,
+    cmd_events,
+    cmd_instances,
+    cmd_local,
+    cmd_tasks,
+    completion,
+    config,
+    output,
+    version,
+)
 from stepflow_cli.context import ROOT_OPTIONS, State, StepflowGroup, connection, pass_state
 
 COMPLETE_VAR = "_STEPFLOW_COMPLETE"
@@ -36,7 +46,7 @@ def cli() -> None:
 for command in (cmd_local.server, cmd_definitions.apply, cmd_definitions.validate, cmd_instances.run,
                 cmd_instances.list_instances, cmd_instances.get, cmd_instances.logs, cmd_instances.cancel,
                 cmd_instances.retry, cmd_instances.resume, cmd_tasks.tasks, cmd_tasks.approve, cmd_tasks.reject,
-                cmd_definitions.graph, cmd_definitions.definitions, cmd_local.token):
+                cmd_definitions.graph, cmd_definitions.definitions, cmd_local.token, cmd_events.send):
     cli.add_command(command)
 
 

@@ -338,3 +338,47 @@ def test_settings_come_from_the_config_file_a_profile_the_environment_and_flags(
         assert unknown.exit_code == 2 and "no profile 'nope'" in unknown.stderr
     finally:
         stepflow.config.unlink()
+
+
+RECEIVING = textwrap.dedent("""\
+    name: cli_receive
+    steps:
+      - id: paid
+        type: receive
+        event_type: order.paid
+        correlation_key: "{{ order_id }}"
+    """)
+
+
+def test_send_delivers_an_event_by_correlation_key_or_to_an_instance(stepflow, tmp_path):
+    path = tmp_path / "receive.yaml"
+    path.write_text(RECEIVING)
+    assert stepflow("apply", "-f", str(path)).exit_code == 0
+
+    def ended(instance_id: str) -> dict | None:
+        view = data(stepflow("get", instance_id, "-o", "json"))
+        return view if view["status"] in ("completed", "failed", "canceled") else None
+
+    # By correlation key: taken by the instance whose receive step matches (now, or once it waits).
+    first = data(stepflow("run", "cli_receive", "--input", '{"order_id": "C-1"}', "-o", "json"))["id"]
+    sent = data(stepflow("send", "order.paid", "--key", "C-1", "--data", '{"amount": 3}', "--id", "c-1", "-o", "json"))
+    assert sent["status"] in ("delivered", "kept"), sent
+    done = until(lambda: ended(first))
+    assert done["status"] == "completed" and done["context_data"]["paid"] == {"amount": 3}, done
+    again = data(stepflow("send", "order.paid", "--key", "C-1", "--id", "c-1", "-o", "json"))
+    assert again == {"status": "duplicate", "id": "c-1"}
+
+    # To one instance: its receive step for the type takes it.
+    second = data(stepflow("run", "cli_receive", "--input", '{"order_id": "C-2"}', "-o", "json"))["id"]
+    to_it = data(stepflow("send", "order.paid", "--instance", second, "--data", '{"amount": 4}', "-o", "json"))
+    assert to_it["instance_id"] == second, to_it
+    done = until(lambda: ended(second))
+    assert done["status"] == "completed" and done["context_data"]["paid"] == {"amount": 4}, done
+
+    # For people: one line saying what became of it; a key nobody waits for keeps it.
+    kept = stepflow("send", "order.paid", "--key", "C-none", "--ttl", "60")
+    assert kept.exit_code == 0 and kept.stdout.startswith("kept ") and "kept until" in kept.stdout, kept.output
+    # Refused before anything is sent: a key and an instance together; an event to an ended instance.
+    assert stepflow("send", "order.paid", "--instance", second, "--key", "C-2").exit_code == 2
+    ended_send = stepflow("send", "order.paid", "--instance", second)
+    assert ended_send.exit_code == 1 and "no longer takes events" in ended_send.output, ended_send.output
