@@ -28,6 +28,7 @@ from infra import deploy as infra_deploy
 from infra import package as infra_package
 from tests.templates import Resolver, deployed_settings, reference_problems
 from tests.templates import references as template_references
+from tests.xray_probe import DAEMON, RECEIVE, check_handler_segment
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = "dev"
@@ -699,14 +700,7 @@ def test_every_reference_in_the_packaged_templates_resolves(packaged, tmp_path):
 
 # The API function as Lambda runs it: the unpacked zip first on the path, then the runtime's boto3 stack, no
 # site-packages; one request with Lambda's trace header and a UDP socket standing in for the X-Ray daemon.
-ZIP_TRACE_PROBE = """
-import json, os, socket, sys, time
-daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-daemon.bind(("127.0.0.1", 0))
-daemon.settimeout(0.2)
-os.environ.update({"AWS_LAMBDA_FUNCTION_NAME": "stepflow-dev-api", "LAMBDA_TASK_ROOT": os.getcwd(),
-                   "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:%d" % daemon.getsockname()[1],
-                   "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"})
+ZIP_TRACE_PROBE = DAEMON + """
 import app
 
 class Context:
@@ -722,12 +716,8 @@ event = {"resource": "/health", "path": "/health", "httpMethod": "GET", "headers
          "multiValueQueryStringParameters": None, "pathParameters": None, "stageVariables": None,
          "requestContext": context, "body": None, "isBase64Encoded": False}
 status = app.app(event, Context())["statusCode"]
-sent, deadline = [], time.monotonic() + 30
-while time.monotonic() < deadline and not any("## " in s for s in sent):
-    try:
-        sent.append(daemon.recv(65536).decode())
-    except socket.timeout:
-        pass
+wait = 30
+""" + RECEIVE + """
 modules = {name: os.path.relpath(sys.modules[name].__file__) for name in ("aws_xray_sdk", "wrapt", "botocore")
            if name in sys.modules}
 print(json.dumps({"status": status, "modules": modules, "sent": sent}))
@@ -774,11 +764,7 @@ def test_the_packaged_api_function_sends_its_handler_subsegment_to_the_xray_daem
     assert found["modules"]["aws_xray_sdk"].startswith("aws_xray_sdk/"), found["modules"]
     assert found["modules"]["wrapt"].startswith("wrapt/"), found["modules"]
     assert found["modules"]["botocore"].startswith(os.path.relpath(runtime_root, task_root)), found["modules"]
-    segments = [json.loads(part) for datagram in found["sent"] for part in datagram.splitlines()[1:]]
-    [handler] = [s for s in segments if s["name"] == "## stepflow-dev-api"]  # "## <the function's name>"
-    assert handler["trace_id"] == "1-5759e988-bd862e3fe1be46a994272793" and handler["parent_id"] == "53995c3f42cd8ad8"
-    assert handler["annotations"] == {"ColdStart": True, "Service": "stepflow"}
-    assert "metadata" not in handler  # responses are not captured: they hold users' data
+    check_handler_segment(found["sent"], "## stepflow-dev-api")  # "## <the function's name>"
 
 
 def test_deploy_fails_clearly_without_credentials(tmp_path):

@@ -20,6 +20,7 @@ import pytest
 from chalicelib import observability
 from chalicelib.log_caps import MAX_LINE_BYTES, CappedTextFormatter
 from chalicelib.observability import logger
+from tests.xray_probe import DAEMON, RECEIVE, check_handler_segment
 
 
 @contextlib.contextmanager
@@ -203,16 +204,9 @@ def test_the_local_servers_text_lines_are_capped_too():
 ROOT = Path(__file__).resolve().parents[2]
 # A request through the app's API handler in a fresh interpreter, as the Lambda runtime would run it (its
 # environment, the trace header Lambda sets), with a UDP socket standing in for the X-Ray daemon.
-TRACE_PROBE = """
-import json, os, socket, sys, time
-daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-daemon.bind(("127.0.0.1", 0))
-daemon.settimeout(0.2)
-os.environ.update({"AWS_LAMBDA_FUNCTION_NAME": "stepflow-dev-api", "LAMBDA_TASK_ROOT": os.getcwd(),
-                   "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:%d" % daemon.getsockname()[1],
-                   "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"})
+TRACE_PROBE = DAEMON + """
 os.environ.update(json.loads(sys.argv[1]))
-if os.environ.pop("PROBE_WITHOUT_XRAY_SDK", None):  # as in the Lambda package, which leaves the SDK out
+if os.environ.pop("PROBE_WITHOUT_XRAY_SDK", None):  # a function whose package lacks the SDK still answers
     class NoSdk:
         def find_spec(self, name, path=None, target=None):
             if name.split(".")[0] == "aws_xray_sdk":
@@ -226,12 +220,8 @@ from chalicelib import observability
 
 with Client(app.app) as client:
     status = client.http.get("/health").status_code
-sent, deadline = [], time.monotonic() + (30 if observability.tracing_enabled() else 1)
-while time.monotonic() < deadline and not any("## " in s for s in sent):
-    try:
-        sent.append(daemon.recv(65536).decode())
-    except socket.timeout:
-        pass
+wait = 30 if observability.tracing_enabled() else 1
+""" + RECEIVE + """
 print(json.dumps({"status": status, "xray_sdk_loaded": "aws_xray_sdk" in sys.modules, "sent": sent,
                   "tracer": observability.tracer.cache_info().currsize == 1 and observability.tracer() is not None}))
 """
@@ -253,11 +243,7 @@ def test_tracing_is_off_under_the_local_setting_and_the_xray_sdk_is_never_import
 def test_a_deployed_function_traces_each_invocation():
     found = _trace_probe({})  # a deployed function's environment: nothing turns tracing off
     assert found["status"] == 200 and found["xray_sdk_loaded"]
-    segments = [json.loads(part) for datagram in found["sent"] for part in datagram.splitlines()[1:]]
-    [handler] = [s for s in segments if s["name"] == "## api_handler"]
-    assert handler["trace_id"] == "1-5759e988-bd862e3fe1be46a994272793" and handler["parent_id"] == "53995c3f42cd8ad8"
-    assert handler["annotations"] == {"ColdStart": True, "Service": "stepflow"}
-    assert "metadata" not in handler  # responses are not captured: they hold users' data
+    check_handler_segment(found["sent"], "## api_handler")
 
 
 def test_a_function_without_the_xray_sdk_still_answers_untraced():
