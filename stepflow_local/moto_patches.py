@@ -4,7 +4,8 @@ Each concern has its module; this one applies them all once per process and re-e
 moto_time (Wait/Retry time scale), moto_lambda (handlers in-process), moto_interpreter (JSONPath cache,
 StopExecution, shared clients), moto_dynamodb (one request at a time, plain item responses),
 moto_transactions (item-level rollback), moto_executions (status notifications, threads per execution),
-moto_index (sorted query indexes), moto_execution_index (Step Functions lookups by dict).
+moto_index (sorted query indexes), moto_execution_index (Step Functions lookups by dict), moto_secret_pages
+(ListSecrets pages that hold still while secrets are deleted).
 """
 
 from __future__ import annotations
@@ -90,6 +91,12 @@ def _patch_variables() -> None:
     patch(check_signature)
 
 
+def _patch_secret_pages() -> None:
+    from stepflow_local.moto_secret_pages import patch
+
+    patch(check_signature)
+
+
 def _listed_once(original: Any) -> Any:
     # moto lists a response class's methods (inspect.getmembers) on every request of every service, to check
     # that the action exists: about 0.1 ms each time, for the same list. Kept per class: a response class's
@@ -131,6 +138,7 @@ _PATCHES: dict[str, Any] = {
     "query_index": _patch_query_index,
     "variables": _patch_variables,  # stepflow_local/moto_variables.py
     "execution_index": _patch_execution_index,  # stepflow_local/moto_execution_index.py
+    "secret_pages": _patch_secret_pages,  # stepflow_local/moto_secret_pages.py
 }
 
 

@@ -234,6 +234,24 @@ def test_credential_requests_are_checked_and_values_are_never_answered(api):
     assert SECRET not in json.dumps(page)
 
 
+def test_deleting_a_credential_already_paged_past_skips_none_of_the_rest(api):
+    """Someone deletes a credential from an earlier page while another pages on: the next page starts after the
+    last one listed, so every credential that was there throughout is listed exactly once."""
+    for i in range(5):
+        create(api, f"keep_{i}", SECRET)
+    status, first = api.get("/credentials?limit=2")
+    assert status == 200 and len(first["items"]) == 2 and first["next_cursor"], first
+    gone = first["items"][0]["name"]
+    assert api.delete(f"/credentials/{gone}")[0] == 200
+    names, cursor = [item["name"] for item in first["items"]], first["next_cursor"]
+    while cursor:
+        status, page = api.get(f"/credentials?limit=2&cursor={cursor}")
+        assert status == 200, page
+        names += [item["name"] for item in page["items"]]
+        cursor = page["next_cursor"]
+    assert sorted(names) == [f"keep_{i}" for i in range(5)], names
+
+
 # -- tenants (authentication on) --------------------------------------------------------------------
 
 JWT_SECRET = "test-secret-0123456789-0123456789-abcdef"
