@@ -55,7 +55,7 @@ bench: $(VENV)/.installed
 bench-load: $(VENV)/.installed
 	$(PY) -m bench.local_load
 
-## bench-dag: random DAGs of util.sleep steps through the local service: exact scheduling beside today's planner, makespans and per-step overhead (~18 min), written to bench/dag_service_results.md
+## bench-dag: random DAGs of util.sleep steps through the local service: exact scheduling beside today's planner (durations not declared and declared wrong) and a level barrier, makespans and per-step overhead (~35 min), written to bench/dag_service_results.md
 bench-dag: $(VENV)/.installed
 	$(PY) -m bench.dag_service
 

@@ -1,5 +1,5 @@
 """DAG scheduling through the running local service (`make bench-dag`): seeded random DAGs of util.sleep
-steps, run as exact scheduling (gates) and as today's series-parallel planner side by side.
+steps, run as exact scheduling (gates), today's series-parallel planner and a level barrier side by side.
 
 Writes bench/dag_service_results.md. What the planner knows is only what a definition says: durations are
 in each step's config (util.sleep's seconds), and `expected_seconds` is either absent or declared wrong by
@@ -37,20 +37,20 @@ PREFIX = "/workflows"
 SIZES = (14, 30, 100)
 SEEDS = {14: 6, 30: 3, 100: 2}
 OVERHEAD_SEEDS = 3
-OVERHEAD_RUNS = 3  # measured runs per DAG and variant, after one that warms caches
+OVERHEAD_RUNS = 5  # measured runs per DAG and variant, after one that warms caches
 IDLE_SECONDS = 4.0
 CALIBRATION_POLLS = 40
 # A step of lognormal duration 1 sleeps this long: long enough that the service's own cost per step is a
 # small part of it, short enough that the five variants of a 100-step DAG run in minutes.
 UNITS = {14: 1.0, 30: 1.0, 100: 0.5}
 WRONG_SIGMA = 0.5
-# Today's planner with durations declared wrong and the level barrier ran here too; left out so that the
-# exact variants get more runs in the same time (their figures are in this file's history).
-VARIANTS = ("gates", "gates_wrong", "planned")
+VARIANTS = ("gates", "gates_wrong", "planned", "planned_wrong", "level")
 LABELS = {
     "gates": "exact (gates), not declared",
     "gates_wrong": "exact (gates), declared wrong",
     "planned": "today's planner, not declared",
+    "planned_wrong": "today's planner, declared wrong",
+    "level": "level barrier",
 }
 MEDIAN_TARGET, P90_TARGET = 1.10, 1.20
 
@@ -76,6 +76,20 @@ def definition(name: str, nodes: list[str], edges: list[tuple[str, str]], second
     return {"name": name, "steps": steps, "scheduling": scheduling}
 
 
+def level_edges(nodes: list[str], edges: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The edges of a level barrier: every step of a level depends on every step of the level before."""
+    preds: dict[str, list[str]] = {n: [] for n in nodes}
+    for s, t in edges:
+        preds[t].append(s)
+    depth: dict[str, int] = {}
+    for node in nodes:  # topological
+        depth[node] = max((depth[p] + 1 for p in preds[node]), default=0)
+    levels: dict[int, list[str]] = {}
+    for node in nodes:
+        levels.setdefault(depth[node], []).append(node)
+    return [(a, b) for d in range(1, len(levels)) for a in levels[d - 1] for b in levels[d]]
+
+
 def variants(n: int, seed: int, seconds_of: dict[str, float], nodes: list[str],
              edges: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
     rng = random.Random(f"declared:{n}:{seed}")
@@ -85,6 +99,10 @@ def variants(n: int, seed: int, seconds_of: dict[str, float], nodes: list[str],
         "gates": definition(f"bench_gates_{tag}", nodes, edges, seconds_of),
         "gates_wrong": definition(f"bench_gates_wrong_{tag}", nodes, edges, seconds_of, declared=wrong),
         "planned": definition(f"bench_planned_{tag}", nodes, edges, seconds_of, scheduling="planned"),
+        "planned_wrong": definition(f"bench_planned_wrong_{tag}", nodes, edges, seconds_of, scheduling="planned",
+                                    declared=wrong),
+        # Every step of a level after every step of the level before: series-parallel and exact as written.
+        "level": definition(f"bench_level_{tag}", nodes, level_edges(nodes, edges), seconds_of),
     }
 
 

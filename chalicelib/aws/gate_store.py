@@ -1,8 +1,10 @@
 """DynamoDB store of dependency gates (core/gates.py): one item per gated step of a run, in the triggers
 table under `gate#<instance>`, where the steps it waits for arrive and its task token registers.
 
-Arrivals and the registration are single UpdateItems that return the item as it was before them, so each
-caller knows whether its own write is the one that completed the pair (the token registered, every step
+A machine step that is its own gate first reads it (consistently): when every step it waits for has
+arrived it runs with what it read and writes nothing, since no arrival releases a token that never
+registered. Otherwise, arrivals and the registration are single UpdateItems that return the item as it was
+before them, so each caller knows whether its own write is the one that completed the pair (the token registered, every step
 it waits for arrived): exactly one write does, and its caller releases the token; no second write claims
 it. Each arrival is a member of a string set, so a repeated arrival (a retried Lambda) changes nothing.
 A release that could not be sent is marked `unsent`, and a repeated arrival takes the mark over and sends
@@ -81,6 +83,15 @@ class GateStore:
         `runs_step`: the token is the step's own task, which runs the step once its gate opens. The gate,
         with every output written to it, when it is complete now (the registering caller releases it); else
         None (the last arrival will)."""
+        if runs_step:
+            # A step that is its own gate comes after the dependency expected to finish last, so its gate is
+            # usually complete as it comes: one consistent read then says so, and nothing is written. No
+            # arrival can release it meanwhile (an arrival releases only a registered token): the read's
+            # caller is the one to run the step. Only a gate still waiting takes the registering write.
+            seen = self.read(instance_id, run, step)
+            if set(waits) <= {*seen["arrived"], *present}:
+                seen["outputs"].update(outputs)
+                return {**seen, "token": token, "waits": list(waits), "runs_step": True, "unsent": None}
         extra = {"token": {"S": token}, "waits": {"L": [{"S": w} for w in waits]}}
         if runs_step:
             extra["runs_step"] = {"BOOL": True}
@@ -116,10 +127,14 @@ class GateStore:
             raise
         return _gate(answer["Attributes"], with_outputs=True)
 
+    def read(self, instance_id: str, run: str, step: str) -> dict[str, Any]:
+        """The gate as it is now (an empty one when nothing has reached it), its maps merged into `outputs`."""
+        item = self._ddb.get_item(TableName=self._table, Key=_key(instance_id, run, step), ConsistentRead=True)
+        return _gate(item.get("Item") or {}, with_outputs=True)
+
     def outputs(self, instance_id: str, run: str, step: str) -> dict[str, Any]:
         """Every steps map written to the gate, merged (for a release too large to carry them itself)."""
-        item = self._ddb.get_item(TableName=self._table, Key=_key(instance_id, run, step), ConsistentRead=True)
-        return _gate(item.get("Item") or {}, with_outputs=True)["outputs"]
+        return self.read(instance_id, run, step)["outputs"]
 
     def for_instance(self, instance_id: str) -> list[dict[str, Any]]:
         return [_gate(item) for item in query_all(

@@ -2,10 +2,10 @@
 arrives when it finishes, and whichever write completes the gate (aws/gate_store.py tells which, exactly
 one) releases it, with the outputs the gated step needs.
 
-A gated machine step is its own gate (core/gates.py): its state registers its token and, when the gate is
-complete already, runs the step in the same invocation; else the arrival that completes it fails the
-token with GATE_OPEN, and the state's Catch enters `<step>__run`, which runs the step with the outputs the
-failure's cause carries. Any other gated step waits at a gate state that the release answers with its
+A gated machine step is its own gate (core/gates.py): its state reads the gate and, when it is complete
+already, runs the step in the same invocation, writing nothing; else it registers its token, the arrival
+that completes the gate fails the token with GATE_OPEN, and the state's Catch enters `<step>__run`, which
+runs the step with the outputs the failure's cause carries. Any other gated step waits at a gate state that the release answers with its
 outputs (SendTaskSuccess)."""
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ class Gates:
             self._release(instance_id, run, event["step"], gate, event.get("input") or {}, order, mark=False)
 
     def open(self, event: dict[str, Any]) -> dict[str, Any] | None:
-        """A gated machine step's own state registers its token: the steps map to run it with when its gate
-        is complete now, else None (the arrival that completes it fails the token with GATE_OPEN)."""
+        """A gated machine step's own state: the steps map to run it with when its gate is complete now (read,
+        not written), else None once its token is registered (the arrival that completes the gate fails the
+        token with GATE_OPEN)."""
         instance_id, run = run_of_execution(event.get("execution", ""))
         gate = self._register(event, instance_id, run, runs_step=True)
         return None if gate is None else {**gate["outputs"], **dict(event.get("steps") or {})}

@@ -117,6 +117,27 @@ def test_a_gated_step_that_is_its_own_gate_runs_once_whether_it_or_an_arrival_op
         sys.setswitchinterval(previous)
 
 
+def test_a_step_that_is_its_own_gate_and_finds_it_open_reads_it_and_writes_nothing(store, ddb):
+    failed = Sent()
+    gates = Gates(store, Sent(), lambda token, error, cause: failed(token, (error, cause)))
+    gate, arrivals = _events(2000, ["p1", "p2"])
+    for event in arrivals:
+        gates.arrive(event, {event["step"]: {"from": event["step"]}}, ORDER)
+    before = store.read("inst-2000", "inst-2000", "gated")
+    writes = []
+    original = ddb.update_item
+    ddb.update_item = lambda **kwargs: writes.append(kwargs) or original(**kwargs)
+    try:
+        assert gates.open(gate) == {p: {"from": p} for p in ["p0", "p1", "p2"]}
+        # A repeated arrival (a retried Lambda) finds no registered token: it releases nothing.
+        gates.arrive(arrivals[0], {"p1": {"from": "p1"}}, ORDER)
+    finally:
+        ddb.update_item = original
+    assert [w["UpdateExpression"].startswith("SET expires_at") for w in writes] == [True], writes  # the arrival
+    after = store.read("inst-2000", "inst-2000", "gated")
+    assert after["token"] is None and before["token"] is None and failed.calls == []
+
+
 def test_a_release_too_large_for_a_failure_cause_reads_its_outputs_from_the_gate(store):
     failed = Sent()
     gates = Gates(store, Sent(), lambda token, error, cause: failed(token, cause))
