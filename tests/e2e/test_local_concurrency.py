@@ -40,16 +40,26 @@ def base(request, tmp_path_factory):
     started.stop()
 
 
-def until(condition, timeout: float, what: str):
-    """condition() polled until it returns something truthy (returned), or the test fails at the deadline."""
+def until(condition, timeout: float, what: str, describe=lambda: ""):
+    """condition() polled until it returns something truthy (returned), or the test fails at the deadline,
+    saying what describe() finds then."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
+            pytest.fail(f"timed out waiting for {what}; {describe()}")
         time.sleep(0.1)
+
+
+def where_it_is(base: str, instance_id: str) -> str:
+    """The instance's status, error and step history, for a failure message."""
+    status, instance = call("GET", f"{base}/instances/{instance_id}")
+    if status != 200:
+        return f"GET /instances/{instance_id}: {status} {instance}"
+    steps = [(s.get("step_name"), s.get("status")) for s in instance.get("step_history") or []]
+    return f"the instance is {instance.get('status')} (error {instance.get('error')!r}), its steps {steps}"
 
 
 def the_task(base: str, instance_id: str):
@@ -95,7 +105,8 @@ def test_racing_completions_have_one_winner_and_reads_never_fail(base):
         status, started = call("POST", f"{base}/instances", {"definition_name": "race_review", "input_data": {}})
         assert status == 201, started
         instance_ids.append(started["id"])
-    tasks = {i: until(lambda i=i: the_task(base, i), 30, f"the task of {i}")["id"] for i in instance_ids}
+    tasks = {i: until(lambda i=i: the_task(base, i), 60, f"the task of {i}",
+                      lambda i=i: where_it_is(base, i))["id"] for i in instance_ids}
 
     def complete(task_id: str, who: int, barrier: threading.Barrier) -> tuple[int, dict, dict]:
         output = {"approved": who % 2 == 0, "comments": f"{task_id} by user{who}"}
