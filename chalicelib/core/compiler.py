@@ -20,20 +20,20 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.core import conditions
+from chalicelib.core.asl_parts import LAMBDA_CALLBACK, SERVICE_RETRY, lambda_reads, ordered, reading_order
+from chalicelib.core.branch_states import BranchStates
 from chalicelib.core.gates import GATE_OPEN, gated_plan, is_exact
-from chalicelib.core.graph import Graph, build_graph, is_route, structural_kinds
+from chalicelib.core.graph import Graph, build_graph, structural_kinds
 from chalicelib.core.model import (
     Definition,
-    GatewayStep,
     HumanStep,
     MachineStep,
     ReceiveStep,
     TimerStep,
     WebhookStep,
 )
-from chalicelib.core.route_checks import rejected_rule, route_catch
-from chalicelib.core.schedule import Leaf, Par, Plan, Seq, count_parallel, makespan, plan_series_parallel
+from chalicelib.core.route_checks import route_catch
+from chalicelib.core.schedule import Par, Plan, Seq, count_parallel, makespan, plan_series_parallel
 from chalicelib.core.shared_context import SHARED, assign_context, insert_before
 from chalicelib.core.step_states import own_gate, own_gate_retriers, retrier_of, waits_for_child
 from chalicelib.core.structure import GatewayRegion, Structure, analyse
@@ -41,16 +41,6 @@ from chalicelib.core.tasks import OVERDUE_ERROR
 
 STEP_RUNNER = "${StepRunnerFunctionArn}"
 TASK_REGISTRAR = "${TaskRegistrarFunctionArn}"
-# Callbacks need the lambda:invoke integration (only it waits for a task token); machine steps name the
-# step runner's ARN as their Resource, which spares every state the FunctionName/Payload envelope.
-LAMBDA_CALLBACK = "arn:aws:states:::lambda:invoke.waitForTaskToken"
-# AWS's recommended retry for transient Lambda service errors, separate from the step's own policy.
-LAMBDA_SERVICE_ERRORS = [
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
-]
 TIMED_OUT_ERROR = "Stepflow.TaskTimedOut"
 
 
@@ -90,12 +80,12 @@ def compile_definition(definition: Definition, revision: str, options: CompileOp
     asl: dict[str, Any] = {
         "Comment": f"Stepflow workflow {definition.name} {definition.version} (revision {revision})",
         "StartAt": start,
-        "States": _reading_order(states),
+        "States": reading_order(states),
     }
     return asl
 
 
-class _Emitter:
+class _Emitter(BranchStates):
     """Turns a series-parallel plan into states; one method per kind of node."""
 
     def __init__(self, definition: Definition, revision: str, options: CompileOptions, structure: Structure,
@@ -372,23 +362,8 @@ class _Emitter:
         if catch:
             state["Catch"] = catch
         # The callback's output is the whole new state, built by the service that completes it.
-        states[step.id] = _ordered(self._continue(state, next_name))
+        states[step.id] = ordered(self._continue(state, next_name))
         return step.id
-
-    def emit_routed(self, step: HumanStep, targets: list[tuple[str | None, str | None]], states: dict[str, Any],
-                    next_name: str | None) -> str:
-        """A human step that routes on its outcome: its Task state, then a Choice on its result (a
-        rejection takes on_reject, anything else its plain successor); a timeout or a failure is caught
-        by the Task state and continues at on_timeout / on_error."""
-        route = f"{step.id}__route"
-        entries = self._choice(route, targets, states, next_name, step=step)
-        following: str | None = route
-        if not states[route]["Choices"]:  # no on_reject: nothing to choose after the task (only its Catches)
-            following = states.pop(route)["Default"]
-            if following == f"{route}__end":  # the step ends its scope itself
-                del states[following]
-                following = next_name
-        return self.emit_callback(step, states, following, {name: entries[name] for name in step.routes})
 
     def emit_timer(self, step: TimerStep, states: dict[str, Any], next_name: str | None) -> str:
         state: dict[str, Any] = {"Type": "Wait"}
@@ -399,76 +374,6 @@ class _Emitter:
         states[step.id] = self._continue(state, next_name)
         return step.id
 
-    def emit_gateway(self, step: GatewayStep | HumanStep, states: dict[str, Any], next_name: str | None) -> str:
-        region = self.gateways[step.id]
-        if region.sequential:
-            return self.emit_sequential(region, states, next_name)
-        entries = [self.emit(plan, states, next_name, True) if plan is not None else None
-                   for plan in self.gateway_plans[step.id]]
-        targets = [(b.condition, e) for b, e in zip(region.branches, entries, strict=True)]
-        if isinstance(step, HumanStep):
-            return self.emit_routed(step, targets, states, next_name)
-        self._choice(step.id, targets, states, next_name)
-        return step.id
-
-    def emit_sequential(self, region: GatewayRegion, states: dict[str, Any], next_name: str | None) -> str:
-        """A region without parallel work: one state per step, linked by Next and Choice gotos."""
-        entry: dict[str, str | None] = {}
-        inside = set(region.members)
-        for node in reversed(region.members):
-            step = self.steps[node]
-            # A gateway, or a human step that routes on its outcome (folded with this region or its own).
-            if step.type == "gateway" or (step.type == "human" and step.routes):
-                out = [e for e in self.graph.out_edges(node) if e.condition is not None]
-                out += [e for e in self.graph.out_edges(node) if e.condition is None]
-                targets = [(e.condition, entry[e.target] if e.target in inside else None) for e in out]
-                if isinstance(step, HumanStep):
-                    entry[node] = self.emit_routed(step, targets, states, next_name)
-                    continue
-                self._choice(node, targets, states, next_name)
-                entry[node] = node
-                continue
-            succ = self.graph.succs[node]
-            following = entry[succ[0]] if succ and succ[0] in inside else next_name
-            entry[node] = self.emit(Leaf(node), states, following, True)
-        return region.id
-
-    def _choice(self, gw: str, targets: list[tuple[str | None, str | None]], states: dict[str, Any],
-                next_name: str | None, *, step: HumanStep | None = None) -> dict[str, str]:
-        """A Choice state; a target of None continues at next_name (a Succeed at a scope's end).
-
-        With `step` (a routed human step), a route's condition is the route's name: on_reject becomes a
-        rule on the step's approval field; on_timeout and on_error are entered by its Catch, not here.
-        Answers the state each condition leads to."""
-        end_name = f"{gw}__end"
-
-        def resolve(entry: str | None) -> str:
-            if entry is not None:
-                return entry
-            if next_name is not None:
-                return next_name
-            # A Choice cannot end a scope itself; an empty branch at the end goes to a Succeed.
-            states[end_name] = {"Type": "Succeed", "OutputPath": "$.steps"}
-            return end_name
-
-        choices = []
-        default = None
-        entries: dict[str, str] = {}
-        for condition, entry in targets:
-            if condition is None:
-                default = resolve(entry)
-            elif step is not None and is_route(condition):
-                entries[condition] = resolve(entry)
-                if condition == "on_reject":
-                    choices.append({**_rejected_rule(step), "Next": entries[condition]})
-            else:
-                rule = conditions.to_choice_rule(conditions.parse_condition(condition), "$.data")
-                choices.append({**rule, "Next": resolve(entry)})
-        if default is None:  # a routed step without a plain successor: anything but a route ends here
-            default = resolve(None)
-        states[gw] = {"Type": "Choice", "Choices": choices, "Default": default}
-        return entries
-
     def emit_parallel(self, plan: Par, states: dict[str, Any], next_name: str | None, valid: bool) -> str:
         self.parallel_count += 1
         name = f"par__{self.parallel_count}"
@@ -478,13 +383,13 @@ class _Emitter:
         if next_name is None:
             to_lambda = bool(self.lambda_joins) and self.lambda_joins[-1]
         else:
-            to_lambda = _lambda_reads(states[next_name])
+            to_lambda = lambda_reads(states[next_name])
         branches = []
         self.lambda_joins.append(to_lambda)
         for branch in plan.branches:
             inner: dict[str, Any] = {}
             start = self.emit(branch, inner, None, valid)
-            branches.append({"StartAt": start, "States": _reading_order(inner)})
+            branches.append({"StartAt": start, "States": reading_order(inner)})
         self.lambda_joins.pop()
         if to_lambda:
             merged = "$"
@@ -497,44 +402,7 @@ class _Emitter:
         return name
 
 
-def _rejected_rule(step: HumanStep) -> dict[str, Any]:
-    rule = rejected_rule(step)
-    if rule is None:
-        raise CompileError(f"step '{step.id}' has on_reject but its form has no boolean 'approved' field")
-    return rule
-
-
 def _routed(step_id: str, errors: list[str], outcome: str, entry: str, states: dict[str, Any]) -> dict[str, Any]:
     catch, name, state = route_catch(step_id, errors, outcome, entry)
     states[name] = state
     return catch
-
-
-def _lambda_reads(state: dict[str, Any]) -> bool:
-    """Whether a Lambda is the first to read `state`'s input steps (a Task, or a Parallel each of whose
-    branches starts with one); a Wait, say, would hand them on as they are."""
-    if state["Type"] == "Parallel":
-        return all(_lambda_reads(b["States"][b["StartAt"]]) for b in state["Branches"])
-    return state["Type"] == "Task"
-
-
-def _reading_order(states: dict[str, Any]) -> dict[str, Any]:
-    # States are emitted from the end backwards; reversed, a scope reads from its start down.
-    return dict(reversed(states.items()))
-
-
-def _service_retry() -> dict[str, Any]:
-    # IntervalSeconds 1, MaxAttempts 3 and BackoffRate 2.0 are the ASL defaults: left out, they cost no bytes
-    # in each of the states that repeat this retrier.
-    return {"ErrorEquals": list(LAMBDA_SERVICE_ERRORS)}
-
-
-# One shared, never-mutated retrier: the output is data to serialise, so sharing it is safe and cheap.
-SERVICE_RETRY = _service_retry()
-
-
-def _ordered(state: dict[str, Any]) -> dict[str, Any]:
-    # A fixed key order keeps the JSON of committed state machines readable and stable.
-    keys = ["Type", "Resource", "Parameters", "TimeoutSeconds", "HeartbeatSeconds", "Retry", "Catch",
-            "OutputPath", "Next", "End"]
-    return {k: state[k] for k in keys if k in state} | {k: v for k, v in state.items() if k not in keys}
