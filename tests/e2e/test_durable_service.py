@@ -8,12 +8,13 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from tests.local_service import ROOT, LocalService, call
+from tests.serving import serving
 
 pytestmark = pytest.mark.e2e
 
@@ -57,13 +58,9 @@ class Gate(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def gate():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Gate)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    Gate.opened.set()
-    server.shutdown()
+    with serving(Gate) as url:
+        yield url
+        Gate.opened.set()
 
 
 def calling(gate: str) -> dict:

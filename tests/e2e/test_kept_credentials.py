@@ -5,13 +5,13 @@ with a value rotated before the crash), a deleted one stays deleted, and no valu
 from __future__ import annotations
 
 import stat
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from tests.e2e.test_durable_service import api, finished, services, start  # noqa: F401 - `services` is a fixture
 from tests.local_service import call
+from tests.serving import serving
 
 pytestmark = pytest.mark.e2e
 
@@ -40,12 +40,8 @@ class Target(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def target():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Target)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serving(Target) as url:
+        yield url
 
 
 def authenticated_call(base: str) -> str:

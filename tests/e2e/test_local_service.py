@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from tests.local_service import LocalService, call
+from tests.serving import serving
 
 pytestmark = pytest.mark.e2e
 
@@ -38,11 +38,8 @@ class Receiver(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def receiver():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serving(Receiver) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

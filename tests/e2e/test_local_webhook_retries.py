@@ -3,10 +3,9 @@ each retry is due at the documented delay after the attempt before it, and none 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from chalicelib.core.times import parse_iso
 from chalicelib.service.notifications import BACKOFF_SECONDS
 from tests.local_service import LocalService, call
+from tests.serving import serving
 
 pytestmark = pytest.mark.e2e
 SCALE = 0.0005  # 10 s ... 1 h, 4,360 s in all, in about 2.2 s; the sweep (every 5 minutes) never runs
@@ -36,10 +36,8 @@ class FailingFive(BaseHTTPRequestHandler):
 @pytest.fixture
 def receiver() -> Iterator[str]:
     FailingFive.arrivals = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FailingFive)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    server.shutdown()
+    with serving(FailingFive) as url:
+        yield f"{url}/hook"
 
 
 @pytest.fixture

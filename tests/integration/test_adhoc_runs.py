@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.auth import Authenticator
+from tests.auth_on import authentication
 from tests.integration.test_auth import SECRET, Caller, token
 
 INLINE = {"name": "quick_check", "version": "1.0",
@@ -22,13 +22,8 @@ INLINE = {"name": "quick_check", "version": "1.0",
 
 @pytest.fixture
 def secured(api: Any) -> Iterator[Caller]:
-    import app as app_module
-
-    app_module.services.auth = Authenticator("hs256", SECRET)
-    try:
+    with authentication(SECRET):
         yield Caller(api)
-    finally:
-        del app_module.services.auth  # back to the settings' (off on the local stage)
 
 
 def test_an_inline_definition_runs_as_an_anonymous_definition_reused_by_the_same_body(api):

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.auth import Authenticator, mint
+from chalicelib.auth import mint
+from tests.auth_on import authentication
 
 MUTATING = ("post", "put", "patch", "delete")
 SECRET = "audit-test-secret-0123456789-0123456789"
@@ -126,13 +127,8 @@ def test_records_cannot_be_changed(api):
 
 @pytest.fixture
 def secured(api):
-    import app as app_module
-
-    app_module.services.auth = Authenticator("hs256", SECRET)
-    try:
+    with authentication(SECRET):
         yield api
-    finally:
-        del app_module.services.auth
 
 
 def test_a_tenant_reads_only_its_own_audit_log_and_admins_only(secured):

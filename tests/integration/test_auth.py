@@ -17,6 +17,7 @@ import pytest
 from chalicelib.api.auth import GUARDS, PUBLIC_ROUTES, guard_for
 from chalicelib.auth import RANK, Authenticator, mint
 from chalicelib.config import Settings, SettingsError
+from tests.auth_on import authentication
 
 SECRET = "test-secret-0123456789-0123456789-abcdef"
 OWN, FOREIGN = "acme", "globex"
@@ -61,13 +62,8 @@ class Caller:
 
 @pytest.fixture
 def secured(api):
-    import app as app_module
-
-    app_module.services.auth = Authenticator("hs256", SECRET)
-    try:
+    with authentication(SECRET):
         yield Caller(api)
-    finally:
-        del app_module.services.auth  # back to the settings' (off on the local stage)
 
 
 def wait_status(call, instance_id: str, until: tuple[str, ...], bearer: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.auth import Authenticator
+from tests.auth_on import authentication
 from tests.integration.test_auth import FOREIGN, OWN, SECRET, Caller, token
 
 HOOK = {"name": "acme_hook", "version": "1.0.0",
@@ -22,13 +22,8 @@ GATE = {"name": "acme_pending", "version": "1.0.0",
 
 @pytest.fixture
 def call(api):
-    import app as app_module
-
-    app_module.services.auth = Authenticator("hs256", SECRET)
-    try:
+    with authentication(SECRET):
         yield Caller(api)
-    finally:
-        del app_module.services.auth
 
 
 def register_and_start(call, definition: dict[str, Any], tenant: str = OWN) -> str:

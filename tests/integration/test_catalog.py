@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from stepflow_local.runtime import _DUMMY_ZIP
+from tests.auth_on import authentication
 from tests.integration.test_events_api import read_all
 
 ACCOUNT = "123456789012"
@@ -402,15 +403,10 @@ def test_workflow_start_errors_are_named(api):
 
 @pytest.fixture
 def secured(api) -> Iterator[Any]:
-    import app as app_module
-    from chalicelib.auth import Authenticator
     from tests.integration.test_auth import SECRET, Caller
 
-    app_module.services.auth = Authenticator("hs256", SECRET)
-    try:
+    with authentication(SECRET):
         yield Caller(api)
-    finally:
-        del app_module.services.auth  # back to the settings' (off on the local stage)
 
 
 def test_workflow_start_keeps_to_the_parents_tenant(secured):

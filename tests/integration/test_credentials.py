@@ -6,14 +6,15 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
-from chalicelib.auth import Authenticator, mint
+from chalicelib.auth import mint
+from tests.auth_on import authentication
+from tests.serving import serving
 
 SECRET = "tok-7Hq2-Zx91-credential-value"
 ROTATED = "tok-rotated-Qw55-second-value"
@@ -48,10 +49,8 @@ class Target(BaseHTTPRequestHandler):
 @pytest.fixture
 def target() -> Iterator[str]:
     Target.expected, Target.seen = {}, []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Target)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serving(Target) as url:
+        yield url
 
 
 def flow(url: str, name: str = "authed_call", credential: str = "api_token") -> dict[str, Any]:
@@ -271,13 +270,8 @@ def call(api: Any, method: str, path: str, token: str, body: Any = None) -> tupl
 
 @pytest.fixture
 def secured(api: Any) -> Iterator[Any]:
-    import app as app_module
-
-    app_module.services.auth = Authenticator("hs256", JWT_SECRET)
-    try:
+    with authentication(JWT_SECRET):
         yield api
-    finally:
-        del app_module.services.auth
 
 
 def test_a_tenant_never_sees_nor_uses_another_tenants_credential(secured, target):

@@ -4,10 +4,11 @@ depend on have finished, once, whatever else runs; failure, gateways, cancel and
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.serving import serving
 
 
 def sleep_step(step_id: str, seconds: float, *deps: str, **extra: Any) -> dict[str, Any]:
@@ -202,13 +203,11 @@ class Fragile(BaseHTTPRequestHandler):
 
 def test_resume_of_a_failed_gated_step_runs_it_without_rerunning_its_dependencies(api):
     Fragile.status, Fragile.requests = 503, 0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Fragile)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(Fragile) as url:
         definition = {"name": "crossed_fragile", "steps": [
             sleep_step("a", 0.1), sleep_step("b", 0.0),
             {"id": "c", "type": "machine", "task_type": "http.request", "depends_on": ["a", "b"],
-             "config": {"url": f"http://127.0.0.1:{server.server_address[1]}/fragile"}},
+             "config": {"url": f"{url}/fragile"}},
             sleep_step("d", 0.0, "b")]}
         assert "c__run" in state_names(compiled(api, definition))
         register(api, definition)
@@ -226,8 +225,6 @@ def test_resume_of_a_failed_gated_step_runs_it_without_rerunning_its_dependencie
         history = {s["step_name"]: s["status"] for s in done["step_history"]}
         assert history == dict.fromkeys("abcd", "succeeded")
         wait_for(lambda: gates_of(instance_id) == [], "the ended instance's gates to close")
-    finally:
-        server.shutdown()
 
 
 def test_a_gated_human_step_opens_its_task_once_its_dependencies_finish_and_the_graph_shows_it(api):
@@ -285,19 +282,21 @@ class FailsOnce(BaseHTTPRequestHandler):
         pass
 
 
+def retried_once(name: str, url: str, *, a_seconds: float, b_seconds: float) -> dict[str, Any]:
+    """c (an HTTP call to FailsOnce, retried once) depends on a and b; d follows b."""
+    return {"name": name, "steps": [
+        sleep_step("a", a_seconds), sleep_step("b", b_seconds),
+        {"id": "c", "type": "machine", "task_type": "http.request", "depends_on": ["a", "b"],
+         "config": {"url": f"{url}/once"}, "retry": {"max_attempts": 2, "interval_seconds": 1}},
+        sleep_step("d", 0.0, "b")]}
+
+
 def test_a_gated_step_whose_gate_is_open_when_it_comes_runs_in_its_own_state_retries_included(api):
     # c follows a (slow; d follows b) and waits for b (instant): its gate is complete when it registers, so
     # its own state runs it; its first attempt fails and the retry policy runs it again in the same state.
     FailsOnce.requests = 0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FailsOnce)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        definition = {"name": "open_gate", "steps": [
-            sleep_step("a", 0.4), sleep_step("b", 0.0),
-            {"id": "c", "type": "machine", "task_type": "http.request", "depends_on": ["a", "b"],
-             "config": {"url": f"http://127.0.0.1:{server.server_address[1]}/once"},
-             "retry": {"max_attempts": 2, "interval_seconds": 1}},
-            sleep_step("d", 0.0, "b")]}
+    with serving(FailsOnce) as url:
+        definition = retried_once("open_gate", url, a_seconds=0.4, b_seconds=0.0)
         asl = compiled(api, definition)
         assert "c__run" in state_names(asl) and "c__gate" not in state_names(asl)
         register(api, definition)
@@ -315,8 +314,6 @@ def test_a_gated_step_whose_gate_is_open_when_it_comes_runs_in_its_own_state_ret
         assert summary.steps["c"].status == "succeeded" and summary.steps["c"].attempts == 2
         assert summary.outputs["c"]["status"] == 200
         wait_for(lambda: gates_of(instance_id) == [], "the ended instance's gates to close")
-    finally:
-        server.shutdown()
 
 
 def test_a_gate_that_opens_after_the_step_came_runs_it_in_its_run_state_with_every_output(api):
@@ -352,15 +349,8 @@ def test_a_gate_that_opens_late_is_caught_not_retried_by_the_steps_retry_policy(
     # c (retry: any error, twice) follows a (instant) and waits for b (slow): the opening is caught at once
     # (no retry interval, no attempt used); its run state fails once and the policy retries it there.
     FailsOnce.requests = 0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FailsOnce)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        definition = {"name": "late_gate_retried", "steps": [
-            sleep_step("a", 0.0), sleep_step("b", 0.5),
-            {"id": "c", "type": "machine", "task_type": "http.request", "depends_on": ["a", "b"],
-             "config": {"url": f"http://127.0.0.1:{server.server_address[1]}/once"},
-             "retry": {"max_attempts": 2, "interval_seconds": 1}},
-            sleep_step("d", 0.0, "b")]}
+    with serving(FailsOnce) as url:
+        definition = retried_once("late_gate_retried", url, a_seconds=0.0, b_seconds=0.5)
         register(api, definition)
         instance_id = start(api, "late_gate_retried")
         done = api.wait(instance_id)
@@ -377,5 +367,3 @@ def test_a_gate_that_opens_late_is_caught_not_retried_by_the_steps_retry_policy(
         assert (record.status, record.attempts) == ("succeeded", 2), record
         history = {s["step_name"]: s for s in done["step_history"]}
         assert history["c"]["attempts"] == 2
-    finally:
-        server.shutdown()

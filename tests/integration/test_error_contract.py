@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.auth_on import authentication
 from tests.error_contract import (
     Answer,
     auth_cases,
@@ -56,16 +57,12 @@ def test_every_read_of_something_missing_is_404(world):
 
 
 def test_with_authentication_on_no_token_is_401_and_a_low_role_403_everywhere(world, api):
-    import app as app_module
-    from chalicelib.auth import Authenticator, mint
+    from chalicelib.auth import mint
 
     send, spec, ids = world
-    app_module.services.auth = Authenticator("hs256", SECRET)
-    try:
+    with authentication(SECRET):
         viewer = mint(SECRET, "vera", roles=["viewer"], groups=(), tenant="acme")
         count, problems = check(send, auth_cases(spec, ids, {"viewer": viewer}))
-    finally:
-        del app_module.services.auth  # back to the settings' (off on the local stage)
     assert problems == [], "\n".join(problems)
     assert count > 100
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.auth import Authenticator
+from tests.auth_on import authentication
 from tests.integration.test_auth import FOREIGN, SECRET, Caller, token, wait_status
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -35,13 +35,8 @@ def call(api: Any, method: str, path: str, body: Any = None, headers: dict[str, 
 
 @pytest.fixture
 def secured(api: Any) -> Iterator[Caller]:
-    import app as app_module
-
-    app_module.services.auth = Authenticator("hs256", SECRET)
-    try:
+    with authentication(SECRET):
         yield Caller(api)
-    finally:
-        del app_module.services.auth  # back to the settings' (off on the local stage)
 
 
 class Clock:

@@ -6,15 +6,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from chalicelib.config import LOCAL_WEBHOOK_SECRET
 from chalicelib.examples import bundled
 from stepflow_local.schedules import scheduled_event
+from tests.serving import serving
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -42,10 +42,8 @@ class Receiver(BaseHTTPRequestHandler):
 @pytest.fixture
 def receiver():
     Receiver.requests, Receiver.status = [], {}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serving(Receiver) as url:
+        yield url
 
 
 def register(api, data):

@@ -12,6 +12,7 @@ import pytest
 
 from chalicelib.auth import Authenticator, mint
 from chalicelib.core import definition_keys
+from tests.auth_on import authentication
 
 SECRET = "tenant-names-secret-0123456789-0123456789"
 
@@ -66,13 +67,8 @@ class Caller:
 
 @pytest.fixture
 def secured(api):
-    import app as app_module
-
-    app_module.services.auth = Authenticator("hs256", SECRET)
-    try:
+    with authentication(SECRET):
         yield api
-    finally:
-        del app_module.services.auth
 
 
 def test_two_tenants_own_the_same_name_without_seeing_each_other(secured):

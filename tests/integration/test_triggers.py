@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.auth import Authenticator
+from tests.auth_on import authentication
 from tests.integration.test_auth import SECRET, Caller, token
 from tests.integration.test_observability import captured_lines
 
@@ -281,13 +281,8 @@ def test_pins_bounds_and_bad_requests(api, hooks):
 
 @pytest.fixture
 def secured(api: Any) -> Iterator[Caller]:
-    import app as app_module
-
-    app_module.services.auth = Authenticator("hs256", SECRET)
-    try:
+    with authentication(SECRET):
         yield Caller(api)
-    finally:
-        del app_module.services.auth  # back to the settings' (off on the local stage)
 
 
 def test_keys_and_secrets_are_shown_once_to_editors_and_never_read_or_logged(secured, hooks):

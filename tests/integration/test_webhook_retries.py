@@ -4,11 +4,10 @@ on AWS the SQS queue's): a receiver that fails gets each retry at the documented
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from chalicelib.examples import bundled
 from chalicelib.service.notifications import BACKOFF_SECONDS
 from tests.contract import Contract
 from tests.integration.test_metrics import scrape, value
+from tests.serving import serving
 
 SCALE = 0.0005  # the documented 10 s ... 1 h (4,360 s in all) in about 2.2 s
 
@@ -43,10 +43,8 @@ class Failing(BaseHTTPRequestHandler):
 @pytest.fixture
 def receiver() -> Iterator[str]:
     Failing.failures, Failing.arrivals = {}, []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Failing)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serving(Failing) as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from chalicelib import egress
 from chalicelib.outbound import post_json
 from chalicelib.tasks.errors import StepError
+from tests.serving import serving
 
 
 def teredo(client_ipv4: str, server_ipv4: str = "65.54.227.120") -> str:
@@ -164,10 +164,8 @@ class Answer(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def loopback():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serving(Answer) as url:
+        yield url
 
 
 def test_http_request_steps_and_webhooks_follow_the_stage(loopback):
